@@ -1,0 +1,94 @@
+"""`optiinfra-store`: migrate, roll back, inspect and seed a database, or run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from optiinfra_store import embedded, migrations, seed
+from optiinfra_store.dsn import DSN_ENV, resolve_dsn
+from optiinfra_store.errors import StoreError
+
+
+def _cmd_migrate(args: argparse.Namespace) -> None:
+    applied = migrations.apply(args.dsn)
+    print(f"applied {', '.join(applied)}" if applied else "schema is up to date")
+
+
+def _cmd_rollback(args: argparse.Namespace) -> None:
+    count = None if args.all else args.count
+    rolled_back = migrations.rollback(args.dsn, count=count)
+    print(f"rolled back {', '.join(rolled_back)}" if rolled_back else "nothing to roll back")
+
+
+def _cmd_status(args: argparse.Namespace) -> None:
+    for state in migrations.status(args.dsn):
+        when = f"applied {state.applied_at:%Y-%m-%d %H:%M:%S} UTC" if state.applied else "pending"
+        print(f"{state.id:<28} {when}")
+
+
+def _cmd_seed(args: argparse.Namespace) -> None:
+    files = seed.load(args.dsn)
+    print(f"loaded {len(files)} seed files: {', '.join(files)}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from optiinfra_store.demo import run_demo
+
+    if args.dsn or os.environ.get(DSN_ENV):
+        asyncio.run(run_demo(resolve_dsn(args.dsn)))
+        return
+    if not embedded.available():
+        raise StoreError(embedded.INSTALL_HINT)
+    print("starting embedded PostgreSQL ...", flush=True)
+    with embedded.embedded_server(args.data_dir) as dsn:
+        asyncio.run(run_demo(dsn))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="optiinfra-store",
+        description="PostgreSQL data layer of the OptiInfra agents.",
+    )
+    dsn_help = f"postgresql:// DSN of the database (default: ${DSN_ENV})"
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, handler) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--dsn", help=dsn_help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("migrate", "apply pending migrations", _cmd_migrate)
+    rollback = command("rollback", "roll back applied migrations (the last one by default)", _cmd_rollback)
+    group = rollback.add_mutually_exclusive_group()
+    group.add_argument("--count", type=int, default=1, help="how many migrations to roll back")
+    group.add_argument("--all", action="store_true", help="roll back every applied migration")
+    command("status", "list migrations, applied and pending", _cmd_status)
+    command("seed", "load the demo seed data (idempotent)", _cmd_seed)
+    demo = command(
+        "demo",
+        "migrate, seed and show what the store holds; on an embedded PostgreSQL unless --dsn is given",
+        _cmd_demo,
+    )
+    demo.add_argument("--data-dir", help="keep the embedded server's data in this directory")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except StoreError as exc:
+        print(f"optiinfra-store {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Where the database is: DSN resolution, redaction and the form yoyo wants."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit, urlunsplit
+
+from optiinfra_store.errors import ConfigurationError
+
+DSN_ENV = "OPTIINFRA_DATABASE_URL"
+_SCHEMES = ("postgresql", "postgres")
+
+
+def resolve_dsn(dsn: str | None = None) -> str:
+    """Return `dsn`, else `$OPTIINFRA_DATABASE_URL`.
+
+    Raises ConfigurationError when neither is set or the DSN is not a postgresql:// URL.
+    """
+    resolved = dsn or os.environ.get(DSN_ENV)
+    if not resolved:
+        raise ConfigurationError(f"no database given: pass --dsn or set {DSN_ENV}")
+    scheme = urlsplit(resolved).scheme
+    if scheme not in _SCHEMES:
+        raise ConfigurationError(
+            f"expected a postgresql:// DSN, got {redact(resolved)!r}"
+        )
+    return resolved
+
+
+def redact(dsn: str) -> str:
+    """The DSN with its password replaced by ***, fit for logs and error messages."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.rsplit("@", 1)
+    userinfo = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{userinfo}:***@{netloc[1]}"))
+
+
+def to_yoyo_uri(dsn: str) -> str:
+    """Translate a postgresql:// DSN into the URI yoyo's psycopg 3 backend expects."""
+    scheme, rest = dsn.split("://", 1)
+    if scheme not in _SCHEMES:
+        raise ConfigurationError(f"expected a postgresql:// DSN, got {redact(dsn)!r}")
+    return f"postgresql+psycopg://{rest}"
+
+
+def with_database(dsn: str, database: str) -> str:
+    """The same server and credentials, another database."""
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{database}"))

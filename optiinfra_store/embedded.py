@@ -1,0 +1,52 @@
+"""An embedded PostgreSQL server for demos and tests (the `embedded` extra: pgserver)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from optiinfra_store.errors import ConfigurationError, StoreUnavailable
+
+INSTALL_HINT = (
+    "no --dsn given and the embedded server is not installed: "
+    "pip install 'optiinfra-store[embedded]', or pass --dsn / set OPTIINFRA_DATABASE_URL"
+)
+
+
+def available() -> bool:
+    """True when the `embedded` extra (pgserver) is installed."""
+    try:
+        import pgserver  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def embedded_server(data_dir: str | Path | None = None) -> Iterator[str]:
+    """Start a private PostgreSQL server and yield its superuser DSN; stop it on exit.
+
+    With no `data_dir` the cluster lives in a temporary directory that is removed afterwards.
+    Raises ConfigurationError when pgserver is not installed.
+    """
+    try:
+        import pgserver
+    except ImportError as exc:
+        raise ConfigurationError(INSTALL_HINT) from exc
+    temporary = data_dir is None
+    path = Path(tempfile.mkdtemp(prefix="optiinfra-pg-")) if temporary else Path(data_dir)
+    try:
+        server = pgserver.get_server(path, cleanup_mode="stop")
+    except Exception as exc:  # pgserver raises plain exceptions with the server log
+        if temporary:
+            shutil.rmtree(path, ignore_errors=True)
+        raise StoreUnavailable(f"embedded PostgreSQL failed to start in {path}: {exc}") from exc
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        if temporary:
+            shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,146 @@
+"""The package's exceptions, and the one place driver errors are translated into them.
+
+Every error a caller sees derives from StoreError; the driver's exception is chained
+(`raise ... from exc`) so nothing is lost for debugging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+
+class StoreError(Exception):
+    """Base class of every error raised by optiinfra_store."""
+
+
+class ConfigurationError(StoreError):
+    """The store was given settings it cannot use (no DSN, a malformed DSN, a missing extra)."""
+
+
+class StoreUnavailable(StoreError):
+    """The server cannot be reached, refused the credentials, or dropped the connection."""
+
+
+class StoreTimeout(StoreError):
+    """A statement, or the wait for a pooled connection, took longer than allowed."""
+
+
+class MigrationError(StoreError):
+    """A migration or seed file failed; its transaction was rolled back."""
+
+
+class NotFound(StoreError):
+    """No row with that id (or key) exists."""
+
+    def __init__(self, entity: str, key: Any) -> None:
+        self.entity = entity
+        self.key = key
+        super().__init__(f"{entity} {key} not found")
+
+
+class IntegrityError(StoreError):
+    """A rule of the schema rejected the write; `constraint` names the rule."""
+
+    def __init__(self, message: str, constraint: str | None = None) -> None:
+        self.constraint = constraint
+        super().__init__(message)
+
+
+class AlreadyExists(IntegrityError):
+    """A unique constraint rejected the write."""
+
+
+class MissingReference(IntegrityError):
+    """A foreign key points at a row that does not exist (or belongs elsewhere)."""
+
+
+class ConstraintViolation(IntegrityError):
+    """A CHECK or NOT NULL constraint rejected the write."""
+
+
+class InvalidData(StoreError):
+    """The server could not store a value as given (out of range, wrong encoding)."""
+
+
+class InvalidTransition(StoreError):
+    """The status change is not allowed from the row's current status."""
+
+    def __init__(
+        self,
+        entity: str,
+        key: Any,
+        current_status: str,
+        requested_status: str,
+        detail: str | None = None,
+    ) -> None:
+        self.entity = entity
+        self.key = key
+        self.current_status = current_status
+        self.requested_status = requested_status
+        message = (
+            f"{entity} {key} cannot move from {current_status!s} to {requested_status!s}"
+        )
+        super().__init__(f"{message}: {detail}" if detail else message)
+
+
+class RetriesExhausted(InvalidTransition):
+    """A step was asked to retry after using all of its retries."""
+
+    def __init__(self, entity: str, key: Any, current_status: str, retry_count: int, max_retries: int):
+        self.retry_count = retry_count
+        self.max_retries = max_retries
+        super().__init__(
+            entity, key, current_status, "retrying",
+            detail=f"retries exhausted ({retry_count} of {max_retries} used)",
+        )
+
+
+_INTEGRITY: dict[type[asyncpg.PostgresError], type[IntegrityError]] = {
+    asyncpg.UniqueViolationError: AlreadyExists,
+    asyncpg.ForeignKeyViolationError: MissingReference,
+    asyncpg.CheckViolationError: ConstraintViolation,
+    asyncpg.NotNullViolationError: ConstraintViolation,
+    asyncpg.ExclusionViolationError: ConstraintViolation,
+}
+
+_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,          # connection lost or refused mid-protocol
+    asyncpg.InvalidAuthorizationSpecificationError,  # bad user or password
+    asyncpg.CannotConnectNowError,            # server starting or shutting down
+    asyncpg.AdminShutdownError,               # backend terminated by an administrator
+    asyncpg.CrashShutdownError,
+    asyncpg.InvalidCatalogNameError,          # database does not exist
+    ConnectionError,
+    OSError,
+)
+
+
+def translate(exc: BaseException) -> StoreError:
+    """Map a driver (or socket) exception to the StoreError a caller should see."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        cls = _INTEGRITY.get(type(exc), ConstraintViolation)
+        constraint = getattr(exc, "constraint_name", None)
+        table = getattr(exc, "table_name", None)
+        where = f" on {table}" if table else ""
+        rule = f" ({constraint})" if constraint else ""
+        detail = getattr(exc, "detail", None)
+        message = f"{exc.args[0] if exc.args else exc}{where}{rule}"
+        if detail:
+            message = f"{message}: {detail}"
+        return cls(message, constraint=constraint)
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return StoreTimeout(f"statement cancelled: {exc}")
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return StoreTimeout("timed out waiting for the database")
+    if isinstance(exc, _UNAVAILABLE):
+        return StoreUnavailable(f"database unavailable: {exc}")
+    if isinstance(exc, asyncpg.DataError):
+        return InvalidData(f"value rejected by the database: {exc}")
+    if isinstance(exc, asyncpg.InterfaceError) and "connection" in str(exc) and "closed" in str(exc):
+        return StoreUnavailable(f"database unavailable: {exc}")
+    return StoreError(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,109 @@
+"""Apply, roll back and inspect the schema migrations (yoyo over psycopg 3).
+
+The same functions back the CLI and the test fixtures, so CI and people run one code path.
+Each migration runs in its own transaction: a failing one leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import psycopg
+from yoyo import get_backend, read_migrations
+from yoyo.backends.base import DatabaseBackend
+from yoyo.migrations import MigrationList
+
+from optiinfra_store.dsn import redact, resolve_dsn, to_yoyo_uri
+from optiinfra_store.errors import MigrationError, StoreError, StoreUnavailable
+from optiinfra_store.resources import migrations_dir
+
+# yoyo's bookkeeping tables; not part of the application schema
+YOYO_TABLES = frozenset({"_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock"})
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    id: str
+    applied: bool
+    applied_at: datetime | None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _backend(dsn: str | None) -> Iterator[DatabaseBackend]:
+    resolved = resolve_dsn(dsn)
+    try:
+        backend = get_backend(to_yoyo_uri(resolved))
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {_first_line(exc)}") from exc
+    try:
+        yield backend
+    finally:
+        with contextlib.suppress(Exception):
+            backend.connection.close()
+
+
+def _migrations() -> MigrationList:
+    return read_migrations(str(migrations_dir()))
+
+
+def _run(action: str, backend: DatabaseBackend, migrations: MigrationList) -> list[str]:
+    done: list[str] = []
+    for migration in migrations:
+        try:
+            if action == "apply":
+                backend.apply_one(migration)
+            else:
+                backend.rollback_one(migration)
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"{action} {migration.id}: {_first_line(exc)}") from exc
+        except psycopg.Error as exc:
+            raise MigrationError(
+                f"{action} of {migration.id} failed, its changes were rolled back: {_first_line(exc)}"
+            ) from exc
+        done.append(migration.id)
+    return done
+
+
+def apply(dsn: str | None = None) -> list[str]:
+    """Apply every pending migration, in order; return the ids applied (empty when up to date).
+
+    Raises StoreUnavailable if the server cannot be reached, MigrationError if a migration fails.
+    """
+    with _backend(dsn) as backend, backend.lock():
+        return _run("apply", backend, backend.to_apply(_migrations()))
+
+
+def rollback(dsn: str | None = None, count: int | None = 1) -> list[str]:
+    """Roll back the last `count` applied migrations (all of them when count is None)."""
+    if count is not None and count < 1:
+        raise StoreError(f"count must be at least 1, got {count}")
+    with _backend(dsn) as backend, backend.lock():
+        applied = list(backend.to_rollback(_migrations()))
+        targets = applied if count is None else applied[:count]
+        return _run("rollback", backend, MigrationList(targets))
+
+
+def status(dsn: str | None = None) -> list[MigrationState]:
+    """Every known migration in order, with whether and when it was applied."""
+    with _backend(dsn) as backend:
+        backend.ensure_internal_schema_updated()
+        cursor = backend.execute(
+            backend.format_sql("SELECT migration_id, applied_at_utc FROM {0.migration_table_quoted}")
+        )
+        applied = {row[0]: row[1] for row in cursor.fetchall()}
+        return [
+            MigrationState(
+                id=m.id,
+                applied=m.id in applied,
+                applied_at=applied[m.id].replace(tzinfo=timezone.utc) if m.id in applied else None,
+            )
+            for m in _migrations()
+        ]

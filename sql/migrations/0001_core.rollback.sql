@@ -1,0 +1,16 @@
+DROP TABLE optimizations;
+DROP FUNCTION optiinfra_optimizations_require_approval();
+DROP TABLE approvals;
+DROP TABLE recommendations;
+DROP TABLE events;
+DROP TABLE agents;
+DROP TABLE customers;
+DROP TYPE optimization_status;
+DROP TYPE approval_status;
+DROP TYPE recommendation_type;
+DROP TYPE event_severity;
+DROP TYPE event_type;
+DROP TYPE agent_status;
+DROP TYPE agent_type;
+DROP TYPE customer_status;
+DROP FUNCTION optiinfra_set_updated_at();

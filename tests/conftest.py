@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from optiinfra_store import migrations
+from optiinfra_store.migrations import YOYO_TABLES
+from tests.pg import Databases, session_server
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return "PostgreSQL for tests: $OPTIINFRA_TEST_DSN, else testcontainers, else embedded pgserver"
+
+
+@pytest.fixture(scope="session")
+def databases() -> Iterator[Databases]:
+    """Factory of fresh databases on the session's PostgreSQL server."""
+    with session_server() as (admin_dsn, origin):
+        print(f"\nusing PostgreSQL from {origin}")
+        dbs = Databases(admin_dsn)
+        try:
+            yield dbs
+        finally:
+            dbs.drop_all()
+
+
+@pytest.fixture(scope="session")
+def migrated_dsn(databases: Databases) -> str:
+    """DSN of the session's database, migrated through the same code as the CLI."""
+    dsn = databases.create()
+    migrations.apply(dsn)
+    return dsn
+
+
+@pytest.fixture(scope="session")
+def _truncate_sql(migrated_dsn: str) -> str:
+    with psycopg.connect(migrated_dsn) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+            )
+            if row[0] not in YOYO_TABLES
+        ]
+    return f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"
+
+
+@pytest.fixture
+def clean_dsn(migrated_dsn: str, _truncate_sql: str) -> Iterator[str]:
+    """The session database, emptied after the test (isolation by truncation)."""
+    yield migrated_dsn
+    with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+        conn.execute(_truncate_sql)
+
+
+@pytest.fixture
+def scratch_dsn(databases: Databases) -> str:
+    """An empty, unmigrated database of the test's own (for migration and CLI tests)."""
+    return databases.create("optiinfra_scratch")

@@ -1,0 +1,108 @@
+"""The `optiinfra-store` command, end to end against a real server."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from optiinfra_store import cli, embedded
+from optiinfra_store.dsn import DSN_ENV
+from tests.migration.test_schema import SEEDED_COUNTS, counts
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli__migrate_status_rollback_migrate_seed_twice(scratch_dsn, capsys):
+    assert run(capsys, "migrate", "--dsn", scratch_dsn)[:2] == (
+        0, "applied 0001_core, 0002_agent_state, 0003_workflow_history\n"
+    )
+    code, out, _ = run(capsys, "status", "--dsn", scratch_dsn)
+    assert code == 0 and out.count("applied 20") == 3 and "pending" not in out
+    assert run(capsys, "rollback", "--dsn", scratch_dsn)[:2] == (0, "rolled back 0003_workflow_history\n")
+    code, out, _ = run(capsys, "status", "--dsn", scratch_dsn)
+    assert out.splitlines()[-1].split() == ["0003_workflow_history", "pending"]
+    assert run(capsys, "migrate", "--dsn", scratch_dsn)[:2] == (0, "applied 0003_workflow_history\n")
+    assert run(capsys, "migrate", "--dsn", scratch_dsn)[:2] == (0, "schema is up to date\n")
+    for _ in range(2):
+        code, out, _ = run(capsys, "seed", "--dsn", scratch_dsn)
+        assert code == 0 and out.startswith("loaded 3 seed files")
+    assert counts(scratch_dsn) == SEEDED_COUNTS
+
+
+def test_cli__dsn_from_environment(scratch_dsn, capsys, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, scratch_dsn)
+    assert run(capsys, "migrate")[0] == 0
+    assert run(capsys, "rollback", "--all")[:2] == (
+        0, "rolled back 0003_workflow_history, 0002_agent_state, 0001_core\n"
+    )
+
+
+def test_cli__no_dsn_is_a_one_line_error(capsys, monkeypatch):
+    monkeypatch.delenv(DSN_ENV, raising=False)
+    code, out, err = run(capsys, "migrate")
+    assert code == 1 and out == ""
+    assert err == f"optiinfra-store migrate: error: no database given: pass --dsn or set {DSN_ENV}\n"
+
+
+def test_cli__unreachable_server_is_a_one_line_error(capsys):
+    code, _, err = run(capsys, "status", "--dsn", "postgresql://u:secret@127.0.0.1:1/db?connect_timeout=2")
+    assert code == 1
+    assert err.startswith("optiinfra-store status: error: cannot connect to postgresql://u:***@127.0.0.1:1/db")
+    assert err.count("\n") == 1 and "secret" not in err
+
+
+def test_cli__bad_credentials_is_a_one_line_error(scratch_dsn, capsys):
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS optiinfra_cli_test")
+    parts = urlsplit(scratch_dsn)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    bad = urlunsplit(parts._replace(netloc=f"optiinfra_cli_test:pw@{host}"))  # a role that does not exist
+    code, _, err = run(capsys, "migrate", "--dsn", bad)
+    assert code == 1 and err.count("\n") == 1
+    assert "cannot connect" in err and "optiinfra_cli_test" in err
+
+
+def test_cli__failed_migration_exits_non_zero_and_names_it(scratch_dsn, capsys):
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE customers (id int)")  # 0001 will collide
+    code, _, err = run(capsys, "migrate", "--dsn", scratch_dsn)
+    assert code == 1 and err.count("\n") == 1
+    assert "0001_core failed, its changes were rolled back" in err
+    with psycopg.connect(scratch_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_type WHERE typname = 'agent_type'").fetchone()[0] == 0
+
+
+def test_cli__rejects_non_postgres_dsn(capsys):
+    code, _, err = run(capsys, "migrate", "--dsn", "mysql://root@localhost/x")
+    assert code == 1 and "expected a postgresql:// DSN" in err
+
+
+def test_cli__demo_against_given_server(scratch_dsn, capsys):
+    code, out, err = run(capsys, "demo", "--dsn", scratch_dsn)
+    assert code == 0, err
+    assert "workflow_steps" in out and "15" in out
+    assert counts(scratch_dsn) == SEEDED_COUNTS
+
+
+def test_cli__demo_without_embedded_extra_says_how_to_get_one(capsys, monkeypatch):
+    monkeypatch.delenv(DSN_ENV, raising=False)
+    monkeypatch.setattr(embedded, "available", lambda: False)
+    code, out, err = run(capsys, "demo")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1
+    assert "pip install 'optiinfra-store[embedded]'" in err and "--dsn" in err
+
+
+def test_cli__demo_on_embedded_server(capsys, monkeypatch):
+    if not embedded.available():
+        pytest.skip("embedded extra not installed")
+    monkeypatch.delenv(DSN_ENV, raising=False)
+    code, out, err = run(capsys, "demo")
+    assert code == 0, err
+    assert "starting embedded PostgreSQL" in out and "performance_tuning" in out

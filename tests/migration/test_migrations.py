@@ -1,0 +1,73 @@
+"""The migration chain: apply, roll back, apply again; failures leave the database as it was."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from optiinfra_store import migrations
+from optiinfra_store.errors import MigrationError, StoreUnavailable
+from tests.migration.catalog import snapshot
+
+IDS = ["0001_core", "0002_agent_state", "0003_workflow_history"]
+
+
+def test_apply__applies_all_in_order_then_is_a_no_op(scratch_dsn):
+    assert migrations.apply(scratch_dsn) == IDS
+    first = snapshot(scratch_dsn)
+    assert migrations.apply(scratch_dsn) == []
+    assert snapshot(scratch_dsn) == first
+
+
+def test_rollback_all_then_apply__identical_schema(scratch_dsn):
+    migrations.apply(scratch_dsn)
+    first = snapshot(scratch_dsn)
+    assert migrations.rollback(scratch_dsn, count=None) == list(reversed(IDS))
+    emptied = snapshot(scratch_dsn)
+    assert emptied["tables"] == [] and emptied["enums"] == [] and emptied["functions"] == []
+    migrations.apply(scratch_dsn)
+    assert snapshot(scratch_dsn) == first
+
+
+def test_rollback__one_at_a_time(scratch_dsn):
+    migrations.apply(scratch_dsn)
+    assert migrations.rollback(scratch_dsn) == ["0003_workflow_history"]
+    states = migrations.status(scratch_dsn)
+    assert [(s.id, s.applied) for s in states] == [
+        ("0001_core", True), ("0002_agent_state", True), ("0003_workflow_history", False),
+    ]
+    assert states[0].applied_at is not None and states[0].applied_at.tzinfo is not None
+    tables = {row[0] for row in snapshot(scratch_dsn)["tables"]}
+    assert "workflow_executions" not in tables and "agent_states" in tables
+    assert migrations.apply(scratch_dsn) == ["0003_workflow_history"]
+
+
+def test_status__all_pending_on_empty_database(scratch_dsn):
+    assert [(s.id, s.applied, s.applied_at) for s in migrations.status(scratch_dsn)] == [
+        (i, False, None) for i in IDS
+    ]
+
+
+def test_apply__failed_migration_leaves_database_unchanged(scratch_dsn):
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TYPE workflow_type AS ENUM ('squatter')")  # 0003 will collide
+    with pytest.raises(MigrationError, match="0003_workflow_history"):
+        migrations.apply(scratch_dsn)
+    tables = {row[0] for row in snapshot(scratch_dsn)["tables"]}
+    assert "agent_states" in tables  # 0001 and 0002 committed
+    assert "workflow_executions" not in tables
+    with psycopg.connect(scratch_dsn) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE column_name = 'current_workflow_id'"
+        ).fetchone()[0] == 0
+    assert [s.applied for s in migrations.status(scratch_dsn)] == [True, True, False]
+
+
+def test_apply__unreachable_server_is_store_unavailable():
+    with pytest.raises(StoreUnavailable, match="cannot connect"):
+        migrations.apply("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_rollback__count_must_be_positive(scratch_dsn):
+    with pytest.raises(Exception, match="at least 1"):
+        migrations.rollback(scratch_dsn, count=0)

@@ -1,0 +1,388 @@
+"""The schema as the database sees it: tables, enums, keys, checks, indexes, cascades."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from optiinfra_store import migrations, seed
+from tests.migration.catalog import enums, snapshot
+
+C1 = "c1000000-0000-4000-8000-000000000001"  # Acme Corp
+A1 = "a1000000-0000-4000-8000-000000000001"  # Cost Optimizer
+E1 = "f1000000-0000-4000-8000-000000000001"  # completed cost analysis
+E2 = "f1000000-0000-4000-8000-000000000002"  # running performance tuning
+S105 = "f2000000-0000-4000-8000-000000000105"  # E1's generate_report step
+S201 = "f2000000-0000-4000-8000-000000000201"  # E2's first step
+R1 = "d1000000-0000-4000-8000-000000000001"  # recommendation with an approved approval
+R2 = "d1000000-0000-4000-8000-000000000002"  # recommendation with a pending approval
+AP1 = "d2000000-0000-4000-8000-000000000001"
+AP2 = "d2000000-0000-4000-8000-000000000002"
+
+TABLES = {
+    "customers", "agents", "events", "recommendations", "approvals", "optimizations",
+    "agent_configs", "agent_states", "agent_capabilities", "agent_metrics",
+    "workflow_executions", "workflow_steps", "workflow_artifacts",
+}
+
+ENUMS = {
+    "customer_status": ["trial", "active", "suspended", "churned"],
+    "agent_type": ["cost", "performance", "resource", "application"],
+    "agent_status": ["registered", "active", "inactive", "error", "maintenance"],
+    "event_type": [
+        "cost_anomaly", "performance_degradation", "resource_saturation", "quality_regression",
+        "recommendation_created", "optimization_applied", "optimization_rolled_back", "agent_error",
+    ],
+    "event_severity": ["info", "low", "medium", "high", "critical"],
+    "recommendation_type": [
+        "cost_reduction", "performance_tuning", "resource_scaling", "quality_improvement",
+        "configuration_change",
+    ],
+    "approval_status": ["pending", "approved", "rejected", "expired"],
+    "optimization_status": ["pending", "in_progress", "completed", "failed", "rolled_back"],
+    "config_type": ["string", "number", "boolean", "json"],
+    "agent_status_detail": ["initializing", "idle", "active", "busy", "error", "stopped"],
+    "metric_type": ["gauge", "counter", "histogram", "summary"],
+    # the workflow enums are exactly those of the workflow-history specification
+    "workflow_type": [
+        "cost_analysis", "performance_tuning", "resource_optimization", "quality_check",
+        "scaling_decision", "configuration_update", "health_check", "anomaly_detection",
+    ],
+    "workflow_status": ["pending", "running", "completed", "failed", "cancelled", "timeout"],
+    "step_status": ["pending", "running", "completed", "failed", "skipped", "retrying"],
+    "artifact_type": [
+        "report", "config", "log", "recommendation", "chart", "metrics", "alert", "diagnostic",
+    ],
+}
+
+# foreign key -> ON DELETE rule (pg_constraint.confdeltype: c cascade, n set null)
+FOREIGN_KEYS = {
+    "events_customer_id_fkey": "c",
+    "events_agent_id_fkey": "n",  # events outlive the agent that raised them
+    "recommendations_customer_id_fkey": "c",
+    "recommendations_agent_id_fkey": "c",
+    "approvals_recommendation_id_fkey": "c",
+    "optimizations_recommendation_id_fkey": "c",
+    "optimizations_approval_id_fkey": "c",
+    "agent_configs_agent_id_fkey": "c",
+    "agent_states_agent_id_fkey": "c",
+    "agent_capabilities_agent_id_fkey": "c",
+    "agent_metrics_agent_id_fkey": "c",
+    "agent_states_current_workflow_id_fkey": "n",
+    "workflow_executions_agent_id_fkey": "c",
+    "workflow_executions_customer_id_fkey": "c",
+    "workflow_steps_workflow_execution_id_fkey": "c",
+    "workflow_artifacts_workflow_execution_id_fkey": "c",
+    "workflow_artifacts_workflow_step_id_fkey": "c",
+}
+
+# every CHECK and UNIQUE rule, each with a statement it must reject
+BAD_ROWS = {
+    "customers_name_check": "INSERT INTO customers (name, email) VALUES ('  ', 'a@b.example')",
+    "customers_email_check": "INSERT INTO customers (name, email) VALUES ('X', 'not-an-email')",
+    "customers_email_key": "INSERT INTO customers (name, email) VALUES ('X', 'platform@acme.example')",
+    "agents_name_check": "INSERT INTO agents (type, name, version) VALUES ('cost', '', '1.0')",
+    "agents_version_check": "INSERT INTO agents (type, name, version) VALUES ('cost', 'x', ' ')",
+    "events_title_check":
+        f"INSERT INTO events (customer_id, event_type, title) VALUES ('{C1}', 'agent_error', '')",
+    "recommendations_title_check":
+        "INSERT INTO recommendations (customer_id, agent_id, recommendation_type, title) "
+        f"VALUES ('{C1}', '{A1}', 'cost_reduction', '')",
+    "recommendations_estimated_savings_usd_check":
+        "INSERT INTO recommendations (customer_id, agent_id, recommendation_type, title, estimated_savings_usd) "
+        f"VALUES ('{C1}', '{A1}', 'cost_reduction', 't', -1)",
+    "recommendations_confidence_score_check":
+        "INSERT INTO recommendations (customer_id, agent_id, recommendation_type, title, confidence_score) "
+        f"VALUES ('{C1}', '{A1}', 'cost_reduction', 't', 1.5)",
+    "approvals_decided_at_check":
+        f"INSERT INTO approvals (recommendation_id, status) VALUES ('{R1}', 'approved')",
+    "optimizations_completed_at_check":
+        "INSERT INTO optimizations (recommendation_id, approval_id, started_at, completed_at) "
+        f"VALUES ('{R1}', '{AP1}', now(), now() - interval '1 hour')",
+    "optimizations_approval_approved_check":
+        f"INSERT INTO optimizations (recommendation_id, approval_id) VALUES ('{R2}', '{AP2}')",
+    "agent_configs_agent_id_config_key_key":
+        f"INSERT INTO agent_configs (agent_id, config_key, config_value) VALUES ('{A1}', 'cost_threshold_usd', '1')",
+    "agent_configs_config_key_check":
+        f"INSERT INTO agent_configs (agent_id, config_key, config_value) VALUES ('{A1}', ' ', 'x')",
+    "agent_configs_number_value_check":
+        "INSERT INTO agent_configs (agent_id, config_key, config_value, config_type) "
+        f"VALUES ('{A1}', 'k', 'twelve', 'number')",
+    "agent_configs_boolean_value_check":
+        "INSERT INTO agent_configs (agent_id, config_key, config_value, config_type) "
+        f"VALUES ('{A1}', 'k', 'yes', 'boolean')",
+    "agent_states_agent_id_key": f"INSERT INTO agent_states (agent_id) VALUES ('{A1}')",
+    "agent_states_error_count_check": f"UPDATE agent_states SET error_count = -1 WHERE agent_id = '{A1}'",
+    "agent_capabilities_agent_id_name_version_key":
+        "INSERT INTO agent_capabilities (agent_id, capability_name, capability_version) "
+        f"VALUES ('{A1}', 'gpu_cost_analysis', '1.2.0')",
+    "agent_capabilities_capability_name_check":
+        "INSERT INTO agent_capabilities (agent_id, capability_name, capability_version) "
+        f"VALUES ('{A1}', '', '1.0')",
+    "agent_capabilities_capability_version_check":
+        "INSERT INTO agent_capabilities (agent_id, capability_name, capability_version) "
+        f"VALUES ('{A1}', 'x', '')",
+    "agent_metrics_metric_name_check":
+        f"INSERT INTO agent_metrics (agent_id, metric_name, metric_value) VALUES ('{A1}', '', 1)",
+    "agent_metrics_metric_value_check":
+        f"INSERT INTO agent_metrics (agent_id, metric_name, metric_value) VALUES ('{A1}', 'm', 'NaN')",
+    "workflow_executions_completed_at_check":
+        "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, started_at, completed_at) "
+        f"VALUES ('{A1}', '{C1}', 'cost_analysis', now(), now() - interval '1 second')",
+    "workflow_steps_execution_id_step_order_key":
+        f"INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order) VALUES ('{E1}', 'again', 1)",
+    "workflow_steps_step_name_check":
+        f"INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order) VALUES ('{E1}', ' ', 9)",
+    "workflow_steps_step_order_check":
+        f"INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order) VALUES ('{E1}', 'x', 0)",
+    "workflow_steps_retry_count_check":
+        "INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, retry_count) "
+        f"VALUES ('{E1}', 'x', 9, -1)",
+    "workflow_steps_max_retries_check":
+        "INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, max_retries) "
+        f"VALUES ('{E1}', 'x', 9, -1)",
+    "workflow_steps_retries_within_max_check":
+        "INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, retry_count, max_retries) "
+        f"VALUES ('{E1}', 'x', 9, 4, 3)",
+    "workflow_steps_completed_at_check":
+        "INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, started_at, completed_at) "
+        f"VALUES ('{E1}', 'x', 9, now(), now() - interval '1 second')",
+    "workflow_artifacts_artifact_name_check":
+        "INSERT INTO workflow_artifacts (workflow_execution_id, artifact_type, artifact_name, artifact_path) "
+        f"VALUES ('{E1}', 'log', '', 's3://x')",
+    "workflow_artifacts_artifact_path_check":
+        "INSERT INTO workflow_artifacts (workflow_execution_id, artifact_type, artifact_name, artifact_path) "
+        f"VALUES ('{E1}', 'log', 'x', '')",
+    "workflow_artifacts_artifact_size_bytes_check":
+        "INSERT INTO workflow_artifacts (workflow_execution_id, artifact_type, artifact_name, artifact_path, "
+        f"artifact_size_bytes) VALUES ('{E1}', 'log', 'x', 's3://x', -1)",
+    # an artifact whose step belongs to another execution
+    "workflow_artifacts_workflow_step_id_fkey":
+        "INSERT INTO workflow_artifacts (workflow_execution_id, workflow_step_id, artifact_type, artifact_name, "
+        f"artifact_path) VALUES ('{E1}', '{S201}', 'log', 'x', 's3://x')",
+}
+
+# unique keys that exist only as targets of composite foreign keys: the primary key rejects
+# any duplicate first, so no row can break them on its own
+FK_TARGET_KEYS = {"approvals_id_recommendation_id_key", "workflow_steps_id_execution_id_key"}
+
+SEEDED_COUNTS = {
+    "customers": 2, "agents": 4, "events": 3, "recommendations": 2, "approvals": 2, "optimizations": 1,
+    "agent_configs": 12, "agent_states": 4, "agent_capabilities": 11, "agent_metrics": 12,
+    "workflow_executions": 4, "workflow_steps": 15, "workflow_artifacts": 8,
+}
+
+
+@pytest.fixture(scope="module")
+def seeded_dsn(databases) -> str:
+    dsn = databases.create("optiinfra_schema")
+    migrations.apply(dsn)
+    seed.load(dsn)
+    return dsn
+
+
+@pytest.fixture
+def conn(seeded_dsn: str) -> Iterator[psycopg.Connection]:
+    """A connection whose work is rolled back after the test."""
+    with psycopg.connect(seeded_dsn) as connection:
+        yield connection
+        connection.rollback()
+
+
+def counts(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn) as c:
+        return {t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in sorted(TABLES)}
+
+
+def test_tables__exactly_the_thirteen(seeded_dsn):
+    assert {row[0] for row in snapshot(seeded_dsn)["tables"]} == TABLES
+
+
+def test_enums__exact_values_in_order(seeded_dsn):
+    assert enums(seeded_dsn) == ENUMS
+
+
+def test_columns__timestamps_have_time_zone_and_ids_are_generated_uuids(seeded_dsn):
+    columns = snapshot(seeded_dsn)["columns"]
+    timestamps = [c for c in columns if c[2].startswith("timestamp")]
+    assert timestamps and all(c[2] == "timestamp with time zone" for c in timestamps)
+    ids = {c[0]: c for c in columns if c[1] == "id"}
+    assert set(ids) == TABLES
+    assert all(c[3] == "uuid" and c[5] == "gen_random_uuid()" for c in ids.values())
+    for table in TABLES:
+        assert (table, "created_at") in {(c[0], c[1]) for c in columns}
+        assert (table, "updated_at") in {(c[0], c[1]) for c in columns}
+
+
+def test_foreign_keys__on_delete_rules(seeded_dsn):
+    with psycopg.connect(seeded_dsn) as c:
+        rows = dict(c.execute(
+            "SELECT conname, confdeltype::text FROM pg_constraint "
+            "WHERE contype = 'f' AND connamespace = 'public'::regnamespace"
+        ).fetchall())
+    assert rows == FOREIGN_KEYS
+
+
+def test_constraints__every_check_and_unique_rule_has_a_bad_row(seeded_dsn):
+    with psycopg.connect(seeded_dsn) as c:
+        names = {row[0] for row in c.execute(
+            "SELECT conname FROM pg_constraint "
+            "WHERE contype IN ('c', 'u') AND connamespace = 'public'::regnamespace"
+        )}
+    names.add("optimizations_approval_approved_check")  # raised by a trigger, not a catalog CHECK
+    assert names - FK_TARGET_KEYS == set(BAD_ROWS) - {"workflow_artifacts_workflow_step_id_fkey"}
+
+
+@pytest.mark.parametrize("constraint", sorted(BAD_ROWS))
+def test_constraints__reject_bad_row(conn, constraint):
+    with pytest.raises(psycopg.errors.IntegrityError) as info:
+        conn.execute(BAD_ROWS[constraint])
+    assert info.value.diag.constraint_name == constraint
+
+
+def test_metric_value__rejects_infinities(conn):
+    for value in ("Infinity", "-Infinity"):
+        with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+            conn.execute(
+                "INSERT INTO agent_metrics (agent_id, metric_name, metric_value) VALUES (%s, 'm', %s)",
+                (A1, value),
+            )
+
+
+def test_foreign_key__missing_reference_rejected(conn):
+    with pytest.raises(psycopg.errors.ForeignKeyViolation) as info:
+        conn.execute(
+            "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type) "
+            "VALUES (%s, gen_random_uuid(), 'cost_analysis')", (A1,)
+        )
+    assert info.value.diag.constraint_name == "workflow_executions_customer_id_fkey"
+
+
+def test_artifact__step_of_same_execution_accepted(conn):
+    conn.execute(
+        "INSERT INTO workflow_artifacts (workflow_execution_id, workflow_step_id, artifact_type, "
+        "artifact_name, artifact_path) VALUES (%s, %s, 'log', 'ok', 's3://ok')", (E1, S105)
+    )
+
+
+def test_cascade__deleting_customer_removes_executions_steps_artifacts(conn):
+    conn.execute("DELETE FROM customers WHERE id = %s", (C1,))
+    for table, column in [
+        ("workflow_executions", "id"),
+        ("workflow_steps", "workflow_execution_id"),
+        ("workflow_artifacts", "workflow_execution_id"),
+    ]:
+        remaining = conn.execute(f"SELECT count(*) FROM {table} WHERE {column} IN (%s, %s)", (E1, E2))
+        assert remaining.fetchone()[0] == 0
+    # the other customer's workflows are untouched
+    assert conn.execute("SELECT count(*) FROM workflow_executions").fetchone()[0] == 2
+
+
+def test_cascade__deleting_agent_keeps_its_events(conn):
+    conn.execute("DELETE FROM agents WHERE id = %s", (A1,))
+    row = conn.execute(
+        "SELECT agent_id FROM events WHERE id = 'e1000000-0000-4000-8000-000000000001'"
+    ).fetchone()
+    assert row == (None,)
+    assert conn.execute("SELECT count(*) FROM agent_configs WHERE agent_id = %s", (A1,)).fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM workflow_executions WHERE agent_id = %s", (A1,)).fetchone()[0] == 0
+
+
+def test_cascade__deleting_step_removes_only_its_artifacts(conn):
+    conn.execute("DELETE FROM workflow_steps WHERE id = %s", (S105,))
+    names = {r[0] for r in conn.execute(
+        "SELECT artifact_name FROM workflow_artifacts WHERE workflow_execution_id = %s", (E1,)
+    )}
+    assert names == {"Recommendations JSON", "GPU Utilization Chart"}
+
+
+def test_cascade__deleting_execution_clears_current_workflow(conn):
+    agent = "a1000000-0000-4000-8000-000000000002"
+    conn.execute("UPDATE agent_states SET current_workflow_id = %s WHERE agent_id = %s", (E2, agent))
+    conn.execute("DELETE FROM workflow_executions WHERE id = %s", (E2,))
+    row = conn.execute("SELECT current_workflow_id FROM agent_states WHERE agent_id = %s", (agent,))
+    assert row.fetchone() == (None,)
+
+
+def test_updated_at__trigger_moves_it_on_update(seeded_dsn):
+    with psycopg.connect(seeded_dsn, autocommit=True) as c:
+        before = c.execute("SELECT updated_at FROM customers WHERE id = %s", (C1,)).fetchone()[0]
+        c.execute("UPDATE customers SET metadata = metadata WHERE id = %s", (C1,))
+        created, after = c.execute(
+            "SELECT created_at, updated_at FROM customers WHERE id = %s", (C1,)
+        ).fetchone()
+    assert after > before
+    assert after > created
+
+
+def test_indexes__every_foreign_key_column_leads_an_index(seeded_dsn):
+    with psycopg.connect(seeded_dsn) as c:
+        unindexed = c.execute("""
+            SELECT con.conname
+              FROM pg_constraint con
+             WHERE con.contype = 'f' AND con.connamespace = 'public'::regnamespace
+               AND NOT EXISTS (
+                   SELECT 1 FROM pg_index i
+                    WHERE i.indrelid = con.conrelid AND i.indkey[0] = con.conkey[1])
+        """).fetchall()
+    assert unindexed == []
+
+
+@pytest.mark.parametrize("table, columns", [
+    # the indexes the workflow-history specification lists, as leading columns
+    ("workflow_executions", "agent_id, status"),
+    ("workflow_executions", "customer_id, workflow_type"),
+    ("workflow_executions", "started_at"),
+    ("workflow_executions", "status"),
+    ("workflow_executions", "workflow_type"),
+    ("workflow_steps", "workflow_execution_id, step_order"),
+    ("workflow_steps", "workflow_execution_id, status"),
+    ("workflow_steps", "step_name, status"),
+    ("workflow_steps", "status"),
+    ("workflow_artifacts", "workflow_execution_id, artifact_type"),
+    ("workflow_artifacts", "workflow_step_id, artifact_type"),
+    ("workflow_artifacts", "artifact_type"),
+    ("agent_states", "current_workflow_id"),
+    ("agent_metrics", "agent_id, metric_name, collection_timestamp"),
+])
+def test_indexes__listed_columns_are_indexed(seeded_dsn, table, columns):
+    defs = [row[2] for row in snapshot(seeded_dsn)["indexes"] if row[0] == table]
+    assert any(f"({columns}" in d for d in defs), defs
+
+
+def test_indexes__gin_on_metric_metadata(seeded_dsn):
+    defs = [row[2] for row in snapshot(seeded_dsn)["indexes"] if row[0] == "agent_metrics"]
+    assert any("USING gin (metadata jsonb_path_ops)" in d for d in defs)
+
+
+def test_seed__counts_match_the_scenarios(seeded_dsn):
+    assert counts(seeded_dsn) == SEEDED_COUNTS
+
+
+def test_seed__loading_twice_changes_nothing(seeded_dsn):
+    with psycopg.connect(seeded_dsn) as c:
+        before = c.execute("SELECT max(updated_at) FROM workflow_steps").fetchone()[0]
+    seed.load(seeded_dsn)
+    assert counts(seeded_dsn) == SEEDED_COUNTS
+    with psycopg.connect(seeded_dsn) as c:
+        assert c.execute("SELECT max(updated_at) FROM workflow_steps").fetchone()[0] == before
+
+
+def test_seed__scenarios_have_their_shape(seeded_dsn):
+    with psycopg.connect(seeded_dsn) as c:
+        rows = c.execute("""
+            SELECT e.workflow_type::text, e.status::text, count(DISTINCT s.id), count(DISTINCT a.id),
+                   coalesce(sum(DISTINCT s.retry_count), 0)
+              FROM workflow_executions e
+              LEFT JOIN workflow_steps s ON s.workflow_execution_id = e.id
+              LEFT JOIN workflow_artifacts a ON a.workflow_execution_id = e.id
+             GROUP BY e.id ORDER BY 1
+        """).fetchall()
+    assert rows == [
+        ("cost_analysis", "completed", 5, 3, 0),
+        ("performance_tuning", "running", 4, 1, 0),
+        ("quality_check", "failed", 3, 2, 0),
+        ("scaling_decision", "completed", 3, 2, 2),
+    ]

@@ -1,0 +1,72 @@
+"""A real PostgreSQL server for the test session, and scratch databases on it.
+
+Order: $OPTIINFRA_TEST_DSN (a database is created on that server for the session), else a
+testcontainers PostgreSQL when a Docker engine answers, else the embedded pgserver.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+from psycopg import sql
+
+from optiinfra_store.dsn import with_database
+
+TEST_DSN_ENV = "OPTIINFRA_TEST_DSN"
+
+
+def docker_engine_available() -> bool:
+    """True only when a Docker engine answers a ping within a few seconds."""
+    if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
+        return False
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def session_server() -> Iterator[tuple[str, str]]:
+    """Yield (admin DSN, where it came from) of a server the session may create databases on."""
+    dsn = os.environ.get(TEST_DSN_ENV)
+    if dsn:
+        yield dsn, f"${TEST_DSN_ENV}"
+        return
+    if docker_engine_available():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16-alpine", driver=None) as container:
+            yield container.get_connection_url(), "testcontainers"
+        return
+    from optiinfra_store.embedded import embedded_server
+
+    with embedded_server() as embedded_dsn:
+        yield embedded_dsn, "embedded pgserver"
+
+
+class Databases:
+    """Creates uniquely named databases on the test server and drops them all at the end."""
+
+    def __init__(self, admin_dsn: str) -> None:
+        self.admin_dsn = admin_dsn
+        self.created: list[str] = []
+
+    def create(self, prefix: str = "optiinfra_test") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self.created.append(name)
+        return with_database(self.admin_dsn, name)
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            for name in self.created:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        self.created.clear()
