@@ -20,6 +20,10 @@ class ConfigurationError(StoreError):
     """The store was given settings it cannot use (no DSN, a malformed DSN, a missing extra)."""
 
 
+class InvalidArgument(StoreError, ValueError):
+    """A method argument is out of its range or of the wrong kind (limits, cursors, intervals)."""
+
+
 class StoreUnavailable(StoreError):
     """The server cannot be reached, refused the credentials, or dropped the connection."""
 

@@ -59,3 +59,35 @@ def clean_dsn(migrated_dsn: str, _truncate_sql: str) -> Iterator[str]:
 def scratch_dsn(databases: Databases) -> str:
     """An empty, unmigrated database of the test's own (for migration and CLI tests)."""
     return databases.create("optiinfra_scratch")
+
+
+@pytest.fixture(scope="session")
+async def session_store(migrated_dsn: str):
+    from optiinfra_store import Store
+
+    async with Store.connect(migrated_dsn, min_size=2, max_size=24) as store:
+        yield store
+
+
+@pytest.fixture
+async def store(session_store, clean_dsn):
+    """The session's Store over empty tables (emptied again after the test)."""
+    return session_store
+
+
+@pytest.fixture
+async def customer(store):
+    from optiinfra_store.records import CustomerCreate
+
+    return await store.customers.create(CustomerCreate(name="Acme Corp", email="platform@acme.example"))
+
+
+@pytest.fixture
+async def agent(store):
+    from optiinfra_store.enums import AgentStatus, AgentType
+    from optiinfra_store.records import AgentCreate
+
+    return await store.agents.create(AgentCreate(
+        type=AgentType.COST, name="Cost Optimizer", version="1.2.0", status=AgentStatus.ACTIVE,
+        endpoint="http://cost-agent:8001", capabilities=["gpu_cost_analysis"],
+    ))

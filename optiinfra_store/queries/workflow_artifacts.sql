@@ -1,0 +1,28 @@
+-- name: insert
+-- A new artifact; columns in WorkflowArtifactCreate's field order.
+INSERT INTO workflow_artifacts (workflow_execution_id, workflow_step_id, artifact_type, artifact_name,
+                                artifact_path, artifact_size_bytes, content_type, metadata)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING id, workflow_execution_id, workflow_step_id, artifact_type, artifact_name, artifact_path,
+          artifact_size_bytes, content_type, metadata, created_at, updated_at;
+
+-- name: get_by_id
+-- One artifact.
+SELECT id, workflow_execution_id, workflow_step_id, artifact_type, artifact_name, artifact_path,
+       artifact_size_bytes, content_type, metadata, created_at, updated_at
+  FROM workflow_artifacts WHERE id = $1;
+
+-- name: delete_by_id
+-- Delete an artifact record.
+DELETE FROM workflow_artifacts WHERE id = $1 RETURNING id;
+
+-- name: list
+-- Artifacts, filtered by execution, step and type, oldest first.
+SELECT id, workflow_execution_id, workflow_step_id, artifact_type, artifact_name, artifact_path,
+       artifact_size_bytes, content_type, metadata, created_at, updated_at
+  FROM workflow_artifacts
+ WHERE ($1::uuid IS NULL OR workflow_execution_id = $1)
+   AND ($2::uuid IS NULL OR workflow_step_id = $2)
+   AND ($3::text IS NULL OR artifact_type = $3::artifact_type)
+ ORDER BY created_at, id
+ LIMIT $4;

@@ -1,0 +1,81 @@
+-- name: insert
+-- A new step; columns in WorkflowStepCreate's field order.
+INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+                            input_data, output_data, error_details, retry_count, max_retries, metadata)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+          input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
+
+-- name: insert_many
+-- Several steps in one statement (all or none); each parameter is one column as an array.
+INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+                            input_data, output_data, error_details, retry_count, max_retries, metadata)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[]::step_status[], $5::timestamptz[],
+                     $6::timestamptz[], $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::int[], $11::int[], $12::jsonb[])
+RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+          input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
+
+-- name: get_by_id
+-- One step.
+SELECT id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+       input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at
+  FROM workflow_steps WHERE id = $1;
+
+-- name: get_status
+-- Status and retry budget, to explain why a transition matched nothing.
+SELECT status FROM workflow_steps WHERE id = $1;
+
+-- name: get_retry_state
+-- Status and retries used, to tell an exhausted retry from another refusal.
+SELECT status, retry_count, max_retries FROM workflow_steps WHERE id = $1;
+
+-- name: delete_by_id
+-- Delete a step with its artifacts.
+DELETE FROM workflow_steps WHERE id = $1 RETURNING id;
+
+-- name: list
+-- The steps of an execution, in order (optionally of some statuses).
+SELECT id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+       input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at
+  FROM workflow_steps
+ WHERE workflow_execution_id = $1
+   AND ($2::text[] IS NULL OR status = ANY($2::text[]::step_status[]))
+ ORDER BY step_order;
+
+-- name: start
+-- pending or retrying -> running; started_at is kept from the first start.
+UPDATE workflow_steps SET status = 'running', started_at = coalesce(started_at, now()), completed_at = NULL
+ WHERE id = $1 AND status IN ('pending', 'retrying')
+RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+          input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
+
+-- name: complete
+-- running -> completed, with the output (kept as is when $2 is null).
+UPDATE workflow_steps
+   SET status = 'completed', completed_at = greatest(now(), started_at), output_data = coalesce($2, output_data)
+ WHERE id = $1 AND status = 'running'
+RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+          input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
+
+-- name: fail
+-- running -> failed, with what went wrong.
+UPDATE workflow_steps
+   SET status = 'failed', completed_at = greatest(now(), started_at), error_details = coalesce($2, error_details)
+ WHERE id = $1 AND status = 'running'
+RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+          input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
+
+-- name: skip
+-- pending -> skipped.
+UPDATE workflow_steps SET status = 'skipped', completed_at = greatest(now(), started_at)
+ WHERE id = $1 AND status = 'pending'
+RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+          input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
+
+-- name: retry
+-- failed or running -> retrying, spending one retry; the row lock makes concurrent retries queue,
+-- and each re-checks the budget, so none is lost and none overspends.
+UPDATE workflow_steps SET status = 'retrying', retry_count = retry_count + 1, completed_at = NULL
+ WHERE id = $1 AND status IN ('failed', 'running') AND retry_count < max_retries
+RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+          input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;

@@ -1,0 +1,55 @@
+"""agents: the cost, performance, resource and application agents."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+from optiinfra_store.enums import AgentStatus, AgentType
+from optiinfra_store.errors import InvalidArgument
+from optiinfra_store.records import Agent, AgentCreate, AgentUpdate
+from optiinfra_store.repositories.base import Repository, as_uuid, check_limit
+
+
+class Agents(Repository[Agent]):
+    table = "agents"
+    entity = "agent"
+    record = Agent
+
+    async def create(self, data: AgentCreate) -> Agent:
+        """Register an agent."""
+        return await self._insert(AgentCreate.model_validate(data))
+
+    async def update(self, id: UUID | str, data: AgentUpdate) -> Agent:
+        """Write the fields set in `data`. Raises NotFound."""
+        return await self._update(id, AgentUpdate.model_validate(data))
+
+    async def list(
+        self,
+        *,
+        type: AgentType | str | None = None,
+        status: AgentStatus | str | None = None,
+        limit: int = 1000,
+    ) -> list[Agent]:
+        """Agents, oldest first, optionally of one type and status."""
+        return self._many(await self._fetch(
+            self._q.list,
+            None if type is None else AgentType(type).value,
+            None if status is None else AgentStatus(status).value,
+            check_limit(limit),
+        ))
+
+    async def heartbeat(self, id: UUID | str) -> Agent:
+        """Set last_heartbeat to the database's now. Raises NotFound."""
+        key = as_uuid(id)
+        return self._found(await self._fetchrow(self._q.heartbeat, key), key)
+
+    async def list_stale(self, older_than: timedelta) -> list[Agent]:
+        """Agents whose last heartbeat is older than `older_than`, or who never sent one."""
+        if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
+            raise InvalidArgument(f"older_than must be a positive timedelta, got {older_than!r}")
+        return self._many(await self._fetch(self._q.list_stale, older_than))
+
+    async def list_with_active_workflow(self) -> list[Agent]:
+        """Agents whose state is active and names a current workflow."""
+        return self._many(await self._fetch(self._q.list_with_active_workflow))

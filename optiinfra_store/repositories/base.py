@@ -1,0 +1,167 @@
+"""What every repository shares: the executor, error translation, and the common methods."""
+
+from __future__ import annotations
+
+import base64
+from functools import cache
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+from uuid import UUID
+
+import asyncpg
+from pydantic import BaseModel, create_model
+
+from optiinfra_store.errors import InvalidArgument, InvalidTransition, NotFound, translate
+from optiinfra_store.queries import Queries, load
+from optiinfra_store.records._base import Input, Record
+
+Executor = asyncpg.Pool | asyncpg.Connection
+"""A pool (each call takes a connection for one statement) or one connection (in a transaction)."""
+
+R = TypeVar("R", bound=Record)
+
+@cache
+def _id_model(field: str) -> type[BaseModel]:
+    return create_model(f"{field}_argument", **{field: (UUID, ...)})
+
+
+def as_uuid(value: Any, field: str = "id") -> UUID:
+    """Validate an id before it reaches SQL; raises pydantic's ValidationError naming `field`."""
+    if isinstance(value, UUID):
+        return value
+    return getattr(_id_model(field).model_validate({field: value}), field)
+
+
+def as_optional_uuid(value: Any, field: str) -> UUID | None:
+    return None if value is None else as_uuid(value, field)
+
+
+def check_limit(limit: int, maximum: int = 10_000) -> int:
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= maximum:
+        raise InvalidArgument(f"limit must be an integer from 1 to {maximum}, got {limit!r}")
+    return limit
+
+
+def insert_args(data: Input) -> list[Any]:
+    """An input model's values in field order: the order of the insert statement's columns."""
+    return [getattr(data, name) for name in type(data).model_fields]
+
+
+def update_args(data: Input) -> list[Any]:
+    """(was it set, value) for each field in order: partial updates with a static statement."""
+    given = data.model_fields_set
+    args: list[Any] = []
+    for name in type(data).model_fields:
+        args.append(name in given)
+        args.append(getattr(data, name))
+    return args
+
+
+def encode_cursor(created_at: datetime, id_: UUID) -> str:
+    raw = f"{created_at.isoformat()}|{id_}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, id_ = raw.split("|")
+        return datetime.fromisoformat(stamp), UUID(id_)
+    except Exception as exc:
+        raise InvalidArgument(f"invalid cursor {cursor!r}") from exc
+
+
+class Repository(Generic[R]):
+    """Base of the 13 repositories. Subclasses set `table`, `entity` and `record`, and keep
+    their statements in `queries/<table>.sql` (at least insert, get_by_id, delete_by_id)."""
+
+    table: ClassVar[str]
+    entity: ClassVar[str]
+    record: ClassVar[type[Record]]
+
+    def __init__(self, executor: Executor) -> None:
+        self._db = executor
+        self._q: Queries = load(self.table)
+
+    # -- driver calls, the only place this package talks to asyncpg ------------------------------
+
+    async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        try:
+            return await self._db.fetchrow(sql, *args)
+        except Exception as exc:
+            raise translate(exc) from exc
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            return await self._db.fetch(sql, *args)
+        except Exception as exc:
+            raise translate(exc) from exc
+
+    async def _fetchval(self, sql: str, *args: Any) -> Any:
+        try:
+            return await self._db.fetchval(sql, *args)
+        except Exception as exc:
+            raise translate(exc) from exc
+
+    async def _execute(self, sql: str, *args: Any) -> str:
+        try:
+            return await self._db.execute(sql, *args)
+        except Exception as exc:
+            raise translate(exc) from exc
+
+    # -- records ---------------------------------------------------------------------------------
+
+    def _one(self, row: asyncpg.Record) -> R:
+        return self.record.model_construct(**row)  # type: ignore[return-value]
+
+    def _many(self, rows: Iterable[asyncpg.Record]) -> list[R]:
+        construct = self.record.model_construct
+        return [construct(**row) for row in rows]  # type: ignore[misc]
+
+    def _found(self, row: asyncpg.Record | None, key: Any) -> R:
+        if row is None:
+            raise NotFound(self.entity, key)
+        return self._one(row)
+
+    async def _transition(
+        self, sql: str, id: UUID, requested: str, *args: Any
+    ) -> R:
+        """Run a conditional UPDATE; when it matches nothing, tell NotFound from InvalidTransition."""
+        row = await self._fetchrow(sql, id, *args)
+        if row is not None:
+            return self._one(row)
+        current = await self._fetchval(self._q.get_status, id)
+        if current is None:
+            raise NotFound(self.entity, id)
+        raise InvalidTransition(self.entity, id, current, requested)
+
+    # -- the methods every repository has --------------------------------------------------------
+
+    async def _insert(self, data: BaseModel) -> R:
+        row = await self._fetchrow(self._q.insert, *insert_args(data))
+        assert row is not None  # INSERT ... RETURNING always returns the row
+        return self._one(row)
+
+    async def get(self, id: UUID | str) -> R:
+        """The row with this id. Raises NotFound."""
+        key = as_uuid(id)
+        return self._found(await self._fetchrow(self._q.get_by_id, key), key)
+
+    async def delete(self, id: UUID | str) -> None:
+        """Delete the row with this id (and what cascades from it). Raises NotFound."""
+        key = as_uuid(id)
+        if await self._fetchval(self._q.delete_by_id, key) is None:
+            raise NotFound(self.entity, key)
+
+    async def _update(self, id: UUID | str, data: BaseModel) -> R:
+        key = as_uuid(id)
+        return self._found(await self._fetchrow(self._q.update, key, *update_args(data)), key)
+
+
+def enum_values(value: Any, enum: type) -> list[str] | None:
+    """A filter that takes one enum value or several, as a text[] parameter (None: no filter)."""
+    if value is None:
+        return None
+    values: Sequence[Any] = [value] if isinstance(value, str) else list(value)
+    return [enum(v).value for v in values]

@@ -1,0 +1,33 @@
+"""customers: the companies whose infrastructure the agents look after."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from optiinfra_store.enums import CustomerStatus
+from optiinfra_store.errors import NotFound
+from optiinfra_store.records import Customer, CustomerCreate, CustomerUpdate
+from optiinfra_store.repositories.base import Repository, check_limit
+
+
+class Customers(Repository[Customer]):
+    table = "customers"
+    entity = "customer"
+    record = Customer
+
+    async def create(self, data: CustomerCreate) -> Customer:
+        """Insert a customer. Raises AlreadyExists (customers_email_key) for a taken email."""
+        return await self._insert(CustomerCreate.model_validate(data))
+
+    async def update(self, id: UUID | str, data: CustomerUpdate) -> Customer:
+        """Write the fields set in `data`. Raises NotFound, AlreadyExists."""
+        return await self._update(id, CustomerUpdate.model_validate(data))
+
+    async def get_by_email(self, email: str) -> Customer:
+        """The customer with this email. Raises NotFound."""
+        return self._found(await self._fetchrow(self._q.get_by_email, email), email)
+
+    async def list(self, *, status: CustomerStatus | str | None = None, limit: int = 1000) -> list[Customer]:
+        """Customers, oldest first, optionally of one status."""
+        status_value = None if status is None else CustomerStatus(status).value
+        return self._many(await self._fetch(self._q.list, status_value, check_limit(limit)))

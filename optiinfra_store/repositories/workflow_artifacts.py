@@ -1,0 +1,37 @@
+"""workflow_artifacts: reports, configs, logs and other outputs of an execution or one of its steps."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from optiinfra_store.enums import ArtifactType
+from optiinfra_store.records import WorkflowArtifact, WorkflowArtifactCreate
+from optiinfra_store.repositories.base import Repository, as_optional_uuid, check_limit
+
+
+class WorkflowArtifacts(Repository[WorkflowArtifact]):
+    table = "workflow_artifacts"
+    entity = "workflow artifact"
+    record = WorkflowArtifact
+
+    async def create(self, data: WorkflowArtifactCreate) -> WorkflowArtifact:
+        """Insert an artifact, of the execution as a whole or of one of its steps.
+        Raises MissingReference when the execution is unknown or the step is not one of its steps."""
+        return await self._insert(WorkflowArtifactCreate.model_validate(data))
+
+    async def list(
+        self,
+        *,
+        execution_id: UUID | str | None = None,
+        step_id: UUID | str | None = None,
+        artifact_type: ArtifactType | str | None = None,
+        limit: int = 1000,
+    ) -> list[WorkflowArtifact]:
+        """Artifacts, oldest first, filtered by execution, step and type."""
+        return self._many(await self._fetch(
+            self._q.list,
+            as_optional_uuid(execution_id, "execution_id"),
+            as_optional_uuid(step_id, "step_id"),
+            None if artifact_type is None else ArtifactType(artifact_type).value,
+            check_limit(limit),
+        ))

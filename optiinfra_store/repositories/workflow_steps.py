@@ -1,0 +1,85 @@
+"""workflow_steps: the ordered steps of an execution, with guarded transitions and retries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from uuid import UUID
+
+from optiinfra_store.enums import StepStatus
+from optiinfra_store.errors import InvalidTransition, NotFound, RetriesExhausted
+from optiinfra_store.records import WorkflowStep, WorkflowStepCreate
+from optiinfra_store.records._base import JsonObject
+from optiinfra_store.repositories.base import Repository, as_uuid, enum_values
+from optiinfra_store.repositories.workflow_executions import _json
+
+_RETRYABLE = (StepStatus.FAILED, StepStatus.RUNNING)
+
+
+class WorkflowSteps(Repository[WorkflowStep]):
+    table = "workflow_steps"
+    entity = "workflow step"
+    record = WorkflowStep
+
+    async def create(self, data: WorkflowStepCreate) -> WorkflowStep:
+        """Insert a step. Raises MissingReference for an unknown execution, AlreadyExists
+        (workflow_steps_execution_id_step_order_key) for a step_order already taken."""
+        return await self._insert(WorkflowStepCreate.model_validate(data))
+
+    async def create_many(self, steps: Sequence[WorkflowStepCreate]) -> list[WorkflowStep]:
+        """Insert several steps in one round trip, all or none; returned in the order given."""
+        validated = [WorkflowStepCreate.model_validate(s) for s in steps]
+        if not validated:
+            return []
+        columns = list(zip(*([getattr(s, f) for f in WorkflowStepCreate.model_fields] for s in validated)))
+        columns[3] = [s.value for s in columns[3]]  # status as text[]: cast to step_status[] in SQL
+        rows = await self._fetch(self._q.insert_many, *columns)
+        by_order = {(r["workflow_execution_id"], r["step_order"]): r for r in rows}
+        return [self._one(by_order[(s.workflow_execution_id, s.step_order)]) for s in validated]
+
+    async def list(
+        self,
+        *,
+        execution_id: UUID | str,
+        status: StepStatus | str | Iterable[StepStatus | str] | None = None,
+    ) -> list[WorkflowStep]:
+        """The steps of one execution, by step_order."""
+        return self._many(await self._fetch(
+            self._q.list, as_uuid(execution_id, "execution_id"), enum_values(status, StepStatus)
+        ))
+
+    async def start(self, id: UUID | str) -> WorkflowStep:
+        """pending or retrying -> running; started_at set on the first start.
+        Raises NotFound, InvalidTransition."""
+        return await self._transition(self._q.start, as_uuid(id), StepStatus.RUNNING)
+
+    async def complete(self, id: UUID | str, output_data: JsonObject | None = None) -> WorkflowStep:
+        """running -> completed; sets completed_at and, if given, output_data."""
+        return await self._transition(
+            self._q.complete, as_uuid(id), StepStatus.COMPLETED, _json(output_data, "output_data")
+        )
+
+    async def fail(self, id: UUID | str, error_details: JsonObject | None = None) -> WorkflowStep:
+        """running -> failed; sets completed_at and, if given, error_details."""
+        return await self._transition(
+            self._q.fail, as_uuid(id), StepStatus.FAILED, _json(error_details, "error_details")
+        )
+
+    async def skip(self, id: UUID | str) -> WorkflowStep:
+        """pending -> skipped."""
+        return await self._transition(self._q.skip, as_uuid(id), StepStatus.SKIPPED)
+
+    async def retry(self, id: UUID | str) -> WorkflowStep:
+        """failed or running -> retrying, incrementing retry_count.
+        Raises RetriesExhausted when retry_count already equals max_retries, else
+        NotFound or InvalidTransition."""
+        key = as_uuid(id)
+        row = await self._fetchrow(self._q.retry, key)
+        if row is not None:
+            return self._one(row)
+        state = await self._fetchrow(self._q.get_retry_state, key)
+        if state is None:
+            raise NotFound(self.entity, key)
+        status, retry_count, max_retries = state["status"], state["retry_count"], state["max_retries"]
+        if status in _RETRYABLE and retry_count >= max_retries:
+            raise RetriesExhausted(self.entity, key, status, retry_count, max_retries)
+        raise InvalidTransition(self.entity, key, status, StepStatus.RETRYING)

@@ -1,0 +1,203 @@
+"""The Store: one asyncpg pool, the repositories bound to it, and transactions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from optiinfra_store.dsn import resolve_dsn
+from optiinfra_store.enums import DATABASE_ENUMS
+from optiinfra_store.errors import translate
+from optiinfra_store.repositories import (
+    AgentCapabilities,
+    AgentConfigs,
+    AgentMetrics,
+    Agents,
+    AgentStates,
+    Approvals,
+    Customers,
+    Events,
+    Optimizations,
+    Recommendations,
+    WorkflowArtifacts,
+    WorkflowExecutions,
+    WorkflowSteps,
+)
+from optiinfra_store.repositories.base import Executor
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_loads = json.loads
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    # binary jsonb is a version byte (1) followed by the JSON text
+    return b"\x01" + _dumps(value).encode("utf-8")
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return _loads(data[1:])
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Register the codecs every connection needs: JSONB <-> dict/list (binary, so COPY works
+    too) and the 15 enum types <-> their StrEnums."""
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", encoder=_encode_jsonb, decoder=_decode_jsonb, format="binary"
+    )
+    await conn.set_type_codec("json", schema="pg_catalog", encoder=_dumps, decoder=_loads, format="text")
+    for type_name, enum in DATABASE_ENUMS.items():
+        await conn.set_type_codec(type_name, schema="public", encoder=str, decoder=enum, format="text")
+
+
+class Repositories:
+    """The 13 repositories, bound to one executor (the pool, or one connection in a transaction)."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.customers = Customers(executor)
+        self.agents = Agents(executor)
+        self.events = Events(executor)
+        self.recommendations = Recommendations(executor)
+        self.approvals = Approvals(executor)
+        self.optimizations = Optimizations(executor)
+        self.agent_configs = AgentConfigs(executor)
+        self.agent_states = AgentStates(executor)
+        self.agent_capabilities = AgentCapabilities(executor)
+        self.agent_metrics = AgentMetrics(executor)
+        self.workflow_executions = WorkflowExecutions(executor)
+        self.workflow_steps = WorkflowSteps(executor)
+        self.workflow_artifacts = WorkflowArtifacts(executor)
+
+
+class Transaction(Repositories):
+    """The repositories bound to one connection inside a transaction."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        super().__init__(connection)
+        self.connection = connection
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A nested transaction (a savepoint): rolled back alone if its block raises."""
+        try:
+            savepoint = self.connection.transaction()
+            await savepoint.start()
+        except Exception as exc:
+            raise translate(exc) from exc
+        try:
+            yield self
+        except BaseException:
+            await savepoint.rollback()
+            raise
+        else:
+            try:
+                await savepoint.commit()
+            except Exception as exc:
+                raise translate(exc) from exc
+
+
+class Store(Repositories):
+    """Entry point: `async with Store.connect(dsn) as store:` or `store = await Store.connect(dsn)`.
+
+    Repositories are attributes named after their tables (`store.workflow_executions`, ...);
+    each call takes a pooled connection for one statement. `store.transaction()` binds the
+    same repositories to one connection.
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool)
+        self.pool = pool
+
+    @classmethod
+    def connect(
+        cls,
+        dsn: str | None = None,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        **pool_options: Any,
+    ) -> _Connecting:
+        """Open a pool on `dsn` (default `$OPTIINFRA_DATABASE_URL`); await it or use `async with`.
+
+        `pool_options` go to `asyncpg.create_pool` (command_timeout, server_settings, ...).
+        Raises ConfigurationError without a DSN, StoreUnavailable if the server cannot be reached.
+        """
+        resolved = resolve_dsn(dsn)
+        user_init = pool_options.pop("init", None)
+
+        async def init(conn: asyncpg.Connection) -> None:
+            await init_connection(conn)
+            if user_init is not None:
+                await user_init(conn)
+
+        async def open_store() -> Store:
+            try:
+                pool = await asyncpg.create_pool(
+                    resolved, min_size=min_size, max_size=max_size, init=init, **pool_options
+                )
+            except Exception as exc:
+                raise translate(exc) from exc
+            return cls(pool)
+
+        return _Connecting(open_store)
+
+    async def close(self) -> None:
+        """Close the pool, waiting for connections in use to be released."""
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """Run the block in one transaction on one connection; roll it all back if it raises.
+
+        Yields the repositories bound to that connection; `tx.transaction()` nests a savepoint.
+        """
+        try:
+            connection = await self.pool.acquire()
+        except Exception as exc:
+            raise translate(exc) from exc
+        try:
+            transaction = connection.transaction()
+            try:
+                await transaction.start()
+            except Exception as exc:
+                raise translate(exc) from exc
+            try:
+                yield Transaction(connection)
+            except BaseException:
+                await transaction.rollback()
+                raise
+            else:
+                try:
+                    await transaction.commit()
+                except Exception as exc:
+                    raise translate(exc) from exc
+        finally:
+            await self.pool.release(connection)
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class _Connecting:
+    """What `Store.connect()` returns: awaitable, and an async context manager."""
+
+    def __init__(self, opener: Callable[[], Awaitable[Store]]) -> None:
+        self._opener = opener
+        self._store: Store | None = None
+
+    def __await__(self) -> Generator[Any, None, Store]:
+        return self._opener().__await__()
+
+    async def __aenter__(self) -> Store:
+        self._store = await self._opener()
+        return self._store
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._store is not None:
+            await self._store.close()
