@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import asyncpg
@@ -90,7 +90,8 @@ class Transaction(Repositories):
         try:
             yield self
         except BaseException:
-            await savepoint.rollback()
+            with suppress(Exception):  # a broken connection: the caller's error matters more
+                await savepoint.rollback()
             raise
         else:
             try:
@@ -167,7 +168,8 @@ class Store(Repositories):
             try:
                 yield Transaction(connection)
             except BaseException:
-                await transaction.rollback()
+                with suppress(Exception):  # a broken connection: the caller's error matters more
+                    await transaction.rollback()
                 raise
             else:
                 try:

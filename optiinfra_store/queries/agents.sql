@@ -55,3 +55,7 @@ SELECT a.id, a.type, a.name, a.version, a.status, a.endpoint, a.capabilities, a.
  WHERE s.status = 'active'
    AND (s.current_workflow IS NOT NULL OR s.current_workflow_id IS NOT NULL)
  ORDER BY a.created_at, a.id;
+
+-- name: count
+-- How many rows the table holds.
+SELECT count(*) FROM agents;

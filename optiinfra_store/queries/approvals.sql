@@ -1,0 +1,54 @@
+-- name: insert
+-- A new, pending approval; columns in ApprovalCreate's field order.
+INSERT INTO approvals (recommendation_id, requested_by, comment, expires_at)
+VALUES ($1, $2, $3, $4)
+RETURNING id, recommendation_id, status, requested_by, decided_by, comment, decided_at, expires_at,
+          created_at, updated_at;
+
+-- name: get_by_id
+-- One approval.
+SELECT id, recommendation_id, status, requested_by, decided_by, comment, decided_at, expires_at,
+       created_at, updated_at
+  FROM approvals WHERE id = $1;
+
+-- name: get_status
+-- The current status, to explain why a transition matched nothing.
+SELECT status FROM approvals WHERE id = $1;
+
+-- name: delete_by_id
+-- Delete an approval with the optimizations carried out under it.
+DELETE FROM approvals WHERE id = $1 RETURNING id;
+
+-- name: list
+-- Approvals, oldest first, optionally of one recommendation and statuses.
+SELECT id, recommendation_id, status, requested_by, decided_by, comment, decided_at, expires_at,
+       created_at, updated_at
+  FROM approvals
+ WHERE ($1::uuid IS NULL OR recommendation_id = $1)
+   AND ($2::text[] IS NULL OR status = ANY($2::text[]::approval_status[]))
+ ORDER BY created_at, id
+ LIMIT $3;
+
+-- name: approve
+-- pending -> approved, by whom and why (the request's comment is kept when $3 is null).
+UPDATE approvals
+   SET status = 'approved', decided_at = now(), decided_by = $2, comment = coalesce($3, comment)
+ WHERE id = $1 AND status = 'pending'
+RETURNING id, recommendation_id, status, requested_by, decided_by, comment, decided_at, expires_at,
+          created_at, updated_at;
+
+-- name: reject
+-- pending -> rejected, by whom and why (the request's comment is kept when $3 is null).
+UPDATE approvals
+   SET status = 'rejected', decided_at = now(), decided_by = $2, comment = coalesce($3, comment)
+ WHERE id = $1 AND status = 'pending'
+RETURNING id, recommendation_id, status, requested_by, decided_by, comment, decided_at, expires_at,
+          created_at, updated_at;
+
+-- name: expire
+-- pending -> expired: nobody decided in time.
+UPDATE approvals
+   SET status = 'expired', decided_at = now()
+ WHERE id = $1 AND status = 'pending'
+RETURNING id, recommendation_id, status, requested_by, decided_by, comment, decided_at, expires_at,
+          created_at, updated_at;

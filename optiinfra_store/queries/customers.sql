@@ -35,3 +35,7 @@ SELECT id, name, email, status, metadata, created_at, updated_at
 -- The customer with this email.
 SELECT id, name, email, status, metadata, created_at, updated_at
   FROM customers WHERE email = $1;
+
+-- name: count
+-- How many rows the table holds.
+SELECT count(*) FROM customers;

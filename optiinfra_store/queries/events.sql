@@ -1,0 +1,28 @@
+-- name: insert
+-- A new event; columns in EventCreate's field order (occurred_at defaults to now()).
+INSERT INTO events (customer_id, agent_id, event_type, severity, title, description, data, occurred_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8::timestamptz, now()))
+RETURNING id, customer_id, agent_id, event_type, severity, title, description, data, occurred_at,
+          created_at, updated_at;
+
+-- name: get_by_id
+-- One event.
+SELECT id, customer_id, agent_id, event_type, severity, title, description, data, occurred_at,
+       created_at, updated_at
+  FROM events WHERE id = $1;
+
+-- name: delete_by_id
+-- Delete an event.
+DELETE FROM events WHERE id = $1 RETURNING id;
+
+-- name: list
+-- Events, newest first, optionally of one customer, agent, types and severities.
+SELECT id, customer_id, agent_id, event_type, severity, title, description, data, occurred_at,
+       created_at, updated_at
+  FROM events
+ WHERE ($1::uuid IS NULL OR customer_id = $1)
+   AND ($2::uuid IS NULL OR agent_id = $2)
+   AND ($3::text[] IS NULL OR event_type = ANY($3::text[]::event_type[]))
+   AND ($4::text[] IS NULL OR severity = ANY($4::text[]::event_severity[]))
+ ORDER BY occurred_at DESC, id DESC
+ LIMIT $5;

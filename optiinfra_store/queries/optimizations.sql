@@ -1,0 +1,62 @@
+-- name: insert
+-- A new, pending optimization; columns in OptimizationCreate's field order.
+-- The trigger optimizations_require_approval refuses it unless the approval is approved.
+INSERT INTO optimizations (recommendation_id, approval_id)
+VALUES ($1, $2)
+RETURNING id, recommendation_id, approval_id, status, started_at, completed_at, result, error_details,
+          created_at, updated_at;
+
+-- name: get_by_id
+-- One optimization.
+SELECT id, recommendation_id, approval_id, status, started_at, completed_at, result, error_details,
+       created_at, updated_at
+  FROM optimizations WHERE id = $1;
+
+-- name: get_status
+-- The current status, to explain why a transition matched nothing.
+SELECT status FROM optimizations WHERE id = $1;
+
+-- name: delete_by_id
+-- Delete an optimization.
+DELETE FROM optimizations WHERE id = $1 RETURNING id;
+
+-- name: list
+-- Optimizations, oldest first, optionally of one recommendation, approval and statuses.
+SELECT id, recommendation_id, approval_id, status, started_at, completed_at, result, error_details,
+       created_at, updated_at
+  FROM optimizations
+ WHERE ($1::uuid IS NULL OR recommendation_id = $1)
+   AND ($2::uuid IS NULL OR approval_id = $2)
+   AND ($3::text[] IS NULL OR status = ANY($3::text[]::optimization_status[]))
+ ORDER BY created_at, id
+ LIMIT $4;
+
+-- name: start
+-- pending -> in_progress.
+UPDATE optimizations SET status = 'in_progress', started_at = now()
+ WHERE id = $1 AND status = 'pending'
+RETURNING id, recommendation_id, approval_id, status, started_at, completed_at, result, error_details,
+          created_at, updated_at;
+
+-- name: complete
+-- in_progress -> completed, with the result (kept as is when $2 is null).
+UPDATE optimizations
+   SET status = 'completed', completed_at = greatest(now(), started_at), result = coalesce($2, result)
+ WHERE id = $1 AND status = 'in_progress'
+RETURNING id, recommendation_id, approval_id, status, started_at, completed_at, result, error_details,
+          created_at, updated_at;
+
+-- name: fail
+-- in_progress -> failed, with what went wrong.
+UPDATE optimizations
+   SET status = 'failed', completed_at = greatest(now(), started_at), error_details = coalesce($2, error_details)
+ WHERE id = $1 AND status = 'in_progress'
+RETURNING id, recommendation_id, approval_id, status, started_at, completed_at, result, error_details,
+          created_at, updated_at;
+
+-- name: roll_back
+-- completed or failed -> rolled_back.
+UPDATE optimizations SET status = 'rolled_back'
+ WHERE id = $1 AND status IN ('completed', 'failed')
+RETURNING id, recommendation_id, approval_id, status, started_at, completed_at, result, error_details,
+          created_at, updated_at;

@@ -1,0 +1,40 @@
+-- name: insert
+-- A new recommendation; columns in RecommendationCreate's field order.
+INSERT INTO recommendations (customer_id, agent_id, recommendation_type, title, description,
+                             estimated_savings_usd, confidence_score, details)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING id, customer_id, agent_id, recommendation_type, title, description, estimated_savings_usd,
+          confidence_score, details, created_at, updated_at;
+
+-- name: get_by_id
+-- One recommendation.
+SELECT id, customer_id, agent_id, recommendation_type, title, description, estimated_savings_usd,
+       confidence_score, details, created_at, updated_at
+  FROM recommendations WHERE id = $1;
+
+-- name: delete_by_id
+-- Delete a recommendation with its approvals and optimizations.
+DELETE FROM recommendations WHERE id = $1 RETURNING id;
+
+-- name: update
+-- Partial update: each field comes as (was it given, value); None clears the nullable columns.
+UPDATE recommendations
+   SET title = CASE WHEN $2 THEN coalesce($3, title) ELSE title END,
+       description = CASE WHEN $4 THEN $5 ELSE description END,
+       estimated_savings_usd = CASE WHEN $6 THEN $7 ELSE estimated_savings_usd END,
+       confidence_score = CASE WHEN $8 THEN $9 ELSE confidence_score END,
+       details = CASE WHEN $10 THEN coalesce($11, details) ELSE details END
+ WHERE id = $1
+RETURNING id, customer_id, agent_id, recommendation_type, title, description, estimated_savings_usd,
+          confidence_score, details, created_at, updated_at;
+
+-- name: list
+-- Recommendations, oldest first, optionally of one customer, agent and types.
+SELECT id, customer_id, agent_id, recommendation_type, title, description, estimated_savings_usd,
+       confidence_score, details, created_at, updated_at
+  FROM recommendations
+ WHERE ($1::uuid IS NULL OR customer_id = $1)
+   AND ($2::uuid IS NULL OR agent_id = $2)
+   AND ($3::text[] IS NULL OR recommendation_type = ANY($3::text[]::recommendation_type[]))
+ ORDER BY created_at, id
+ LIMIT $4;

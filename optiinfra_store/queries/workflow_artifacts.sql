@@ -26,3 +26,7 @@ SELECT id, workflow_execution_id, workflow_step_id, artifact_type, artifact_name
    AND ($3::text IS NULL OR artifact_type = $3::artifact_type)
  ORDER BY created_at, id
  LIMIT $4;
+
+-- name: count
+-- How many rows the table holds.
+SELECT count(*) FROM workflow_artifacts;

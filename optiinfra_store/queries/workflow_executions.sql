@@ -113,3 +113,7 @@ SELECT id, agent_id, customer_id, workflow_type, status, started_at, completed_a
   FROM workflow_executions
  WHERE status IN ('pending', 'running')
  ORDER BY created_at, id;
+
+-- name: count
+-- How many rows the table holds.
+SELECT count(*) FROM workflow_executions;

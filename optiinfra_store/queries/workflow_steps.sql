@@ -79,3 +79,7 @@ UPDATE workflow_steps SET status = 'retrying', retry_count = retry_count + 1, co
  WHERE id = $1 AND status IN ('failed', 'running') AND retry_count < max_retries
 RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
+
+-- name: count
+-- How many rows the table holds.
+SELECT count(*) FROM workflow_steps;

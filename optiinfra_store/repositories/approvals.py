@@ -1,10 +1,78 @@
-"""approvals (to be written)."""
+"""approvals: a decision on a recommendation, with guarded transitions out of pending."""
 
 from __future__ import annotations
 
-from optiinfra_store.repositories.base import Repository
+from collections.abc import Iterable
+from uuid import UUID
+
+from optiinfra_store.enums import ApprovalStatus
+from optiinfra_store.errors import InvalidArgument
+from optiinfra_store.records import Approval, ApprovalCreate
+from optiinfra_store.repositories.base import (
+    Repository,
+    as_optional_uuid,
+    as_uuid,
+    check_limit,
+    enum_values,
+)
 
 
-class Approvals(Repository):
+class Approvals(Repository[Approval]):
     table = "approvals"
     entity = "approval"
+    record = Approval
+
+    async def create(self, data: ApprovalCreate) -> Approval:
+        """Request a decision (always pending). Raises MissingReference for an unknown recommendation."""
+        return await self._insert(ApprovalCreate.model_validate(data))
+
+    async def approve(
+        self, id: UUID | str, *, decided_by: str | None = None, comment: str | None = None
+    ) -> Approval:
+        """pending -> approved; sets decided_at, decided_by and (if given) comment.
+        Raises NotFound, InvalidTransition (of two concurrent decisions, one gets it)."""
+        return await self._transition(
+            self._q.approve, as_uuid(id), ApprovalStatus.APPROVED, _decided_by(decided_by), _comment(comment)
+        )
+
+    async def reject(
+        self, id: UUID | str, *, decided_by: str | None = None, comment: str | None = None
+    ) -> Approval:
+        """pending -> rejected; sets decided_at, decided_by and (if given) comment.
+        Raises NotFound, InvalidTransition."""
+        return await self._transition(
+            self._q.reject, as_uuid(id), ApprovalStatus.REJECTED, _decided_by(decided_by), _comment(comment)
+        )
+
+    async def expire(self, id: UUID | str) -> Approval:
+        """pending -> expired; sets decided_at. Raises NotFound, InvalidTransition."""
+        return await self._transition(self._q.expire, as_uuid(id), ApprovalStatus.EXPIRED)
+
+    async def list(
+        self,
+        *,
+        recommendation_id: UUID | str | None = None,
+        status: ApprovalStatus | str | Iterable[ApprovalStatus | str] | None = None,
+        limit: int = 1000,
+    ) -> list[Approval]:
+        """Approvals, oldest first; `status` takes one value or several."""
+        return self._many(await self._fetch(
+            self._q.list,
+            as_optional_uuid(recommendation_id, "recommendation_id"),
+            enum_values(status, ApprovalStatus),
+            check_limit(limit),
+        ))
+
+
+def _decided_by(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > 255:
+        raise InvalidArgument(f"decided_by must be a non-blank string of at most 255 characters, got {value!r}")
+    return value
+
+
+def _comment(value: str | None) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidArgument(f"comment must be a string, got {type(value).__name__}")
+    return value

@@ -148,6 +148,10 @@ class Repository(Generic[R]):
         key = as_uuid(id)
         return self._found(await self._fetchrow(self._q.get_by_id, key), key)
 
+    async def count(self) -> int:
+        """How many rows the table holds."""
+        return await self._fetchval(self._q.count)
+
     async def delete(self, id: UUID | str) -> None:
         """Delete the row with this id (and what cascades from it). Raises NotFound."""
         key = as_uuid(id)

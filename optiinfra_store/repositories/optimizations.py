@@ -1,10 +1,73 @@
-"""optimizations (to be written)."""
+"""optimizations: carrying out an approved recommendation, with guarded transitions."""
 
 from __future__ import annotations
 
-from optiinfra_store.repositories.base import Repository
+from collections.abc import Iterable
+from uuid import UUID
+
+from optiinfra_store.enums import OptimizationStatus
+from optiinfra_store.errors import InvalidArgument
+from optiinfra_store.records import Optimization, OptimizationCreate
+from optiinfra_store.records._base import JsonObject
+from optiinfra_store.repositories.base import (
+    Repository,
+    as_optional_uuid,
+    as_uuid,
+    check_limit,
+    enum_values,
+)
 
 
-class Optimizations(Repository):
+class Optimizations(Repository[Optimization]):
     table = "optimizations"
     entity = "optimization"
+    record = Optimization
+
+    async def create(self, data: OptimizationCreate) -> Optimization:
+        """Insert a pending optimization. Raises ConstraintViolation
+        (optimizations_approval_approved_check) unless the approval is approved, and
+        MissingReference (optimizations_approval_id_fkey) if it is another recommendation's."""
+        return await self._insert(OptimizationCreate.model_validate(data))
+
+    async def start(self, id: UUID | str) -> Optimization:
+        """pending -> in_progress; sets started_at. Raises NotFound, InvalidTransition."""
+        return await self._transition(self._q.start, as_uuid(id), OptimizationStatus.IN_PROGRESS)
+
+    async def complete(self, id: UUID | str, result: JsonObject | None = None) -> Optimization:
+        """in_progress -> completed; sets completed_at and, if given, result."""
+        return await self._transition(
+            self._q.complete, as_uuid(id), OptimizationStatus.COMPLETED, _json(result, "result")
+        )
+
+    async def fail(self, id: UUID | str, error_details: JsonObject | None = None) -> Optimization:
+        """in_progress -> failed; sets completed_at and, if given, error_details."""
+        return await self._transition(
+            self._q.fail, as_uuid(id), OptimizationStatus.FAILED, _json(error_details, "error_details")
+        )
+
+    async def roll_back(self, id: UUID | str) -> Optimization:
+        """completed or failed -> rolled_back. Raises NotFound, InvalidTransition."""
+        return await self._transition(self._q.roll_back, as_uuid(id), OptimizationStatus.ROLLED_BACK)
+
+    async def list(
+        self,
+        *,
+        recommendation_id: UUID | str | None = None,
+        approval_id: UUID | str | None = None,
+        status: OptimizationStatus | str | Iterable[OptimizationStatus | str] | None = None,
+        limit: int = 1000,
+    ) -> list[Optimization]:
+        """Optimizations, oldest first; `status` takes one value or several."""
+        return self._many(await self._fetch(
+            self._q.list,
+            as_optional_uuid(recommendation_id, "recommendation_id"),
+            as_optional_uuid(approval_id, "approval_id"),
+            enum_values(status, OptimizationStatus),
+            check_limit(limit),
+        ))
+
+
+def _json(value: JsonObject | None, name: str) -> JsonObject | None:
+    if value is not None and not isinstance(value, dict):
+        raise InvalidArgument(f"{name} must be a dict, got {type(value).__name__}")
+    return value

@@ -386,3 +386,20 @@ def test_seed__scenarios_have_their_shape(seeded_dsn):
         ("quality_check", "failed", 3, 2, 0),
         ("scaling_decision", "completed", 3, 2, 2),
     ]
+
+
+def test_enums__python_enums_match_database(seeded_dsn):
+    from optiinfra_store.enums import DATABASE_ENUMS
+
+    assert {name: [m.value for m in enum] for name, enum in DATABASE_ENUMS.items()} == enums(seeded_dsn)
+
+
+def test_records__every_column_is_a_field(seeded_dsn):
+    import optiinfra_store.repositories as repositories
+
+    columns: dict[str, set[str]] = {}
+    for table, column, *_ in snapshot(seeded_dsn)["columns"]:
+        columns.setdefault(table, set()).add(column)
+    for name in repositories.__all__:
+        repo = getattr(repositories, name)
+        assert set(repo.record.model_fields) == columns[repo.table], repo.table

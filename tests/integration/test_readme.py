@@ -1,0 +1,21 @@
+"""The README's example runs as written."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme__agent_example_runs(clean_dsn, monkeypatch, capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    example = next(b for b in blocks if "asyncio.run(main())" in b)
+    monkeypatch.setenv("OPTIINFRA_DATABASE_URL", clean_dsn)
+    # the example calls asyncio.run itself: run it in a thread of its own, away from the test loop
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(exec, compile(example, "README.md", "exec"), {}).result()
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "completed -> running refused"
+    assert out[1].startswith("completed ") and "['collect_metrics', 'analyze_gpu_usage'] 1" in out[1]

@@ -1,0 +1,60 @@
+"""Store lifecycle: both ways to connect, codecs, configuration and connection errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from optiinfra_store import Store
+from optiinfra_store.dsn import DSN_ENV
+from optiinfra_store.enums import WorkflowType
+from optiinfra_store.errors import ConfigurationError, StoreUnavailable
+from optiinfra_store.records import WorkflowExecutionCreate
+
+
+async def test_connect__awaited_then_closed(clean_dsn):
+    store = await Store.connect(clean_dsn, min_size=1, max_size=2)
+    try:
+        assert await store.customers.count() == 0
+    finally:
+        await store.close()
+    assert store.pool.is_closing()
+
+
+async def test_connect__context_manager_and_environment(clean_dsn, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, clean_dsn)
+    async with Store.connect(max_size=2) as store:
+        assert await store.agents.list() == []
+    assert store.pool.is_closing()
+
+
+async def test_connect__no_dsn_is_configuration_error(monkeypatch):
+    monkeypatch.delenv(DSN_ENV, raising=False)
+    with pytest.raises(ConfigurationError, match=DSN_ENV):
+        Store.connect()
+
+
+async def test_connect__unreachable_server_is_store_unavailable():
+    with pytest.raises(StoreUnavailable):
+        await Store.connect("postgresql://nobody@127.0.0.1:1/none", timeout=2)
+
+
+async def test_jsonb__dicts_and_lists_in_and_out_never_strings(store, agent, customer):
+    nested = {"a": [1, 2.5, {"b": None}], "unicode": "naïve ☃", "quote": "'; DROP TABLE x; --"}
+    execution = await store.workflow_executions.create(WorkflowExecutionCreate(
+        agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.COST_ANALYSIS,
+        input_data=nested,
+    ))
+    fetched = await store.workflow_executions.get(execution.id)
+    assert fetched.input_data == nested and isinstance(fetched.input_data, dict)
+    assert isinstance(fetched.workflow_type, WorkflowType)
+
+
+async def test_user_init_runs_after_codecs(clean_dsn):
+    seen = []
+
+    async def init(conn):
+        seen.append(await conn.fetchval("SELECT '{\"x\": 1}'::jsonb"))
+
+    async with Store.connect(clean_dsn, min_size=1, max_size=1, init=init):
+        pass
+    assert seen == [{"x": 1}]

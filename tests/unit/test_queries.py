@@ -1,0 +1,68 @@
+"""The named-query files: every statement the repositories need exists and matches its model."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import optiinfra_store.queries as queries_package
+from optiinfra_store import records
+from optiinfra_store.queries import load, parse
+from optiinfra_store.repositories import __all__ as repository_names
+import optiinfra_store.repositories as repositories
+
+REPOSITORIES = [getattr(repositories, name) for name in repository_names]
+QUERY_DIR = Path(queries_package.__file__).parent
+
+
+def test_parse__splits_named_blocks_and_drops_comments():
+    parsed = parse("x.sql", "-- name: one\n-- what it is for\nSELECT 1;\n\n-- name: two\nSELECT 2\n")
+    assert parsed.names() == {"one", "two"}
+    assert parsed.one == "SELECT 1" and parsed.two == "SELECT 2"
+    with pytest.raises(AttributeError, match="three"):
+        parsed.three
+
+
+def test_parse__duplicate_name_refused():
+    with pytest.raises(ValueError, match="twice"):
+        parse("x.sql", "-- name: one\nSELECT 1;\n-- name: one\nSELECT 2;")
+
+
+def test_every_query_file_belongs_to_a_repository():
+    tables = {repo.table for repo in REPOSITORIES}
+    assert {p.stem for p in QUERY_DIR.glob("*.sql")} == tables
+
+
+@pytest.mark.parametrize("repo", REPOSITORIES, ids=lambda r: r.table)
+def test_repository__has_the_common_statements(repo):
+    assert {"insert", "get_by_id", "delete_by_id", "list"} <= load(repo.table).names()
+
+
+@pytest.mark.parametrize("repo", REPOSITORIES, ids=lambda r: r.table)
+def test_repository__each_statement_documented_and_never_select_star(repo):
+    text = (QUERY_DIR / f"{repo.table}.sql").read_text()
+    blocks = re.split(r"^-- name: ", text, flags=re.MULTILINE)[1:]
+    for block in blocks:
+        lines = block.splitlines()
+        assert lines[1].startswith("-- "), f"{repo.table}.{lines[0]} has no comment line"
+    assert not re.search(r"select\s+\*\s+from\s+(?!unnest)", text, re.IGNORECASE)
+
+
+@pytest.mark.parametrize("repo", REPOSITORIES, ids=lambda r: r.table)
+def test_insert__columns_in_create_model_field_order(repo):
+    create_model = getattr(records, f"{repo.record.__name__}Create")
+    sql = load(repo.table).insert
+    columns = re.search(r"INSERT INTO \w+ \(([^)]*)\)", sql, re.S).group(1)
+    assert [c.strip() for c in columns.split(",")] == list(create_model.model_fields)
+
+
+@pytest.mark.parametrize("repo", REPOSITORIES, ids=lambda r: r.table)
+def test_update__two_parameters_per_update_model_field(repo):
+    update_model = getattr(records, f"{repo.record.__name__}Update", None)
+    q = load(repo.table)
+    if update_model is None or "update" not in q.names():
+        pytest.skip("no partial update for this table")
+    placeholders = {int(n) for n in re.findall(r"\$(\d+)", q.update)}
+    assert placeholders == set(range(1, 2 + 2 * len(update_model.model_fields)))
