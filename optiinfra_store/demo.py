@@ -39,7 +39,8 @@ async def _print_workflows(store: Repositories) -> None:
     agents = {a.id: a.name for a in await store.agents.list()}
     page = await store.workflow_executions.list(limit=20)
     print(f"\nworkflows ({len(page.items)} most recent)")
-    for execution in reversed(page.items):
+    by_start = sorted(page.items, key=lambda e: (e.started_at is None, e.started_at))
+    for execution in by_start:
         detail = await store.workflow_executions.get_detail(execution.id)
         print(
             f"\n  {detail.workflow_type} for {customers[detail.customer_id]} by {agents[detail.agent_id]}: "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +34,9 @@ def embedded_server(data_dir: str | Path | None = None) -> Iterator[str]:
     Raises ConfigurationError when pgserver is not installed.
     """
     try:
-        import pgserver
+        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
+            warnings.simplefilter("ignore")
+            import pgserver
     except ImportError as exc:
         raise ConfigurationError(INSTALL_HINT) from exc
     temporary = data_dir is None

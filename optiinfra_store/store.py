@@ -42,6 +42,15 @@ def _decode_jsonb(data: bytes) -> Any:
     return _loads(data[1:])
 
 
+def _encode_label(value: Any) -> bytes:
+    return str(value).encode("utf-8")
+
+
+def _label_decoder(enum: type) -> Callable[[bytes], Any]:
+    members = {member.value.encode("utf-8"): member for member in enum}
+    return members.__getitem__
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
     """Register the codecs every connection needs: JSONB <-> dict/list (binary, so COPY works
     too) and the 15 enum types <-> their StrEnums."""
@@ -50,7 +59,10 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     )
     await conn.set_type_codec("json", schema="pg_catalog", encoder=_dumps, decoder=_loads, format="text")
     for type_name, enum in DATABASE_ENUMS.items():
-        await conn.set_type_codec(type_name, schema="public", encoder=str, decoder=enum, format="text")
+        # binary (an enum's wire form is its label) so COPY can write enum columns too
+        await conn.set_type_codec(
+            type_name, schema="public", encoder=_encode_label, decoder=_label_decoder(enum), format="binary"
+        )
 
 
 class Repositories:

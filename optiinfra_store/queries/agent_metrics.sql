@@ -1,0 +1,53 @@
+-- name: insert
+-- One metric point; columns in AgentMetricCreate's field order, collected now when not given.
+INSERT INTO agent_metrics (agent_id, metric_name, metric_type, metric_value, metric_unit,
+                           collection_timestamp, metadata)
+VALUES ($1, $2, $3, $4, $5, coalesce($6, now()), $7)
+RETURNING id, agent_id, metric_name, metric_type, metric_value, metric_unit, collection_timestamp, metadata,
+          created_at, updated_at;
+
+-- name: get_by_id
+-- One metric point.
+SELECT id, agent_id, metric_name, metric_type, metric_value, metric_unit, collection_timestamp, metadata,
+       created_at, updated_at
+  FROM agent_metrics WHERE id = $1;
+
+-- name: delete_by_id
+-- Delete one metric point.
+DELETE FROM agent_metrics WHERE id = $1 RETURNING id;
+
+-- name: list
+-- Metric points in time order, optionally of one agent, name and type, within [start, end].
+SELECT id, agent_id, metric_name, metric_type, metric_value, metric_unit, collection_timestamp, metadata,
+       created_at, updated_at
+  FROM agent_metrics
+ WHERE ($1::uuid IS NULL OR agent_id = $1)
+   AND ($2::text IS NULL OR metric_name = $2)
+   AND ($3::text IS NULL OR metric_type = $3::metric_type)
+   AND ($4::timestamptz IS NULL OR collection_timestamp >= $4)
+   AND ($5::timestamptz IS NULL OR collection_timestamp <= $5)
+ ORDER BY collection_timestamp, id
+ LIMIT $6;
+
+-- name: aggregate
+-- Count, mean, min and max of one agent's metric within [start, end].
+SELECT count(*) AS count, avg(metric_value) AS avg, min(metric_value) AS min, max(metric_value) AS max
+  FROM agent_metrics
+ WHERE agent_id = $1
+   AND metric_name = $2
+   AND ($3::timestamptz IS NULL OR collection_timestamp >= $3)
+   AND ($4::timestamptz IS NULL OR collection_timestamp <= $4);
+
+-- name: search
+-- Metric points whose metadata contains the given document (the GIN index), in time order.
+SELECT id, agent_id, metric_name, metric_type, metric_value, metric_unit, collection_timestamp, metadata,
+       created_at, updated_at
+  FROM agent_metrics
+ WHERE metadata @> $1::jsonb
+   AND ($2::uuid IS NULL OR agent_id = $2)
+ ORDER BY collection_timestamp, id
+ LIMIT $3;
+
+-- name: count
+-- How many rows the table holds.
+SELECT count(*) FROM agent_metrics;

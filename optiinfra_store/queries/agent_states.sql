@@ -1,0 +1,71 @@
+-- name: insert
+-- An agent's first state row; columns in AgentStateCreate's field order, heartbeat defaults to now.
+INSERT INTO agent_states (agent_id, status, current_workflow, current_workflow_id, workflow_data,
+                          resource_locks, error_count, last_error, last_heartbeat)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))
+RETURNING id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
+          error_count, last_error, last_heartbeat, created_at, updated_at;
+
+-- name: upsert
+-- Insert an agent's state or replace every field of the one it has (one row per agent).
+INSERT INTO agent_states (agent_id, status, current_workflow, current_workflow_id, workflow_data,
+                          resource_locks, error_count, last_error, last_heartbeat)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))
+ON CONFLICT (agent_id) DO UPDATE
+   SET status = EXCLUDED.status,
+       current_workflow = EXCLUDED.current_workflow,
+       current_workflow_id = EXCLUDED.current_workflow_id,
+       workflow_data = EXCLUDED.workflow_data,
+       resource_locks = EXCLUDED.resource_locks,
+       error_count = EXCLUDED.error_count,
+       last_error = EXCLUDED.last_error,
+       last_heartbeat = EXCLUDED.last_heartbeat
+RETURNING id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
+          error_count, last_error, last_heartbeat, created_at, updated_at;
+
+-- name: get_by_id
+-- One state row.
+SELECT id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
+       error_count, last_error, last_heartbeat, created_at, updated_at
+  FROM agent_states WHERE id = $1;
+
+-- name: get_for_agent
+-- The state row of an agent.
+SELECT id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
+       error_count, last_error, last_heartbeat, created_at, updated_at
+  FROM agent_states WHERE agent_id = $1;
+
+-- name: delete_by_id
+-- Delete one state row.
+DELETE FROM agent_states WHERE id = $1 RETURNING id;
+
+-- name: heartbeat
+-- Record that the agent is alive, on the database's clock.
+UPDATE agent_states SET last_heartbeat = now() WHERE agent_id = $1
+RETURNING id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
+          error_count, last_error, last_heartbeat, created_at, updated_at;
+
+-- name: record_error
+-- Count one more error and keep it as the last; the row lock makes concurrent calls queue, none is lost.
+UPDATE agent_states SET error_count = error_count + 1, last_error = $2 WHERE agent_id = $1
+RETURNING id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
+          error_count, last_error, last_heartbeat, created_at, updated_at;
+
+-- name: set_current_workflow
+-- Point the state at a workflow execution, or at none.
+UPDATE agent_states SET current_workflow_id = $2 WHERE agent_id = $1
+RETURNING id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
+          error_count, last_error, last_heartbeat, created_at, updated_at;
+
+-- name: list
+-- State rows, optionally of one status, oldest first.
+SELECT id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
+       error_count, last_error, last_heartbeat, created_at, updated_at
+  FROM agent_states
+ WHERE ($1::text IS NULL OR status = $1::agent_status_detail)
+ ORDER BY created_at, id
+ LIMIT $2;
+
+-- name: count
+-- How many rows the table holds.
+SELECT count(*) FROM agent_states;

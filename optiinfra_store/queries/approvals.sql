@@ -52,3 +52,7 @@ UPDATE approvals
  WHERE id = $1 AND status = 'pending'
 RETURNING id, recommendation_id, status, requested_by, decided_by, comment, decided_at, expires_at,
           created_at, updated_at;
+
+-- name: count
+-- How many approvals there are.
+SELECT count(*) FROM approvals;

@@ -26,3 +26,7 @@ SELECT id, customer_id, agent_id, event_type, severity, title, description, data
    AND ($4::text[] IS NULL OR severity = ANY($4::text[]::event_severity[]))
  ORDER BY occurred_at DESC, id DESC
  LIMIT $5;
+
+-- name: count
+-- How many events there are.
+SELECT count(*) FROM events;

@@ -60,3 +60,7 @@ UPDATE optimizations SET status = 'rolled_back'
  WHERE id = $1 AND status IN ('completed', 'failed')
 RETURNING id, recommendation_id, approval_id, status, started_at, completed_at, result, error_details,
           created_at, updated_at;
+
+-- name: count
+-- How many optimizations there are.
+SELECT count(*) FROM optimizations;

@@ -38,3 +38,7 @@ SELECT id, customer_id, agent_id, recommendation_type, title, description, estim
    AND ($3::text[] IS NULL OR recommendation_type = ANY($3::text[]::recommendation_type[]))
  ORDER BY created_at, id
  LIMIT $4;
+
+-- name: count
+-- How many recommendations there are.
+SELECT count(*) FROM recommendations;

@@ -1,10 +1,57 @@
-"""agent_capabilities (to be written)."""
+"""agent_capabilities: the versioned capabilities an agent offers, each enabled or not."""
 
 from __future__ import annotations
 
-from optiinfra_store.repositories.base import Repository
+from typing import Any
+from uuid import UUID
+
+from optiinfra_store.errors import InvalidArgument
+from optiinfra_store.records import AgentCapability, AgentCapabilityCreate, AgentCapabilityUpdate
+from optiinfra_store.repositories.base import Repository, as_optional_uuid, as_uuid, check_limit
 
 
-class AgentCapabilities(Repository):
+class AgentCapabilities(Repository[AgentCapability]):
     table = "agent_capabilities"
     entity = "agent capability"
+    record_type = AgentCapability
+
+    async def create(self, data: AgentCapabilityCreate) -> AgentCapability:
+        """Insert a capability version. Raises MissingReference for an unknown agent, AlreadyExists
+        (agent_capabilities_agent_id_name_version_key) for a name and version the agent has."""
+        return await self._insert(AgentCapabilityCreate.model_validate(data))
+
+    async def update(self, id: UUID | str, data: AgentCapabilityUpdate) -> AgentCapability:
+        """Write the fields set in `data`. Raises NotFound."""
+        return await self._update(id, AgentCapabilityUpdate.model_validate(data))
+
+    async def set_enabled(self, id: UUID | str, enabled: bool) -> AgentCapability:
+        """Enable or disable. Raises NotFound."""
+        key = as_uuid(id)
+        if not isinstance(enabled, bool):
+            raise InvalidArgument(f"enabled must be a bool, got {type(enabled).__name__}")
+        return self._found(await self._fetchrow(self._q.set_enabled, key, enabled), key)
+
+    async def update_parameters(self, id: UUID | str, parameters: dict[str, Any]) -> AgentCapability:
+        """Replace the parameters. Raises NotFound."""
+        key = as_uuid(id)
+        if not isinstance(parameters, dict):
+            raise InvalidArgument(f"parameters must be a dict, got {type(parameters).__name__}")
+        return self._found(await self._fetchrow(self._q.update_parameters, key, parameters), key)
+
+    async def list(
+        self,
+        *,
+        agent_id: UUID | str | None = None,
+        capability_name: str | None = None,
+        is_enabled: bool | None = None,
+        limit: int = 1000,
+    ) -> list[AgentCapability]:
+        """Capabilities by capability_name, then capability_version (as text)."""
+        if capability_name is not None and not isinstance(capability_name, str):
+            raise InvalidArgument(f"capability_name must be a string, got {type(capability_name).__name__}")
+        if is_enabled is not None and not isinstance(is_enabled, bool):
+            raise InvalidArgument(f"is_enabled must be a bool, got {type(is_enabled).__name__}")
+        return self._many(await self._fetch(
+            self._q.list, as_optional_uuid(agent_id, "agent_id"), capability_name, is_enabled,
+            check_limit(limit),
+        ))

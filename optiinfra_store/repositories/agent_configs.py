@@ -1,10 +1,137 @@
-"""agent_configs (to be written)."""
+"""agent_configs: typed key/value configuration per agent."""
 
 from __future__ import annotations
 
-from optiinfra_store.repositories.base import Repository
+import json
+import re
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from optiinfra_store.enums import ConfigType
+from optiinfra_store.errors import InvalidArgument, NotFound
+from optiinfra_store.records import AgentConfig, AgentConfigCreate
+from optiinfra_store.repositories.base import Repository, as_optional_uuid, as_uuid, check_limit, insert_args
+
+ConfigValue = str | int | float | bool | Decimal | dict[str, Any] | list[Any]
+
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
-class AgentConfigs(Repository):
+def _infer_type(value: Any) -> ConfigType:
+    if isinstance(value, bool):
+        return ConfigType.BOOLEAN
+    if isinstance(value, (int, float, Decimal)):
+        return ConfigType.NUMBER
+    if isinstance(value, (dict, list)):
+        return ConfigType.JSON
+    if isinstance(value, str):
+        return ConfigType.STRING
+    raise InvalidArgument(
+        f"a config value must be str, int, float, bool, dict or list, got {type(value).__name__}"
+    )
+
+
+def _to_text(value: Any, config_type: ConfigType) -> str:
+    """The stored text of `value` as `config_type`; a str is taken as already in that form
+    (AgentConfigCreate then checks it parses)."""
+    _infer_type(value)  # refuses unsupported Python types
+    if isinstance(value, str):
+        return value
+    if config_type is ConfigType.BOOLEAN:
+        if not isinstance(value, bool):
+            raise InvalidArgument(f"a boolean config value must be a bool, got {type(value).__name__}")
+        return "true" if value else "false"
+    if config_type is ConfigType.NUMBER:
+        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+            raise InvalidArgument(f"a number config value must be an int or float, got {type(value).__name__}")
+        return str(value)  # non-finite floats fail AgentConfigCreate's check
+    if config_type is ConfigType.JSON:
+        try:
+            return json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(f"config value is not JSON-serialisable: {exc}") from None
+    # string: the natural text of the value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, allow_nan=False)
+    return str(value)
+
+
+def typed_value(config: AgentConfig) -> Any:
+    """A config's value as its type: number -> int (integral text) or float, boolean -> bool,
+    json -> the parsed document, string -> str."""
+    text = config.config_value
+    if config.config_type is ConfigType.NUMBER:
+        return int(text) if _INTEGER.fullmatch(text) else float(text)
+    if config.config_type is ConfigType.BOOLEAN:
+        return text == "true"
+    if config.config_type is ConfigType.JSON:
+        return json.loads(text)
+    return text
+
+
+class AgentConfigs(Repository[AgentConfig]):
     table = "agent_configs"
     entity = "agent config"
+    record_type = AgentConfig
+
+    async def create(self, data: AgentConfigCreate) -> AgentConfig:
+        """Insert an entry. Raises MissingReference for an unknown agent, AlreadyExists
+        (agent_configs_agent_id_config_key_key) for a key the agent already has: use `set`."""
+        return await self._insert(AgentConfigCreate.model_validate(data))
+
+    async def set(
+        self,
+        agent_id: UUID | str,
+        key: str,
+        value: ConfigValue,
+        *,
+        config_type: ConfigType | str | None = None,
+        description: str | None = None,
+        is_sensitive: bool = False,
+    ) -> AgentConfig:
+        """Insert or replace the agent's value for `key`, in one statement.
+
+        config_type, when not given, follows the Python type: bool -> boolean, int/float ->
+        number, dict/list -> json, str -> string. A description of None keeps the stored one;
+        is_sensitive is sticky (once sensitive, a key stays so until deleted).
+        Raises MissingReference for an unknown agent."""
+        kind = _infer_type(value) if config_type is None else ConfigType(config_type)
+        data = AgentConfigCreate(
+            agent_id=as_uuid(agent_id, "agent_id"), config_key=key, config_value=_to_text(value, kind),
+            config_type=kind, description=description, is_sensitive=is_sensitive,
+        )
+        row = await self._fetchrow(self._q.upsert, *insert_args(data))
+        assert row is not None
+        return self._one(row)
+
+    async def get_by_key(self, agent_id: UUID | str, key: str) -> AgentConfig:
+        """The agent's entry for `key`. Raises NotFound."""
+        agent = as_uuid(agent_id, "agent_id")
+        if not isinstance(key, str):
+            raise InvalidArgument(f"key must be a string, got {type(key).__name__}")
+        row = await self._fetchrow(self._q.get_by_key, agent, key)
+        if row is None:
+            raise NotFound(self.entity, f"{key!r} of agent {agent}")
+        return self._one(row)
+
+    async def get_value(self, agent_id: UUID | str, key: str) -> Any:
+        """The agent's value for `key`, converted by its config_type. Raises NotFound."""
+        return typed_value(await self.get_by_key(agent_id, key))
+
+    async def list(
+        self,
+        *,
+        agent_id: UUID | str | None = None,
+        config_type: ConfigType | str | None = None,
+        limit: int = 1000,
+    ) -> list[AgentConfig]:
+        """Entries by agent, then config_key; optionally of one agent and one type."""
+        return self._many(await self._fetch(
+            self._q.list,
+            as_optional_uuid(agent_id, "agent_id"),
+            None if config_type is None else ConfigType(config_type).value,
+            check_limit(limit),
+        ))

@@ -1,10 +1,73 @@
-"""agent_states (to be written)."""
+"""agent_states: the one runtime state row of each agent."""
 
 from __future__ import annotations
 
-from optiinfra_store.repositories.base import Repository
+from typing import Any
+from uuid import UUID
+
+from optiinfra_store.enums import AgentStatusDetail
+from optiinfra_store.errors import InvalidArgument
+from optiinfra_store.records import AgentState, AgentStateCreate, AgentStateUpsert
+from optiinfra_store.repositories.base import (
+    Repository,
+    as_optional_uuid,
+    as_uuid,
+    check_limit,
+    insert_args,
+)
 
 
-class AgentStates(Repository):
+class AgentStates(Repository[AgentState]):
     table = "agent_states"
     entity = "agent state"
+    record_type = AgentState
+
+    async def create(self, data: AgentStateCreate) -> AgentState:
+        """Insert an agent's state. Raises MissingReference for an unknown agent or workflow,
+        AlreadyExists (agent_states_agent_id_key) if the agent has one: use `upsert`."""
+        return await self._insert(AgentStateCreate.model_validate(data))
+
+    async def upsert(self, data: AgentStateUpsert) -> AgentState:
+        """Insert the agent's state, or replace every field of the existing row (keeping its id
+        and created_at). last_heartbeat None means the database's now."""
+        data = AgentStateUpsert.model_validate(data)
+        row = await self._fetchrow(self._q.upsert, *insert_args(data))
+        assert row is not None
+        return self._one(row)
+
+    async def get_for_agent(self, agent_id: UUID | str) -> AgentState:
+        """The agent's state. Raises NotFound."""
+        key = as_uuid(agent_id, "agent_id")
+        return self._found(await self._fetchrow(self._q.get_for_agent, key), key)
+
+    async def heartbeat(self, agent_id: UUID | str) -> AgentState:
+        """Set last_heartbeat to the database's now. Raises NotFound."""
+        key = as_uuid(agent_id, "agent_id")
+        return self._found(await self._fetchrow(self._q.heartbeat, key), key)
+
+    async def record_error(self, agent_id: UUID | str, error: dict[str, Any]) -> AgentState:
+        """Add one to error_count and store `error` as last_error, in one statement (concurrent
+        calls each count). Raises NotFound."""
+        key = as_uuid(agent_id, "agent_id")
+        if not isinstance(error, dict):
+            raise InvalidArgument(f"error must be a dict, got {type(error).__name__}")
+        return self._found(await self._fetchrow(self._q.record_error, key, error), key)
+
+    async def set_current_workflow(
+        self, agent_id: UUID | str, execution_id: UUID | str | None
+    ) -> AgentState:
+        """Point current_workflow_id at an execution (None clears it). Raises NotFound,
+        MissingReference for an unknown execution."""
+        key = as_uuid(agent_id, "agent_id")
+        execution = as_optional_uuid(execution_id, "execution_id")
+        return self._found(await self._fetchrow(self._q.set_current_workflow, key, execution), key)
+
+    async def list(
+        self, *, status: AgentStatusDetail | str | None = None, limit: int = 1000
+    ) -> list[AgentState]:
+        """State rows, oldest first, optionally of one status."""
+        return self._many(await self._fetch(
+            self._q.list,
+            None if status is None else AgentStatusDetail(status).value,
+            check_limit(limit),
+        ))

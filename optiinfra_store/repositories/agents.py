@@ -14,7 +14,7 @@ from optiinfra_store.repositories.base import Repository, as_uuid, check_limit
 class Agents(Repository[Agent]):
     table = "agents"
     entity = "agent"
-    record = Agent
+    record_type = Agent
 
     async def create(self, data: AgentCreate) -> Agent:
         """Register an agent."""

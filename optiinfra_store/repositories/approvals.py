@@ -20,7 +20,7 @@ from optiinfra_store.repositories.base import (
 class Approvals(Repository[Approval]):
     table = "approvals"
     entity = "approval"
-    record = Approval
+    record_type = Approval
 
     async def create(self, data: ApprovalCreate) -> Approval:
         """Request a decision (always pending). Raises MissingReference for an unknown recommendation."""

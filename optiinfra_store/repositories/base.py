@@ -73,12 +73,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
 
 
 class Repository(Generic[R]):
-    """Base of the 13 repositories. Subclasses set `table`, `entity` and `record`, and keep
+    """Base of the 13 repositories. Subclasses set `table`, `entity` and `record_type`, and keep
     their statements in `queries/<table>.sql` (at least insert, get_by_id, delete_by_id)."""
 
     table: ClassVar[str]
     entity: ClassVar[str]
-    record: ClassVar[type[Record]]
+    record_type: ClassVar[type[Record]]
 
     def __init__(self, executor: Executor) -> None:
         self._db = executor
@@ -113,10 +113,10 @@ class Repository(Generic[R]):
     # -- records ---------------------------------------------------------------------------------
 
     def _one(self, row: asyncpg.Record) -> R:
-        return self.record.model_construct(**row)  # type: ignore[return-value]
+        return self.record_type.model_construct(**row)  # type: ignore[return-value]
 
     def _many(self, rows: Iterable[asyncpg.Record]) -> list[R]:
-        construct = self.record.model_construct
+        construct = self.record_type.model_construct
         return [construct(**row) for row in rows]  # type: ignore[misc]
 
     def _found(self, row: asyncpg.Record | None, key: Any) -> R:

@@ -13,7 +13,7 @@ from optiinfra_store.repositories.base import Repository, check_limit
 class Customers(Repository[Customer]):
     table = "customers"
     entity = "customer"
-    record = Customer
+    record_type = Customer
 
     async def create(self, data: CustomerCreate) -> Customer:
         """Insert a customer. Raises AlreadyExists (customers_email_key) for a taken email."""

@@ -13,7 +13,7 @@ from optiinfra_store.repositories.base import Repository, as_optional_uuid, chec
 class Events(Repository[Event]):
     table = "events"
     entity = "event"
-    record = Event
+    record_type = Event
 
     async def create(self, data: EventCreate) -> Event:
         """Record an event (occurred_at defaults to the database's now()).

@@ -21,7 +21,7 @@ from optiinfra_store.repositories.base import (
 class Optimizations(Repository[Optimization]):
     table = "optimizations"
     entity = "optimization"
-    record = Optimization
+    record_type = Optimization
 
     async def create(self, data: OptimizationCreate) -> Optimization:
         """Insert a pending optimization. Raises ConstraintViolation

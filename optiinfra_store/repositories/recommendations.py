@@ -13,7 +13,7 @@ from optiinfra_store.repositories.base import Repository, as_optional_uuid, chec
 class Recommendations(Repository[Recommendation]):
     table = "recommendations"
     entity = "recommendation"
-    record = Recommendation
+    record_type = Recommendation
 
     async def create(self, data: RecommendationCreate) -> Recommendation:
         """Insert a recommendation. Raises MissingReference for an unknown customer or agent."""

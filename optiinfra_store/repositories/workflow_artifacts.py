@@ -12,7 +12,7 @@ from optiinfra_store.repositories.base import Repository, as_optional_uuid, chec
 class WorkflowArtifacts(Repository[WorkflowArtifact]):
     table = "workflow_artifacts"
     entity = "workflow artifact"
-    record = WorkflowArtifact
+    record_type = WorkflowArtifact
 
     async def create(self, data: WorkflowArtifactCreate) -> WorkflowArtifact:
         """Insert an artifact, of the execution as a whole or of one of its steps.

@@ -38,7 +38,7 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
 class WorkflowExecutions(Repository[WorkflowExecution]):
     table = "workflow_executions"
     entity = "workflow execution"
-    record = WorkflowExecution
+    record_type = WorkflowExecution
 
     async def create(self, data: WorkflowExecutionCreate) -> WorkflowExecution:
         """Insert an execution (pending unless `data` imports a status).

@@ -18,7 +18,7 @@ _RETRYABLE = (StepStatus.FAILED, StepStatus.RUNNING)
 class WorkflowSteps(Repository[WorkflowStep]):
     table = "workflow_steps"
     entity = "workflow step"
-    record = WorkflowStep
+    record_type = WorkflowStep
 
     async def create(self, data: WorkflowStepCreate) -> WorkflowStep:
         """Insert a step. Raises MissingReference for an unknown execution, AlreadyExists

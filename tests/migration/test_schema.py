@@ -402,4 +402,4 @@ def test_records__every_column_is_a_field(seeded_dsn):
         columns.setdefault(table, set()).add(column)
     for name in repositories.__all__:
         repo = getattr(repositories, name)
-        assert set(repo.record.model_fields) == columns[repo.table], repo.table
+        assert set(repo.record_type.model_fields) == columns[repo.table], repo.table
