@@ -42,7 +42,9 @@ def embedded_server(data_dir: str | Path | None = None) -> Iterator[str]:
     temporary = data_dir is None
     path = Path(tempfile.mkdtemp(prefix="optiinfra-pg-")) if temporary else Path(data_dir)
     try:
-        server = pgserver.get_server(path, cleanup_mode="stop")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = pgserver.get_server(path, cleanup_mode="stop")
     except Exception as exc:  # pgserver raises plain exceptions with the server log
         if temporary:
             shutil.rmtree(path, ignore_errors=True)

@@ -11,24 +11,19 @@ from uuid import UUID
 from optiinfra_store.enums import MetricType
 from optiinfra_store.errors import InvalidArgument, translate
 from optiinfra_store.records import AgentMetric, AgentMetricCreate, MetricSummary
-from optiinfra_store.repositories.base import Repository, as_optional_uuid, as_uuid, check_limit
+from optiinfra_store.repositories.base import (
+    Repository,
+    as_optional_uuid,
+    as_uuid,
+    check_limit,
+    optional_aware,
+    optional_text,
+)
 
 _COPY_COLUMNS = [
     "agent_id", "metric_name", "metric_type", "metric_value", "metric_unit",
     "collection_timestamp", "metadata",
 ]
-
-
-def _aware(value: datetime | None, name: str) -> datetime | None:
-    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
-        raise InvalidArgument(f"{name} must be a timezone-aware datetime, got {value!r}")
-    return value
-
-
-def _name(value: str | None, name: str) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise InvalidArgument(f"{name} must be a string, got {type(value).__name__}")
-    return value
 
 
 class AgentMetrics(Repository[AgentMetric]):
@@ -81,10 +76,10 @@ class AgentMetrics(Repository[AgentMetric]):
         return self._many(await self._fetch(
             self._q.list,
             as_optional_uuid(agent_id, "agent_id"),
-            _name(metric_name, "metric_name"),
+            optional_text(metric_name, "metric_name"),
             None if metric_type is None else MetricType(metric_type).value,
-            _aware(start, "start"),
-            _aware(end, "end"),
+            optional_aware(start, "start"),
+            optional_aware(end, "end"),
             check_limit(limit),
         ))
 
@@ -100,7 +95,7 @@ class AgentMetrics(Repository[AgentMetric]):
             raise InvalidArgument(f"metric_name must be a string, got {type(metric_name).__name__}")
         row = await self._fetchrow(
             self._q.aggregate, as_uuid(agent_id, "agent_id"), metric_name,
-            _aware(start, "start"), _aware(end, "end"),
+            optional_aware(start, "start"), optional_aware(end, "end"),
         )
         assert row is not None  # an aggregate without GROUP BY returns one row
         return MetricSummary.model_construct(**row)

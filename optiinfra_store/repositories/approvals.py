@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from uuid import UUID
 
 from optiinfra_store.enums import ApprovalStatus
-from optiinfra_store.errors import InvalidArgument
 from optiinfra_store.records import Approval, ApprovalCreate
 from optiinfra_store.repositories.base import (
     Repository,
@@ -14,6 +13,7 @@ from optiinfra_store.repositories.base import (
     as_uuid,
     check_limit,
     enum_values,
+    optional_text,
 )
 
 
@@ -31,17 +31,21 @@ class Approvals(Repository[Approval]):
     ) -> Approval:
         """pending -> approved; sets decided_at, decided_by and (if given) comment.
         Raises NotFound, InvalidTransition (of two concurrent decisions, one gets it)."""
-        return await self._transition(
-            self._q.approve, as_uuid(id), ApprovalStatus.APPROVED, _decided_by(decided_by), _comment(comment)
-        )
+        return await self._decide(self._q.approve, id, ApprovalStatus.APPROVED, decided_by, comment)
 
     async def reject(
         self, id: UUID | str, *, decided_by: str | None = None, comment: str | None = None
     ) -> Approval:
         """pending -> rejected; sets decided_at, decided_by and (if given) comment.
         Raises NotFound, InvalidTransition."""
+        return await self._decide(self._q.reject, id, ApprovalStatus.REJECTED, decided_by, comment)
+
+    async def _decide(
+        self, sql: str, id: UUID | str, status: ApprovalStatus, decided_by: str | None, comment: str | None
+    ) -> Approval:
         return await self._transition(
-            self._q.reject, as_uuid(id), ApprovalStatus.REJECTED, _decided_by(decided_by), _comment(comment)
+            sql, as_uuid(id), status,
+            optional_text(decided_by, "decided_by", max_length=255), optional_text(comment, "comment"),
         )
 
     async def expire(self, id: UUID | str) -> Approval:
@@ -62,17 +66,3 @@ class Approvals(Repository[Approval]):
             enum_values(status, ApprovalStatus),
             check_limit(limit),
         ))
-
-
-def _decided_by(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > 255:
-        raise InvalidArgument(f"decided_by must be a non-blank string of at most 255 characters, got {value!r}")
-    return value
-
-
-def _comment(value: str | None) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise InvalidArgument(f"comment must be a string, got {type(value).__name__}")
-    return value

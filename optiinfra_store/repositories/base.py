@@ -43,6 +43,31 @@ def check_limit(limit: int, maximum: int = 10_000) -> int:
     return limit
 
 
+def optional_aware(value: Any, name: str) -> datetime | None:
+    """A timezone-aware datetime or None; naive datetimes are refused, never guessed."""
+    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+        raise InvalidArgument(f"{name} must be a timezone-aware datetime, got {value!r}")
+    return value
+
+
+def optional_object(value: Any, name: str) -> dict[str, Any] | None:
+    """A JSON object (dict) or None."""
+    if value is not None and not isinstance(value, dict):
+        raise InvalidArgument(f"{name} must be a dict, got {type(value).__name__}")
+    return value
+
+
+def optional_text(value: Any, name: str, *, max_length: int | None = None) -> str | None:
+    """A string (non-blank and at most max_length when a length is given) or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{name} must be a string, got {type(value).__name__}")
+    if max_length is not None and (not value.strip() or len(value) > max_length):
+        raise InvalidArgument(f"{name} must be a non-blank string of at most {max_length} characters")
+    return value
+
+
 def insert_args(data: Input) -> list[Any]:
     """An input model's values in field order: the order of the insert statement's columns."""
     return [getattr(data, name) for name in type(data).model_fields]

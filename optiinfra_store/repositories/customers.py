@@ -5,7 +5,6 @@ from __future__ import annotations
 from uuid import UUID
 
 from optiinfra_store.enums import CustomerStatus
-from optiinfra_store.errors import NotFound
 from optiinfra_store.records import Customer, CustomerCreate, CustomerUpdate
 from optiinfra_store.repositories.base import Repository, check_limit
 

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from uuid import UUID
 
 from optiinfra_store.enums import OptimizationStatus
-from optiinfra_store.errors import InvalidArgument
 from optiinfra_store.records import Optimization, OptimizationCreate
 from optiinfra_store.records._base import JsonObject
 from optiinfra_store.repositories.base import (
@@ -15,6 +14,7 @@ from optiinfra_store.repositories.base import (
     as_uuid,
     check_limit,
     enum_values,
+    optional_object,
 )
 
 
@@ -36,13 +36,13 @@ class Optimizations(Repository[Optimization]):
     async def complete(self, id: UUID | str, result: JsonObject | None = None) -> Optimization:
         """in_progress -> completed; sets completed_at and, if given, result."""
         return await self._transition(
-            self._q.complete, as_uuid(id), OptimizationStatus.COMPLETED, _json(result, "result")
+            self._q.complete, as_uuid(id), OptimizationStatus.COMPLETED, optional_object(result, "result")
         )
 
     async def fail(self, id: UUID | str, error_details: JsonObject | None = None) -> Optimization:
         """in_progress -> failed; sets completed_at and, if given, error_details."""
         return await self._transition(
-            self._q.fail, as_uuid(id), OptimizationStatus.FAILED, _json(error_details, "error_details")
+            self._q.fail, as_uuid(id), OptimizationStatus.FAILED, optional_object(error_details, "error_details")
         )
 
     async def roll_back(self, id: UUID | str) -> Optimization:
@@ -65,9 +65,3 @@ class Optimizations(Repository[Optimization]):
             enum_values(status, OptimizationStatus),
             check_limit(limit),
         ))
-
-
-def _json(value: JsonObject | None, name: str) -> JsonObject | None:
-    if value is not None and not isinstance(value, dict):
-        raise InvalidArgument(f"{name} must be a dict, got {type(value).__name__}")
-    return value

@@ -26,13 +26,9 @@ from optiinfra_store.repositories.base import (
     decode_cursor,
     encode_cursor,
     enum_values,
+    optional_aware,
+    optional_object,
 )
-
-
-def _aware(value: datetime | None, name: str) -> datetime | None:
-    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
-        raise InvalidArgument(f"{name} must be a timezone-aware datetime, got {value!r}")
-    return value
 
 
 class WorkflowExecutions(Repository[WorkflowExecution]):
@@ -57,13 +53,13 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         """running -> completed; sets completed_at and, if given, output_data.
         Raises NotFound, InvalidTransition (of two concurrent completes, one gets it)."""
         return await self._transition(
-            self._q.complete, as_uuid(id), WorkflowStatus.COMPLETED, _json(output_data, "output_data")
+            self._q.complete, as_uuid(id), WorkflowStatus.COMPLETED, optional_object(output_data, "output_data")
         )
 
     async def fail(self, id: UUID | str, error_details: JsonObject | None = None) -> WorkflowExecution:
         """running -> failed; sets completed_at and, if given, error_details."""
         return await self._transition(
-            self._q.fail, as_uuid(id), WorkflowStatus.FAILED, _json(error_details, "error_details")
+            self._q.fail, as_uuid(id), WorkflowStatus.FAILED, optional_object(error_details, "error_details")
         )
 
     async def cancel(self, id: UUID | str, reason: str | None = None) -> WorkflowExecution:
@@ -75,7 +71,7 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
     async def time_out(self, id: UUID | str, error_details: JsonObject | None = None) -> WorkflowExecution:
         """running -> timeout; sets completed_at."""
         return await self._transition(
-            self._q.time_out, as_uuid(id), WorkflowStatus.TIMEOUT, _json(error_details, "error_details")
+            self._q.time_out, as_uuid(id), WorkflowStatus.TIMEOUT, optional_object(error_details, "error_details")
         )
 
     async def get_detail(self, id: UUID | str) -> WorkflowExecutionDetail:
@@ -111,8 +107,8 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
             as_optional_uuid(agent_id, "agent_id"),
             None if workflow_type is None else WorkflowType(workflow_type).value,
             enum_values(status, WorkflowStatus),
-            _aware(started_after, "started_after"),
-            _aware(started_before, "started_before"),
+            optional_aware(started_after, "started_after"),
+            optional_aware(started_before, "started_before"),
             after_created,
             after_id,
             size + 1,
@@ -127,9 +123,3 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
     async def list_active(self) -> list[WorkflowExecution]:
         """Every pending and running execution, oldest first."""
         return self._many(await self._fetch(self._q.list_active))
-
-
-def _json(value: JsonObject | None, name: str) -> JsonObject | None:
-    if value is not None and not isinstance(value, dict):
-        raise InvalidArgument(f"{name} must be a dict, got {type(value).__name__}")
-    return value

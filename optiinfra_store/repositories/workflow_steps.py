@@ -9,8 +9,7 @@ from optiinfra_store.enums import StepStatus
 from optiinfra_store.errors import InvalidTransition, NotFound, RetriesExhausted
 from optiinfra_store.records import WorkflowStep, WorkflowStepCreate
 from optiinfra_store.records._base import JsonObject
-from optiinfra_store.repositories.base import Repository, as_uuid, enum_values
-from optiinfra_store.repositories.workflow_executions import _json
+from optiinfra_store.repositories.base import Repository, as_uuid, enum_values, optional_object
 
 _RETRYABLE = (StepStatus.FAILED, StepStatus.RUNNING)
 
@@ -55,13 +54,13 @@ class WorkflowSteps(Repository[WorkflowStep]):
     async def complete(self, id: UUID | str, output_data: JsonObject | None = None) -> WorkflowStep:
         """running -> completed; sets completed_at and, if given, output_data."""
         return await self._transition(
-            self._q.complete, as_uuid(id), StepStatus.COMPLETED, _json(output_data, "output_data")
+            self._q.complete, as_uuid(id), StepStatus.COMPLETED, optional_object(output_data, "output_data")
         )
 
     async def fail(self, id: UUID | str, error_details: JsonObject | None = None) -> WorkflowStep:
         """running -> failed; sets completed_at and, if given, error_details."""
         return await self._transition(
-            self._q.fail, as_uuid(id), StepStatus.FAILED, _json(error_details, "error_details")
+            self._q.fail, as_uuid(id), StepStatus.FAILED, optional_object(error_details, "error_details")
         )
 
     async def skip(self, id: UUID | str) -> WorkflowStep:
