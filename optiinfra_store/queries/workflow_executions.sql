@@ -32,42 +32,67 @@ RETURNING id, agent_id, customer_id, workflow_type, status, started_at, complete
 
 -- name: start
 -- pending -> running.
+WITH audit AS MATERIALIZED (
+    -- who and why, for the transition trigger; local to this statement's transaction
+    SELECT set_config('optiinfra.actor', coalesce($2::text, ''), true),
+           set_config('optiinfra.reason', coalesce($3::jsonb::text, ''), true)
+)
 UPDATE workflow_executions SET status = 'running', started_at = now()
- WHERE id = $1 AND status = 'pending'
+ WHERE id = $1 AND (SELECT true FROM audit) AND status = 'pending'
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, created_at, updated_at;
 
 -- name: complete
 -- running -> completed, with the output (kept as is when $2 is null).
+WITH audit AS MATERIALIZED (
+    -- who and why, for the transition trigger; local to this statement's transaction
+    SELECT set_config('optiinfra.actor', coalesce($3::text, ''), true),
+           set_config('optiinfra.reason', coalesce($4::jsonb::text, ''), true)
+)
 UPDATE workflow_executions
    SET status = 'completed', completed_at = greatest(now(), started_at), output_data = coalesce($2, output_data)
- WHERE id = $1 AND status = 'running'
+ WHERE id = $1 AND (SELECT true FROM audit) AND status = 'running'
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, created_at, updated_at;
 
 -- name: fail
 -- running -> failed, with what went wrong.
+WITH audit AS MATERIALIZED (
+    -- who and why, for the transition trigger; local to this statement's transaction
+    SELECT set_config('optiinfra.actor', coalesce($3::text, ''), true),
+           set_config('optiinfra.reason', coalesce($4::jsonb::text, ''), true)
+)
 UPDATE workflow_executions
    SET status = 'failed', completed_at = greatest(now(), started_at), error_details = coalesce($2, error_details)
- WHERE id = $1 AND status = 'running'
+ WHERE id = $1 AND (SELECT true FROM audit) AND status = 'running'
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, created_at, updated_at;
 
 -- name: cancel
--- pending or running -> cancelled; the reason, if any, goes to error_details.
+-- pending or running -> cancelled; the reason, if any, goes to error_details and the audit trail.
+WITH audit AS MATERIALIZED (
+    -- who and why, for the transition trigger; local to this statement's transaction
+    SELECT set_config('optiinfra.actor', coalesce($3::text, ''), true),
+           set_config('optiinfra.reason', coalesce($2::jsonb::text, ''), true)
+)
 UPDATE workflow_executions
    SET status = 'cancelled', completed_at = greatest(now(), started_at),
-       error_details = CASE WHEN $2::text IS NULL THEN error_details
-                            ELSE jsonb_build_object('error_type', 'Cancelled', 'reason', $2::text) END
- WHERE id = $1 AND status IN ('pending', 'running')
+       error_details = CASE WHEN $2::jsonb IS NULL THEN error_details
+                            ELSE jsonb_build_object('error_type', 'Cancelled') || $2::jsonb END
+ WHERE id = $1 AND (SELECT true FROM audit) AND status IN ('pending', 'running')
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, created_at, updated_at;
 
 -- name: time_out
 -- running -> timeout.
+WITH audit AS MATERIALIZED (
+    -- who and why, for the transition trigger; local to this statement's transaction
+    SELECT set_config('optiinfra.actor', coalesce($3::text, ''), true),
+           set_config('optiinfra.reason', coalesce($4::jsonb::text, ''), true)
+)
 UPDATE workflow_executions
    SET status = 'timeout', completed_at = greatest(now(), started_at), error_details = coalesce($2, error_details)
- WHERE id = $1 AND status = 'running'
+ WHERE id = $1 AND (SELECT true FROM audit) AND status = 'running'
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, created_at, updated_at;
 
@@ -117,3 +142,10 @@ SELECT id, agent_id, customer_id, workflow_type, status, started_at, completed_a
 -- name: count
 -- How many rows the table holds.
 SELECT count(*) FROM workflow_executions;
+
+-- name: history
+-- Every status change of the execution and its steps, oldest first.
+SELECT id, workflow_execution_id, workflow_step_id, from_status, to_status, at, actor, reason
+  FROM workflow_transitions
+ WHERE workflow_execution_id = $1
+ ORDER BY id;

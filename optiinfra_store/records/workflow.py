@@ -13,7 +13,7 @@ from optiinfra_store.records._base import INT4_MAX, Count, Input, JsonObject, Na
 
 __all__ = [
     "WorkflowExecution", "WorkflowExecutionCreate", "WorkflowExecutionUpdate", "WorkflowExecutionDetail",
-    "WorkflowStep", "WorkflowStepCreate", "WorkflowArtifact", "WorkflowArtifactCreate",
+    "WorkflowStep", "WorkflowStepCreate", "WorkflowArtifact", "WorkflowArtifactCreate", "WorkflowTransition",
 ]
 
 ContentType = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"\S")]
@@ -159,3 +159,17 @@ class WorkflowExecutionDetail(WorkflowExecution):
     artifacts: list[WorkflowArtifact]
 
 
+
+
+class WorkflowTransition(Record):
+    """One status change of an execution (workflow_step_id None) or of one of its steps; from_status
+    is None for the row's creation. Written by a database trigger, never updated."""
+
+    id: int
+    workflow_execution_id: UUID
+    workflow_step_id: UUID | None
+    from_status: str | None
+    to_status: str
+    at: datetime
+    actor: str | None
+    reason: JsonObject | None

@@ -68,6 +68,11 @@ def optional_text(value: Any, name: str, *, max_length: int | None = None) -> st
     return value
 
 
+def audit(actor: Any, reason: Any) -> tuple[str | None, dict[str, Any] | None]:
+    """The (actor, reason) a transition records in workflow_transitions."""
+    return optional_text(actor, "actor", max_length=255), optional_object(reason, "reason")
+
+
 def insert_args(data: Input) -> list[Any]:
     """An input model's values in field order: the order of the insert statement's columns."""
     return [getattr(data, name) for name in type(data).model_fields]

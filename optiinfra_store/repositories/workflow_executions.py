@@ -7,7 +7,7 @@ from datetime import datetime
 from uuid import UUID
 
 from optiinfra_store.enums import WorkflowStatus, WorkflowType
-from optiinfra_store.errors import InvalidArgument
+from optiinfra_store.errors import NotFound
 from optiinfra_store.records import (
     Page,
     WorkflowArtifact,
@@ -16,12 +16,14 @@ from optiinfra_store.records import (
     WorkflowExecutionDetail,
     WorkflowExecutionUpdate,
     WorkflowStep,
+    WorkflowTransition,
 )
 from optiinfra_store.records._base import JsonObject
 from optiinfra_store.repositories.base import (
     Repository,
     as_optional_uuid,
     as_uuid,
+    audit,
     check_limit,
     decode_cursor,
     encode_cursor,
@@ -45,33 +47,67 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         """Write the metadata / input_data / output_data set in `data`. Raises NotFound."""
         return await self._update(id, WorkflowExecutionUpdate.model_validate(data))
 
-    async def start(self, id: UUID | str) -> WorkflowExecution:
-        """pending -> running; sets started_at. Raises NotFound, InvalidTransition."""
-        return await self._transition(self._q.start, as_uuid(id), WorkflowStatus.RUNNING)
+    async def start(
+        self, id: UUID | str, *, actor: str | None = None, reason: JsonObject | None = None
+    ) -> WorkflowExecution:
+        """pending -> running; sets started_at. Raises NotFound, InvalidTransition.
 
-    async def complete(self, id: UUID | str, output_data: JsonObject | None = None) -> WorkflowExecution:
+        Every transition takes an optional `actor` and `reason`, recorded in the audit trail."""
+        return await self._transition(self._q.start, as_uuid(id), WorkflowStatus.RUNNING, *audit(actor, reason))
+
+    async def complete(
+        self,
+        id: UUID | str,
+        output_data: JsonObject | None = None,
+        *,
+        actor: str | None = None,
+        reason: JsonObject | None = None,
+    ) -> WorkflowExecution:
         """running -> completed; sets completed_at and, if given, output_data.
         Raises NotFound, InvalidTransition (of two concurrent completes, one gets it)."""
         return await self._transition(
-            self._q.complete, as_uuid(id), WorkflowStatus.COMPLETED, optional_object(output_data, "output_data")
+            self._q.complete, as_uuid(id), WorkflowStatus.COMPLETED,
+            optional_object(output_data, "output_data"), *audit(actor, reason),
         )
 
-    async def fail(self, id: UUID | str, error_details: JsonObject | None = None) -> WorkflowExecution:
+    async def fail(
+        self,
+        id: UUID | str,
+        error_details: JsonObject | None = None,
+        *,
+        actor: str | None = None,
+        reason: JsonObject | None = None,
+    ) -> WorkflowExecution:
         """running -> failed; sets completed_at and, if given, error_details."""
         return await self._transition(
-            self._q.fail, as_uuid(id), WorkflowStatus.FAILED, optional_object(error_details, "error_details")
+            self._q.fail, as_uuid(id), WorkflowStatus.FAILED,
+            optional_object(error_details, "error_details"), *audit(actor, reason),
         )
 
-    async def cancel(self, id: UUID | str, reason: str | None = None) -> WorkflowExecution:
-        """pending or running -> cancelled; sets completed_at and records the reason."""
-        if reason is not None and not isinstance(reason, str):
-            raise InvalidArgument(f"reason must be a string, got {type(reason).__name__}")
-        return await self._transition(self._q.cancel, as_uuid(id), WorkflowStatus.CANCELLED, reason)
+    async def cancel(
+        self, id: UUID | str, reason: str | JsonObject | None = None, *, actor: str | None = None
+    ) -> WorkflowExecution:
+        """pending or running -> cancelled; sets completed_at and records the reason (a string
+        becomes {"reason": ...}) in error_details and the audit trail."""
+        if isinstance(reason, str):
+            reason = {"reason": reason}
+        actor_value, reason_value = audit(actor, reason)
+        return await self._transition(
+            self._q.cancel, as_uuid(id), WorkflowStatus.CANCELLED, reason_value, actor_value
+        )
 
-    async def time_out(self, id: UUID | str, error_details: JsonObject | None = None) -> WorkflowExecution:
+    async def time_out(
+        self,
+        id: UUID | str,
+        error_details: JsonObject | None = None,
+        *,
+        actor: str | None = None,
+        reason: JsonObject | None = None,
+    ) -> WorkflowExecution:
         """running -> timeout; sets completed_at."""
         return await self._transition(
-            self._q.time_out, as_uuid(id), WorkflowStatus.TIMEOUT, optional_object(error_details, "error_details")
+            self._q.time_out, as_uuid(id), WorkflowStatus.TIMEOUT,
+            optional_object(error_details, "error_details"), *audit(actor, reason),
         )
 
     async def get_detail(self, id: UUID | str) -> WorkflowExecutionDetail:
@@ -119,6 +155,15 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
             last = items[-1]
             next_cursor = encode_cursor(last.created_at, last.id)
         return Page[WorkflowExecution](items=items, next_cursor=next_cursor)
+
+    async def history(self, id: UUID | str) -> list[WorkflowTransition]:
+        """Every status change of the execution and of its steps, oldest first, with who made it
+        and why. Raises NotFound."""
+        key = as_uuid(id)
+        rows = await self._fetch(self._q.history, key)
+        if not rows and await self._fetchval(self._q.get_status, key) is None:
+            raise NotFound(self.entity, key)
+        return [WorkflowTransition.model_construct(**row) for row in rows]
 
     async def list_active(self) -> list[WorkflowExecution]:
         """Every pending and running execution, oldest first."""

@@ -9,7 +9,7 @@ from optiinfra_store.enums import StepStatus
 from optiinfra_store.errors import InvalidTransition, NotFound, RetriesExhausted
 from optiinfra_store.records import WorkflowStep, WorkflowStepCreate
 from optiinfra_store.records._base import JsonObject
-from optiinfra_store.repositories.base import Repository, as_uuid, enum_values, optional_object
+from optiinfra_store.repositories.base import Repository, as_uuid, audit, enum_values, optional_object
 
 _RETRYABLE = (StepStatus.FAILED, StepStatus.RUNNING)
 
@@ -46,33 +46,57 @@ class WorkflowSteps(Repository[WorkflowStep]):
             self._q.list, as_uuid(execution_id, "execution_id"), enum_values(status, StepStatus)
         ))
 
-    async def start(self, id: UUID | str) -> WorkflowStep:
+    async def start(
+        self, id: UUID | str, *, actor: str | None = None, reason: JsonObject | None = None
+    ) -> WorkflowStep:
         """pending or retrying -> running; started_at set on the first start.
-        Raises NotFound, InvalidTransition."""
-        return await self._transition(self._q.start, as_uuid(id), StepStatus.RUNNING)
+        Raises NotFound, InvalidTransition.
 
-    async def complete(self, id: UUID | str, output_data: JsonObject | None = None) -> WorkflowStep:
+        Every transition takes an optional `actor` and `reason`, recorded in the audit trail."""
+        return await self._transition(self._q.start, as_uuid(id), StepStatus.RUNNING, *audit(actor, reason))
+
+    async def complete(
+        self,
+        id: UUID | str,
+        output_data: JsonObject | None = None,
+        *,
+        actor: str | None = None,
+        reason: JsonObject | None = None,
+    ) -> WorkflowStep:
         """running -> completed; sets completed_at and, if given, output_data."""
         return await self._transition(
-            self._q.complete, as_uuid(id), StepStatus.COMPLETED, optional_object(output_data, "output_data")
+            self._q.complete, as_uuid(id), StepStatus.COMPLETED,
+            optional_object(output_data, "output_data"), *audit(actor, reason),
         )
 
-    async def fail(self, id: UUID | str, error_details: JsonObject | None = None) -> WorkflowStep:
+    async def fail(
+        self,
+        id: UUID | str,
+        error_details: JsonObject | None = None,
+        *,
+        actor: str | None = None,
+        reason: JsonObject | None = None,
+    ) -> WorkflowStep:
         """running -> failed; sets completed_at and, if given, error_details."""
         return await self._transition(
-            self._q.fail, as_uuid(id), StepStatus.FAILED, optional_object(error_details, "error_details")
+            self._q.fail, as_uuid(id), StepStatus.FAILED,
+            optional_object(error_details, "error_details"), *audit(actor, reason),
         )
 
-    async def skip(self, id: UUID | str) -> WorkflowStep:
+    async def skip(
+        self, id: UUID | str, *, actor: str | None = None, reason: JsonObject | None = None
+    ) -> WorkflowStep:
         """pending -> skipped."""
-        return await self._transition(self._q.skip, as_uuid(id), StepStatus.SKIPPED)
+        return await self._transition(self._q.skip, as_uuid(id), StepStatus.SKIPPED, *audit(actor, reason))
 
-    async def retry(self, id: UUID | str) -> WorkflowStep:
+    async def retry(
+        self, id: UUID | str, *, actor: str | None = None, reason: JsonObject | None = None
+    ) -> WorkflowStep:
         """failed or running -> retrying, incrementing retry_count.
         Raises RetriesExhausted when retry_count already equals max_retries, else
         NotFound or InvalidTransition."""
         key = as_uuid(id)
-        row = await self._fetchrow(self._q.retry, key)
+        row = await self._fetchrow(self._q.retry, key, *audit(actor, reason))
         if row is not None:
             return self._one(row)
         state = await self._fetchrow(self._q.get_retry_state, key)

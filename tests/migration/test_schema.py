@@ -24,7 +24,7 @@ AP2 = "d2000000-0000-4000-8000-000000000002"
 TABLES = {
     "customers", "agents", "events", "recommendations", "approvals", "optimizations",
     "agent_configs", "agent_states", "agent_capabilities", "agent_metrics",
-    "workflow_executions", "workflow_steps", "workflow_artifacts",
+    "workflow_executions", "workflow_steps", "workflow_artifacts", "workflow_transitions",
 }
 
 ENUMS = {
@@ -76,6 +76,8 @@ FOREIGN_KEYS = {
     "workflow_steps_workflow_execution_id_fkey": "c",
     "workflow_artifacts_workflow_execution_id_fkey": "c",
     "workflow_artifacts_workflow_step_id_fkey": "c",
+    "workflow_transitions_workflow_execution_id_fkey": "c",
+    "workflow_transitions_workflow_step_id_fkey": "c",
 }
 
 # every CHECK and UNIQUE rule, each with a statement it must reject
@@ -158,6 +160,7 @@ BAD_ROWS = {
     "workflow_artifacts_artifact_size_bytes_check":
         "INSERT INTO workflow_artifacts (workflow_execution_id, artifact_type, artifact_name, artifact_path, "
         f"artifact_size_bytes) VALUES ('{E1}', 'log', 'x', 's3://x', -1)",
+    "workflow_transitions_append_only_check": "UPDATE workflow_transitions SET actor = 'forger'",
     # an artifact whose step belongs to another execution
     "workflow_artifacts_workflow_step_id_fkey":
         "INSERT INTO workflow_artifacts (workflow_execution_id, workflow_step_id, artifact_type, artifact_name, "
@@ -169,6 +172,7 @@ BAD_ROWS = {
 FK_TARGET_KEYS = {"approvals_id_recommendation_id_key", "workflow_steps_id_execution_id_key"}
 
 SEEDED_COUNTS = {
+    "workflow_transitions": 19,  # the creation of each of the 4 executions and 15 steps
     "customers": 2, "agents": 4, "events": 3, "recommendations": 2, "approvals": 2, "optimizations": 1,
     "agent_configs": 12, "agent_states": 4, "agent_capabilities": 11, "agent_metrics": 12,
     "workflow_executions": 4, "workflow_steps": 15, "workflow_artifacts": 8,
@@ -196,7 +200,7 @@ def counts(dsn: str) -> dict[str, int]:
         return {t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in sorted(TABLES)}
 
 
-def test_tables__exactly_the_thirteen(seeded_dsn):
+def test_tables__the_thirteen_and_the_audit_trail(seeded_dsn):
     assert {row[0] for row in snapshot(seeded_dsn)["tables"]} == TABLES
 
 
@@ -208,10 +212,10 @@ def test_columns__timestamps_have_time_zone_and_ids_are_generated_uuids(seeded_d
     columns = snapshot(seeded_dsn)["columns"]
     timestamps = [c for c in columns if c[2].startswith("timestamp")]
     assert timestamps and all(c[2] == "timestamp with time zone" for c in timestamps)
-    ids = {c[0]: c for c in columns if c[1] == "id"}
-    assert set(ids) == TABLES
+    ids = {c[0]: c for c in columns if c[1] == "id" and c[0] != "workflow_transitions"}
+    assert set(ids) == TABLES - {"workflow_transitions"}  # the audit trail is keyed by a bigint identity
     assert all(c[3] == "uuid" and c[5] == "gen_random_uuid()" for c in ids.values())
-    for table in TABLES:
+    for table in TABLES - {"workflow_transitions"}:
         assert (table, "created_at") in {(c[0], c[1]) for c in columns}
         assert (table, "updated_at") in {(c[0], c[1]) for c in columns}
 
@@ -231,7 +235,8 @@ def test_constraints__every_check_and_unique_rule_has_a_bad_row(seeded_dsn):
             "SELECT conname FROM pg_constraint "
             "WHERE contype IN ('c', 'u') AND connamespace = 'public'::regnamespace"
         )}
-    names.add("optimizations_approval_approved_check")  # raised by a trigger, not a catalog CHECK
+    # raised by triggers, not catalog CHECKs
+    names |= {"optimizations_approval_approved_check", "workflow_transitions_append_only_check"}
     assert names - FK_TARGET_KEYS == set(BAD_ROWS) - {"workflow_artifacts_workflow_step_id_fkey"}
 
 
@@ -346,6 +351,7 @@ def test_indexes__every_foreign_key_column_leads_an_index(seeded_dsn):
     ("workflow_artifacts", "artifact_type"),
     ("agent_states", "current_workflow_id"),
     ("agent_metrics", "agent_id, metric_name, collection_timestamp"),
+    ("workflow_transitions", "workflow_execution_id, id"),
 ])
 def test_indexes__listed_columns_are_indexed(seeded_dsn, table, columns):
     defs = [row[2] for row in snapshot(seeded_dsn)["indexes"] if row[0] == table]

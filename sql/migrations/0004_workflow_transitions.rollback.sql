@@ -1,0 +1,7 @@
+DROP TRIGGER workflow_steps_record_transition ON workflow_steps;
+DROP TRIGGER workflow_steps_record_insert ON workflow_steps;
+DROP TRIGGER workflow_executions_record_transition ON workflow_executions;
+DROP TRIGGER workflow_executions_record_insert ON workflow_executions;
+DROP FUNCTION optiinfra_record_transition();
+DROP TABLE workflow_transitions;
+DROP FUNCTION optiinfra_refuse_transition_update();
