@@ -48,6 +48,56 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         asyncio.run(run_demo(dsn))
 
 
+_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str):
+    """`90d`, `12h`, `30m`, `2w` as a timedelta; InvalidArgument otherwise."""
+    import re
+    from datetime import timedelta
+
+    from optiinfra_store.errors import InvalidArgument
+
+    match = re.fullmatch(r"\s*([0-9]{1,9})\s*([mhdw])\s*", text or "")
+    if match is None or int(match.group(1)) == 0:
+        raise InvalidArgument(
+            f"invalid duration {text!r}: expected a positive whole number of m, h, d or w, like 90d"
+        )
+    try:
+        return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        raise InvalidArgument(f"invalid duration {text!r}: too long") from None
+
+
+async def _purge(dsn: str | None, cutoff, keep_failed: bool, dry_run: bool):
+    from optiinfra_store.store import Store
+
+    async with Store.connect(dsn, min_size=1, max_size=1) as store:
+        report = await store.workflow_executions.purge(
+            finished_before=cutoff, keep_failed=keep_failed, dry_run=dry_run
+        )
+        metrics = await store.agent_metrics.purge(cutoff, dry_run=dry_run)
+    return report, metrics
+
+
+def _cmd_purge(args: argparse.Namespace) -> None:
+    from datetime import UTC, datetime
+
+    from optiinfra_store.errors import InvalidArgument
+
+    older_than = parse_duration(args.older_than)
+    try:
+        cutoff = datetime.now(UTC) - older_than
+    except OverflowError:
+        raise InvalidArgument(f"invalid duration {args.older_than!r}: too long") from None
+    report, metrics = asyncio.run(_purge(args.dsn, cutoff, args.keep_failed, args.dry_run))
+    verb = "would purge" if args.dry_run else "purged"
+    print(
+        f"{verb} {report.executions} workflow executions ({report.steps} steps, {report.artifacts} artifacts, "
+        f"{report.transitions} transitions) and {metrics} metric points from before {cutoff:%Y-%m-%d %H:%M:%S} UTC"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="optiinfra-store",
@@ -75,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_demo,
     )
     demo.add_argument("--data-dir", help="keep the embedded server's data in this directory")
+    purge = command(
+        "purge",
+        "delete workflow executions that finished, and metric points collected, longer ago than --older-than",
+        _cmd_purge,
+    )
+    purge.add_argument("--older-than", required=True, metavar="AGE",
+                       help="age like 90d, 12h, 30m or 2w; pending and running executions are never deleted")
+    purge.add_argument("--keep-failed", action="store_true", help="keep failed and timed-out executions")
+    purge.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
     return parser
 
 

@@ -13,11 +13,12 @@ from datetime import datetime, timezone
 
 import psycopg
 from yoyo import get_backend, read_migrations
+from yoyo.exceptions import LockTimeout
 from yoyo.backends.base import DatabaseBackend
 from yoyo.migrations import MigrationList
 
 from optiinfra_store.dsn import redact, resolve_dsn, to_yoyo_uri
-from optiinfra_store.errors import MigrationError, StoreError, StoreUnavailable
+from optiinfra_store.errors import InvalidArgument, MigrationError, StoreTimeout, StoreUnavailable
 from optiinfra_store.resources import migrations_dir
 
 # yoyo's bookkeeping tables; not part of the application schema
@@ -45,6 +46,12 @@ def _backend(dsn: str | None) -> Iterator[DatabaseBackend]:
         raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {_first_line(exc)}") from exc
     try:
         yield backend
+    except LockTimeout as exc:
+        raise StoreTimeout(f"another migration holds the lock on {redact(resolved)}: {exc}") from exc
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailable(f"{redact(resolved)}: {_first_line(exc)}") from exc
+    except psycopg.Error as exc:
+        raise MigrationError(f"{redact(resolved)}: {_first_line(exc)}") from exc
     finally:
         with contextlib.suppress(Exception):
             backend.connection.close()
@@ -84,7 +91,7 @@ def apply(dsn: str | None = None) -> list[str]:
 def rollback(dsn: str | None = None, count: int | None = 1) -> list[str]:
     """Roll back the last `count` applied migrations (all of them when count is None)."""
     if count is not None and count < 1:
-        raise StoreError(f"count must be at least 1, got {count}")
+        raise InvalidArgument(f"count must be at least 1, got {count}")
     with _backend(dsn) as backend, backend.lock():
         applied = list(backend.to_rollback(_migrations()))
         targets = applied if count is None else applied[:count]

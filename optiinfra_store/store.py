@@ -11,7 +11,7 @@ import asyncpg
 
 from optiinfra_store.dsn import resolve_dsn
 from optiinfra_store.enums import DATABASE_ENUMS
-from optiinfra_store.errors import translate
+from optiinfra_store.errors import ConfigurationError, translate
 from optiinfra_store.repositories import (
     AgentCapabilities,
     AgentConfigs,
@@ -58,6 +58,15 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         "jsonb", schema="pg_catalog", encoder=_encode_jsonb, decoder=_decode_jsonb, format="binary"
     )
     await conn.set_type_codec("json", schema="pg_catalog", encoder=_dumps, decoder=_loads, format="text")
+    try:
+        await _register_enum_codecs(conn)
+    except ValueError as exc:  # asyncpg: "unknown type: public.customer_status"
+        raise ConfigurationError(
+            f"the database has no optiinfra schema ({exc}): run `optiinfra-store migrate` first"
+        ) from exc
+
+
+async def _register_enum_codecs(conn: asyncpg.Connection) -> None:
     for type_name, enum in DATABASE_ENUMS.items():
         # binary (an enum's wire form is its label) so COPY can write enum columns too
         await conn.set_type_codec(

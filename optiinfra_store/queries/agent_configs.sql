@@ -1,12 +1,12 @@
 -- name: insert
 -- A new config entry; columns in AgentConfigCreate's field order.
-INSERT INTO agent_configs (agent_id, config_key, config_value, config_type, description, is_sensitive)
+INSERT INTO agent_configs (agent_id, config_key, config_type, config_value, description, is_sensitive)
 VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING id, agent_id, config_key, config_value, config_type, description, is_sensitive, created_at, updated_at;
 
 -- name: upsert
 -- Set a key: insert it, or replace its value and type; a new description replaces the old, sensitivity is sticky.
-INSERT INTO agent_configs (agent_id, config_key, config_value, config_type, description, is_sensitive)
+INSERT INTO agent_configs (agent_id, config_key, config_type, config_value, description, is_sensitive)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (agent_id, config_key) DO UPDATE
    SET config_value = EXCLUDED.config_value,

@@ -51,3 +51,45 @@ SELECT id, agent_id, metric_name, metric_type, metric_value, metric_unit, collec
 -- name: count
 -- How many rows the table holds.
 SELECT count(*) FROM agent_metrics;
+
+-- name: aggregate_buckets
+-- Per date_bin bucket of width $5 (origin $6): count, mean, min, max and p95 of one agent's metric within [start, end]; only buckets with data, in time order.
+SELECT date_bin($5::interval, collection_timestamp, $6::timestamptz) AS bucket_start,
+       count(*) AS count, avg(metric_value) AS avg, min(metric_value) AS min, max(metric_value) AS max,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY metric_value) AS p95
+  FROM agent_metrics
+ WHERE agent_id = $1
+   AND metric_name = $2
+   AND ($3::timestamptz IS NULL OR collection_timestamp >= $3)
+   AND ($4::timestamptz IS NULL OR collection_timestamp <= $4)
+ GROUP BY 1
+ ORDER BY 1;
+
+-- name: latest
+-- The newest point of each of one agent's metric names (a backward scan of the agent/name/timestamp index).
+SELECT DISTINCT ON (metric_name)
+       id, agent_id, metric_name, metric_type, metric_value, metric_unit, collection_timestamp, metadata,
+       created_at, updated_at
+  FROM agent_metrics
+ WHERE agent_id = $1
+ ORDER BY metric_name DESC, collection_timestamp DESC;
+
+-- name: purge_batch
+-- Delete up to $2 points collected before $1, oldest first; returns how many went.
+WITH doomed AS MATERIALIZED (
+    SELECT id
+      FROM agent_metrics
+     WHERE collection_timestamp < $1
+     ORDER BY collection_timestamp
+     LIMIT $2
+       FOR UPDATE SKIP LOCKED
+), deleted AS (
+    DELETE FROM agent_metrics
+     WHERE id IN (SELECT id FROM doomed)
+    RETURNING id
+)
+SELECT count(*) FROM deleted;
+
+-- name: purge_count
+-- How many points were collected before $1 (what a purge would delete).
+SELECT count(*) FROM agent_metrics WHERE collection_timestamp < $1;

@@ -7,18 +7,23 @@ RETURNING id, agent_id, status, current_workflow, current_workflow_id, workflow_
           error_count, last_error, last_heartbeat, created_at, updated_at;
 
 -- name: upsert
--- Insert an agent's state or replace every field of the one it has (one row per agent).
+-- Insert an agent's state, or update the fields the caller gave ($10: their names) on the one it has.
 INSERT INTO agent_states (agent_id, status, current_workflow, current_workflow_id, workflow_data,
                           resource_locks, error_count, last_error, last_heartbeat)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))
 ON CONFLICT (agent_id) DO UPDATE
-   SET status = EXCLUDED.status,
-       current_workflow = EXCLUDED.current_workflow,
-       current_workflow_id = EXCLUDED.current_workflow_id,
-       workflow_data = EXCLUDED.workflow_data,
-       resource_locks = EXCLUDED.resource_locks,
-       error_count = EXCLUDED.error_count,
-       last_error = EXCLUDED.last_error,
+   SET status = CASE WHEN 'status' = ANY($10::text[]) THEN EXCLUDED.status ELSE agent_states.status END,
+       current_workflow = CASE WHEN 'current_workflow' = ANY($10::text[])
+                               THEN EXCLUDED.current_workflow ELSE agent_states.current_workflow END,
+       current_workflow_id = CASE WHEN 'current_workflow_id' = ANY($10::text[])
+                                  THEN EXCLUDED.current_workflow_id ELSE agent_states.current_workflow_id END,
+       workflow_data = CASE WHEN 'workflow_data' = ANY($10::text[])
+                            THEN EXCLUDED.workflow_data ELSE agent_states.workflow_data END,
+       resource_locks = CASE WHEN 'resource_locks' = ANY($10::text[])
+                             THEN EXCLUDED.resource_locks ELSE agent_states.resource_locks END,
+       error_count = CASE WHEN 'error_count' = ANY($10::text[])
+                          THEN EXCLUDED.error_count ELSE agent_states.error_count END,
+       last_error = CASE WHEN 'last_error' = ANY($10::text[]) THEN EXCLUDED.last_error ELSE agent_states.last_error END,
        last_heartbeat = EXCLUDED.last_heartbeat
 RETURNING id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
           error_count, last_error, last_heartbeat, created_at, updated_at;

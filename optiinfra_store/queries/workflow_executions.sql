@@ -149,3 +149,166 @@ SELECT id, workflow_execution_id, workflow_step_id, from_status, to_status, at, 
   FROM workflow_transitions
  WHERE workflow_execution_id = $1
  ORDER BY id;
+
+-- name: purge_batch
+-- Delete up to $3 executions finished (in one of the statuses $2) before $1, oldest first, with their steps, artifacts and transitions, counting each.
+WITH doomed AS MATERIALIZED (
+    SELECT id
+      FROM workflow_executions
+     WHERE status = ANY($2::text[]::workflow_status[])
+       AND completed_at < $1
+     ORDER BY completed_at
+     LIMIT $3
+       FOR UPDATE SKIP LOCKED
+), counts AS MATERIALIZED (
+    SELECT (SELECT count(*) FROM workflow_steps WHERE workflow_execution_id IN (SELECT id FROM doomed)) AS steps,
+           (SELECT count(*) FROM workflow_artifacts WHERE workflow_execution_id IN (SELECT id FROM doomed)) AS artifacts,
+           (SELECT count(*) FROM workflow_transitions WHERE workflow_execution_id IN (SELECT id FROM doomed)) AS transitions
+), deleted AS (
+    DELETE FROM workflow_executions
+     WHERE id IN (SELECT id FROM doomed)
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM deleted) AS executions, c.steps, c.artifacts, c.transitions
+  FROM counts c;
+
+-- name: purge_count
+-- What purge_batch would delete in all, without deleting anything (a dry run).
+WITH doomed AS MATERIALIZED (
+    SELECT id
+      FROM workflow_executions
+     WHERE status = ANY($2::text[]::workflow_status[])
+       AND completed_at < $1
+)
+SELECT (SELECT count(*) FROM doomed) AS executions,
+       (SELECT count(*) FROM workflow_steps WHERE workflow_execution_id IN (SELECT id FROM doomed)) AS steps,
+       (SELECT count(*) FROM workflow_artifacts WHERE workflow_execution_id IN (SELECT id FROM doomed)) AS artifacts,
+       (SELECT count(*) FROM workflow_transitions WHERE workflow_execution_id IN (SELECT id FROM doomed)) AS transitions;
+
+-- name: statistics
+-- Counts per status and finished durations in [since, until) (default the last 30 days): per workflow type, and overall (is_total).
+WITH bounds AS (
+    SELECT coalesce($4::timestamptz, now() - interval '30 days') AS since, coalesce($5::timestamptz, now()) AS until
+), e AS (
+    SELECT x.workflow_type, x.status,
+           CASE WHEN x.status IN ('completed', 'failed', 'cancelled', 'timeout')
+                THEN extract(epoch FROM x.completed_at - x.started_at)::float8 END AS duration
+      FROM workflow_executions x, bounds b
+     WHERE ($1::uuid IS NULL OR x.customer_id = $1)
+       AND ($2::uuid IS NULL OR x.agent_id = $2)
+       AND ($3::text IS NULL OR x.workflow_type = $3::workflow_type)
+       AND x.created_at >= b.since AND x.created_at < b.until
+)
+SELECT (SELECT since FROM bounds) AS since, (SELECT until FROM bounds) AS until,
+       grouping(workflow_type) = 1 AS is_total, workflow_type,
+       count(*) AS total,
+       count(*) FILTER (WHERE status = 'pending') AS pending,
+       count(*) FILTER (WHERE status = 'running') AS running,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+       count(*) FILTER (WHERE status = 'timeout') AS timeout,
+       avg(duration) AS avg_duration_seconds,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY duration) AS p50_duration_seconds,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY duration) AS p95_duration_seconds,
+       max(duration) AS max_duration_seconds
+  FROM e
+ GROUP BY GROUPING SETS ((workflow_type), ())
+ ORDER BY is_total DESC, workflow_type;
+
+-- name: trend
+-- Executions per date_bin bucket of width $6 microseconds from origin $4 up to $5 (default now): counts per status and average finished duration, empty buckets included.
+WITH bounds AS (
+    SELECT $4::timestamptz AS since, coalesce($5::timestamptz, now()) AS until,
+           $6::bigint * interval '1 microsecond' AS width
+), buckets AS (
+    SELECT s AS start
+      FROM bounds b, generate_series(b.since, b.until, b.width) AS s
+     WHERE s < b.until
+), counted AS (
+    SELECT date_bin(b.width, x.created_at, b.since) AS start,
+           count(*) AS total,
+           count(*) FILTER (WHERE x.status = 'pending') AS pending,
+           count(*) FILTER (WHERE x.status = 'running') AS running,
+           count(*) FILTER (WHERE x.status = 'completed') AS completed,
+           count(*) FILTER (WHERE x.status = 'failed') AS failed,
+           count(*) FILTER (WHERE x.status = 'cancelled') AS cancelled,
+           count(*) FILTER (WHERE x.status = 'timeout') AS timeout,
+           avg(CASE WHEN x.status IN ('completed', 'failed', 'cancelled', 'timeout')
+                    THEN extract(epoch FROM x.completed_at - x.started_at)::float8 END) AS avg_duration_seconds
+      FROM workflow_executions x, bounds b
+     WHERE ($1::uuid IS NULL OR x.customer_id = $1)
+       AND ($2::uuid IS NULL OR x.agent_id = $2)
+       AND ($3::text IS NULL OR x.workflow_type = $3::workflow_type)
+       AND x.created_at >= b.since AND x.created_at < b.until
+     GROUP BY 1
+)
+SELECT k.start, k.start + b.width AS "end",
+       coalesce(c.total, 0) AS total,
+       coalesce(c.pending, 0) AS pending, coalesce(c.running, 0) AS running,
+       coalesce(c.completed, 0) AS completed, coalesce(c.failed, 0) AS failed,
+       coalesce(c.cancelled, 0) AS cancelled, coalesce(c.timeout, 0) AS timeout,
+       c.avg_duration_seconds
+  FROM buckets k CROSS JOIN bounds b LEFT JOIN counted c ON c.start = k.start
+ ORDER BY k.start;
+
+-- name: performance
+-- Duration histogram, error patterns, slowest steps, retry hotspots and the figures the tips use, for executions created in [since, until) (default the last 30 days), as jsonb.
+WITH bounds AS (
+    SELECT coalesce($4::timestamptz, now() - interval '30 days') AS since, coalesce($5::timestamptz, now()) AS until
+), e AS MATERIALIZED (
+    SELECT x.id, x.status, x.error_details, coalesce(x.completed_at, x.updated_at) AS seen_at,
+           CASE WHEN x.status IN ('completed', 'failed', 'cancelled', 'timeout')
+                THEN extract(epoch FROM x.completed_at - x.started_at)::float8 END AS duration
+      FROM workflow_executions x, bounds b
+     WHERE ($1::uuid IS NULL OR x.customer_id = $1)
+       AND ($2::uuid IS NULL OR x.agent_id = $2)
+       AND ($3::text IS NULL OR x.workflow_type = $3::workflow_type)
+       AND x.created_at >= b.since AND x.created_at < b.until
+), s AS MATERIALIZED (
+    SELECT st.step_name, st.status, st.retry_count, st.error_details, coalesce(st.completed_at, st.updated_at) AS seen_at,
+           extract(epoch FROM st.completed_at - st.started_at)::float8 AS duration
+      FROM workflow_steps st JOIN e ON e.id = st.workflow_execution_id
+), errors AS (
+    SELECT 'execution' AS source, coalesce(error_details->>'error_type', 'unspecified') AS error_type, seen_at,
+           coalesce(error_details->>'error_message', error_details->>'error') AS message
+      FROM e WHERE status = 'failed'
+    UNION ALL
+    SELECT 'step', coalesce(error_details->>'error_type', 'unspecified'), seen_at,
+           coalesce(error_details->>'error_message', error_details->>'error')
+      FROM s WHERE status = 'failed'
+)
+SELECT (SELECT since FROM bounds) AS since, (SELECT until FROM bounds) AS until,
+       (SELECT jsonb_build_object(
+                   'finished', count(duration),
+                   'completed', count(*) FILTER (WHERE status = 'completed'),
+                   'ended', count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled', 'timeout')),
+                   'p50', percentile_cont(0.5) WITHIN GROUP (ORDER BY duration),
+                   'p95', percentile_cont(0.95) WITHIN GROUP (ORDER BY duration),
+                   'buckets', jsonb_build_array(
+                       count(*) FILTER (WHERE duration < 60),
+                       count(*) FILTER (WHERE duration >= 60 AND duration < 300),
+                       count(*) FILTER (WHERE duration >= 300 AND duration < 900),
+                       count(*) FILTER (WHERE duration >= 900 AND duration < 3600),
+                       count(*) FILTER (WHERE duration >= 3600)))
+          FROM e) AS executions,
+       (SELECT coalesce(jsonb_agg(p ORDER BY p.count DESC, p.last_seen DESC, p.source, p.error_type), '[]')
+          FROM (SELECT source, error_type, count(*) AS count, max(seen_at) AS last_seen,
+                       (array_agg(message ORDER BY seen_at DESC) FILTER (WHERE message IS NOT NULL))[1] AS sample_message
+                  FROM errors GROUP BY source, error_type) p) AS error_patterns,
+       (SELECT coalesce(jsonb_agg(t ORDER BY t.p95_seconds DESC, t.step_name), '[]')
+          FROM (SELECT step_name, count(*) AS count, avg(duration) AS avg_seconds,
+                       percentile_cont(0.95) WITHIN GROUP (ORDER BY duration) AS p95_seconds
+                  FROM s WHERE duration IS NOT NULL
+                 GROUP BY step_name
+                 ORDER BY p95_seconds DESC, step_name LIMIT 10) t) AS slowest_steps,
+       (SELECT coalesce(jsonb_agg(r ORDER BY r.total_retries DESC, r.step_name), '[]')
+          FROM (SELECT step_name, count(*) AS steps, sum(retry_count) AS total_retries,
+                       (count(*) FILTER (WHERE retry_count > 0))::float8 / count(*) AS share_retried
+                  FROM s GROUP BY step_name HAVING sum(retry_count) > 0
+                 ORDER BY total_retries DESC, step_name LIMIT 10) r) AS retry_hotspots,
+       (SELECT coalesce(sum(retry_count), 0) FROM s) AS total_retries,
+       (SELECT coalesce(jsonb_agg(f ORDER BY f.step_name), '[]')
+          FROM (SELECT step_name, count(*) FILTER (WHERE status IN ('completed', 'failed')) AS runs,
+                       count(*) FILTER (WHERE status = 'failed') AS failed
+                  FROM s GROUP BY step_name) f) AS step_failures;

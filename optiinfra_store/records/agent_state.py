@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_serializer, field_validator
 
 from optiinfra_store.enums import AgentStatusDetail, ConfigType, MetricType
 from optiinfra_store.records._base import (
@@ -73,6 +73,11 @@ class AgentConfig(Record):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         return _masked(iter(super().__repr_args__()), self.is_sensitive)
 
+    @field_serializer("config_value", when_used="json")
+    def _mask_in_json(self, value: str) -> str:
+        # structured logs serialise to JSON; code that asks reads config.config_value
+        return MASK if self.is_sensitive else value
+
 
 class AgentConfigCreate(Input):
     """A configuration entry; config_value is text that must parse as config_type.
@@ -82,15 +87,18 @@ class AgentConfigCreate(Input):
 
     agent_id: UUID
     config_key: Name
-    config_value: Text
     config_type: ConfigType = ConfigType.STRING
+    config_value: Text  # after config_type, so its validator can check the value against the type
     description: Text | None = None
     is_sensitive: bool = False
 
-    @model_validator(mode="after")
-    def _value_parses(self) -> AgentConfigCreate:
-        check_config_value(self.config_type, self.config_value)
-        return self
+    @field_validator("config_value")
+    @classmethod
+    def _value_parses(cls, value: str, info: ValidationInfo) -> str:
+        config_type = info.data.get("config_type")
+        if config_type is not None:
+            check_config_value(config_type, value)
+        return value
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         return _masked(iter(super().__repr_args__()), self.is_sensitive)
@@ -129,7 +137,7 @@ class AgentStateCreate(_AgentStateFields):
 
 
 class AgentStateUpsert(_AgentStateFields):
-    """The whole state of an agent: inserted, or replacing every field of the existing row."""
+    """An agent's state: inserted, or the fields set here written over the existing row."""
 
 
 class AgentCapability(Record):

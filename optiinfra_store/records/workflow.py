@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
 from optiinfra_store.enums import ArtifactType, StepStatus, WorkflowStatus, WorkflowType
 from optiinfra_store.records._base import INT4_MAX, Count, Input, JsonObject, Name, Record, Timestamp
@@ -26,9 +26,11 @@ def _duration(started_at: datetime | None, completed_at: datetime | None) -> flo
     return (completed_at - started_at).total_seconds()
 
 
-def _check_times(started_at: datetime | None, completed_at: datetime | None) -> None:
+def _completed_not_before_started(completed_at: datetime | None, info: ValidationInfo) -> datetime | None:
+    started_at = info.data.get("started_at")
     if started_at is not None and completed_at is not None and completed_at < started_at:
         raise ValueError("completed_at must not be before started_at")
+    return completed_at
 
 
 class WorkflowExecution(Record):
@@ -66,10 +68,7 @@ class WorkflowExecutionCreate(Input):
     error_details: JsonObject | None = None
     metadata: JsonObject = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _times_in_order(self) -> WorkflowExecutionCreate:
-        _check_times(self.started_at, self.completed_at)
-        return self
+    _times_in_order = field_validator("completed_at")(_completed_not_before_started)
 
 
 class WorkflowExecutionUpdate(Input):
@@ -117,14 +116,15 @@ class WorkflowStepCreate(Input):
     max_retries: Count = 3
     metadata: JsonObject = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> WorkflowStepCreate:
-        if self.retry_count > self.max_retries:
-            raise ValueError(
-                f"retry_count ({self.retry_count}) must not exceed max_retries ({self.max_retries})"
-            )
-        _check_times(self.started_at, self.completed_at)
-        return self
+    _times_in_order = field_validator("completed_at")(_completed_not_before_started)
+
+    @field_validator("max_retries")
+    @classmethod
+    def _retries_within_max(cls, max_retries: int, info: ValidationInfo) -> int:
+        retry_count = info.data.get("retry_count")
+        if retry_count is not None and retry_count > max_retries:
+            raise ValueError(f"must be at least retry_count ({retry_count}): retry_count > max_retries")
+        return max_retries
 
 
 class WorkflowArtifact(Record):

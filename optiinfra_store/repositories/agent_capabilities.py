@@ -40,7 +40,6 @@ class AgentCapabilities(Repository[AgentCapability]):
 
     async def list(
         self,
-        *,
         agent_id: UUID | str | None = None,
         capability_name: str | None = None,
         is_enabled: bool | None = None,

@@ -11,7 +11,7 @@ from uuid import UUID
 from optiinfra_store.enums import ConfigType
 from optiinfra_store.errors import InvalidArgument, NotFound
 from optiinfra_store.records import AgentConfig, AgentConfigCreate
-from optiinfra_store.repositories.base import Repository, as_optional_uuid, as_uuid, check_limit, insert_args
+from optiinfra_store.repositories.base import enum_value, Repository, as_optional_uuid, as_uuid, check_limit, insert_args
 
 ConfigValue = str | int | float | bool | Decimal | dict[str, Any] | list[Any]
 
@@ -98,7 +98,7 @@ class AgentConfigs(Repository[AgentConfig]):
         number, dict/list -> json, str -> string. A description of None keeps the stored one;
         is_sensitive is sticky (once sensitive, a key stays so until deleted).
         Raises MissingReference for an unknown agent."""
-        kind = _infer_type(value) if config_type is None else ConfigType(config_type)
+        kind = _infer_type(value) if config_type is None else ConfigType(enum_value(config_type, ConfigType, "config_type"))
         data = AgentConfigCreate(
             agent_id=as_uuid(agent_id, "agent_id"), config_key=key, config_value=_to_text(value, kind),
             config_type=kind, description=description, is_sensitive=is_sensitive,
@@ -123,7 +123,6 @@ class AgentConfigs(Repository[AgentConfig]):
 
     async def list(
         self,
-        *,
         agent_id: UUID | str | None = None,
         config_type: ConfigType | str | None = None,
         limit: int = 1000,
@@ -132,6 +131,6 @@ class AgentConfigs(Repository[AgentConfig]):
         return self._many(await self._fetch(
             self._q.list,
             as_optional_uuid(agent_id, "agent_id"),
-            None if config_type is None else ConfigType(config_type).value,
+            enum_value(config_type, ConfigType, "config_type"),
             check_limit(limit),
         ))

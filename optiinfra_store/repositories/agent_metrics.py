@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, overload
 from uuid import UUID
 
 
 from optiinfra_store.enums import MetricType
-from optiinfra_store.errors import InvalidArgument, translate
-from optiinfra_store.records import AgentMetric, AgentMetricCreate, MetricSummary
+from optiinfra_store.errors import InvalidArgument
+from optiinfra_store.records import AgentMetric, AgentMetricCreate, MetricBucket, MetricSummary
 from optiinfra_store.repositories.base import (
+    enum_value,
     Repository,
     as_optional_uuid,
     as_uuid,
@@ -19,6 +20,8 @@ from optiinfra_store.repositories.base import (
     optional_aware,
     optional_text,
 )
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _COPY_COLUMNS = [
     "agent_id", "metric_name", "metric_type", "metric_value", "metric_unit",
@@ -54,17 +57,11 @@ class AgentMetrics(Repository[AgentMetric]):
              m.collection_timestamp or now, m.metadata)
             for m in validated
         ]
-        try:
-            status = await self._db.copy_records_to_table(
-                "agent_metrics", records=records, columns=_COPY_COLUMNS
-            )
-        except Exception as exc:
-            raise translate(exc) from exc
+        status = await self._copy_records("agent_metrics", records, _COPY_COLUMNS)
         return int(status.split()[-1])
 
     async def list(
         self,
-        *,
         agent_id: UUID | str | None = None,
         metric_name: str | None = None,
         metric_type: MetricType | str | None = None,
@@ -77,11 +74,32 @@ class AgentMetrics(Repository[AgentMetric]):
             self._q.list,
             as_optional_uuid(agent_id, "agent_id"),
             optional_text(metric_name, "metric_name"),
-            None if metric_type is None else MetricType(metric_type).value,
+            enum_value(metric_type, MetricType, "metric_type"),
             optional_aware(start, "start"),
             optional_aware(end, "end"),
             check_limit(limit),
         ))
+
+    @overload
+    async def aggregate(
+        self,
+        agent_id: UUID | str,
+        metric_name: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        bucket: None = None,
+    ) -> MetricSummary: ...
+
+    @overload
+    async def aggregate(
+        self,
+        agent_id: UUID | str,
+        metric_name: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        bucket: timedelta,
+    ) -> list[MetricBucket]: ...
 
     async def aggregate(
         self,
@@ -89,16 +107,51 @@ class AgentMetrics(Repository[AgentMetric]):
         metric_name: str,
         start: datetime | None = None,
         end: datetime | None = None,
-    ) -> MetricSummary:
-        """count, avg, min and max of one agent's metric within [start, end] (None floats if empty)."""
+        bucket: timedelta | None = None,
+    ) -> MetricSummary | list[MetricBucket]:
+        """count, avg, min and max of one agent's metric within [start, end] (None floats if empty).
+
+        With a `bucket` width, the series instead: one MetricBucket (count, avg, min, max, p95) per
+        bucket that holds data, in time order. Buckets are PostgreSQL's date_bin, aligned on
+        `start` (or the Unix epoch when start is None). Raises InvalidArgument."""
         if not isinstance(metric_name, str):
             raise InvalidArgument(f"metric_name must be a string, got {type(metric_name).__name__}")
-        row = await self._fetchrow(
-            self._q.aggregate, as_uuid(agent_id, "agent_id"), metric_name,
+        args = (
+            as_uuid(agent_id, "agent_id"), metric_name,
             optional_aware(start, "start"), optional_aware(end, "end"),
         )
+        if bucket is not None:
+            if not isinstance(bucket, timedelta) or bucket <= timedelta(0):
+                raise InvalidArgument(f"bucket must be a positive timedelta, got {bucket!r}")
+            rows = await self._fetch(self._q.aggregate_buckets, *args, bucket, start or _EPOCH)
+            return [MetricBucket.model_construct(**row) for row in rows]
+        row = await self._fetchrow(self._q.aggregate, *args)
         assert row is not None  # an aggregate without GROUP BY returns one row
         return MetricSummary.model_construct(**row)
+
+    async def latest(self, agent_id: UUID | str) -> dict[str, AgentMetric]:
+        """The newest point of each of the agent's metric names, by name ({} if it has none)."""
+        rows = await self._fetch(self._q.latest, as_uuid(agent_id, "agent_id"))
+        return {row["metric_name"]: self._one(row) for row in reversed(rows)}
+
+    async def purge(
+        self, before: datetime, *, batch_size: int = 10_000, dry_run: bool = False
+    ) -> int:
+        """Delete the points collected before `before`, in batches of `batch_size` (oldest first,
+        each batch one short statement, its own transaction on a pool) until a batch deletes
+        nothing; returns how many were deleted (with `dry_run`, how many would be, deleting
+        nothing). Raises InvalidArgument."""
+        if before is None:
+            raise InvalidArgument("before must be a timezone-aware datetime, got None")
+        cutoff = optional_aware(before, "before")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= 100_000:
+            raise InvalidArgument(f"batch_size must be an integer from 1 to 100000, got {batch_size!r}")
+        if dry_run:
+            return await self._fetchval(self._q.purge_count, cutoff)
+        total = 0
+        while deleted := await self._fetchval(self._q.purge_batch, cutoff, batch_size):
+            total += deleted
+        return total
 
     async def search(
         self, metadata: dict[str, Any], agent_id: UUID | str | None = None, limit: int = 1000

@@ -9,6 +9,7 @@ from optiinfra_store.enums import AgentStatusDetail
 from optiinfra_store.errors import InvalidArgument
 from optiinfra_store.records import AgentState, AgentStateCreate, AgentStateUpsert
 from optiinfra_store.repositories.base import (
+    enum_value,
     Repository,
     as_optional_uuid,
     as_uuid,
@@ -28,10 +29,12 @@ class AgentStates(Repository[AgentState]):
         return await self._insert(AgentStateCreate.model_validate(data))
 
     async def upsert(self, data: AgentStateUpsert) -> AgentState:
-        """Insert the agent's state, or replace every field of the existing row (keeping its id
-        and created_at). last_heartbeat None means the database's now."""
+        """Insert the agent's state, or update the fields set in `data` on the existing row (the
+        others, error_count and last_error included, are kept). last_heartbeat is always refreshed:
+        to `data.last_heartbeat`, or the database's now."""
         data = AgentStateUpsert.model_validate(data)
-        row = await self._fetchrow(self._q.upsert, *insert_args(data))
+        given = sorted(data.model_fields_set)
+        row = await self._fetchrow(self._q.upsert, *insert_args(data), given)
         assert row is not None
         return self._one(row)
 
@@ -68,6 +71,6 @@ class AgentStates(Repository[AgentState]):
         """State rows, oldest first, optionally of one status."""
         return self._many(await self._fetch(
             self._q.list,
-            None if status is None else AgentStatusDetail(status).value,
+            enum_value(status, AgentStatusDetail, "status"),
             check_limit(limit),
         ))

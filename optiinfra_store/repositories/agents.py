@@ -8,7 +8,7 @@ from uuid import UUID
 from optiinfra_store.enums import AgentStatus, AgentType
 from optiinfra_store.errors import InvalidArgument
 from optiinfra_store.records import Agent, AgentCreate, AgentUpdate
-from optiinfra_store.repositories.base import Repository, as_uuid, check_limit
+from optiinfra_store.repositories.base import enum_value, Repository, as_uuid, check_limit
 
 
 class Agents(Repository[Agent]):
@@ -34,8 +34,8 @@ class Agents(Repository[Agent]):
         """Agents, oldest first, optionally of one type and status."""
         return self._many(await self._fetch(
             self._q.list,
-            None if type is None else AgentType(type).value,
-            None if status is None else AgentStatus(status).value,
+            enum_value(type, AgentType, "type"),
+            enum_value(status, AgentStatus, "status"),
             check_limit(limit),
         ))
 

@@ -63,6 +63,6 @@ class Approvals(Repository[Approval]):
         return self._many(await self._fetch(
             self._q.list,
             as_optional_uuid(recommendation_id, "recommendation_id"),
-            enum_values(status, ApprovalStatus),
+            enum_values(status, ApprovalStatus, "status"),
             check_limit(limit),
         ))

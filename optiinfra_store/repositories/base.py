@@ -6,6 +6,7 @@ import base64
 from functools import cache
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
@@ -134,6 +135,12 @@ class Repository(Generic[R]):
         except Exception as exc:
             raise translate(exc) from exc
 
+    async def _copy_records(self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]) -> str:
+        try:
+            return await self._db.copy_records_to_table(table, records=records, columns=list(columns))
+        except Exception as exc:
+            raise translate(exc) from exc
+
     async def _execute(self, sql: str, *args: Any) -> str:
         try:
             return await self._db.execute(sql, *args)
@@ -193,9 +200,20 @@ class Repository(Generic[R]):
         return self._found(await self._fetchrow(self._q.update, key, *update_args(data)), key)
 
 
-def enum_values(value: Any, enum: type) -> list[str] | None:
+def enum_value(value: Any, enum: type[StrEnum], name: str) -> str | None:
+    """One enum filter value as text (None: no filter). Raises InvalidArgument naming `name`."""
+    if value is None:
+        return None
+    try:
+        return enum(value).value
+    except ValueError:
+        allowed = ", ".join(member.value for member in enum)
+        raise InvalidArgument(f"{name} must be one of {allowed}; got {value!r}") from None
+
+
+def enum_values(value: Any, enum: type[StrEnum], name: str = "status") -> list[str] | None:
     """A filter that takes one enum value or several, as a text[] parameter (None: no filter)."""
     if value is None:
         return None
     values: Sequence[Any] = [value] if isinstance(value, str) else list(value)
-    return [enum(v).value for v in values]
+    return [enum_value(v, enum, name) for v in values]  # type: ignore[misc]

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from optiinfra_store.enums import CustomerStatus
 from optiinfra_store.records import Customer, CustomerCreate, CustomerUpdate
-from optiinfra_store.repositories.base import Repository, check_limit
+from optiinfra_store.repositories.base import enum_value, Repository, check_limit
 
 
 class Customers(Repository[Customer]):
@@ -28,5 +28,5 @@ class Customers(Repository[Customer]):
 
     async def list(self, *, status: CustomerStatus | str | None = None, limit: int = 1000) -> list[Customer]:
         """Customers, oldest first, optionally of one status."""
-        status_value = None if status is None else CustomerStatus(status).value
+        status_value = enum_value(status, CustomerStatus, "status")
         return self._many(await self._fetch(self._q.list, status_value, check_limit(limit)))

@@ -35,7 +35,7 @@ class Events(Repository[Event]):
             self._q.list,
             as_optional_uuid(customer_id, "customer_id"),
             as_optional_uuid(agent_id, "agent_id"),
-            enum_values(event_type, EventType),
-            enum_values(severity, EventSeverity),
+            enum_values(event_type, EventType, "event_type"),
+            enum_values(severity, EventSeverity, "severity"),
             check_limit(limit),
         ))

@@ -62,6 +62,6 @@ class Optimizations(Repository[Optimization]):
             self._q.list,
             as_optional_uuid(recommendation_id, "recommendation_id"),
             as_optional_uuid(approval_id, "approval_id"),
-            enum_values(status, OptimizationStatus),
+            enum_values(status, OptimizationStatus, "status"),
             check_limit(limit),
         ))

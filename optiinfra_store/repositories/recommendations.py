@@ -37,6 +37,6 @@ class Recommendations(Repository[Recommendation]):
             self._q.list,
             as_optional_uuid(customer_id, "customer_id"),
             as_optional_uuid(agent_id, "agent_id"),
-            enum_values(recommendation_type, RecommendationType),
+            enum_values(recommendation_type, RecommendationType, "recommendation_type"),
             check_limit(limit),
         ))

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from optiinfra_store.enums import ArtifactType
 from optiinfra_store.records import WorkflowArtifact, WorkflowArtifactCreate
-from optiinfra_store.repositories.base import Repository, as_optional_uuid, check_limit
+from optiinfra_store.repositories.base import enum_value, Repository, as_optional_uuid, check_limit
 
 
 class WorkflowArtifacts(Repository[WorkflowArtifact]):
@@ -21,7 +21,6 @@ class WorkflowArtifacts(Repository[WorkflowArtifact]):
 
     async def list(
         self,
-        *,
         execution_id: UUID | str | None = None,
         step_id: UUID | str | None = None,
         artifact_type: ArtifactType | str | None = None,
@@ -32,6 +31,6 @@ class WorkflowArtifacts(Repository[WorkflowArtifact]):
             self._q.list,
             as_optional_uuid(execution_id, "execution_id"),
             as_optional_uuid(step_id, "step_id"),
-            None if artifact_type is None else ArtifactType(artifact_type).value,
+            enum_value(artifact_type, ArtifactType, "artifact_type"),
             check_limit(limit),
         ))

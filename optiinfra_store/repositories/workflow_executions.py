@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from optiinfra_store.enums import WorkflowStatus, WorkflowType
-from optiinfra_store.errors import NotFound
+from optiinfra_store.errors import InvalidArgument, NotFound
 from optiinfra_store.records import (
     Page,
+    PurgeReport,
     WorkflowArtifact,
     WorkflowExecution,
     WorkflowExecutionCreate,
@@ -19,7 +20,12 @@ from optiinfra_store.records import (
     WorkflowTransition,
 )
 from optiinfra_store.records._base import JsonObject
+from optiinfra_store.records.analytics import (
+    DurationBucket, ErrorPattern, RetryHotspot, StepTiming, TrendBucket, TypeStatistics,
+    WorkflowPerformance, WorkflowStatistics,
+)
 from optiinfra_store.repositories.base import (
+    enum_value,
     Repository,
     as_optional_uuid,
     as_uuid,
@@ -141,8 +147,8 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
             self._q.list,
             as_optional_uuid(customer_id, "customer_id"),
             as_optional_uuid(agent_id, "agent_id"),
-            None if workflow_type is None else WorkflowType(workflow_type).value,
-            enum_values(status, WorkflowStatus),
+            enum_value(workflow_type, WorkflowType, "workflow_type"),
+            enum_values(status, WorkflowStatus, "status"),
             optional_aware(started_after, "started_after"),
             optional_aware(started_before, "started_before"),
             after_created,
@@ -168,3 +174,233 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
     async def list_active(self) -> list[WorkflowExecution]:
         """Every pending and running execution, oldest first."""
         return self._many(await self._fetch(self._q.list_active))
+
+    # -- analytics: one statement each -------------------------------------------------------------
+
+    async def statistics(
+        self,
+        *,
+        customer_id: UUID | str | None = None,
+        agent_id: UUID | str | None = None,
+        workflow_type: WorkflowType | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> WorkflowStatistics:
+        """Counts per status, success rate and durations (avg, p50, p95, max over finished executions
+        with both timestamps) of the executions created in [since, until), overall and per workflow
+        type. The window defaults to the last 30 days (the database's clock)."""
+        rows = await self._fetch(
+            self._q.statistics, *_filters(customer_id, agent_id, workflow_type, since, until)
+        )
+        total_row = rows[0]  # the grand-total grouping set always yields a row, sorted first
+        by_type = {row["workflow_type"]: _type_statistics(row) for row in rows[1:]}
+        return WorkflowStatistics.model_construct(
+            since=total_row["since"], until=total_row["until"], by_type=by_type,
+            **dict(_type_statistics(total_row)),
+        )
+
+    async def performance(
+        self,
+        *,
+        customer_id: UUID | str | None = None,
+        agent_id: UUID | str | None = None,
+        workflow_type: WorkflowType | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> WorkflowPerformance:
+        """Duration histogram, error patterns, slowest steps, retry hotspots and plain-English tips
+        for the executions created in [since, until) (default the last 30 days) and their steps."""
+        row = await self._fetchrow(
+            self._q.performance, *_filters(customer_id, agent_id, workflow_type, since, until)
+        )
+        assert row is not None  # an aggregate over scalar subqueries always returns a row
+        ex = row["executions"]
+        ended = ex["ended"]
+        success_rate = ex["completed"] / ended if ended else None
+        buckets = [
+            DurationBucket.model_construct(label=label, min_seconds=lo, max_seconds=hi, count=n)
+            for (label, lo, hi), n in zip(DURATION_BUCKETS, ex["buckets"])
+        ]
+        errors = [
+            ErrorPattern.model_construct(**{**p, "last_seen": datetime.fromisoformat(p["last_seen"])})
+            for p in row["error_patterns"]
+        ]
+        slowest = [StepTiming.model_construct(**t) for t in row["slowest_steps"]]
+        hotspots = [RetryHotspot.model_construct(**r) for r in row["retry_hotspots"]]
+        tips = performance_tips(
+            success_rate=success_rate, completed=ex["completed"], ended=ended,
+            p50=ex["p50"], p95=ex["p95"], step_failures=row["step_failures"],
+            hotspots=hotspots, total_retries=int(row["total_retries"]),
+        )
+        return WorkflowPerformance.model_construct(
+            since=row["since"], until=row["until"], finished=ex["finished"], success_rate=success_rate,
+            p50_duration_seconds=ex["p50"], p95_duration_seconds=ex["p95"],
+            duration_buckets=buckets, error_patterns=errors, slowest_steps=slowest,
+            retry_hotspots=hotspots, tips=tips,
+        )
+
+    async def trend(
+        self,
+        *,
+        bucket: timedelta,
+        since: datetime,
+        until: datetime | None = None,
+        customer_id: UUID | str | None = None,
+        agent_id: UUID | str | None = None,
+        workflow_type: WorkflowType | str | None = None,
+    ) -> list[TrendBucket]:
+        """Executions created in [since, until) (until defaults to now) per bucket of width `bucket`
+        (PostgreSQL date_bin with origin `since`): counts per status and the average duration of the
+        finished ones, oldest bucket first, empty buckets included. Raises InvalidArgument for a
+        non-positive bucket or more than 10,000 buckets."""
+        if not isinstance(bucket, timedelta) or bucket <= timedelta(0):
+            raise InvalidArgument(f"bucket must be a positive timedelta, got {bucket!r}")
+        if optional_aware(since, "since") is None:
+            raise InvalidArgument("since is required")
+        end = optional_aware(until, "until") or datetime.now(since.tzinfo)
+        if end > since and -((since - end) // bucket) > MAX_TREND_BUCKETS:
+            raise InvalidArgument(
+                f"{bucket} buckets from {since.isoformat()} to {end.isoformat()} exceed {MAX_TREND_BUCKETS:,}"
+            )
+        args = _filters(customer_id, agent_id, workflow_type, since, until)
+        rows = await self._fetch(self._q.trend, *args, bucket // timedelta(microseconds=1))
+        return [
+            TrendBucket.model_construct(
+                start=row["start"], end=row["end"], total=row["total"],
+                count_by_status={s: row[s.value] for s in WorkflowStatus},
+                avg_duration_seconds=row["avg_duration_seconds"],
+            )
+            for row in rows
+        ]
+
+    async def purge(
+        self,
+        *,
+        finished_before: datetime,
+        keep_failed: bool = False,
+        batch_size: int = 1000,
+        dry_run: bool = False,
+    ) -> PurgeReport:
+        """Delete executions that finished (completed, failed, cancelled, timeout) before
+        `finished_before`, with their steps, artifacts and transitions; pending and running
+        executions are never touched. `keep_failed` keeps failed and timed-out ones.
+
+        Deletes in batches of `batch_size`, oldest first, each batch one short statement (its own
+        transaction on a pool, so it runs beside live traffic; rows locked by others are skipped
+        and left for a later run), until a batch deletes nothing. On a repository bound to a
+        transaction the batches share it. `dry_run` counts what would go and deletes nothing.
+        Returns the counts. Raises InvalidArgument."""
+        if finished_before is None:
+            raise InvalidArgument("finished_before must be a timezone-aware datetime, got None")
+        cutoff = optional_aware(finished_before, "finished_before")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= 100_000:
+            raise InvalidArgument(f"batch_size must be an integer from 1 to 100000, got {batch_size!r}")
+        finished = [WorkflowStatus.COMPLETED.value, WorkflowStatus.CANCELLED.value]
+        if not keep_failed:
+            finished += [WorkflowStatus.FAILED.value, WorkflowStatus.TIMEOUT.value]
+        if dry_run:
+            row = await self._fetchrow(self._q.purge_count, cutoff, finished)
+            assert row is not None  # aggregates without GROUP BY return one row
+            return PurgeReport.model_construct(**row)
+        totals = dict.fromkeys(PurgeReport.model_fields, 0)
+        while True:
+            row = await self._fetchrow(self._q.purge_batch, cutoff, finished, batch_size)
+            assert row is not None
+            if row["executions"] == 0:
+                break
+            for name in totals:
+                totals[name] += row[name]
+        return PurgeReport.model_construct(**totals)
+
+
+# -- analytics helpers -----------------------------------------------------------------------------
+
+MAX_TREND_BUCKETS = 10_000
+
+DURATION_BUCKETS: list[tuple[str, float, float | None]] = [
+    ("under 1 min", 0.0, 60.0),
+    ("1-5 min", 60.0, 300.0),
+    ("5-15 min", 300.0, 900.0),
+    ("15-60 min", 900.0, 3600.0),
+    ("over 1 h", 3600.0, None),
+]
+"""The duration histogram's fixed buckets: (label, from seconds inclusive, to seconds exclusive)."""
+
+STEP_FAILURE_RATE = 0.2
+RETRY_CONCENTRATION = 0.5
+TAIL_RATIO = 3.0
+SUCCESS_RATE_FLOOR = 0.8
+
+
+def _filters(customer_id, agent_id, workflow_type, since, until) -> list:  # noqa: ANN001
+    """$1..$5 of the analytics statements: customer, agent, workflow type, window."""
+    since = optional_aware(since, "since")
+    until = optional_aware(until, "until")
+    if since is not None and until is not None and until < since:
+        raise InvalidArgument(f"until ({until.isoformat()}) is before since ({since.isoformat()})")
+    return [
+        as_optional_uuid(customer_id, "customer_id"),
+        as_optional_uuid(agent_id, "agent_id"),
+        None if workflow_type is None else WorkflowType(workflow_type).value,
+        since,
+        until,
+    ]
+
+
+def _type_statistics(row) -> TypeStatistics:  # noqa: ANN001
+    counts = {s: row[s.value] for s in WorkflowStatus}
+    ended = sum(counts[s] for s in FINISHED)
+    return TypeStatistics.model_construct(
+        total=row["total"],
+        count_by_status=counts,
+        success_rate=counts[WorkflowStatus.COMPLETED] / ended if ended else None,
+        avg_duration_seconds=row["avg_duration_seconds"],
+        p50_duration_seconds=row["p50_duration_seconds"],
+        p95_duration_seconds=row["p95_duration_seconds"],
+        max_duration_seconds=row["max_duration_seconds"],
+    )
+
+
+FINISHED = (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED, WorkflowStatus.TIMEOUT)
+
+
+def performance_tips(
+    *,
+    success_rate: float | None,
+    completed: int,
+    ended: int,
+    p50: float | None,
+    p95: float | None,
+    step_failures: list[dict],
+    hotspots: list[RetryHotspot],
+    total_retries: int,
+) -> list[str]:
+    """The findings of WorkflowPerformance.tips, by four explicit rules, each naming its figure:
+    a step name failing in over 20% of its finished runs (completed or failed); over 50% of all
+    retries in one step name; execution p95 duration over 3x the median; success rate below 80%."""
+    tips: list[str] = []
+    for f in step_failures:
+        runs, failed = f["runs"], f["failed"]
+        if runs and failed / runs > STEP_FAILURE_RATE:
+            tips.append(
+                f"Step {f['step_name']!r} failed in {failed} of {runs} runs ({failed / runs:.0%}), "
+                f"over the {STEP_FAILURE_RATE:.0%} threshold: look at its error patterns."
+            )
+    if total_retries and hotspots:
+        top = hotspots[0]
+        if top.total_retries / total_retries > RETRY_CONCENTRATION:
+            tips.append(
+                f"Step {top.step_name!r} accounts for {top.total_retries} of {total_retries} retries "
+                f"({top.total_retries / total_retries:.0%}): retries are concentrated in one step."
+            )
+    if p50 is not None and p95 is not None and p50 > 0 and p95 > TAIL_RATIO * p50:
+        tips.append(
+            f"The p95 execution duration ({p95:.0f} s) is {p95 / p50:.1f}x the median ({p50:.0f} s): "
+            f"a long tail of slow runs."
+        )
+    if success_rate is not None and success_rate < SUCCESS_RATE_FLOOR:
+        tips.append(
+            f"Success rate is {success_rate:.0%} ({completed} of {ended} finished executions completed), "
+            f"below {SUCCESS_RATE_FLOOR:.0%}."
+        )
+    return tips

@@ -37,13 +37,12 @@ class WorkflowSteps(Repository[WorkflowStep]):
 
     async def list(
         self,
-        *,
         execution_id: UUID | str,
         status: StepStatus | str | Iterable[StepStatus | str] | None = None,
     ) -> list[WorkflowStep]:
         """The steps of one execution, by step_order."""
         return self._many(await self._fetch(
-            self._q.list, as_uuid(execution_id, "execution_id"), enum_values(status, StepStatus)
+            self._q.list, as_uuid(execution_id, "execution_id"), enum_values(status, StepStatus, "status")
         ))
 
     async def start(

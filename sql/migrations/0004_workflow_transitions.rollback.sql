@@ -4,4 +4,4 @@ DROP TRIGGER workflow_executions_record_transition ON workflow_executions;
 DROP TRIGGER workflow_executions_record_insert ON workflow_executions;
 DROP FUNCTION optiinfra_record_transition();
 DROP TABLE workflow_transitions;
-DROP FUNCTION optiinfra_refuse_transition_update();
+DROP FUNCTION optiinfra_refuse_transition_change();

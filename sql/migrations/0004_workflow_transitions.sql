@@ -41,6 +41,8 @@ BEGIN
             nullif(current_setting('optiinfra.actor', true), ''),
             nullif(current_setting('optiinfra.reason', true), '')::jsonb)
     RETURNING id INTO transition_id;
+    -- spent: the next change in this transaction must not inherit them
+    PERFORM set_config('optiinfra.actor', '', true), set_config('optiinfra.reason', '', true);
     -- delivered at commit, in commit order; listeners read the row by id
     PERFORM pg_notify('optiinfra_workflow_transitions', transition_id::text);
     RETURN NULL;
@@ -58,15 +60,19 @@ CREATE TRIGGER workflow_steps_record_transition AFTER UPDATE OF status ON workfl
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION optiinfra_record_transition();
 
--- The trail is append-only: rows go only with their execution (or step).
-CREATE FUNCTION optiinfra_refuse_transition_update() RETURNS trigger
+-- The trail is append-only: no row is ever changed, and rows are deleted only with their
+-- execution or step (a cascade runs inside the foreign key's trigger, so its depth is above 1).
+CREATE FUNCTION optiinfra_refuse_transition_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'workflow_transitions is append-only'
+    IF TG_OP = 'DELETE' AND pg_trigger_depth() > 1 THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'workflow_transitions is append-only (% refused)', TG_OP
         USING ERRCODE = 'check_violation', CONSTRAINT = 'workflow_transitions_append_only_check',
               TABLE = 'workflow_transitions';
 END;
 $$;
 
-CREATE TRIGGER workflow_transitions_append_only BEFORE UPDATE ON workflow_transitions
-    FOR EACH ROW EXECUTE FUNCTION optiinfra_refuse_transition_update();
+CREATE TRIGGER workflow_transitions_append_only BEFORE UPDATE OR DELETE ON workflow_transitions
+    FOR EACH ROW EXECUTE FUNCTION optiinfra_refuse_transition_change();

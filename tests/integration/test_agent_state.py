@@ -638,3 +638,20 @@ async def test_metrics__search_uses_containment(store, agent):
     assert values(await store.agent_metrics.search({"region": "eu"})) == []
     assert len(await store.agent_metrics.search({})) == 4  # the empty document is in every one
     assert values(await store.agent_metrics.search({"region": "us-west"}, limit=1)) == [0.0]
+
+
+async def test_state__upsert_keeps_error_history_it_was_not_given(store, agent):
+    await store.agent_states.upsert(AgentStateUpsert(agent_id=agent.id))
+    await store.agent_states.record_error(agent.id, {"error": "timeout"})
+    state = await store.agent_states.upsert(AgentStateUpsert(agent_id=agent.id, status="busy"))
+    assert state.status == "busy"
+    assert state.error_count == 1 and state.last_error == {"error": "timeout"}
+    reset = await store.agent_states.upsert(AgentStateUpsert(agent_id=agent.id, error_count=0, last_error=None))
+    assert (reset.error_count, reset.last_error, reset.status) == (0, None, "busy")
+
+
+async def test_config__sensitive_value_masked_in_json_too(store, agent):
+    config = await store.agent_configs.set(agent.id, "api_key", "secret_key_123", is_sensitive=True)
+    assert "secret_key_123" not in config.model_dump_json()
+    assert config.config_value == "secret_key_123"
+    assert config.model_dump()["config_value"] == "secret_key_123"  # code that asks still gets it

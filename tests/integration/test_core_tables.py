@@ -687,3 +687,20 @@ async def test_count__core_tables(store, customer, agent, recommendation, optimi
     counts = {t: await getattr(store, t).count() for t in (
         "customers", "agents", "events", "recommendations", "approvals", "optimizations")}
     assert counts == {t: 1 for t in counts}
+
+
+async def test_approve_and_reject__concurrent_decisions_exactly_one_wins(store, approval):
+    import asyncio
+
+    from optiinfra_store.errors import InvalidTransition
+
+    results = await asyncio.gather(
+        store.approvals.approve(approval.id, decided_by="alice"),
+        store.approvals.reject(approval.id, decided_by="bob"),
+        return_exceptions=True,
+    )
+    decided = [r for r in results if not isinstance(r, Exception)]
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(decided) == 1 and len(refused) == 1 and isinstance(refused[0], InvalidTransition)
+    stored = await store.approvals.get(approval.id)
+    assert stored.status == decided[0].status and stored.decided_by == decided[0].decided_by

@@ -106,3 +106,27 @@ async def test_history__bad_actor_or_reason_refused_before_sql(store, agent, cus
     assert len(await store.workflow_executions.history(execution.id)) == 1
     with pytest.raises(NotFound):
         await store.workflow_executions.history(uuid.uuid4())
+
+
+async def test_history__actor_not_inherited_by_later_inserts_in_a_transaction(store, agent, customer):
+    first = await store.workflow_executions.create(WorkflowExecutionCreate(
+        agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
+    ))
+    async with store.transaction() as tx:
+        await tx.workflow_executions.cancel(first.id, "operator said so", actor="alice")
+        second = await tx.workflow_executions.create(WorkflowExecutionCreate(
+            agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
+        ))
+    created = (await store.workflow_executions.history(second.id))[0]
+    assert (created.actor, created.reason) == (None, None)
+
+
+async def test_transitions__direct_delete_refused(store, clean_dsn, agent, customer):
+    execution, _ = await run_workflow(store, agent, customer)
+    conn = await asyncpg.connect(clean_dsn)
+    try:
+        with pytest.raises(asyncpg.CheckViolationError, match="append-only"):
+            await conn.execute("DELETE FROM workflow_transitions WHERE workflow_execution_id = $1", execution.id)
+    finally:
+        await conn.close()
+    assert len(await store.workflow_executions.history(execution.id)) == 7
