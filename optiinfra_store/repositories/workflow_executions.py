@@ -341,7 +341,7 @@ def _filters(customer_id, agent_id, workflow_type, since, until) -> list:  # noq
     return [
         as_optional_uuid(customer_id, "customer_id"),
         as_optional_uuid(agent_id, "agent_id"),
-        None if workflow_type is None else WorkflowType(workflow_type).value,
+        enum_value(workflow_type, WorkflowType, "workflow_type"),
         since,
         until,
     ]

@@ -159,7 +159,7 @@ async def test_purge__dry_run_changes_nothing_and_predicts_the_real_run(store, c
             finished_before=CUTOFF, keep_failed=keep_failed, dry_run=True
         )
         assert await table_counts(clean_dsn) == before
-        assert predicted.executions == (3 if keep_failed else 5)
+        assert predicted.executions == (3 if keep_failed else 2)  # then the failed and timed out
         assert predicted.transitions > predicted.executions
         removed = await store.workflow_executions.purge(finished_before=CUTOFF, keep_failed=keep_failed)
         assert removed == predicted
@@ -292,13 +292,17 @@ async def test_cli_purge__dry_run_then_real_run(store, clean_dsn, history, agent
     remaining = await remaining_ids(clean_dsn)
     assert {history["old_failed"].id, history["old_timeout"].id, history["old_pending"].id} <= remaining
 
+    # 4 weeks: the failed and timed-out ones, and the one that finished just after the 30-day cutoff
     code, out, _ = await run_cli(capsys, "purge", "--older-than", "4w", "--dsn", clean_dsn)
-    assert code == 0 and out.startswith("purged 2 workflow executions (") and " and 0 metric points " in out
+    assert code == 0 and out.startswith("purged 3 workflow executions (") and " and 0 metric points " in out
+    assert await remaining_ids(clean_dsn) == {
+        history[name].id for name in ("recent_completed", "old_pending", "old_running")
+    }
 
 
 @pytest.mark.parametrize("age", ["90", "90x", "d", "-5d", "0d", "1.5h", "99999999w"])
 def test_cli_purge__bad_duration_is_a_one_line_error(clean_dsn, capsys, age):
-    code = cli.main(["purge", "--older-than", age, "--dsn", clean_dsn])
+    code = cli.main(["purge", f"--older-than={age}", "--dsn", clean_dsn])
     out, err = capsys.readouterr()
     assert code == 1 and out == ""
     assert err.startswith(f"optiinfra-store purge: error: invalid duration {age!r}") and err.count("\n") == 1

@@ -1,0 +1,2 @@
+DROP INDEX workflow_executions_completed_at_idx;
+DROP INDEX workflow_executions_customer_id_created_at_stats_idx;
