@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from optiinfra_store import embedded, migrations, seed
 from optiinfra_store.dsn import DSN_ENV, resolve_dsn
-from optiinfra_store.errors import StoreError
+from optiinfra_store.errors import InvalidArgument, StoreError
+from optiinfra_store.records import PurgeReport
+from optiinfra_store.report import print_statistics
+from optiinfra_store.store import Store
 
 
 def _cmd_migrate(args: argparse.Namespace) -> None:
@@ -51,13 +57,8 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 _DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_duration(text: str):
+def parse_duration(text: str) -> timedelta:
     """`90d`, `12h`, `30m`, `2w` as a timedelta; InvalidArgument otherwise."""
-    import re
-    from datetime import timedelta
-
-    from optiinfra_store.errors import InvalidArgument
-
     match = re.fullmatch(r"\s*([0-9]{1,9})\s*([mhdw])\s*", text or "")
     if match is None or int(match.group(1)) == 0:
         raise InvalidArgument(
@@ -69,8 +70,7 @@ def parse_duration(text: str):
         raise InvalidArgument(f"invalid duration {text!r}: too long") from None
 
 
-async def _purge(dsn: str | None, cutoff, keep_failed: bool, dry_run: bool):
-    from optiinfra_store.store import Store
+async def _purge(dsn: str | None, cutoff: datetime, keep_failed: bool, dry_run: bool) -> tuple[PurgeReport, int]:
 
     async with Store.connect(dsn, min_size=1, max_size=1) as store:
         report = await store.workflow_executions.purge(
@@ -81,10 +81,6 @@ async def _purge(dsn: str | None, cutoff, keep_failed: bool, dry_run: bool):
 
 
 def _cmd_purge(args: argparse.Namespace) -> None:
-    from datetime import UTC, datetime
-
-    from optiinfra_store.errors import InvalidArgument
-
     older_than = parse_duration(args.older_than)
     try:
         cutoff = datetime.now(UTC) - older_than
@@ -96,6 +92,24 @@ def _cmd_purge(args: argparse.Namespace) -> None:
         f"{verb} {report.executions} workflow executions ({report.steps} steps, {report.artifacts} artifacts, "
         f"{report.transitions} transitions) and {metrics} metric points from before {cutoff:%Y-%m-%d %H:%M:%S} UTC"
     )
+
+
+async def _stats(dsn: str | None, customer: str | None, days: int) -> None:
+
+    async with Store.connect(dsn, min_size=1, max_size=1) as store:
+        customer_id = None
+        if customer:
+            try:
+                customer_id = UUID(customer)
+            except ValueError:
+                customer_id = (await store.customers.get_by_email(customer)).id
+        await print_statistics(store, customer_id=customer_id, since=datetime.now(UTC) - timedelta(days=days))
+
+
+def _cmd_stats(args: argparse.Namespace) -> None:
+    if args.days < 1:
+        raise InvalidArgument(f"--days must be at least 1, got {args.days}")
+    asyncio.run(_stats(args.dsn, args.customer, args.days))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
         "migrate, seed and show what the store holds; on an embedded PostgreSQL unless --dsn is given",
         _cmd_demo,
     )
+    stats = command("stats", "workflow statistics and performance findings", _cmd_stats)
+    stats.add_argument("--customer", help="a customer id or email (default: all customers)")
+    stats.add_argument("--days", type=int, default=30, help="the window, in days back from now (default 30)")
     demo.add_argument("--data-dir", help="keep the embedded server's data in this directory")
     purge = command(
         "purge",

@@ -5,16 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from optiinfra_store import migrations, seed
+from optiinfra_store.enums import WorkflowStatus
+from optiinfra_store.report import print_statistics, seconds
 from optiinfra_store.store import Repositories, Store
 
 STALE_AFTER = timedelta(minutes=2)
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    minutes, seconds = divmod(int(value), 60)
-    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
 async def run_demo(dsn: str) -> None:
@@ -25,6 +20,8 @@ async def run_demo(dsn: str) -> None:
         await _print_counts(store)
         await _print_workflows(store)
         await _print_agents(store)
+        await print_statistics(store)
+        await _print_failed_history(store)
 
 
 async def _print_counts(store: Repositories) -> None:
@@ -44,12 +41,12 @@ async def _print_workflows(store: Repositories) -> None:
         detail = await store.workflow_executions.get_detail(execution.id)
         print(
             f"\n  {detail.workflow_type} for {customers[detail.customer_id]} by {agents[detail.agent_id]}: "
-            f"{detail.status}, {_seconds(detail.duration_seconds)}"
+            f"{detail.status}, {seconds(detail.duration_seconds)}"
         )
         for step in detail.steps:
             retries = f", {step.retry_count} retries" if step.retry_count else ""
             print(f"    {step.step_order}. {step.step_name:<26} {step.status:<10} "
-                  f"{_seconds(step.duration_seconds)}{retries}")
+                  f"{seconds(step.duration_seconds)}{retries}")
         for artifact in detail.artifacts:
             size = f"{artifact.artifact_size_bytes:,} bytes" if artifact.artifact_size_bytes is not None else "-"
             print(f"    [{artifact.artifact_type}] {artifact.artifact_name} ({size})")
@@ -59,7 +56,7 @@ async def _print_workflows(store: Repositories) -> None:
 
 async def _print_agents(store: Repositories) -> None:
     stale = await store.agents.list_stale(STALE_AFTER)
-    print(f"\nagents silent for over {_seconds(STALE_AFTER.total_seconds())}: "
+    print(f"\nagents silent for over {seconds(STALE_AFTER.total_seconds())}: "
           + (", ".join(f"{a.name} (last heartbeat {a.last_heartbeat:%H:%M:%S} UTC)" for a in stale) or "none"))
     print("\nmetrics per agent (count, avg, min, max)")
     for agent in await store.agents.list():
@@ -68,3 +65,17 @@ async def _print_agents(store: Repositories) -> None:
         for name in names:
             s = await store.agent_metrics.aggregate(agent.id, name)
             print(f"    {name:<34} {s.count:>3}  {s.avg:>10.2f} {s.min:>10.2f} {s.max:>10.2f}")
+
+
+async def _print_failed_history(store: Repositories) -> None:
+    failed = (await store.workflow_executions.list(status=WorkflowStatus.FAILED, limit=1)).items
+    if not failed:
+        return
+    execution = failed[0]
+    steps = {s.id: s.step_name for s in await store.workflow_steps.list(execution_id=execution.id)}
+    print(f"\ntransition history of the failed {execution.workflow_type} ({execution.id})")
+    for t in await store.workflow_executions.history(execution.id):
+        subject = f"step {steps.get(t.workflow_step_id, t.workflow_step_id)}" if t.workflow_step_id else "execution"
+        change = f"{t.from_status} -> {t.to_status}" if t.from_status else f"created {t.to_status}"
+        who = f" by {t.actor}" if t.actor else ""
+        print(f"  #{t.id:<4} {t.at:%H:%M:%S} {subject:<32} {change}{who}")

@@ -19,3 +19,19 @@ def test_readme__agent_example_runs(clean_dsn, monkeypatch, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "completed -> running refused"
     assert out[1].startswith("completed ") and "['collect_metrics', 'analyze_gpu_usage'] 1" in out[1]
+
+
+def test_readme__history_example_runs(clean_dsn, monkeypatch, capsys):
+    from optiinfra_store import seed
+
+    seed.load(clean_dsn)
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    example = next(b for b in blocks if "asyncio.run(report())" in b)
+    monkeypatch.setenv("OPTIINFRA_DATABASE_URL", clean_dsn)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(exec, compile(example, "README.md", "exec"), {}).result()
+    out = capsys.readouterr().out.splitlines()
+    assert any(line.endswith("None -> failed None None") for line in out)  # the seeded failed workflow
+    assert any(line.startswith("4 0.666") for line in out)  # 4 workflows, 2 of 3 finished completed
+    assert "25 hourly buckets" in out or "24 hourly buckets" in out
+    assert out[-1] == "would purge 0 executions, 0 transitions"

@@ -88,7 +88,8 @@ def test_cli__rejects_non_postgres_dsn(capsys):
 def test_cli__demo_against_given_server(scratch_dsn, capsys):
     code, out, err = run(capsys, "demo", "--dsn", scratch_dsn)
     assert code == 0, err
-    assert "workflow_steps" in out and "15" in out
+    assert "  workflow_steps             15" in out.splitlines()
+    assert "transition history of the failed quality_check" in out
     assert counts(scratch_dsn) == SEEDED_COUNTS
 
 
@@ -108,3 +109,18 @@ def test_cli__demo_on_embedded_server(capsys, monkeypatch):
     code, out, err = run(capsys, "demo")
     assert code == 0, err
     assert "starting embedded PostgreSQL" in out and "performance_tuning" in out
+
+
+def test_cli__stats_for_all_and_for_one_customer(scratch_dsn, capsys):
+    assert run(capsys, "migrate", "--dsn", scratch_dsn)[0] == 0
+    assert run(capsys, "seed", "--dsn", scratch_dsn)[0] == 0
+    code, out, err = run(capsys, "stats", "--dsn", scratch_dsn)
+    assert code == 0, err
+    overall = next(line for line in out.splitlines() if line.strip().startswith("all "))
+    assert overall.split()[1:3] == ["4", "67%"]  # 2 of 3 finished seed workflows completed
+    assert "tip: Success rate is 67%" in out
+    code, out, _ = run(capsys, "stats", "--dsn", scratch_dsn, "--customer", "platform@acme.example", "--days", "7")
+    overall = next(line for line in out.splitlines() if line.strip().startswith("all "))
+    assert code == 0 and overall.split()[1:3] == ["2", "100%"]
+    code, out, err = run(capsys, "stats", "--dsn", scratch_dsn, "--customer", "nobody@example.com")
+    assert code == 1 and out == "" and err.count("\n") == 1 and "nobody@example.com" in err
