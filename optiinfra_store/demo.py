@@ -7,6 +7,7 @@ from datetime import timedelta
 from optiinfra_store import migrations, seed
 from optiinfra_store.enums import WorkflowStatus
 from optiinfra_store.report import print_statistics, seconds
+from optiinfra_store.repositories.base import Repository
 from optiinfra_store.store import Repositories, Store
 
 STALE_AFTER = timedelta(minutes=2)
@@ -27,7 +28,7 @@ async def run_demo(dsn: str) -> None:
 async def _print_counts(store: Repositories) -> None:
     print("\nrows per table")
     for name, repo in vars(store).items():
-        if hasattr(repo, "count"):
+        if isinstance(repo, Repository):
             print(f"  {name:<22} {await repo.count():>6}")
 
 

@@ -6,12 +6,14 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
 from optiinfra_store.dsn import resolve_dsn
 from optiinfra_store.enums import DATABASE_ENUMS
 from optiinfra_store.errors import ConfigurationError, translate
+from optiinfra_store.events import WorkflowEvents
 from optiinfra_store.repositories import (
     AgentCapabilities,
     AgentConfigs,
@@ -27,7 +29,7 @@ from optiinfra_store.repositories import (
     WorkflowExecutions,
     WorkflowSteps,
 )
-from optiinfra_store.repositories.base import Executor
+from optiinfra_store.repositories.base import Executor, as_optional_uuid
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _loads = json.loads
@@ -129,9 +131,10 @@ class Store(Repositories):
     same repositories to one connection.
     """
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str | None = None) -> None:
         super().__init__(pool)
         self.pool = pool
+        self._dsn = dsn
 
     @classmethod
     def connect(
@@ -162,7 +165,7 @@ class Store(Repositories):
                 )
             except Exception as exc:
                 raise translate(exc) from exc
-            return cls(pool)
+            return cls(pool, resolved)
 
         return _Connecting(open_store)
 
@@ -199,6 +202,42 @@ class Store(Repositories):
                     raise translate(exc) from exc
         finally:
             await self.pool.release(connection)
+
+    @asynccontextmanager
+    async def workflow_events(
+        self,
+        *,
+        customer_id: UUID | str | None = None,
+        execution_id: UUID | str | None = None,
+        after: int | None = None,
+        poll_interval: float = 1.0,
+    ) -> AsyncIterator[WorkflowEvents]:
+        """Subscribe to workflow transitions as they are committed (LISTEN/NOTIFY on a connection of
+        its own, not the pool's). Yields an async iterator of WorkflowTransition, optionally only of
+        one customer or execution. With `after` (a transition id) it first delivers everything since.
+        A dropped connection is re-opened and nothing is lost or repeated.
+        Raises NotFound for an unknown `after`, StoreUnavailable if the server cannot be reached."""
+        if self._dsn is None:
+            raise ConfigurationError("workflow_events needs a Store opened with Store.connect()")
+        dsn = self._dsn
+
+        async def connect() -> asyncpg.Connection:
+            conn = await asyncpg.connect(dsn, server_settings={"application_name": "optiinfra-events"})
+            await init_connection(conn)
+            return conn
+
+        stream = WorkflowEvents(
+            connect,
+            customer_id=as_optional_uuid(customer_id, "customer_id"),
+            execution_id=as_optional_uuid(execution_id, "execution_id"),
+            after=after,
+            poll_interval=poll_interval,
+        )
+        try:
+            await stream.open()
+            yield stream
+        finally:
+            await stream.close()
 
     async def __aenter__(self) -> Store:
         return self

@@ -11,6 +11,9 @@ CREATE TABLE workflow_transitions (
     at                     timestamptz NOT NULL DEFAULT clock_timestamp(),
     actor                  text,
     reason                 jsonb,
+    -- the writing transaction: live subscribers use it (with the snapshot's xmin) to know when no
+    -- transaction still in flight can add a row they have not seen, so none is skipped
+    txid                   xid8 NOT NULL DEFAULT pg_current_xact_id(),
     CONSTRAINT workflow_transitions_workflow_execution_id_fkey FOREIGN KEY (workflow_execution_id)
         REFERENCES workflow_executions (id) ON DELETE CASCADE,
     CONSTRAINT workflow_transitions_workflow_step_id_fkey FOREIGN KEY (workflow_step_id)
@@ -18,6 +21,7 @@ CREATE TABLE workflow_transitions (
 );
 CREATE INDEX workflow_transitions_execution_id_id_idx ON workflow_transitions (workflow_execution_id, id);
 CREATE INDEX workflow_transitions_step_id_idx ON workflow_transitions (workflow_step_id);
+CREATE INDEX workflow_transitions_txid_idx ON workflow_transitions (txid);
 
 -- Who and why come from transaction-local settings that the repositories set in the same
 -- statement as the change (set_config(..., true)); raw SQL leaves them null.

@@ -32,6 +32,7 @@ def test_readme__history_example_runs(clean_dsn, monkeypatch, capsys):
         pool.submit(exec, compile(example, "README.md", "exec"), {}).result()
     out = capsys.readouterr().out.splitlines()
     assert any(line.endswith("None -> failed None None") for line in out)  # the seeded failed workflow
+    assert "next event: completed" in out  # the next transition the seeds wrote
     assert any(line.startswith("4 0.666") for line in out)  # 4 workflows, 2 of 3 finished completed
     assert "25 hourly buckets" in out or "24 hourly buckets" in out
     assert out[-1] == "would purge 0 executions, 0 transitions"

@@ -1,0 +1,157 @@
+"""Live workflow events: transitions as they are committed, with no loss or repeat across reconnects.
+
+The transition trigger sends a NOTIFY (payload: the transition id) that wakes the subscriber; the
+rows themselves are read from `workflow_transitions`. Identity values are handed out at insert time,
+not at commit, so "everything after the last id" could skip a row whose transaction committed late.
+Instead the subscriber keeps a transaction horizon: every row written by a transaction at or above
+it is read again on each poll (minus those already delivered), and the horizon only moves up to the
+snapshot's xmin, below which no transaction is still running. After a dropped connection it
+reconnects and resumes from that state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from optiinfra_store.errors import NotFound, StoreUnavailable, translate
+from optiinfra_store.queries import load
+from optiinfra_store.records import WorkflowTransition
+
+CHANNEL = "optiinfra_workflow_transitions"
+_RECONNECT_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+class WorkflowEvents:
+    """An async iterator of WorkflowTransition, in the order their transactions committed (rows of
+    one transaction in id order). Use through `store.workflow_events(...)`."""
+
+    def __init__(
+        self,
+        connect: Any,
+        *,
+        customer_id: UUID | None,
+        execution_id: UUID | None,
+        after: int | None,
+        poll_interval: float,
+    ) -> None:
+        self._connect_fn = connect
+        self._customer_id = customer_id
+        self._execution_id = execution_id
+        self._after = after
+        self._poll_interval = poll_interval
+        self._q = load("workflow_executions")
+        self._conn: asyncpg.Connection | None = None
+        self._wakeup = asyncio.Event()
+        self._buffer: deque[WorkflowTransition] = deque()
+        self._horizon = 0  # txid: rows from transactions at or above it are read again
+        self._seen: dict[int, int] = {}  # id -> txid of rows at or above the horizon already delivered
+        self._closed = False
+        self.reconnects = 0
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The server process of the listening connection (for operators and tests)."""
+        return None if self._conn is None else self._conn.get_server_pid()
+
+    async def open(self) -> None:
+        await self._connect()
+        if self._after is None:
+            # start from now: what is already committed counts as seen
+            self._horizon = await self._conn.fetchval(self._q.snapshot_xmin)  # type: ignore[union-attr]
+            self._advance(await self._fetch_since(self._horizon), deliver=False)
+        else:
+            horizon = await self._conn.fetchval(self._q.txid_of, self._after)  # type: ignore[union-attr]
+            if horizon is None:
+                raise NotFound("workflow transition", self._after)
+            self._horizon = horizon
+            self._advance(await self._fetch_since(horizon), deliver=True, seen_up_to=self._after)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
+
+    def __aiter__(self) -> WorkflowEvents:
+        return self
+
+    async def __anext__(self) -> WorkflowTransition:
+        while not self._buffer:
+            if self._closed:
+                raise StopAsyncIteration
+            self._wakeup.clear()  # before reading, so a NOTIFY arriving meanwhile is not lost
+            await self._poll()
+            if self._buffer:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+        return self._buffer.popleft()
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _notified(self, *_: Any) -> None:
+        self._wakeup.set()
+
+    async def _connect(self) -> None:
+        try:
+            conn = await self._connect_fn()
+            await conn.add_listener(CHANNEL, self._notified)
+        except Exception as exc:
+            raise translate(exc) from exc
+        self._conn = conn
+
+    async def _reconnect(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.terminate()
+            self._conn = None
+        for delay in (*_RECONNECT_DELAYS, *([_RECONNECT_DELAYS[-1]] * 25)):
+            if self._closed:
+                return
+            try:
+                await self._connect()
+            except StoreUnavailable:
+                await asyncio.sleep(delay)
+                continue
+            self.reconnects += 1
+            return
+        raise StoreUnavailable("workflow events: could not reconnect to the database")
+
+    async def _fetch_since(self, horizon: int) -> list[asyncpg.Record]:
+        assert self._conn is not None
+        return await self._conn.fetch(self._q.events_since, horizon, self._customer_id, self._execution_id)
+
+    async def _poll(self) -> None:
+        try:
+            if self._conn is None:
+                await self._reconnect()
+            rows = await self._fetch_since(self._horizon)
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError,
+                asyncpg.AdminShutdownError, asyncpg.CannotConnectNowError):
+            await self._reconnect()  # the next poll catches up from the same horizon
+            return
+        except Exception as exc:
+            raise translate(exc) from exc
+        self._advance(rows, deliver=True)
+
+    def _advance(self, rows: list[asyncpg.Record], *, deliver: bool, seen_up_to: int = 0) -> None:
+        xmin = rows[0]["xmin"] if rows else self._horizon
+        for row in rows:
+            if row["id"] is None or row["id"] in self._seen:
+                continue
+            self._seen[row["id"]] = row["txid"]
+            if deliver and row["id"] > seen_up_to:
+                values = dict(row)
+                del values["xmin"], values["txid"]
+                self._buffer.append(WorkflowTransition.model_construct(**values))
+        # rows of transactions below xmin are final: stop re-reading them
+        if xmin > self._horizon:
+            self._horizon = xmin
+            self._seen = {i: t for i, t in self._seen.items() if t >= xmin}

@@ -1,0 +1,105 @@
+"""Live workflow events: commit order, filters, resume, and no loss or repeat across a killed connection."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from optiinfra_store.enums import WorkflowType
+from optiinfra_store.errors import NotFound
+from optiinfra_store.records import CustomerCreate, WorkflowExecutionCreate, WorkflowStepCreate
+
+
+async def next_n(stream, n: int, timeout: float = 10.0) -> list:
+    async def take() -> list:
+        return [await anext(stream) for _ in range(n)]
+
+    return await asyncio.wait_for(take(), timeout)
+
+
+async def run_one(store, agent, customer, steps: int = 2):
+    execution = await store.workflow_executions.create(WorkflowExecutionCreate(
+        agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
+    ))
+    await store.workflow_executions.start(execution.id, actor="worker")
+    created = await store.workflow_steps.create_many([
+        WorkflowStepCreate(workflow_execution_id=execution.id, step_name=f"s{i}", step_order=i)
+        for i in range(1, steps + 1)
+    ])
+    for step in created:
+        await store.workflow_steps.start(step.id)
+        await store.workflow_steps.complete(step.id)
+    await store.workflow_executions.complete(execution.id)
+    return execution
+
+
+async def test_events__sees_another_tasks_workflow_in_commit_order(store, agent, customer):
+    async with store.workflow_events(poll_interval=0.2) as events:
+        task = asyncio.create_task(run_one(store, agent, customer))
+        received = await next_n(events, 2 + 2 + 2 * 2 + 1)  # created, started, 2 steps x (created, started, completed), completed
+        execution = await task
+    history = await store.workflow_executions.history(execution.id)
+    assert [t.id for t in received] == [t.id for t in history]
+    assert received[1].actor == "worker" and received[-1].to_status == "completed"
+
+
+async def test_events__filters_by_customer_and_execution(store, agent, customer):
+    other = await store.customers.create(CustomerCreate(name="TechStart Inc", email="ops@techstart.example"))
+    async with store.workflow_events(customer_id=other.id, poll_interval=0.2) as events:
+        await run_one(store, agent, customer, steps=1)  # not this customer's
+        mine = await run_one(store, agent, other, steps=1)
+        received = await next_n(events, 6)
+    assert {t.workflow_execution_id for t in received} == {mine.id}
+
+
+async def test_events__after_resumes_from_a_known_id(store, agent, customer):
+    first = await run_one(store, agent, customer, steps=1)
+    history = await store.workflow_executions.history(first.id)
+    async with store.workflow_events(after=history[2].id, poll_interval=0.2) as events:
+        received = await next_n(events, len(history) - 3)
+    assert [t.id for t in received] == [t.id for t in history[3:]]
+    with pytest.raises(NotFound):
+        async with store.workflow_events(after=10**12):
+            pass
+
+
+@pytest.mark.parametrize("attempt", range(10))
+async def test_events__killed_connection_loses_and_repeats_nothing(store, clean_dsn, agent, customer, attempt):
+    async with store.workflow_events(poll_interval=0.1) as events:
+        before = await run_one(store, agent, customer, steps=1)
+        first = await next_n(events, 6)
+        admin = await asyncpg.connect(clean_dsn)
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", events.backend_pid)
+        finally:
+            await admin.close()
+        during = await run_one(store, agent, customer, steps=2)  # written while the subscriber is down
+        after = await run_one(store, agent, customer, steps=1)
+        rest = await next_n(events, 9 + 6)
+        assert events.reconnects >= 1
+    expected = []
+    for execution in (before, during, after):
+        expected += [t.id for t in await store.workflow_executions.history(execution.id)]
+    delivered = [t.id for t in first + rest]
+    assert delivered == expected
+    assert len(set(delivered)) == len(delivered)
+
+
+async def test_events__row_with_a_lower_id_committed_later_is_not_skipped(store, agent, customer):
+    """Identity values are handed out at insert, not commit: a subscriber that only read "after the
+    last id" would skip the first transaction's row here."""
+    async with store.workflow_events(poll_interval=0.1) as events:
+        async with store.transaction() as slow:
+            early = await slow.workflow_executions.create(WorkflowExecutionCreate(
+                agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
+            ))  # takes the lower id, commits last
+            fast = await store.workflow_executions.create(WorkflowExecutionCreate(
+                agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
+            ))
+            first = await next_n(events, 1)
+            assert first[0].workflow_execution_id == fast.id
+        second = await next_n(events, 1)
+    assert second[0].workflow_execution_id == early.id
+    assert second[0].id < first[0].id
