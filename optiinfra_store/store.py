@@ -76,6 +76,13 @@ async def _register_enum_codecs(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset: nothing to undo. The pool has already rolled back any open transaction, and the
+    repositories change no session state (no SET, LISTEN, cursors or advisory locks; the audit
+    settings are transaction-local), so asyncpg's default reset query would only cost every call a
+    second round trip. Pass `reset=` to Store.connect to restore a full reset."""
+
+
 class Repositories:
     """The 13 repositories, bound to one executor (the pool, or one connection in a transaction)."""
 
@@ -152,6 +159,7 @@ class Store(Repositories):
         """
         resolved = resolve_dsn(dsn)
         user_init = pool_options.pop("init", None)
+        pool_options.setdefault("reset", _keep_session)
 
         async def init(conn: asyncpg.Connection) -> None:
             await init_connection(conn)
