@@ -28,8 +28,12 @@ _RECONNECT_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 class WorkflowEvents:
-    """An async iterator of WorkflowTransition, in the order their transactions committed (rows of
-    one transaction in id order). Use through `store.workflow_events(...)`."""
+    """An async iterator of WorkflowTransition as they are committed: each poll delivers what became
+    visible since the last one, in id order. Use through `store.workflow_events(...)`.
+
+    `after=` delivers every transition with a greater id; it resumes exactly when the transactions
+    around that id did not overlap (a lower id committed after it would count as seen). While any
+    transaction on the server stays open, each poll re-reads the transitions written since it began."""
 
     def __init__(
         self,

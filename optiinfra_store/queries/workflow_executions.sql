@@ -13,8 +13,10 @@ SELECT id, agent_id, customer_id, workflow_type, status, started_at, completed_a
   FROM workflow_executions WHERE id = $1;
 
 -- name: get_status
--- The current status, to explain why a transition matched nothing.
-SELECT status FROM workflow_executions WHERE id = $1;
+-- The current status, to explain why a transition matched nothing; also spends the audit settings
+-- that transition set, so a later change in the same transaction does not inherit them.
+SELECT (SELECT status FROM workflow_executions WHERE id = $1)
+  FROM (SELECT set_config('optiinfra.actor', '', true), set_config('optiinfra.reason', '', true)) AS spent;
 
 -- name: delete_by_id
 -- Delete an execution with its steps and artifacts.
@@ -333,7 +335,10 @@ SELECT snap.xmin, t.id, t.workflow_execution_id, t.workflow_step_id, t.from_stat
 
 -- name: txid_of
 -- The transaction that wrote a transition, to resume a subscription after it.
-SELECT least(txid, (SELECT min(txid) FROM workflow_transitions WHERE id > $1))::text::bigint
+SELECT least(txid::text::bigint,
+             (SELECT min(txid) FROM workflow_transitions WHERE id > $1)::text::bigint,
+             -- a transaction still running may yet write a row with a higher id
+             pg_snapshot_xmin(pg_current_snapshot())::text::bigint)
   FROM workflow_transitions WHERE id = $1;
 
 -- name: snapshot_xmin

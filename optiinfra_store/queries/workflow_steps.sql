@@ -22,12 +22,17 @@ SELECT id, workflow_execution_id, step_name, step_order, status, started_at, com
   FROM workflow_steps WHERE id = $1;
 
 -- name: get_status
--- Status and retry budget, to explain why a transition matched nothing.
-SELECT status FROM workflow_steps WHERE id = $1;
+-- The current status, to explain why a transition matched nothing; also spends the audit settings
+-- that transition set, so a later change in the same transaction does not inherit them.
+SELECT (SELECT status FROM workflow_steps WHERE id = $1)
+  FROM (SELECT set_config('optiinfra.actor', '', true), set_config('optiinfra.reason', '', true)) AS spent;
 
 -- name: get_retry_state
--- Status and retries used, to tell an exhausted retry from another refusal.
-SELECT status, retry_count, max_retries FROM workflow_steps WHERE id = $1;
+-- Status and retries used, to tell an exhausted retry from another refusal (null status: no such
+-- step); also spends the audit settings, as get_status does.
+SELECT s.status, s.retry_count, s.max_retries
+  FROM (SELECT set_config('optiinfra.actor', '', true), set_config('optiinfra.reason', '', true)) AS spent
+  LEFT JOIN workflow_steps s ON s.id = $1;
 
 -- name: delete_by_id
 -- Delete a step with its artifacts.

@@ -193,7 +193,7 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
             self._q.statistics, *_filters(customer_id, agent_id, workflow_type, since, until)
         )
         total_row = rows[0]  # the grand-total grouping set always yields a row, sorted first
-        by_type = {row["workflow_type"]: _type_statistics(row) for row in rows[1:]}
+        by_type = {WorkflowType(row["workflow_type"]): _type_statistics(row) for row in rows[1:]}
         return WorkflowStatistics.model_construct(
             since=total_row["since"], until=total_row["until"], by_type=by_type,
             **dict(_type_statistics(total_row)),

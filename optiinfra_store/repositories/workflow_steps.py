@@ -99,7 +99,7 @@ class WorkflowSteps(Repository[WorkflowStep]):
         if row is not None:
             return self._one(row)
         state = await self._fetchrow(self._q.get_retry_state, key)
-        if state is None:
+        if state is None or state["status"] is None:
             raise NotFound(self.entity, key)
         status, retry_count, max_retries = state["status"], state["retry_count"], state["max_retries"]
         if status in _RETRYABLE and retry_count >= max_retries:

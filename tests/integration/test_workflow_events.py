@@ -103,3 +103,31 @@ async def test_events__row_with_a_lower_id_committed_later_is_not_skipped(store,
         second = await next_n(events, 1)
     assert second[0].workflow_execution_id == early.id
     assert second[0].id < first[0].id
+
+
+async def test_events__after_with_an_older_transaction_still_open_is_not_skipped(
+    store, clean_dsn, agent, customer
+):
+    slow = await asyncpg.connect(clean_dsn)
+    try:
+        await slow.execute("BEGIN")
+        await slow.fetchval("SELECT pg_current_xact_id()")  # its transaction id predates what follows
+        done = await run_one(store, agent, customer, steps=1)
+        last = (await store.workflow_executions.history(done.id))[-1].id
+        async with store.workflow_events(after=last, poll_interval=0.1) as events:
+            late = await slow.fetchval(
+                "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type) "
+                "VALUES ($1, $2, 'health_check') RETURNING id", agent.id, customer.id,
+            )
+            await slow.execute("COMMIT")
+            received = await next_n(events, 1)
+    finally:
+        await slow.close()
+    assert received[0].workflow_execution_id == late
+
+
+async def test_statistics__by_type_keys_are_enums(store, agent, customer):
+    await run_one(store, agent, customer, steps=1)
+    stats = await store.workflow_executions.statistics()
+    assert list(stats.by_type) == [WorkflowType.HEALTH_CHECK]
+    assert all(isinstance(key, WorkflowType) for key in stats.by_type)

@@ -130,3 +130,25 @@ async def test_transitions__direct_delete_refused(store, clean_dsn, agent, custo
     finally:
         await conn.close()
     assert len(await store.workflow_executions.history(execution.id)) == 7
+
+
+async def test_history__refused_transition_leaves_no_actor_behind(store, agent, customer):
+    from optiinfra_store.errors import InvalidTransition
+
+    pending = await store.workflow_executions.create(WorkflowExecutionCreate(
+        agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
+    ))
+    async with store.transaction() as tx:
+        with pytest.raises(InvalidTransition):
+            await tx.workflow_executions.complete(pending.id, actor="mallory", reason={"why": "refused"})
+        with pytest.raises(InvalidTransition):
+            await tx.workflow_steps.retry(
+                (await tx.workflow_steps.create(WorkflowStepCreate(
+                    workflow_execution_id=pending.id, step_name="s", step_order=1))).id,
+                actor="mallory",
+            )
+        later = await tx.workflow_executions.create(WorkflowExecutionCreate(
+            agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
+        ))
+    created = (await store.workflow_executions.history(later.id))[0]
+    assert (created.actor, created.reason) == (None, None)
