@@ -141,12 +141,6 @@ class Repository(Generic[R]):
         except Exception as exc:
             raise translate(exc) from exc
 
-    async def _execute(self, sql: str, *args: Any) -> str:
-        try:
-            return await self._db.execute(sql, *args)
-        except Exception as exc:
-            raise translate(exc) from exc
-
     # -- records ---------------------------------------------------------------------------------
 
     def _one(self, row: asyncpg.Record) -> R:
