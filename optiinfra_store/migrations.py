@@ -40,10 +40,18 @@ def _first_line(exc: BaseException) -> str:
 @contextlib.contextmanager
 def _backend(dsn: str | None) -> Iterator[DatabaseBackend]:
     resolved = resolve_dsn(dsn)
-    try:
-        backend = get_backend(to_yoyo_uri(resolved))
-    except psycopg.OperationalError as exc:
-        raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {_first_line(exc)}") from exc
+    for attempt in range(3):
+        try:
+            backend = get_backend(to_yoyo_uri(resolved))
+            break
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {_first_line(exc)}") from exc
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable) as exc:
+            # another process created yoyo's bookkeeping tables at the same moment: they exist now
+            if attempt == 2:
+                raise MigrationError(f"{redact(resolved)}: {_first_line(exc)}") from exc
+        except psycopg.Error as exc:
+            raise MigrationError(f"{redact(resolved)}: {_first_line(exc)}") from exc
     try:
         yield backend
     except LockTimeout as exc:

@@ -79,3 +79,16 @@ def test_apply__unreachable_server_is_store_unavailable():
 def test_rollback__count_must_be_positive(scratch_dsn):
     with pytest.raises(Exception, match="at least 1"):
         migrations.rollback(scratch_dsn, count=0)
+
+
+def test_apply__two_processes_at_once_one_applies_the_other_waits(scratch_dsn):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "optiinfra_store.cli", "migrate", "--dsn", scratch_dsn]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(run.wait(timeout=60), run.stdout.read(), run.stderr.read()) for run in runs]
+    assert [code for code, _, _ in results] == [0, 0], results
+    outputs = sorted(out for _, out, _ in results)
+    assert outputs == [f"applied {', '.join(IDS)}\n", "schema is up to date\n"]
+    assert all(state.applied for state in migrations.status(scratch_dsn))
