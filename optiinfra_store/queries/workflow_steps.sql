@@ -10,8 +10,12 @@ RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, 
 -- Several steps in one statement (all or none); each parameter is one column as an array.
 INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, status, started_at, completed_at,
                             input_data, output_data, error_details, retry_count, max_retries, metadata)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[]::step_status[], $5::timestamptz[],
-                     $6::timestamptz[], $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::int[], $11::int[], $12::jsonb[])
+SELECT s.workflow_execution_id, s.step_name, s.step_order, s.status, s.started_at, s.completed_at,
+       s.input_data, s.output_data, s.error_details, s.retry_count, s.max_retries, s.metadata
+  FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[]::step_status[], $5::timestamptz[],
+              $6::timestamptz[], $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::int[], $11::int[], $12::jsonb[])
+       AS s (workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+             input_data, output_data, error_details, retry_count, max_retries, metadata)
 RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 

@@ -47,7 +47,7 @@ def test_repository__each_statement_documented_and_never_select_star(repo):
     for block in blocks:
         lines = block.splitlines()
         assert lines[1].startswith("-- "), f"{repo.table}.{lines[0]} has no comment line"
-    assert not re.search(r"select\s+\*\s+from\s+(?!unnest)", text, re.IGNORECASE)
+    assert not re.search(r"select\s+\*", text, re.IGNORECASE)
 
 
 @pytest.mark.parametrize("repo", REPOSITORIES, ids=lambda r: r.table)
