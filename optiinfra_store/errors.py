@@ -32,6 +32,19 @@ class StoreTimeout(StoreError):
     """A statement, or the wait for a pooled connection, took longer than allowed."""
 
 
+class DocumentTooLarge(InvalidArgument):
+    """A JSON document is larger than the store's limit; refused before it is sent."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"JSON document of {size} bytes exceeds the limit of {limit} bytes")
+
+
+class AccessDenied(StoreError):
+    """The write would put a row outside the customer this store is confined to."""
+
+
 class MigrationError(StoreError):
     """A migration or seed file failed; its transaction was rolled back."""
 
@@ -63,6 +76,20 @@ class MissingReference(IntegrityError):
 
 class ConstraintViolation(IntegrityError):
     """A CHECK or NOT NULL constraint rejected the write."""
+
+
+class StaleVersion(StoreError):
+    """An update named the version it read, and someone else wrote the row since."""
+
+    def __init__(self, entity: str, key: Any, expected_version: int, current_version: int) -> None:
+        self.entity = entity
+        self.key = key
+        self.expected_version = expected_version
+        self.current_version = current_version
+        super().__init__(
+            f"{entity} {key} is at version {current_version}, not {expected_version}: "
+            "someone else wrote it first; read it again and retry"
+        )
 
 
 class InvalidData(StoreError):
@@ -126,6 +153,8 @@ def translate(exc: BaseException) -> StoreError:
     """Map a driver (or socket) exception to the StoreError a caller should see."""
     if isinstance(exc, StoreError):
         return exc
+    if isinstance(exc.__cause__, StoreError):  # raised by one of our codecs while encoding an argument
+        return exc.__cause__
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         cls = _INTEGRITY.get(type(exc), ConstraintViolation)
         constraint = getattr(exc, "constraint_name", None)
@@ -137,6 +166,8 @@ def translate(exc: BaseException) -> StoreError:
         if detail:
             message = f"{message}: {detail}"
         return cls(message, constraint=constraint)
+    if isinstance(exc, asyncpg.InsufficientPrivilegeError) and "row-level security" in str(exc):
+        return AccessDenied(f"not this customer's to write: {exc}")
     if isinstance(exc, asyncpg.QueryCanceledError):
         return StoreTimeout(f"statement cancelled: {exc}")
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
@@ -144,6 +175,8 @@ def translate(exc: BaseException) -> StoreError:
     if isinstance(exc, _UNAVAILABLE):
         return StoreUnavailable(f"database unavailable: {exc}")
     if isinstance(exc, asyncpg.DataError):
+        if exc.__cause__ is not None:  # refused while encoding, before anything was sent
+            return InvalidData(f"value cannot be stored: {exc}")
         return InvalidData(f"value rejected by the database: {exc}")
     if isinstance(exc, asyncpg.InterfaceError) and "connection" in str(exc) and "closed" in str(exc):
         return StoreUnavailable(f"database unavailable: {exc}")

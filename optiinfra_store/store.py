@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from contextlib import asynccontextmanager, suppress
@@ -12,8 +13,9 @@ import asyncpg
 
 from optiinfra_store.dsn import resolve_dsn
 from optiinfra_store.enums import DATABASE_ENUMS
-from optiinfra_store.errors import ConfigurationError, translate
+from optiinfra_store.errors import ConfigurationError, DocumentTooLarge, InvalidArgument, translate
 from optiinfra_store.events import WorkflowEvents
+from optiinfra_store.executor import BIND_CUSTOMER, CustomerExecutor, PoolExecutor
 from optiinfra_store.repositories import (
     AgentCapabilities,
     AgentConfigs,
@@ -29,15 +31,25 @@ from optiinfra_store.repositories import (
     WorkflowExecutions,
     WorkflowSteps,
 )
-from optiinfra_store.repositories.base import Executor, as_optional_uuid
+from optiinfra_store.repositories.base import Executor, as_optional_uuid, as_uuid
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _loads = json.loads
 
 
-def _encode_jsonb(value: Any) -> bytes:
-    # binary jsonb is a version byte (1) followed by the JSON text
-    return b"\x01" + _dumps(value).encode("utf-8")
+DEFAULT_MAX_DOCUMENT_BYTES = 1 << 20
+"""The default limit on one JSON document (1 MiB), checked as it is encoded, before it is sent."""
+
+
+def _jsonb_encoder(limit: int) -> Callable[[Any], bytes]:
+    def encode(value: Any) -> bytes:
+        text = _dumps(value).encode("utf-8")
+        if len(text) > limit:
+            raise DocumentTooLarge(len(text), limit)
+        # binary jsonb is a version byte (1) followed by the JSON text
+        return b"\x01" + text
+
+    return encode
 
 
 def _decode_jsonb(data: bytes) -> Any:
@@ -53,11 +65,14 @@ def _label_decoder(enum: type) -> Callable[[bytes], Any]:
     return members.__getitem__
 
 
-async def init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(
+    conn: asyncpg.Connection, *, max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+) -> None:
     """Register the codecs every connection needs: JSONB <-> dict/list (binary, so COPY works
-    too) and the 15 enum types <-> their StrEnums."""
+    too; documents over `max_document_bytes` are refused) and the 15 enum types <-> their StrEnums."""
     await conn.set_type_codec(
-        "jsonb", schema="pg_catalog", encoder=_encode_jsonb, decoder=_decode_jsonb, format="binary"
+        "jsonb", schema="pg_catalog", encoder=_jsonb_encoder(max_document_bytes),
+        decoder=_decode_jsonb, format="binary",
     )
     await conn.set_type_codec("json", schema="pg_catalog", encoder=_dumps, decoder=_loads, format="text")
     try:
@@ -135,13 +150,29 @@ class Store(Repositories):
 
     Repositories are attributes named after their tables (`store.workflow_executions`, ...);
     each call takes a pooled connection for one statement. `store.transaction()` binds the
-    same repositories to one connection.
+    same repositories to one connection; `store.for_customer(id)` confines them to one customer.
     """
 
-    def __init__(self, pool: asyncpg.Pool, dsn: str | None = None) -> None:
-        super().__init__(pool)
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        dsn: str | None = None,
+        *,
+        acquire_timeout: float | None = None,
+        customer_id: UUID | None = None,
+        owns_pool: bool = True,
+    ) -> None:
+        executor = (
+            PoolExecutor(pool, acquire_timeout) if customer_id is None
+            else CustomerExecutor(pool, acquire_timeout, customer_id)
+        )
+        super().__init__(executor)
         self.pool = pool
+        self.customer_id = customer_id
+        """The customer this store is confined to (None: not confined)."""
+        self._executor = executor
         self._dsn = dsn
+        self._owns_pool = owns_pool
 
     @classmethod
     def connect(
@@ -150,36 +181,71 @@ class Store(Repositories):
         *,
         min_size: int = 1,
         max_size: int = 10,
+        command_timeout: float | None = 60.0,
+        statement_timeout: float | None = None,
+        acquire_timeout: float | None = 30.0,
+        max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
         **pool_options: Any,
     ) -> _Connecting:
         """Open a pool on `dsn` (default `$OPTIINFRA_DATABASE_URL`); await it or use `async with`.
 
-        `pool_options` go to `asyncpg.create_pool` (command_timeout, server_settings, ...).
+        Timeouts are in seconds (None: wait forever) and raise StoreTimeout: `command_timeout` for
+        each call (the client cancels the statement), `statement_timeout` the same enforced by the
+        server, `acquire_timeout` for the wait for a free pooled connection. JSON documents larger
+        than `max_document_bytes` are refused with DocumentTooLarge before they are sent.
+        Other `pool_options` go to `asyncpg.create_pool` (server_settings, ...).
         Raises ConfigurationError without a DSN, StoreUnavailable if the server cannot be reached.
         """
         resolved = resolve_dsn(dsn)
+        for name, value in (
+            ("command_timeout", command_timeout),
+            ("statement_timeout", statement_timeout),
+            ("acquire_timeout", acquire_timeout),
+        ):
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise InvalidArgument(f"{name} must be a positive number of seconds or None, got {value!r}")
+        if not isinstance(max_document_bytes, int) or max_document_bytes < 1:
+            raise InvalidArgument(f"max_document_bytes must be a positive integer, got {max_document_bytes!r}")
         user_init = pool_options.pop("init", None)
         pool_options.setdefault("reset", _keep_session)
+        if statement_timeout is not None:
+            settings = dict(pool_options.pop("server_settings", None) or {})
+            settings["statement_timeout"] = str(max(1, round(statement_timeout * 1000)))
+            pool_options["server_settings"] = settings
 
         async def init(conn: asyncpg.Connection) -> None:
-            await init_connection(conn)
+            await init_connection(conn, max_document_bytes=max_document_bytes)
             if user_init is not None:
                 await user_init(conn)
 
         async def open_store() -> Store:
             try:
                 pool = await asyncpg.create_pool(
-                    resolved, min_size=min_size, max_size=max_size, init=init, **pool_options
+                    resolved, min_size=min_size, max_size=max_size, init=init,
+                    command_timeout=command_timeout, **pool_options,
                 )
             except Exception as exc:
                 raise translate(exc) from exc
-            return cls(pool, resolved)
+            return cls(pool, resolved, acquire_timeout=acquire_timeout)
 
         return _Connecting(open_store)
 
+    def for_customer(self, customer_id: UUID | str) -> Store:
+        """The same repositories, confined to one customer by the database: every call runs in a
+        transaction bound to `customer_id`, and row-level security shows only that customer's rows
+        (executions, steps, artifacts, events, recommendations, approvals, optimizations). Another
+        customer's row reads as NotFound; writing one raises AccessDenied. The confinement holds
+        when the pool's role is subject to row-level security (`optiinfra_app`; see the README).
+        Shares this store's pool: closing it does nothing."""
+        return type(self)(
+            self.pool, self._dsn, acquire_timeout=self._executor.acquire_timeout,
+            customer_id=as_uuid(customer_id, "customer_id"), owns_pool=False,
+        )
+
     async def close(self) -> None:
         """Close the pool, waiting for connections in use to be released."""
-        await self.pool.close()
+        if self._owns_pool:
+            await self.pool.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -187,15 +253,16 @@ class Store(Repositories):
 
         Yields the repositories bound to that connection; `tx.transaction()` nests a savepoint.
         """
-        try:
-            connection = await self.pool.acquire()
-        except Exception as exc:
-            raise translate(exc) from exc
+        connection = await self._executor.acquire()
         try:
             transaction = connection.transaction()
             try:
                 await transaction.start()
+                if self.customer_id is not None:
+                    await connection.execute(BIND_CUSTOMER, str(self.customer_id))
             except Exception as exc:
+                with suppress(Exception):
+                    await transaction.rollback()
                 raise translate(exc) from exc
             try:
                 yield Transaction(connection)
@@ -223,20 +290,28 @@ class Store(Repositories):
         """Subscribe to workflow transitions as they are committed (LISTEN/NOTIFY on a connection of
         its own, not the pool's). Yields an async iterator of WorkflowTransition, optionally only of
         one customer or execution. With `after` (a transition id) it first delivers everything since.
-        A dropped connection is re-opened and nothing is lost or repeated.
+        A dropped connection is re-opened and nothing is lost or repeated. A store confined to a
+        customer delivers only that customer's transitions.
         Raises NotFound for an unknown `after`, StoreUnavailable if the server cannot be reached."""
         if self._dsn is None:
             raise ConfigurationError("workflow_events needs a Store opened with Store.connect()")
         dsn = self._dsn
+        settings = {"application_name": "optiinfra-events"}
+        customer = as_optional_uuid(customer_id, "customer_id")
+        if self.customer_id is not None:
+            if customer not in (None, self.customer_id):
+                raise InvalidArgument(f"this store is confined to customer {self.customer_id}")
+            customer = self.customer_id
+            settings["optiinfra.customer_id"] = str(customer)
 
         async def connect() -> asyncpg.Connection:
-            conn = await asyncpg.connect(dsn, server_settings={"application_name": "optiinfra-events"})
+            conn = await asyncpg.connect(dsn, server_settings=settings)
             await init_connection(conn)
             return conn
 
         stream = WorkflowEvents(
             connect,
-            customer_id=as_optional_uuid(customer_id, "customer_id"),
+            customer_id=customer,
             execution_id=as_optional_uuid(execution_id, "execution_id"),
             after=after,
             poll_interval=poll_interval,

@@ -13,12 +13,13 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, create_model
 
-from optiinfra_store.errors import InvalidArgument, InvalidTransition, NotFound, translate
+from optiinfra_store.errors import InvalidArgument, InvalidTransition, NotFound, StaleVersion, translate
+from optiinfra_store.executor import PoolExecutor
 from optiinfra_store.queries import Queries, load
 from optiinfra_store.records._base import Input, Record
 
-Executor = asyncpg.Pool | asyncpg.Connection
-"""A pool (each call takes a connection for one statement) or one connection (in a transaction)."""
+Executor = PoolExecutor | asyncpg.Connection
+"""The pool (each call takes a connection for one statement) or one connection (in a transaction)."""
 
 R = TypeVar("R", bound=Record)
 
