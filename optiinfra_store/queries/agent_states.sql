@@ -4,13 +4,16 @@ INSERT INTO agent_states (agent_id, status, current_workflow, current_workflow_i
                           resource_locks, error_count, last_error, last_heartbeat)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))
 RETURNING id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
-          error_count, last_error, last_heartbeat, created_at, updated_at;
+          error_count, last_error, last_heartbeat, version, created_at, updated_at;
 
 -- name: upsert
--- Insert an agent's state, or update the fields the caller gave ($10: their names) on the one it has.
+-- Insert an agent's state, or update the fields the caller gave ($10: their names) on the one it has;
+-- with an expected version ($11), only update, and only a row still at that version.
 INSERT INTO agent_states (agent_id, status, current_workflow, current_workflow_id, workflow_data,
                           resource_locks, error_count, last_error, last_heartbeat)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))
+SELECT $1::uuid, $2::agent_status_detail, $3::varchar, $4::uuid, $5::jsonb, $6::text[], $7::integer, $8::jsonb,
+       coalesce($9::timestamptz, now())
+ WHERE $11::integer IS NULL OR EXISTS (SELECT FROM agent_states WHERE agent_id = $1::uuid)
 ON CONFLICT (agent_id) DO UPDATE
    SET status = CASE WHEN 'status' = ANY($10::text[]) THEN EXCLUDED.status ELSE agent_states.status END,
        current_workflow = CASE WHEN 'current_workflow' = ANY($10::text[])
@@ -25,20 +28,25 @@ ON CONFLICT (agent_id) DO UPDATE
                           THEN EXCLUDED.error_count ELSE agent_states.error_count END,
        last_error = CASE WHEN 'last_error' = ANY($10::text[]) THEN EXCLUDED.last_error ELSE agent_states.last_error END,
        last_heartbeat = EXCLUDED.last_heartbeat
+ WHERE $11::integer IS NULL OR agent_states.version = $11
 RETURNING id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
-          error_count, last_error, last_heartbeat, created_at, updated_at;
+          error_count, last_error, last_heartbeat, version, created_at, updated_at;
 
 -- name: get_by_id
 -- One state row.
 SELECT id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
-       error_count, last_error, last_heartbeat, created_at, updated_at
+       error_count, last_error, last_heartbeat, version, created_at, updated_at
   FROM agent_states WHERE id = $1;
 
 -- name: get_for_agent
 -- The state row of an agent.
 SELECT id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
-       error_count, last_error, last_heartbeat, created_at, updated_at
+       error_count, last_error, last_heartbeat, version, created_at, updated_at
   FROM agent_states WHERE agent_id = $1;
+
+-- name: get_version
+-- The version of an agent's state, to explain why an upsert with an expected version matched nothing.
+SELECT version FROM agent_states WHERE agent_id = $1;
 
 -- name: delete_by_id
 -- Delete one state row.
@@ -48,24 +56,24 @@ DELETE FROM agent_states WHERE id = $1 RETURNING id;
 -- Record that the agent is alive, on the database's clock.
 UPDATE agent_states SET last_heartbeat = now() WHERE agent_id = $1
 RETURNING id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
-          error_count, last_error, last_heartbeat, created_at, updated_at;
+          error_count, last_error, last_heartbeat, version, created_at, updated_at;
 
 -- name: record_error
 -- Count one more error and keep it as the last; the row lock makes concurrent calls queue, none is lost.
 UPDATE agent_states SET error_count = error_count + 1, last_error = $2 WHERE agent_id = $1
 RETURNING id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
-          error_count, last_error, last_heartbeat, created_at, updated_at;
+          error_count, last_error, last_heartbeat, version, created_at, updated_at;
 
 -- name: set_current_workflow
 -- Point the state at a workflow execution, or at none.
 UPDATE agent_states SET current_workflow_id = $2 WHERE agent_id = $1
 RETURNING id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
-          error_count, last_error, last_heartbeat, created_at, updated_at;
+          error_count, last_error, last_heartbeat, version, created_at, updated_at;
 
 -- name: list
 -- State rows, optionally of one status, oldest first.
 SELECT id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
-       error_count, last_error, last_heartbeat, created_at, updated_at
+       error_count, last_error, last_heartbeat, version, created_at, updated_at
   FROM agent_states
  WHERE ($1::text IS NULL OR status = $1::agent_status_detail)
  ORDER BY created_at, id

@@ -1,16 +1,28 @@
 -- name: insert
--- A new execution; columns in WorkflowExecutionCreate's field order.
+-- A new execution; columns in WorkflowExecutionCreate's field order. With an idempotency key the agent
+-- has used before, nothing is written and nothing returned: the caller reads the first row instead.
 INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, status, started_at, completed_at,
-                                 input_data, output_data, error_details, metadata)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                 input_data, output_data, error_details, metadata, idempotency_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (agent_id, idempotency_key) DO NOTHING
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
-          input_data, output_data, error_details, metadata, created_at, updated_at;
+          input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
+
+-- name: get_by_idempotency_key
+-- The execution an agent created with this idempotency key.
+SELECT id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
+       input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at
+  FROM workflow_executions WHERE agent_id = $1 AND idempotency_key = $2;
 
 -- name: get_by_id
 -- One execution.
 SELECT id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
-       input_data, output_data, error_details, metadata, created_at, updated_at
+       input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at
   FROM workflow_executions WHERE id = $1;
+
+-- name: get_version
+-- The current version, to explain why an update with an expected version matched nothing.
+SELECT version FROM workflow_executions WHERE id = $1;
 
 -- name: get_status
 -- The current status, to explain why a transition matched nothing; also spends the audit settings
@@ -23,14 +35,15 @@ SELECT (SELECT status FROM workflow_executions WHERE id = $1)
 DELETE FROM workflow_executions WHERE id = $1 RETURNING id;
 
 -- name: update
--- Partial update of the data columns: each field comes as (was it given, value).
+-- Partial update of the data columns: each field comes as (was it given, value); with $8, only if
+-- the row is still at that version.
 UPDATE workflow_executions
    SET metadata = CASE WHEN $2 THEN coalesce($3, metadata) ELSE metadata END,
        input_data = CASE WHEN $4 THEN coalesce($5, input_data) ELSE input_data END,
        output_data = CASE WHEN $6 THEN coalesce($7, output_data) ELSE output_data END
- WHERE id = $1
+ WHERE id = $1 AND ($8::integer IS NULL OR version = $8)
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
-          input_data, output_data, error_details, metadata, created_at, updated_at;
+          input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 
 -- name: start
 -- pending -> running.
@@ -42,7 +55,7 @@ WITH audit AS MATERIALIZED (
 UPDATE workflow_executions SET status = 'running', started_at = now()
  WHERE id = $1 AND (SELECT true FROM audit) AND status = 'pending'
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
-          input_data, output_data, error_details, metadata, created_at, updated_at;
+          input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 
 -- name: complete
 -- running -> completed, with the output (kept as is when $2 is null).
@@ -55,7 +68,7 @@ UPDATE workflow_executions
    SET status = 'completed', completed_at = greatest(now(), started_at), output_data = coalesce($2, output_data)
  WHERE id = $1 AND (SELECT true FROM audit) AND status = 'running'
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
-          input_data, output_data, error_details, metadata, created_at, updated_at;
+          input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 
 -- name: fail
 -- running -> failed, with what went wrong.
@@ -68,7 +81,7 @@ UPDATE workflow_executions
    SET status = 'failed', completed_at = greatest(now(), started_at), error_details = coalesce($2, error_details)
  WHERE id = $1 AND (SELECT true FROM audit) AND status = 'running'
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
-          input_data, output_data, error_details, metadata, created_at, updated_at;
+          input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 
 -- name: cancel
 -- pending or running -> cancelled; the reason, if any, goes to error_details and the audit trail.
@@ -83,7 +96,7 @@ UPDATE workflow_executions
                             ELSE jsonb_build_object('error_type', 'Cancelled') || $2::jsonb END
  WHERE id = $1 AND (SELECT true FROM audit) AND status IN ('pending', 'running')
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
-          input_data, output_data, error_details, metadata, created_at, updated_at;
+          input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 
 -- name: time_out
 -- running -> timeout.
@@ -96,12 +109,13 @@ UPDATE workflow_executions
    SET status = 'timeout', completed_at = greatest(now(), started_at), error_details = coalesce($2, error_details)
  WHERE id = $1 AND (SELECT true FROM audit) AND status = 'running'
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
-          input_data, output_data, error_details, metadata, created_at, updated_at;
+          input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 
 -- name: get_detail
 -- An execution with its steps (by step_order) and artifacts, in one round trip.
 SELECT e.id, e.agent_id, e.customer_id, e.workflow_type, e.status, e.started_at, e.completed_at,
-       e.input_data, e.output_data, e.error_details, e.metadata, e.created_at, e.updated_at,
+       e.input_data, e.output_data, e.error_details, e.metadata, e.idempotency_key, e.version,
+       e.created_at, e.updated_at,
        coalesce((
            SELECT jsonb_agg(s ORDER BY s.step_order)
              FROM (SELECT id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
@@ -121,7 +135,7 @@ SELECT e.id, e.agent_id, e.customer_id, e.workflow_type, e.status, e.started_at,
 -- name: list
 -- One page, newest first (keyset on created_at, id), with optional filters.
 SELECT id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
-       input_data, output_data, error_details, metadata, created_at, updated_at
+       input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at
   FROM workflow_executions
  WHERE ($1::uuid IS NULL OR customer_id = $1)
    AND ($2::uuid IS NULL OR agent_id = $2)
@@ -136,7 +150,7 @@ SELECT id, agent_id, customer_id, workflow_type, status, started_at, completed_a
 -- name: list_active
 -- Every pending or running execution, oldest first.
 SELECT id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
-       input_data, output_data, error_details, metadata, created_at, updated_at
+       input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at
   FROM workflow_executions
  WHERE status IN ('pending', 'running')
  ORDER BY created_at, id;

@@ -115,6 +115,8 @@ class AgentState(Record):
     error_count: int
     last_error: JsonObject | None
     last_heartbeat: datetime
+    version: int
+    """How many writes the row has had (1 when created); pass it as `expected_version`."""
     created_at: datetime
     updated_at: datetime
 

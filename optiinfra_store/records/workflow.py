@@ -45,6 +45,9 @@ class WorkflowExecution(Record):
     output_data: JsonObject
     error_details: JsonObject | None
     metadata: JsonObject
+    idempotency_key: str | None
+    version: int
+    """How many writes the row has had (1 when created); pass it as `expected_version`."""
     created_at: datetime
     updated_at: datetime
 
@@ -67,6 +70,8 @@ class WorkflowExecutionCreate(Input):
     output_data: JsonObject = Field(default_factory=dict)
     error_details: JsonObject | None = None
     metadata: JsonObject = Field(default_factory=dict)
+    idempotency_key: Name | None = None
+    """Unique per agent: creating again with the same key returns the first row, writes nothing."""
 
     _times_in_order = field_validator("completed_at")(_completed_not_before_started)
 

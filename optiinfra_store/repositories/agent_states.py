@@ -14,6 +14,7 @@ from optiinfra_store.repositories.base import (
     as_optional_uuid,
     as_uuid,
     check_limit,
+    check_version,
     insert_args,
 )
 
@@ -28,15 +29,20 @@ class AgentStates(Repository[AgentState]):
         AlreadyExists (agent_states_agent_id_key) if the agent has one: use `upsert`."""
         return await self._insert(AgentStateCreate.model_validate(data))
 
-    async def upsert(self, data: AgentStateUpsert) -> AgentState:
+    async def upsert(self, data: AgentStateUpsert, *, expected_version: int | None = None) -> AgentState:
         """Insert the agent's state, or update the fields set in `data` on the existing row (the
         others, error_count and last_error included, are kept). last_heartbeat is always refreshed:
-        to `data.last_heartbeat`, or the database's now."""
+        to `data.last_heartbeat`, or the database's now.
+
+        With `expected_version` (the `version` you read) it only updates, and only if nobody wrote
+        since: raises StaleVersion if someone did, NotFound if the agent has no state."""
         data = AgentStateUpsert.model_validate(data)
+        expected = check_version(expected_version)
         given = sorted(data.model_fields_set)
-        row = await self._fetchrow(self._q.upsert, *insert_args(data), given)
-        assert row is not None
-        return self._one(row)
+        row = await self._fetchrow(self._q.upsert, *insert_args(data), given, expected)
+        if row is not None:
+            return self._one(row)
+        return await self._stale(data.agent_id, expected)
 
     async def get_for_agent(self, agent_id: UUID | str) -> AgentState:
         """The agent's state. Raises NotFound."""

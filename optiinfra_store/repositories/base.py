@@ -194,6 +194,29 @@ class Repository(Generic[R]):
         key = as_uuid(id)
         return self._found(await self._fetchrow(self._q.update, key, *update_args(data)), key)
 
+    async def _update_versioned(self, id: UUID | str, data: BaseModel, expected_version: int | None) -> R:
+        """`_update` whose statement takes the expected version last (null: any version)."""
+        key = as_uuid(id)
+        expected = check_version(expected_version)
+        row = await self._fetchrow(self._q.update, key, *update_args(data), expected)
+        if row is not None:
+            return self._one(row)
+        return await self._stale(key, expected)
+
+    async def _stale(self, key: Any, expected: int | None) -> R:
+        """Explain a versioned write that matched nothing: NotFound or StaleVersion."""
+        current = None if expected is None else await self._fetchval(self._q.get_version, key)
+        if current is None:
+            raise NotFound(self.entity, key)
+        raise StaleVersion(self.entity, key, expected, current)
+
+
+def check_version(value: Any) -> int | None:
+    """An expected version: None, or a positive integer."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise InvalidArgument(f"expected_version must be a positive integer or None, got {value!r}")
+    return value
+
 
 def enum_value(value: Any, enum: type[StrEnum], name: str) -> str | None:
     """One enum filter value as text (None: no filter). Raises InvalidArgument naming `name`."""

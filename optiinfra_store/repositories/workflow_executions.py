@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from optiinfra_store.enums import WorkflowStatus, WorkflowType
-from optiinfra_store.errors import InvalidArgument, NotFound
+from optiinfra_store.errors import AlreadyExists, InvalidArgument, NotFound
 from optiinfra_store.records import (
     Page,
     PurgeReport,
@@ -34,6 +34,7 @@ from optiinfra_store.repositories.base import (
     decode_cursor,
     encode_cursor,
     enum_values,
+    insert_args,
     optional_aware,
     optional_object,
 )
@@ -46,12 +47,32 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
 
     async def create(self, data: WorkflowExecutionCreate) -> WorkflowExecution:
         """Insert an execution (pending unless `data` imports a status).
-        Raises MissingReference for an unknown agent or customer."""
-        return await self._insert(WorkflowExecutionCreate.model_validate(data))
 
-    async def update(self, id: UUID | str, data: WorkflowExecutionUpdate) -> WorkflowExecution:
-        """Write the metadata / input_data / output_data set in `data`. Raises NotFound."""
-        return await self._update(id, WorkflowExecutionUpdate.model_validate(data))
+        With an `idempotency_key` the agent has used before, nothing is written and the row the
+        first call made is returned, so a create retried after a lost reply makes one row.
+        Raises MissingReference for an unknown agent or customer, AlreadyExists if the key was
+        used for an execution of another customer or workflow type."""
+        data = WorkflowExecutionCreate.model_validate(data)
+        row = await self._fetchrow(self._q.insert, *insert_args(data))
+        if row is not None:
+            return self._one(row)
+        # the key was used before: return that row, if it is the same request
+        first = self._one(await self._fetchrow(self._q.get_by_idempotency_key, data.agent_id, data.idempotency_key))
+        if (first.customer_id, first.workflow_type) != (data.customer_id, data.workflow_type):
+            raise AlreadyExists(
+                f"idempotency key {data.idempotency_key!r} of agent {data.agent_id} was used for "
+                f"execution {first.id} ({first.workflow_type} for customer {first.customer_id})",
+                constraint="workflow_executions_agent_id_idempotency_key_key",
+            )
+        return first
+
+    async def update(
+        self, id: UUID | str, data: WorkflowExecutionUpdate, *, expected_version: int | None = None
+    ) -> WorkflowExecution:
+        """Write the metadata / input_data / output_data set in `data`. With `expected_version`
+        (the `version` you read), write only if nobody wrote since. Raises NotFound, StaleVersion."""
+        data = WorkflowExecutionUpdate.model_validate(data)
+        return await self._update_versioned(id, data, expected_version)
 
     async def start(
         self, id: UUID | str, *, actor: str | None = None, reason: JsonObject | None = None

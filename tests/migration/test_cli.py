@@ -9,6 +9,7 @@ import pytest
 
 from optiinfra_store import cli, embedded
 from optiinfra_store.dsn import DSN_ENV
+from tests.migration.test_migrations import IDS
 from tests.migration.test_schema import SEEDED_COUNTS, counts
 
 
@@ -19,16 +20,13 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_cli__migrate_status_rollback_migrate_seed_twice(scratch_dsn, capsys):
-    assert run(capsys, "migrate", "--dsn", scratch_dsn)[:2] == (
-        0, "applied 0001_core, 0002_agent_state, 0003_workflow_history, 0004_workflow_transitions, "
-        "0005_history_indexes\n"
-    )
+    assert run(capsys, "migrate", "--dsn", scratch_dsn)[:2] == (0, f"applied {', '.join(IDS)}\n")
     code, out, _ = run(capsys, "status", "--dsn", scratch_dsn)
-    assert code == 0 and out.count("applied 20") == 5 and "pending" not in out
-    assert run(capsys, "rollback", "--dsn", scratch_dsn)[:2] == (0, "rolled back 0005_history_indexes\n")
+    assert code == 0 and out.count("applied 20") == len(IDS) and "pending" not in out
+    assert run(capsys, "rollback", "--dsn", scratch_dsn)[:2] == (0, f"rolled back {IDS[-1]}\n")
     code, out, _ = run(capsys, "status", "--dsn", scratch_dsn)
-    assert out.splitlines()[-1].split() == ["0005_history_indexes", "pending"]
-    assert run(capsys, "migrate", "--dsn", scratch_dsn)[:2] == (0, "applied 0005_history_indexes\n")
+    assert out.splitlines()[-1].split() == [IDS[-1], "pending"]
+    assert run(capsys, "migrate", "--dsn", scratch_dsn)[:2] == (0, f"applied {IDS[-1]}\n")
     assert run(capsys, "migrate", "--dsn", scratch_dsn)[:2] == (0, "schema is up to date\n")
     for _ in range(2):
         code, out, _ = run(capsys, "seed", "--dsn", scratch_dsn)
@@ -39,10 +37,7 @@ def test_cli__migrate_status_rollback_migrate_seed_twice(scratch_dsn, capsys):
 def test_cli__dsn_from_environment(scratch_dsn, capsys, monkeypatch):
     monkeypatch.setenv(DSN_ENV, scratch_dsn)
     assert run(capsys, "migrate")[0] == 0
-    assert run(capsys, "rollback", "--all")[:2] == (
-        0, "rolled back 0005_history_indexes, 0004_workflow_transitions, 0003_workflow_history, "
-        "0002_agent_state, 0001_core\n"
-    )
+    assert run(capsys, "rollback", "--all")[:2] == (0, f"rolled back {', '.join(reversed(IDS))}\n")
 
 
 def test_cli__no_dsn_is_a_one_line_error(capsys, monkeypatch):

@@ -11,7 +11,7 @@ from tests.migration.catalog import snapshot
 
 IDS = [
     "0001_core", "0002_agent_state", "0003_workflow_history", "0004_workflow_transitions",
-    "0005_history_indexes",
+    "0005_history_indexes", "0006_versions_and_idempotency",
 ]
 
 
@@ -34,20 +34,14 @@ def test_rollback_all_then_apply__identical_schema(scratch_dsn):
 
 def test_rollback__one_at_a_time(scratch_dsn):
     migrations.apply(scratch_dsn)
-    assert migrations.rollback(scratch_dsn, count=3) == [
-        "0005_history_indexes", "0004_workflow_transitions", "0003_workflow_history",
-    ]
+    kept = IDS.index("0003_workflow_history")
+    assert migrations.rollback(scratch_dsn, count=len(IDS) - kept) == list(reversed(IDS[kept:]))
     states = migrations.status(scratch_dsn)
-    assert [(s.id, s.applied) for s in states] == [
-        ("0001_core", True), ("0002_agent_state", True), ("0003_workflow_history", False),
-        ("0004_workflow_transitions", False), ("0005_history_indexes", False),
-    ]
+    assert [(s.id, s.applied) for s in states] == [(i, n < kept) for n, i in enumerate(IDS)]
     assert states[0].applied_at is not None and states[0].applied_at.tzinfo is not None
     tables = {row[0] for row in snapshot(scratch_dsn)["tables"]}
     assert "workflow_executions" not in tables and "agent_states" in tables
-    assert migrations.apply(scratch_dsn) == [
-        "0003_workflow_history", "0004_workflow_transitions", "0005_history_indexes",
-    ]
+    assert migrations.apply(scratch_dsn) == IDS[kept:]
 
 
 def test_status__all_pending_on_empty_database(scratch_dsn):
@@ -68,7 +62,7 @@ def test_apply__failed_migration_leaves_database_unchanged(scratch_dsn):
         assert conn.execute(
             "SELECT count(*) FROM information_schema.columns WHERE column_name = 'current_workflow_id'"
         ).fetchone()[0] == 0
-    assert [s.applied for s in migrations.status(scratch_dsn)] == [True, True, False, False, False]
+    assert [s.applied for s in migrations.status(scratch_dsn)] == [n < 2 for n in range(len(IDS))]
 
 
 def test_apply__unreachable_server_is_store_unavailable():

@@ -133,6 +133,17 @@ BAD_ROWS = {
     "workflow_executions_completed_at_check":
         "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, started_at, completed_at) "
         f"VALUES ('{A1}', '{C1}', 'cost_analysis', now(), now() - interval '1 second')",
+    "workflow_executions_agent_id_idempotency_key_key":
+        "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, idempotency_key) "
+        f"SELECT '{A1}', '{C1}', 'cost_analysis', 'twice' FROM generate_series(1, 2)",
+    "workflow_executions_idempotency_key_check":
+        "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, idempotency_key) "
+        f"VALUES ('{A1}', '{C1}', 'cost_analysis', ' ')",
+    "workflow_executions_version_check":
+        "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, version) "
+        f"VALUES ('{A1}', '{C1}', 'cost_analysis', 0)",
+    # (an UPDATE cannot break it: the trigger sets the next version over any value given)
+    "agent_states_version_check": f"INSERT INTO agent_states (agent_id, version) VALUES ('{A1}', 0)",
     "workflow_steps_execution_id_step_order_key":
         f"INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order) VALUES ('{E1}', 'again', 1)",
     "workflow_steps_step_name_check":

@@ -67,9 +67,13 @@ def test_update__tables_with_partial_updates():
     }
 
 
+VERSIONED = {"workflow_executions"}  # their update takes the expected version last
+
+
 @pytest.mark.parametrize("repo", UPDATABLE, ids=lambda r: r.table)
 def test_update__two_parameters_per_update_model_field(repo):
     update_model = getattr(records, f"{repo.record_type.__name__}Update")
     q = load(repo.table)
     placeholders = {int(n) for n in re.findall(r"\$(\d+)", q.update)}
-    assert placeholders == set(range(1, 2 + 2 * len(update_model.model_fields)))
+    expected_version = 1 if repo.table in VERSIONED else 0
+    assert placeholders == set(range(1, 2 + 2 * len(update_model.model_fields) + expected_version))
