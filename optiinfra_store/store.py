@@ -161,6 +161,7 @@ class Store(Repositories):
         acquire_timeout: float | None = None,
         customer_id: UUID | None = None,
         owns_pool: bool = True,
+        server_settings: dict[str, str] | None = None,
     ) -> None:
         executor = (
             PoolExecutor(pool, acquire_timeout) if customer_id is None
@@ -173,6 +174,7 @@ class Store(Repositories):
         self._executor = executor
         self._dsn = dsn
         self._owns_pool = owns_pool
+        self._server_settings = dict(server_settings or {})  # the pool's, for workflow_events' connection
 
     @classmethod
     def connect(
@@ -226,7 +228,10 @@ class Store(Repositories):
                 )
             except Exception as exc:
                 raise translate(exc) from exc
-            return cls(pool, resolved, acquire_timeout=acquire_timeout)
+            return cls(
+                pool, resolved, acquire_timeout=acquire_timeout,
+                server_settings=pool_options.get("server_settings"),
+            )
 
         return _Connecting(open_store)
 
@@ -240,6 +245,7 @@ class Store(Repositories):
         return type(self)(
             self.pool, self._dsn, acquire_timeout=self._executor.acquire_timeout,
             customer_id=as_uuid(customer_id, "customer_id"), owns_pool=False,
+            server_settings=self._server_settings,
         )
 
     async def close(self) -> None:
@@ -296,7 +302,7 @@ class Store(Repositories):
         if self._dsn is None:
             raise ConfigurationError("workflow_events needs a Store opened with Store.connect()")
         dsn = self._dsn
-        settings = {"application_name": "optiinfra-events"}
+        settings = {**self._server_settings, "application_name": "optiinfra-events"}
         customer = as_optional_uuid(customer_id, "customer_id")
         if self.customer_id is not None:
             if customer not in (None, self.customer_id):
