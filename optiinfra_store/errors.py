@@ -24,6 +24,10 @@ class InvalidArgument(StoreError, ValueError):
     """A method argument is out of its range or of the wrong kind (limits, cursors, intervals)."""
 
 
+class SecretKeyError(ConfigurationError):
+    """A sensitive value is encrypted and the store has no secret key, or the wrong one."""
+
+
 class StoreUnavailable(StoreError):
     """The server cannot be reached, refused the credentials, or dropped the connection."""
 
@@ -168,6 +172,13 @@ def translate(exc: BaseException) -> StoreError:
         return cls(message, constraint=constraint)
     if isinstance(exc, asyncpg.InsufficientPrivilegeError) and "row-level security" in str(exc):
         return AccessDenied(f"not this customer's to write: {exc}")
+    if isinstance(exc, asyncpg.ExternalRoutineInvocationError) and "Wrong key" in str(exc):
+        return SecretKeyError(f"cannot decrypt a sensitive value: the secret key is not the one it was encrypted with ({exc})")
+    if isinstance(exc, asyncpg.UndefinedFunctionError) and "pgp_sym_" in str(exc):
+        return ConfigurationError(
+            "a secret key is set but this server has no pgcrypto: install PostgreSQL's contrib "
+            f"modules and run `optiinfra-store migrate`, or unset the key ({exc})"
+        )
     if isinstance(exc, asyncpg.QueryCanceledError):
         return StoreTimeout(f"statement cancelled: {exc}")
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -36,6 +36,8 @@ from optiinfra_store.repositories.base import Executor, as_optional_uuid, as_uui
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _loads = json.loads
 
+
+SECRET_KEY_ENV = "OPTIINFRA_SECRET_KEY"
 
 DEFAULT_MAX_DOCUMENT_BYTES = 1 << 20
 """The default limit on one JSON document (1 MiB), checked as it is encoded, before it is sent."""
@@ -101,14 +103,15 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 class Repositories:
     """The 13 repositories, bound to one executor (the pool, or one connection in a transaction)."""
 
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, secret_key: str | None = None) -> None:
+        self._secret_key = secret_key
         self.customers = Customers(executor)
         self.agents = Agents(executor)
         self.events = Events(executor)
         self.recommendations = Recommendations(executor)
         self.approvals = Approvals(executor)
         self.optimizations = Optimizations(executor)
-        self.agent_configs = AgentConfigs(executor)
+        self.agent_configs = AgentConfigs(executor, secret_key)
         self.agent_states = AgentStates(executor)
         self.agent_capabilities = AgentCapabilities(executor)
         self.agent_metrics = AgentMetrics(executor)
@@ -120,8 +123,8 @@ class Repositories:
 class Transaction(Repositories):
     """The repositories bound to one connection inside a transaction."""
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
-        super().__init__(connection)
+    def __init__(self, connection: asyncpg.Connection, secret_key: str | None = None) -> None:
+        super().__init__(connection, secret_key)
         self.connection = connection
 
     @asynccontextmanager
@@ -162,12 +165,13 @@ class Store(Repositories):
         customer_id: UUID | None = None,
         owns_pool: bool = True,
         server_settings: dict[str, str] | None = None,
+        secret_key: str | None = None,
     ) -> None:
         executor = (
             PoolExecutor(pool, acquire_timeout) if customer_id is None
             else CustomerExecutor(pool, acquire_timeout, customer_id)
         )
-        super().__init__(executor)
+        super().__init__(executor, secret_key)
         self.pool = pool
         self.customer_id = customer_id
         """The customer this store is confined to (None: not confined)."""
@@ -187,6 +191,7 @@ class Store(Repositories):
         statement_timeout: float | None = None,
         acquire_timeout: float | None = 30.0,
         max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+        secret_key: str | None = None,
         **pool_options: Any,
     ) -> _Connecting:
         """Open a pool on `dsn` (default `$OPTIINFRA_DATABASE_URL`); await it or use `async with`.
@@ -195,10 +200,16 @@ class Store(Repositories):
         each call (the client cancels the statement), `statement_timeout` the same enforced by the
         server, `acquire_timeout` for the wait for a free pooled connection. JSON documents larger
         than `max_document_bytes` are refused with DocumentTooLarge before they are sent.
+        With `secret_key` (default `$OPTIINFRA_SECRET_KEY`), sensitive agent configs are stored
+        encrypted with pgcrypto and read decrypted.
         Other `pool_options` go to `asyncpg.create_pool` (server_settings, ...).
         Raises ConfigurationError without a DSN, StoreUnavailable if the server cannot be reached.
         """
         resolved = resolve_dsn(dsn)
+        if secret_key is None:
+            secret_key = os.environ.get(SECRET_KEY_ENV) or None
+        elif not isinstance(secret_key, str) or not secret_key:
+            raise InvalidArgument("secret_key must be a non-empty string or None")
         for name, value in (
             ("command_timeout", command_timeout),
             ("statement_timeout", statement_timeout),
@@ -230,7 +241,7 @@ class Store(Repositories):
                 raise translate(exc) from exc
             return cls(
                 pool, resolved, acquire_timeout=acquire_timeout,
-                server_settings=pool_options.get("server_settings"),
+                server_settings=pool_options.get("server_settings"), secret_key=secret_key,
             )
 
         return _Connecting(open_store)
@@ -245,7 +256,7 @@ class Store(Repositories):
         return type(self)(
             self.pool, self._dsn, acquire_timeout=self._executor.acquire_timeout,
             customer_id=as_uuid(customer_id, "customer_id"), owns_pool=False,
-            server_settings=self._server_settings,
+            server_settings=self._server_settings, secret_key=self._secret_key,
         )
 
     async def close(self) -> None:
@@ -271,7 +282,7 @@ class Store(Repositories):
                     await transaction.rollback()
                 raise translate(exc) from exc
             try:
-                yield Transaction(connection)
+                yield Transaction(connection, self._secret_key)
             except BaseException:
                 with suppress(Exception):  # a broken connection: the caller's error matters more
                     await transaction.rollback()

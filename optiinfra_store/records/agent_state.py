@@ -67,6 +67,8 @@ class AgentConfig(Record):
     config_type: ConfigType
     description: str | None
     is_sensitive: bool
+    is_encrypted: bool
+    """The value is stored encrypted (a sensitive entry written by a store with a secret key)."""
     created_at: datetime
     updated_at: datetime
 

@@ -9,9 +9,11 @@ from typing import Any
 from uuid import UUID
 
 from optiinfra_store.enums import ConfigType
-from optiinfra_store.errors import InvalidArgument, NotFound
+from optiinfra_store.errors import ConstraintViolation, InvalidArgument, NotFound, SecretKeyError
 from optiinfra_store.records import AgentConfig, AgentConfigCreate
-from optiinfra_store.repositories.base import enum_value, Repository, as_optional_uuid, as_uuid, check_limit, insert_args
+from optiinfra_store.repositories.base import (
+    Executor, Repository, as_optional_uuid, as_uuid, check_limit, enum_value, insert_args,
+)
 
 ConfigValue = str | int | float | bool | Decimal | dict[str, Any] | list[Any]
 
@@ -73,14 +75,49 @@ def typed_value(config: AgentConfig) -> Any:
 
 
 class AgentConfigs(Repository[AgentConfig]):
+    """With a secret key, sensitive values are written encrypted (pgcrypto) and read decrypted;
+    without one, reading or overwriting an encrypted value raises SecretKeyError."""
+
     table = "agent_configs"
     entity = "agent config"
     record_type = AgentConfig
 
+    def __init__(self, executor: Executor, secret_key: str | None = None) -> None:
+        super().__init__(executor)
+        self._key = secret_key
+
+    def _one(self, row: Any) -> AgentConfig:
+        if row["config_value"] is None:
+            raise SecretKeyError(
+                f"agent config {row['config_key']!r} of agent {row['agent_id']} is encrypted: "
+                "open the store with its secret key (OPTIINFRA_SECRET_KEY)"
+            )
+        return AgentConfig.model_construct(**row)
+
+    def _many(self, rows: Any) -> list[AgentConfig]:
+        return [self._one(row) for row in rows]
+
+    async def _write(self, plain: str, encrypted: str, data: AgentConfigCreate) -> AgentConfig:
+        args = insert_args(data)
+        try:
+            if self._key is None:
+                row = await self._fetchrow(plain, *args)
+            else:
+                row = await self._fetchrow(encrypted, *args, self._key)
+        except ConstraintViolation as exc:
+            if exc.constraint != "agent_configs_value_or_secret_check":
+                raise
+            raise SecretKeyError(
+                f"agent config {data.config_key!r} of agent {data.agent_id} is stored encrypted: "
+                "overwriting it needs the secret key (OPTIINFRA_SECRET_KEY)"
+            ) from exc
+        assert row is not None
+        return self._one(row)
+
     async def create(self, data: AgentConfigCreate) -> AgentConfig:
         """Insert an entry. Raises MissingReference for an unknown agent, AlreadyExists
         (agent_configs_agent_id_config_key_key) for a key the agent already has: use `set`."""
-        return await self._insert(AgentConfigCreate.model_validate(data))
+        return await self._write(self._q.insert, self._q.insert_encrypted, AgentConfigCreate.model_validate(data))
 
     async def set(
         self,
@@ -103,16 +140,26 @@ class AgentConfigs(Repository[AgentConfig]):
             agent_id=as_uuid(agent_id, "agent_id"), config_key=key, config_value=_to_text(value, kind),
             config_type=kind, description=description, is_sensitive=is_sensitive,
         )
-        row = await self._fetchrow(self._q.upsert, *insert_args(data))
-        assert row is not None
-        return self._one(row)
+        return await self._write(self._q.upsert, self._q.upsert_encrypted, data)
+
+    async def get(self, id: UUID | str) -> AgentConfig:
+        """The entry with this id. Raises NotFound, SecretKeyError."""
+        key = as_uuid(id)
+        if self._key is None:
+            row = await self._fetchrow(self._q.get_by_id, key)
+        else:
+            row = await self._fetchrow(self._q.get_by_id_encrypted, key, self._key)
+        return self._found(row, key)
 
     async def get_by_key(self, agent_id: UUID | str, key: str) -> AgentConfig:
-        """The agent's entry for `key`. Raises NotFound."""
+        """The agent's entry for `key`. Raises NotFound, SecretKeyError."""
         agent = as_uuid(agent_id, "agent_id")
         if not isinstance(key, str):
             raise InvalidArgument(f"key must be a string, got {type(key).__name__}")
-        row = await self._fetchrow(self._q.get_by_key, agent, key)
+        if self._key is None:
+            row = await self._fetchrow(self._q.get_by_key, agent, key)
+        else:
+            row = await self._fetchrow(self._q.get_by_key_encrypted, agent, key, self._key)
         if row is None:
             raise NotFound(self.entity, f"{key!r} of agent {agent}")
         return self._one(row)
@@ -127,10 +174,21 @@ class AgentConfigs(Repository[AgentConfig]):
         config_type: ConfigType | str | None = None,
         limit: int = 1000,
     ) -> list[AgentConfig]:
-        """Entries by agent, then config_key; optionally of one agent and one type."""
-        return self._many(await self._fetch(
-            self._q.list,
-            as_optional_uuid(agent_id, "agent_id"),
-            enum_value(config_type, ConfigType, "config_type"),
-            check_limit(limit),
-        ))
+        """Entries by agent, then config_key; optionally of one agent and one type.
+        Raises SecretKeyError if one is encrypted and the store has no key."""
+        args = (as_optional_uuid(agent_id, "agent_id"), enum_value(config_type, ConfigType, "config_type"), check_limit(limit))
+        if self._key is None:
+            return self._many(await self._fetch(self._q.list, *args))
+        return self._many(await self._fetch(self._q.list_encrypted, *args, self._key))
+
+    async def rotate_key(self, new_key: str) -> int:
+        """Encrypt every sensitive value under `new_key`: values encrypted under this store's key
+        are re-encrypted, sensitive values kept as text are encrypted. One statement: all or
+        nothing. Returns how many entries were written; open stores with `new_key` afterwards.
+        Raises SecretKeyError if an encrypted value is not under this store's key."""
+        if not isinstance(new_key, str) or not new_key:
+            raise InvalidArgument("new_key must be a non-empty string")
+        try:
+            return len(await self._fetch(self._q.rotate_key, self._key, new_key))
+        except ConstraintViolation as exc:  # an encrypted value and no key to read it
+            raise SecretKeyError("rotating needs the current secret key: open the store with it") from exc

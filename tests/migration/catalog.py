@@ -28,7 +28,7 @@ _QUERIES = {
           FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1, 2""",
     "functions": """
         SELECT proname, pg_get_functiondef(p.oid) FROM pg_proc p
-         WHERE pronamespace = 'public'::regnamespace ORDER BY 1""",
+         WHERE pronamespace = 'public'::regnamespace ORDER BY 1, 2""",
 }
 
 
