@@ -36,3 +36,16 @@ def test_readme__history_example_runs(clean_dsn, monkeypatch, capsys):
     assert any(line.startswith("4 0.666") for line in out)  # 4 workflows, 2 of 3 finished completed
     assert "25 hourly buckets" in out or "24 hourly buckets" in out
     assert out[-1] == "would purge 0 executions, 0 transitions"
+
+
+def test_readme__faults_and_tenants_example_runs(clean_dsn, monkeypatch, capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    example = next(b for b in blocks if "asyncio.run(guarded())" in b)
+    monkeypatch.setenv("OPTIINFRA_DATABASE_URL", clean_dsn)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(exec, compile(example, "README.md", "exec"), {}).result()
+    assert capsys.readouterr().out.splitlines() == [
+        "same execution: True",
+        "stale: read version 1 but it is at 2",
+        "Globex cannot see Acme's execution",
+    ]
