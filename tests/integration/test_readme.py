@@ -9,14 +9,19 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_readme__agent_example_runs(clean_dsn, monkeypatch, capsys):
+def run_example(ending: str, dsn: str, monkeypatch, capsys) -> list[str]:
+    """Run the README's python block that contains `ending`; return the lines it printed."""
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    example = next(b for b in blocks if "asyncio.run(main())" in b)
-    monkeypatch.setenv("OPTIINFRA_DATABASE_URL", clean_dsn)
+    example = next(b for b in blocks if ending in b)
+    monkeypatch.setenv("OPTIINFRA_DATABASE_URL", dsn)
     # the example calls asyncio.run itself: run it in a thread of its own, away from the test loop
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(exec, compile(example, "README.md", "exec"), {}).result()
-    out = capsys.readouterr().out.splitlines()
+    return capsys.readouterr().out.splitlines()
+
+
+def test_readme__agent_example_runs(clean_dsn, monkeypatch, capsys):
+    out = run_example("asyncio.run(main())", clean_dsn, monkeypatch, capsys)
     assert out[0] == "completed -> running refused"
     assert out[1].startswith("completed ") and "['collect_metrics', 'analyze_gpu_usage'] 1" in out[1]
 
@@ -25,12 +30,7 @@ def test_readme__history_example_runs(clean_dsn, monkeypatch, capsys):
     from optiinfra_store import seed
 
     seed.load(clean_dsn)
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    example = next(b for b in blocks if "asyncio.run(report())" in b)
-    monkeypatch.setenv("OPTIINFRA_DATABASE_URL", clean_dsn)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(exec, compile(example, "README.md", "exec"), {}).result()
-    out = capsys.readouterr().out.splitlines()
+    out = run_example("asyncio.run(report())", clean_dsn, monkeypatch, capsys)
     assert any(line.endswith("None -> failed None None") for line in out)  # the seeded failed workflow
     assert "next event: completed" in out  # the next transition the seeds wrote
     assert any(line.startswith("4 0.666") for line in out)  # 4 workflows, 2 of 3 finished completed
@@ -39,12 +39,7 @@ def test_readme__history_example_runs(clean_dsn, monkeypatch, capsys):
 
 
 def test_readme__faults_and_tenants_example_runs(clean_dsn, monkeypatch, capsys):
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    example = next(b for b in blocks if "asyncio.run(guarded())" in b)
-    monkeypatch.setenv("OPTIINFRA_DATABASE_URL", clean_dsn)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(exec, compile(example, "README.md", "exec"), {}).result()
-    assert capsys.readouterr().out.splitlines() == [
+    assert run_example("asyncio.run(guarded())", clean_dsn, monkeypatch, capsys) == [
         "same execution: True",
         "stale: read version 1 but it is at 2",
         "Globex cannot see Acme's execution",
