@@ -7,7 +7,7 @@ import pytest
 from optiinfra_store import Store
 from optiinfra_store.dsn import DSN_ENV
 from optiinfra_store.enums import WorkflowType
-from optiinfra_store.errors import ConfigurationError, StoreUnavailable
+from optiinfra_store.errors import ConfigurationError, InvalidArgument, StoreUnavailable
 from optiinfra_store.records import WorkflowExecutionCreate
 
 
@@ -58,3 +58,18 @@ async def test_user_init_runs_after_codecs(clean_dsn):
     async with Store.connect(clean_dsn, min_size=1, max_size=1, init=init):
         pass
     assert seen == [{"x": 1}]
+
+
+@pytest.mark.parametrize("option", [
+    {"command_timeout": 0}, {"statement_timeout": -1}, {"acquire_timeout": "5"},
+    {"max_document_bytes": 0}, {"secret_key": ""},
+])
+async def test_connect__bad_option_is_invalid_argument_before_connecting(clean_dsn, option):
+    with pytest.raises(InvalidArgument, match=next(iter(option))):
+        Store.connect(clean_dsn, **option)
+
+
+async def test_connect__statement_timeout_is_the_servers(clean_dsn):
+    async with Store.connect(clean_dsn, statement_timeout=1.5) as store:
+        async with store.transaction() as tx:
+            assert await tx.connection.fetchval("SHOW statement_timeout") == "1500ms"
