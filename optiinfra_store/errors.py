@@ -153,6 +153,17 @@ _UNAVAILABLE = (
 )
 
 
+def _connection_lost(exc: BaseException) -> bool:
+    """asyncpg's ways of saying a connection died under an operation: closed, released back to the
+    pool when it was lost, or left by the dying protocol mid-operation."""
+    if isinstance(exc, asyncpg.InternalClientError):
+        return "another operation" in str(exc) or "cannot switch to state" in str(exc)
+    if isinstance(exc, asyncpg.InterfaceError):
+        message = str(exc)
+        return ("connection" in message and "closed" in message) or "released back to the pool" in message
+    return False
+
+
 def translate(exc: BaseException) -> StoreError:
     """Map a driver (or socket) exception to the StoreError a caller should see."""
     if isinstance(exc, StoreError):
@@ -189,6 +200,6 @@ def translate(exc: BaseException) -> StoreError:
         if exc.__cause__ is not None:  # refused while encoding, before anything was sent
             return InvalidData(f"value cannot be stored: {exc}")
         return InvalidData(f"value rejected by the database: {exc}")
-    if isinstance(exc, asyncpg.InterfaceError) and "connection" in str(exc) and "closed" in str(exc):
-        return StoreUnavailable(f"database unavailable: {exc}")
+    if _connection_lost(exc):
+        return StoreUnavailable(f"database unavailable: the connection was lost ({exc})")
     return StoreError(f"{type(exc).__name__}: {exc}")

@@ -270,7 +270,10 @@ class Store(Repositories):
 
         Yields the repositories bound to that connection; `tx.transaction()` nests a savepoint.
         """
-        connection = await self._executor.acquire()
+        try:
+            connection = await self._executor.acquire()
+        except Exception as exc:
+            raise translate(exc) from exc
         try:
             transaction = connection.transaction()
             try:
