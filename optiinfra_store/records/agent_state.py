@@ -37,18 +37,25 @@ NUMBER_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 MASK = "***"
 
 
+MAX_NUMBER_DIGITS = 1000
+"""The longest number a config holds (Python reads at most 4300-digit integers back by default)."""
+
+
 def check_config_value(config_type: ConfigType, value: str) -> None:
     """Raise ValueError when `value` does not parse as `config_type` (the rules of the table's
     CHECK constraints, plus: a json value must be a JSON document). Never quotes the value."""
-    if config_type is ConfigType.NUMBER and NUMBER_TEXT.fullmatch(value) is None:
-        raise ValueError("a number config_value must be a decimal number such as 42, -1.5 or 2e10")
+    if config_type is ConfigType.NUMBER and (len(value) > MAX_NUMBER_DIGITS or NUMBER_TEXT.fullmatch(value) is None):
+        raise ValueError(
+            f"a number config_value must be a decimal number such as 42, -1.5 or 2e10, "
+            f"of at most {MAX_NUMBER_DIGITS} characters"
+        )
     if config_type is ConfigType.BOOLEAN and value not in ("true", "false"):
         raise ValueError("a boolean config_value must be 'true' or 'false'")
     if config_type is ConfigType.JSON:
         try:
             json.loads(value)
-        except ValueError:
-            raise ValueError("a json config_value must be a JSON document") from None
+        except (ValueError, RecursionError):
+            raise ValueError("a json config_value must be a JSON document (nested at most a few hundred levels)") from None
 
 
 def _masked(args: Iterator[tuple[str | None, Any]], sensitive: bool) -> Iterator[tuple[str | None, Any]]:

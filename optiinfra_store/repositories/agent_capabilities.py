@@ -7,7 +7,7 @@ from uuid import UUID
 
 from optiinfra_store.errors import InvalidArgument
 from optiinfra_store.records import AgentCapability, AgentCapabilityCreate, AgentCapabilityUpdate
-from optiinfra_store.repositories.base import Repository, as_optional_uuid, as_uuid, check_limit
+from optiinfra_store.repositories.base import Repository, as_optional_uuid, as_uuid, check_limit, optional_object, optional_text
 
 
 class AgentCapabilities(Repository[AgentCapability]):
@@ -34,8 +34,9 @@ class AgentCapabilities(Repository[AgentCapability]):
     async def update_parameters(self, id: UUID | str, parameters: dict[str, Any]) -> AgentCapability:
         """Replace the parameters. Raises NotFound."""
         key = as_uuid(id)
-        if not isinstance(parameters, dict):
-            raise InvalidArgument(f"parameters must be a dict, got {type(parameters).__name__}")
+        if parameters is None:
+            raise InvalidArgument("parameters must be a dict, got NoneType")
+        parameters = optional_object(parameters, "parameters")
         return self._found(await self._fetchrow(self._q.update_parameters, key, parameters), key)
 
     async def list(
@@ -46,11 +47,10 @@ class AgentCapabilities(Repository[AgentCapability]):
         limit: int = 1000,
     ) -> list[AgentCapability]:
         """Capabilities by capability_name, then capability_version (as text)."""
-        if capability_name is not None and not isinstance(capability_name, str):
-            raise InvalidArgument(f"capability_name must be a string, got {type(capability_name).__name__}")
         if is_enabled is not None and not isinstance(is_enabled, bool):
             raise InvalidArgument(f"is_enabled must be a bool, got {type(is_enabled).__name__}")
         return self._many(await self._fetch(
-            self._q.list, as_optional_uuid(agent_id, "agent_id"), capability_name, is_enabled,
+            self._q.list, as_optional_uuid(agent_id, "agent_id"), optional_text(capability_name, "capability_name"),
+            is_enabled,
             check_limit(limit),
         ))

@@ -12,7 +12,7 @@ from optiinfra_store.enums import ConfigType
 from optiinfra_store.errors import ConstraintViolation, InvalidArgument, NotFound, SecretKeyError
 from optiinfra_store.records import AgentConfig, AgentConfigCreate
 from optiinfra_store.repositories.base import (
-    Executor, Repository, as_optional_uuid, as_uuid, check_limit, enum_value, insert_args,
+    Executor, Repository, as_optional_uuid, as_uuid, check_limit, enum_value, insert_args, text,
 )
 
 ConfigValue = str | int | float | bool | Decimal | dict[str, Any] | list[Any]
@@ -35,6 +35,15 @@ def _infer_type(value: Any) -> ConfigType:
 
 
 def _to_text(value: Any, config_type: ConfigType) -> str:
+    try:
+        return _as_text(value, config_type)
+    except (ValueError, RecursionError) as exc:  # an integer too long to print, a document too deep
+        if isinstance(exc, InvalidArgument):
+            raise
+        raise InvalidArgument(f"config value cannot be stored as {config_type.value}: {exc}") from None
+
+
+def _as_text(value: Any, config_type: ConfigType) -> str:
     """The stored text of `value` as `config_type`; a str is taken as already in that form
     (AgentConfigCreate then checks it parses)."""
     _infer_type(value)  # refuses unsupported Python types
@@ -154,8 +163,7 @@ class AgentConfigs(Repository[AgentConfig]):
     async def get_by_key(self, agent_id: UUID | str, key: str) -> AgentConfig:
         """The agent's entry for `key`. Raises NotFound, SecretKeyError."""
         agent = as_uuid(agent_id, "agent_id")
-        if not isinstance(key, str):
-            raise InvalidArgument(f"key must be a string, got {type(key).__name__}")
+        key = text(key, "key")
         if self._key is None:
             row = await self._fetchrow(self._q.get_by_key, agent, key)
         else:

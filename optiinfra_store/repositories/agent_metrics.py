@@ -19,6 +19,7 @@ from optiinfra_store.repositories.base import (
     check_limit,
     optional_aware,
     optional_text,
+    text,
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -114,10 +115,8 @@ class AgentMetrics(Repository[AgentMetric]):
         With a `bucket` width, the series instead: one MetricBucket (count, avg, min, max, p95) per
         bucket that holds data, in time order. Buckets are PostgreSQL's date_bin, aligned on
         `start` (or the Unix epoch when start is None). Raises InvalidArgument."""
-        if not isinstance(metric_name, str):
-            raise InvalidArgument(f"metric_name must be a string, got {type(metric_name).__name__}")
         args = (
-            as_uuid(agent_id, "agent_id"), metric_name,
+            as_uuid(agent_id, "agent_id"), text(metric_name, "metric_name"),
             optional_aware(start, "start"), optional_aware(end, "end"),
         )
         if bucket is not None:

@@ -16,6 +16,7 @@ from optiinfra_store.repositories.base import (
     check_limit,
     check_version,
     insert_args,
+    optional_object,
 )
 
 
@@ -58,8 +59,9 @@ class AgentStates(Repository[AgentState]):
         """Add one to error_count and store `error` as last_error, in one statement (concurrent
         calls each count). Raises NotFound."""
         key = as_uuid(agent_id, "agent_id")
-        if not isinstance(error, dict):
-            raise InvalidArgument(f"error must be a dict, got {type(error).__name__}")
+        if error is None:
+            raise InvalidArgument("error must be a dict, got NoneType")
+        error = optional_object(error, "error")
         return self._found(await self._fetchrow(self._q.record_error, key, error), key)
 
     async def set_current_workflow(

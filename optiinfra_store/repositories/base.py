@@ -16,12 +16,14 @@ from pydantic import BaseModel, create_model
 from optiinfra_store.errors import InvalidArgument, InvalidTransition, NotFound, StaleVersion, translate
 from optiinfra_store.executor import PoolExecutor
 from optiinfra_store.queries import Queries, load
-from optiinfra_store.records._base import Input, Record
+from optiinfra_store.records._base import Input, Record, storable_instant, storable_json, storable_text
 
 Executor = PoolExecutor | asyncpg.Connection
 """The pool (each call takes a connection for one statement) or one connection (in a transaction)."""
 
 R = TypeVar("R", bound=Record)
+
+_REFUSAL_RETRIES = 3
 
 @cache
 def _id_model(field: str) -> type[BaseModel]:
@@ -46,28 +48,45 @@ def check_limit(limit: int, maximum: int = 10_000) -> int:
 
 
 def optional_aware(value: Any, name: str) -> datetime | None:
-    """A timezone-aware datetime or None; naive datetimes are refused, never guessed."""
+    """A timezone-aware datetime or None; naive datetimes are refused, never guessed, and so are
+    the two instants the driver would send as -infinity and infinity."""
     if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
         raise InvalidArgument(f"{name} must be a timezone-aware datetime, got {value!r}")
+    if value is not None:
+        try:
+            storable_instant(value)
+        except ValueError as exc:
+            raise InvalidArgument(f"{name} {exc}") from None
     return value
 
 
 def optional_object(value: Any, name: str) -> dict[str, Any] | None:
-    """A JSON object (dict) or None."""
-    if value is not None and not isinstance(value, dict):
-        raise InvalidArgument(f"{name} must be a dict, got {type(value).__name__}")
-    return value
-
-
-def optional_text(value: Any, name: str, *, max_length: int | None = None) -> str | None:
-    """A string (non-blank and at most max_length when a length is given) or None."""
+    """A JSON object (dict) that jsonb stores and gives back as given, or None."""
     if value is None:
         return None
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{name} must be a dict, got {type(value).__name__}")
+    try:
+        return storable_json(value)
+    except ValueError as exc:
+        raise InvalidArgument(f"{name}: {exc}") from None
+
+
+def text(value: Any, name: str, *, max_length: int | None = None) -> str:
+    """A string PostgreSQL can store (no NUL), non-blank and at most max_length when one is given."""
     if not isinstance(value, str):
         raise InvalidArgument(f"{name} must be a string, got {type(value).__name__}")
     if max_length is not None and (not value.strip() or len(value) > max_length):
         raise InvalidArgument(f"{name} must be a non-blank string of at most {max_length} characters")
-    return value
+    try:
+        return storable_text(value)
+    except ValueError as exc:
+        raise InvalidArgument(f"{name} {exc}") from None
+
+
+def optional_text(value: Any, name: str, *, max_length: int | None = None) -> str | None:
+    """`text(...)` or None."""
+    return None if value is None else text(value, name, max_length=max_length)
 
 
 def audit(actor: Any, reason: Any) -> tuple[str | None, dict[str, Any] | None]:
@@ -164,6 +183,17 @@ class Repository(Generic[R]):
         if row is not None:
             return self._one(row)
         current = await self._fetchval(self._q.get_status, id)
+        # A competitor may have moved the row between the UPDATE and the read: until the status
+        # holds still across a retried UPDATE, try again, so a refusal names the status that refused it.
+        for _ in range(_REFUSAL_RETRIES):
+            if current is None:
+                raise NotFound(self.entity, id)
+            row = await self._fetchrow(sql, id, *args)
+            if row is not None:
+                return self._one(row)
+            seen, current = current, await self._fetchval(self._q.get_status, id)
+            if current == seen:
+                break
         if current is None:
             raise NotFound(self.entity, id)
         raise InvalidTransition(self.entity, id, current, requested)
@@ -233,5 +263,11 @@ def enum_values(value: Any, enum: type[StrEnum], name: str = "status") -> list[s
     """A filter that takes one enum value or several, as a text[] parameter (None: no filter)."""
     if value is None:
         return None
-    values: Sequence[Any] = [value] if isinstance(value, str) else list(value)
+    if isinstance(value, str):
+        values: Sequence[Any] = [value]
+    else:
+        try:
+            values = list(value)
+        except TypeError:
+            raise InvalidArgument(f"{name} must be a value of {enum.__name__} or several; got {value!r}") from None
     return [enum_value(v, enum, name) for v in values]  # type: ignore[misc]

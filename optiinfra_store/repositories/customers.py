@@ -6,7 +6,7 @@ from uuid import UUID
 
 from optiinfra_store.enums import CustomerStatus
 from optiinfra_store.records import Customer, CustomerCreate, CustomerUpdate
-from optiinfra_store.repositories.base import enum_value, Repository, check_limit
+from optiinfra_store.repositories.base import Repository, check_limit, enum_value, text
 
 
 class Customers(Repository[Customer]):
@@ -24,7 +24,7 @@ class Customers(Repository[Customer]):
 
     async def get_by_email(self, email: str) -> Customer:
         """The customer with this email. Raises NotFound."""
-        return self._found(await self._fetchrow(self._q.get_by_email, email), email)
+        return self._found(await self._fetchrow(self._q.get_by_email, text(email, "email")), email)
 
     async def list(self, *, status: CustomerStatus | str | None = None, limit: int = 1000) -> list[Customer]:
         """Customers, oldest first, optionally of one status."""

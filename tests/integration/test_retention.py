@@ -101,8 +101,9 @@ async def history(store, agent, customer):
                                                     at=NOW - timedelta(days=2))
     made["just_before_cutoff"] = await make_execution(store, agent, customer, WorkflowStatus.COMPLETED,
                                                       at=CUTOFF - timedelta(hours=1, seconds=1), steps=0)
+    # finished an hour after the cutoff: inside the CLI's "30d" window for the first hour of the session
     made["just_after_cutoff"] = await make_execution(store, agent, customer, WorkflowStatus.COMPLETED,
-                                                     at=CUTOFF - timedelta(minutes=59), steps=0)
+                                                     at=CUTOFF, steps=0)
     made["old_pending"] = await make_execution(store, agent, customer, WorkflowStatus.PENDING, at=OLD)
     made["old_running"] = await make_execution(store, agent, customer, WorkflowStatus.RUNNING, at=OLD)
     return made

@@ -1,0 +1,873 @@
+"""Fault injection against a real PostgreSQL: killed connections, a server restart, timeouts, lost
+replies to committed creates, and racing writers.
+
+Each test opens a Store of its own with its own application_name, so it can find and kill that
+store's backends without touching the session's. A small TCP proxy (WireProxy) sits between some
+stores and the server; it decides when the client learns of a connection loss (nothing yet, the
+server's FATAL message only, or the message and the socket close) and can drop the reply to a
+committed write, which pg_terminate_backend alone cannot do on cue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from optiinfra_store import Store, migrations
+from optiinfra_store.enums import AgentStatus, AgentStatusDetail, AgentType, WorkflowStatus, WorkflowType
+from optiinfra_store.errors import StaleVersion, StoreError, StoreTimeout, StoreUnavailable
+from optiinfra_store.records import (
+    AgentCreate,
+    AgentStateUpsert,
+    CustomerCreate,
+    WorkflowExecutionCreate,
+    WorkflowExecutionUpdate,
+    WorkflowStepCreate,
+)
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def new_execution(agent, customer, **fields: Any) -> WorkflowExecutionCreate:
+    return WorkflowExecutionCreate(
+        agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.COST_ANALYSIS, **fields
+    )
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.02)
+
+
+class Backends:
+    """Finds, kills and watches the server backends of one application_name, from a connection of
+    its own (an asyncpg admin connection: never one of the store's)."""
+
+    def __init__(self, admin: asyncpg.Connection, app: str) -> None:
+        self.admin = admin
+        self.app = app
+
+    async def pids(self) -> list[int]:
+        rows = await self.admin.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid", self.app
+        )
+        return [row["pid"] for row in rows]
+
+    async def kill(self, pid: int) -> None:
+        assert await self.admin.fetchval("SELECT pg_terminate_backend($1)", pid), f"backend {pid} not found"
+        await eventually(lambda: self._gone(pid), f"backend {pid} exited")
+
+    async def _gone(self, pid: int) -> bool:
+        return not await self.admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
+
+    async def lock_waiters(self) -> list[int]:
+        """This application's backends that are blocked on a lock."""
+        rows = await self.admin.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", self.app
+        )
+        return [row["pid"] for row in rows]
+
+    async def wait_lock_waiter(self) -> int:
+        """The pid of this application's backend once it is blocked on a lock."""
+        await eventually(self.lock_waiters, "a statement waits on the lock")
+        (pid,) = await self.lock_waiters()
+        return pid
+
+
+class Closures:
+    """Counts the pool's connections the client has seen closed (a termination listener on each)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def init(self, conn: asyncpg.Connection) -> None:
+        conn.add_termination_listener(self._closed)
+
+    def _closed(self, conn: asyncpg.Connection) -> None:
+        self.count += 1
+
+    async def wait(self, count: int = 1) -> None:
+        async def seen() -> bool:
+            return self.count >= count
+
+        await eventually(seen, "the client saw the connection close")
+
+
+@contextlib.asynccontextmanager
+async def fault_store(
+    dsn: str, admin: asyncpg.Connection, **options: Any
+) -> AsyncIterator[tuple[Store, Backends, Closures]]:
+    """A small Store with an application_name of its own, its Backends and its Closures."""
+    app = f"optiinfra-faults-{uuid.uuid4().hex[:8]}"
+    closures = Closures()
+    options.setdefault("min_size", 1)
+    options.setdefault("max_size", 2)
+    settings = {"application_name": app, **options.pop("server_settings", {})}
+    async with Store.connect(dsn, server_settings=settings, init=closures.init, **options) as store:
+        yield store, Backends(admin, app), closures
+
+
+async def pool_settled(store: Store, max_size: int) -> None:
+    """Every pooled connection is back and the pool holds no more than its maximum."""
+
+    async def settled() -> bool:
+        return store.pool.get_idle_size() == store.pool.get_size()
+
+    await eventually(settled, "every pooled connection is released")
+    assert 1 <= store.pool.get_size() <= max_size
+
+
+async def backend_pid(store: Store) -> int:
+    """The backend pid of the connection a call through `store` gets now (and its success)."""
+    async with store.transaction() as tx:
+        return await tx.connection.fetchval("SELECT pg_backend_pid()")
+
+
+def assert_unavailable(exc: BaseException) -> None:
+    """StoreUnavailable, and its message says the connection was lost."""
+    assert isinstance(exc, StoreUnavailable), f"{type(exc).__name__}: {exc}"
+    message = str(exc)
+    assert "database unavailable" in message
+    assert any(word in message for word in ("terminat", "closed", "lost")), message
+
+
+async def marked_executions(admin: asyncpg.Connection, marker: str) -> int:
+    """How many executions carry metadata {"m": marker} (read outside the store under test)."""
+    return await admin.fetchval("SELECT count(*) FROM workflow_executions WHERE metadata->>'m' = $1", marker)
+
+
+# -- a proxy that decides what the client sees of a connection loss ---------------------------------
+
+
+class _Link:
+    """One client connection through the proxy and its upstream connection to the server."""
+
+    def __init__(self, proxy: WireProxy, client: asyncio.StreamWriter, server: asyncio.StreamWriter) -> None:
+        self.proxy = proxy
+        self.client = client
+        self.server = server
+        self.held = bytearray()  # server bytes not yet passed on (hold mode)
+        self.cycle = bytearray()  # server bytes not yet read as whole messages (lose_reply)
+        self.completions = bytearray()  # the end of a reply, waiting for its ReadyForQuery
+        self.server_closed = False
+
+    async def pump_up(self, reader: asyncio.StreamReader) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                if not self.server.is_closing():
+                    self.server.write(data)
+        self.server.close()
+
+    async def pump_down(self, reader: asyncio.StreamReader) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                self.from_server(bytes(data))
+        self.server_closed = True
+        if self.proxy.mode != "hold":
+            self.client.close()
+
+    def from_server(self, data: bytes) -> None:
+        mode = self.proxy.mode
+        if mode == "hold":
+            self.held += data
+        elif mode == "lose_reply":
+            self._lose_committed_reply(data)
+        elif not self.client.is_closing():
+            self.client.write(data)
+
+    def _lose_committed_reply(self, data: bytes) -> None:
+        """Pass messages on as they come, except the end of a statement's reply: from its
+        CommandComplete or PortalSuspended (fetchrow's row limit) to the ReadyForQuery. If that says
+        the session is idle (the write is committed), it is dropped and both sockets are cut, so the
+        client never learns that its write succeeded."""
+        self.cycle += data
+        while len(self.cycle) >= 5:
+            kind = self.cycle[0:1]
+            end = 1 + int.from_bytes(self.cycle[1:5], "big")
+            if len(self.cycle) < end:
+                return
+            message = bytes(self.cycle[:end])
+            del self.cycle[:end]
+            if kind == b"Z" and self.completions and message[-1:] == b"I":
+                self.proxy.replies_lost += 1
+                self.proxy.mode = "pass"
+                self.client.transport.abort()
+                self.server.transport.abort()
+                return
+            if kind in (b"C", b"s") or self.completions:
+                self.completions += message
+            else:
+                self.client.write(message)
+            if kind == b"Z":
+                self.client.write(bytes(self.completions))
+                self.completions.clear()
+
+    def release(self, *, close: bool) -> None:
+        if self.held and not self.client.is_closing():
+            self.client.write(bytes(self.held))
+        self.held.clear()
+        if close and self.server_closed:
+            self.client.close()
+
+
+class WireProxy:
+    """A TCP proxy in front of the server. Modes: "pass" (forward everything), "hold" (keep what the
+    server sends, socket close included, until release()), "lose_reply" (drop the reply to the next
+    committed write and cut the connection: the write is durable, the client never hears of it)."""
+
+    def __init__(self, target_dsn: str) -> None:
+        self.target_dsn = target_dsn
+        parts = urlsplit(target_dsn)
+        query = dict(parse_qsl(parts.query))
+        host = query.get("host") or parts.hostname or "localhost"
+        port = int(query.get("port") or parts.port or 5432)
+        self._unix_path = f"{host}/.s.PGSQL.{port}" if host.startswith("/") else None
+        self._target = (host, port)
+        self.mode = "pass"
+        self.replies_lost = 0
+        self.links: list[_Link] = []
+        self._closed_before_hold = 0
+        self._tasks: set[asyncio.Task] = set()
+
+    async def __aenter__(self) -> WireProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        parts = urlsplit(self.target_dsn)
+        userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("host", "port", "sslmode")]
+        query.append(("sslmode", "disable"))  # plain bytes, so lose_reply can read the messages
+        self.dsn = urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{port}", query=urlencode(query)))
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._server.close()
+        for link in self.links:
+            link.client.transport.abort()
+            link.server.transport.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        if self._unix_path is not None:
+            server_reader, server_writer = await asyncio.open_unix_connection(self._unix_path)
+        else:
+            server_reader, server_writer = await asyncio.open_connection(*self._target)
+        link = _Link(self, client_writer, server_writer)
+        self.links.append(link)
+        for pump in (link.pump_up(client_reader), link.pump_down(server_reader)):
+            task = asyncio.create_task(pump)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def refuse(self) -> None:
+        """Stop listening and cut every connection: the server looks gone (connection refused)."""
+        self._server.close()
+        for link in self.links:
+            link.client.transport.abort()
+            link.server.transport.abort()
+
+    def hold(self) -> None:
+        self.mode = "hold"
+        self._closed_before_hold = self._closed_links()
+
+    def _closed_links(self) -> int:
+        return sum(link.server_closed for link in self.links)
+
+    def release(self, *, close: bool = True) -> None:
+        """Pass on what was held; with close, also the socket close (and go back to "pass")."""
+        for link in self.links:
+            link.release(close=close)
+        if close:
+            self.mode = "pass"
+
+    async def wait_server_closed(self) -> None:
+        """Until the server has closed one more proxied connection than when hold() was called."""
+
+        async def closed() -> bool:
+            return self._closed_links() > self._closed_before_hold
+
+        await eventually(closed, "the server closed a proxied connection")
+
+
+@pytest.fixture
+async def admin(clean_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(clean_dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def proxy(clean_dsn: str) -> AsyncIterator[WireProxy]:
+    async with WireProxy(clean_dsn) as wire:
+        yield wire
+
+
+async def client_learns(mode: str, proxy: WireProxy, closures: Closures) -> None:
+    """Bring the client to what it knows of the killed backend: "unnoticed" (nothing has reached
+    it), "half_noticed" (the server's FATAL message arrived, the socket close not yet) or
+    "noticed" (both: the connection is closed on the client too)."""
+    if mode == "unnoticed":
+        return
+    if mode == "half_noticed":
+        proxy.release(close=False)
+        await asyncio.sleep(0.1)  # the event loop reads the FATAL message
+        return
+    proxy.release(close=True)
+    await closures.wait(1)
+
+
+LEARNS = ["unnoticed", "half_noticed", "noticed"]
+
+
+async def release_later(proxy: WireProxy, delay: float = 0.2) -> None:
+    await asyncio.sleep(delay)
+    proxy.release(close=True)
+
+
+FIRST_CALL = (
+    "the first call after an idle pooled connection was killed fails with StoreUnavailable when the "
+    "client has not yet processed the close (a few ms after the kill); only the call after it succeeds"
+)
+
+# -- killed connections ----------------------------------------------------------------------------
+
+
+async def test_transaction__backend_killed_mid_statement_raises_unavailable_and_rolls_back(
+    store, clean_dsn, admin, agent, customer
+):
+    held = await store.workflow_executions.create(new_execution(agent, customer))
+    locker = await asyncpg.connect(clean_dsn)
+    try:
+        async with fault_store(clean_dsn, admin) as (faulty, backends, _):
+            await locker.execute("BEGIN")
+            await locker.execute("SELECT 1 FROM workflow_executions WHERE id = $1 FOR UPDATE", held.id)
+            with pytest.raises(StoreError) as info:
+                async with faulty.transaction() as tx:
+                    mine = await tx.workflow_executions.create(new_execution(agent, customer))
+                    await tx.workflow_steps.create(
+                        WorkflowStepCreate(workflow_execution_id=mine.id, step_name="collect", step_order=1)
+                    )
+                    killed = await tx.connection.fetchval("SELECT pg_backend_pid()")
+
+                    async def kill_when_blocked() -> None:
+                        assert await backends.wait_lock_waiter() == killed
+                        await backends.kill(killed)
+
+                    killer = asyncio.create_task(kill_when_blocked())
+                    try:
+                        await tx.workflow_executions.start(held.id)  # blocks on the locker's row lock
+                    finally:
+                        await killer
+            assert_unavailable(info.value)
+            await locker.execute("ROLLBACK")
+
+            assert await admin.fetchval("SELECT count(*) FROM workflow_executions WHERE id = $1", mine.id) == 0
+            assert await admin.fetchval(
+                "SELECT count(*) FROM workflow_steps WHERE workflow_execution_id = $1", mine.id
+            ) == 0
+            started = await faulty.workflow_executions.start(held.id)  # no caller action in between
+            assert started.status == WorkflowStatus.RUNNING
+            assert await backend_pid(faulty) != killed
+            await pool_settled(faulty, max_size=2)
+    finally:
+        await locker.close()
+
+
+@pytest.mark.parametrize("learns", LEARNS)
+async def test_transaction__backend_killed_between_statements_raises_unavailable_and_rolls_back(
+    proxy, admin, agent, customer, learns
+):
+    async with fault_store(proxy.dsn, admin, max_size=1) as (faulty, backends, closures):
+        marker = uuid.uuid4().hex
+        with pytest.raises(StoreError) as info:
+            async with faulty.transaction() as tx:
+                mine = await tx.workflow_executions.create(new_execution(agent, customer, metadata={"m": marker}))
+                killed = await tx.connection.fetchval("SELECT pg_backend_pid()")
+                proxy.hold()
+                await backends.kill(killed)
+                await proxy.wait_server_closed()
+                await client_learns(learns, proxy, closures)
+                releaser = asyncio.create_task(release_later(proxy))
+                try:
+                    await tx.workflow_steps.create(
+                        WorkflowStepCreate(workflow_execution_id=mine.id, step_name="collect", step_order=1)
+                    )
+                finally:
+                    await releaser
+        proxy.release()
+        await closures.wait(1)
+        assert await marked_executions(admin, marker) == 0
+        assert await backend_pid(faulty) != killed
+        await pool_settled(faulty, max_size=1)
+        assert_unavailable(info.value)
+
+
+@pytest.mark.parametrize("learns", LEARNS)
+async def test_transaction__backend_killed_before_commit_raises_unavailable_and_rolls_back(
+    proxy, admin, agent, customer, learns
+):
+    async with fault_store(proxy.dsn, admin, max_size=1) as (faulty, backends, closures):
+        marker = uuid.uuid4().hex
+        with pytest.raises(StoreError) as info:
+            async with faulty.transaction() as tx:
+                await tx.workflow_executions.create(new_execution(agent, customer, metadata={"m": marker}))
+                killed = await tx.connection.fetchval("SELECT pg_backend_pid()")
+                proxy.hold()
+                await backends.kill(killed)
+                await proxy.wait_server_closed()
+                await client_learns(learns, proxy, closures)
+                releaser = asyncio.create_task(release_later(proxy))
+            # the COMMIT runs here, on the dead connection
+        await releaser
+        await closures.wait(1)
+        assert await marked_executions(admin, marker) == 0
+        assert await backend_pid(faulty) != killed
+        await pool_settled(faulty, max_size=1)
+        assert_unavailable(info.value)
+
+
+@pytest.mark.parametrize(
+    "learns",
+    [
+        pytest.param("unnoticed", marks=pytest.mark.xfail(strict=True, reason=FIRST_CALL)),
+        pytest.param("half_noticed", marks=pytest.mark.xfail(strict=True, reason=FIRST_CALL)),
+        "noticed",
+    ],
+)
+async def test_idle_connection_killed__next_call_succeeds(proxy, admin, agent, customer, learns):
+    async with fault_store(proxy.dsn, admin, max_size=1) as (faulty, backends, closures):
+        (killed,) = await backends.pids()
+        proxy.hold()
+        await backends.kill(killed)
+        await proxy.wait_server_closed()
+        await client_learns(learns, proxy, closures)
+        releaser = asyncio.create_task(release_later(proxy))
+        try:
+            created = await faulty.workflow_executions.create(new_execution(agent, customer))
+        finally:
+            await releaser
+        assert (await faulty.workflow_executions.get(created.id)).id == created.id
+        assert await backend_pid(faulty) != killed
+
+
+@pytest.mark.parametrize("learns", LEARNS)
+async def test_idle_connection_killed__the_call_after_a_failed_one_succeeds(proxy, admin, agent, customer, learns):
+    """What the store guarantees today: at most the first call after the kill fails, always with a
+    StoreError (never a raw asyncpg exception), and the one after it succeeds with no caller action."""
+    async with fault_store(proxy.dsn, admin, max_size=1) as (faulty, backends, closures):
+        (killed,) = await backends.pids()
+        proxy.hold()
+        await backends.kill(killed)
+        await proxy.wait_server_closed()
+        await client_learns(learns, proxy, closures)
+        releaser = asyncio.create_task(release_later(proxy))
+        try:
+            await faulty.customers.count()
+        except StoreError:
+            pass
+        finally:
+            await releaser
+        await closures.wait(1)  # the socket close has reached the client, as it does at once without a proxy
+        before = await faulty.workflow_executions.count()
+        await faulty.workflow_executions.create(new_execution(agent, customer))
+        assert await faulty.workflow_executions.count() == before + 1
+        assert await backend_pid(faulty) != killed
+        await pool_settled(faulty, max_size=1)
+
+
+async def test_idle_connections_killed_all_at_once__the_pool_refills(clean_dsn, admin, agent, customer):
+    async with fault_store(clean_dsn, admin, min_size=3, max_size=3) as (faulty, backends, closures):
+        killed = await backends.pids()
+        assert len(killed) == 3
+        for pid in killed:
+            await backends.kill(pid)
+        await closures.wait(3)
+        rows = await asyncio.gather(*(
+            faulty.workflow_executions.create(new_execution(agent, customer)) for _ in range(6)
+        ))
+        assert len({row.id for row in rows}) == 6
+        assert not set(await backends.pids()) & set(killed)
+        await pool_settled(faulty, max_size=3)
+
+
+# -- a server restart ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def private_server() -> Any:
+    """An embedded PostgreSQL of this test's own, migrated, that the test may stop and start."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
+    except ImportError:
+        pytest.skip("pgserver (the `embedded` extra) is not installed: no private server to restart")
+    data_dir = Path(tempfile.mkdtemp(prefix="optiinfra-restart-"))
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    try:
+        migrations.apply(server.get_uri())
+        yield server
+    finally:
+        # pgserver's cleanup only knows the first postmaster's pid: stop a restarted one here
+        with contextlib.suppress(Exception):
+            stop_server(server)
+        with contextlib.suppress(Exception):
+            server.cleanup()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def stop_server(server: Any) -> None:
+    import pgserver
+
+    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
+
+
+def start_server(server: Any) -> None:
+    """Start it again on the same data directory and socket (pg_ctl start, the options pgserver used)."""
+    import pgserver
+
+    socket_dir = server.get_postmaster_info().socket_dir
+    pgserver.pg_ctl(
+        ["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(server.log), "start"],
+        pgdata=server.pgdata, user=server.system_user, timeout=30,
+    )
+
+
+async def test_server_restart__calls_fail_unavailable_during_the_outage_then_the_store_works_again(private_server):
+    dsn = private_server.get_uri()
+    async with Store.connect(dsn, min_size=2, max_size=4, acquire_timeout=10) as store:
+        customer = await store.customers.create(CustomerCreate(name="Restart Co", email="ops@restart.example"))
+        agent = await store.agents.create(AgentCreate(
+            type=AgentType.COST, name="Cost", version="1", status=AgentStatus.ACTIVE,
+        ))
+        before = await store.workflow_executions.create(new_execution(agent, customer))
+
+        # a transaction open when the server shuts down: its commit fails, its writes are gone
+        marker = uuid.uuid4().hex
+        with pytest.raises(StoreError) as info:
+            async with store.transaction() as tx:
+                await tx.workflow_executions.create(new_execution(agent, customer, metadata={"m": marker}))
+                await tx.workflow_executions.start(before.id)
+                await asyncio.to_thread(stop_server, private_server)
+        assert_unavailable(info.value)
+
+        for call in (
+            lambda: store.workflow_executions.get(before.id),
+            lambda: store.workflow_executions.create(new_execution(agent, customer)),
+            lambda: store.customers.count(),
+        ):
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                await call()
+            assert time.monotonic() - started < 5, "an outage is reported, not waited out"
+        with pytest.raises(StoreUnavailable):
+            async with store.transaction() as tx:
+                await tx.customers.count()
+
+        await asyncio.to_thread(start_server, private_server)
+        # the same Store, never reopened: the first call after the restart succeeds
+        again = await store.workflow_executions.get(before.id)
+        assert again.status == WorkflowStatus.PENDING  # the interrupted transaction left nothing
+        assert (await store.workflow_executions.list()).items == [again]
+        after = await store.workflow_executions.create(new_execution(agent, customer))
+        await store.workflow_executions.start(after.id)
+        async with store.transaction() as tx:
+            await tx.workflow_executions.start(before.id)
+        assert {e.id for e in (await store.workflow_executions.list()).items} == {before.id, after.id}
+        assert all(e.metadata.get("m") != marker for e in (await store.workflow_executions.list()).items)
+        await pool_settled(store, max_size=4)
+
+
+async def test_server_unreachable__transaction_raises_unavailable(proxy, admin):
+    async with fault_store(proxy.dsn, admin, max_size=1) as (faulty, backends, closures):
+        proxy.refuse()  # the server's address stops answering
+        await closures.wait(1)
+        with pytest.raises(StoreUnavailable):  # a repository call says so
+            await faulty.customers.count()
+        with pytest.raises(StoreUnavailable):
+            async with faulty.transaction() as tx:
+                await tx.customers.count()
+
+
+# -- timeouts --------------------------------------------------------------------------------------
+
+TIMEOUTS = [
+    pytest.param({"statement_timeout": 0.2}, id="statement_timeout"),
+    pytest.param({"command_timeout": 0.2}, id="command_timeout"),
+]
+
+
+@pytest.mark.parametrize("timeout", TIMEOUTS)
+async def test_timeout__a_call_blocked_on_a_row_lock_raises_store_timeout_and_changes_nothing(
+    store, clean_dsn, admin, agent, customer, timeout
+):
+    execution = await store.workflow_executions.create(new_execution(agent, customer))
+    locker = await asyncpg.connect(clean_dsn)
+    try:
+        async with fault_store(clean_dsn, admin, max_size=2, **timeout) as (faulty, backends, _):
+            await locker.execute("BEGIN")
+            await locker.execute("SELECT 1 FROM workflow_executions WHERE id = $1 FOR UPDATE", execution.id)
+            for _ in range(5):  # repeatedly, to show nothing piles up
+                started = time.monotonic()
+                with pytest.raises(StoreTimeout):
+                    await faulty.workflow_executions.start(execution.id)
+                assert time.monotonic() - started < 2
+            # the server-side statement was cancelled too: nothing of ours still waits on the lock
+            await eventually(lambda: _no_lock_waiters(backends), "the cancelled statements left the server")
+            await locker.execute("ROLLBACK")
+            await asyncio.sleep(0.2)
+            assert (await store.workflow_executions.get(execution.id)).status == WorkflowStatus.PENDING
+
+            started = await faulty.workflow_executions.start(execution.id)
+            assert started.status == WorkflowStatus.RUNNING
+            await pool_settled(faulty, max_size=2)
+            assert len(await backends.pids()) <= 2
+    finally:
+        await locker.close()
+
+
+async def _no_lock_waiters(backends: Backends) -> bool:
+    return not await backends.lock_waiters()
+
+
+@pytest.mark.parametrize("timeout", TIMEOUTS)
+async def test_timeout__inside_a_transaction_rolls_the_transaction_back(
+    store, clean_dsn, admin, agent, customer, timeout
+):
+    execution = await store.workflow_executions.create(new_execution(agent, customer))
+    locker = await asyncpg.connect(clean_dsn)
+    try:
+        async with fault_store(clean_dsn, admin, max_size=1, **timeout) as (faulty, _, _):
+            await locker.execute("BEGIN")
+            await locker.execute("SELECT 1 FROM workflow_executions WHERE id = $1 FOR UPDATE", execution.id)
+            marker = uuid.uuid4().hex
+            with pytest.raises(StoreTimeout):
+                async with faulty.transaction() as tx:
+                    await tx.workflow_executions.create(new_execution(agent, customer, metadata={"m": marker}))
+                    await tx.workflow_executions.start(execution.id)
+            await locker.execute("ROLLBACK")
+            assert await marked_executions(admin, marker) == 0
+            assert (await faulty.workflow_executions.start(execution.id)).status == WorkflowStatus.RUNNING
+            await pool_settled(faulty, max_size=1)
+    finally:
+        await locker.close()
+
+
+async def test_acquire_timeout__pool_exhausted_raises_store_timeout_then_recovers(admin, clean_dsn, agent, customer):
+    async with fault_store(clean_dsn, admin, min_size=1, max_size=1, acquire_timeout=0.2) as (faulty, backends, _):
+        async with faulty.transaction() as tx:  # holds the pool's only connection
+            await tx.workflow_executions.create(new_execution(agent, customer))
+            started = time.monotonic()
+            results = await asyncio.gather(
+                *(faulty.workflow_executions.count() for _ in range(5)), return_exceptions=True
+            )
+            assert time.monotonic() - started < 2
+            assert all(isinstance(r, StoreTimeout) for r in results), results
+            assert "no pooled connection" in str(results[0])
+            with pytest.raises(StoreTimeout):
+                async with faulty.transaction():
+                    pass
+        assert await faulty.workflow_executions.count() == 1
+        await pool_settled(faulty, max_size=1)
+        assert len(await backends.pids()) == 1
+
+
+# -- idempotent creates ----------------------------------------------------------------------------
+
+
+async def test_create__backend_killed_in_flight_then_retried_with_the_key_makes_one_row(
+    store, clean_dsn, admin, agent, customer
+):
+    locker = await asyncpg.connect(clean_dsn)
+    try:
+        async with fault_store(clean_dsn, admin) as (faulty, backends, _):
+            # the insert's foreign-key check needs a share lock on the agent row: hold it back there
+            await locker.execute("BEGIN")
+            await locker.execute("SELECT 1 FROM agents WHERE id = $1 FOR UPDATE", agent.id)
+            attempt = asyncio.create_task(
+                faulty.workflow_executions.create(new_execution(agent, customer, idempotency_key="run-1"))
+            )
+            await backends.kill(await backends.wait_lock_waiter())
+            with pytest.raises(StoreError) as info:
+                await attempt
+            assert_unavailable(info.value)
+            await locker.execute("ROLLBACK")
+            assert await store.workflow_executions.count() == 0  # the killed insert was rolled back
+
+            first = await faulty.workflow_executions.create(new_execution(agent, customer, idempotency_key="run-1"))
+            again = await faulty.workflow_executions.create(new_execution(agent, customer, idempotency_key="run-1"))
+            assert again.id == first.id
+            assert await store.workflow_executions.count() == 1
+    finally:
+        await locker.close()
+
+
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["single_call", "transaction"])
+async def test_create__reply_lost_after_commit_then_retried_with_the_key_returns_that_row(
+    store, proxy, admin, agent, customer, in_transaction
+):
+    other_agent = await store.agents.create(AgentCreate(
+        type=AgentType.PERFORMANCE, name="Perf", version="1", status=AgentStatus.ACTIVE,
+    ))
+    async with fault_store(proxy.dsn, admin, max_size=1) as (faulty, _, _):
+        request = new_execution(agent, customer, idempotency_key="run-7")
+        proxy.mode = "lose_reply"
+        with pytest.raises(StoreError) as info:
+            if in_transaction:
+                async with faulty.transaction() as tx:
+                    await tx.workflow_executions.create(request)
+            else:
+                await faulty.workflow_executions.create(request)
+        assert_unavailable(info.value)
+        assert proxy.replies_lost == 1
+        # the write is durable although the caller never heard of it
+        committed = await admin.fetch(
+            "SELECT id FROM workflow_executions WHERE agent_id = $1 AND idempotency_key = 'run-7'", agent.id
+        )
+        assert len(committed) == 1
+
+        retried = await faulty.workflow_executions.create(request)
+        assert retried.id == committed[0]["id"]
+        assert retried.idempotency_key == "run-7" and retried.version == 1
+        assert await store.workflow_executions.count() == 1
+
+        theirs = await faulty.workflow_executions.create(new_execution(other_agent, customer, idempotency_key="run-7"))
+        assert theirs.id != retried.id
+        assert await store.workflow_executions.count() == 2
+
+
+@pytest.mark.parametrize("first_ends", ["commit", "rollback"])
+async def test_create__retry_while_the_first_attempt_is_uncommitted_waits_for_it(
+    store, clean_dsn, admin, agent, customer, first_ends
+):
+    async with fault_store(clean_dsn, admin, max_size=2) as (faulty, backends, _):
+        request = new_execution(agent, customer, idempotency_key="slow")
+        tx_context = faulty.transaction()
+        tx = await tx_context.__aenter__()
+        first = await tx.workflow_executions.create(request)
+        retry = asyncio.create_task(faulty.workflow_executions.create(request))
+        await backends.wait_lock_waiter()  # the retry waits on the first attempt's key
+        if first_ends == "commit":
+            await tx_context.__aexit__(None, None, None)
+        else:
+            with contextlib.suppress(RuntimeError):
+                await tx_context.__aexit__(RuntimeError, RuntimeError("abandon"), None)
+        retried = await retry
+        assert (retried.id == first.id) is (first_ends == "commit")
+        rows = await admin.fetch("SELECT id FROM workflow_executions WHERE idempotency_key = 'slow'")
+        assert [row["id"] for row in rows] == [retried.id]
+
+
+# -- optimistic concurrency ------------------------------------------------------------------------
+
+
+async def _race_two_writers(
+    faulty: Store,
+    backends: Backends,
+    read_version: Callable[[Any], Awaitable[int]],
+    write: Callable[[Any, str, int], Awaitable[Any]],
+    first_ends: str,
+) -> tuple[Any, BaseException | None]:
+    """Writers A and B each read version n in a transaction of their own; A writes first and holds
+    the row, B writes while A is open (and waits on A's row lock), then A commits, rolls back or
+    has its connection killed. Returns B's result and B's exception."""
+    a_context, b_context = faulty.transaction(), faulty.transaction()
+    a, b = await a_context.__aenter__(), await b_context.__aenter__()
+    n = await read_version(a)
+    assert await read_version(b) == n
+    await write(a, "A", n)
+    b_write = asyncio.create_task(write(b, "B", n))
+    await backends.wait_lock_waiter()
+    if first_ends == "commit":
+        await a_context.__aexit__(None, None, None)
+    elif first_ends == "rollback":
+        with contextlib.suppress(RuntimeError):
+            await a_context.__aexit__(RuntimeError, RuntimeError("abandon"), None)
+    else:
+        a_pid = await a.connection.fetchval("SELECT pg_backend_pid()")
+        await backends.kill(a_pid)
+        with contextlib.suppress(StoreError, RuntimeError):
+            await a_context.__aexit__(RuntimeError, RuntimeError("killed"), None)
+    try:
+        result = await b_write
+    except StoreError as exc:
+        with contextlib.suppress(StoreError):
+            await b_context.__aexit__(type(exc), exc, None)
+        return None, exc
+    await b_context.__aexit__(None, None, None)
+    return result, None
+
+
+@pytest.mark.parametrize("first_ends", ["commit", "rollback", "killed"])
+async def test_execution_update__two_writers_of_one_version_exactly_one_wins(
+    store, clean_dsn, admin, agent, customer, first_ends
+):
+    execution = await store.workflow_executions.create(new_execution(agent, customer))
+    n = execution.version
+
+    async def read_version(tx) -> int:
+        return (await tx.workflow_executions.get(execution.id)).version
+
+    async def write(tx, writer: str, version: int):
+        return await tx.workflow_executions.update(
+            execution.id, WorkflowExecutionUpdate(metadata={"writer": writer}), expected_version=version
+        )
+
+    async with fault_store(clean_dsn, admin, max_size=2) as (faulty, backends, _):
+        b_result, b_error = await _race_two_writers(faulty, backends, read_version, write, first_ends)
+    final = await store.workflow_executions.get(execution.id)
+    assert final.version == n + 1
+    if first_ends == "commit":
+        assert isinstance(b_error, StaleVersion), b_error
+        assert (b_error.expected_version, b_error.current_version) == (n, n + 1)
+        assert final.metadata == {"writer": "A"}  # B changed nothing
+    else:
+        assert b_error is None and b_result.version == n + 1
+        assert final.metadata == {"writer": "B"}
+
+
+@pytest.mark.parametrize("first_ends", ["commit", "rollback", "killed"])
+async def test_agent_state_upsert__two_writers_of_one_version_exactly_one_wins(
+    store, clean_dsn, admin, agent, first_ends
+):
+    state = await store.agent_states.upsert(AgentStateUpsert(agent_id=agent.id, workflow_data={"writer": None}))
+    n = state.version
+
+    async def read_version(tx) -> int:
+        return (await tx.agent_states.get_for_agent(agent.id)).version
+
+    async def write(tx, writer: str, version: int):
+        return await tx.agent_states.upsert(
+            AgentStateUpsert(agent_id=agent.id, status=AgentStatusDetail.BUSY, workflow_data={"writer": writer}),
+            expected_version=version,
+        )
+
+    async with fault_store(clean_dsn, admin, max_size=2) as (faulty, backends, _):
+        b_result, b_error = await _race_two_writers(faulty, backends, read_version, write, first_ends)
+    final = await store.agent_states.get_for_agent(agent.id)
+    assert final.version == n + 1
+    if first_ends == "commit":
+        assert isinstance(b_error, StaleVersion), b_error
+        assert (b_error.expected_version, b_error.current_version) == (n, n + 1)
+        assert final.workflow_data == {"writer": "A"}
+    else:
+        assert b_error is None and b_result.version == n + 1
+        assert final.workflow_data == {"writer": "B"}
