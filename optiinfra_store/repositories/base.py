@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from functools import cache
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
@@ -179,24 +179,36 @@ class Repository(Generic[R]):
         self, sql: str, id: UUID, requested: str, *args: Any
     ) -> R:
         """Run a conditional UPDATE; when it matches nothing, tell NotFound from InvalidTransition."""
-        row = await self._fetchrow(sql, id, *args)
+        async def status() -> Any:
+            return await self._fetchval(self._q.get_status, id)
+
+        row, current = await self._apply(sql, id, args, status)
         if row is not None:
-            return self._one(row)
-        current = await self._fetchval(self._q.get_status, id)
-        # A competitor may have moved the row between the UPDATE and the read: until the status
-        # holds still across a retried UPDATE, try again, so a refusal names the status that refused it.
-        for _ in range(_REFUSAL_RETRIES):
-            if current is None:
-                raise NotFound(self.entity, id)
-            row = await self._fetchrow(sql, id, *args)
-            if row is not None:
-                return self._one(row)
-            seen, current = current, await self._fetchval(self._q.get_status, id)
-            if current == seen:
-                break
+            return row
         if current is None:
             raise NotFound(self.entity, id)
         raise InvalidTransition(self.entity, id, current, requested)
+
+    async def _apply(
+        self, sql: str, id: UUID, args: Sequence[Any], read: Callable[[], Awaitable[Any]]
+    ) -> tuple[R | None, Any]:
+        """Run a conditional UPDATE: (the row, None), or (None, what `read` says refused it; None if
+        the row is gone). A competitor may move the row between the UPDATE and the read, so until
+        that state holds still across a retried UPDATE, try again: a refusal names what refused it."""
+        row = await self._fetchrow(sql, id, *args)
+        if row is not None:
+            return self._one(row), None
+        current = await read()
+        for _ in range(_REFUSAL_RETRIES):
+            if current is None:
+                break
+            row = await self._fetchrow(sql, id, *args)
+            if row is not None:
+                return self._one(row), None
+            seen, current = current, await read()
+            if current == seen:
+                break
+        return None, current
 
     # -- the methods every repository has --------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 from uuid import UUID
 
 from optiinfra_store.enums import StepStatus
@@ -95,13 +96,17 @@ class WorkflowSteps(Repository[WorkflowStep]):
         Raises RetriesExhausted when retry_count already equals max_retries, else
         NotFound or InvalidTransition."""
         key = as_uuid(id)
-        row = await self._fetchrow(self._q.retry, key, *audit(actor, reason))
+
+        async def retry_state() -> tuple[Any, ...] | None:
+            state = await self._fetchrow(self._q.get_retry_state, key)
+            return None if state is None or state["status"] is None else tuple(state)
+
+        row, state = await self._apply(self._q.retry, key, audit(actor, reason), retry_state)
         if row is not None:
-            return self._one(row)
-        state = await self._fetchrow(self._q.get_retry_state, key)
-        if state is None or state["status"] is None:
+            return row
+        if state is None:
             raise NotFound(self.entity, key)
-        status, retry_count, max_retries = state["status"], state["retry_count"], state["max_retries"]
+        status, retry_count, max_retries = state
         if status in _RETRYABLE and retry_count >= max_retries:
             raise RetriesExhausted(self.entity, key, status, retry_count, max_retries)
         raise InvalidTransition(self.entity, key, status, StepStatus.RETRYING)
