@@ -10,8 +10,6 @@ import pytest
 
 from optiinfra_store import Store
 from optiinfra_store.enums import (
-    AgentStatus,
-    AgentType,
     ArtifactType,
     EventSeverity,
     EventType,
@@ -20,7 +18,6 @@ from optiinfra_store.enums import (
 )
 from optiinfra_store.errors import AccessDenied, InvalidArgument, NotFound
 from optiinfra_store.records import (
-    AgentCreate,
     ApprovalCreate,
     CustomerCreate,
     CustomerUpdate,

@@ -1,0 +1,94 @@
+"""Command line: `python -m benchmarks [compare|scale|profile] [options]` (see --help)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import report, runner
+from benchmarks.database import admin_server, fresh_database
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="optiinfra_store vs raw asyncpg (same SQL) vs the SQLAlchemy ORM, on a database of its own.",
+    )
+    parser.add_argument("command", nargs="?", default="compare", choices=["compare", "scale", "profile"],
+                        help="compare the stacks (default); scale: history at 10k/100k/1M executions; "
+                             "profile: where the store's time goes on get()")
+    parser.add_argument("--dsn", help="a server to create the benchmark database on (default: "
+                                      "$OPTIINFRA_TEST_DSN, else an embedded server)")
+    parser.add_argument("--quick", action="store_true", help="compare: fewer rounds and smaller sizes (about a minute)")
+    parser.add_argument("--rounds", type=int, help="compare: rounds (default 5, quick 3)")
+    parser.add_argument("--json", metavar="PATH", help="compare / scale: also write the results as JSON")
+    parser.add_argument("--no-orm", action="store_true", help="compare: skip the ORM stack")
+    parser.add_argument("--sizes", default="10000,100000,1000000",
+                        help="scale: execution counts, comma-separated (default 10000,100000,1000000)")
+    parser.add_argument("--metrics-per-execution", type=int, default=10,
+                        help="scale: metric points generated per execution (default 10: 10M at 1M)")
+    parser.add_argument("--no-write", action="store_true",
+                        help="full compare, scale, profile: do not rewrite benchmarks/RESULTS.md and results/")
+    parser.add_argument("--calls", type=int, default=20_000, help="profile: get() calls (default 20000)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    began = time.perf_counter()
+    with admin_server(args.dsn) as (admin_dsn, origin):
+        print(f"PostgreSQL from {origin}", flush=True)
+        if args.command == "scale":
+            from benchmarks import scale
+
+            sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")]
+            scale.run(admin_dsn, sizes, metrics_per_execution=args.metrics_per_execution,
+                      json_path=args.json, write=not args.no_write)
+            return 0
+        with fresh_database(admin_dsn) as dsn:
+            if args.command == "profile":
+                from benchmarks import profile
+
+                asyncio.run(profile.run(dsn, args.calls, write=not args.no_write))
+                return 0
+            return _compare(args, dsn, began)
+
+
+def _compare(args: argparse.Namespace, dsn: str, began: float) -> int:
+    config = runner.QUICK if args.quick else runner.FULL
+    if args.rounds:
+        config = dataclasses.replace(config, rounds=args.rounds)
+    if args.no_orm or importlib.util.find_spec("sqlalchemy") is None:
+        if not args.no_orm:
+            print("sqlalchemy is not installed (pip install '.[bench]'): running without the ORM stack")
+        config = dataclasses.replace(config, stacks=("store", "raw"))
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - began:5.0f} s] {message}", flush=True)
+
+    machine = report.machine(dsn)  # before the run: the commit whose code is loaded
+    result = asyncio.run(runner.run(dsn, config, log=log))
+    document = report.build(result, config, machine, time.perf_counter() - began)
+    print()
+    print(report.describe(document))
+    print()
+    print(report.table(document))
+    print()
+    print(report.targets_table(document))
+    if args.json:
+        report.write_json(document, args.json)
+        print(f"\nwrote {args.json}")
+    if not args.quick and not args.no_write and args.rounds is None and config.stacks == runner.FULL.stacks:
+        results = Path(__file__).parent / "results"
+        report.write_json(document, results / "compare.json")
+        report.write_section(Path(__file__).parent / "RESULTS.md", "compare", report.markdown(document))
+        print(f"wrote {results / 'compare.json'} and the compare section of RESULTS.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Keeps benchmarks/ from rotting: every operation of every stack once, at tiny sizes.
+
+The store and raw asyncpg stacks need nothing beyond the test extra; the ORM stack needs
+sqlalchemy (the `bench` extra) and is skipped without it. Numbers are not checked, only that
+each operation ran, without errors, and that the report and the scale measurements render.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from benchmarks import generate, report, runner, scale
+
+
+def _assert_every_operation_ran(result: dict, stacks: tuple[str, ...]) -> None:
+    for op in runner.OPERATIONS:
+        for stack in stacks:
+            if runner.method_of(op, stack) is None:
+                continue
+            samples = result["samples"][op.name].get(stack)
+            assert samples, f"{op.name} did not run on {stack}"
+            assert all(s.units > 0 and s.errors == 0 for s in samples), (op.name, stack, samples)
+
+
+async def _run(dsn: str, stacks: tuple[str, ...]) -> dict:
+    config = dataclasses.replace(runner.TINY, stacks=stacks)
+    result = await runner.run(dsn, config, log=lambda message: None)
+    _assert_every_operation_ran(result, stacks)
+    document = report.build(result, config, report.machine(dsn), wall_seconds=0.0)
+    assert "get by id" in report.table(document)
+    return document
+
+
+async def test_compare__store_and_raw_run_every_operation(clean_dsn):
+    document = await _run(clean_dsn, ("store", "raw"))
+    assert "store/raw" in document["operations"]["get_execution"]["ratios"]
+
+
+async def test_compare__orm_runs_every_operation(clean_dsn):
+    pytest.importorskip("sqlalchemy")
+    await _run(clean_dsn, ("orm",))
+
+
+async def test_scale__generated_history_respects_the_schema_and_is_measured(clean_dsn):
+    history = scale.load_history(clean_dsn, executions=200, metrics=1_000)
+    assert history["rows"]["executions"] == 200
+    assert history["rows"]["steps"] == 1_000
+    assert history["rows"]["artifacts"] == 400
+    with generate.connect(clean_dsn) as conn:  # the transition triggers are on again
+        assert conn.execute(
+            """SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+                WHERE p.proname = 'optiinfra_record_transition' AND t.tgenabled = 'D'""").fetchone()[0] == 0
+    measured = await scale.measure(clean_dsn, 200)
+    assert set(scale.QUERIES) <= set(measured["timings"])
+    assert measured["timings"]["purge_executions"]["executions"] > 0
+    assert "Execution Time" in measured["plans"]["statistics"]
