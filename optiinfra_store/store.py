@@ -34,7 +34,7 @@ from optiinfra_store.repositories import (
 from optiinfra_store.repositories.base import Executor, as_optional_uuid, as_uuid
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-_loads = json.loads
+_loads = json.JSONDecoder().decode  # the server sends UTF-8 text: json.loads' sniffing is not needed
 
 
 SECRET_KEY_ENV = "OPTIINFRA_SECRET_KEY"
@@ -55,7 +55,8 @@ def _jsonb_encoder(limit: int) -> Callable[[Any], bytes]:
 
 
 def _decode_jsonb(data: bytes) -> Any:
-    return _loads(data[1:])
+    # binary jsonb is a version byte (1) followed by the JSON text
+    return _loads(str(data[1:], "utf-8"))
 
 
 def _encode_label(value: Any) -> bytes:

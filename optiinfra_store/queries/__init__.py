@@ -27,12 +27,11 @@ class Queries:
     def __init__(self, source: str, statements: Mapping[str, str]) -> None:
         self._source = source
         self._statements = MappingProxyType(dict(statements))
+        # plain instance attributes: a statement look-up is a dict hit on every call
+        self.__dict__.update(self._statements)
 
-    def __getattr__(self, name: str) -> str:
-        try:
-            return self._statements[name]
-        except KeyError:
-            raise AttributeError(f"{self._source} has no query named {name!r}") from None
+    def __getattr__(self, name: str) -> str:  # only called for a name that is not a statement
+        raise AttributeError(f"{self._source} has no query named {name!r}")
 
     def names(self) -> frozenset[str]:
         return frozenset(self._statements)
@@ -45,6 +44,8 @@ def parse(source: str, text: str) -> Queries:
     for name, body in zip(parts[1::2], parts[2::2]):
         if name in statements:
             raise ValueError(f"{source}: query {name!r} defined twice")
+        if name.startswith("_") or hasattr(Queries, name):
+            raise ValueError(f"{source}: {name!r} cannot name a query (it names an attribute of Queries)")
         sql = "\n".join(line for line in body.strip().splitlines() if not line.lstrip().startswith("--"))
         statements[name] = sql.strip().rstrip(";")
     return Queries(source, statements)

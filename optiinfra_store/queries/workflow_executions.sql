@@ -112,23 +112,24 @@ RETURNING id, agent_id, customer_id, workflow_type, status, started_at, complete
           input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 
 -- name: get_detail
--- An execution with its steps (by step_order) and artifacts, in one round trip.
+-- An execution with its steps (by step_order) and artifacts, in one round trip; the steps and
+-- artifacts as JSON text, which the records parse and validate in one pass.
 SELECT e.id, e.agent_id, e.customer_id, e.workflow_type, e.status, e.started_at, e.completed_at,
        e.input_data, e.output_data, e.error_details, e.metadata, e.idempotency_key, e.version,
        e.created_at, e.updated_at,
        coalesce((
-           SELECT jsonb_agg(s ORDER BY s.step_order)
+           SELECT json_agg(s ORDER BY s.step_order)
              FROM (SELECT id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
                           input_data, output_data, error_details, retry_count, max_retries, metadata,
                           created_at, updated_at
                      FROM workflow_steps WHERE workflow_execution_id = e.id) s
-       ), '[]') AS steps,
+       )::text, '[]') AS steps,
        coalesce((
-           SELECT jsonb_agg(a ORDER BY a.created_at, a.id)
+           SELECT json_agg(a ORDER BY a.created_at, a.id)
              FROM (SELECT id, workflow_execution_id, workflow_step_id, artifact_type, artifact_name,
                           artifact_path, artifact_size_bytes, content_type, metadata, created_at, updated_at
                      FROM workflow_artifacts WHERE workflow_execution_id = e.id) a
-       ), '[]') AS artifacts
+       )::text, '[]') AS artifacts
   FROM workflow_executions e
  WHERE e.id = $1;
 
@@ -270,10 +271,13 @@ SELECT k.start, k.start + b.width AS "end",
 
 -- name: performance
 -- Duration histogram, error patterns, slowest steps, retry hotspots and the figures the tips use, for executions created in [since, until) (default the last 30 days), as jsonb.
+-- The steps are read by execution id through their index (work in proportion to the window, not to
+-- the table); error details are kept only for failures, and the per-step figures come from one pass.
 WITH bounds AS (
     SELECT coalesce($4::timestamptz, now() - interval '30 days') AS since, coalesce($5::timestamptz, now()) AS until
 ), e AS MATERIALIZED (
-    SELECT x.id, x.status, x.error_details, coalesce(x.completed_at, x.updated_at) AS seen_at,
+    SELECT x.id, x.status, CASE WHEN x.status = 'failed' THEN x.error_details END AS error_details,
+           coalesce(x.completed_at, x.updated_at) AS seen_at,
            CASE WHEN x.status IN ('completed', 'failed', 'cancelled', 'timeout')
                 THEN extract(epoch FROM x.completed_at - x.started_at)::float8 END AS duration
       FROM workflow_executions x, bounds b
@@ -282,9 +286,19 @@ WITH bounds AS (
        AND ($3::text IS NULL OR x.workflow_type = $3::workflow_type)
        AND x.created_at >= b.since AND x.created_at < b.until
 ), s AS MATERIALIZED (
-    SELECT st.step_name, st.status, st.retry_count, st.error_details, coalesce(st.completed_at, st.updated_at) AS seen_at,
+    SELECT st.step_name, st.status, st.retry_count,
+           CASE WHEN st.status = 'failed' THEN st.error_details END AS error_details,
+           coalesce(st.completed_at, st.updated_at) AS seen_at,
            extract(epoch FROM st.completed_at - st.started_at)::float8 AS duration
-      FROM workflow_steps st JOIN e ON e.id = st.workflow_execution_id
+      FROM workflow_steps st
+     WHERE st.workflow_execution_id = ANY (ARRAY(SELECT id FROM e))
+), per_step AS MATERIALIZED (
+    SELECT step_name, count(*) AS steps, count(duration) AS timed, avg(duration) AS avg_seconds,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY duration) AS p95_seconds,
+           sum(retry_count) AS total_retries, count(*) FILTER (WHERE retry_count > 0) AS retried,
+           count(*) FILTER (WHERE status IN ('completed', 'failed')) AS runs,
+           count(*) FILTER (WHERE status = 'failed') AS failed
+      FROM s GROUP BY step_name
 ), errors AS (
     SELECT 'execution' AS source, coalesce(error_details->>'error_type', 'unspecified') AS error_type, seen_at,
            coalesce(error_details->>'error_message', error_details->>'error') AS message
@@ -313,21 +327,16 @@ SELECT (SELECT since FROM bounds) AS since, (SELECT until FROM bounds) AS until,
                        (array_agg(message ORDER BY seen_at DESC) FILTER (WHERE message IS NOT NULL))[1] AS sample_message
                   FROM errors GROUP BY source, error_type) p) AS error_patterns,
        (SELECT coalesce(jsonb_agg(t ORDER BY t.p95_seconds DESC, t.step_name), '[]')
-          FROM (SELECT step_name, count(*) AS count, avg(duration) AS avg_seconds,
-                       percentile_cont(0.95) WITHIN GROUP (ORDER BY duration) AS p95_seconds
-                  FROM s WHERE duration IS NOT NULL
-                 GROUP BY step_name
+          FROM (SELECT step_name, timed AS count, avg_seconds, p95_seconds
+                  FROM per_step WHERE timed > 0
                  ORDER BY p95_seconds DESC, step_name LIMIT 10) t) AS slowest_steps,
        (SELECT coalesce(jsonb_agg(r ORDER BY r.total_retries DESC, r.step_name), '[]')
-          FROM (SELECT step_name, count(*) AS steps, sum(retry_count) AS total_retries,
-                       (count(*) FILTER (WHERE retry_count > 0))::float8 / count(*) AS share_retried
-                  FROM s GROUP BY step_name HAVING sum(retry_count) > 0
+          FROM (SELECT step_name, steps, total_retries, retried::float8 / steps AS share_retried
+                  FROM per_step WHERE total_retries > 0
                  ORDER BY total_retries DESC, step_name LIMIT 10) r) AS retry_hotspots,
-       (SELECT coalesce(sum(retry_count), 0) FROM s) AS total_retries,
+       (SELECT coalesce(sum(total_retries), 0)::bigint FROM per_step) AS total_retries,
        (SELECT coalesce(jsonb_agg(f ORDER BY f.step_name), '[]')
-          FROM (SELECT step_name, count(*) FILTER (WHERE status IN ('completed', 'failed')) AS runs,
-                       count(*) FILTER (WHERE status = 'failed') AS failed
-                  FROM s GROUP BY step_name) f) AS step_failures;
+          FROM (SELECT step_name, runs, failed FROM per_step) f) AS step_failures;
 
 -- name: events_since
 -- Transitions written by transactions from $1 on (a txid), with the snapshot's xmin: every transaction

@@ -101,7 +101,7 @@ class AgentConfigs(Repository[AgentConfig]):
                 f"agent config {row['config_key']!r} of agent {row['agent_id']} is encrypted: "
                 "open the store with its secret key (OPTIINFRA_SECRET_KEY)"
             )
-        return AgentConfig.model_construct(**row)
+        return AgentConfig.from_row(row)
 
     def _many(self, rows: Any) -> list[AgentConfig]:
         return [self._one(row) for row in rows]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sized
 from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 from uuid import UUID
@@ -44,21 +44,26 @@ class AgentMetrics(Repository[AgentMetric]):
         """Record one metric point: the same as `create`."""
         return await self.create(data)
 
-    async def record_many(self, metrics: Sequence[AgentMetricCreate]) -> int:
+    async def record_many(self, metrics: Iterable[AgentMetricCreate | Mapping[str, Any]]) -> int:
         """Write many points with one binary COPY, all or none; returns how many were written.
 
-        Every input is validated before anything is sent; a missing collection_timestamp is the
-        client's now (one value for the batch). Raises MissingReference if any agent is unknown."""
-        validated = [AgentMetricCreate.model_validate(m) for m in metrics]
-        if not validated:
+        Each point is validated as the COPY streams it (the server inserts while the client checks
+        the next points); an invalid point raises pydantic's ValidationError and aborts the COPY,
+        so nothing is written. A missing collection_timestamp is the client's now (one value for
+        the batch). Takes any iterable, so a generator streams without a list in memory. Raises
+        MissingReference if any agent is unknown."""
+        if isinstance(metrics, Sized) and not len(metrics):
             return 0
         now = datetime.now(UTC)
-        records = [
-            (m.agent_id, m.metric_name, m.metric_type.value, m.metric_value, m.metric_unit,
-             m.collection_timestamp or now, m.metadata)
-            for m in validated
-        ]
-        status = await self._copy_records("agent_metrics", records, _COPY_COLUMNS)
+        validate = AgentMetricCreate.model_validate
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            for point in metrics:
+                m = validate(point)
+                yield (m.agent_id, m.metric_name, m.metric_type, m.metric_value, m.metric_unit,
+                       m.collection_timestamp or now, m.metadata)
+
+        status = await self._copy_records("agent_metrics", rows(), _COPY_COLUMNS)
         return int(status.split()[-1])
 
     async def list(
@@ -123,10 +128,10 @@ class AgentMetrics(Repository[AgentMetric]):
             if not isinstance(bucket, timedelta) or bucket <= timedelta(0):
                 raise InvalidArgument(f"bucket must be a positive timedelta, got {bucket!r}")
             rows = await self._fetch(self._q.aggregate_buckets, *args, bucket, start or _EPOCH)
-            return [MetricBucket.model_construct(**row) for row in rows]
+            return [MetricBucket.from_row(row) for row in rows]
         row = await self._fetchrow(self._q.aggregate, *args)
         assert row is not None  # an aggregate without GROUP BY returns one row
-        return MetricSummary.model_construct(**row)
+        return MetricSummary.from_row(row)
 
     async def latest(self, agent_id: UUID | str) -> dict[str, AgentMetric]:
         """The newest point of each of the agent's metric names, by name ({} if it has none)."""

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, ValidationError, create_model
 
 from optiinfra_store.errors import InvalidArgument, InvalidTransition, NotFound, StaleVersion, translate
 from optiinfra_store.executor import PoolExecutor
@@ -156,19 +156,28 @@ class Repository(Generic[R]):
             raise translate(exc) from exc
 
     async def _copy_records(self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]) -> str:
+        """COPY `records`, which may validate as they are iterated: their ValidationError aborts the
+        COPY and reaches the caller as it is. In a transaction the COPY runs under a savepoint, so
+        such an error leaves the transaction usable, as a refusal before any SQL would."""
+        db = self._db
         try:
-            return await self._db.copy_records_to_table(table, records=records, columns=list(columns))
+            if isinstance(db, asyncpg.Connection) and db.is_in_transaction():
+                async with db.transaction():
+                    return await db.copy_records_to_table(table, records=records, columns=list(columns))
+            return await db.copy_records_to_table(table, records=records, columns=list(columns))
+        except ValidationError:
+            raise
         except Exception as exc:
             raise translate(exc) from exc
 
     # -- records ---------------------------------------------------------------------------------
 
     def _one(self, row: asyncpg.Record) -> R:
-        return self.record_type.model_construct(**row)  # type: ignore[return-value]
+        return self.record_type.from_row(row)  # type: ignore[return-value]
 
     def _many(self, rows: Iterable[asyncpg.Record]) -> list[R]:
-        construct = self.record_type.model_construct
-        return [construct(**row) for row in rows]  # type: ignore[misc]
+        from_row = self.record_type.from_row
+        return [from_row(row) for row in rows]  # type: ignore[misc]
 
     def _found(self, row: asyncpg.Record | None, key: Any) -> R:
         if row is None:

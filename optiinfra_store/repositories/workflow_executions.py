@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from pydantic import TypeAdapter
+
 from optiinfra_store.enums import WorkflowStatus, WorkflowType
 from optiinfra_store.errors import AlreadyExists, InvalidArgument, NotFound
 from optiinfra_store.records import (
@@ -38,6 +40,9 @@ from optiinfra_store.repositories.base import (
     optional_aware,
     optional_object,
 )
+
+_STEPS = TypeAdapter(list[WorkflowStep])
+_ARTIFACTS = TypeAdapter(list[WorkflowArtifact])
 
 
 class WorkflowExecutions(Repository[WorkflowExecution]):
@@ -144,9 +149,9 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         if row is None:
             return self._found(row, key)  # raises NotFound
         values = dict(row)
-        values["steps"] = [WorkflowStep.model_validate(s) for s in values["steps"]]
-        values["artifacts"] = [WorkflowArtifact.model_validate(a) for a in values["artifacts"]]
-        return WorkflowExecutionDetail.model_construct(**values)
+        values["steps"] = _STEPS.validate_json(values["steps"])
+        values["artifacts"] = _ARTIFACTS.validate_json(values["artifacts"])
+        return WorkflowExecutionDetail.from_row(values)
 
     async def list(
         self,
@@ -190,7 +195,7 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         rows = await self._fetch(self._q.history, key)
         if not rows and await self._fetchval(self._q.get_status, key) is None:
             raise NotFound(self.entity, key)
-        return [WorkflowTransition.model_construct(**row) for row in rows]
+        return [WorkflowTransition.from_row(row) for row in rows]
 
     async def list_active(self) -> list[WorkflowExecution]:
         """Every pending and running execution, oldest first."""
@@ -322,7 +327,7 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         if dry_run:
             row = await self._fetchrow(self._q.purge_count, cutoff, finished)
             assert row is not None  # aggregates without GROUP BY return one row
-            return PurgeReport.model_construct(**row)
+            return PurgeReport.from_row(row)
         totals = dict.fromkeys(PurgeReport.model_fields, 0)
         while True:
             row = await self._fetchrow(self._q.purge_batch, cutoff, finished, batch_size)

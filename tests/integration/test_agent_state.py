@@ -605,6 +605,38 @@ async def test_metrics__record_many_bad_row_writes_nothing(store, agent):
     assert await store.agent_metrics.list() == []
 
 
+async def test_metrics__record_many_invalid_point_after_the_first_chunk_writes_nothing(store, agent):
+    # points are validated as the COPY streams them: by point 30,000 the server has long been
+    # sent (and has inserted) the first ones, and the whole COPY must still come to nothing
+    def points():
+        for i in range(40_000):
+            value = float("nan") if i == 30_000 else float(i)
+            yield {"agent_id": agent.id, "metric_name": "m", "metric_value": value}
+
+    with pytest.raises(ValidationError, match="metric_value"):
+        await store.agent_metrics.record_many(points())
+    assert await store.agent_metrics.count() == 0
+    # the pool's connection is back and usable; a generator streams the same as a list
+    written = await store.agent_metrics.record_many(
+        {"agent_id": agent.id, "metric_name": "m", "metric_value": float(i)} for i in range(10)
+    )
+    assert written == 10 and await store.agent_metrics.count() == 10
+
+
+async def test_metrics__record_many_invalid_point_leaves_the_transaction_usable(store, agent):
+    async with store.transaction() as tx:
+        await tx.agent_metrics.record({"agent_id": agent.id, "metric_name": "before", "metric_value": 1.0})
+        with pytest.raises(ValidationError):
+            await tx.agent_metrics.record_many([
+                *({"agent_id": agent.id, "metric_name": "m", "metric_value": float(i)} for i in range(20_000)),
+                {"agent_id": agent.id, "metric_name": "m", "metric_value": "not a number"},
+            ])
+        assert await tx.agent_metrics.record_many([
+            {"agent_id": agent.id, "metric_name": "after", "metric_value": 2.0},
+        ]) == 1
+    assert sorted(m.metric_name for m in await store.agent_metrics.list()) == ["after", "before"]
+
+
 async def test_metrics__nan_is_refused_before_sql(store, agent):
     with pytest.raises(ValidationError):
         AgentMetricCreate(agent_id=agent.id, metric_name="m", metric_value=float("nan"))

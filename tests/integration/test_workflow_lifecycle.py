@@ -267,22 +267,46 @@ async def test_update__writes_only_given_fields(store, agent, customer):
 
 async def test_get_detail__one_round_trip_with_steps_and_artifacts(store, agent, customer):
     execution = await new_execution(store, agent, customer, WorkflowStatus.RUNNING)
+    payload = {"model": "llama-3-70b ✓", "ratio": 0.1, "big": 2**62, "nested": [{"a": None}, True]}
     steps = await store.workflow_steps.create_many([
-        WorkflowStepCreate(workflow_execution_id=execution.id, step_name=f"s{i}", step_order=i)
-        for i in (1, 2)
+        WorkflowStepCreate(workflow_execution_id=execution.id, step_name=f"s{i}", step_order=i,
+                           input_data=payload, metadata={"i": i})
+        for i in (2, 1)
     ])
-    await store.workflow_artifacts.create(WorkflowArtifactCreate(
+    await store.workflow_steps.start(steps[1].id)
+    artifact = await store.workflow_artifacts.create(WorkflowArtifactCreate(
         workflow_execution_id=execution.id, workflow_step_id=steps[1].id, artifact_type=ArtifactType.LOG,
-        artifact_name="log", artifact_path="s3://log", artifact_size_bytes=10,
+        artifact_name="log", artifact_path="s3://log", artifact_size_bytes=10, metadata=payload,
     ))
     detail = await store.workflow_executions.get_detail(execution.id)
     assert detail.id == execution.id
-    assert [s.id for s in detail.steps] == [s.id for s in steps]
-    assert detail.steps[0] == await store.workflow_steps.get(steps[0].id)
+    assert detail.model_dump(exclude={"steps", "artifacts"}) == execution.model_dump()
+    # the steps by step_order, each equal to the step read alone (types, timestamps, JSON)
+    assert detail.steps == [await store.workflow_steps.get(s.id) for s in reversed(steps)]
+    assert detail.steps[0].status is StepStatus.RUNNING and detail.steps[0].input_data == payload
+    assert detail.artifacts == [artifact]
     assert detail.artifacts[0].workflow_step_id == steps[1].id
     assert detail.artifacts[0].artifact_type is ArtifactType.LOG
     with pytest.raises(NotFound):
         await store.workflow_executions.get_detail(uuid.uuid4())
+
+
+async def test_ids__time_ordered_version_7(store, agent, customer):
+    # ids of the tables that grow sort in creation order, so rows written together sit together
+    # in every index on their ids (see migration 0009)
+    executions = [await new_execution(store, agent, customer) for _ in range(5)]
+    steps = await store.workflow_steps.create_many([
+        WorkflowStepCreate(workflow_execution_id=executions[0].id, step_name=f"s{i}", step_order=i)
+        for i in range(1, 4)
+    ])
+    for rows in (executions, steps):
+        assert all(r.id.version == 7 and r.id.variant == uuid.RFC_4122 for r in rows)
+        # the first 48 bits are the creation time in ms (rows of the same ms order at random)
+        millis = [r.id.int >> 80 for r in rows]
+        assert millis == sorted(millis)
+        for row, ms in zip(rows, millis):
+            assert abs(datetime.fromtimestamp(ms / 1000, UTC) - row.created_at) < timedelta(seconds=5)
+    assert len({r.id for r in executions + steps}) == 8
 
 
 async def test_artifact__step_of_another_execution_refused(store, agent, customer):

@@ -230,7 +230,11 @@ def test_columns__timestamps_have_time_zone_and_ids_are_generated_uuids(seeded_d
     assert timestamps and all(c[2] == "timestamp with time zone" for c in timestamps)
     ids = {c[0]: c for c in columns if c[1] == "id" and c[0] != "workflow_transitions"}
     assert set(ids) == TABLES - {"workflow_transitions"}  # the audit trail is keyed by a bigint identity
-    assert all(c[3] == "uuid" and c[5] == "gen_random_uuid()" for c in ids.values())
+    assert all(c[3] == "uuid" for c in ids.values())
+    time_ordered = {"events", "agent_metrics", "workflow_executions", "workflow_steps", "workflow_artifacts"}
+    assert {t: c[5] for t, c in ids.items()} == {
+        t: "optiinfra_uuid7()" if t in time_ordered else "gen_random_uuid()" for t in ids
+    }
     for table in TABLES - {"workflow_transitions"}:
         assert (table, "created_at") in {(c[0], c[1]) for c in columns}
         assert (table, "updated_at") in {(c[0], c[1]) for c in columns}

@@ -30,6 +30,12 @@ def test_parse__duplicate_name_refused():
         parse("x.sql", "-- name: one\nSELECT 1;\n-- name: one\nSELECT 2;")
 
 
+def test_parse__name_that_would_shadow_an_attribute_refused():
+    for name in ("names", "_source"):
+        with pytest.raises(ValueError, match="cannot name a query"):
+            parse("x.sql", f"-- name: {name}\nSELECT 1;")
+
+
 def test_every_query_file_belongs_to_a_repository():
     tables = {repo.table for repo in REPOSITORIES}
     assert {p.stem for p in QUERY_DIR.glob("*.sql")} == tables
