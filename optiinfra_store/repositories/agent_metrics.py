@@ -50,8 +50,9 @@ class AgentMetrics(Repository[AgentMetric]):
         Each point is validated as the COPY streams it (the server inserts while the client checks
         the next points); an invalid point raises pydantic's ValidationError and aborts the COPY,
         so nothing is written. A missing collection_timestamp is the client's now (one value for
-        the batch). Takes any iterable, so a generator streams without a list in memory. Raises
-        MissingReference if any agent is unknown."""
+        the batch). Takes any iterable, so a generator streams without a list in memory; but a
+        generator is used up by a failed call, so pass a list if you retry (after StoreUnavailable,
+        say). Raises MissingReference if any agent is unknown."""
         if isinstance(metrics, Sized) and not len(metrics):
             return 0
         now = datetime.now(UTC)

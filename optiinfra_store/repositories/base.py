@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import base64
 from functools import cache
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import BaseModel, create_model
 
 from optiinfra_store.errors import InvalidArgument, InvalidTransition, NotFound, StaleVersion, translate
 from optiinfra_store.executor import PoolExecutor
@@ -156,18 +156,33 @@ class Repository(Generic[R]):
             raise translate(exc) from exc
 
     async def _copy_records(self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]) -> str:
-        """COPY `records`, which may validate as they are iterated: their ValidationError aborts the
-        COPY and reaches the caller as it is. In a transaction the COPY runs under a savepoint, so
-        such an error leaves the transaction usable, as a refusal before any SQL would."""
+        """COPY `records`, which may validate as they are iterated: whatever iterating them raises
+        (a ValidationError, the caller's own error) aborts the COPY, which writes nothing, and
+        reaches the caller as it is. In a transaction the COPY runs under a savepoint, so when it
+        fails the transaction goes on without it, as if it had been refused before any SQL."""
+        raised: list[BaseException] = []
+
+        def rows() -> Iterator[Sequence[Any]]:
+            iterator = iter(records)
+            while True:
+                try:
+                    row = next(iterator)
+                except StopIteration:
+                    return
+                except BaseException as exc:
+                    raised.append(exc)
+                    raise
+                yield row
+
         db = self._db
         try:
             if isinstance(db, asyncpg.Connection) and db.is_in_transaction():
                 async with db.transaction():
-                    return await db.copy_records_to_table(table, records=records, columns=list(columns))
-            return await db.copy_records_to_table(table, records=records, columns=list(columns))
-        except ValidationError:
-            raise
+                    return await db.copy_records_to_table(table, records=rows(), columns=list(columns))
+            return await db.copy_records_to_table(table, records=rows(), columns=list(columns))
         except Exception as exc:
+            if raised and exc is raised[0]:
+                raise
             raise translate(exc) from exc
 
     # -- records ---------------------------------------------------------------------------------

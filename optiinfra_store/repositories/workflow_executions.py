@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from optiinfra_store.enums import WorkflowStatus, WorkflowType
 from optiinfra_store.errors import AlreadyExists, InvalidArgument, NotFound
@@ -43,6 +44,16 @@ from optiinfra_store.repositories.base import (
 
 _STEPS = TypeAdapter(list[WorkflowStep])
 _ARTIFACTS = TypeAdapter(list[WorkflowArtifact])
+
+
+def _children(records: TypeAdapter, text: str) -> list:
+    """Parse and validate the JSON array of an execution's steps or artifacts in one pass.
+    pydantic's parser stops near 200 levels of nesting, and documents up to JSON_MAX_DEPTH are
+    stored: those go through the json module first."""
+    try:
+        return records.validate_json(text)
+    except ValidationError:
+        return records.validate_python(json.loads(text))
 
 
 class WorkflowExecutions(Repository[WorkflowExecution]):
@@ -149,8 +160,8 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         if row is None:
             return self._found(row, key)  # raises NotFound
         values = dict(row)
-        values["steps"] = _STEPS.validate_json(values["steps"])
-        values["artifacts"] = _ARTIFACTS.validate_json(values["artifacts"])
+        values["steps"] = _children(_STEPS, values["steps"])
+        values["artifacts"] = _children(_ARTIFACTS, values["artifacts"])
         return WorkflowExecutionDetail.from_row(values)
 
     async def list(

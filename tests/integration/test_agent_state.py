@@ -616,6 +616,14 @@ async def test_metrics__record_many_invalid_point_after_the_first_chunk_writes_n
     with pytest.raises(ValidationError, match="metric_value"):
         await store.agent_metrics.record_many(points())
     assert await store.agent_metrics.count() == 0
+    # an error of the caller's own iterable reaches the caller as it is, and writes nothing
+    def broken():
+        yield {"agent_id": agent.id, "metric_name": "m", "metric_value": 1.0}
+        raise KeyError("the caller's bug")
+
+    with pytest.raises(KeyError, match="the caller's bug"):
+        await store.agent_metrics.record_many(broken())
+    assert await store.agent_metrics.count() == 0
     # the pool's connection is back and usable; a generator streams the same as a list
     written = await store.agent_metrics.record_many(
         {"agent_id": agent.id, "metric_name": "m", "metric_value": float(i)} for i in range(10)

@@ -871,6 +871,30 @@ async def test_json_fields__edge_documents_read_back_equal(store):
         assert same((await store.customers.get(customer.id)).metadata, document)
 
 
+async def test_json_fields__edge_documents_read_back_equal_through_get_detail(store, world):
+    """get_detail parses its steps and artifacts with another JSON parser than the other reads."""
+    documents = [
+        nested(JSON_MAX_DEPTH), {"big": 10**4299, "tiny": 5e-324, "max": 1.7976931348623157e308},
+        {"\u202e\ufeff\U0010ffff": "e\u0301\U0001f44d", "quote'\"\\": "\\u0000"},
+    ]
+    execution = await store.workflow_executions.create(WorkflowExecutionCreate(
+        agent_id=world.agent.id, customer_id=world.customer.id, workflow_type=WorkflowType.COST_ANALYSIS,
+    ))
+    for i, document in enumerate(documents, start=1):
+        step = await store.workflow_steps.create(WorkflowStepCreate(
+            workflow_execution_id=execution.id, step_name=f"s{i}", step_order=i, input_data=document,
+        ))
+        await store.workflow_artifacts.create(WorkflowArtifactCreate(
+            workflow_execution_id=execution.id, workflow_step_id=step.id, artifact_type=ArtifactType.LOG,
+            artifact_name=f"a{i}", artifact_path="s3://a", metadata=document,
+        ))
+    detail = await store.workflow_executions.get_detail(execution.id)
+    assert [s.step_order for s in detail.steps] == [1, 2, 3]
+    assert [a.artifact_name for a in detail.artifacts] == ["a1", "a2", "a3"]
+    for document, step, artifact in zip(documents, detail.steps, detail.artifacts):
+        assert same(step.input_data, document) and same(artifact.metadata, document)
+
+
 @pytest.mark.parametrize("instant", [
     datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
 ])
