@@ -54,6 +54,23 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: f
         await asyncio.sleep(0.02)
 
 
+LOCK_EXECUTION = "SELECT 1 FROM workflow_executions WHERE id = $1 FOR UPDATE"
+LOCK_AGENT = "SELECT 1 FROM agents WHERE id = $1 FOR UPDATE"
+
+
+@contextlib.asynccontextmanager
+async def row_locked(dsn: str, lock: str, id: uuid.UUID) -> AsyncIterator[Callable[[], Awaitable[Any]]]:
+    """Another session holds a row lock (`lock`, one of the LOCK_* statements) until the block
+    ends or it calls the yielded release()."""
+    locker = await asyncpg.connect(dsn)
+    try:
+        await locker.execute("BEGIN")
+        await locker.execute(lock, id)
+        yield lambda: locker.execute("ROLLBACK")
+    finally:
+        await locker.close()
+
+
 class Backends:
     """Finds, kills and watches the server backends of one application_name, from a connection of
     its own (an asyncpg admin connection: never one of the store's)."""
@@ -354,11 +371,8 @@ async def test_transaction__backend_killed_mid_statement_raises_unavailable_and_
     store, clean_dsn, admin, agent, customer
 ):
     held = await store.workflow_executions.create(new_execution(agent, customer))
-    locker = await asyncpg.connect(clean_dsn)
-    try:
-        async with fault_store(clean_dsn, admin) as (faulty, backends, _):
-            await locker.execute("BEGIN")
-            await locker.execute("SELECT 1 FROM workflow_executions WHERE id = $1 FOR UPDATE", held.id)
+    async with fault_store(clean_dsn, admin) as (faulty, backends, _):
+        async with row_locked(clean_dsn, LOCK_EXECUTION, held.id) as release:
             with pytest.raises(StoreError) as info:
                 async with faulty.transaction() as tx:
                     mine = await tx.workflow_executions.create(new_execution(agent, customer))
@@ -377,7 +391,7 @@ async def test_transaction__backend_killed_mid_statement_raises_unavailable_and_
                     finally:
                         await killer
             assert_unavailable(info.value)
-            await locker.execute("ROLLBACK")
+            await release()
 
             assert await admin.fetchval("SELECT count(*) FROM workflow_executions WHERE id = $1", mine.id) == 0
             assert await admin.fetchval(
@@ -387,8 +401,6 @@ async def test_transaction__backend_killed_mid_statement_raises_unavailable_and_
             assert started.status == WorkflowStatus.RUNNING
             assert await backend_pid(faulty) != killed
             await pool_settled(faulty, max_size=2)
-    finally:
-        await locker.close()
 
 
 @pytest.mark.parametrize("learns", LEARNS)
@@ -620,11 +632,8 @@ async def test_timeout__a_call_blocked_on_a_row_lock_raises_store_timeout_and_ch
     store, clean_dsn, admin, agent, customer, timeout
 ):
     execution = await store.workflow_executions.create(new_execution(agent, customer))
-    locker = await asyncpg.connect(clean_dsn)
-    try:
-        async with fault_store(clean_dsn, admin, max_size=2, **timeout) as (faulty, backends, _):
-            await locker.execute("BEGIN")
-            await locker.execute("SELECT 1 FROM workflow_executions WHERE id = $1 FOR UPDATE", execution.id)
+    async with fault_store(clean_dsn, admin, max_size=2, **timeout) as (faulty, backends, _):
+        async with row_locked(clean_dsn, LOCK_EXECUTION, execution.id) as release:
             for _ in range(5):  # repeatedly, to show nothing piles up
                 started = time.monotonic()
                 with pytest.raises(StoreTimeout):
@@ -632,7 +641,7 @@ async def test_timeout__a_call_blocked_on_a_row_lock_raises_store_timeout_and_ch
                 assert time.monotonic() - started < 2
             # the server-side statement was cancelled too: nothing of ours still waits on the lock
             await eventually(lambda: _no_lock_waiters(backends), "the cancelled statements left the server")
-            await locker.execute("ROLLBACK")
+            await release()
             await asyncio.sleep(0.2)
             assert (await store.workflow_executions.get(execution.id)).status == WorkflowStatus.PENDING
 
@@ -640,8 +649,6 @@ async def test_timeout__a_call_blocked_on_a_row_lock_raises_store_timeout_and_ch
             assert started.status == WorkflowStatus.RUNNING
             await pool_settled(faulty, max_size=2)
             assert len(await backends.pids()) <= 2
-    finally:
-        await locker.close()
 
 
 async def _no_lock_waiters(backends: Backends) -> bool:
@@ -653,22 +660,17 @@ async def test_timeout__inside_a_transaction_rolls_the_transaction_back(
     store, clean_dsn, admin, agent, customer, timeout
 ):
     execution = await store.workflow_executions.create(new_execution(agent, customer))
-    locker = await asyncpg.connect(clean_dsn)
-    try:
-        async with fault_store(clean_dsn, admin, max_size=1, **timeout) as (faulty, _, _):
-            await locker.execute("BEGIN")
-            await locker.execute("SELECT 1 FROM workflow_executions WHERE id = $1 FOR UPDATE", execution.id)
+    async with fault_store(clean_dsn, admin, max_size=1, **timeout) as (faulty, _, _):
+        async with row_locked(clean_dsn, LOCK_EXECUTION, execution.id) as release:
             marker = uuid.uuid4().hex
             with pytest.raises(StoreTimeout):
                 async with faulty.transaction() as tx:
                     await tx.workflow_executions.create(new_execution(agent, customer, metadata={"m": marker}))
                     await tx.workflow_executions.start(execution.id)
-            await locker.execute("ROLLBACK")
+            await release()
             assert await marked_executions(admin, marker) == 0
             assert (await faulty.workflow_executions.start(execution.id)).status == WorkflowStatus.RUNNING
             await pool_settled(faulty, max_size=1)
-    finally:
-        await locker.close()
 
 
 async def test_acquire_timeout__pool_exhausted_raises_store_timeout_then_recovers(admin, clean_dsn, agent, customer):
@@ -696,12 +698,9 @@ async def test_acquire_timeout__pool_exhausted_raises_store_timeout_then_recover
 async def test_create__backend_killed_in_flight_then_retried_with_the_key_makes_one_row(
     store, clean_dsn, admin, agent, customer
 ):
-    locker = await asyncpg.connect(clean_dsn)
-    try:
-        async with fault_store(clean_dsn, admin) as (faulty, backends, _):
-            # the insert's foreign-key check needs a share lock on the agent row: hold it back there
-            await locker.execute("BEGIN")
-            await locker.execute("SELECT 1 FROM agents WHERE id = $1 FOR UPDATE", agent.id)
+    async with fault_store(clean_dsn, admin) as (faulty, backends, _):
+        # the insert's foreign-key check needs a share lock on the agent row: hold it back there
+        async with row_locked(clean_dsn, LOCK_AGENT, agent.id) as release:
             attempt = asyncio.create_task(
                 faulty.workflow_executions.create(new_execution(agent, customer, idempotency_key="run-1"))
             )
@@ -709,15 +708,13 @@ async def test_create__backend_killed_in_flight_then_retried_with_the_key_makes_
             with pytest.raises(StoreError) as info:
                 await attempt
             assert_unavailable(info.value)
-            await locker.execute("ROLLBACK")
+            await release()
             assert await store.workflow_executions.count() == 0  # the killed insert was rolled back
 
             first = await faulty.workflow_executions.create(new_execution(agent, customer, idempotency_key="run-1"))
             again = await faulty.workflow_executions.create(new_execution(agent, customer, idempotency_key="run-1"))
             assert again.id == first.id
             assert await store.workflow_executions.count() == 1
-    finally:
-        await locker.close()
 
 
 @pytest.mark.parametrize("in_transaction", [False, True], ids=["single_call", "transaction"])
