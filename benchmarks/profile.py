@@ -3,7 +3,7 @@
 1. Per-call cost of get, get_detail, a page of 50, create and record_many through the store and
    through raw asyncpg (same statements, codecs, pool), interleaved in chunks; medians.
 2. cProfile of `calls` store.workflow_executions.get() calls, by own time.
-3. The pieces, timed alone: record construction (model_construct), JSONB decoding, enum labels,
+3. The pieces, timed alone: record construction (Record.from_row), JSONB decoding, enum labels,
    id checks (as_uuid), statement look-up, pool acquire (with its timeout), input validation and
    error mapping.
 
@@ -63,7 +63,8 @@ async def components(store: StoreStack, raw: RawStack, ids: list, detail_id: Any
     from optiinfra_store.enums import WorkflowStatus
     from optiinfra_store.errors import translate
     from optiinfra_store.queries import load
-    from optiinfra_store.records import AgentMetricCreate, WorkflowArtifact, WorkflowExecution, WorkflowStep
+    from optiinfra_store.records import AgentMetricCreate, WorkflowExecution
+    from optiinfra_store.repositories.workflow_executions import _ARTIFACTS, _STEPS, _children
     from optiinfra_store.records import WorkflowExecutionCreate
     from optiinfra_store.repositories.base import as_uuid
     from optiinfra_store.store import _decode_jsonb, _label_decoder
@@ -93,7 +94,9 @@ async def components(store: StoreStack, raw: RawStack, ids: list, detail_id: Any
 
     pool_of_store = store.store.pool
     out = {
-        f"record construction: WorkflowExecution.model_construct(**row), {len(row)} columns":
+        f"record construction: WorkflowExecution.from_row(row), {len(row)} columns (the store's)":
+            _micro(lambda: WorkflowExecution.from_row(row)),
+        "record construction: WorkflowExecution.model_construct(**row), for comparison":
             _micro(lambda: WorkflowExecution.model_construct(**row)),
         "record construction: dict(row) alone": _micro(lambda: dict(row)),
         "JSONB decode of one small document (a row has 4 jsonb columns)": _micro(lambda: _decode_jsonb(doc)),
@@ -108,9 +111,8 @@ async def components(store: StoreStack, raw: RawStack, ids: list, detail_id: Any
             input_data={"analysis_period": "last_30_days"}), 5_000),
         "input validation: AgentMetricCreate (one record_many point)": _micro(
             lambda: AgentMetricCreate.model_validate(point), 5_000),
-        "get_detail: validate 5 steps + 3 artifacts from JSON": _micro(lambda: (
-            [WorkflowStep.model_validate(s) for s in detail["steps"]],
-            [WorkflowArtifact.model_validate(a) for a in detail["artifacts"]]), 2_000),
+        "get_detail: parse and validate 5 steps + 3 artifacts from JSON text": _micro(lambda: (
+            _children(_STEPS, detail["steps"]), _children(_ARTIFACTS, detail["artifacts"])), 2_000),
     }
     if executor is not None:
         pool_calls = await _per_call(acquire_pool, 20_000)

@@ -228,12 +228,18 @@ def _print_size(result: dict[str, Any]) -> None:
         print(f"  {LABELS[name]:<36} {t[name]['seconds']:9.2f} s")
 
 
-def plot(document: dict[str, Any], path: Path) -> None:
+BEFORE = RESULTS / "scale_before.json"
+"""The scale run before time-ordered ids (migration 0009), drawn dashed in the purge plot."""
+
+
+def plot(document: dict[str, Any], path: Path, before_path: Path = BEFORE,
+         before_label: str = "random ids (before 0009)") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    before = json.loads(before_path.read_text(encoding="utf-8")) if before_path.exists() else None
     sizes = [r["executions"] for r in document["sizes"]]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
     for name in QUERIES:
@@ -244,7 +250,12 @@ def plot(document: dict[str, Any], path: Path) -> None:
     left.legend(fontsize=8)
     left.grid(True, which="both", alpha=0.3)
     for name in ("purge_executions", "purge_metrics"):
-        right.plot(sizes, [r["timings"][name]["seconds"] for r in document["sizes"]], marker="o", label=LABELS[name])
+        line, = right.plot(sizes, [r["timings"][name]["seconds"] for r in document["sizes"]], marker="o",
+                           label=LABELS[name])
+        if before is not None:  # an earlier run kept for comparison, dashed in the same colour
+            right.plot([r["executions"] for r in before["sizes"]],
+                       [r["timings"][name]["seconds"] for r in before["sizes"]],
+                       marker="x", linestyle="--", color=line.get_color(), label=f"{LABELS[name]}, {before_label}")
     right.set(xscale="log", yscale="log", xlabel="executions", ylabel="seconds", title="Retention: purge the oldest 10%")
     right.legend(fontsize=8)
     right.grid(True, which="both", alpha=0.3)
