@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cache
-from collections.abc import Mapping
 from typing import Annotated, Any, Generic, Self, TypeVar
 
 from pydantic import (
@@ -185,8 +185,9 @@ class Record(BaseModel):
     def from_row(cls, row: Mapping[str, Any]) -> Self:
         """The record of a row this package's own SQL returned: its columns are exactly the
         record's fields, already of their types (the connection's codecs made them), so nothing
-        is checked or converted (a row with other columns goes through `model_construct`). `model_construct` does the same and also looks up defaults and
-        extra keys field by field, which costs 3-4x more per row."""
+        is checked or converted. `model_construct` does the same but looks up defaults and extra
+        keys field by field, which costs 2-4x more per row; a row with other columns than the
+        record's fields goes through it."""
         values = dict(row)
         names = _field_names(cls)
         if len(values) != len(names):  # not a whole row: let pydantic fill in defaults
