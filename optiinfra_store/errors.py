@@ -46,7 +46,8 @@ class DocumentTooLarge(InvalidArgument):
 
 
 class AccessDenied(StoreError):
-    """The write would put a row outside the customer this store is confined to."""
+    """The write would put a row outside the customer this store is confined to, or the database
+    role may not do it at all (the application role deleting a shared agent)."""
 
 
 class MigrationError(StoreError):
@@ -181,14 +182,16 @@ def translate(exc: BaseException) -> StoreError:
         if detail:
             message = f"{message}: {detail}"
         return cls(message, constraint=constraint)
-    if isinstance(exc, asyncpg.InsufficientPrivilegeError) and "row-level security" in str(exc):
-        return AccessDenied(f"not this customer's to write: {exc}")
+    if isinstance(exc, asyncpg.InsufficientPrivilegeError):
+        if "row-level security" in str(exc):
+            return AccessDenied(f"not this customer's to write: {exc}")
+        return AccessDenied(f"this database role may not do that: {exc}")
     if isinstance(exc, asyncpg.ExternalRoutineInvocationError) and "Wrong key" in str(exc):
         return SecretKeyError(f"cannot decrypt a sensitive value: the secret key is not the one it was encrypted with ({exc})")
     if isinstance(exc, asyncpg.UndefinedFunctionError) and "pgp_sym_" in str(exc):
         return ConfigurationError(
-            "a secret key is set but this server has no pgcrypto: install PostgreSQL's contrib "
-            f"modules and run `optiinfra-store migrate`, or unset the key ({exc})"
+            "a secret key is set but this database has no pgcrypto: install PostgreSQL's contrib "
+            f"modules and run `CREATE EXTENSION pgcrypto` in it as a superuser, or unset the key ({exc})"
         )
     if isinstance(exc, asyncpg.QueryCanceledError):
         return StoreTimeout(f"statement cancelled: {exc}")

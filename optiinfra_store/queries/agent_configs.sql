@@ -7,6 +7,7 @@ RETURNING id, agent_id, config_key, config_value, config_type, description, is_s
 
 -- name: upsert
 -- Set a key: insert it, or replace its value and type; a new description replaces the old, sensitivity is sticky.
+-- An entry stored encrypted is left alone and nothing is returned: overwriting it needs the key.
 INSERT INTO agent_configs (agent_id, config_key, config_type, config_value, description, is_sensitive)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (agent_id, config_key) DO UPDATE
@@ -14,6 +15,7 @@ ON CONFLICT (agent_id, config_key) DO UPDATE
        config_type = EXCLUDED.config_type,
        description = coalesce(EXCLUDED.description, agent_configs.description),
        is_sensitive = agent_configs.is_sensitive OR EXCLUDED.is_sensitive
+ WHERE agent_configs.config_secret IS NULL
 RETURNING id, agent_id, config_key, config_value, config_type, description, is_sensitive,
           config_secret IS NOT NULL AS is_encrypted, created_at, updated_at;
 

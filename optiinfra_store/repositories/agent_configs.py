@@ -108,6 +108,10 @@ class AgentConfigs(Repository[AgentConfig]):
 
     async def _write(self, plain: str, encrypted: str, data: AgentConfigCreate) -> AgentConfig:
         args = insert_args(data)
+        refused = SecretKeyError(
+            f"agent config {data.config_key!r} of agent {data.agent_id} is stored encrypted: "
+            "overwriting it needs the secret key (OPTIINFRA_SECRET_KEY)"
+        )
         try:
             if self._key is None:
                 row = await self._fetchrow(plain, *args)
@@ -116,11 +120,9 @@ class AgentConfigs(Repository[AgentConfig]):
         except ConstraintViolation as exc:
             if exc.constraint != "agent_configs_value_or_secret_check":
                 raise
-            raise SecretKeyError(
-                f"agent config {data.config_key!r} of agent {data.agent_id} is stored encrypted: "
-                "overwriting it needs the secret key (OPTIINFRA_SECRET_KEY)"
-            ) from exc
-        assert row is not None
+            raise refused from None  # the server's detail would quote the value
+        if row is None:  # the plain upsert leaves an encrypted entry alone
+            raise refused
         return self._one(row)
 
     async def create(self, data: AgentConfigCreate) -> AgentConfig:

@@ -69,11 +69,21 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         Raises MissingReference for an unknown agent or customer, AlreadyExists if the key was
         used for an execution of another customer or workflow type."""
         data = WorkflowExecutionCreate.model_validate(data)
-        row = await self._fetchrow(self._q.insert, *insert_args(data))
-        if row is not None:
-            return self._one(row)
-        # the key was used before: return that row, if it is the same request
-        first = self._one(await self._fetchrow(self._q.get_by_idempotency_key, data.agent_id, data.idempotency_key))
+        for _ in range(2):  # a second time if the first row went between the two statements
+            row = await self._fetchrow(self._q.insert, *insert_args(data))
+            if row is not None:
+                return self._one(row)
+            # the key was used before: return that row, if it is the same request
+            found = await self._fetchrow(self._q.get_by_idempotency_key, data.agent_id, data.idempotency_key)
+            if found is not None:
+                break
+        else:  # the key's row exists but this store cannot see it: another customer's
+            raise AlreadyExists(
+                f"idempotency key {data.idempotency_key!r} of agent {data.agent_id} was used for "
+                "another customer's execution",
+                constraint="workflow_executions_agent_id_idempotency_key_key",
+            )
+        first = self._one(found)
         if (first.customer_id, first.workflow_type) != (data.customer_id, data.workflow_type):
             raise AlreadyExists(
                 f"idempotency key {data.idempotency_key!r} of agent {data.agent_id} was used for "

@@ -6,10 +6,13 @@
 -- customer's rows. Without the setting the role sees no customer's rows at all.
 -- depends: 0006_versions_and_idempotency
 
--- Roles belong to the whole server: create it once, whichever database gets there first.
+-- Roles belong to the whole server: create it once, whichever database gets there first (and
+-- not at all where an administrator made it already, so a migrating role without CREATEROLE works).
 DO $$
 BEGIN
-    CREATE ROLE optiinfra_app NOLOGIN;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'optiinfra_app') THEN
+        CREATE ROLE optiinfra_app NOLOGIN;
+    END IF;
 EXCEPTION WHEN duplicate_object OR unique_violation THEN
     NULL;
 END;
@@ -17,10 +20,14 @@ $$;
 
 GRANT USAGE ON SCHEMA public TO optiinfra_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON
-    customers, agents, events, recommendations, approvals, optimizations,
+    customers, events, recommendations, approvals, optimizations,
     agent_configs, agent_states, agent_capabilities, agent_metrics,
     workflow_executions, workflow_steps, workflow_artifacts
     TO optiinfra_app;
+-- Agents are shared by every customer: deleting one cascades into every customer's executions and
+-- recommendations, and cascades run as the table owner, past row-level security. So agents are
+-- registered and updated by the application role and deleted only by the owner.
+GRANT SELECT, INSERT, UPDATE ON agents TO optiinfra_app;
 -- the audit trail is append-only; its rows are written by the transition trigger as the caller
 GRANT SELECT, INSERT ON workflow_transitions TO optiinfra_app;
 

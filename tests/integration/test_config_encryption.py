@@ -68,8 +68,11 @@ async def test_without_the_key__reading_or_overwriting_is_a_clear_error(keyed, s
         await store.agent_configs.get_value(agent.id, "api_key")
     with pytest.raises(SecretKeyError):
         await store.agent_configs.list(agent.id)
-    with pytest.raises(SecretKeyError, match="overwriting it needs the secret key"):
+    with pytest.raises(SecretKeyError, match="overwriting it needs the secret key") as info:
         await store.agent_configs.set(agent.id, "api_key", "plaintext now")
+    # refused before the server saw a failing row (whose detail would quote the value)
+    assert info.value.__cause__ is None and info.value.__context__ is None
+    assert "plaintext now" not in str(info.value)
     assert stored(clean_dsn, config.id) == before
 
 

@@ -16,7 +16,7 @@ from optiinfra_store.enums import (
     RecommendationType,
     WorkflowType,
 )
-from optiinfra_store.errors import AccessDenied, InvalidArgument, NotFound
+from optiinfra_store.errors import AccessDenied, AlreadyExists, InvalidArgument, NotFound
 from optiinfra_store.records import (
     ApprovalCreate,
     CustomerCreate,
@@ -182,6 +182,32 @@ async def test_writing_into_another_customer__access_denied(app_store, store, te
         ))
     for name, count in counts.items():
         assert await getattr(store, name).count() == count
+
+
+async def test_shared_agent__cannot_be_deleted_by_the_application_role(app_store, store, tenants):
+    # a deletion would cascade into every customer's executions, past row-level security
+    mine, theirs = tenants
+    acme = app_store.for_customer(mine.customer.id)
+    with pytest.raises(AccessDenied, match="agents"):
+        await acme.agents.delete(theirs.execution.agent_id)
+    with pytest.raises(AccessDenied):
+        await app_store.agents.delete(theirs.execution.agent_id)
+    assert await store.workflow_executions.get(theirs.execution.id) == theirs.execution
+    assert await store.recommendations.get(theirs.recommendation.id) == theirs.recommendation
+
+
+async def test_idempotency_key__of_another_customer_is_already_exists_not_a_crash(app_store, store, tenants):
+    mine, theirs = tenants
+    keyed = WorkflowExecutionCreate(
+        agent_id=theirs.execution.agent_id, customer_id=theirs.customer.id,
+        workflow_type=WorkflowType.COST_ANALYSIS, idempotency_key="run-7",
+    )
+    first = await store.workflow_executions.create(keyed)
+    acme = app_store.for_customer(mine.customer.id)
+    with pytest.raises(AlreadyExists, match="another customer"):
+        await acme.workflow_executions.create(keyed.model_copy(update={"customer_id": mine.customer.id}))
+    assert await store.workflow_executions.count() == 3  # two tenants' executions and `first`
+    assert (await store.workflow_executions.get(first.id)).customer_id == theirs.customer.id
 
 
 async def test_lists__never_include_other_customers(app_store, tenants):
