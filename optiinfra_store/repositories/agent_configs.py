@@ -108,21 +108,15 @@ class AgentConfigs(Repository[AgentConfig]):
 
     async def _write(self, plain: str, encrypted: str, data: AgentConfigCreate) -> AgentConfig:
         args = insert_args(data)
-        refused = SecretKeyError(
-            f"agent config {data.config_key!r} of agent {data.agent_id} is stored encrypted: "
-            "overwriting it needs the secret key (OPTIINFRA_SECRET_KEY)"
-        )
-        try:
-            if self._key is None:
-                row = await self._fetchrow(plain, *args)
-            else:
-                row = await self._fetchrow(encrypted, *args, self._key)
-        except ConstraintViolation as exc:
-            if exc.constraint != "agent_configs_value_or_secret_check":
-                raise
-            raise refused from None  # the server's detail would quote the value
-        if row is None:  # the plain upsert leaves an encrypted entry alone
-            raise refused
+        if self._key is None:
+            row = await self._fetchrow(plain, *args)
+        else:
+            row = await self._fetchrow(encrypted, *args, self._key)
+        if row is None:  # the plain upsert leaves an encrypted entry alone, before any value is written
+            raise SecretKeyError(
+                f"agent config {data.config_key!r} of agent {data.agent_id} is stored encrypted: "
+                "overwriting it needs the secret key (OPTIINFRA_SECRET_KEY)"
+            )
         return self._one(row)
 
     async def create(self, data: AgentConfigCreate) -> AgentConfig:
