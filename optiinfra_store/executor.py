@@ -5,16 +5,62 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import asynccontextmanager, suppress
+from typing import Any, NoReturn
 from uuid import UUID
 
 import asyncpg
 
-from optiinfra_store.errors import StoreTimeout
+from optiinfra_store.errors import ConfigurationError, StoreTimeout
 
-BIND_CUSTOMER = "SELECT set_config('optiinfra.customer_id', $1::text, true)"
-"""Confine the current transaction to one customer: the row-level security policies read it."""
+CONFINE = "SELECT optiinfra_confine($1)"
+"""Confine the current transaction to one customer: take on `optiinfra_tenant`, whatever role the
+connection logged in as, and bind the customer the row-level security policies read (migration
+0010). Both are transaction-local, so nothing of it stays on a pooled connection."""
+
+CONFINE_SESSION = "SELECT optiinfra_confine($1, false)"
+"""The same for the whole session of a connection of the store's own (workflow_events)."""
+
+
+def begin_confined(customer_id: UUID) -> str:
+    """BEGIN and CONFINE in one round trip (a simple-protocol query, which takes no parameters).
+    The customer is written as the 32 hexadecimal digits of a UUID made anew from its 16 bytes, so
+    nothing a caller passes can reach the statement's text."""
+    digits = UUID(bytes=customer_id.bytes).hex
+    return "BEGIN; SELECT optiinfra_confine('" + digits + "')"
+
+
+def raise_confinement_error(exc: Exception, conn: asyncpg.Connection) -> NoReturn:
+    """Raise what a refused confinement means: a ConfigurationError naming the fix, else `exc`."""
+    role = getattr(conn.get_settings(), "session_authorization", None)
+    error = _confinement_error(exc, role)
+    if error is exc:
+        raise exc
+    raise error from exc
+
+
+def _confinement_error(exc: Exception, role: str | None) -> Exception:
+    sqlstate = getattr(exc, "sqlstate", None)
+    who = f"the role the pool logs in as ({role})" if role else "the role the pool logs in as"
+    if sqlstate == "42501" and "optiinfra_tenant" in str(exc):
+        return ConfigurationError(
+            f"{who} cannot take on optiinfra_tenant, so calls confined to a customer cannot run: "
+            f"GRANT optiinfra_tenant TO {role or '<that role>'} (as an administrator). ({exc})"
+        )
+    if sqlstate == "OI001":
+        return ConfigurationError(f"confinement cannot hold: {exc} ({getattr(exc, 'hint', '')})")
+    if sqlstate in ("42883", "22023"):  # no optiinfra_confine(), no optiinfra_tenant role
+        return ConfigurationError(
+            f"this database cannot confine calls to a customer ({exc}): run `optiinfra-store migrate`"
+        )
+    return exc
+
+
+async def _roll_back(conn: asyncpg.Connection) -> None:
+    """End a failed confined transaction; a broken connection is left to the pool to replace."""
+    with suppress(Exception):
+        if conn.is_in_transaction():
+            await conn.execute("ROLLBACK")
 
 
 class PoolExecutor:
@@ -71,22 +117,33 @@ class PoolExecutor:
 
 
 class CustomerExecutor(PoolExecutor):
-    """Like PoolExecutor, but each statement runs in a transaction bound to one customer, so the
-    database's row-level security shows and accepts only that customer's rows."""
+    """Like PoolExecutor, but each statement runs in a transaction confined to one customer
+    (`optiinfra_tenant` and the customer, see CONFINE), so the database shows and accepts only that
+    customer's rows, whatever role the pool logs in as. Three round trips: BEGIN with the
+    confinement, the statement, COMMIT."""
 
-    __slots__ = ("customer_id",)
+    __slots__ = ("customer_id", "_begin")
 
     def __init__(self, pool: asyncpg.Pool, acquire_timeout: float | None, customer_id: UUID) -> None:
         super().__init__(pool, acquire_timeout)
         self.customer_id = customer_id
+        self._begin = begin_confined(customer_id)
 
     @asynccontextmanager
     async def _confined(self) -> AsyncIterator[asyncpg.Connection]:
         conn = await self.acquire()
         try:
-            async with conn.transaction():
-                await conn.execute(BIND_CUSTOMER, str(self.customer_id))
+            try:
+                await conn.execute(self._begin)
+            except Exception as exc:
+                await _roll_back(conn)
+                raise_confinement_error(exc, conn)
+            try:
                 yield conn
+            except BaseException:
+                await _roll_back(conn)
+                raise
+            await conn.execute("COMMIT")
         finally:
             await self.pool.release(conn)
 

@@ -13,9 +13,11 @@ import asyncpg
 
 from optiinfra_store.dsn import resolve_dsn
 from optiinfra_store.enums import DATABASE_ENUMS
-from optiinfra_store.errors import ConfigurationError, DocumentTooLarge, InvalidArgument, translate
+from optiinfra_store.errors import AccessDenied, ConfigurationError, DocumentTooLarge, InvalidArgument, translate
 from optiinfra_store.events import WorkflowEvents
-from optiinfra_store.executor import BIND_CUSTOMER, CustomerExecutor, PoolExecutor
+from optiinfra_store.executor import (
+    CONFINE, CONFINE_SESSION, CustomerExecutor, PoolExecutor, raise_confinement_error,
+)
 from optiinfra_store.repositories import (
     AgentCapabilities,
     AgentConfigs,
@@ -102,37 +104,53 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 class Repositories:
-    """The 13 repositories, bound to one executor (the pool, or one connection in a transaction)."""
+    """The 13 repositories, bound to one executor (the pool, or one connection in a transaction),
+    optionally confined to one customer."""
 
-    def __init__(self, executor: Executor, secret_key: str | None = None) -> None:
+    def __init__(self, executor: Executor, secret_key: str | None = None, customer_id: UUID | None = None) -> None:
         self._secret_key = secret_key
-        self.customers = Customers(executor)
-        self.agents = Agents(executor)
-        self.events = Events(executor)
-        self.recommendations = Recommendations(executor)
-        self.approvals = Approvals(executor)
-        self.optimizations = Optimizations(executor)
-        self.agent_configs = AgentConfigs(executor, secret_key)
-        self.agent_states = AgentStates(executor)
-        self.agent_capabilities = AgentCapabilities(executor)
-        self.agent_metrics = AgentMetrics(executor)
-        self.workflow_executions = WorkflowExecutions(executor)
-        self.workflow_steps = WorkflowSteps(executor)
-        self.workflow_artifacts = WorkflowArtifacts(executor)
+        self.customer_id = customer_id
+        """The customer these repositories are confined to (None: not confined)."""
+        self.customers = Customers(executor, customer_id)
+        self.agents = Agents(executor, customer_id)
+        self.events = Events(executor, customer_id)
+        self.recommendations = Recommendations(executor, customer_id)
+        self.approvals = Approvals(executor, customer_id)
+        self.optimizations = Optimizations(executor, customer_id)
+        self.agent_configs = AgentConfigs(executor, customer_id, secret_key)
+        self.agent_states = AgentStates(executor, customer_id)
+        self.agent_capabilities = AgentCapabilities(executor, customer_id)
+        self.agent_metrics = AgentMetrics(executor, customer_id)
+        self.workflow_executions = WorkflowExecutions(executor, customer_id)
+        self.workflow_steps = WorkflowSteps(executor, customer_id)
+        self.workflow_artifacts = WorkflowArtifacts(executor, customer_id)
 
 
 class Transaction(Repositories):
     """The repositories bound to one connection inside a transaction."""
 
-    def __init__(self, connection: asyncpg.Connection, secret_key: str | None = None) -> None:
-        super().__init__(connection, secret_key)
-        self.connection = connection
+    def __init__(
+        self, connection: asyncpg.Connection, secret_key: str | None = None, customer_id: UUID | None = None
+    ) -> None:
+        super().__init__(connection, secret_key, customer_id)
+        self._connection = connection
+
+    @property
+    def connection(self) -> asyncpg.Connection:
+        """The transaction's asyncpg connection, for statements of your own. Not given out when the
+        transaction is confined to a customer: one `RESET ROLE` or `set_config` on it would undo
+        the confinement, which holds only for the statements the store issues."""
+        if self.customer_id is not None:
+            raise AccessDenied(
+                f"a transaction confined to customer {self.customer_id} does not give out its connection"
+            )
+        return self._connection
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """A nested transaction (a savepoint): rolled back alone if its block raises."""
         try:
-            savepoint = self.connection.transaction()
+            savepoint = self._connection.transaction()
             await savepoint.start()
         except Exception as exc:
             raise translate(exc) from exc
@@ -172,10 +190,8 @@ class Store(Repositories):
             PoolExecutor(pool, acquire_timeout) if customer_id is None
             else CustomerExecutor(pool, acquire_timeout, customer_id)
         )
-        super().__init__(executor, secret_key)
+        super().__init__(executor, secret_key, customer_id)
         self.pool = pool
-        self.customer_id = customer_id
-        """The customer this store is confined to (None: not confined)."""
         self._executor = executor
         self._dsn = dsn
         self._owns_pool = owns_pool
@@ -249,10 +265,11 @@ class Store(Repositories):
 
     def for_customer(self, customer_id: UUID | str) -> Store:
         """The same repositories, confined to one customer by the database: every call runs in a
-        transaction bound to `customer_id`, and row-level security shows only that customer's rows
-        (executions, steps, artifacts, events, recommendations, approvals, optimizations). Another
-        customer's row reads as NotFound; writing one raises AccessDenied. The confinement holds
-        when the pool's role is subject to row-level security (`optiinfra_app`; see the README).
+        transaction that takes on the role `optiinfra_tenant` and binds `customer_id`, whatever
+        role the pool logs in as, and row-level security shows only that customer's rows. Another
+        customer's row reads as NotFound; writing one raises AccessDenied, and so does a change to
+        what every customer shares (see the README's table). If the pool's role cannot take on
+        `optiinfra_tenant`, the first call raises ConfigurationError: it never runs unconfined.
         Shares this store's pool: closing it does nothing."""
         return type(self)(
             self.pool, self._dsn, acquire_timeout=self._executor.acquire_timeout,
@@ -279,14 +296,24 @@ class Store(Repositories):
             transaction = connection.transaction()
             try:
                 await transaction.start()
-                if self.customer_id is not None:
-                    await connection.execute(BIND_CUSTOMER, str(self.customer_id))
             except Exception as exc:
                 with suppress(Exception):
                     await transaction.rollback()
                 raise translate(exc) from exc
+            if self.customer_id is not None:
+                try:
+                    await connection.execute(CONFINE, self.customer_id)
+                except Exception as exc:
+                    with suppress(Exception):
+                        await transaction.rollback()
+                    try:
+                        raise_confinement_error(exc, connection)
+                    except ConfigurationError:
+                        raise
+                    except Exception as error:
+                        raise translate(error) from error
             try:
-                yield Transaction(connection, self._secret_key)
+                yield Transaction(connection, self._secret_key, self.customer_id)
             except BaseException:
                 with suppress(Exception):  # a broken connection: the caller's error matters more
                     await transaction.rollback()
@@ -323,11 +350,20 @@ class Store(Repositories):
             if customer not in (None, self.customer_id):
                 raise InvalidArgument(f"this store is confined to customer {self.customer_id}")
             customer = self.customer_id
-            settings["optiinfra.customer_id"] = str(customer)
+        confined_to = self.customer_id
 
         async def connect() -> asyncpg.Connection:
             conn = await asyncpg.connect(dsn, server_settings=settings)
-            await init_connection(conn)
+            try:
+                await init_connection(conn)
+                if confined_to is not None:  # a connection of its own: confined for its session
+                    try:
+                        await conn.execute(CONFINE_SESSION, confined_to)
+                    except Exception as exc:
+                        raise_confinement_error(exc, conn)
+            except BaseException:
+                await conn.close()
+                raise
             return conn
 
         stream = WorkflowEvents(

@@ -7,7 +7,9 @@ from uuid import UUID
 
 from optiinfra_store.errors import InvalidArgument
 from optiinfra_store.records import AgentCapability, AgentCapabilityCreate, AgentCapabilityUpdate
-from optiinfra_store.repositories.base import Repository, as_optional_uuid, as_uuid, check_limit, optional_object, optional_text
+from optiinfra_store.repositories.base import (
+    Repository, as_optional_uuid, as_uuid, check_limit, optional_object, optional_text, platform,
+)
 
 
 class AgentCapabilities(Repository[AgentCapability]):
@@ -15,15 +17,20 @@ class AgentCapabilities(Repository[AgentCapability]):
     entity = "agent capability"
     record_type = AgentCapability
 
+    delete = platform(Repository.delete)
+
+    @platform
     async def create(self, data: AgentCapabilityCreate) -> AgentCapability:
         """Insert a capability version. Raises MissingReference for an unknown agent, AlreadyExists
         (agent_capabilities_agent_id_name_version_key) for a name and version the agent has."""
         return await self._insert(AgentCapabilityCreate.model_validate(data))
 
+    @platform
     async def update(self, id: UUID | str, data: AgentCapabilityUpdate) -> AgentCapability:
         """Write the fields set in `data`. Raises NotFound."""
         return await self._update(id, AgentCapabilityUpdate.model_validate(data))
 
+    @platform
     async def set_enabled(self, id: UUID | str, enabled: bool) -> AgentCapability:
         """Enable or disable. Raises NotFound."""
         key = as_uuid(id)
@@ -31,6 +38,7 @@ class AgentCapabilities(Repository[AgentCapability]):
             raise InvalidArgument(f"enabled must be a bool, got {type(enabled).__name__}")
         return self._found(await self._fetchrow(self._q.set_enabled, key, enabled), key)
 
+    @platform
     async def update_parameters(self, id: UUID | str, parameters: dict[str, Any]) -> AgentCapability:
         """Replace the parameters. Raises NotFound."""
         key = as_uuid(id)

@@ -12,6 +12,7 @@ from optiinfra_store.enums import ConfigType
 from optiinfra_store.errors import ConstraintViolation, InvalidArgument, NotFound, SecretKeyError
 from optiinfra_store.records import AgentConfig, AgentConfigCreate
 from optiinfra_store.repositories.base import (
+    platform,
     Executor, Repository, as_optional_uuid, as_uuid, check_limit, enum_value, insert_args, text,
 )
 
@@ -91,8 +92,10 @@ class AgentConfigs(Repository[AgentConfig]):
     entity = "agent config"
     record_type = AgentConfig
 
-    def __init__(self, executor: Executor, secret_key: str | None = None) -> None:
-        super().__init__(executor)
+    delete = platform(Repository.delete)
+
+    def __init__(self, executor: Executor, customer_id: UUID | None = None, secret_key: str | None = None) -> None:
+        super().__init__(executor, customer_id)
         self._key = secret_key
 
     def _one(self, row: Any) -> AgentConfig:
@@ -119,11 +122,13 @@ class AgentConfigs(Repository[AgentConfig]):
             )
         return self._one(row)
 
+    @platform
     async def create(self, data: AgentConfigCreate) -> AgentConfig:
         """Insert an entry. Raises MissingReference for an unknown agent, AlreadyExists
         (agent_configs_agent_id_config_key_key) for a key the agent already has: use `set`."""
         return await self._write(self._q.insert, self._q.insert_encrypted, AgentConfigCreate.model_validate(data))
 
+    @platform
     async def set(
         self,
         agent_id: UUID | str,
@@ -185,6 +190,7 @@ class AgentConfigs(Repository[AgentConfig]):
             return self._many(await self._fetch(self._q.list, *args))
         return self._many(await self._fetch(self._q.list_encrypted, *args, self._key))
 
+    @platform
     async def rotate_key(self, new_key: str) -> int:
         """Encrypt every sensitive value under `new_key`: values encrypted under this store's key
         are re-encrypted, sensitive values kept as text are encrypted. One statement: all or

@@ -12,6 +12,7 @@ from optiinfra_store.enums import MetricType
 from optiinfra_store.errors import InvalidArgument
 from optiinfra_store.records import AgentMetric, AgentMetricCreate, MetricBucket, MetricSummary
 from optiinfra_store.repositories.base import (
+    platform,
     enum_value,
     Repository,
     as_optional_uuid,
@@ -34,6 +35,8 @@ class AgentMetrics(Repository[AgentMetric]):
     table = "agent_metrics"
     entity = "agent metric"
     record_type = AgentMetric
+
+    delete = platform(Repository.delete)
 
     async def create(self, data: AgentMetricCreate) -> AgentMetric:
         """Insert one metric point (collection_timestamp defaults to the database's now).
@@ -139,6 +142,7 @@ class AgentMetrics(Repository[AgentMetric]):
         rows = await self._fetch(self._q.latest, as_uuid(agent_id, "agent_id"))
         return {row["metric_name"]: self._one(row) for row in reversed(rows)}
 
+    @platform
     async def purge(
         self, before: datetime, *, batch_size: int = 10_000, dry_run: bool = False
     ) -> int:

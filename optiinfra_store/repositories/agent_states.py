@@ -6,9 +6,10 @@ from typing import Any
 from uuid import UUID
 
 from optiinfra_store.enums import AgentStatusDetail
-from optiinfra_store.errors import InvalidArgument
+from optiinfra_store.errors import InvalidArgument, MissingReference, NotFound
 from optiinfra_store.records import AgentState, AgentStateCreate, AgentStateUpsert
 from optiinfra_store.repositories.base import (
+    platform,
     enum_value,
     Repository,
     as_optional_uuid,
@@ -24,6 +25,8 @@ class AgentStates(Repository[AgentState]):
     table = "agent_states"
     entity = "agent state"
     record_type = AgentState
+
+    delete = platform(Repository.delete)
 
     async def create(self, data: AgentStateCreate) -> AgentState:
         """Insert an agent's state. Raises MissingReference for an unknown agent or workflow,
@@ -67,11 +70,18 @@ class AgentStates(Repository[AgentState]):
     async def set_current_workflow(
         self, agent_id: UUID | str, execution_id: UUID | str | None
     ) -> AgentState:
-        """Point current_workflow_id at an execution (None clears it). Raises NotFound,
-        MissingReference for an unknown execution."""
+        """Point current_workflow_id at an execution (None clears it). Raises NotFound for an
+        unknown agent state, and for an execution this store cannot see: one that does not
+        exist, or, in a store confined to a customer, another customer's."""
         key = as_uuid(agent_id, "agent_id")
         execution = as_optional_uuid(execution_id, "execution_id")
-        return self._found(await self._fetchrow(self._q.set_current_workflow, key, execution), key)
+        try:
+            row = await self._fetchrow(self._q.set_current_workflow, key, execution)
+        except MissingReference as exc:
+            if exc.constraint != "agent_states_current_workflow_id_fkey":
+                raise
+            raise NotFound("workflow execution", execution) from None
+        return self._found(row, key)
 
     async def list(
         self, *, status: AgentStatusDetail | str | None = None, limit: int = 1000

@@ -8,7 +8,7 @@ from uuid import UUID
 from optiinfra_store.enums import AgentStatus, AgentType
 from optiinfra_store.errors import InvalidArgument
 from optiinfra_store.records import Agent, AgentCreate, AgentUpdate
-from optiinfra_store.repositories.base import enum_value, Repository, as_uuid, check_limit
+from optiinfra_store.repositories.base import Repository, as_uuid, check_limit, enum_value, platform
 
 
 class Agents(Repository[Agent]):
@@ -16,10 +16,14 @@ class Agents(Repository[Agent]):
     entity = "agent"
     record_type = Agent
 
+    delete = platform(Repository.delete)
+
+    @platform
     async def create(self, data: AgentCreate) -> Agent:
         """Register an agent."""
         return await self._insert(AgentCreate.model_validate(data))
 
+    @platform
     async def update(self, id: UUID | str, data: AgentUpdate) -> Agent:
         """Write the fields set in `data`. Raises NotFound."""
         return await self._update(id, AgentUpdate.model_validate(data))
@@ -39,6 +43,7 @@ class Agents(Repository[Agent]):
             check_limit(limit),
         ))
 
+    @platform
     async def heartbeat(self, id: UUID | str) -> Agent:
         """Set last_heartbeat to the database's now. Raises NotFound."""
         key = as_uuid(id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 from functools import cache
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import datetime
@@ -13,7 +14,9 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, create_model
 
-from optiinfra_store.errors import InvalidArgument, InvalidTransition, NotFound, StaleVersion, translate
+from optiinfra_store.errors import (
+    AccessDenied, InvalidArgument, InvalidTransition, NotFound, StaleVersion, translate,
+)
 from optiinfra_store.executor import PoolExecutor
 from optiinfra_store.queries import Queries, load
 from optiinfra_store.records._base import Input, Record, storable_instant, storable_json, storable_text
@@ -22,6 +25,7 @@ Executor = PoolExecutor | asyncpg.Connection
 """The pool (each call takes a connection for one statement) or one connection (in a transaction)."""
 
 R = TypeVar("R", bound=Record)
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 _REFUSAL_RETRIES = 3
 
@@ -123,6 +127,25 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         raise InvalidArgument(f"invalid cursor {cursor!r}") from exc
 
 
+def platform(method: F) -> F:
+    """Mark a method as platform work: its change reaches past any one customer (what customers
+    share, or every customer's history), so a store confined to a customer refuses it with
+    AccessDenied before anything is sent. The database refuses it too: `optiinfra_tenant` holds
+    no privilege for it."""
+
+    @functools.wraps(method)
+    async def guarded(self: Repository[Any], *args: Any, **kwargs: Any) -> Any:
+        if self._customer_id is not None:
+            raise AccessDenied(
+                f"{self.table}.{method.__name__} changes what every customer shares: refused in a store "
+                f"confined to customer {self._customer_id} (use an unconfined store)"
+            )
+        return await method(self, *args, **kwargs)
+
+    guarded.platform = True  # type: ignore[attr-defined]
+    return guarded  # type: ignore[return-value]
+
+
 class Repository(Generic[R]):
     """Base of the 13 repositories. Subclasses set `table`, `entity` and `record_type`, and keep
     their statements in `queries/<table>.sql` (at least insert, get_by_id, delete_by_id)."""
@@ -131,8 +154,9 @@ class Repository(Generic[R]):
     entity: ClassVar[str]
     record_type: ClassVar[type[Record]]
 
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, customer_id: UUID | None = None) -> None:
         self._db = executor
+        self._customer_id = customer_id  # the customer a confined store is bound to
         self._q: Queries = load(self.table)
 
     # -- driver calls, the only place this package talks to asyncpg ------------------------------

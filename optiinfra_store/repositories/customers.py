@@ -6,7 +6,7 @@ from uuid import UUID
 
 from optiinfra_store.enums import CustomerStatus
 from optiinfra_store.records import Customer, CustomerCreate, CustomerUpdate
-from optiinfra_store.repositories.base import Repository, check_limit, enum_value, text
+from optiinfra_store.repositories.base import Repository, check_limit, enum_value, platform, text
 
 
 class Customers(Repository[Customer]):
@@ -14,6 +14,9 @@ class Customers(Repository[Customer]):
     entity = "customer"
     record_type = Customer
 
+    delete = platform(Repository.delete)
+
+    @platform
     async def create(self, data: CustomerCreate) -> Customer:
         """Insert a customer. Raises AlreadyExists (customers_email_key) for a taken email."""
         return await self._insert(CustomerCreate.model_validate(data))

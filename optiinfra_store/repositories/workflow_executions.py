@@ -28,6 +28,7 @@ from optiinfra_store.records.analytics import (
     WorkflowPerformance, WorkflowStatistics,
 )
 from optiinfra_store.repositories.base import (
+    platform,
     enum_value,
     Repository,
     as_optional_uuid,
@@ -320,6 +321,7 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
             for row in rows
         ]
 
+    @platform
     async def purge(
         self,
         *,

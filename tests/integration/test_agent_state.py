@@ -485,7 +485,7 @@ async def test_state__missing_and_current_workflow(store, agent, customer, state
         await store.agent_states.get_for_agent(uuid4())
     with pytest.raises(NotFound):
         await store.agent_states.heartbeat(uuid4())
-    with pytest.raises(MissingReference):
+    with pytest.raises(NotFound, match="workflow execution"):
         await store.agent_states.set_current_workflow(agent.id, uuid4())
     execution = await store.workflow_executions.create(WorkflowExecutionCreate(
         agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.COST_ANALYSIS,
