@@ -10,6 +10,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -70,3 +71,19 @@ class Databases:
             for name in self.created:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         self.created.clear()
+
+
+def with_user(dsn: str, user: str) -> str:
+    """The same server and database, logged in as `user` (no password: the test servers trust)."""
+    parts = urlsplit(dsn)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+def ensure_role(admin_dsn: str, name: str, options: str = "LOGIN") -> None:
+    """Create a role once per server (roles are shared by every database on it). `options` is a
+    constant of the test's, e.g. "LOGIN IN ROLE optiinfra_app"."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        if conn.execute("SELECT FROM pg_roles WHERE rolname = %s", (name,)).fetchone() is None:
+            with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                conn.execute(sql.SQL("CREATE ROLE {} " + options).format(sql.Identifier(name)))

@@ -3,21 +3,39 @@ security. Another customer's rows read as NotFound, cannot be changed, and never
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import psycopg
+from psycopg import sql
 
 import pytest
 
-from optiinfra_store import Store
+from optiinfra_store import Store, migrations
 from optiinfra_store.enums import (
+    AgentType,
     ArtifactType,
+    MetricType,
     EventSeverity,
     EventType,
     RecommendationType,
     WorkflowType,
 )
-from optiinfra_store.errors import AccessDenied, AlreadyExists, InvalidArgument, NotFound
+from optiinfra_store.errors import (
+    AccessDenied, AlreadyExists, ConfigurationError, InvalidArgument, MissingReference, NotFound,
+)
 from optiinfra_store.records import (
+    AgentCapabilityCreate,
+    AgentCapabilityUpdate,
+    AgentConfigCreate,
+    AgentCreate,
+    AgentMetricCreate,
+    AgentStateUpsert,
+    AgentUpdate,
     ApprovalCreate,
     CustomerCreate,
     CustomerUpdate,
@@ -30,6 +48,7 @@ from optiinfra_store.records import (
     WorkflowExecutionUpdate,
     WorkflowStepCreate,
 )
+from tests.pg import ensure_role, with_user
 
 
 @dataclass
@@ -72,11 +91,28 @@ async def make_tenant(store: Store, name: str, agent) -> Tenant:
     return Tenant(customer, execution, step, artifact, event, recommendation, approval, optimization)
 
 
+APP_LOGIN = "optiinfra_test_agent"
+"""A login role of the kind the README tells agents to use: a member of optiinfra_app."""
+
+
 @pytest.fixture(scope="session")
-async def app_store(migrated_dsn):
-    """A pool running as `optiinfra_app`, the role agents use: not the owner, so RLS applies."""
-    async with Store.connect(migrated_dsn, server_settings={"role": "optiinfra_app"}) as app:
+def app_login_dsn(databases, migrated_dsn) -> str:
+    ensure_role(databases.admin_dsn, APP_LOGIN, "LOGIN IN ROLE optiinfra_app")
+    return with_user(migrated_dsn, APP_LOGIN)
+
+
+@pytest.fixture(scope="session")
+async def app_store(app_login_dsn):
+    """A pool logged in as an application login role (no startup parameter, so poolers accept it)."""
+    async with Store.connect(app_login_dsn) as app:
         yield app
+
+
+@pytest.fixture(params=["owner", "application role"])
+def pool(request, session_store, app_store) -> Store:
+    """The suite runs once on the owner's pool (the superuser that ran the migrations) and once on
+    an application login role's: confinement must hold on both."""
+    return session_store if request.param == "owner" else app_store
 
 
 @pytest.fixture
@@ -84,9 +120,9 @@ async def tenants(store, agent):
     return await make_tenant(store, "acme", agent), await make_tenant(store, "globex", agent)
 
 
-async def test_own_rows__every_repository_reads_and_writes_them(app_store, tenants):
+async def test_own_rows__every_repository_reads_and_writes_them(pool, tenants):
     mine, _ = tenants
-    acme = app_store.for_customer(mine.customer.id)
+    acme = pool.for_customer(mine.customer.id)
     assert await acme.customers.get(mine.customer.id) == mine.customer
     detail = await acme.workflow_executions.get_detail(mine.execution.id)
     assert [s.id for s in detail.steps] == [mine.step.id] and [a.id for a in detail.artifacts] == [mine.artifact.id]
@@ -106,9 +142,9 @@ async def test_own_rows__every_repository_reads_and_writes_them(app_store, tenan
     assert stats.total == 2
 
 
-async def test_other_customers_rows__read_as_not_found(app_store, tenants):
+async def test_other_customers_rows__read_as_not_found(pool, tenants):
     mine, theirs = tenants
-    acme = app_store.for_customer(mine.customer.id)
+    acme = pool.for_customer(mine.customer.id)
     reads = [
         (acme.customers, theirs.customer), (acme.workflow_executions, theirs.execution),
         (acme.workflow_steps, theirs.step), (acme.workflow_artifacts, theirs.artifact),
@@ -124,9 +160,9 @@ async def test_other_customers_rows__read_as_not_found(app_store, tenants):
         await acme.workflow_executions.history(theirs.execution.id)
 
 
-async def test_other_customers_rows__cannot_be_changed_or_deleted(app_store, store, tenants):
+async def test_other_customers_rows__cannot_be_changed_or_deleted(pool, store, tenants):
     mine, theirs = tenants
-    acme = app_store.for_customer(mine.customer.id)
+    acme = pool.for_customer(mine.customer.id)
     attempts = [
         acme.customers.update(theirs.customer.id, CustomerUpdate(name="stolen")),
         acme.workflow_executions.update(theirs.execution.id, WorkflowExecutionUpdate(metadata={"x": 1})),
@@ -147,7 +183,6 @@ async def test_other_customers_rows__cannot_be_changed_or_deleted(app_store, sto
         acme.optimizations.delete(theirs.optimization.id),
         acme.approvals.delete(theirs.approval.id),
         acme.recommendations.delete(theirs.recommendation.id),
-        acme.customers.delete(theirs.customer.id),
     ]
     for attempt in attempts:
         with pytest.raises(NotFound):
@@ -163,9 +198,9 @@ async def test_other_customers_rows__cannot_be_changed_or_deleted(app_store, sto
     assert await store.optimizations.get(theirs.optimization.id) == theirs.optimization
 
 
-async def test_writing_into_another_customer__access_denied(app_store, store, tenants):
+async def test_writing_into_another_customer__access_denied(pool, store, tenants):
     mine, theirs = tenants
-    acme = app_store.for_customer(mine.customer.id)
+    acme = pool.for_customer(mine.customer.id)
     counts = {name: await getattr(store, name).count() for name in ("workflow_executions", "workflow_steps", "events")}
     with pytest.raises(AccessDenied):
         await acme.workflow_executions.create(WorkflowExecutionCreate(
@@ -184,10 +219,10 @@ async def test_writing_into_another_customer__access_denied(app_store, store, te
         assert await getattr(store, name).count() == count
 
 
-async def test_shared_agent__cannot_be_deleted_by_the_application_role(app_store, store, tenants):
+async def test_shared_agent__cannot_be_deleted_by_the_application_role(pool, app_store, store, tenants):
     # a deletion would cascade into every customer's executions, past row-level security
     mine, theirs = tenants
-    acme = app_store.for_customer(mine.customer.id)
+    acme = pool.for_customer(mine.customer.id)
     with pytest.raises(AccessDenied, match="agents"):
         await acme.agents.delete(theirs.execution.agent_id)
     with pytest.raises(AccessDenied):
@@ -196,23 +231,23 @@ async def test_shared_agent__cannot_be_deleted_by_the_application_role(app_store
     assert await store.recommendations.get(theirs.recommendation.id) == theirs.recommendation
 
 
-async def test_idempotency_key__of_another_customer_is_already_exists_not_a_crash(app_store, store, tenants):
+async def test_idempotency_key__of_another_customer_is_already_exists_not_a_crash(pool, store, tenants):
     mine, theirs = tenants
     keyed = WorkflowExecutionCreate(
         agent_id=theirs.execution.agent_id, customer_id=theirs.customer.id,
         workflow_type=WorkflowType.COST_ANALYSIS, idempotency_key="run-7",
     )
     first = await store.workflow_executions.create(keyed)
-    acme = app_store.for_customer(mine.customer.id)
+    acme = pool.for_customer(mine.customer.id)
     with pytest.raises(AlreadyExists, match="another customer"):
         await acme.workflow_executions.create(keyed.model_copy(update={"customer_id": mine.customer.id}))
     assert await store.workflow_executions.count() == 3  # two tenants' executions and `first`
     assert (await store.workflow_executions.get(first.id)).customer_id == theirs.customer.id
 
 
-async def test_lists__never_include_other_customers(app_store, tenants):
+async def test_lists__never_include_other_customers(pool, tenants):
     mine, theirs = tenants
-    acme = app_store.for_customer(mine.customer.id)
+    acme = pool.for_customer(mine.customer.id)
     assert [c.id for c in await acme.customers.list()] == [mine.customer.id]
     assert [e.id for e in (await acme.workflow_executions.list()).items] == [mine.execution.id]
     assert (await acme.workflow_executions.list(customer_id=theirs.customer.id)).items == []
@@ -226,25 +261,36 @@ async def test_lists__never_include_other_customers(app_store, tenants):
     assert await acme.workflow_executions.count() == 1
 
 
-async def test_transaction__confined_too(app_store, tenants):
+async def test_transaction__confined_too(pool, tenants):
     mine, theirs = tenants
-    async with app_store.for_customer(mine.customer.id).transaction() as tx:
+    async with pool.for_customer(mine.customer.id).transaction() as tx:
         assert (await tx.workflow_executions.get(mine.execution.id)).id == mine.execution.id
         with pytest.raises(NotFound):
             await tx.workflow_executions.get(theirs.execution.id)
 
 
-async def test_unconfined_app_role__sees_no_customer_rows(app_store, tenants):
+async def test_unconfined_app_role__sees_no_customer_rows(app_store, store, tenants):
     # fail closed: a pool of the application role that forgot for_customer() sees nothing
+    mine, _ = tenants
+    await store.workflow_executions.start(mine.execution.id, actor="agent")  # a transition more
+    for name in ("customers", "events", "recommendations", "approvals", "optimizations",
+                 "workflow_executions", "workflow_steps", "workflow_artifacts"):
+        assert await getattr(app_store, name).count() == 0, name
+        with pytest.raises(NotFound):
+            await getattr(app_store, name).get(getattr(mine, name.removesuffix("s").removeprefix("workflow_")).id)
+    async with app_store.transaction() as tx:
+        assert await tx.connection.fetchval("SELECT count(*) FROM workflow_transitions") == 0
     assert (await app_store.workflow_executions.list()).items == []
     assert await app_store.customers.list() == []
+    assert await app_store.events.list() == []
+    assert await app_store.workflow_steps.list(mine.execution.id) == []
     with pytest.raises(NotFound):
-        await app_store.workflow_executions.get(tenants[0].execution.id)
+        await app_store.workflow_executions.history(mine.execution.id)
 
 
-async def test_live_events__confined_store_sees_only_its_customer(app_store, store, tenants):
+async def test_live_events__confined_store_sees_only_its_customer(pool, store, tenants):
     mine, theirs = tenants
-    acme = app_store.for_customer(mine.customer.id)
+    acme = pool.for_customer(mine.customer.id)
     with pytest.raises(InvalidArgument):
         async with acme.workflow_events(customer_id=theirs.customer.id):
             pass
@@ -260,11 +306,235 @@ async def test_live_events__confined_store_sees_only_its_customer(app_store, sto
     assert seen[-1].workflow_execution_id == mine.execution.id
 
 
-async def test_for_customer__validates_the_id_and_shares_the_pool(app_store):
+async def test_for_customer__validates_the_id_and_shares_the_pool(pool):
     with pytest.raises(Exception) as info:
-        app_store.for_customer("not-a-uuid")
+        pool.for_customer("not-a-uuid")
     assert "customer_id" in str(info.value)
-    confined = app_store.for_customer("c1000000-0000-4000-8000-000000000001")
-    assert confined.pool is app_store.pool
+    confined = pool.for_customer("c1000000-0000-4000-8000-000000000001")
+    assert confined.pool is pool.pool
     await confined.close()  # does not close the shared pool
-    assert not app_store.pool._closed
+    assert not pool.pool._closed
+
+
+# -- fail closed, whatever role the pool logs in as -------------------------------------------------
+
+
+async def test_confined_transaction__runs_as_optiinfra_tenant_and_keeps_its_connection(pool, tenants):
+    mine, _ = tenants
+    async with pool.for_customer(mine.customer.id).transaction() as tx:
+        with pytest.raises(AccessDenied, match="connection"):
+            tx.connection  # noqa: B018 - one RESET ROLE on it would undo the confinement
+        async with tx.transaction() as nested:
+            assert (await nested.customers.get(mine.customer.id)).id == mine.customer.id
+
+
+@pytest.mark.parametrize("login", ["owner", "application role"])
+async def test_one_pooled_connection__nothing_of_a_confined_call_stays(login, migrated_dsn, app_login_dsn, tenants):
+    mine, theirs = tenants
+    dsn = migrated_dsn if login == "owner" else app_login_dsn
+    async with Store.connect(dsn, min_size=1, max_size=1) as one:
+        acme = one.for_customer(mine.customer.id)
+        await acme.workflow_executions.get(mine.execution.id)
+        async with acme.transaction() as tx:
+            await tx.events.get(mine.event.id)
+        with pytest.raises(NotFound):  # a failed confined call leaves nothing either
+            await acme.workflow_executions.get(theirs.execution.id)
+        # the same connection, unconfined: what its login role sees, nothing of Acme's binding
+        async with one.transaction() as tx:
+            role, bound = await tx.connection.fetchrow(
+                "SELECT current_user, current_setting('optiinfra.customer_id', true)"
+            )
+        assert role != "optiinfra_tenant" and not bound
+        visible = await one.workflow_executions.count()
+        assert visible == (2 if login == "owner" else 0)
+
+
+async def test_pool_role_that_cannot_take_on_the_tenant_role__configuration_error(databases):
+    # the owner is an ordinary role (not a superuser) that ran the migrations but may not grant roles
+    owner = "optiinfra_test_owner"
+    ensure_role(databases.admin_dsn, owner)
+    dsn = databases.create("optiinfra_owned")
+    admin = psycopg.connect(dsn, autocommit=True)
+    try:
+        admin.execute(sql.SQL("REVOKE optiinfra_tenant FROM {}").format(sql.Identifier(owner)))
+        admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+            sql.Identifier(admin.info.dbname), sql.Identifier(owner)))
+        admin.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(owner)))
+        owner_dsn = with_user(dsn, owner)
+        migrations.apply(owner_dsn)
+        async with Store.connect(owner_dsn) as store:
+            customer = await store.customers.create(CustomerCreate(name="a", email="ops@a.example"))
+            await store.customers.create(CustomerCreate(name="b", email="ops@b.example"))
+            confined = store.for_customer(customer.id)
+            with pytest.raises(ConfigurationError, match=f"GRANT optiinfra_tenant TO {owner}"):
+                await confined.customers.list()
+            with pytest.raises(ConfigurationError, match=f"GRANT optiinfra_tenant TO {owner}"):
+                async with confined.transaction():
+                    pass
+            admin.execute(sql.SQL("GRANT optiinfra_tenant TO {}").format(sql.Identifier(owner)))
+            assert [c.id for c in await confined.customers.list()] == [customer.id]
+            assert len(await store.customers.list()) == 2
+    finally:
+        with contextlib.suppress(Exception):
+            admin.execute(sql.SQL("REVOKE optiinfra_tenant FROM {}").format(sql.Identifier(owner)))
+        admin.close()
+
+
+async def test_tenant_role_that_bypasses_row_level_security__configuration_error(pool, databases, tenants):
+    mine, _ = tenants
+    with psycopg.connect(databases.admin_dsn, autocommit=True) as admin:
+        admin.execute("ALTER ROLE optiinfra_tenant BYPASSRLS")
+        try:
+            with pytest.raises(ConfigurationError, match="bypasses row-level security"):
+                await pool.for_customer(mine.customer.id).workflow_executions.list()
+        finally:
+            admin.execute("ALTER ROLE optiinfra_tenant NOBYPASSRLS")
+    assert len((await pool.for_customer(mine.customer.id).workflow_executions.list()).items) == 1
+
+
+# -- no reach past the customer ---------------------------------------------------------------------
+
+
+async def test_platform_changes__refused_when_confined_and_nothing_changes(pool, store, tenants, agent):
+    mine, theirs = tenants
+    acme = pool.for_customer(mine.customer.id)
+    config = await store.agent_configs.set(agent.id, "region", "eu-west-1")
+    capability = await store.agent_capabilities.create(AgentCapabilityCreate(
+        agent_id=agent.id, capability_name="spot", capability_version="1.0",
+    ))
+    state = await store.agent_states.upsert(AgentStateUpsert(agent_id=agent.id))
+    await store.agent_metrics.record(AgentMetricCreate(
+        agent_id=agent.id, metric_name="gpu", metric_type=MetricType.GAUGE, metric_value=1.0,
+        collection_timestamp=datetime.now(UTC) - timedelta(days=400),
+    ))
+    before = await snapshot(store, agent)
+    attempts = {
+        "agents.create": acme.agents.create(AgentCreate(type=AgentType.COST, name="rogue", version="1")),
+        "agents.update": acme.agents.update(agent.id, AgentUpdate(name="renamed")),
+        "agents.heartbeat": acme.agents.heartbeat(agent.id),
+        "agents.delete": acme.agents.delete(agent.id),
+        "agent_configs.set": acme.agent_configs.set(agent.id, "region", "us-east-1"),
+        "agent_configs.create": acme.agent_configs.create(AgentConfigCreate(
+            agent_id=agent.id, config_key="new", config_value="x")),
+        "agent_configs.delete": acme.agent_configs.delete(config.id),
+        "agent_configs.rotate_key": acme.agent_configs.rotate_key(),
+        "agent_capabilities.create": acme.agent_capabilities.create(AgentCapabilityCreate(
+            agent_id=agent.id, capability_name="other", capability_version="1.0")),
+        "agent_capabilities.update": acme.agent_capabilities.update(capability.id, AgentCapabilityUpdate(
+            description="x")),
+        "agent_capabilities.set_enabled": acme.agent_capabilities.set_enabled(capability.id, False),
+        "agent_capabilities.update_parameters": acme.agent_capabilities.update_parameters(capability.id, {"a": 1}),
+        "agent_capabilities.delete": acme.agent_capabilities.delete(capability.id),
+        "agent_metrics.purge": acme.agent_metrics.purge(datetime.now(UTC)),
+        "agent_states.delete": acme.agent_states.delete(state.id),
+        "customers.create": acme.customers.create(CustomerCreate(name="new", email="new@new.example")),
+        "customers.delete": acme.customers.delete(mine.customer.id),
+        "workflow_executions.purge": acme.workflow_executions.purge(finished_before=datetime.now(UTC)),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(AccessDenied, match=name.replace(".", r"\.")):
+            await attempt
+    assert await snapshot(store, agent) == before
+    # and in a confined transaction too
+    async with acme.transaction() as tx:
+        with pytest.raises(AccessDenied):
+            await tx.agents.update(agent.id, AgentUpdate(name="renamed"))
+    assert (await store.agents.get(agent.id)).name == agent.name
+
+
+async def snapshot(store: Store, agent) -> dict[str, Any]:
+    return {
+        "agents": await store.agents.list(),
+        "configs": await store.agent_configs.list(agent.id),
+        "capabilities": await store.agent_capabilities.list(agent.id),
+        "metrics": await store.agent_metrics.count(),
+        "states": await store.agent_states.list(),
+        "customers": await store.customers.list(),
+        "executions": (await store.workflow_executions.list()).items,
+    }
+
+
+async def test_platform_changes__refused_by_the_database_too(pool, migrated_dsn, store, tenants, agent):
+    # past the store: a raw connection confined the way the store confines it
+    mine, _ = tenants
+    await store.agent_configs.set(agent.id, "api_token", "s3cret", is_sensitive=True)
+    await store.agent_configs.set(agent.id, "region", "eu-west-1")
+    refused = [
+        "UPDATE agents SET name = 'renamed'",
+        "DELETE FROM agents",
+        "INSERT INTO agents (type, name, version) VALUES ('cost', 'rogue', '1')",
+        "UPDATE agent_configs SET config_value = 'x'",
+        "DELETE FROM agent_configs",
+        "UPDATE agent_capabilities SET is_enabled = false",
+        "DELETE FROM agent_metrics",
+        "DELETE FROM agent_states",
+        "DELETE FROM customers",
+        "INSERT INTO workflow_transitions (workflow_execution_id, to_status) "
+        "SELECT id, 'completed' FROM workflow_executions",
+        "TRUNCATE workflow_executions",
+    ]
+    with psycopg.connect(migrated_dsn) as conn:
+        for statement in refused:
+            with conn.transaction():
+                conn.execute("SELECT optiinfra_confine(%s)", (mine.customer.id,))
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    with conn.transaction():
+                        conn.execute(statement)
+        with conn.transaction():
+            conn.execute("SELECT optiinfra_confine(%s)", (mine.customer.id,))
+            keys = [row[0] for row in conn.execute("SELECT config_key FROM agent_configs")]
+        assert keys == ["region"]
+    assert (await store.agents.get(agent.id)).name == agent.name
+
+
+async def test_sensitive_configs__not_readable_through_a_confined_store(pool, store, tenants, agent):
+    mine, _ = tenants
+    await store.agent_configs.set(agent.id, "api_token", "s3cret", is_sensitive=True)
+    await store.agent_configs.set(agent.id, "region", "eu-west-1")
+    acme = pool.for_customer(mine.customer.id)
+    assert await acme.agent_configs.get_value(agent.id, "region") == "eu-west-1"
+    with pytest.raises(NotFound):
+        await acme.agent_configs.get_value(agent.id, "api_token")
+    assert [c.config_key for c in await acme.agent_configs.list(agent.id)] == ["region"]
+
+
+async def test_agent_state__points_only_at_the_confined_customers_executions(pool, store, tenants, agent):
+    mine, theirs = tenants
+    await store.agent_states.upsert(AgentStateUpsert(agent_id=agent.id))
+    acme = pool.for_customer(mine.customer.id)
+    with pytest.raises(NotFound, match="workflow execution") as other:
+        await acme.agent_states.set_current_workflow(agent.id, theirs.execution.id)
+    with pytest.raises(NotFound, match="workflow execution") as missing:
+        await acme.agent_states.set_current_workflow(agent.id, uuid4())
+    assert type(other.value) is type(missing.value)
+    with pytest.raises(MissingReference):
+        await acme.agent_states.upsert(AgentStateUpsert(agent_id=agent.id, current_workflow_id=theirs.execution.id))
+    assert (await store.agent_states.get_for_agent(agent.id)).current_workflow_id is None
+    pointed = await acme.agent_states.set_current_workflow(agent.id, mine.execution.id)
+    assert pointed.current_workflow_id == mine.execution.id
+    # the agent's state moves on for the other customer while it points at Acme's execution
+    assert (await pool.for_customer(theirs.customer.id).agent_states.heartbeat(agent.id)).agent_id == agent.id
+
+
+async def test_transition_trail__written_by_the_trigger_alone(app_store, app_login_dsn, store, tenants):
+    mine, _ = tenants
+    acme = app_store.for_customer(mine.customer.id)
+    await acme.workflow_executions.start(mine.execution.id, actor="agent-7", reason={"why": "scheduled"})
+    async with app_store.transaction() as tx:  # a raw statement on the role's connection
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await tx.connection.execute(
+                "INSERT INTO workflow_transitions (workflow_execution_id, to_status, actor) "
+                "VALUES ($1, 'completed', 'forged')", mine.execution.id,
+            )
+    with psycopg.connect(app_login_dsn) as conn:  # the application role's own session, unconfined
+        for statement in ("INSERT INTO workflow_transitions (workflow_execution_id, to_status, actor) "
+                          "VALUES (%s, 'completed', 'forged')",
+                          "UPDATE workflow_transitions SET actor = 'forged' WHERE workflow_execution_id = %s",
+                          "DELETE FROM workflow_transitions WHERE workflow_execution_id = %s"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                with conn.transaction():
+                    conn.execute(statement, (mine.execution.id,))
+    history = await store.workflow_executions.history(mine.execution.id)
+    assert [(t.to_status, t.actor, t.reason) for t in history if t.workflow_step_id is None] == [
+        ("pending", None, None), ("running", "agent-7", {"why": "scheduled"}),
+    ]
