@@ -97,6 +97,10 @@ class StaleVersion(StoreError):
         )
 
 
+class ConcurrentChange(StoreError):
+    """A write gave up because the row kept changing under it; reading again and retrying is safe."""
+
+
 class InvalidData(StoreError):
     """The server could not store a value as given (out of range, wrong encoding)."""
 
@@ -186,13 +190,6 @@ def translate(exc: BaseException) -> StoreError:
         if "row-level security" in str(exc):
             return AccessDenied(f"not this customer's to write: {exc}")
         return AccessDenied(f"this database role may not do that: {exc}")
-    if isinstance(exc, asyncpg.ExternalRoutineInvocationError) and "Wrong key" in str(exc):
-        return SecretKeyError(f"cannot decrypt a sensitive value: the secret key is not the one it was encrypted with ({exc})")
-    if isinstance(exc, asyncpg.UndefinedFunctionError) and "pgp_sym_" in str(exc):
-        return ConfigurationError(
-            "a secret key is set but this database has no pgcrypto: install PostgreSQL's contrib "
-            f"modules and run `CREATE EXTENSION pgcrypto` in it as a superuser, or unset the key ({exc})"
-        )
     if isinstance(exc, asyncpg.QueryCanceledError):
         return StoreTimeout(f"statement cancelled: {exc}")
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 from uuid import UUID
@@ -34,12 +33,11 @@ from optiinfra_store.repositories import (
     WorkflowSteps,
 )
 from optiinfra_store.repositories.base import Executor, as_optional_uuid, as_uuid
+from optiinfra_store.secrets import SecretKeys
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _loads = json.JSONDecoder().decode  # the server sends UTF-8 text: json.loads' sniffing is not needed
 
-
-SECRET_KEY_ENV = "OPTIINFRA_SECRET_KEY"
 
 DEFAULT_MAX_DOCUMENT_BYTES = 1 << 20
 """The default limit on one JSON document (1 MiB), checked as it is encoded, before it is sent."""
@@ -107,8 +105,8 @@ class Repositories:
     """The 13 repositories, bound to one executor (the pool, or one connection in a transaction),
     optionally confined to one customer."""
 
-    def __init__(self, executor: Executor, secret_key: str | None = None, customer_id: UUID | None = None) -> None:
-        self._secret_key = secret_key
+    def __init__(self, executor: Executor, secret_keys: SecretKeys | None = None, customer_id: UUID | None = None) -> None:
+        self._secret_keys = secret_keys
         self.customer_id = customer_id
         """The customer these repositories are confined to (None: not confined)."""
         self.customers = Customers(executor, customer_id)
@@ -117,7 +115,7 @@ class Repositories:
         self.recommendations = Recommendations(executor, customer_id)
         self.approvals = Approvals(executor, customer_id)
         self.optimizations = Optimizations(executor, customer_id)
-        self.agent_configs = AgentConfigs(executor, customer_id, secret_key)
+        self.agent_configs = AgentConfigs(executor, customer_id, secret_keys)
         self.agent_states = AgentStates(executor, customer_id)
         self.agent_capabilities = AgentCapabilities(executor, customer_id)
         self.agent_metrics = AgentMetrics(executor, customer_id)
@@ -130,9 +128,9 @@ class Transaction(Repositories):
     """The repositories bound to one connection inside a transaction."""
 
     def __init__(
-        self, connection: asyncpg.Connection, secret_key: str | None = None, customer_id: UUID | None = None
+        self, connection: asyncpg.Connection, secret_keys: SecretKeys | None = None, customer_id: UUID | None = None
     ) -> None:
-        super().__init__(connection, secret_key, customer_id)
+        super().__init__(connection, secret_keys, customer_id)
         self._connection = connection
 
     @property
@@ -184,13 +182,13 @@ class Store(Repositories):
         customer_id: UUID | None = None,
         owns_pool: bool = True,
         server_settings: dict[str, str] | None = None,
-        secret_key: str | None = None,
+        secret_keys: SecretKeys | None = None,
     ) -> None:
         executor = (
             PoolExecutor(pool, acquire_timeout) if customer_id is None
             else CustomerExecutor(pool, acquire_timeout, customer_id)
         )
-        super().__init__(executor, secret_key, customer_id)
+        super().__init__(executor, secret_keys, customer_id)
         self.pool = pool
         self._executor = executor
         self._dsn = dsn
@@ -208,7 +206,7 @@ class Store(Repositories):
         statement_timeout: float | None = None,
         acquire_timeout: float | None = 30.0,
         max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
-        secret_key: str | None = None,
+        secret_key: str | Sequence[str] | None = None,
         **pool_options: Any,
     ) -> _Connecting:
         """Open a pool on `dsn` (default `$OPTIINFRA_DATABASE_URL`); await it or use `async with`.
@@ -217,16 +215,14 @@ class Store(Repositories):
         each call (the client cancels the statement), `statement_timeout` the same enforced by the
         server, `acquire_timeout` for the wait for a free pooled connection. JSON documents larger
         than `max_document_bytes` are refused with DocumentTooLarge before they are sent.
-        With `secret_key` (default `$OPTIINFRA_SECRET_KEY`), sensitive agent configs are stored
-        encrypted with pgcrypto and read decrypted.
+        With `secret_key` (a string, or a list newest first; default `$OPTIINFRA_SECRET_KEY`),
+        sensitive agent configs are encrypted and decrypted in the client: the server never sees
+        a key or a plaintext.
         Other `pool_options` go to `asyncpg.create_pool` (server_settings, ...).
         Raises ConfigurationError without a DSN, StoreUnavailable if the server cannot be reached.
         """
         resolved = resolve_dsn(dsn)
-        if secret_key is None:
-            secret_key = os.environ.get(SECRET_KEY_ENV) or None
-        elif not isinstance(secret_key, str) or not secret_key:
-            raise InvalidArgument("secret_key must be a non-empty string or None")
+        secret_keys = SecretKeys.from_option(secret_key)
         for name, value in (
             ("command_timeout", command_timeout),
             ("statement_timeout", statement_timeout),
@@ -258,7 +254,7 @@ class Store(Repositories):
                 raise translate(exc) from exc
             return cls(
                 pool, resolved, acquire_timeout=acquire_timeout,
-                server_settings=pool_options.get("server_settings"), secret_key=secret_key,
+                server_settings=pool_options.get("server_settings"), secret_keys=secret_keys,
             )
 
         return _Connecting(open_store)
@@ -274,7 +270,7 @@ class Store(Repositories):
         return type(self)(
             self.pool, self._dsn, acquire_timeout=self._executor.acquire_timeout,
             customer_id=as_uuid(customer_id, "customer_id"), owns_pool=False,
-            server_settings=self._server_settings, secret_key=self._secret_key,
+            server_settings=self._server_settings, secret_keys=self._secret_keys,
         )
 
     async def close(self) -> None:
@@ -313,7 +309,7 @@ class Store(Repositories):
                     except Exception as error:
                         raise translate(error) from error
             try:
-                yield Transaction(connection, self._secret_key, self.customer_id)
+                yield Transaction(connection, self._secret_keys, self.customer_id)
             except BaseException:
                 with suppress(Exception):  # a broken connection: the caller's error matters more
                     await transaction.rollback()

@@ -69,6 +69,23 @@ async def session_store(migrated_dsn: str):
         yield store
 
 
+TEST_SECRET_KEY = "test-secret-key"
+
+
+@pytest.fixture(scope="session")
+async def session_keyed_store(migrated_dsn: str):
+    from optiinfra_store import Store
+
+    async with Store.connect(migrated_dsn, min_size=1, max_size=4, secret_key=TEST_SECRET_KEY) as store:
+        yield store
+
+
+@pytest.fixture
+async def keyed_store(session_keyed_store, clean_dsn):
+    """The session's database through a store holding a secret key: it can write sensitive configs."""
+    return session_keyed_store
+
+
 @pytest.fixture
 async def store(session_store, clean_dsn):
     """The session's Store over empty tables (emptied again after the test)."""

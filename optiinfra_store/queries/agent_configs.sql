@@ -1,34 +1,50 @@
+-- Sensitive values are encrypted and decrypted in the client (optiinfra_store/secrets.py): these
+-- statements move ciphertext (config_secret) and the id of its key (secret_key_id), never a key.
+-- A sensitive value is kept either encrypted (config_value null) or, if it was written before a
+-- key was set, as text; pgcrypto-era values have config_secret and no secret_key_id.
+
 -- name: insert
--- A new config entry; columns in AgentConfigCreate's field order.
-INSERT INTO agent_configs (agent_id, config_key, config_type, config_value, description, is_sensitive)
-VALUES ($1, $2, $3, $4, $5, $6)
+-- A new config entry: a plain value ($4), or a sensitive one encrypted ($7, under key $8).
+INSERT INTO agent_configs (agent_id, config_key, config_type, config_value, description, is_sensitive,
+                           config_secret, secret_key_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 RETURNING id, agent_id, config_key, config_value, config_type, description, is_sensitive,
-          config_secret IS NOT NULL AS is_encrypted, created_at, updated_at;
+          config_secret, secret_key_id, created_at, updated_at;
+
+-- name: read_state
+-- What decides how a key is written: is it sensitive, and under which key is it encrypted.
+SELECT is_sensitive, config_secret, secret_key_id
+  FROM agent_configs WHERE agent_id = $1 AND config_key = $2;
 
 -- name: upsert
--- Set a key: insert it, or replace its value and type; a new description replaces the old, sensitivity is sticky.
--- An entry stored encrypted is left alone and nothing is returned: overwriting it needs the key.
-INSERT INTO agent_configs (agent_id, config_key, config_type, config_value, description, is_sensitive)
-VALUES ($1, $2, $3, $4, $5, $6)
+-- Set a key to what the client computed (plain or encrypted; sensitivity is sticky, so the client
+-- keeps it), only if the stored entry is still as the client read it: sensitive as $9, with the
+-- ciphertext $10. Otherwise nothing is written and nothing is returned.
+INSERT INTO agent_configs (agent_id, config_key, config_type, config_value, description, is_sensitive,
+                           config_secret, secret_key_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (agent_id, config_key) DO UPDATE
    SET config_value = EXCLUDED.config_value,
+       config_secret = EXCLUDED.config_secret,
+       secret_key_id = EXCLUDED.secret_key_id,
        config_type = EXCLUDED.config_type,
        description = coalesce(EXCLUDED.description, agent_configs.description),
-       is_sensitive = agent_configs.is_sensitive OR EXCLUDED.is_sensitive
- WHERE agent_configs.config_secret IS NULL
+       is_sensitive = EXCLUDED.is_sensitive
+ WHERE agent_configs.is_sensitive = $9
+   AND agent_configs.config_secret IS NOT DISTINCT FROM $10::bytea
 RETURNING id, agent_id, config_key, config_value, config_type, description, is_sensitive,
-          config_secret IS NOT NULL AS is_encrypted, created_at, updated_at;
+          config_secret, secret_key_id, created_at, updated_at;
 
 -- name: get_by_id
 -- One config entry.
 SELECT id, agent_id, config_key, config_value, config_type, description, is_sensitive,
-       config_secret IS NOT NULL AS is_encrypted, created_at, updated_at
+       config_secret, secret_key_id, created_at, updated_at
   FROM agent_configs WHERE id = $1;
 
 -- name: get_by_key
 -- An agent's entry for one key.
 SELECT id, agent_id, config_key, config_value, config_type, description, is_sensitive,
-       config_secret IS NOT NULL AS is_encrypted, created_at, updated_at
+       config_secret, secret_key_id, created_at, updated_at
   FROM agent_configs WHERE agent_id = $1 AND config_key = $2;
 
 -- name: delete_by_id
@@ -38,74 +54,33 @@ DELETE FROM agent_configs WHERE id = $1 RETURNING id;
 -- name: list
 -- Config entries, optionally of one agent and one type, by agent then key.
 SELECT id, agent_id, config_key, config_value, config_type, description, is_sensitive,
-       config_secret IS NOT NULL AS is_encrypted, created_at, updated_at
+       config_secret, secret_key_id, created_at, updated_at
   FROM agent_configs
  WHERE ($1::uuid IS NULL OR agent_id = $1)
    AND ($2::text IS NULL OR config_type = $2::config_type)
  ORDER BY agent_id, config_key
  LIMIT $3;
 
--- With a secret key: the same statements, writing sensitive values encrypted and reading them decrypted.
--- The key is always the last parameter.
-
--- name: insert_encrypted
--- A new config entry, its value encrypted if it is sensitive.
-INSERT INTO agent_configs (agent_id, config_key, config_type, config_value, description, is_sensitive, config_secret)
-VALUES ($1, $2, $3, CASE WHEN $6 THEN NULL ELSE $4 END, $5, $6,
-        CASE WHEN $6 THEN pgp_sym_encrypt_bytea(convert_to($4, 'UTF8'), $7) END)
-RETURNING id, agent_id, config_key,
-       coalesce(config_value, convert_from(pgp_sym_decrypt_bytea(config_secret, $7), 'UTF8')) AS config_value,
-       config_type, description, is_sensitive, config_secret IS NOT NULL AS is_encrypted, created_at, updated_at;
-
--- name: upsert_encrypted
--- Set a key; the value is encrypted if the entry is (or was) sensitive.
-INSERT INTO agent_configs (agent_id, config_key, config_type, config_value, description, is_sensitive, config_secret)
-VALUES ($1, $2, $3, CASE WHEN $6 THEN NULL ELSE $4 END, $5, $6,
-        CASE WHEN $6 THEN pgp_sym_encrypt_bytea(convert_to($4, 'UTF8'), $7) END)
-ON CONFLICT (agent_id, config_key) DO UPDATE
-   SET config_value = CASE WHEN agent_configs.is_sensitive OR EXCLUDED.is_sensitive THEN NULL ELSE $4 END,
-       config_secret = CASE WHEN agent_configs.is_sensitive OR EXCLUDED.is_sensitive
-                            THEN pgp_sym_encrypt_bytea(convert_to($4, 'UTF8'), $7) END,
-       config_type = EXCLUDED.config_type,
-       description = coalesce(EXCLUDED.description, agent_configs.description),
-       is_sensitive = agent_configs.is_sensitive OR EXCLUDED.is_sensitive
-RETURNING id, agent_id, config_key,
-       coalesce(config_value, convert_from(pgp_sym_decrypt_bytea(config_secret, $7), 'UTF8')) AS config_value,
-       config_type, description, is_sensitive, config_secret IS NOT NULL AS is_encrypted, created_at, updated_at;
-
--- name: get_by_id_encrypted
--- One config entry, decrypted.
-SELECT id, agent_id, config_key,
-       coalesce(config_value, convert_from(pgp_sym_decrypt_bytea(config_secret, $2), 'UTF8')) AS config_value,
-       config_type, description, is_sensitive, config_secret IS NOT NULL AS is_encrypted, created_at, updated_at
-  FROM agent_configs WHERE id = $1;
-
--- name: get_by_key_encrypted
--- An agent's entry for one key, decrypted.
-SELECT id, agent_id, config_key,
-       coalesce(config_value, convert_from(pgp_sym_decrypt_bytea(config_secret, $3), 'UTF8')) AS config_value,
-       config_type, description, is_sensitive, config_secret IS NOT NULL AS is_encrypted, created_at, updated_at
-  FROM agent_configs WHERE agent_id = $1 AND config_key = $2;
-
--- name: list_encrypted
--- Config entries, decrypted, optionally of one agent and one type, by agent then key.
-SELECT id, agent_id, config_key,
-       coalesce(config_value, convert_from(pgp_sym_decrypt_bytea(config_secret, $4), 'UTF8')) AS config_value,
-       config_type, description, is_sensitive, config_secret IS NOT NULL AS is_encrypted, created_at, updated_at
+-- name: rotation_batch
+-- The next sensitive entries not yet encrypted under key $1 (locked; entries a writer holds are
+-- left for the next pass, and that writer encrypts under the newest key anyway).
+SELECT id, agent_id, config_key, config_value, config_secret, secret_key_id
   FROM agent_configs
- WHERE ($1::uuid IS NULL OR agent_id = $1)
-   AND ($2::text IS NULL OR config_type = $2::config_type)
- ORDER BY agent_id, config_key
- LIMIT $3;
+ WHERE is_sensitive AND secret_key_id IS DISTINCT FROM $1
+ ORDER BY id
+ LIMIT $2
+   FOR UPDATE SKIP LOCKED;
 
--- name: rotate_key
--- Re-encrypt every encrypted value under a new key ($2), and encrypt the sensitive values kept as text.
-UPDATE agent_configs
-   SET config_secret = pgp_sym_encrypt_bytea(
-           coalesce(pgp_sym_decrypt_bytea(config_secret, $1), convert_to(config_value, 'UTF8')), $2),
-       config_value = NULL
- WHERE is_sensitive
-RETURNING id;
+-- name: rotation_write
+-- Store the batch's new ciphertexts ($2, in the order of the ids $1), all under key $3.
+UPDATE agent_configs AS c
+   SET config_value = NULL, config_secret = v.secret, secret_key_id = $3
+  FROM unnest($1::uuid[], $2::bytea[]) AS v (id, secret)
+ WHERE c.id = v.id;
+
+-- name: rotation_pending
+-- How many sensitive entries are not yet encrypted under key $1.
+SELECT count(*) FROM agent_configs WHERE is_sensitive AND secret_key_id IS DISTINCT FROM $1;
 
 -- name: count
 -- How many rows the table holds.

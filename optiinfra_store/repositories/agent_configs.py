@@ -9,8 +9,9 @@ from typing import Any
 from uuid import UUID
 
 from optiinfra_store.enums import ConfigType
-from optiinfra_store.errors import ConstraintViolation, InvalidArgument, NotFound, SecretKeyError
+from optiinfra_store.errors import ConcurrentChange, InvalidArgument, NotFound, SecretKeyError
 from optiinfra_store.records import AgentConfig, AgentConfigCreate
+from optiinfra_store.secrets import SECRET_KEY_ENV, SecretKeys
 from optiinfra_store.repositories.base import (
     platform,
     Executor, Repository, as_optional_uuid, as_uuid, check_limit, enum_value, insert_args, text,
@@ -19,6 +20,7 @@ from optiinfra_store.repositories.base import (
 ConfigValue = str | int | float | bool | Decimal | dict[str, Any] | list[Any]
 
 _INTEGER = re.compile(r"-?[0-9]+")
+_WRITE_ATTEMPTS = 3
 
 
 def _infer_type(value: Any) -> ConfigType:
@@ -85,8 +87,10 @@ def typed_value(config: AgentConfig) -> Any:
 
 
 class AgentConfigs(Repository[AgentConfig]):
-    """With a secret key, sensitive values are written encrypted (pgcrypto) and read decrypted;
-    without one, reading or overwriting an encrypted value raises SecretKeyError."""
+    """With secret keys, sensitive values are encrypted and decrypted here, in the client: the
+    server sees only ciphertext. Reading or overwriting an encrypted value without a key that
+    opens it raises SecretKeyError, and so does writing a sensitive value without a key: it is
+    never sent in clear."""
 
     table = "agent_configs"
     entity = "agent config"
@@ -94,39 +98,52 @@ class AgentConfigs(Repository[AgentConfig]):
 
     delete = platform(Repository.delete)
 
-    def __init__(self, executor: Executor, customer_id: UUID | None = None, secret_key: str | None = None) -> None:
+    def __init__(
+        self, executor: Executor, customer_id: UUID | None = None, secret_keys: SecretKeys | None = None
+    ) -> None:
         super().__init__(executor, customer_id)
-        self._key = secret_key
+        self._keys = secret_keys
 
     def _one(self, row: Any) -> AgentConfig:
-        if row["config_value"] is None:
-            raise SecretKeyError(
-                f"agent config {row['config_key']!r} of agent {row['agent_id']} is encrypted: "
-                "open the store with its secret key (OPTIINFRA_SECRET_KEY)"
+        values = dict(row)
+        secret, key_id = values.pop("config_secret"), values.pop("secret_key_id")
+        values["is_encrypted"] = secret is not None
+        if secret is not None:
+            values["config_value"] = self._require_keys(row["agent_id"], row["config_key"]).decrypt(
+                secret, key_id, row["agent_id"], row["config_key"]
             )
-        return AgentConfig.from_row(row)
+        return AgentConfig.from_row(values)
 
     def _many(self, rows: Any) -> list[AgentConfig]:
         return [self._one(row) for row in rows]
 
-    async def _write(self, plain: str, encrypted: str, data: AgentConfigCreate) -> AgentConfig:
-        args = insert_args(data)
-        if self._key is None:
-            row = await self._fetchrow(plain, *args)
-        else:
-            row = await self._fetchrow(encrypted, *args, self._key)
-        if row is None:  # the plain upsert leaves an encrypted entry alone, before any value is written
+    def _require_keys(self, agent_id: UUID, config_key: str) -> SecretKeys:
+        if self._keys is None:
             raise SecretKeyError(
-                f"agent config {data.config_key!r} of agent {data.agent_id} is stored encrypted: "
-                "overwriting it needs the secret key (OPTIINFRA_SECRET_KEY)"
+                f"agent config {config_key!r} of agent {agent_id} is sensitive: reading or writing its value "
+                f"needs the secret key (open the store with {SECRET_KEY_ENV} or secret_key=)"
             )
-        return self._one(row)
+        return self._keys
 
     @platform
     async def create(self, data: AgentConfigCreate) -> AgentConfig:
-        """Insert an entry. Raises MissingReference for an unknown agent, AlreadyExists
-        (agent_configs_agent_id_config_key_key) for a key the agent already has: use `set`."""
-        return await self._write(self._q.insert, self._q.insert_encrypted, AgentConfigCreate.model_validate(data))
+        """Insert an entry (a sensitive one encrypted). Raises MissingReference for an unknown
+        agent, AlreadyExists (agent_configs_agent_id_config_key_key) for a key the agent already
+        has (use `set`), SecretKeyError for a sensitive value and no key."""
+        data = AgentConfigCreate.model_validate(data)
+        return self._one(await self._fetchrow(self._q.insert, *self._stored(data, data.is_sensitive)))
+
+    def _stored(self, data: AgentConfigCreate, sensitive: bool) -> list[Any]:
+        """The insert's arguments: the value as text, or, if sensitive, encrypted (never in clear)."""
+        args = insert_args(data)
+        args[5] = sensitive
+        if not sensitive:
+            return [*args, None, None]
+        secret, key_id = self._require_keys(data.agent_id, data.config_key).encrypt(
+            data.config_value, data.agent_id, data.config_key
+        )
+        args[3] = None
+        return [*args, secret, key_id]
 
     @platform
     async def set(
@@ -139,36 +156,45 @@ class AgentConfigs(Repository[AgentConfig]):
         description: str | None = None,
         is_sensitive: bool = False,
     ) -> AgentConfig:
-        """Insert or replace the agent's value for `key`, in one statement.
+        """Insert or replace the agent's value for `key`.
 
         config_type, when not given, follows the Python type: bool -> boolean, int/float ->
         number, dict/list -> json, str -> string. A description of None keeps the stored one;
-        is_sensitive is sticky (once sensitive, a key stays so until deleted).
-        Raises MissingReference for an unknown agent."""
+        is_sensitive is sticky (once sensitive, a key stays so until deleted), and a sensitive
+        value is encrypted before it is sent. Raises MissingReference for an unknown agent,
+        SecretKeyError for a sensitive value without a key, or one encrypted under a key this
+        store does not hold (checked before anything is written)."""
         kind = _infer_type(value) if config_type is None else ConfigType(enum_value(config_type, ConfigType, "config_type"))
         data = AgentConfigCreate(
             agent_id=as_uuid(agent_id, "agent_id"), config_key=key, config_value=_to_text(value, kind),
             config_type=kind, description=description, is_sensitive=is_sensitive,
         )
-        return await self._write(self._q.upsert, self._q.upsert_encrypted, data)
+        for _ in range(_WRITE_ATTEMPTS):
+            state = await self._fetchrow(self._q.read_state, data.agent_id, data.config_key)
+            was_sensitive = state is not None and state["is_sensitive"]
+            stored_secret = None if state is None else state["config_secret"]
+            if stored_secret is not None:  # overwrite only what a key held here opens
+                self._require_keys(data.agent_id, data.config_key).decrypt(
+                    stored_secret, state["secret_key_id"], data.agent_id, data.config_key  # type: ignore[index]
+                )
+            args = self._stored(data, data.is_sensitive or was_sensitive)
+            row = await self._fetchrow(self._q.upsert, *args, was_sensitive, stored_secret)
+            if row is not None:
+                return self._one(row)
+        raise ConcurrentChange(
+            f"agent config {data.config_key!r} of agent {data.agent_id} kept changing while it was set; try again"
+        )
 
     async def get(self, id: UUID | str) -> AgentConfig:
         """The entry with this id. Raises NotFound, SecretKeyError."""
         key = as_uuid(id)
-        if self._key is None:
-            row = await self._fetchrow(self._q.get_by_id, key)
-        else:
-            row = await self._fetchrow(self._q.get_by_id_encrypted, key, self._key)
-        return self._found(row, key)
+        return self._found(await self._fetchrow(self._q.get_by_id, key), key)
 
     async def get_by_key(self, agent_id: UUID | str, key: str) -> AgentConfig:
         """The agent's entry for `key`. Raises NotFound, SecretKeyError."""
         agent = as_uuid(agent_id, "agent_id")
         key = text(key, "key")
-        if self._key is None:
-            row = await self._fetchrow(self._q.get_by_key, agent, key)
-        else:
-            row = await self._fetchrow(self._q.get_by_key_encrypted, agent, key, self._key)
+        row = await self._fetchrow(self._q.get_by_key, agent, key)
         if row is None:
             raise NotFound(self.entity, f"{key!r} of agent {agent}")
         return self._one(row)
@@ -184,21 +210,42 @@ class AgentConfigs(Repository[AgentConfig]):
         limit: int = 1000,
     ) -> list[AgentConfig]:
         """Entries by agent, then config_key; optionally of one agent and one type.
-        Raises SecretKeyError if one is encrypted and the store has no key."""
+        Raises SecretKeyError if one is encrypted and the store has no key that opens it."""
         args = (as_optional_uuid(agent_id, "agent_id"), enum_value(config_type, ConfigType, "config_type"), check_limit(limit))
-        if self._key is None:
-            return self._many(await self._fetch(self._q.list, *args))
-        return self._many(await self._fetch(self._q.list_encrypted, *args, self._key))
+        return self._many(await self._fetch(self._q.list, *args))
 
     @platform
-    async def rotate_key(self, new_key: str) -> int:
-        """Encrypt every sensitive value under `new_key`: values encrypted under this store's key
-        are re-encrypted, sensitive values kept as text are encrypted. One statement: all or
-        nothing. Returns how many entries were written; open stores with `new_key` afterwards.
-        Raises SecretKeyError if an encrypted value is not under this store's key."""
-        if not isinstance(new_key, str) or not new_key:
-            raise InvalidArgument("new_key must be a non-empty string")
-        try:
-            return len(await self._fetch(self._q.rotate_key, self._key, new_key))
-        except ConstraintViolation as exc:  # an encrypted value and no key to read it
-            raise SecretKeyError("rotating needs the current secret key: open the store with it") from exc
+    async def rotate_key(self, *, batch_size: int = 100) -> int:
+        """Encrypt every sensitive value under this store's newest key: values under its older
+        keys, values pgcrypto encrypted on the server, and sensitive values kept as text.
+
+        Each batch of `batch_size` entries is one short transaction, decrypted and re-encrypted
+        here; an interrupted rotation resumes where it stopped when called again. Returns how
+        many entries were written. Open a store with the new key first in its list (e.g.
+        `secret_key=[new, old]`), rotate, then drop the old key. Raises SecretKeyError, after the
+        batches before it, for a value no key of this store opens."""
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= 10_000:
+            raise InvalidArgument(f"batch_size must be an integer from 1 to 10000, got {batch_size!r}")
+        keys = self._keys
+        if keys is None:
+            raise SecretKeyError(f"rotating needs the secret keys, newest first ({SECRET_KEY_ENV} or secret_key=)")
+        written = 0
+        while True:
+            async with self._unit() as conn:
+                rows = await conn.fetch(self._q.rotation_batch, keys.newest_id, batch_size)
+                if not rows:
+                    return written
+                secrets = []
+                for row in rows:
+                    agent, config_key = row["agent_id"], row["config_key"]
+                    plain = row["config_value"]
+                    if row["config_secret"] is not None:
+                        plain = keys.decrypt(row["config_secret"], row["secret_key_id"], agent, config_key)
+                    secrets.append(keys.encrypt(plain, agent, config_key)[0])
+                await conn.execute(self._q.rotation_write, [row["id"] for row in rows], secrets, keys.newest_id)
+            written += len(rows)
+
+    async def pending_rotation(self) -> int:
+        """How many sensitive entries are not yet encrypted under this store's newest key (all of
+        them without a key)."""
+        return await self._fetchval(self._q.rotation_pending, None if self._keys is None else self._keys.newest_id)

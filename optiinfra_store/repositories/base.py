@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import functools
 from functools import cache
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
@@ -207,6 +208,33 @@ class Repository(Generic[R]):
         except Exception as exc:
             if raised and exc is raised[0]:
                 raise
+            raise translate(exc) from exc
+
+    @asynccontextmanager
+    async def _unit(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction of its own for a step of a longer job (a batch): on the pool, one pooled
+        connection's; inside a transaction, a savepoint. Committed when the block ends."""
+        db = self._db
+        if isinstance(db, PoolExecutor):
+            try:
+                conn = await db.acquire()
+            except Exception as exc:
+                raise translate(exc) from exc
+            try:
+                async with self._translated(), conn.transaction():
+                    yield conn
+            finally:
+                await db.pool.release(conn)
+        else:
+            async with self._translated(), db.transaction():
+                yield db
+
+    @staticmethod
+    @asynccontextmanager
+    async def _translated() -> AsyncIterator[None]:
+        try:
+            yield
+        except Exception as exc:
             raise translate(exc) from exc
 
     # -- records ---------------------------------------------------------------------------------

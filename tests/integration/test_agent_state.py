@@ -121,13 +121,13 @@ async def test_agent_config__foreign_key(store):
     assert await store.agent_configs.list() == []
 
 
-async def test_agent_config__sensitive_flag(store, agent):
+async def test_agent_config__sensitive_flag(keyed_store, agent):
     """test_agent_config_sensitive_flag"""
-    await store.agent_configs.create(AgentConfigCreate(
+    await keyed_store.agent_configs.create(AgentConfigCreate(
         agent_id=agent.id, config_key="api_key", config_value="secret_key_123",
         config_type=ConfigType.STRING, description="API Key", is_sensitive=True,
     ))
-    retrieved = await store.agent_configs.get_by_key(agent.id, "api_key")
+    retrieved = await keyed_store.agent_configs.get_by_key(agent.id, "api_key")
     assert retrieved.is_sensitive is True
     assert retrieved.config_value == "secret_key_123"
 
@@ -539,7 +539,8 @@ async def test_config__set_and_get_value_typed_round_trips(store, agent):
         await configs.get_value(agent.id, "missing")
 
 
-async def test_config__sensitive_repr_hides_value(store, agent):
+async def test_config__sensitive_repr_hides_value(keyed_store, agent):
+    store = keyed_store
     secret = await store.agent_configs.set(agent.id, "api_key", "secret_key_123", is_sensitive=True)
     assert "secret_key_123" not in repr(secret)
     assert "secret_key_123" not in str(secret)
@@ -690,8 +691,8 @@ async def test_state__upsert_keeps_error_history_it_was_not_given(store, agent):
     assert (reset.error_count, reset.last_error, reset.status) == (0, None, "busy")
 
 
-async def test_config__sensitive_value_masked_in_json_too(store, agent):
-    config = await store.agent_configs.set(agent.id, "api_key", "secret_key_123", is_sensitive=True)
+async def test_config__sensitive_value_masked_in_json_too(keyed_store, agent):
+    config = await keyed_store.agent_configs.set(agent.id, "api_key", "secret_key_123", is_sensitive=True)
     assert "secret_key_123" not in config.model_dump_json()
     assert config.config_value == "secret_key_123"
     assert config.model_dump()["config_value"] == "secret_key_123"  # code that asks still gets it

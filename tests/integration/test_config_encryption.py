@@ -1,4 +1,4 @@
-"""Sensitive agent configs encrypted at rest with pgcrypto when the store has a secret key."""
+"""Sensitive agent configs, encrypted in the client: the database holds ciphertext and key ids only."""
 
 from __future__ import annotations
 
@@ -7,49 +7,56 @@ import pytest
 
 from optiinfra_store import Store
 from optiinfra_store.errors import ConfigurationError, InvalidArgument, SecretKeyError
+from optiinfra_store.records import AgentConfigCreate
+from optiinfra_store.secrets import SecretKeys
 
 SECRET = "sk-live-0123456789"
 
 
-@pytest.fixture(scope="session")
-def has_pgcrypto(migrated_dsn) -> bool:
-    with psycopg.connect(migrated_dsn) as conn:
-        return conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto'").fetchone()[0] == 1
-
-
 @pytest.fixture
-def pgcrypto(has_pgcrypto):
-    if not has_pgcrypto:
-        pytest.skip("this server has no pgcrypto (PostgreSQL's contrib modules are not installed)")
-
-
-@pytest.fixture
-async def keyed(clean_dsn, pgcrypto):
+async def keyed(clean_dsn):
     async with Store.connect(clean_dsn, secret_key="key-one") as store:
         yield store
 
 
-def stored(dsn: str, config_id) -> tuple[str | None, bytes | None]:
+@pytest.fixture
+async def keyless(clean_dsn):
+    async with Store.connect(clean_dsn, secret_key=None) as store:
+        yield store
+
+
+def stored(dsn: str, config_id) -> tuple[str | None, bytes | None, str | None]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(
-            "SELECT config_value, config_secret FROM agent_configs WHERE id = %s", (config_id,)
+            "SELECT config_value, config_secret, secret_key_id FROM agent_configs WHERE id = %s", (config_id,)
         ).fetchone()
 
 
-async def test_sensitive_value__stored_encrypted_read_decrypted(keyed, clean_dsn, agent):
+def everything(dsn: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT * FROM agent_configs ORDER BY id").fetchall()
+
+
+async def test_sensitive_value__encrypted_in_the_client_read_decrypted(keyed, clean_dsn, agent):
     config = await keyed.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
     assert (config.config_value, config.is_encrypted) == (SECRET, True)
-    text, secret = stored(clean_dsn, config.id)
-    assert text is None and secret is not None and SECRET.encode() not in bytes(secret)
+    text, secret, key_id = stored(clean_dsn, config.id)
+    assert text is None and SECRET.encode() not in bytes(secret) and key_id == SecretKeys(["key-one"]).newest_id
     assert await keyed.agent_configs.get(config.id) == config
     assert await keyed.agent_configs.get_value(agent.id, "api_key") == SECRET
     assert [c.config_value for c in await keyed.agent_configs.list(agent.id)] == [SECRET]
-    assert SECRET not in repr(config)
+    assert SECRET not in repr(config) and "key-one" not in repr(SecretKeys(["key-one"]))
+
+
+async def test_same_value_twice__different_ciphertexts(keyed, clean_dsn, agent):
+    first = await keyed.agent_configs.set(agent.id, "a", SECRET, is_sensitive=True)
+    second = await keyed.agent_configs.set(agent.id, "b", SECRET, is_sensitive=True)
+    assert stored(clean_dsn, first.id)[1] != stored(clean_dsn, second.id)[1]
 
 
 async def test_plain_value__stays_text_with_a_key(keyed, clean_dsn, agent):
     config = await keyed.agent_configs.set(agent.id, "region", "eu-west-1")
-    assert stored(clean_dsn, config.id) == ("eu-west-1", None) and not config.is_encrypted
+    assert stored(clean_dsn, config.id) == ("eu-west-1", None, None) and not config.is_encrypted
 
 
 async def test_sensitivity_is_sticky__a_later_plain_set_is_still_encrypted(keyed, clean_dsn, agent):
@@ -59,68 +66,139 @@ async def test_sensitivity_is_sticky__a_later_plain_set_is_still_encrypted(keyed
     assert stored(clean_dsn, again.id)[0] is None
 
 
-async def test_without_the_key__reading_or_overwriting_is_a_clear_error(keyed, store, clean_dsn, agent):
+async def test_without_a_key__sensitive_writes_refused_before_anything_is_sent(keyless, keyed, clean_dsn, agent):
+    with pytest.raises(SecretKeyError, match="secret key"):
+        await keyless.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
+    with pytest.raises(SecretKeyError):
+        await keyless.agent_configs.create(AgentConfigCreate(
+            agent_id=agent.id, config_key="api_key", config_value=SECRET, is_sensitive=True,
+        ))
+    assert everything(clean_dsn) == []
     config = await keyed.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
-    before = stored(clean_dsn, config.id)
-    with pytest.raises(SecretKeyError, match="encrypted.*OPTIINFRA_SECRET_KEY"):
-        await store.agent_configs.get(config.id)
+    before = everything(clean_dsn)
+    with pytest.raises(SecretKeyError):  # sticky: a plain overwrite of a sensitive key is refused too
+        await keyless.agent_configs.set(agent.id, "api_key", "overwritten")
     with pytest.raises(SecretKeyError):
-        await store.agent_configs.get_value(agent.id, "api_key")
+        await keyless.agent_configs.get(config.id)
     with pytest.raises(SecretKeyError):
-        await store.agent_configs.list(agent.id)
-    with pytest.raises(SecretKeyError, match="overwriting it needs the secret key") as info:
-        await store.agent_configs.set(agent.id, "api_key", "plaintext now")
-    # refused before the server saw a failing row (whose detail would quote the value)
-    assert info.value.__cause__ is None and info.value.__context__ is None
-    assert "plaintext now" not in str(info.value)
-    assert stored(clean_dsn, config.id) == before
+        await keyless.agent_configs.list(agent.id)
+    assert everything(clean_dsn) == before
+    assert await keyed.agent_configs.get_value(agent.id, "api_key") == SECRET
 
 
-async def test_wrong_key__is_a_clear_error(keyed, clean_dsn, agent):
+async def test_wrong_key__reads_overwrites_and_rotation_refused_value_intact(keyed, clean_dsn, agent):
     config = await keyed.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
-    async with Store.connect(clean_dsn, secret_key="not-the-key") as wrong:
-        with pytest.raises(SecretKeyError, match="not the one it was encrypted with"):
+    before = everything(clean_dsn)
+    async with Store.connect(clean_dsn, secret_key="key-two") as wrong:
+        with pytest.raises(SecretKeyError, match="does not hold"):
             await wrong.agent_configs.get(config.id)
+        with pytest.raises(SecretKeyError):
+            await wrong.agent_configs.set(agent.id, "api_key", "x", is_sensitive=True)
+        with pytest.raises(SecretKeyError):
+            await wrong.agent_configs.set(agent.id, "api_key", "x")
+        with pytest.raises(SecretKeyError):
+            await wrong.agent_configs.rotate_key()
+    assert everything(clean_dsn) == before
+    assert await keyed.agent_configs.get_value(agent.id, "api_key") == SECRET
+    assert await keyed.agent_configs.rotate_key() == 0  # already under the newest key
 
 
-async def test_rotate_key__re_encrypts_and_encrypts_plain_sensitive_values(keyed, store, clean_dsn, agent):
-    legacy = await store.agent_configs.set(agent.id, "legacy_token", "plain-secret", is_sensitive=True)
-    assert stored(clean_dsn, legacy.id) == ("plain-secret", None)  # written before any key was set
-    await keyed.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
-    await keyed.agent_configs.set(agent.id, "region", "eu-west-1")
-    assert await keyed.agent_configs.rotate_key("key-two") == 2
-    async with Store.connect(clean_dsn, secret_key="key-two") as rotated:
-        assert await rotated.agent_configs.get_value(agent.id, "api_key") == SECRET
-        assert await rotated.agent_configs.get_value(agent.id, "legacy_token") == "plain-secret"
-        assert await rotated.agent_configs.get_value(agent.id, "region") == "eu-west-1"
-    with pytest.raises(SecretKeyError):
-        await keyed.agent_configs.get_value(agent.id, "api_key")
-    assert stored(clean_dsn, legacy.id)[0] is None
+async def test_ciphertext__bound_to_its_entry(keyed, clean_dsn, agent):
+    await keyed.agent_configs.set(agent.id, "a", SECRET, is_sensitive=True)
+    other = await keyed.agent_configs.set(agent.id, "b", "another", is_sensitive=True)
+    with psycopg.connect(clean_dsn) as conn:  # someone with write access swaps ciphertexts
+        conn.execute(
+            "UPDATE agent_configs SET config_secret = (SELECT config_secret FROM agent_configs WHERE config_key = 'a') "
+            "WHERE config_key = 'b'"
+        )
+    with pytest.raises(SecretKeyError, match="altered or belongs to another entry"):
+        await keyed.agent_configs.get(other.id)
 
 
-async def test_rotate_key__without_the_current_key_changes_nothing(keyed, store, clean_dsn, agent):
-    config = await keyed.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
-    before = stored(clean_dsn, config.id)
-    with pytest.raises(SecretKeyError):
-        await store.agent_configs.rotate_key("key-two")
-    with pytest.raises(InvalidArgument):
-        await keyed.agent_configs.rotate_key("")
-    assert stored(clean_dsn, config.id) == before
+async def test_rotation__new_key_first_then_the_old_key_can_go(clean_dsn, agent):
+    async with Store.connect(clean_dsn, secret_key="old") as old:
+        for i in range(7):
+            await old.agent_configs.set(agent.id, f"k{i}", f"secret-{i}", is_sensitive=True)
+        await old.agent_configs.set(agent.id, "plain", "p")
+    async with Store.connect(clean_dsn, secret_key=["new", "old"]) as both:
+        assert await both.agent_configs.get_value(agent.id, "k3") == "secret-3"  # the old key still reads
+        assert await both.agent_configs.pending_rotation() == 7
+        assert await both.agent_configs.rotate_key(batch_size=3) == 7
+        assert await both.agent_configs.pending_rotation() == 0
+    async with Store.connect(clean_dsn, secret_key="new") as new:
+        assert [await new.agent_configs.get_value(agent.id, f"k{i}") for i in range(7)] == [
+            f"secret-{i}" for i in range(7)
+        ]
+    async with Store.connect(clean_dsn, secret_key="old") as old:
+        with pytest.raises(SecretKeyError):
+            await old.agent_configs.get_value(agent.id, "k0")
 
 
-async def test_key_without_pgcrypto__a_configuration_error(clean_dsn, has_pgcrypto, agent):
-    if has_pgcrypto:
-        pytest.skip("this server has pgcrypto")
-    async with Store.connect(clean_dsn, secret_key="key-one") as keyed:
-        with pytest.raises(ConfigurationError, match="no pgcrypto"):
-            await keyed.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
-        assert await keyed.agent_configs.count() == 0
+async def test_rotation__stops_at_a_value_it_cannot_open_and_resumes(clean_dsn, agent):
+    async with Store.connect(clean_dsn, secret_key="old") as old:
+        for i in range(6):
+            await old.agent_configs.set(agent.id, f"k{i}", f"secret-{i}", is_sensitive=True)
+    async with Store.connect(clean_dsn, secret_key="lost") as lost:
+        await lost.agent_configs.set(agent.id, "orphan", "x", is_sensitive=True)
+    async with Store.connect(clean_dsn, secret_key=["new", "old"]) as both:
+        with pytest.raises(SecretKeyError, match="orphan"):
+            await both.agent_configs.rotate_key(batch_size=1)
+        left = await both.agent_configs.pending_rotation()
+        assert 1 <= left <= 7  # the batches before the orphan were committed
+        orphan = await Store.connect(clean_dsn, secret_key="lost")
+        async with orphan:
+            await orphan.agent_configs.delete((await orphan.agent_configs.get_by_key(agent.id, "orphan")).id)
+        assert await both.agent_configs.rotate_key(batch_size=2) == left - 1
+        assert await both.agent_configs.pending_rotation() == 0
 
 
-async def test_secret_key__from_the_environment(clean_dsn, monkeypatch, pgcrypto, agent):
-    monkeypatch.setenv("OPTIINFRA_SECRET_KEY", "key-env")
-    async with Store.connect(clean_dsn) as from_env:
-        config = await from_env.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
-    assert config.is_encrypted
-    async with Store.connect(clean_dsn, secret_key="key-env") as explicit:
-        assert await explicit.agent_configs.get_value(agent.id, "api_key") == SECRET
+async def test_sensitive_text_from_before_a_key__encrypted_by_rotation(keyed, clean_dsn, agent):
+    with psycopg.connect(clean_dsn) as conn:
+        conn.execute(
+            "INSERT INTO agent_configs (agent_id, config_key, config_value, is_sensitive) VALUES (%s, 'old', %s, true)",
+            (agent.id, SECRET),
+        )
+    assert await keyed.agent_configs.get_value(agent.id, "old") == SECRET
+    assert await keyed.agent_configs.rotate_key() == 1
+    value, secret, key_id = stored(clean_dsn, (await keyed.agent_configs.get_by_key(agent.id, "old")).id)
+    assert value is None and secret is not None and key_id is not None
+    assert await keyed.agent_configs.get_value(agent.id, "old") == SECRET
+
+
+async def test_pgcrypto_values__read_and_moved_by_the_client(keyed, clean_dsn, agent):
+    with psycopg.connect(clean_dsn) as conn:
+        if conn.execute("SELECT FROM pg_extension WHERE extname = 'pgcrypto'").fetchone() is None:
+            pytest.skip("this server has no pgcrypto: no values of that era can be made")
+        # as migration 0008's store wrote them: encrypted by the server, with the key sent to it
+        conn.execute(
+            "INSERT INTO agent_configs (agent_id, config_key, config_secret, is_sensitive) "
+            "VALUES (%s, 'legacy', pgp_sym_encrypt_bytea(convert_to(%s, 'UTF8'), 'key-one'), true)",
+            (agent.id, SECRET),
+        )
+    assert await keyed.agent_configs.get_value(agent.id, "legacy") == SECRET
+    async with Store.connect(clean_dsn, secret_key="key-two") as wrong:
+        with pytest.raises(SecretKeyError, match="pgcrypto"):
+            await wrong.agent_configs.get_value(agent.id, "legacy")
+    assert await keyed.agent_configs.pending_rotation() == 1
+    assert await keyed.agent_configs.rotate_key() == 1
+    _, secret, key_id = stored(clean_dsn, (await keyed.agent_configs.get_by_key(agent.id, "legacy")).id)
+    assert key_id == SecretKeys(["key-one"]).newest_id and not bytes(secret).startswith(b"\xc3")
+    assert await keyed.agent_configs.get_value(agent.id, "legacy") == SECRET
+
+
+async def test_keys_from_the_environment__newest_first(clean_dsn, agent, monkeypatch):
+    async with Store.connect(clean_dsn, secret_key="old") as old:
+        await old.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
+    monkeypatch.setenv("OPTIINFRA_SECRET_KEY", "new,old")
+    async with Store.connect(clean_dsn) as both:
+        assert await both.agent_configs.get_value(agent.id, "api_key") == SECRET
+        assert await both.agent_configs.rotate_key() == 1
+    monkeypatch.setenv("OPTIINFRA_SECRET_KEY", "new,,old")
+    with pytest.raises(ConfigurationError, match="empty key"):
+        Store.connect(clean_dsn)
+
+
+@pytest.mark.parametrize("bad", ["", [], [""], ["ok", 3], b"bytes", 42])
+async def test_secret_key_option__validated(clean_dsn, bad):
+    with pytest.raises(InvalidArgument, match="secret"):
+        Store.connect(clean_dsn, secret_key=bad)

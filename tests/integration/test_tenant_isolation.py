@@ -454,10 +454,10 @@ async def snapshot(store: Store, agent) -> dict[str, Any]:
     }
 
 
-async def test_platform_changes__refused_by_the_database_too(pool, migrated_dsn, store, tenants, agent):
+async def test_platform_changes__refused_by_the_database_too(pool, migrated_dsn, store, keyed_store, tenants, agent):
     # past the store: a raw connection confined the way the store confines it
     mine, _ = tenants
-    await store.agent_configs.set(agent.id, "api_token", "s3cret", is_sensitive=True)
+    await keyed_store.agent_configs.set(agent.id, "api_token", "s3cret", is_sensitive=True)
     await store.agent_configs.set(agent.id, "region", "eu-west-1")
     refused = [
         "UPDATE agents SET name = 'renamed'",
@@ -487,9 +487,9 @@ async def test_platform_changes__refused_by_the_database_too(pool, migrated_dsn,
     assert (await store.agents.get(agent.id)).name == agent.name
 
 
-async def test_sensitive_configs__not_readable_through_a_confined_store(pool, store, tenants, agent):
+async def test_sensitive_configs__not_readable_through_a_confined_store(pool, store, keyed_store, tenants, agent):
     mine, _ = tenants
-    await store.agent_configs.set(agent.id, "api_token", "s3cret", is_sensitive=True)
+    await keyed_store.agent_configs.set(agent.id, "api_token", "s3cret", is_sensitive=True)
     await store.agent_configs.set(agent.id, "region", "eu-west-1")
     acme = pool.for_customer(mine.customer.id)
     assert await acme.agent_configs.get_value(agent.id, "region") == "eu-west-1"

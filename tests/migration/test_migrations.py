@@ -13,6 +13,7 @@ IDS = [
     "0001_core", "0002_agent_state", "0003_workflow_history", "0004_workflow_transitions",
     "0005_history_indexes", "0006_versions_and_idempotency", "0007_tenant_isolation",
     "0008_config_encryption", "0009_time_ordered_ids", "0010_tenant_wall",
+    "0011_client_side_secrets",
 ]
 
 

@@ -138,6 +138,9 @@ BAD_ROWS = {
     "agent_configs_secret_is_sensitive_check":
         "INSERT INTO agent_configs (agent_id, config_key, config_value, config_secret, is_sensitive) "
         f"VALUES ('{A1}', 'not_secret', NULL, '\\x00', false)",
+    "agent_configs_secret_key_id_check":
+        "INSERT INTO agent_configs (agent_id, config_key, config_value, config_secret, is_sensitive, secret_key_id) "
+        f"VALUES ('{A1}', 'bad_key_id', NULL, '\\x00', true, 'not-hex')",
     "workflow_executions_agent_id_idempotency_key_key":
         "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, idempotency_key) "
         f"SELECT '{A1}', '{C1}', 'cost_analysis', 'twice' FROM generate_series(1, 2)",
@@ -421,8 +424,8 @@ def test_enums__python_enums_match_database(seeded_dsn):
 
 
 # columns a record shows in another form: the encrypted value is returned decrypted as config_value,
-# and whether it is encrypted as is_encrypted
-RECORD_FORMS = {("agent_configs", "config_secret"): "is_encrypted"}
+# and whether it is encrypted as is_encrypted (the id of its key stays in the database)
+RECORD_FORMS = {("agent_configs", "config_secret"): "is_encrypted", ("agent_configs", "secret_key_id"): "is_encrypted"}
 
 
 def test_records__every_column_is_a_field(seeded_dsn):
