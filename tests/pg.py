@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import pytest
 from psycopg import sql
 
+from optiinfra_store import migrations
 from optiinfra_store.dsn import with_database
 
 TEST_DSN_ENV = "OPTIINFRA_TEST_DSN"
@@ -87,3 +94,25 @@ def ensure_role(admin_dsn: str, name: str, options: str = "LOGIN") -> None:
         if conn.execute("SELECT FROM pg_roles WHERE rolname = %s", (name,)).fetchone() is None:
             with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
                 conn.execute(sql.SQL("CREATE ROLE {} " + options).format(sql.Identifier(name)))
+
+
+@contextlib.contextmanager
+def private_embedded_server(prefix: str) -> Iterator[Any]:
+    """An embedded PostgreSQL (pgserver) of the caller's own, migrated, in a temporary directory
+    removed afterwards; for tests that change server settings, restart it or read its log
+    (`server.log`). Skips the test where pgserver is not installed."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
+    except ImportError:
+        pytest.skip("pgserver (the `embedded` extra) is not installed: no private server")
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    try:
+        migrations.apply(server.get_uri())
+        yield server
+    finally:
+        with contextlib.suppress(Exception):
+            server.cleanup()
+        shutil.rmtree(data_dir, ignore_errors=True)

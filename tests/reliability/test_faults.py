@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import tempfile
 import time
 import uuid
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
-from optiinfra_store import Store, migrations
+from tests.pg import private_embedded_server
+from optiinfra_store import Store
 from optiinfra_store.enums import AgentStatus, AgentStatusDetail, AgentType, WorkflowStatus, WorkflowType
 from optiinfra_store.errors import StaleVersion, StoreError, StoreTimeout, StoreUnavailable
 from optiinfra_store.records import (
@@ -526,24 +523,11 @@ async def test_idle_connections_killed_all_at_once__the_pool_refills(clean_dsn, 
 @pytest.fixture
 def private_server() -> Any:
     """An embedded PostgreSQL of this test's own, migrated, that the test may stop and start."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pgserver
-    except ImportError:
-        pytest.skip("pgserver (the `embedded` extra) is not installed: no private server to restart")
-    data_dir = Path(tempfile.mkdtemp(prefix="optiinfra-restart-"))
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")
-    try:
-        migrations.apply(server.get_uri())
+    with private_embedded_server("optiinfra-restart-") as server:
         yield server
-    finally:
         # pgserver's cleanup only knows the first postmaster's pid: stop a restarted one here
         with contextlib.suppress(Exception):
             stop_server(server)
-        with contextlib.suppress(Exception):
-            server.cleanup()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def stop_server(server: Any) -> None:
