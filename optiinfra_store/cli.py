@@ -13,9 +13,10 @@ from uuid import UUID
 
 from optiinfra_store import embedded, migrations, seed
 from optiinfra_store.dsn import DSN_ENV, resolve_dsn
-from optiinfra_store.errors import InvalidArgument, StoreError
+from optiinfra_store.errors import ConfigurationError, InvalidArgument, StoreError
 from optiinfra_store.records import PurgeReport
 from optiinfra_store.report import print_statistics
+from optiinfra_store.secrets import SECRET_KEY_ENV
 from optiinfra_store.store import Store
 
 
@@ -112,6 +113,26 @@ def _cmd_stats(args: argparse.Namespace) -> None:
     asyncio.run(_stats(args.dsn, args.customer, args.days))
 
 
+async def _rotate_key(dsn: str | None, batch_size: int, dry_run: bool) -> tuple[int, int]:
+    async with Store.connect(dsn, min_size=1, max_size=1) as store:
+        if store.agent_configs.secret_key_ids is None:
+            raise ConfigurationError(
+                f"rotate-key needs the secret keys in ${SECRET_KEY_ENV}, newest first, separated by commas"
+            )
+        if dry_run:
+            return 0, await store.agent_configs.pending_rotation()
+        written = await store.agent_configs.rotate_key(batch_size=batch_size)
+        return written, await store.agent_configs.pending_rotation()
+
+
+def _cmd_rotate_key(args: argparse.Namespace) -> None:
+    written, pending = asyncio.run(_rotate_key(args.dsn, args.batch_size, args.dry_run))
+    if args.dry_run:
+        print(f"{pending} sensitive configs are not yet encrypted under the newest key")
+    else:
+        print(f"re-encrypted {written} sensitive configs under the newest key; {pending} left")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="optiinfra-store",
@@ -151,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="age like 90d, 12h, 30m or 2w; pending and running executions are never deleted")
     purge.add_argument("--keep-failed", action="store_true", help="keep failed and timed-out executions")
     purge.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    rotate = command(
+        "rotate-key",
+        f"encrypt every sensitive config under the first key of ${SECRET_KEY_ENV} (keys newest first, "
+        "comma-separated), in batches; run again to resume",
+        _cmd_rotate_key,
+    )
+    rotate.add_argument("--batch-size", type=int, default=100, help="entries per transaction (default 100)")
+    rotate.add_argument("--dry-run", action="store_true", help="only count what is not yet under the newest key")
     return parser
 
 

@@ -104,6 +104,12 @@ class AgentConfigs(Repository[AgentConfig]):
         super().__init__(executor, customer_id)
         self._keys = secret_keys
 
+    @property
+    def secret_key_ids(self) -> list[str] | None:
+        """The ids of the keys this store holds, newest first (None: no key). An id names a key
+        without revealing it; the database stores it beside each ciphertext."""
+        return None if self._keys is None else self._keys.ids
+
     def _one(self, row: Any) -> AgentConfig:
         values = dict(row)
         secret, key_id = values.pop("config_secret"), values.pop("secret_key_id")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
-from optiinfra_store import cli, embedded
+from optiinfra_store import Store, cli, embedded
 from optiinfra_store.dsn import DSN_ENV
+from optiinfra_store.enums import AgentType
+from optiinfra_store.records import AgentCreate
+from optiinfra_store.secrets import SECRET_KEY_ENV, SecretKeys
 from tests.migration.test_migrations import IDS
 from tests.migration.test_schema import SEEDED_COUNTS, counts
 
@@ -119,3 +123,30 @@ def test_cli__stats_for_all_and_for_one_customer(scratch_dsn, capsys):
     assert code == 0 and overall.split()[1:3] == ["2", "100%"]
     code, out, err = run(capsys, "stats", "--dsn", scratch_dsn, "--customer", "nobody@example.com")
     assert code == 1 and out == "" and err.count("\n") == 1 and "nobody@example.com" in err
+
+
+def test_cli__rotate_key_moves_every_sensitive_config_to_the_newest_key(scratch_dsn, capsys, monkeypatch):
+    assert run(capsys, "migrate", "--dsn", scratch_dsn)[0] == 0
+
+    async def write_under_old_key() -> None:
+        async with Store.connect(scratch_dsn, secret_key="old") as store:
+            agent = await store.agents.create(AgentCreate(type=AgentType.COST, name="Cost", version="1"))
+            for i in range(3):
+                await store.agent_configs.set(agent.id, f"key{i}", f"secret{i}", is_sensitive=True)
+
+    asyncio.run(write_under_old_key())
+    monkeypatch.delenv(SECRET_KEY_ENV, raising=False)
+    code, out, err = run(capsys, "rotate-key", "--dsn", scratch_dsn)
+    assert code == 1 and out == "" and SECRET_KEY_ENV in err and err.count("\n") == 1
+    monkeypatch.setenv(SECRET_KEY_ENV, "new,old")
+    assert run(capsys, "rotate-key", "--dsn", scratch_dsn, "--dry-run")[:2] == (
+        0, "3 sensitive configs are not yet encrypted under the newest key\n")
+    code, _, err = run(capsys, "rotate-key", "--dsn", scratch_dsn, "--batch-size", "0")
+    assert code == 1 and "batch_size" in err
+    assert run(capsys, "rotate-key", "--dsn", scratch_dsn, "--batch-size", "2")[:2] == (
+        0, "re-encrypted 3 sensitive configs under the newest key; 0 left\n")
+    assert run(capsys, "rotate-key", "--dsn", scratch_dsn)[:2] == (
+        0, "re-encrypted 0 sensitive configs under the newest key; 0 left\n")
+    with psycopg.connect(scratch_dsn) as conn:
+        assert conn.execute("SELECT DISTINCT secret_key_id FROM agent_configs").fetchall() == [
+            (SecretKeys(["new"]).newest_id,)]
