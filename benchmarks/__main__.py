@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import importlib.util
+import json
 import sys
 import time
 from pathlib import Path
@@ -19,9 +20,11 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks",
         description="optiinfra_store vs raw asyncpg (same SQL) vs the SQLAlchemy ORM, on a database of its own.",
     )
-    parser.add_argument("command", nargs="?", default="compare", choices=["compare", "scale", "profile"],
+    parser.add_argument("command", nargs="?", default="compare",
+                        choices=["compare", "scale", "profile", "confinement"],
                         help="compare the stacks (default); scale: history at 10k/100k/1M executions; "
-                             "profile: where the store's time goes on get()")
+                             "profile: where the store's time goes on get(); confinement: what "
+                             "for_customer() costs a get()")
     parser.add_argument("--dsn", help="a server to create the benchmark database on (default: "
                                       "$OPTIINFRA_TEST_DSN, else an embedded server)")
     parser.add_argument("--quick", action="store_true", help="compare: fewer rounds and smaller sizes (about a minute)")
@@ -51,6 +54,17 @@ def main(argv: list[str] | None = None) -> int:
                       json_path=args.json, write=not args.no_write)
             return 0
         with fresh_database(admin_dsn) as dsn:
+            if args.command == "confinement":
+                from benchmarks import confinement
+
+                result = asyncio.run(confinement.run(
+                    dsn, admin_dsn, rounds=args.rounds or (3 if args.quick else 5),
+                    calls=500 if args.quick else 2_000,
+                ))
+                print(confinement.describe(result))
+                if args.json:
+                    Path(args.json).write_text(json.dumps(result, indent=2))
+                return 0
             if args.command == "profile":
                 from benchmarks import profile
 

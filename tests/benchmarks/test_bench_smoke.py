@@ -56,3 +56,12 @@ async def test_scale__generated_history_respects_the_schema_and_is_measured(clea
     assert set(scale.QUERIES) <= set(measured["timings"])
     assert measured["timings"]["purge_executions"]["executions"] > 0
     assert "Execution Time" in measured["plans"]["statistics"]
+
+
+async def test_confinement__every_way_in_runs(databases, clean_dsn):
+    from benchmarks import confinement
+
+    result = await confinement.run(clean_dsn, databases.admin_dsn, rounds=1, calls=3)
+    assert set(result["per_second"]) == set(confinement.WAYS)
+    assert all(value > 0 for value in result["per_second"].values())
+    assert "app confined" in confinement.describe(result)

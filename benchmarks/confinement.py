@@ -1,0 +1,84 @@
+"""What confining a call to one customer costs: `get()` of one execution, sequential awaited calls,
+on four ways in, interleaved round by round in one process on the same rows:
+
+- `owner`: the owner's pool (the role that ran the migrations), unconfined: the baseline;
+- `owner confined`: the same pool, `for_customer(...)` (the transaction takes on optiinfra_tenant);
+- `app confined`: a pool logged in as an application login role (IN ROLE optiinfra_app), confined;
+- `raw`: asyncpg's `fetchrow` of the same statement on the owner's pool, no records built.
+
+A confined call is three round trips (BEGIN with the confinement in one simple-protocol query,
+the statement, COMMIT); an unconfined one is one. Ratios are per round, then the median.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+
+from optiinfra_store import Store
+from optiinfra_store.enums import AgentType, WorkflowType
+from optiinfra_store.queries import load
+from optiinfra_store.records import AgentCreate, CustomerCreate, WorkflowExecutionCreate
+from tests.pg import ensure_role, with_user
+
+APP_LOGIN = "optiinfra_bench_agent"
+WAYS = ("owner", "owner confined", "app confined", "raw")
+
+
+async def run(dsn: str, admin_dsn: str, *, rounds: int = 5, calls: int = 2_000) -> dict[str, Any]:
+    ensure_role(admin_dsn, APP_LOGIN, "LOGIN IN ROLE optiinfra_app")
+    async with Store.connect(dsn, min_size=4, max_size=4) as owner, \
+            Store.connect(with_user(dsn, APP_LOGIN), min_size=4, max_size=4) as app:
+        customer = await owner.customers.create(CustomerCreate(name="Bench", email=f"{uuid.uuid4().hex}@bench.example"))
+        agent = await owner.agents.create(AgentCreate(type=AgentType.COST, name="Cost", version="1"))
+        execution = await owner.workflow_executions.create(WorkflowExecutionCreate(
+            agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.COST_ANALYSIS,
+        ))
+        statement = load("workflow_executions").get_by_id
+        owner_confined = owner.for_customer(customer.id)
+        app_confined = app.for_customer(customer.id)
+
+        async def raw() -> Any:
+            async with owner.pool.acquire() as conn:
+                return await conn.fetchrow(statement, execution.id)
+
+        ways: dict[str, Callable[[], Awaitable[Any]]] = {
+            "owner": lambda: owner.workflow_executions.get(execution.id),
+            "owner confined": lambda: owner_confined.workflow_executions.get(execution.id),
+            "app confined": lambda: app_confined.workflow_executions.get(execution.id),
+            "raw": raw,
+        }
+        for call in ways.values():  # warm up: connections, prepared statements, plpgsql
+            for _ in range(50):
+                await call()
+        per_round: dict[str, list[float]] = {way: [] for way in WAYS}
+        for number in range(rounds):
+            order = WAYS[number % len(WAYS):] + WAYS[:number % len(WAYS)]
+            for way in order:
+                began = time.perf_counter()
+                for _ in range(calls):
+                    await ways[way]()
+                per_round[way].append(calls / (time.perf_counter() - began))
+    with psycopg.connect(dsn) as conn:
+        server = conn.execute("SHOW server_version").fetchone()[0]
+    return {
+        "server": server, "rounds": rounds, "calls": calls,
+        "per_second": {way: statistics.median(values) for way, values in per_round.items()},
+        "ratio_to_owner": {
+            way: statistics.median(v / o for v, o in zip(values, per_round["owner"], strict=True))
+            for way, values in per_round.items()
+        },
+    }
+
+
+def describe(result: dict[str, Any]) -> str:
+    lines = [f"confined get(), PostgreSQL {result['server']}, {result['rounds']} rounds x {result['calls']} calls",
+             f"{'way in':<16} {'calls/s':>9} {'vs owner':>9}"]
+    for way in WAYS:
+        lines.append(f"{way:<16} {result['per_second'][way]:>9.0f} {result['ratio_to_owner'][way]:>8.2f}x")
+    return "\n".join(lines)
