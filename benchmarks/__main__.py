@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(confinement.describe(result))
                 if args.json:
                     Path(args.json).write_text(json.dumps(result, indent=2))
+                if not args.quick and not args.no_write and args.rounds is None:
+                    report.write_section(Path(__file__).parent / "RESULTS.md", "confinement",
+                                         confinement.markdown(result))
+                    print("wrote the confinement section of RESULTS.md")
                 return 0
             if args.command == "profile":
                 from benchmarks import profile

@@ -64,4 +64,4 @@ async def test_confinement__every_way_in_runs(databases, clean_dsn):
     result = await confinement.run(clean_dsn, databases.admin_dsn, rounds=1, calls=3)
     assert set(result["per_second"]) == set(confinement.WAYS)
     assert all(value > 0 for value in result["per_second"].values())
-    assert "app confined" in confinement.describe(result)
+    assert "app confined" in confinement.describe(result) and "| app confined |" in confinement.markdown(result)
