@@ -138,8 +138,8 @@ def platform(method: F) -> F:
     async def guarded(self: Repository[Any], *args: Any, **kwargs: Any) -> Any:
         if self._customer_id is not None:
             raise AccessDenied(
-                f"{self.table}.{method.__name__} changes what every customer shares: refused in a store "
-                f"confined to customer {self._customer_id} (use an unconfined store)"
+                f"{self.table}.{method.__name__} reaches past one customer: refused in a store confined "
+                f"to customer {self._customer_id} (platform work runs on an unconfined store)"
             )
         return await method(self, *args, **kwargs)
 
