@@ -85,12 +85,16 @@ def is_pgp_message(data: bytes) -> bool:
     return tag == _TAG_SKESK
 
 
-def decrypt(message: bytes, password: str) -> bytes:
-    """Return the data that ``pgp_sym_encrypt_bytea(data, password, ...)`` encrypted."""
+def decrypt(message: bytes, password: str, *, require_integrity: bool = False) -> bytes:
+    """Return the data that ``pgp_sym_encrypt_bytea(data, password, ...)`` encrypted. With
+    `require_integrity`, a message without an integrity check (``disable-mdc=1``, whose plaintext
+    an attacker can change bit by bit) is refused."""
     packets = _packets(message)
     tags = [tag for tag, _ in packets]
     if tags not in ([_TAG_SKESK, _TAG_SEIPD], [_TAG_SKESK, _TAG_SED]):
         raise LegacyDecryptError(f"not a symmetrically encrypted message: packet tags {tags}")
+    if require_integrity and tags[1] == _TAG_SED:
+        raise LegacyDecryptError("the message has no integrity check (disable-mdc)")
     (_, skesk), (data_tag, encrypted) = packets
     key = _session_key(skesk, password.encode("utf-8"))
     if data_tag == _TAG_SEIPD:

@@ -45,8 +45,9 @@ def _derive(secret: str) -> tuple[str, AESGCM]:
     return key_id, AESGCM(material[:32])
 
 
-def _associated(agent_id: UUID, config_key: str) -> bytes:
-    return b"optiinfra agent config\x00" + agent_id.bytes + config_key.encode("utf-8")
+def _associated(agent_id: UUID, config_key: str, config_type: str) -> bytes:
+    """What a ciphertext is bound to: its entry, and the type its value is read as."""
+    return b"optiinfra agent config\x00" + agent_id.bytes + config_type.encode() + b"\x00" + config_key.encode("utf-8")
 
 
 class SecretKeys:
@@ -55,8 +56,8 @@ class SecretKeys:
     __slots__ = ("_secrets", "_ciphers", "newest_id")
 
     def __init__(self, secrets: Sequence[str]) -> None:
-        if not secrets or not all(isinstance(s, str) and s for s in secrets):
-            raise InvalidArgument("secret keys must be non-empty strings, newest first")
+        if not secrets or not all(isinstance(s, str) and s.strip() for s in secrets):
+            raise InvalidArgument("secret keys must be non-blank strings, newest first")
         self._secrets = tuple(dict.fromkeys(secrets))  # the key strings, for pgcrypto-era values
         self._ciphers = dict(_derive(secret) for secret in self._secrets)
         self.newest_id = next(iter(self._ciphers))
@@ -70,17 +71,17 @@ class SecretKeys:
             text = os.environ.get(SECRET_KEY_ENV, "")
             if not text:
                 return None
-            secrets = text.split(",")
+            secrets = [key.strip() for key in text.split(",")]
             if not all(secrets):
                 raise ConfigurationError(f"{SECRET_KEY_ENV} holds an empty key: keys are separated by single commas")
             return cls(secrets)
         if isinstance(value, str):
-            if not value:
-                raise InvalidArgument("secret_key must be a non-empty string, a list of them, or None")
+            if not value.strip():
+                raise InvalidArgument("secret_key must be a non-blank string, a list of them, or None")
             return cls([value])
         if isinstance(value, Sequence) and value:
             return cls(list(value))
-        raise InvalidArgument("secret_key must be a non-empty string, a list of them (newest first), or None")
+        raise InvalidArgument("secret_key must be a non-blank string, a list of them (newest first), or None")
 
     @property
     def ids(self) -> list[str]:
@@ -89,17 +90,21 @@ class SecretKeys:
     def __repr__(self) -> str:
         return f"SecretKeys(ids={self.ids})"
 
-    def encrypt(self, plaintext: str, agent_id: UUID, config_key: str) -> tuple[bytes, str]:
+    def encrypt(self, plaintext: str, agent_id: UUID, config_key: str, config_type: str) -> tuple[bytes, str]:
         """(ciphertext, key id) of `plaintext` under the newest key."""
         nonce = os.urandom(_NONCE_BYTES)
         sealed = self._ciphers[self.newest_id].encrypt(
-            nonce, plaintext.encode("utf-8"), _associated(agent_id, config_key)
+            nonce, plaintext.encode("utf-8"), _associated(agent_id, config_key, config_type)
         )
         return nonce + sealed, self.newest_id
 
-    def decrypt(self, ciphertext: bytes, key_id: str | None, agent_id: UUID, config_key: str) -> str:
-        """The plaintext of a stored value; SecretKeyError if no key held here opens it.
-        A null `key_id` marks a value pgcrypto encrypted on the server."""
+    def decrypt(
+        self, ciphertext: bytes, key_id: str | None, agent_id: UUID, config_key: str, config_type: str
+    ) -> str:
+        """The plaintext of a stored value; SecretKeyError if no key held here opens it, or it was
+        altered or moved. A null `key_id` marks a value pgcrypto encrypted on the server: such
+        values predate the binding to their entry, and are accepted only with pgcrypto's
+        integrity check."""
         where = f"agent config {config_key!r} of agent {agent_id}"
         if key_id is None:
             return self._decrypt_pgcrypto(ciphertext, where)
@@ -110,15 +115,19 @@ class SecretKeys:
                 f"{', '.join(self.ids)}): open the store with that key in {SECRET_KEY_ENV} or secret_key="
             )
         try:
-            plain = cipher.decrypt(ciphertext[:_NONCE_BYTES], ciphertext[_NONCE_BYTES:], _associated(agent_id, config_key))
+            plain = cipher.decrypt(
+                ciphertext[:_NONCE_BYTES], ciphertext[_NONCE_BYTES:], _associated(agent_id, config_key, config_type)
+            )
         except InvalidTag:
-            raise SecretKeyError(f"{where} does not decrypt: its ciphertext was altered or belongs to another entry") from None
+            raise SecretKeyError(
+                f"{where} does not decrypt: its ciphertext or type was altered, or it belongs to another entry"
+            ) from None
         return plain.decode("utf-8")
 
     def _decrypt_pgcrypto(self, ciphertext: bytes, where: str) -> str:
         for secret in self._secrets:
             try:
-                return legacy_pgp.decrypt(ciphertext, secret).decode("utf-8")
+                return legacy_pgp.decrypt(ciphertext, secret, require_integrity=True).decode("utf-8")
             except legacy_pgp.LegacyDecryptError:
                 continue
         raise SecretKeyError(

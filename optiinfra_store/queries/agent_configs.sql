@@ -13,7 +13,7 @@ RETURNING id, agent_id, config_key, config_value, config_type, description, is_s
 
 -- name: read_state
 -- What decides how a key is written: is it sensitive, and under which key is it encrypted.
-SELECT is_sensitive, config_secret, secret_key_id
+SELECT is_sensitive, config_secret, secret_key_id, config_type
   FROM agent_configs WHERE agent_id = $1 AND config_key = $2;
 
 -- name: upsert
@@ -64,7 +64,7 @@ SELECT id, agent_id, config_key, config_value, config_type, description, is_sens
 -- name: rotation_batch
 -- The next sensitive entries not yet encrypted under key $1 (locked; entries a writer holds are
 -- left for the next pass, and that writer encrypts under the newest key anyway).
-SELECT id, agent_id, config_key, config_value, config_secret, secret_key_id
+SELECT id, agent_id, config_key, config_type, config_value, config_secret, secret_key_id
   FROM agent_configs
  WHERE is_sensitive AND secret_key_id IS DISTINCT FROM $1
  ORDER BY id

@@ -3,7 +3,7 @@
 INSERT INTO agent_states (agent_id, status, current_workflow, current_workflow_id, workflow_data,
                           resource_locks, error_count, last_error, last_heartbeat)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))
-RETURNING id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
+RETURNING id, agent_id, customer_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
           error_count, last_error, last_heartbeat, version, created_at, updated_at;
 
 -- name: upsert
@@ -29,18 +29,18 @@ ON CONFLICT (agent_id) DO UPDATE
        last_error = CASE WHEN 'last_error' = ANY($10::text[]) THEN EXCLUDED.last_error ELSE agent_states.last_error END,
        last_heartbeat = EXCLUDED.last_heartbeat
  WHERE $11::integer IS NULL OR agent_states.version = $11
-RETURNING id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
+RETURNING id, agent_id, customer_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
           error_count, last_error, last_heartbeat, version, created_at, updated_at;
 
 -- name: get_by_id
 -- One state row.
-SELECT id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
+SELECT id, agent_id, customer_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
        error_count, last_error, last_heartbeat, version, created_at, updated_at
   FROM agent_states WHERE id = $1;
 
 -- name: get_for_agent
 -- The state row of an agent.
-SELECT id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
+SELECT id, agent_id, customer_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
        error_count, last_error, last_heartbeat, version, created_at, updated_at
   FROM agent_states WHERE agent_id = $1;
 
@@ -55,24 +55,33 @@ DELETE FROM agent_states WHERE id = $1 RETURNING id;
 -- name: heartbeat
 -- Record that the agent is alive, on the database's clock.
 UPDATE agent_states SET last_heartbeat = now() WHERE agent_id = $1
-RETURNING id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
+RETURNING id, agent_id, customer_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
           error_count, last_error, last_heartbeat, version, created_at, updated_at;
 
 -- name: record_error
 -- Count one more error and keep it as the last; the row lock makes concurrent calls queue, none is lost.
 UPDATE agent_states SET error_count = error_count + 1, last_error = $2 WHERE agent_id = $1
-RETURNING id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
+RETURNING id, agent_id, customer_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
           error_count, last_error, last_heartbeat, version, created_at, updated_at;
 
 -- name: set_current_workflow
 -- Point the state at a workflow execution, or at none.
 UPDATE agent_states SET current_workflow_id = $2 WHERE agent_id = $1
-RETURNING id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
+RETURNING id, agent_id, customer_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
+          error_count, last_error, last_heartbeat, version, created_at, updated_at;
+
+-- name: release
+-- Give the state back from the customer whose work it describes, with what it held of that work.
+UPDATE agent_states
+   SET customer_id = NULL, current_workflow = NULL, current_workflow_id = NULL, workflow_data = '{}',
+       resource_locks = '{}', last_error = NULL
+ WHERE agent_id = $1
+RETURNING id, agent_id, customer_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
           error_count, last_error, last_heartbeat, version, created_at, updated_at;
 
 -- name: list
 -- State rows, optionally of one status, oldest first.
-SELECT id, agent_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
+SELECT id, agent_id, customer_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
        error_count, last_error, last_heartbeat, version, created_at, updated_at
   FROM agent_states
  WHERE ($1::text IS NULL OR status = $1::agent_status_detail)

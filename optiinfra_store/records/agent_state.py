@@ -116,6 +116,8 @@ class AgentConfigCreate(Input):
 class AgentState(Record):
     id: UUID
     agent_id: UUID
+    customer_id: UUID | None
+    """The customer whose work the state describes (set by the database; None: nobody's)."""
     status: AgentStatusDetail
     current_workflow: str | None
     current_workflow_id: UUID | None

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from optiinfra_store.enums import ConfigType
-from optiinfra_store.errors import ConcurrentChange, InvalidArgument, NotFound, SecretKeyError
+from optiinfra_store.errors import ConcurrentChange, InvalidArgument, InvalidData, NotFound, SecretKeyError
 from optiinfra_store.records import AgentConfig, AgentConfigCreate
 from optiinfra_store.secrets import SECRET_KEY_ENV, SecretKeys
 from optiinfra_store.repositories.base import (
@@ -77,13 +77,19 @@ def typed_value(config: AgentConfig) -> Any:
     """A config's value as its type: number -> int (integral text) or float, boolean -> bool,
     json -> the parsed document, string -> str."""
     text = config.config_value
-    if config.config_type is ConfigType.NUMBER:
-        return int(text) if _INTEGER.fullmatch(text) else float(text)
-    if config.config_type is ConfigType.BOOLEAN:
-        return text == "true"
-    if config.config_type is ConfigType.JSON:
-        return json.loads(text)
-    return text
+    try:
+        if config.config_type is ConfigType.NUMBER:
+            return int(text) if _INTEGER.fullmatch(text) else float(text)
+        if config.config_type is ConfigType.JSON:
+            return json.loads(text)
+    except ValueError:  # changed behind the store's back
+        pass
+    else:
+        return text == "true" if config.config_type is ConfigType.BOOLEAN else text
+    # raised outside the handler, so no chained exception carries the value
+    raise InvalidData(
+        f"agent config {config.config_key!r} of agent {config.agent_id} does not parse as {config.config_type.value}"
+    )
 
 
 class AgentConfigs(Repository[AgentConfig]):
@@ -116,7 +122,7 @@ class AgentConfigs(Repository[AgentConfig]):
         values["is_encrypted"] = secret is not None
         if secret is not None:
             values["config_value"] = self._require_keys(row["agent_id"], row["config_key"]).decrypt(
-                secret, key_id, row["agent_id"], row["config_key"]
+                secret, key_id, row["agent_id"], row["config_key"], row["config_type"].value
             )
         return AgentConfig.from_row(values)
 
@@ -146,7 +152,7 @@ class AgentConfigs(Repository[AgentConfig]):
         if not sensitive:
             return [*args, None, None]
         secret, key_id = self._require_keys(data.agent_id, data.config_key).encrypt(
-            data.config_value, data.agent_id, data.config_key
+            data.config_value, data.agent_id, data.config_key, data.config_type.value
         )
         args[3] = None
         return [*args, secret, key_id]
@@ -181,7 +187,8 @@ class AgentConfigs(Repository[AgentConfig]):
             stored_secret = None if state is None else state["config_secret"]
             if stored_secret is not None:  # overwrite only what a key held here opens
                 self._require_keys(data.agent_id, data.config_key).decrypt(
-                    stored_secret, state["secret_key_id"], data.agent_id, data.config_key  # type: ignore[index]
+                    stored_secret, state["secret_key_id"], data.agent_id, data.config_key,  # type: ignore[index]
+                    state["config_type"].value,  # type: ignore[index]
                 )
             args = self._stored(data, data.is_sensitive or was_sensitive)
             row = await self._fetchrow(self._q.upsert, *args, was_sensitive, stored_secret)
@@ -243,11 +250,11 @@ class AgentConfigs(Repository[AgentConfig]):
                     return written
                 secrets = []
                 for row in rows:
-                    agent, config_key = row["agent_id"], row["config_key"]
+                    entry = (row["agent_id"], row["config_key"], row["config_type"].value)
                     plain = row["config_value"]
                     if row["config_secret"] is not None:
-                        plain = keys.decrypt(row["config_secret"], row["secret_key_id"], agent, config_key)
-                    secrets.append(keys.encrypt(plain, agent, config_key)[0])
+                        plain = keys.decrypt(row["config_secret"], row["secret_key_id"], *entry)
+                    secrets.append(keys.encrypt(plain, *entry)[0])
                 await conn.execute(self._q.rotation_write, [row["id"] for row in rows], secrets, keys.newest_id)
             written += len(rows)
 

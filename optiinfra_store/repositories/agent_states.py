@@ -83,6 +83,14 @@ class AgentStates(Repository[AgentState]):
             raise NotFound("workflow execution", execution) from None
         return self._found(row, key)
 
+    @platform
+    async def release(self, agent_id: UUID | str) -> AgentState:
+        """Give the agent's state back from the customer whose work it describes: clear that
+        customer and what the state held of the work (current workflow, workflow_data, resource
+        locks, last error). A store confined to another customer can then use it. Raises NotFound."""
+        key = as_uuid(agent_id, "agent_id")
+        return self._found(await self._fetchrow(self._q.release, key), key)
+
     async def list(
         self, *, status: AgentStatusDetail | str | None = None, limit: int = 1000
     ) -> list[AgentState]:

@@ -21,6 +21,7 @@ class Customers(Repository[Customer]):
         """Insert a customer. Raises AlreadyExists (customers_email_key) for a taken email."""
         return await self._insert(CustomerCreate.model_validate(data))
 
+    @platform
     async def update(self, id: UUID | str, data: CustomerUpdate) -> Customer:
         """Write the fields set in `data`. Raises NotFound, AlreadyExists."""
         return await self._update(id, CustomerUpdate.model_validate(data))

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from optiinfra_store import Store
-from optiinfra_store.errors import ConfigurationError, InvalidArgument, SecretKeyError
+from optiinfra_store.errors import ConfigurationError, InvalidArgument, InvalidData, SecretKeyError
 from optiinfra_store.records import AgentConfigCreate
 from optiinfra_store.secrets import SecretKeys
 
@@ -111,7 +111,7 @@ async def test_ciphertext__bound_to_its_entry(keyed, clean_dsn, agent):
             "UPDATE agent_configs SET config_secret = (SELECT config_secret FROM agent_configs WHERE config_key = 'a') "
             "WHERE config_key = 'b'"
         )
-    with pytest.raises(SecretKeyError, match="altered or belongs to another entry"):
+    with pytest.raises(SecretKeyError, match="altered, or it belongs to another entry"):
         await keyed.agent_configs.get(other.id)
 
 
@@ -189,7 +189,7 @@ async def test_pgcrypto_values__read_and_moved_by_the_client(keyed, clean_dsn, a
 async def test_keys_from_the_environment__newest_first(clean_dsn, agent, monkeypatch):
     async with Store.connect(clean_dsn, secret_key="old") as old:
         await old.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
-    monkeypatch.setenv("OPTIINFRA_SECRET_KEY", "new,old")
+    monkeypatch.setenv("OPTIINFRA_SECRET_KEY", "new, old")  # spaces around a key are not part of it
     async with Store.connect(clean_dsn) as both:
         assert await both.agent_configs.get_value(agent.id, "api_key") == SECRET
         assert await both.agent_configs.rotate_key() == 1
@@ -202,3 +202,51 @@ async def test_keys_from_the_environment__newest_first(clean_dsn, agent, monkeyp
 async def test_secret_key_option__validated(clean_dsn, bad):
     with pytest.raises(InvalidArgument, match="secret"):
         Store.connect(clean_dsn, secret_key=bad)
+
+
+async def test_ciphertext__bound_to_its_type(keyed, clean_dsn, agent):
+    # someone without the key makes a sensitive value read as a number: it must not echo the value
+    await keyed.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
+    with psycopg.connect(clean_dsn) as conn:
+        conn.execute("UPDATE agent_configs SET config_type = 'number' WHERE config_key = 'api_key'")
+    with pytest.raises(SecretKeyError, match="type was altered") as raised:
+        await keyed.agent_configs.get_value(agent.id, "api_key")
+    assert SECRET not in str(raised.value) and raised.value.__cause__ is None
+
+
+async def test_pgcrypto_value_read_as_another_type__does_not_echo_it(keyed, clean_dsn, agent):
+    # values of the pgcrypto era are not bound to their type: one changed to number must not
+    # surface its plaintext in a parse error
+    with psycopg.connect(clean_dsn) as conn:
+        if conn.execute("SELECT FROM pg_extension WHERE extname = 'pgcrypto'").fetchone() is None:
+            pytest.skip("this server has no pgcrypto: no values of that era can be made")
+        conn.execute(
+            "INSERT INTO agent_configs (agent_id, config_key, config_type, config_secret, is_sensitive) VALUES "
+            "(%s, 'legacy', 'number', pgp_sym_encrypt_bytea(convert_to(%s, 'UTF8'), 'key-one'), true)",
+            (agent.id, SECRET),
+        )
+    with pytest.raises(InvalidData, match="does not parse as number") as raised:
+        await keyed.agent_configs.get_value(agent.id, "legacy")
+    assert SECRET not in str(raised.value) and raised.value.__cause__ is None and raised.value.__context__ is None
+
+
+async def test_pgcrypto_values_without_integrity_check__refused(keyed, clean_dsn, agent):
+    with psycopg.connect(clean_dsn) as conn:
+        if conn.execute("SELECT FROM pg_extension WHERE extname = 'pgcrypto'").fetchone() is None:
+            pytest.skip("this server has no pgcrypto: no values of that era can be made")
+        conn.execute(
+            "INSERT INTO agent_configs (agent_id, config_key, config_secret, is_sensitive) VALUES "
+            "(%s, 'malleable', pgp_sym_encrypt_bytea(convert_to(%s, 'UTF8'), 'key-one', 'disable-mdc=1'), true)",
+            (agent.id, SECRET),
+        )
+    with pytest.raises(SecretKeyError, match="pgcrypto"):
+        await keyed.agent_configs.get_value(agent.id, "malleable")
+
+
+@pytest.mark.parametrize("bad", [" ", "\t\n"])
+async def test_blank_secret_key__refused(clean_dsn, bad, monkeypatch):
+    with pytest.raises(InvalidArgument, match="non-blank"):
+        Store.connect(clean_dsn, secret_key=bad)
+    monkeypatch.setenv("OPTIINFRA_SECRET_KEY", f"new,{bad}")
+    with pytest.raises(ConfigurationError, match="empty key"):
+        Store.connect(clean_dsn)

@@ -164,7 +164,6 @@ async def test_other_customers_rows__cannot_be_changed_or_deleted(pool, store, t
     mine, theirs = tenants
     acme = pool.for_customer(mine.customer.id)
     attempts = [
-        acme.customers.update(theirs.customer.id, CustomerUpdate(name="stolen")),
         acme.workflow_executions.update(theirs.execution.id, WorkflowExecutionUpdate(metadata={"x": 1})),
         acme.workflow_executions.update(
             theirs.execution.id, WorkflowExecutionUpdate(metadata={"x": 1}), expected_version=1
@@ -380,16 +379,44 @@ async def test_pool_role_that_cannot_take_on_the_tenant_role__configuration_erro
         admin.close()
 
 
-async def test_tenant_role_that_bypasses_row_level_security__configuration_error(pool, databases, tenants):
+@pytest.mark.parametrize("weakening", ["BYPASSRLS", "member of the tables' owner"])
+async def test_tenant_role_that_row_level_security_does_not_hold_for__configuration_error(
+    weakening, pool, databases, migrated_dsn, tenants
+):
     mine, _ = tenants
+    with psycopg.connect(migrated_dsn) as conn:
+        owner = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'customers'").fetchone()[0]
+    weaken, restore = {
+        "BYPASSRLS": ("ALTER ROLE optiinfra_tenant BYPASSRLS", "ALTER ROLE optiinfra_tenant NOBYPASSRLS"),
+        "member of the tables' owner": (
+            sql.SQL("GRANT {} TO optiinfra_tenant").format(sql.Identifier(owner)),
+            sql.SQL("REVOKE {} FROM optiinfra_tenant").format(sql.Identifier(owner)),
+        ),
+    }[weakening]
     with psycopg.connect(databases.admin_dsn, autocommit=True) as admin:
-        admin.execute("ALTER ROLE optiinfra_tenant BYPASSRLS")
+        admin.execute(weaken)
         try:
-            with pytest.raises(ConfigurationError, match="bypasses row-level security"):
+            with pytest.raises(ConfigurationError, match="row-level security does not hold"):
                 await pool.for_customer(mine.customer.id).workflow_executions.list()
         finally:
-            admin.execute("ALTER ROLE optiinfra_tenant NOBYPASSRLS")
+            admin.execute(restore)
     assert len((await pool.for_customer(mine.customer.id).workflow_executions.list()).items) == 1
+
+
+async def test_security_definer_trigger__no_temporary_object_stands_in(app_login_dsn, store, tenants):
+    # the trail's trigger runs as the owner: a caller's temporary table of the same name must not
+    # receive its insert (and run the caller's own trigger as the owner)
+    mine, _ = tenants
+    with psycopg.connect(app_login_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TEMPORARY TABLE workflow_transitions (LIKE public.workflow_transitions)")
+        conn.execute("CREATE TEMPORARY TABLE workflow_executions (LIKE public.workflow_executions)")
+        with conn.transaction():
+            conn.execute("SELECT optiinfra_confine(%s)", (mine.customer.id,))
+            conn.execute("UPDATE public.workflow_executions SET status = 'running' WHERE id = %s",
+                         (mine.execution.id,))
+        assert conn.execute("SELECT count(*) FROM pg_temp.workflow_transitions").fetchone()[0] == 0
+    history = await store.workflow_executions.history(mine.execution.id)
+    assert [t.to_status for t in history if t.workflow_step_id is None] == ["pending", "running"]
 
 
 # -- no reach past the customer ---------------------------------------------------------------------
@@ -428,7 +455,9 @@ async def test_platform_changes__refused_when_confined_and_nothing_changes(pool,
         "agent_metrics.purge": acme.agent_metrics.purge(datetime.now(UTC)),
         "agent_states.delete": acme.agent_states.delete(state.id),
         "customers.create": acme.customers.create(CustomerCreate(name="new", email="new@new.example")),
+        "customers.update": acme.customers.update(mine.customer.id, CustomerUpdate(name="renamed")),
         "customers.delete": acme.customers.delete(mine.customer.id),
+        "agent_states.release": acme.agent_states.release(agent.id),
         "workflow_executions.purge": acme.workflow_executions.purge(finished_before=datetime.now(UTC)),
     }
     for name, attempt in attempts.items():
@@ -506,14 +535,39 @@ async def test_agent_state__points_only_at_the_confined_customers_executions(poo
         await acme.agent_states.set_current_workflow(agent.id, theirs.execution.id)
     with pytest.raises(NotFound, match="workflow execution") as missing:
         await acme.agent_states.set_current_workflow(agent.id, uuid4())
-    assert type(other.value) is type(missing.value)
+    assert type(other.value) is type(missing.value) and str(other.value).replace(
+        str(theirs.execution.id), "?") == str(missing.value).replace(str(missing.value.key), "?")
     with pytest.raises(MissingReference):
         await acme.agent_states.upsert(AgentStateUpsert(agent_id=agent.id, current_workflow_id=theirs.execution.id))
     assert (await store.agent_states.get_for_agent(agent.id)).current_workflow_id is None
     pointed = await acme.agent_states.set_current_workflow(agent.id, mine.execution.id)
-    assert pointed.current_workflow_id == mine.execution.id
-    # the agent's state moves on for the other customer while it points at Acme's execution
-    assert (await pool.for_customer(theirs.customer.id).agent_states.heartbeat(agent.id)).agent_id == agent.id
+    assert (pointed.current_workflow_id, pointed.customer_id) == (mine.execution.id, mine.customer.id)
+
+
+async def test_agent_state__of_one_customers_work_is_hidden_from_the_others(pool, store, tenants, agent):
+    mine, theirs = tenants
+    acme, globex = pool.for_customer(mine.customer.id), pool.for_customer(theirs.customer.id)
+    state = await acme.agent_states.upsert(AgentStateUpsert(
+        agent_id=agent.id, workflow_data={"bucket": "s3://acme-private"}, last_error={"msg": "acme-db login failed"},
+    ))
+    assert state.customer_id == mine.customer.id
+    for attempt in (globex.agent_states.get_for_agent(agent.id), globex.agent_states.heartbeat(agent.id),
+                    globex.agent_states.set_current_workflow(agent.id, theirs.execution.id),
+                    globex.agent_states.record_error(agent.id, {"msg": "x"})):
+        with pytest.raises(NotFound):
+            await attempt
+    with pytest.raises(AccessDenied):  # an upsert over it is a write into another customer's row
+        await globex.agent_states.upsert(AgentStateUpsert(agent_id=agent.id, workflow_data={"bucket": "s3://attacker"}))
+    assert await globex.agent_states.list() == []
+    assert await store.agent_states.get_for_agent(agent.id) == await acme.agent_states.get_for_agent(agent.id)
+    assert (await store.agent_states.get_for_agent(agent.id)).workflow_data == {"bucket": "s3://acme-private"}
+    # the platform gives the state back, with nothing of Acme's work left in it; then Globex may use it
+    released = await store.agent_states.release(agent.id)
+    assert (released.customer_id, released.workflow_data, released.last_error) == (None, {}, None)
+    taken = await globex.agent_states.set_current_workflow(agent.id, theirs.execution.id)
+    assert taken.customer_id == theirs.customer.id
+    with pytest.raises(NotFound):
+        await acme.agent_states.get_for_agent(agent.id)
 
 
 async def test_transition_trail__written_by_the_trigger_alone(app_store, app_login_dsn, store, tenants):

@@ -71,6 +71,7 @@ FOREIGN_KEYS = {
     "agent_capabilities_agent_id_fkey": "c",
     "agent_metrics_agent_id_fkey": "c",
     "agent_states_current_workflow_id_fkey": "n",
+    "agent_states_customer_id_fkey": "n",  # the state outlives the customer it last worked for
     "workflow_executions_agent_id_fkey": "c",
     "workflow_executions_customer_id_fkey": "c",
     "workflow_steps_workflow_execution_id_fkey": "c",

@@ -157,6 +157,8 @@ def test_flipped_byte_in_sed_goes_undetected(pg: psycopg.Connection) -> None:
     tampered = bytearray(encrypt(pg, b"0123456789", options="disable-mdc=1"))
     tampered[-1] ^= 0x01
     assert decrypt(bytes(tampered), PASSWORD) == b"0123456788"
+    with pytest.raises(LegacyDecryptError, match="no integrity check"):  # so the store refuses them
+        decrypt(bytes(tampered), PASSWORD, require_integrity=True)
 
 
 def test_every_truncation_is_refused(pg: psycopg.Connection) -> None:
