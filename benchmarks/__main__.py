@@ -20,23 +20,39 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks",
         description="optiinfra_store vs raw asyncpg (same SQL) vs the SQLAlchemy ORM, on a database of its own.",
     )
-    parser.add_argument("command", nargs="?", default="compare",
-                        choices=["compare", "scale", "profile", "confinement"],
-                        help="compare the stacks (default); scale: history at 10k/100k/1M executions; "
-                             "profile: where the store's time goes on get(); confinement: what "
-                             "for_customer() costs a get()")
-    parser.add_argument("--dsn", help="a server to create the benchmark database on (default: "
-                                      "$OPTIINFRA_TEST_DSN, else an embedded server)")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="compare",
+        choices=["compare", "scale", "profile", "confinement"],
+        help="compare the stacks (default); scale: history at 10k/100k/1M executions; "
+        "profile: where the store's time goes on get(); confinement: what "
+        "for_customer() costs a get()",
+    )
+    parser.add_argument(
+        "--dsn",
+        help="a server to create the benchmark database on (default: $OPTIINFRA_TEST_DSN, else an embedded server)",
+    )
     parser.add_argument("--quick", action="store_true", help="compare: fewer rounds and smaller sizes (about a minute)")
     parser.add_argument("--rounds", type=int, help="compare: rounds (default 5, quick 3)")
     parser.add_argument("--json", metavar="PATH", help="compare / scale: also write the results as JSON")
     parser.add_argument("--no-orm", action="store_true", help="compare: skip the ORM stack")
-    parser.add_argument("--sizes", default="10000,100000,1000000",
-                        help="scale: execution counts, comma-separated (default 10000,100000,1000000)")
-    parser.add_argument("--metrics-per-execution", type=int, default=10,
-                        help="scale: metric points generated per execution (default 10: 10M at 1M)")
-    parser.add_argument("--no-write", action="store_true",
-                        help="full compare, scale, profile: do not rewrite benchmarks/RESULTS.md and results/")
+    parser.add_argument(
+        "--sizes",
+        default="10000,100000,1000000",
+        help="scale: execution counts, comma-separated (default 10000,100000,1000000)",
+    )
+    parser.add_argument(
+        "--metrics-per-execution",
+        type=int,
+        default=10,
+        help="scale: metric points generated per execution (default 10: 10M at 1M)",
+    )
+    parser.add_argument(
+        "--no-write",
+        action="store_true",
+        help="full compare, scale, profile: do not rewrite benchmarks/RESULTS.md and results/",
+    )
     parser.add_argument("--calls", type=int, default=20_000, help="profile: get() calls (default 20000)")
     return parser
 
@@ -50,23 +66,33 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import scale
 
             sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")]
-            scale.run(admin_dsn, sizes, metrics_per_execution=args.metrics_per_execution,
-                      json_path=args.json, write=not args.no_write)
+            scale.run(
+                admin_dsn,
+                sizes,
+                metrics_per_execution=args.metrics_per_execution,
+                json_path=args.json,
+                write=not args.no_write,
+            )
             return 0
         with fresh_database(admin_dsn) as dsn:
             if args.command == "confinement":
                 from benchmarks import confinement
 
-                result = asyncio.run(confinement.run(
-                    dsn, admin_dsn, rounds=args.rounds or (3 if args.quick else 5),
-                    calls=500 if args.quick else 2_000,
-                ))
+                result = asyncio.run(
+                    confinement.run(
+                        dsn,
+                        admin_dsn,
+                        rounds=args.rounds or (3 if args.quick else 5),
+                        calls=500 if args.quick else 2_000,
+                    )
+                )
                 print(confinement.describe(result))
                 if args.json:
                     Path(args.json).write_text(json.dumps(result, indent=2))
                 if not args.quick and not args.no_write and args.rounds is None:
-                    report.write_section(Path(__file__).parent / "RESULTS.md", "confinement",
-                                         confinement.markdown(result))
+                    report.write_section(
+                        Path(__file__).parent / "RESULTS.md", "confinement", confinement.markdown(result)
+                    )
                     print("wrote the confinement section of RESULTS.md")
                 return 0
             if args.command == "profile":
@@ -85,6 +111,7 @@ def _compare(args: argparse.Namespace, dsn: str, began: float) -> int:
         if not args.no_orm:
             print("sqlalchemy is not installed (pip install '.[bench]'): running without the ORM stack")
         config = dataclasses.replace(config, stacks=("store", "raw"))
+
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - began:5.0f} s] {message}", flush=True)
 

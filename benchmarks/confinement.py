@@ -32,13 +32,19 @@ WAYS = ("owner", "owner confined", "app confined", "raw")
 
 async def run(dsn: str, admin_dsn: str, *, rounds: int = 5, calls: int = 2_000) -> dict[str, Any]:
     ensure_role(admin_dsn, APP_LOGIN, "LOGIN IN ROLE optiinfra_app")
-    async with Store.connect(dsn, min_size=4, max_size=4) as owner, \
-            Store.connect(with_user(dsn, APP_LOGIN), min_size=4, max_size=4) as app:
+    async with (
+        Store.connect(dsn, min_size=4, max_size=4) as owner,
+        Store.connect(with_user(dsn, APP_LOGIN), min_size=4, max_size=4) as app,
+    ):
         customer = await owner.customers.create(CustomerCreate(name="Bench", email=f"{uuid.uuid4().hex}@bench.example"))
         agent = await owner.agents.create(AgentCreate(type=AgentType.COST, name="Cost", version="1"))
-        execution = await owner.workflow_executions.create(WorkflowExecutionCreate(
-            agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.COST_ANALYSIS,
-        ))
+        execution = await owner.workflow_executions.create(
+            WorkflowExecutionCreate(
+                agent_id=agent.id,
+                customer_id=customer.id,
+                workflow_type=WorkflowType.COST_ANALYSIS,
+            )
+        )
         statement = load("workflow_executions").get_by_id
         owner_confined = owner.for_customer(customer.id)
         app_confined = app.for_customer(customer.id)
@@ -58,7 +64,7 @@ async def run(dsn: str, admin_dsn: str, *, rounds: int = 5, calls: int = 2_000) 
                 await call()
         per_round: dict[str, list[float]] = {way: [] for way in WAYS}
         for number in range(rounds):
-            order = WAYS[number % len(WAYS):] + WAYS[:number % len(WAYS)]
+            order = WAYS[number % len(WAYS) :] + WAYS[: number % len(WAYS)]
             for way in order:
                 began = time.perf_counter()
                 for _ in range(calls):
@@ -67,7 +73,9 @@ async def run(dsn: str, admin_dsn: str, *, rounds: int = 5, calls: int = 2_000) 
     with psycopg.connect(dsn) as conn:
         server = conn.execute("SHOW server_version").fetchone()[0]
     return {
-        "server": server, "rounds": rounds, "calls": calls,
+        "server": server,
+        "rounds": rounds,
+        "calls": calls,
         "per_second": {way: statistics.median(values) for way, values in per_round.items()},
         "ratio_to_owner": {
             way: statistics.median(v / o for v, o in zip(values, per_round["owner"], strict=True))
@@ -77,8 +85,10 @@ async def run(dsn: str, admin_dsn: str, *, rounds: int = 5, calls: int = 2_000) 
 
 
 def describe(result: dict[str, Any]) -> str:
-    lines = [f"confined get(), PostgreSQL {result['server']}, {result['rounds']} rounds x {result['calls']} calls",
-             f"{'way in':<16} {'calls/s':>9} {'vs owner':>9}"]
+    lines = [
+        f"confined get(), PostgreSQL {result['server']}, {result['rounds']} rounds x {result['calls']} calls",
+        f"{'way in':<16} {'calls/s':>9} {'vs owner':>9}",
+    ]
     for way in WAYS:
         lines.append(f"{way:<16} {result['per_second'][way]:>9.0f} {result['ratio_to_owner'][way]:>8.2f}x")
     return "\n".join(lines)
@@ -91,7 +101,7 @@ def markdown(result: dict[str, Any]) -> str:
     return f"""## Confinement
 
 `python -m benchmarks confinement`: `get()` of one execution, sequential awaited calls, median of
-{result['rounds']} interleaved rounds of {result['calls']:,} calls, PostgreSQL {result['server']}.
+{result["rounds"]} interleaved rounds of {result["calls"]:,} calls, PostgreSQL {result["server"]}.
 Target: a confined get at 0.7x or more of an unconfined one (application role against owner).
 
 | way in | calls/s | vs owner, unconfined |

@@ -66,26 +66,32 @@ def connect(dsn: str) -> psycopg.Connection:
 
 
 def create_fleet(conn: psycopg.Connection, customers: int = 50, agents: int = 20) -> Fleet:
-    customer_ids = [row[0] for row in conn.execute(
-        """
+    customer_ids = [
+        row[0]
+        for row in conn.execute(
+            """
         INSERT INTO customers (name, email, status, metadata)
         SELECT 'Customer ' || g, 'ops' || g || '-' || gen_random_uuid() || '@customer.example', 'active',
                jsonb_build_object('tier', (ARRAY['startup', 'growth', 'enterprise'])[1 + g %% 3])
           FROM generate_series(1, %s) g
         RETURNING id
         """,
-        (customers,),
-    )]
-    agent_ids = [row[0] for row in conn.execute(
-        """
+            (customers,),
+        )
+    ]
+    agent_ids = [
+        row[0]
+        for row in conn.execute(
+            """
         INSERT INTO agents (type, name, version, status, endpoint, capabilities, last_heartbeat, metadata)
         SELECT (enum_range(NULL::agent_type))[1 + g %% 4], 'agent-' || g, '1.' || (g %% 5) || '.0', 'active',
                'http://agent-' || g || ':8000', ARRAY['analysis'], now(), '{}'
           FROM generate_series(1, %s) g
         RETURNING id
         """,
-        (agents,),
-    )]
+            (agents,),
+        )
+    ]
     conn.commit()
     return Fleet(customer_ids, agent_ids)
 
@@ -106,8 +112,11 @@ def transition_triggers_disabled(conn: psycopg.Connection) -> Iterator[None]:
 
     def switch(action: str) -> None:
         for table, trigger in triggers:
-            conn.execute(sql.SQL("ALTER TABLE {} {} TRIGGER {}").format(
-                sql.Identifier(table), sql.SQL(action), sql.Identifier(trigger)))
+            conn.execute(
+                sql.SQL("ALTER TABLE {} {} TRIGGER {}").format(
+                    sql.Identifier(table), sql.SQL(action), sql.Identifier(trigger)
+                )
+            )
         conn.commit()
 
     switch("DISABLE")
@@ -287,12 +296,22 @@ def generate_history(
     with transition_triggers_disabled(conn):
         for lo in range(1, executions + 1, batch):
             hi = min(lo + batch, executions + 1)
-            row = conn.execute(_EXECUTIONS, {
-                "lo": lo, "hi": hi, "total": executions, "customers": fleet.customers, "agents": fleet.agents,
-                "now": now, "days": days, "artifacts": artifacts, "step_names": STEP_NAMES,
-            }).fetchone()
+            row = conn.execute(
+                _EXECUTIONS,
+                {
+                    "lo": lo,
+                    "hi": hi,
+                    "total": executions,
+                    "customers": fleet.customers,
+                    "agents": fleet.agents,
+                    "now": now,
+                    "days": days,
+                    "artifacts": artifacts,
+                    "step_names": STEP_NAMES,
+                },
+            ).fetchone()
             conn.commit()
-            for name, value in zip(counts, row):
+            for name, value in zip(counts, row, strict=True):
                 counts[name] += value
             if (hi - 1) % (batch * 8) == 0 or hi > executions:
                 _log(f"  executions {hi - 1:>10,} / {executions:,}  ({time.perf_counter() - started:.0f} s)", quiet)
@@ -315,9 +334,15 @@ def generate_metrics(
     now = now or datetime.now(UTC)
     started = time.perf_counter()
     params = {
-        "total": count, "agents": list(agents), "names": len(series), "now": now, "days": days,
-        "metric_names": [s[0] for s in series], "metric_types": [s[1] for s in series],
-        "metric_units": [s[2] for s in series], "baselines": [s[3] for s in series],
+        "total": count,
+        "agents": list(agents),
+        "names": len(series),
+        "now": now,
+        "days": days,
+        "metric_names": [s[0] for s in series],
+        "metric_types": [s[1] for s in series],
+        "metric_units": [s[2] for s in series],
+        "baselines": [s[3] for s in series],
         "spreads": [s[4] for s in series],
     }
     for lo in range(0, count, batch):

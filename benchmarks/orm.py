@@ -24,8 +24,25 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
-    BigInteger, Column, DateTime, Enum, FetchedValue, Float, ForeignKey, Integer, String, Text, case,
-    create_engine, func, insert, literal, literal_column, select, text, tuple_,
+    BigInteger,
+    Column,
+    DateTime,
+    Enum,
+    FetchedValue,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    case,
+    create_engine,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    text,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
@@ -33,7 +50,14 @@ from sqlalchemy.orm import DeclarativeBase, relationship, selectinload, sessionm
 
 from benchmarks.stacks import HOUR, INPUT_DATA, OUTPUT_DATA, NotFoundError, TransitionRefused
 from optiinfra_store.enums import (
-    AgentStatus, AgentType, ArtifactType, CustomerStatus, MetricType, StepStatus, WorkflowStatus, WorkflowType,
+    AgentStatus,
+    AgentType,
+    ArtifactType,
+    CustomerStatus,
+    MetricType,
+    StepStatus,
+    WorkflowStatus,
+    WorkflowType,
 )
 
 
@@ -102,10 +126,15 @@ class WorkflowExecution(Base):
     created_at = _created_at()
     updated_at = _updated_at()
 
-    steps = relationship("WorkflowStep", back_populates="execution", cascade="all, delete-orphan",
-                         order_by="WorkflowStep.step_order")
-    artifacts = relationship("WorkflowArtifact", back_populates="execution", cascade="all, delete-orphan",
-                             order_by="(WorkflowArtifact.created_at, WorkflowArtifact.id)")
+    steps = relationship(
+        "WorkflowStep", back_populates="execution", cascade="all, delete-orphan", order_by="WorkflowStep.step_order"
+    )
+    artifacts = relationship(
+        "WorkflowArtifact",
+        back_populates="execution",
+        cascade="all, delete-orphan",
+        order_by="(WorkflowArtifact.created_at, WorkflowArtifact.id)",
+    )
 
 
 class WorkflowStep(Base):
@@ -181,7 +210,9 @@ class OrmStack:
     is_async = False
 
     def __init__(self, dsn: str, pool_size: int) -> None:
-        url = dsn.replace("postgresql://", "postgresql+psycopg://", 1).replace("postgres://", "postgresql+psycopg://", 1)
+        url = dsn.replace("postgresql://", "postgresql+psycopg://", 1).replace(
+            "postgres://", "postgresql+psycopg://", 1
+        )
         self.engine = create_engine(url, pool_size=pool_size, max_overflow=0)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -217,10 +248,14 @@ class OrmStack:
     # -- point operations --------------------------------------------------------------------------
 
     def create_execution(self, agent_id: UUID, customer_id: UUID) -> WorkflowExecution:
-        return self._add(WorkflowExecution(
-            agent_id=agent_id, customer_id=customer_id, workflow_type=WorkflowType.COST_ANALYSIS,
-            input_data=INPUT_DATA,
-        ))
+        return self._add(
+            WorkflowExecution(
+                agent_id=agent_id,
+                customer_id=customer_id,
+                workflow_type=WorkflowType.COST_ANALYSIS,
+                input_data=INPUT_DATA,
+            )
+        )
 
     def get_execution(self, id: UUID) -> WorkflowExecution:
         with self.Session() as session:
@@ -231,9 +266,14 @@ class OrmStack:
 
     def get_detail(self, id: UUID) -> WorkflowExecution:
         with self.Session() as session:
-            execution = session.get(WorkflowExecution, id, options=[
-                selectinload(WorkflowExecution.steps), selectinload(WorkflowExecution.artifacts),
-            ])
+            execution = session.get(
+                WorkflowExecution,
+                id,
+                options=[
+                    selectinload(WorkflowExecution.steps),
+                    selectinload(WorkflowExecution.artifacts),
+                ],
+            )
             if execution is None:
                 raise NotFoundError(id)
             return execution
@@ -271,10 +311,14 @@ class OrmStack:
             return step
 
     def create_step(self, execution_id: UUID, order: int) -> WorkflowStep:
-        return self._add(WorkflowStep(
-            workflow_execution_id=execution_id, step_name=f"step_{order}", step_order=order,
-            input_data={"order": order},
-        ))
+        return self._add(
+            WorkflowStep(
+                workflow_execution_id=execution_id,
+                step_name=f"step_{order}",
+                step_order=order,
+                input_data={"order": order},
+            )
+        )
 
     def start_step(self, id: UUID) -> WorkflowStep:
         def start(s: WorkflowStep) -> None:
@@ -293,10 +337,16 @@ class OrmStack:
         return self._transition(WorkflowStep, id, [StepStatus.RUNNING], complete)
 
     def create_artifact(self, execution_id: UUID, step_id: UUID) -> WorkflowArtifact:
-        return self._add(WorkflowArtifact(
-            workflow_execution_id=execution_id, workflow_step_id=step_id, artifact_type=ArtifactType.REPORT,
-            artifact_name="GPU report", artifact_path="s3://reports/gpu.pdf", artifact_size_bytes=2_458_624,
-        ))
+        return self._add(
+            WorkflowArtifact(
+                workflow_execution_id=execution_id,
+                workflow_step_id=step_id,
+                artifact_type=ArtifactType.REPORT,
+                artifact_name="GPU report",
+                artifact_path="s3://reports/gpu.pdf",
+                artifact_size_bytes=2_458_624,
+            )
+        )
 
     # -- queries -----------------------------------------------------------------------------------
 
@@ -315,9 +365,7 @@ class OrmStack:
         """The store's figures (counts per status, success rate, avg/p50/p95/max duration), overall
         and per workflow type, as one GROUP BY GROUPING SETS query."""
         E = WorkflowExecution
-        duration = case(
-            (E.status.in_(_TERMINAL), func.extract("epoch", E.completed_at - E.started_at)), else_=None
-        )
+        duration = case((E.status.in_(_TERMINAL), func.extract("epoch", E.completed_at - E.started_at)), else_=None)
         stmt = (
             select(
                 E.workflow_type,
@@ -355,15 +403,21 @@ class OrmStack:
         bucket = func.date_bin(literal(HOUR), M.collection_timestamp, literal(start)).label("bucket_start")
         stmt = (
             select(
-                bucket, func.count().label("count"), func.avg(M.metric_value).label("avg"),
-                func.min(M.metric_value).label("min"), func.max(M.metric_value).label("max"),
+                bucket,
+                func.count().label("count"),
+                func.avg(M.metric_value).label("avg"),
+                func.min(M.metric_value).label("min"),
+                func.max(M.metric_value).label("max"),
                 func.percentile_cont(0.95).within_group(M.metric_value).label("p95"),
             )
-            .where(M.agent_id == agent_id, M.metric_name == name,
-                   M.collection_timestamp >= start, M.collection_timestamp <= end)
+            .where(
+                M.agent_id == agent_id,
+                M.metric_name == name,
+                M.collection_timestamp >= start,
+                M.collection_timestamp <= end,
+            )
             .group_by(text("1"))
             .order_by(text("1"))
         )
         with self.Session() as session:
             return session.execute(stmt).all()
-

@@ -39,8 +39,9 @@ async def _per_call(fn: Callable[[], Awaitable[Any]], calls: int) -> float:
     return (time.perf_counter() - began) / calls * 1e6
 
 
-async def compare_calls(store: StoreStack, raw: RawStack, ops: dict[str, tuple[Callable, Callable, int]],
-                        chunks: int = 10) -> dict[str, dict[str, float]]:
+async def compare_calls(
+    store: StoreStack, raw: RawStack, ops: dict[str, tuple[Callable, Callable, int]], chunks: int = 10
+) -> dict[str, dict[str, float]]:
     """Median µs per call of each op on both stacks, alternating chunks (store, raw, raw, store...)."""
     result = {}
     for name, (store_call, raw_call, calls) in ops.items():
@@ -63,10 +64,9 @@ async def components(store: StoreStack, raw: RawStack, ids: list, detail_id: Any
     from optiinfra_store.enums import WorkflowStatus
     from optiinfra_store.errors import translate
     from optiinfra_store.queries import load
-    from optiinfra_store.records import AgentMetricCreate, WorkflowExecution
-    from optiinfra_store.repositories.workflow_executions import _ARTIFACTS, _STEPS, _children
-    from optiinfra_store.records import WorkflowExecutionCreate
+    from optiinfra_store.records import AgentMetricCreate, WorkflowExecution, WorkflowExecutionCreate
     from optiinfra_store.repositories.base import as_uuid
+    from optiinfra_store.repositories.workflow_executions import _ARTIFACTS, _STEPS, _children
     from optiinfra_store.store import _decode_jsonb, _label_decoder
 
     pool = raw.pool
@@ -94,10 +94,12 @@ async def components(store: StoreStack, raw: RawStack, ids: list, detail_id: Any
 
     pool_of_store = store.store.pool
     out = {
-        f"record construction: WorkflowExecution.from_row(row), {len(row)} columns (the store's)":
-            _micro(lambda: WorkflowExecution.from_row(row)),
-        "record construction: WorkflowExecution.model_construct(**row), for comparison":
-            _micro(lambda: WorkflowExecution.model_construct(**row)),
+        f"record construction: WorkflowExecution.from_row(row), {len(row)} columns (the store's)": _micro(
+            lambda: WorkflowExecution.from_row(row)
+        ),
+        "record construction: WorkflowExecution.model_construct(**row), for comparison": _micro(
+            lambda: WorkflowExecution.model_construct(**row)
+        ),
         "record construction: dict(row) alone": _micro(lambda: dict(row)),
         "JSONB decode of one small document (a row has 4 jsonb columns)": _micro(lambda: _decode_jsonb(doc)),
         "enum label decode": _micro(lambda: label(b"completed")),
@@ -106,13 +108,21 @@ async def components(store: StoreStack, raw: RawStack, ids: list, detail_id: Any
         "statement look-up (queries attribute)": _micro(lambda: q.get_by_id),
         "queries.load(table) (cached)": _micro(lambda: load("workflow_executions")),
         "error mapping: translate(CheckViolationError)": _micro(lambda: translate(check_violation)),
-        "input validation: WorkflowExecutionCreate(...)": _micro(lambda: WorkflowExecutionCreate(
-            agent_id=agent, customer_id=customer, workflow_type="cost_analysis",
-            input_data={"analysis_period": "last_30_days"}), 5_000),
+        "input validation: WorkflowExecutionCreate(...)": _micro(
+            lambda: WorkflowExecutionCreate(
+                agent_id=agent,
+                customer_id=customer,
+                workflow_type="cost_analysis",
+                input_data={"analysis_period": "last_30_days"},
+            ),
+            5_000,
+        ),
         "input validation: AgentMetricCreate (one record_many point)": _micro(
-            lambda: AgentMetricCreate.model_validate(point), 5_000),
-        "get_detail: parse and validate 5 steps + 3 artifacts from JSON text": _micro(lambda: (
-            _children(_STEPS, detail["steps"]), _children(_ARTIFACTS, detail["artifacts"])), 2_000),
+            lambda: AgentMetricCreate.model_validate(point), 5_000
+        ),
+        "get_detail: parse and validate 5 steps + 3 artifacts from JSON text": _micro(
+            lambda: (_children(_STEPS, detail["steps"]), _children(_ARTIFACTS, detail["artifacts"])), 2_000
+        ),
     }
     if executor is not None:
         pool_calls = await _per_call(acquire_pool, 20_000)
@@ -129,7 +139,8 @@ async def run(dsn: str, calls: int = 20_000, write: bool = True) -> dict[str, An
         ids = [r[0] for r in conn.execute("SELECT id FROM workflow_executions ORDER BY random() LIMIT 200")]
         detail_id = conn.execute(
             """SELECT e.id FROM workflow_executions e WHERE
-               (SELECT count(*) FROM workflow_artifacts a WHERE a.workflow_execution_id = e.id) = 3""").fetchone()[0]
+               (SELECT count(*) FROM workflow_artifacts a WHERE a.workflow_execution_id = e.id) = 3"""
+        ).fetchone()[0]
     generate.vacuum_analyze(dsn)
     store = await StoreStack.open(dsn, 10)
     raw = await RawStack.open(dsn, 10)
@@ -139,20 +150,33 @@ async def run(dsn: str, calls: int = 20_000, write: bool = True) -> dict[str, An
         agent = fleet.agents[0]
         points = {"store": metric_points(agent, 10_000), "raw": metric_points(agent, 10_000)}
         ops = {
-            "get": (lambda: store.get_execution(ids[next(n) % 200]), lambda: raw.get_execution(ids[next(n) % 200]), 4_000),
+            "get": (
+                lambda: store.get_execution(ids[next(n) % 200]),
+                lambda: raw.get_execution(ids[next(n) % 200]),
+                4_000,
+            ),
             "get_detail": (lambda: store.get_detail(detail_id), lambda: raw.get_detail(detail_id), 2_000),
             "list page of 50": (lambda: store.list_page(customer), lambda: raw.list_page(customer), 1_000),
-            "create": (lambda: store.create_execution(agent, customer), lambda: raw.create_execution(agent, customer), 1_000),
-            "record_many, 10k points": (lambda: store.record_many(points["store"]),
-                                        lambda: raw.record_many(points["raw"]), 20),
+            "create": (
+                lambda: store.create_execution(agent, customer),
+                lambda: raw.create_execution(agent, customer),
+                1_000,
+            ),
+            "record_many, 10k points": (
+                lambda: store.record_many(points["store"]),
+                lambda: raw.record_many(points["raw"]),
+                20,
+            ),
         }
         print("warming up", flush=True)
         await compare_calls(store, raw, {k: (a, b, max(2, c // 20)) for k, (a, b, c) in ops.items()}, chunks=2)
         print("store vs raw asyncpg, same SQL", flush=True)
         per_call = await compare_calls(store, raw, ops)
         for name, r in per_call.items():
-            print(f"  {name:<26} store {r['store_us']:9.1f} us   raw {r['raw_us']:9.1f} us   "
-                  f"overhead {r['overhead_us']:8.1f} us   store/raw {r['store/raw']:.2f}x")
+            print(
+                f"  {name:<26} store {r['store_us']:9.1f} us   raw {r['raw_us']:9.1f} us   "
+                f"overhead {r['overhead_us']:8.1f} us   store/raw {r['store/raw']:.2f}x"
+            )
 
         print(f"cProfile of {calls:,} get() calls", flush=True)
         repo = store.store.workflow_executions
@@ -175,8 +199,13 @@ async def run(dsn: str, calls: int = 20_000, write: bool = True) -> dict[str, An
     finally:
         await store.close()
         await raw.close()
-    document = {"per_call": per_call, "profile_top": top, "profiled_seconds": profiled_seconds,
-                "calls": calls, "pieces_us": pieces}
+    document = {
+        "per_call": per_call,
+        "profile_top": top,
+        "profiled_seconds": profiled_seconds,
+        "calls": calls,
+        "pieces_us": pieces,
+    }
     if write:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "profile.txt").write_text(listing.getvalue(), encoding="utf-8")
@@ -188,7 +217,7 @@ async def run(dsn: str, calls: int = 20_000, write: bool = True) -> dict[str, An
 
 def _top_functions(stats: pstats.Stats, count: int) -> list[dict[str, Any]]:
     rows = []
-    for (filename, line, name), (cc, nc, tt, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
+    for (filename, line, name), (_, nc, tt, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
         rows.append({"function": f"{_short(filename)}:{line}({name})", "calls": nc, "tottime_s": tt, "cumtime_s": ct})
     rows.sort(key=lambda r: r["tottime_s"], reverse=True)
     return rows[:count]
@@ -214,7 +243,9 @@ def markdown(document: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
     ]
     for name, r in document["per_call"].items():
-        lines.append(f"| {name} | {r['store_us']:.1f} | {r['raw_us']:.1f} | {r['overhead_us']:.1f} | {r['store/raw']:.2f}x |")
+        lines.append(
+            f"| {name} | {r['store_us']:.1f} | {r['raw_us']:.1f} | {r['overhead_us']:.1f} | {r['store/raw']:.2f}x |"
+        )
     lines += ["", "The pieces, timed alone (µs per call):", "", "| piece | µs |", "|---|---|"]
     for name, us in document["pieces_us"].items():
         lines.append(f"| {name} | {us:.2f} |")

@@ -42,10 +42,16 @@ def _commit() -> str | None:
     """The checkout's commit, with "+dirty" when the package has uncommitted changes (read only)."""
     root = Path(__file__).resolve().parent.parent
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--", "optiinfra_store", "sql"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "--no-optional-locks", "status", "--porcelain", "--", "optiinfra_store", "sql"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return f"{head}+dirty" if dirty else head
@@ -62,7 +68,9 @@ def build(result: dict[str, Any], config: Config, machine_info: dict[str, Any], 
         if op.kind == "concurrency":
             title = f"{config.agents} agents x {config.workflows} workflows, pool {config.pool_size}"
         entry: dict[str, Any] = {
-            "title": title, "kind": op.kind, "unit": op.unit,
+            "title": title,
+            "kind": op.kind,
+            "unit": op.unit,
             "stacks": {stack: summarize(s) for stack, s in by_stack.items()},
             "ratios": {},
         }
@@ -91,8 +99,16 @@ def targets(operations: dict[str, Any]) -> list[dict[str, Any]]:
     def check(name: str, op: str, ratio_name: str, threshold: float) -> None:
         ratio = operations.get(op, {}).get("ratios", {}).get(ratio_name)
         if ratio is not None:
-            checks.append({"target": name, "operation": op, "ratio": ratio_name, "value": ratio,
-                           "threshold": threshold, "holds": ratio >= threshold})
+            checks.append(
+                {
+                    "target": name,
+                    "operation": op,
+                    "ratio": ratio_name,
+                    "value": ratio,
+                    "threshold": threshold,
+                    "holds": ratio >= threshold,
+                }
+            )
 
     for name, entry in operations.items():
         if entry["kind"] == "point":
@@ -162,21 +178,24 @@ def markdown(document: dict[str, Any]) -> str:
     """The RESULTS.md section of a full comparison run."""
     m = document["machine"]
     commit = m.get("commit") or "unknown"
-    return "\n".join([
-        "## Store vs raw asyncpg vs ORM",
-        "",
-        f"`python -m benchmarks --dsn ... --json benchmarks/results/compare.json` at `{commit}`. "
-        + describe(document) + ".",
-        "",
-        "Throughput is the median over rounds (calls/s; rows/s for record_many; workflows/s for the "
-        "concurrency run); latency per call is the median over rounds of each round's p50 / p99, in ms. "
-        "A ratio is the median over rounds of store throughput / other throughput (above 1: the store "
-        "is faster).",
-        "",
-        table(document),
-        "",
-        targets_table(document),
-    ])
+    return "\n".join(
+        [
+            "## Store vs raw asyncpg vs ORM",
+            "",
+            f"`python -m benchmarks --dsn ... --json benchmarks/results/compare.json` at `{commit}`. "
+            + describe(document)
+            + ".",
+            "",
+            "Throughput is the median over rounds (calls/s; rows/s for record_many; workflows/s for the "
+            "concurrency run); latency per call is the median over rounds of each round's p50 / p99, in ms. "
+            "A ratio is the median over rounds of store throughput / other throughput (above 1: the store "
+            "is faster).",
+            "",
+            table(document),
+            "",
+            targets_table(document),
+        ]
+    )
 
 
 def write_json(document: dict[str, Any], path: str | Path) -> None:

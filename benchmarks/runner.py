@@ -52,12 +52,42 @@ class Config:
     warm_up: bool = True  # one small untimed pass of every operation first
 
 
-QUICK = Config(rounds=3, calls=150, query_calls=40, base_executions=5_000, detail_executions=100,
-               bulk_rows=10_000, aggregate_rows=100_000, aggregate_calls=2, workflows=2)
-FULL = Config(rounds=5, calls=2_000, query_calls=300, base_executions=20_000, detail_executions=500,
-              bulk_rows=100_000, aggregate_rows=1_000_000, aggregate_calls=3, workflows=20)
-TINY = Config(rounds=1, calls=3, query_calls=2, base_executions=300, detail_executions=3, bulk_rows=200,
-              aggregate_rows=2_000, aggregate_calls=1, agents=4, workflows=1, pool_size=4, warm_up=False)
+QUICK = Config(
+    rounds=3,
+    calls=150,
+    query_calls=40,
+    base_executions=5_000,
+    detail_executions=100,
+    bulk_rows=10_000,
+    aggregate_rows=100_000,
+    aggregate_calls=2,
+    workflows=2,
+)
+FULL = Config(
+    rounds=5,
+    calls=2_000,
+    query_calls=300,
+    base_executions=20_000,
+    detail_executions=500,
+    bulk_rows=100_000,
+    aggregate_rows=1_000_000,
+    aggregate_calls=3,
+    workflows=20,
+)
+TINY = Config(
+    rounds=1,
+    calls=3,
+    query_calls=2,
+    base_executions=300,
+    detail_executions=3,
+    bulk_rows=200,
+    aggregate_rows=2_000,
+    aggregate_calls=1,
+    agents=4,
+    workflows=1,
+    pool_size=4,
+    warm_up=False,
+)
 """For the smoke test: every operation of every stack once, in a few seconds."""
 
 
@@ -79,8 +109,9 @@ OPERATIONS = [
     Operation("list_page", "page of 50 (customer + status)", "query", "op", {}),
     Operation("statistics", "statistics, 1 customer, 30 days", "query", "op", {}),
     Operation("record_many", "record_many (COPY; ORM bulk insert)", "bulk", "row", {}),
-    Operation("record_many_executemany", "record_many (raw executemany)", "bulk", "row",
-              {"raw": "record_many_executemany"}),
+    Operation(
+        "record_many_executemany", "record_many (raw executemany)", "bulk", "row", {"raw": "record_many_executemany"}
+    ),
     Operation("metric_aggregate", "metric aggregate, 1h buckets", "query", "op", {}),
     Operation("workflows", "agents x workflows, pool", "concurrency", "workflow", {}),
 ]
@@ -142,23 +173,45 @@ def build_fixture(dsn: str, config: Config, log: Callable[[str], None]) -> Fixtu
         log(f"  history: {config.base_executions:,} executions (5 steps, 2 artifacts each)")
         generate.generate_history(conn, fleet, config.base_executions, artifacts=2, quiet=True)
         generate.generate_history(conn, fleet, config.detail_executions, artifacts=3, quiet=True)
-        execution_ids = [row[0] for row in conn.execute(
-            "SELECT id FROM workflow_executions ORDER BY random() LIMIT 5000")]
-        detail_ids = [row[0] for row in conn.execute(
-            """SELECT e.id FROM workflow_executions e
+        execution_ids = [
+            row[0] for row in conn.execute("SELECT id FROM workflow_executions ORDER BY random() LIMIT 5000")
+        ]
+        detail_ids = [
+            row[0]
+            for row in conn.execute(
+                """SELECT e.id FROM workflow_executions e
                 WHERE (SELECT count(*) FROM workflow_artifacts a WHERE a.workflow_execution_id = e.id) = 3
-                  AND (SELECT count(*) FROM workflow_steps s WHERE s.workflow_execution_id = e.id) = 5""")]
+                  AND (SELECT count(*) FROM workflow_steps s WHERE s.workflow_execution_id = e.id) = 5"""
+            )
+        ]
         extra = generate.create_fleet(conn, customers=10, agents=2)
         metric_agent, bulk_agent = extra.agents
         name = generate.METRIC_SERIES[0][0]
         end = datetime.now(UTC)
         days = 30.0
         log(f"  metric series: {config.aggregate_rows:,} points of one agent over {days:.0f} days")
-        generate.generate_metrics(conn, [metric_agent], config.aggregate_rows, days=days,
-                                  series=generate.METRIC_SERIES[:1], now=end, quiet=True)
+        generate.generate_metrics(
+            conn,
+            [metric_agent],
+            config.aggregate_rows,
+            days=days,
+            series=generate.METRIC_SERIES[:1],
+            now=end,
+            quiet=True,
+        )
     generate.vacuum_analyze(dsn)
-    return Fixture(fleet.customers, fleet.agents, extra.customers, execution_ids, detail_ids, metric_agent,
-                   name, end - timedelta(days=days + 1), end, bulk_agent)
+    return Fixture(
+        fleet.customers,
+        fleet.agents,
+        extra.customers,
+        execution_ids,
+        detail_ids,
+        metric_agent,
+        name,
+        end - timedelta(days=days + 1),
+        end,
+        bulk_agent,
+    )
 
 
 def _pending_executions(conn: psycopg.Connection, fx: Fixture, n: int) -> list[UUID]:
@@ -188,8 +241,9 @@ def _failed_steps(conn: psycopg.Connection, fx: Fixture, n: int) -> list[UUID]:
     return [row[0] for row in rows][:n]
 
 
-def prepare(op: Operation, stack: str, fx: Fixture, config: Config, conn: psycopg.Connection,
-            scale: float = 1.0) -> list[tuple]:
+def prepare(
+    op: Operation, stack: str, fx: Fixture, config: Config, conn: psycopg.Connection, scale: float = 1.0
+) -> list[tuple]:
     """The arguments of one timed batch (rows it consumes are created here, untimed)."""
     rng = fx.rng
     calls = max(1, int(config.calls * scale))
@@ -242,8 +296,9 @@ def forget_bulk_rows(conn: psycopg.Connection, fx: Fixture) -> None:
     conn.execute("VACUUM agent_metrics")
 
 
-async def time_operation(op: Operation, stacks: list[Any], fx: Fixture, config: Config, conn: psycopg.Connection,
-                         scale: float = 1.0) -> dict[str, Sample]:
+async def time_operation(
+    op: Operation, stacks: list[Any], fx: Fixture, config: Config, conn: psycopg.Connection, scale: float = 1.0
+) -> dict[str, Sample]:
     """Every stack's timed calls of one operation, taking turns chunk by chunk."""
     batches = []
     for stack in stacks:
@@ -258,16 +313,20 @@ async def time_operation(op: Operation, stacks: list[Any], fx: Fixture, config: 
     gc.collect()
     for chunk in range(chunks):
         for stack, fn, args in batches if chunk % 2 == 0 else batches[::-1]:
-            part = args[chunk * len(args) // chunks:(chunk + 1) * len(args) // chunks]
+            part = args[chunk * len(args) // chunks : (chunk + 1) * len(args) // chunks]
             seconds[stack.name] += await _call_all(stack, fn, part, latencies[stack.name])
             if op.kind == "bulk":
                 forget_bulk_rows(conn, fx)
     units = _units(op)
-    return {stack.name: _sample(sum(units(a) for a in args), seconds[stack.name], latencies[stack.name])
-            for stack, _, args in batches}
+    return {
+        stack.name: _sample(sum(units(a) for a in args), seconds[stack.name], latencies[stack.name])
+        for stack, _, args in batches
+    }
 
 
-async def run_workflows(stack: Any, fx: Fixture, agents: int, workflows: int, threads: ThreadPoolExecutor | None) -> Sample:
+async def run_workflows(
+    stack: Any, fx: Fixture, agents: int, workflows: int, threads: ThreadPoolExecutor | None
+) -> Sample:
     """`agents` asyncio tasks, each running `workflows` workflows: create, start, 5 steps (each
     created, started, completed), 2 artifacts, complete; 20 calls a workflow. The ORM's calls run
     on `threads` (as many threads as pooled connections) so they overlap as the async stacks' do."""
@@ -338,8 +397,9 @@ def _units(op: Operation) -> Callable[[tuple], int]:
     return lambda a: 1
 
 
-async def run(dsn: str, config: Config, log: Callable[[str], None] = print,
-              operations: list[Operation] | None = None) -> dict[str, Any]:
+async def run(
+    dsn: str, config: Config, log: Callable[[str], None] = print, operations: list[Operation] | None = None
+) -> dict[str, Any]:
     """Run the comparison; returns {operation: {stack: [Sample per round]}} under "samples"."""
     operations = operations or OPERATIONS
     log("preparing data")
@@ -368,8 +428,15 @@ async def run(dsn: str, config: Config, log: Callable[[str], None] = print,
     return {"samples": samples, "stacks": [s.name for s in stacks]}
 
 
-async def _run_round(op: Operation, stacks: list[Any], fx: Fixture, config: Config, conn: psycopg.Connection,
-                     threads: ThreadPoolExecutor | None, scale: float = 1.0) -> dict[str, Sample]:
+async def _run_round(
+    op: Operation,
+    stacks: list[Any],
+    fx: Fixture,
+    config: Config,
+    conn: psycopg.Connection,
+    threads: ThreadPoolExecutor | None,
+    scale: float = 1.0,
+) -> dict[str, Sample]:
     if op.kind != "concurrency":
         return await time_operation(op, stacks, fx, config, conn, scale)
     # one stack at a time: each run has the pool (and the machine) to itself
@@ -391,4 +458,4 @@ def paired_ratio(a: list[Sample], b: list[Sample]) -> float | None:
     """Median over rounds of a's throughput / b's (both ran in the same rounds)."""
     if not a or not b:
         return None
-    return statistics.median(x.throughput / y.throughput for x, y in zip(a, b))
+    return statistics.median(x.throughput / y.throughput for x, y in zip(a, b, strict=True))

@@ -58,8 +58,14 @@ LABELS = {
 }
 
 
-def run(admin_dsn: str, sizes: list[int], *, metrics_per_execution: int = 10, json_path: str | None = None,
-        write: bool = True) -> dict[str, Any]:
+def run(
+    admin_dsn: str,
+    sizes: list[int],
+    *,
+    metrics_per_execution: int = 10,
+    json_path: str | None = None,
+    write: bool = True,
+) -> dict[str, Any]:
     results = []
     machine_info: dict[str, Any] = {}
     for size in sizes:
@@ -71,9 +77,11 @@ def run(admin_dsn: str, sizes: list[int], *, metrics_per_execution: int = 10, js
             result.update(asyncio.run(measure(dsn, size)))
             results.append(result)
             RESULTS.mkdir(exist_ok=True)
-            (RESULTS / f"explain_{_size_label(size)}.txt").write_text("\n\n".join(
-                f"-- {name} at {size:,} executions\n{plan}" for name, plan in result["plans"].items()
-            ) + "\n", encoding="utf-8")
+            (RESULTS / f"explain_{_size_label(size)}.txt").write_text(
+                "\n\n".join(f"-- {name} at {size:,} executions\n{plan}" for name, plan in result["plans"].items())
+                + "\n",
+                encoding="utf-8",
+            )
             _print_size(result)
     document = {"machine": machine_info, "metrics_per_execution": metrics_per_execution, "sizes": results}
     if json_path:
@@ -96,12 +104,15 @@ def load_history(dsn: str, executions: int, metrics: int) -> dict[str, Any]:
     generated = time.perf_counter() - began
     generate.vacuum_analyze(dsn)
     with psycopg.connect(dsn) as conn:
-        sizes = dict(conn.execute(
-            """SELECT c.relname, pg_total_relation_size(c.oid)
+        sizes = dict(
+            conn.execute(
+                """SELECT c.relname, pg_total_relation_size(c.oid)
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE n.nspname = 'public' AND c.relkind = 'r'
                   AND c.relname IN ('workflow_executions', 'workflow_steps', 'workflow_artifacts',
-                                    'workflow_transitions', 'agent_metrics')""").fetchall())
+                                    'workflow_transitions', 'agent_metrics')"""
+            ).fetchall()
+        )
         database_bytes = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
     return {
         "rows": {**counts, "metrics": metrics},
@@ -121,8 +132,11 @@ async def _timed(fn: Callable[[], Awaitable[Any]], calls: int) -> dict[str, Any]
         await fn()
         latencies.append((time.perf_counter() - t0) * 1e3)
     ordered = sorted(latencies)
-    return {"median_ms": statistics.median(ordered), "p95_ms": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
-            "calls": calls}
+    return {
+        "median_ms": statistics.median(ordered),
+        "p95_ms": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+        "calls": calls,
+    }
 
 
 async def _explain(conn: asyncpg.Connection, sql: str, *args: Any) -> str:
@@ -139,10 +153,11 @@ async def measure(dsn: str, size: int) -> dict[str, Any]:
     async with Store.connect(dsn, min_size=2, max_size=4) as store:
         customers = [r["id"] for r in await store.pool.fetch("SELECT id FROM customers")]
         agents = [r["id"] for r in await store.pool.fetch("SELECT id FROM agents")]
-        sample = [r["id"] for r in await store.pool.fetch(
-            "SELECT id FROM workflow_executions TABLESAMPLE SYSTEM (1) LIMIT 1000")] or \
-            [r["id"] for r in await store.pool.fetch("SELECT id FROM workflow_executions LIMIT 1000")]
-        newest, = await store.pool.fetchrow("SELECT max(collection_timestamp) FROM agent_metrics")
+        sample = [
+            r["id"]
+            for r in await store.pool.fetch("SELECT id FROM workflow_executions TABLESAMPLE SYSTEM (1) LIMIT 1000")
+        ] or [r["id"] for r in await store.pool.fetch("SELECT id FROM workflow_executions LIMIT 1000")]
+        (newest,) = await store.pool.fetchrow("SELECT max(collection_timestamp) FROM agent_metrics")
         names = [s[0] for s in generate.METRIC_SERIES]
         since = datetime.now(UTC) - timedelta(days=30)
 
@@ -151,11 +166,13 @@ async def measure(dsn: str, size: int) -> dict[str, Any]:
             return rng.choice(agents), rng.choice(names), start, start + timedelta(days=1)
 
         print("  measuring", flush=True)
-        timings["list_page"] = await _timed(lambda: store.workflow_executions.list(
-            customer_id=rng.choice(customers), status="completed", limit=50), 30)
+        timings["list_page"] = await _timed(
+            lambda: store.workflow_executions.list(customer_id=rng.choice(customers), status="completed", limit=50), 30
+        )
         timings["get_detail"] = await _timed(lambda: store.workflow_executions.get_detail(rng.choice(sample)), 50)
-        timings["statistics"] = await _timed(lambda: store.workflow_executions.statistics(
-            customer_id=rng.choice(customers), since=since), 30)
+        timings["statistics"] = await _timed(
+            lambda: store.workflow_executions.statistics(customer_id=rng.choice(customers), since=since), 30
+        )
         timings["performance"] = await _timed(lambda: store.workflow_executions.performance(), 5)
 
         async def aggregate() -> Any:
@@ -169,22 +186,24 @@ async def measure(dsn: str, size: int) -> dict[str, Any]:
             await init_connection(conn)
             customer = customers[0]
             agent, name, start, end = metric_day()
-            plans["list_page"] = await _explain(conn, q_exec.list, customer, None, None, ["completed"],
-                                                None, None, None, None, 51)
+            plans["list_page"] = await _explain(
+                conn, q_exec.list, customer, None, None, ["completed"], None, None, None, None, 51
+            )
             plans["get_detail"] = await _explain(conn, q_exec.get_detail, sample[0])
             plans["statistics"] = await _explain(conn, q_exec.statistics, customer, None, None, since, None)
             plans["performance"] = await _explain(conn, q_exec.performance, None, None, None, None, None)
-            plans["metric_aggregate"] = await _explain(conn, q_metrics.aggregate_buckets, agent, name, start, end,
-                                                       timedelta(hours=1), start)
+            plans["metric_aggregate"] = await _explain(
+                conn, q_metrics.aggregate_buckets, agent, name, start, end, timedelta(hours=1), start
+            )
             cutoff_executions, cutoff_metrics = await _purge_cutoffs(conn)
             finished = ["completed", "cancelled", "failed", "timeout"]
             explained = conn.transaction()  # EXPLAIN ANALYZE deletes: rolled back for the timed purge
             await explained.start()
             try:
                 plans["purge_executions (one batch)"] = await _explain(
-                    conn, q_exec.purge_batch, cutoff_executions, finished, 1000)
-                plans["purge_metrics (one batch)"] = await _explain(
-                    conn, q_metrics.purge_batch, cutoff_metrics, 10_000)
+                    conn, q_exec.purge_batch, cutoff_executions, finished, 1000
+                )
+                plans["purge_metrics (one batch)"] = await _explain(conn, q_metrics.purge_batch, cutoff_metrics, 10_000)
             finally:
                 await explained.rollback()
         finally:
@@ -193,9 +212,13 @@ async def measure(dsn: str, size: int) -> dict[str, Any]:
         print("  purging the oldest 10%", flush=True)
         t0 = time.perf_counter()
         report = await store.workflow_executions.purge(finished_before=cutoff_executions)
-        timings["purge_executions"] = {"seconds": time.perf_counter() - t0, "executions": report.executions,
-                                       "steps": report.steps, "artifacts": report.artifacts,
-                                       "transitions": report.transitions}
+        timings["purge_executions"] = {
+            "seconds": time.perf_counter() - t0,
+            "executions": report.executions,
+            "steps": report.steps,
+            "artifacts": report.artifacts,
+            "transitions": report.transitions,
+        }
         t0 = time.perf_counter()
         deleted = await store.agent_metrics.purge(cutoff_metrics)
         timings["purge_metrics"] = {"seconds": time.perf_counter() - t0, "metrics": deleted}
@@ -207,9 +230,11 @@ async def _purge_cutoffs(conn: asyncpg.Connection) -> tuple[datetime, datetime]:
     """The completed_at below which 10% of the finished executions lie, and the same for metrics."""
     executions = await conn.fetchval(
         """SELECT percentile_disc(0.1) WITHIN GROUP (ORDER BY completed_at)
-             FROM workflow_executions WHERE completed_at IS NOT NULL""")
+             FROM workflow_executions WHERE completed_at IS NOT NULL"""
+    )
     metrics = await conn.fetchval(
-        "SELECT percentile_disc(0.1) WITHIN GROUP (ORDER BY collection_timestamp) FROM agent_metrics")
+        "SELECT percentile_disc(0.1) WITHIN GROUP (ORDER BY collection_timestamp) FROM agent_metrics"
+    )
     return executions, metrics
 
 
@@ -232,8 +257,9 @@ BEFORE = RESULTS / "scale_before.json"
 """The scale run before time-ordered ids (migration 0009), drawn dashed in the purge plot."""
 
 
-def plot(document: dict[str, Any], path: Path, before_path: Path = BEFORE,
-         before_label: str = "random ids (before 0009)") -> None:
+def plot(
+    document: dict[str, Any], path: Path, before_path: Path = BEFORE, before_label: str = "random ids (before 0009)"
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -244,23 +270,39 @@ def plot(document: dict[str, Any], path: Path, before_path: Path = BEFORE,
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
     for name in QUERIES:
         left.plot(sizes, [r["timings"][name]["median_ms"] for r in document["sizes"]], marker="o", label=LABELS[name])
-    left.set(xscale="log", yscale="log", xlabel="executions (5 steps, 2 artifacts each)",
-             ylabel="median latency (ms)", title="Reads through the store")
+    left.set(
+        xscale="log",
+        yscale="log",
+        xlabel="executions (5 steps, 2 artifacts each)",
+        ylabel="median latency (ms)",
+        title="Reads through the store",
+    )
     left.axhline(100, color="grey", linestyle=":", linewidth=1)
     left.legend(fontsize=8)
     left.grid(True, which="both", alpha=0.3)
     for name in ("purge_executions", "purge_metrics"):
-        line, = right.plot(sizes, [r["timings"][name]["seconds"] for r in document["sizes"]], marker="o",
-                           label=LABELS[name])
+        (line,) = right.plot(
+            sizes, [r["timings"][name]["seconds"] for r in document["sizes"]], marker="o", label=LABELS[name]
+        )
         if before is not None:  # an earlier run kept for comparison, dashed in the same colour
-            right.plot([r["executions"] for r in before["sizes"]],
-                       [r["timings"][name]["seconds"] for r in before["sizes"]],
-                       marker="x", linestyle="--", color=line.get_color(), label=f"{LABELS[name]}, {before_label}")
-    right.set(xscale="log", yscale="log", xlabel="executions", ylabel="seconds", title="Retention: purge the oldest 10%")
+            right.plot(
+                [r["executions"] for r in before["sizes"]],
+                [r["timings"][name]["seconds"] for r in before["sizes"]],
+                marker="x",
+                linestyle="--",
+                color=line.get_color(),
+                label=f"{LABELS[name]}, {before_label}",
+            )
+    right.set(
+        xscale="log", yscale="log", xlabel="executions", ylabel="seconds", title="Retention: purge the oldest 10%"
+    )
     right.legend(fontsize=8)
     right.grid(True, which="both", alpha=0.3)
-    fig.suptitle(f"optiinfra_store at scale ({document['machine']['cpus']} CPUs, "
-                 f"{document['machine']['postgresql'].split(' on ')[0]})", fontsize=10)
+    fig.suptitle(
+        f"optiinfra_store at scale ({document['machine']['cpus']} CPUs, "
+        f"{document['machine']['postgresql'].split(' on ')[0]})",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -282,19 +324,29 @@ def markdown(document: dict[str, Any]) -> str:
         "",
         "| | " + " | ".join(f"{r['executions']:,} executions" for r in rows) + " |",
         "|---|" + "---|" * len(rows),
-        "| rows (steps / artifacts / transitions / metrics) | " + " | ".join(
+        "| rows (steps / artifacts / transitions / metrics) | "
+        + " | ".join(
             f"{r['rows']['steps']:,} / {r['rows']['artifacts']:,} / {r['rows']['transitions']:,} / {r['rows']['metrics']:,}"
-            for r in rows) + " |",
+            for r in rows
+        )
+        + " |",
         "| database size | " + " | ".join(f"{r['database_bytes'] / 2**30:.2f} GiB" for r in rows) + " |",
-        "| generate + vacuum | " + " | ".join(
-            f"{r['generate_seconds']:.0f} s + {r['vacuum_seconds']:.0f} s" for r in rows) + " |",
+        "| generate + vacuum | "
+        + " | ".join(f"{r['generate_seconds']:.0f} s + {r['vacuum_seconds']:.0f} s" for r in rows)
+        + " |",
     ]
     for name in QUERIES:
-        lines.append(f"| {LABELS[name]} | " + " | ".join(
-            f"{r['timings'][name]['median_ms']:.2f} ms ({r['timings'][name]['p95_ms']:.2f})" for r in rows) + " |")
+        lines.append(
+            f"| {LABELS[name]} | "
+            + " | ".join(f"{r['timings'][name]['median_ms']:.2f} ms ({r['timings'][name]['p95_ms']:.2f})" for r in rows)
+            + " |"
+        )
     for name, unit in (("purge_executions", "executions"), ("purge_metrics", "metrics")):
-        lines.append(f"| {LABELS[name]} | " + " | ".join(
-            f"{r['timings'][name]['seconds']:.1f} s ({r['timings'][name][unit]:,} {unit})" for r in rows) + " |")
+        lines.append(
+            f"| {LABELS[name]} | "
+            + " | ".join(f"{r['timings'][name]['seconds']:.1f} s ({r['timings'][name][unit]:,} {unit})" for r in rows)
+            + " |"
+        )
     lines += ["", "Plans: `benchmarks/results/explain_<size>.txt` (EXPLAIN (ANALYZE, BUFFERS) of each statement)."]
     return "\n".join(lines)
 

@@ -33,7 +33,13 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 INPUT_DATA = {"analysis_period": "last_30_days", "resources": ["gpu-a100-1", "gpu-a100-2"]}
 OUTPUT_DATA = {"potential_savings": 60000, "recommendations": 3}
 COPY_COLUMNS = [
-    "agent_id", "metric_name", "metric_type", "metric_value", "metric_unit", "collection_timestamp", "metadata",
+    "agent_id",
+    "metric_name",
+    "metric_type",
+    "metric_value",
+    "metric_unit",
+    "collection_timestamp",
+    "metadata",
 ]
 
 
@@ -59,8 +65,7 @@ def _insert_order(model: type) -> tuple[list[str], dict[str, Any]]:
     """The field order of an input model (= its insert statement's parameters) and its defaults."""
     fields = model.model_fields
     defaults = {
-        name: field.get_default(call_default_factory=True)
-        for name, field in fields.items() if not field.is_required()
+        name: field.get_default(call_default_factory=True) for name, field in fields.items() if not field.is_required()
     }
     return list(fields), defaults
 
@@ -88,10 +93,14 @@ class StoreStack:
     # -- point operations --------------------------------------------------------------------------
 
     async def create_execution(self, agent_id: UUID, customer_id: UUID) -> Any:
-        return await self.store.workflow_executions.create(WorkflowExecutionCreate(
-            agent_id=agent_id, customer_id=customer_id, workflow_type=WorkflowType.COST_ANALYSIS,
-            input_data=INPUT_DATA,
-        ))
+        return await self.store.workflow_executions.create(
+            WorkflowExecutionCreate(
+                agent_id=agent_id,
+                customer_id=customer_id,
+                workflow_type=WorkflowType.COST_ANALYSIS,
+                input_data=INPUT_DATA,
+            )
+        )
 
     async def get_execution(self, id: UUID) -> Any:
         return await self.store.workflow_executions.get(id)
@@ -113,10 +122,14 @@ class StoreStack:
         return await self.store.workflow_steps.retry(id)
 
     async def create_step(self, execution_id: UUID, order: int) -> Any:
-        return await self.store.workflow_steps.create(WorkflowStepCreate(
-            workflow_execution_id=execution_id, step_name=f"step_{order}", step_order=order,
-            input_data={"order": order},
-        ))
+        return await self.store.workflow_steps.create(
+            WorkflowStepCreate(
+                workflow_execution_id=execution_id,
+                step_name=f"step_{order}",
+                step_order=order,
+                input_data={"order": order},
+            )
+        )
 
     async def start_step(self, id: UUID) -> Any:
         return await self.store.workflow_steps.start(id)
@@ -125,10 +138,16 @@ class StoreStack:
         return await self.store.workflow_steps.complete(id, output_data={"ok": True})
 
     async def create_artifact(self, execution_id: UUID, step_id: UUID) -> Any:
-        return await self.store.workflow_artifacts.create(WorkflowArtifactCreate(
-            workflow_execution_id=execution_id, workflow_step_id=step_id, artifact_type=ArtifactType.REPORT,
-            artifact_name="GPU report", artifact_path="s3://reports/gpu.pdf", artifact_size_bytes=2_458_624,
-        ))
+        return await self.store.workflow_artifacts.create(
+            WorkflowArtifactCreate(
+                workflow_execution_id=execution_id,
+                workflow_step_id=step_id,
+                artifact_type=ArtifactType.REPORT,
+                artifact_name="GPU report",
+                artifact_path="s3://reports/gpu.pdf",
+                artifact_size_bytes=2_458_624,
+            )
+        )
 
     # -- queries -----------------------------------------------------------------------------------
 
@@ -166,7 +185,11 @@ class RawStack:
         from optiinfra_store.store import _keep_session  # the store's pool reset: no reset query
 
         pool = await asyncpg.create_pool(
-            dsn, min_size=pool_size, max_size=pool_size, init=init_connection, reset=_keep_session,
+            dsn,
+            min_size=pool_size,
+            max_size=pool_size,
+            init=init_connection,
+            reset=_keep_session,
             **store_pool_defaults(),
         )
         return cls(pool)
@@ -191,8 +214,12 @@ class RawStack:
     # -- point operations --------------------------------------------------------------------------
 
     async def create_execution(self, agent_id: UUID, customer_id: UUID) -> asyncpg.Record:
-        values = {"agent_id": agent_id, "customer_id": customer_id, "workflow_type": "cost_analysis",
-                  "input_data": INPUT_DATA}
+        values = {
+            "agent_id": agent_id,
+            "customer_id": customer_id,
+            "workflow_type": "cost_analysis",
+            "input_data": INPUT_DATA,
+        }
         defaults = self._execution_defaults
         return await self.pool.fetchrow(
             self.executions.insert, *[values[f] if f in values else defaults[f] for f in self._execution_fields]
@@ -214,9 +241,7 @@ class RawStack:
         return await self._transition(self.executions.start, self.executions.get_status, id, None, None)
 
     async def complete_execution(self, id: UUID) -> asyncpg.Record:
-        return await self._transition(
-            self.executions.complete, self.executions.get_status, id, OUTPUT_DATA, None, None
-        )
+        return await self._transition(self.executions.complete, self.executions.get_status, id, OUTPUT_DATA, None, None)
 
     async def start_complete(self, id: UUID) -> asyncpg.Record:
         await self.start_execution(id)
@@ -232,8 +257,12 @@ class RawStack:
         raise TransitionRefused(id, state["status"], state["retry_count"], state["max_retries"])
 
     async def create_step(self, execution_id: UUID, order: int) -> asyncpg.Record:
-        values = {"workflow_execution_id": execution_id, "step_name": f"step_{order}", "step_order": order,
-                  "input_data": {"order": order}}
+        values = {
+            "workflow_execution_id": execution_id,
+            "step_name": f"step_{order}",
+            "step_order": order,
+            "input_data": {"order": order},
+        }
         defaults = self._step_defaults
         return await self.pool.fetchrow(
             self.steps.insert, *[values[f] if f in values else defaults[f] for f in self._step_fields]
@@ -246,9 +275,14 @@ class RawStack:
         return await self._transition(self.steps.complete, self.steps.get_status, id, {"ok": True}, None, None)
 
     async def create_artifact(self, execution_id: UUID, step_id: UUID) -> asyncpg.Record:
-        values = {"workflow_execution_id": execution_id, "workflow_step_id": step_id,
-                  "artifact_type": "report", "artifact_name": "GPU report",
-                  "artifact_path": "s3://reports/gpu.pdf", "artifact_size_bytes": 2_458_624}
+        values = {
+            "workflow_execution_id": execution_id,
+            "workflow_step_id": step_id,
+            "artifact_type": "report",
+            "artifact_name": "GPU report",
+            "artifact_path": "s3://reports/gpu.pdf",
+            "artifact_size_bytes": 2_458_624,
+        }
         defaults = self._artifact_defaults
         return await self.pool.fetchrow(
             self.artifacts.insert, *[values[f] if f in values else defaults[f] for f in self._artifact_fields]
@@ -268,8 +302,15 @@ class RawStack:
     @staticmethod
     def _tuples(points: Sequence[dict[str, Any]]) -> list[tuple]:
         return [
-            (p["agent_id"], p["metric_name"], p["metric_type"], p["metric_value"], p["metric_unit"],
-             p["collection_timestamp"], p["metadata"])
+            (
+                p["agent_id"],
+                p["metric_name"],
+                p["metric_type"],
+                p["metric_value"],
+                p["metric_unit"],
+                p["collection_timestamp"],
+                p["metadata"],
+            )
             for p in points
         ]
 
@@ -295,9 +336,14 @@ def metric_points(agent_id: UUID, count: int, *, orm: bool = False) -> list[dict
     metadata_key = "metric_metadata" if orm else "metadata"
     metric_type = MetricType.GAUGE if orm else "gauge"
     return [
-        {"agent_id": agent_id, "metric_name": "gpu_utilization_percent", "metric_type": metric_type,
-         "metric_value": 40.0 + (i % 600) / 10, "metric_unit": "percent",
-         "collection_timestamp": now - timedelta(seconds=count - i), metadata_key: {"host": f"gpu-node-{i % 16}"}}
+        {
+            "agent_id": agent_id,
+            "metric_name": "gpu_utilization_percent",
+            "metric_type": metric_type,
+            "metric_value": 40.0 + (i % 600) / 10,
+            "metric_unit": "percent",
+            "collection_timestamp": now - timedelta(seconds=count - i),
+            metadata_key: {"host": f"gpu-node-{i % 16}"},
+        }
         for i in range(count)
     ]
-

@@ -1,8 +1,8 @@
 """optiinfra_store: the PostgreSQL data layer of the OptiInfra agents.
 
-    from optiinfra_store import Store, errors
-    async with Store.connect(dsn) as store:
-        execution = await store.workflow_executions.create(...)
+from optiinfra_store import Store, errors
+async with Store.connect(dsn) as store:
+    execution = await store.workflow_executions.create(...)
 """
 
 from optiinfra_store import enums, errors, records
@@ -18,7 +18,17 @@ from optiinfra_store.errors import (
 from optiinfra_store.store import Store, Transaction
 
 __all__ = [
-    "AlreadyExists", "ConstraintViolation", "InvalidTransition", "MissingReference", "NotFound",
-    "RetriesExhausted", "Store", "StoreError", "Transaction", "enums", "errors", "records",
+    "AlreadyExists",
+    "ConstraintViolation",
+    "InvalidTransition",
+    "MissingReference",
+    "NotFound",
+    "RetriesExhausted",
+    "Store",
+    "StoreError",
+    "Transaction",
+    "enums",
+    "errors",
+    "records",
 ]
 __version__ = "0.1.0"

@@ -62,9 +62,7 @@ def parse_duration(text: str) -> timedelta:
     """`90d`, `12h`, `30m`, `2w` as a timedelta; InvalidArgument otherwise."""
     match = re.fullmatch(r"\s*([0-9]{1,9})\s*([mhdw])\s*", text or "")
     if match is None or int(match.group(1)) == 0:
-        raise InvalidArgument(
-            f"invalid duration {text!r}: expected a positive whole number of m, h, d or w, like 90d"
-        )
+        raise InvalidArgument(f"invalid duration {text!r}: expected a positive whole number of m, h, d or w, like 90d")
     try:
         return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
     except OverflowError:
@@ -74,9 +72,7 @@ def parse_duration(text: str) -> timedelta:
 async def _purge(dsn: str | None, cutoff: datetime, keep_failed: bool, dry_run: bool) -> tuple[PurgeReport, int]:
 
     async with Store.connect(dsn, min_size=1, max_size=1) as store:
-        report = await store.workflow_executions.purge(
-            finished_before=cutoff, keep_failed=keep_failed, dry_run=dry_run
-        )
+        report = await store.workflow_executions.purge(finished_before=cutoff, keep_failed=keep_failed, dry_run=dry_run)
         metrics = await store.agent_metrics.purge(cutoff, dry_run=dry_run)
     return report, metrics
 
@@ -168,8 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
         "delete workflow executions that finished, and metric points collected, longer ago than --older-than",
         _cmd_purge,
     )
-    purge.add_argument("--older-than", required=True, metavar="AGE",
-                       help="age like 90d, 12h, 30m or 2w; pending and running executions are never deleted")
+    purge.add_argument(
+        "--older-than",
+        required=True,
+        metavar="AGE",
+        help="age like 90d, 12h, 30m or 2w; pending and running executions are never deleted",
+    )
     purge.add_argument("--keep-failed", action="store_true", help="keep failed and timed-out executions")
     purge.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
     rotate = command(

@@ -46,8 +46,10 @@ async def _print_workflows(store: Repositories) -> None:
         )
         for step in detail.steps:
             retries = f", {step.retry_count} retries" if step.retry_count else ""
-            print(f"    {step.step_order}. {step.step_name:<26} {step.status:<10} "
-                  f"{seconds(step.duration_seconds)}{retries}")
+            print(
+                f"    {step.step_order}. {step.step_name:<26} {step.status:<10} "
+                f"{seconds(step.duration_seconds)}{retries}"
+            )
         for artifact in detail.artifacts:
             size = f"{artifact.artifact_size_bytes:,} bytes" if artifact.artifact_size_bytes is not None else "-"
             print(f"    [{artifact.artifact_type}] {artifact.artifact_name} ({size})")
@@ -57,8 +59,10 @@ async def _print_workflows(store: Repositories) -> None:
 
 async def _print_agents(store: Repositories) -> None:
     stale = await store.agents.list_stale(STALE_AFTER)
-    print(f"\nagents silent for over {seconds(STALE_AFTER.total_seconds())}: "
-          + (", ".join(f"{a.name} (last heartbeat {a.last_heartbeat:%H:%M:%S} UTC)" for a in stale) or "none"))
+    print(
+        f"\nagents silent for over {seconds(STALE_AFTER.total_seconds())}: "
+        + (", ".join(f"{a.name} (last heartbeat {a.last_heartbeat:%H:%M:%S} UTC)" for a in stale) or "none")
+    )
     print("\nmetrics per agent (count, avg, min, max)")
     for agent in await store.agents.list():
         print(f"  {agent.name}")

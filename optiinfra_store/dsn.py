@@ -21,9 +21,7 @@ def resolve_dsn(dsn: str | None = None) -> str:
         raise ConfigurationError(f"no database given: pass --dsn or set {DSN_ENV}")
     scheme = urlsplit(resolved).scheme
     if scheme not in _SCHEMES:
-        raise ConfigurationError(
-            f"expected a postgresql:// DSN, got {redact(resolved)!r}"
-        )
+        raise ConfigurationError(f"expected a postgresql:// DSN, got {redact(resolved)!r}")
     return resolved
 
 

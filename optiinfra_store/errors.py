@@ -120,9 +120,7 @@ class InvalidTransition(StoreError):
         self.key = key
         self.current_status = current_status
         self.requested_status = requested_status
-        message = (
-            f"{entity} {key} cannot move from {current_status!s} to {requested_status!s}"
-        )
+        message = f"{entity} {key} cannot move from {current_status!s} to {requested_status!s}"
         super().__init__(f"{message}: {detail}" if detail else message)
 
 
@@ -133,7 +131,10 @@ class RetriesExhausted(InvalidTransition):
         self.retry_count = retry_count
         self.max_retries = max_retries
         super().__init__(
-            entity, key, current_status, "retrying",
+            entity,
+            key,
+            current_status,
+            "retrying",
             detail=f"retries exhausted ({retry_count} of {max_retries} used)",
         )
 
@@ -147,12 +148,12 @@ _INTEGRITY: dict[type[asyncpg.PostgresError], type[IntegrityError]] = {
 }
 
 _UNAVAILABLE = (
-    asyncpg.PostgresConnectionError,          # connection lost or refused mid-protocol
+    asyncpg.PostgresConnectionError,  # connection lost or refused mid-protocol
     asyncpg.InvalidAuthorizationSpecificationError,  # bad user or password
-    asyncpg.CannotConnectNowError,            # server starting or shutting down
-    asyncpg.AdminShutdownError,               # backend terminated by an administrator
+    asyncpg.CannotConnectNowError,  # server starting or shutting down
+    asyncpg.AdminShutdownError,  # backend terminated by an administrator
     asyncpg.CrashShutdownError,
-    asyncpg.InvalidCatalogNameError,          # database does not exist
+    asyncpg.InvalidCatalogNameError,  # database does not exist
     ConnectionError,
     OSError,
 )

@@ -137,8 +137,13 @@ class WorkflowEvents:
             if self._conn is None:
                 await self._reconnect()
             rows = await self._fetch_since(self._horizon)
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError,
-                asyncpg.AdminShutdownError, asyncpg.CannotConnectNowError):
+        except (
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+            OSError,
+            asyncpg.AdminShutdownError,
+            asyncpg.CannotConnectNowError,
+        ):
             await self._reconnect()  # the next poll catches up from the same horizon
             return
         except Exception as exc:

@@ -106,9 +106,7 @@ class PoolExecutor:
         finally:
             await self.pool.release(conn)
 
-    async def copy_records_to_table(
-        self, table: str, *, records: Iterable[Sequence[Any]], columns: list[str]
-    ) -> str:
+    async def copy_records_to_table(self, table: str, *, records: Iterable[Sequence[Any]], columns: list[str]) -> str:
         conn = await self.acquire()
         try:
             return await conn.copy_records_to_table(table, records=records, columns=columns)
@@ -159,8 +157,6 @@ class CustomerExecutor(PoolExecutor):
         async with self._confined() as conn:
             return await conn.fetchval(sql, *args)
 
-    async def copy_records_to_table(
-        self, table: str, *, records: Iterable[Sequence[Any]], columns: list[str]
-    ) -> str:
+    async def copy_records_to_table(self, table: str, *, records: Iterable[Sequence[Any]], columns: list[str]) -> str:
         async with self._confined() as conn:
             return await conn.copy_records_to_table(table, records=records, columns=columns)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 from yoyo import get_backend, read_migrations
-from yoyo.exceptions import LockTimeout
 from yoyo.backends.base import DatabaseBackend
+from yoyo.exceptions import LockTimeout
 from yoyo.migrations import MigrationList
 
 from optiinfra_store.dsn import redact, resolve_dsn, to_yoyo_uri
@@ -118,7 +118,7 @@ def status(dsn: str | None = None) -> list[MigrationState]:
             MigrationState(
                 id=m.id,
                 applied=m.id in applied,
-                applied_at=applied[m.id].replace(tzinfo=timezone.utc) if m.id in applied else None,
+                applied_at=applied[m.id].replace(tzinfo=UTC) if m.id in applied else None,
             )
             for m in _migrations()
         ]

@@ -33,9 +33,11 @@ async def print_statistics(
     print(f"  {'type':<22} {'total':>5} {'success':>8} {'avg':>7} {'p50':>7} {'p95':>7} {'max':>7}")
     rows = [("all", stats), *sorted(stats.by_type.items())]
     for name, s in rows:
-        print(f"  {name:<22} {s.total:>5} {percent(s.success_rate):>8} {seconds(s.avg_duration_seconds):>7} "
-              f"{seconds(s.p50_duration_seconds):>7} {seconds(s.p95_duration_seconds):>7} "
-              f"{seconds(s.max_duration_seconds):>7}")
+        print(
+            f"  {name:<22} {s.total:>5} {percent(s.success_rate):>8} {seconds(s.avg_duration_seconds):>7} "
+            f"{seconds(s.p50_duration_seconds):>7} {seconds(s.p95_duration_seconds):>7} "
+            f"{seconds(s.max_duration_seconds):>7}"
+        )
     counts = ", ".join(f"{status} {n}" for status, n in stats.count_by_status.items() if n)
     print(f"  by status: {counts or 'none'}")
 
@@ -43,13 +45,19 @@ async def print_statistics(
     print("\nperformance")
     print("  durations: " + ", ".join(f"{b.label} {b.count}" for b in perf.duration_buckets))
     for pattern in perf.error_patterns:
-        print(f"  error {pattern.source} {pattern.error_type}: {pattern.count}x, last "
-              f"{pattern.last_seen:%Y-%m-%d %H:%M}, e.g. {pattern.sample_message or '-'}")
+        print(
+            f"  error {pattern.source} {pattern.error_type}: {pattern.count}x, last "
+            f"{pattern.last_seen:%Y-%m-%d %H:%M}, e.g. {pattern.sample_message or '-'}"
+        )
     for step in perf.slowest_steps[:5]:
-        print(f"  slow step {step.step_name}: {step.count} runs, avg {seconds(step.avg_seconds)}, "
-              f"p95 {seconds(step.p95_seconds)}")
+        print(
+            f"  slow step {step.step_name}: {step.count} runs, avg {seconds(step.avg_seconds)}, "
+            f"p95 {seconds(step.p95_seconds)}"
+        )
     for hotspot in perf.retry_hotspots[:5]:
-        print(f"  retries in {hotspot.step_name}: {hotspot.total_retries} over {hotspot.steps} runs "
-              f"({percent(hotspot.share_retried)} retried)")
+        print(
+            f"  retries in {hotspot.step_name}: {hotspot.total_retries} over {hotspot.steps} runs "
+            f"({percent(hotspot.share_retried)} retried)"
+        )
     for tip in perf.tips:
         print(f"  tip: {tip}")

@@ -98,9 +98,7 @@ class SecretKeys:
         )
         return nonce + sealed, self.newest_id
 
-    def decrypt(
-        self, ciphertext: bytes, key_id: str | None, agent_id: UUID, config_key: str, config_type: str
-    ) -> str:
+    def decrypt(self, ciphertext: bytes, key_id: str | None, agent_id: UUID, config_key: str, config_type: str) -> str:
         """The plaintext of a stored value; SecretKeyError if no key held here opens it, or it was
         altered or moved. A null `key_id` marks a value pgcrypto encrypted on the server: such
         values predate the binding to their entry, and are accepted only with pgcrypto's

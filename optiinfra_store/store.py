@@ -15,7 +15,11 @@ from optiinfra_store.enums import DATABASE_ENUMS
 from optiinfra_store.errors import AccessDenied, ConfigurationError, DocumentTooLarge, InvalidArgument, translate
 from optiinfra_store.events import WorkflowEvents
 from optiinfra_store.executor import (
-    CONFINE, CONFINE_SESSION, CustomerExecutor, PoolExecutor, raise_confinement_error,
+    CONFINE,
+    CONFINE_SESSION,
+    CustomerExecutor,
+    PoolExecutor,
+    raise_confinement_error,
 )
 from optiinfra_store.repositories import (
     AgentCapabilities,
@@ -68,14 +72,15 @@ def _label_decoder(enum: type) -> Callable[[bytes], Any]:
     return members.__getitem__
 
 
-async def init_connection(
-    conn: asyncpg.Connection, *, max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
-) -> None:
+async def init_connection(conn: asyncpg.Connection, *, max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES) -> None:
     """Register the codecs every connection needs: JSONB <-> dict/list (binary, so COPY works
     too; documents over `max_document_bytes` are refused) and the 15 enum types <-> their StrEnums."""
     await conn.set_type_codec(
-        "jsonb", schema="pg_catalog", encoder=_jsonb_encoder(max_document_bytes),
-        decoder=_decode_jsonb, format="binary",
+        "jsonb",
+        schema="pg_catalog",
+        encoder=_jsonb_encoder(max_document_bytes),
+        decoder=_decode_jsonb,
+        format="binary",
     )
     await conn.set_type_codec("json", schema="pg_catalog", encoder=_dumps, decoder=_loads, format="text")
     try:
@@ -105,7 +110,9 @@ class Repositories:
     """The 13 repositories, bound to one executor (the pool, or one connection in a transaction),
     optionally confined to one customer."""
 
-    def __init__(self, executor: Executor, secret_keys: SecretKeys | None = None, customer_id: UUID | None = None) -> None:
+    def __init__(
+        self, executor: Executor, secret_keys: SecretKeys | None = None, customer_id: UUID | None = None
+    ) -> None:
         self._secret_keys = secret_keys
         self.customer_id = customer_id
         """The customer these repositories are confined to (None: not confined)."""
@@ -185,7 +192,8 @@ class Store(Repositories):
         secret_keys: SecretKeys | None = None,
     ) -> None:
         executor = (
-            PoolExecutor(pool, acquire_timeout) if customer_id is None
+            PoolExecutor(pool, acquire_timeout)
+            if customer_id is None
             else CustomerExecutor(pool, acquire_timeout, customer_id)
         )
         super().__init__(executor, secret_keys, customer_id)
@@ -247,14 +255,21 @@ class Store(Repositories):
         async def open_store() -> Store:
             try:
                 pool = await asyncpg.create_pool(
-                    resolved, min_size=min_size, max_size=max_size, init=init,
-                    command_timeout=command_timeout, **pool_options,
+                    resolved,
+                    min_size=min_size,
+                    max_size=max_size,
+                    init=init,
+                    command_timeout=command_timeout,
+                    **pool_options,
                 )
             except Exception as exc:
                 raise translate(exc) from exc
             return cls(
-                pool, resolved, acquire_timeout=acquire_timeout,
-                server_settings=pool_options.get("server_settings"), secret_keys=secret_keys,
+                pool,
+                resolved,
+                acquire_timeout=acquire_timeout,
+                server_settings=pool_options.get("server_settings"),
+                secret_keys=secret_keys,
             )
 
         return _Connecting(open_store)
@@ -268,9 +283,13 @@ class Store(Repositories):
         `optiinfra_tenant`, the first call raises ConfigurationError: it never runs unconfined.
         Shares this store's pool: closing it does nothing."""
         return type(self)(
-            self.pool, self._dsn, acquire_timeout=self._executor.acquire_timeout,
-            customer_id=as_uuid(customer_id, "customer_id"), owns_pool=False,
-            server_settings=self._server_settings, secret_keys=self._secret_keys,
+            self.pool,
+            self._dsn,
+            acquire_timeout=self._executor.acquire_timeout,
+            customer_id=as_uuid(customer_id, "customer_id"),
+            owns_pool=False,
+            server_settings=self._server_settings,
+            secret_keys=self._secret_keys,
         )
 
     async def close(self) -> None:

@@ -156,7 +156,10 @@ class Violation(Exception):
 
 
 _DRIVER_CONNECTION_ERRORS = (
-    OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
 )
 
 
@@ -181,8 +184,15 @@ class Agent:
     """One agent task: runs workflows until the deadline, retrying what faults interrupt."""
 
     def __init__(
-        self, store: Store, index: int, agent_id: UUID, customer_id: UUID,
-        run_id: str, ledger: Ledger, stats: Stats, rng: random.Random,
+        self,
+        store: Store,
+        index: int,
+        agent_id: UUID,
+        customer_id: UUID,
+        run_id: str,
+        ledger: Ledger,
+        stats: Stats,
+        rng: random.Random,
     ) -> None:
         self.store = store
         self.index = index
@@ -234,8 +244,10 @@ class Agent:
     async def workflow(self, n: int) -> None:
         key = f"soak-{self.run_id}-{self.index}-{n}"
         request = WorkflowExecutionCreate(
-            agent_id=self.agent_id, customer_id=self.customer_id,
-            workflow_type=WorkflowType.RESOURCE_OPTIMIZATION, idempotency_key=key,
+            agent_id=self.agent_id,
+            customer_id=self.customer_id,
+            workflow_type=WorkflowType.RESOURCE_OPTIMIZATION,
+            idempotency_key=key,
             input_data={"agent": self.index, "n": n},
         )
         # a retried create with the same key returns the row the lost attempt made
@@ -269,10 +281,14 @@ class Agent:
         async def attempt() -> list[Any]:
             async with self.store.transaction() as tx:
                 return [
-                    await tx.workflow_steps.create(WorkflowStepCreate(
-                        workflow_execution_id=execution_id, step_name=f"step_{order}", step_order=order,
-                        max_retries=MAX_RETRIES,
-                    ))
+                    await tx.workflow_steps.create(
+                        WorkflowStepCreate(
+                            workflow_execution_id=execution_id,
+                            step_name=f"step_{order}",
+                            step_order=order,
+                            max_retries=MAX_RETRIES,
+                        )
+                    )
                     for order in range(1, STEPS + 1)
                 ]
 
@@ -319,11 +335,16 @@ class Agent:
         async def attempt() -> tuple[Any, list[Any]]:
             async with self.store.transaction() as tx:
                 artifacts = [
-                    await tx.workflow_artifacts.create(WorkflowArtifactCreate(
-                        workflow_execution_id=execution_id, workflow_step_id=step_id, artifact_type=kind,
-                        artifact_name=f"{kind} of {execution_id}", artifact_path=f"s3://soak/{execution_id}/{kind}",
-                        artifact_size_bytes=1024,
-                    ))
+                    await tx.workflow_artifacts.create(
+                        WorkflowArtifactCreate(
+                            workflow_execution_id=execution_id,
+                            workflow_step_id=step_id,
+                            artifact_type=kind,
+                            artifact_name=f"{kind} of {execution_id}",
+                            artifact_path=f"s3://soak/{execution_id}/{kind}",
+                            artifact_size_bytes=1024,
+                        )
+                    )
                     for step_id, kind in wanted
                 ]
                 done = await tx.workflow_executions.complete(execution_id, {"steps": STEPS}, actor="soak")
@@ -358,10 +379,13 @@ async def killer(
             try:
                 if admin is None or admin.is_closed():
                     admin = await asyncpg.connect(dsn)
-                pids = [r["pid"] for r in await admin.fetch(
-                    "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
-                    application_name,
-                )]
+                pids = [
+                    r["pid"]
+                    for r in await admin.fetch(
+                        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
+                        application_name,
+                    )
+                ]
                 stats.kill_rounds += 1
                 for pid in rng.sample(pids, k=rng.randint(1, max(1, len(pids) // 2))) if pids else []:
                     if await admin.fetchval("SELECT pg_terminate_backend($1)", pid):
@@ -379,23 +403,35 @@ async def verify(dsn: str, customer_id: UUID, ledger: Ledger) -> tuple[int, list
     violations: list[str] = []
     conn = await asyncpg.connect(dsn)
     try:
-        executions = {r["id"]: r for r in await conn.fetch(
-            "SELECT e.id, e.agent_id, e.idempotency_key, e.status::text AS status, e.version,"
-            "       (SELECT count(*) FROM workflow_transitions t"
-            "         WHERE t.workflow_execution_id = e.id AND t.workflow_step_id IS NULL) AS transitions"
-            "  FROM workflow_executions e WHERE e.customer_id = $1", customer_id,
-        )}
-        steps = {r["id"]: r for r in await conn.fetch(
-            "SELECT s.id, s.workflow_execution_id, s.status::text AS status, s.retry_count, s.max_retries,"
-            "       (SELECT count(*) FROM workflow_transitions t WHERE t.workflow_step_id = s.id) AS transitions"
-            "  FROM workflow_steps s JOIN workflow_executions e ON e.id = s.workflow_execution_id"
-            " WHERE e.customer_id = $1", customer_id,
-        )}
-        artifacts = {r["id"]: r for r in await conn.fetch(
-            "SELECT a.id, a.workflow_execution_id, a.workflow_step_id"
-            "  FROM workflow_artifacts a JOIN workflow_executions e ON e.id = a.workflow_execution_id"
-            " WHERE e.customer_id = $1", customer_id,
-        )}
+        executions = {
+            r["id"]: r
+            for r in await conn.fetch(
+                "SELECT e.id, e.agent_id, e.idempotency_key, e.status::text AS status, e.version,"
+                "       (SELECT count(*) FROM workflow_transitions t"
+                "         WHERE t.workflow_execution_id = e.id AND t.workflow_step_id IS NULL) AS transitions"
+                "  FROM workflow_executions e WHERE e.customer_id = $1",
+                customer_id,
+            )
+        }
+        steps = {
+            r["id"]: r
+            for r in await conn.fetch(
+                "SELECT s.id, s.workflow_execution_id, s.status::text AS status, s.retry_count, s.max_retries,"
+                "       (SELECT count(*) FROM workflow_transitions t WHERE t.workflow_step_id = s.id) AS transitions"
+                "  FROM workflow_steps s JOIN workflow_executions e ON e.id = s.workflow_execution_id"
+                " WHERE e.customer_id = $1",
+                customer_id,
+            )
+        }
+        artifacts = {
+            r["id"]: r
+            for r in await conn.fetch(
+                "SELECT a.id, a.workflow_execution_id, a.workflow_step_id"
+                "  FROM workflow_artifacts a JOIN workflow_executions e ON e.id = a.workflow_execution_id"
+                " WHERE e.customer_id = $1",
+                customer_id,
+            )
+        }
 
         # every acknowledged write is present, and none was applied twice
         lost = 0
@@ -416,7 +452,9 @@ async def verify(dsn: str, customer_id: UUID, ledger: Ledger) -> tuple[int, list
                 present = 0 if srow is None else srow["transitions"]
                 lost += max(0, step.writes - present)
                 if srow is not None and (srow["transitions"], srow["status"], srow["retry_count"]) != (
-                    step.writes, step.status, step.retry_count
+                    step.writes,
+                    step.status,
+                    step.retry_count,
                 ):
                     violations.append(
                         f"step {step.id}: {srow['transitions']} transitions, {srow['status']}, retry_count "
@@ -512,7 +550,11 @@ async def run_load(
     ledger = Ledger()
     started = time.monotonic()
     async with Store.connect(
-        dsn, min_size=min(2, pool_size), max_size=pool_size, acquire_timeout=30, command_timeout=60,
+        dsn,
+        min_size=min(2, pool_size),
+        max_size=pool_size,
+        acquire_timeout=30,
+        command_timeout=60,
         server_settings={"application_name": application_name},
     ) as store:
         customer = await store.customers.create(
@@ -520,9 +562,14 @@ async def run_load(
         )
         kinds = list(AgentType)
         agent_rows = [
-            await store.agents.create(AgentCreate(
-                type=kinds[i % len(kinds)], name=f"soak-{run_id}-{i}", version="1", status=AgentStatus.ACTIVE,
-            ))
+            await store.agents.create(
+                AgentCreate(
+                    type=kinds[i % len(kinds)],
+                    name=f"soak-{run_id}-{i}",
+                    version="1",
+                    status=AgentStatus.ACTIVE,
+                )
+            )
             for i in range(agents)
         ]
         deadline = time.monotonic() + duration
@@ -580,8 +627,11 @@ async def _progress(stats: Stats, deadline: float) -> None:
     while True:
         await asyncio.sleep(10)
         left = max(0.0, deadline - time.monotonic())
-        print(f"  ... {stats.workflows_completed} workflows, {stats.calls} calls, {stats.faults} backends killed, "
-              f"{sum(stats.errors.values())} errors, {left:.0f} s left", flush=True)
+        print(
+            f"  ... {stats.workflows_completed} workflows, {stats.calls} calls, {stats.faults} backends killed, "
+            f"{sum(stats.errors.values())} errors, {left:.0f} s left",
+            flush=True,
+        )
 
 
 def print_report(report: SoakReport) -> None:
@@ -615,8 +665,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--kill-every", type=float, default=3.0, help="seconds between kill rounds (default 3)")
     parser.add_argument("--pool-size", type=int, default=10, help="the store's max pool size (default 10)")
     parser.add_argument("--seed", type=int, help="random seed, to repeat a run's choices")
-    parser.add_argument("--strict", action="store_true",
-                        help="also fail when a connection error surfaced as anything but StoreUnavailable")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="also fail when a connection error surfaced as anything but StoreUnavailable",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file as JSON")
     return parser.parse_args(argv)
 
@@ -629,12 +682,22 @@ def main(argv: list[str] | None = None) -> int:
 
     def soak(dsn: str) -> SoakReport:
         migrations.apply(dsn)
-        print(f"soaking {redact(dsn)} for {args.duration:g} s with {args.agents} agents, "
-              f"killing backends every ~{args.kill_every:g} s", flush=True)
-        return asyncio.run(run_soak(
-            dsn, duration=args.duration, agents=args.agents, kill_every=args.kill_every,
-            pool_size=args.pool_size, seed=args.seed, progress=True,
-        ))
+        print(
+            f"soaking {redact(dsn)} for {args.duration:g} s with {args.agents} agents, "
+            f"killing backends every ~{args.kill_every:g} s",
+            flush=True,
+        )
+        return asyncio.run(
+            run_soak(
+                dsn,
+                duration=args.duration,
+                agents=args.agents,
+                kill_every=args.kill_every,
+                pool_size=args.pool_size,
+                seed=args.seed,
+                progress=True,
+            )
+        )
 
     if dsn:
         report = soak(dsn)

@@ -39,9 +39,7 @@ def _truncate_sql(migrated_dsn: str) -> str:
     with psycopg.connect(migrated_dsn) as conn:
         tables = [
             row[0]
-            for row in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
-            )
+            for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
             if row[0] not in YOYO_TABLES
         ]
     return f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"
@@ -104,7 +102,13 @@ async def agent(store):
     from optiinfra_store.enums import AgentStatus, AgentType
     from optiinfra_store.records import AgentCreate
 
-    return await store.agents.create(AgentCreate(
-        type=AgentType.COST, name="Cost Optimizer", version="1.2.0", status=AgentStatus.ACTIVE,
-        endpoint="http://cost-agent:8001", capabilities=["gpu_cost_analysis"],
-    ))
+    return await store.agents.create(
+        AgentCreate(
+            type=AgentType.COST,
+            name="Cost Optimizer",
+            version="1.2.0",
+            status=AgentStatus.ACTIVE,
+            endpoint="http://cost-agent:8001",
+            capabilities=["gpu_cost_analysis"],
+        )
+    )

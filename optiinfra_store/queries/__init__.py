@@ -13,10 +13,10 @@ what the statement is for.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
-from typing import Mapping
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
@@ -41,7 +41,7 @@ def parse(source: str, text: str) -> Queries:
     """Split a .sql file into its named statements."""
     parts = _NAME.split(text)
     statements: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2]):
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in statements:
             raise ValueError(f"{source}: query {name!r} defined twice")
         if name.startswith("_") or hasattr(Queries, name):

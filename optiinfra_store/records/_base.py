@@ -88,20 +88,15 @@ def storable_json(document: Any) -> Any:
                 raise ValueError(f"a JSON integer must have at most {max_digits} digits{_where(path)}")
         elif isinstance(value, float):
             if not math.isfinite(value):
-                raise ValueError(
-                    f"a JSON number must be finite (NaN and infinity are not JSON){_where(path)}"
-                )
+                raise ValueError(f"a JSON number must be finite (NaN and infinity are not JSON){_where(path)}")
         elif isinstance(value, (dict, list, tuple)):
             if depth >= JSON_MAX_DEPTH:
-                raise ValueError(
-                    f"a JSON document may nest at most {JSON_MAX_DEPTH} levels deep{_where(path)}"
-                )
+                raise ValueError(f"a JSON document may nest at most {JSON_MAX_DEPTH} levels deep{_where(path)}")
             if isinstance(value, dict):
                 for key, item in value.items():
                     if not isinstance(key, str):
                         raise ValueError(
-                            "JSON object keys must be strings, "
-                            f"got a key of type {type(key).__name__}{_where(path)}"
+                            f"JSON object keys must be strings, got a key of type {type(key).__name__}{_where(path)}"
                         )
                     try:
                         storable_text(key)
@@ -142,14 +137,10 @@ def storable_instant(value: datetime) -> datetime:
     return value
 
 
-Name = Annotated[
-    str, StringConstraints(min_length=1, max_length=255, pattern=r"\S"), AfterValidator(storable_text)
-]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"\S"), AfterValidator(storable_text)]
 """A non-blank name that fits a varchar(255) column."""
 
-ShortName = Annotated[
-    str, StringConstraints(min_length=1, max_length=50, pattern=r"\S"), AfterValidator(storable_text)
-]
+ShortName = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"\S"), AfterValidator(storable_text)]
 """A non-blank name that fits a varchar(50) column (versions, units)."""
 
 Text = Annotated[str, StringConstraints(max_length=1_000_000), AfterValidator(storable_text)]

@@ -25,10 +25,18 @@ from optiinfra_store.records._base import (
 )
 
 __all__ = [
-    "AgentConfig", "AgentConfigCreate",
-    "AgentState", "AgentStateCreate", "AgentStateUpsert",
-    "AgentCapability", "AgentCapabilityCreate", "AgentCapabilityUpdate",
-    "AgentMetric", "AgentMetricCreate", "MetricSummary",
+    "AgentConfig",
+    "AgentConfigCreate",
+    "AgentState",
+    "AgentStateCreate",
+    "AgentStateUpsert",
+    "AgentCapability",
+    "AgentCapabilityCreate",
+    "AgentCapabilityUpdate",
+    "AgentMetric",
+    "AgentMetricCreate",
+    "MetricSummary",
+    "MetricBucket",
 ]
 
 NUMBER_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
@@ -55,7 +63,9 @@ def check_config_value(config_type: ConfigType, value: str) -> None:
         try:
             json.loads(value)
         except (ValueError, RecursionError):
-            raise ValueError("a json config_value must be a JSON document (nested at most a few hundred levels)") from None
+            raise ValueError(
+                "a json config_value must be a JSON document (nested at most a few hundred levels)"
+            ) from None
 
 
 def _masked(args: Iterator[tuple[str | None, Any]], sensitive: bool) -> Iterator[tuple[str | None, Any]]:
@@ -213,3 +223,15 @@ class MetricSummary(Record):
     avg: float | None
     min: float | None
     max: float | None
+
+
+class MetricBucket(Record):
+    """One time bucket of a metric series (only buckets with data): count, avg, min, max and p95
+    (percentile_cont, interpolated) of the values collected in [bucket_start, bucket_start + bucket)."""
+
+    bucket_start: datetime
+    count: int
+    avg: float
+    min: float
+    max: float
+    p95: float

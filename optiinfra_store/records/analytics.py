@@ -1,17 +1,25 @@
-"""Records returned by the history analytics, retention and metric time series."""
+"""Records returned by the workflow history analytics and retention."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from datetime import datetime
 
+from optiinfra_store.enums import WorkflowStatus, WorkflowType
+from optiinfra_store.records._base import Record
 
-# -- retention and metric time series ---------------------------------------------------------------
+__all__ = [
+    "PurgeReport",
+    "TypeStatistics",
+    "WorkflowStatistics",
+    "DurationBucket",
+    "ErrorPattern",
+    "StepTiming",
+    "RetryHotspot",
+    "WorkflowPerformance",
+    "TrendBucket",
+]
 
-from datetime import datetime  # noqa: E402
-
-from optiinfra_store.records._base import Record  # noqa: E402
-
-__all__ += ["PurgeReport", "MetricBucket"]
+# -- retention ---------------------------------------------------------------------------------------
 
 
 class PurgeReport(Record):
@@ -24,37 +32,15 @@ class PurgeReport(Record):
     transitions: int = 0
 
 
-class MetricBucket(Record):
-    """One time bucket of a metric series (only buckets with data): count, avg, min, max and p95
-    (percentile_cont, interpolated) of the values collected in [bucket_start, bucket_start + bucket)."""
-
-    bucket_start: datetime
-    count: int
-    avg: float
-    min: float
-    max: float
-    p95: float
-
-
 # -- workflow statistics, performance analysis and trend (workflow_executions.statistics / performance / trend)
 
-from datetime import datetime as _datetime  # noqa: E402
 
-from optiinfra_store.enums import WorkflowStatus as _WorkflowStatus, WorkflowType as _WorkflowType  # noqa: E402
-from optiinfra_store.records._base import Record as _Record  # noqa: E402
-
-__all__ += [
-    "TypeStatistics", "WorkflowStatistics", "DurationBucket", "ErrorPattern", "StepTiming", "RetryHotspot",
-    "WorkflowPerformance", "TrendBucket",
-]
-
-
-class TypeStatistics(_Record):
+class TypeStatistics(Record):
     """Counts and durations of the executions in a window. Durations (seconds) are over finished
     executions (completed, failed, cancelled, timeout) that have both timestamps; None when there are none."""
 
     total: int
-    count_by_status: dict[_WorkflowStatus, int]
+    count_by_status: dict[WorkflowStatus, int]
     """Every status, zeros included."""
     success_rate: float | None
     """completed / (completed + failed + cancelled + timeout); None when nothing finished."""
@@ -68,12 +54,12 @@ class WorkflowStatistics(TypeStatistics):
     """The figures of TypeStatistics over the whole window [since, until), and per workflow type
     (only the types present)."""
 
-    since: _datetime
-    until: _datetime
-    by_type: dict[_WorkflowType, TypeStatistics]
+    since: datetime
+    until: datetime
+    by_type: dict[WorkflowType, TypeStatistics]
 
 
-class DurationBucket(_Record):
+class DurationBucket(Record):
     """Finished executions whose duration falls in [min_seconds, max_seconds) (max None: no bound)."""
 
     label: str
@@ -82,18 +68,18 @@ class DurationBucket(_Record):
     count: int
 
 
-class ErrorPattern(_Record):
+class ErrorPattern(Record):
     """Failed executions (source "execution") or failed steps (source "step") sharing an
     error_details error_type ("unspecified" when absent)."""
 
     source: str
     error_type: str
     count: int
-    last_seen: _datetime
+    last_seen: datetime
     sample_message: str | None
 
 
-class StepTiming(_Record):
+class StepTiming(Record):
     """Durations (seconds) of the runs of one step name that have both timestamps."""
 
     step_name: str
@@ -102,7 +88,7 @@ class StepTiming(_Record):
     p95_seconds: float
 
 
-class RetryHotspot(_Record):
+class RetryHotspot(Record):
     """Retries of one step name: total retry_count, and the share of its steps retried at least once."""
 
     step_name: str
@@ -111,11 +97,11 @@ class RetryHotspot(_Record):
     share_retried: float
 
 
-class WorkflowPerformance(_Record):
+class WorkflowPerformance(Record):
     """Where time goes and what fails, for the executions created in [since, until)."""
 
-    since: _datetime
-    until: _datetime
+    since: datetime
+    until: datetime
     finished: int
     success_rate: float | None
     p50_duration_seconds: float | None
@@ -128,12 +114,12 @@ class WorkflowPerformance(_Record):
     """Plain-English findings from explicit rules over the figures above; each names its figure."""
 
 
-class TrendBucket(_Record):
+class TrendBucket(Record):
     """Executions created in [start, end): counts per status (every status) and average duration
     (seconds) of the finished ones with both timestamps."""
 
-    start: _datetime
-    end: _datetime
+    start: datetime
+    end: datetime
     total: int
-    count_by_status: dict[_WorkflowStatus, int]
+    count_by_status: dict[WorkflowStatus, int]
     avg_duration_seconds: float | None

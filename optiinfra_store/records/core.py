@@ -32,11 +32,21 @@ from optiinfra_store.records._base import (
 )
 
 __all__ = [
-    "Customer", "CustomerCreate", "CustomerUpdate", "Agent", "AgentCreate", "AgentUpdate",
-    "Event", "EventCreate",
-    "Recommendation", "RecommendationCreate", "RecommendationUpdate",
-    "Approval", "ApprovalCreate",
-    "Optimization", "OptimizationCreate",
+    "Customer",
+    "CustomerCreate",
+    "CustomerUpdate",
+    "Agent",
+    "AgentCreate",
+    "AgentUpdate",
+    "Event",
+    "EventCreate",
+    "Recommendation",
+    "RecommendationCreate",
+    "RecommendationUpdate",
+    "Approval",
+    "ApprovalCreate",
+    "Optimization",
+    "OptimizationCreate",
 ]
 
 Usd = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]

@@ -12,8 +12,15 @@ from optiinfra_store.enums import ArtifactType, StepStatus, WorkflowStatus, Work
 from optiinfra_store.records._base import INT4_MAX, Count, Input, JsonObject, Name, Record, Timestamp
 
 __all__ = [
-    "WorkflowExecution", "WorkflowExecutionCreate", "WorkflowExecutionUpdate", "WorkflowExecutionDetail",
-    "WorkflowStep", "WorkflowStepCreate", "WorkflowArtifact", "WorkflowArtifactCreate", "WorkflowTransition",
+    "WorkflowExecution",
+    "WorkflowExecutionCreate",
+    "WorkflowExecutionUpdate",
+    "WorkflowExecutionDetail",
+    "WorkflowStep",
+    "WorkflowStepCreate",
+    "WorkflowArtifact",
+    "WorkflowArtifactCreate",
+    "WorkflowTransition",
 ]
 
 ContentType = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"\S")]
@@ -162,8 +169,6 @@ class WorkflowExecutionDetail(WorkflowExecution):
 
     steps: list[WorkflowStep]
     artifacts: list[WorkflowArtifact]
-
-
 
 
 class WorkflowTransition(Record):

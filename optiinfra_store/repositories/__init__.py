@@ -15,7 +15,17 @@ from optiinfra_store.repositories.workflow_executions import WorkflowExecutions
 from optiinfra_store.repositories.workflow_steps import WorkflowSteps
 
 __all__ = [
-    "AgentCapabilities", "AgentConfigs", "AgentMetrics", "AgentStates", "Agents", "Approvals",
-    "Customers", "Events", "Optimizations", "Recommendations", "WorkflowArtifacts",
-    "WorkflowExecutions", "WorkflowSteps",
+    "AgentCapabilities",
+    "AgentConfigs",
+    "AgentMetrics",
+    "AgentStates",
+    "Agents",
+    "Approvals",
+    "Customers",
+    "Events",
+    "Optimizations",
+    "Recommendations",
+    "WorkflowArtifacts",
+    "WorkflowExecutions",
+    "WorkflowSteps",
 ]

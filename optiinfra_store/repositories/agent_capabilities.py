@@ -8,7 +8,13 @@ from uuid import UUID
 from optiinfra_store.errors import InvalidArgument
 from optiinfra_store.records import AgentCapability, AgentCapabilityCreate, AgentCapabilityUpdate
 from optiinfra_store.repositories.base import (
-    Repository, as_optional_uuid, as_uuid, check_limit, optional_object, optional_text, platform,
+    Repository,
+    as_optional_uuid,
+    as_uuid,
+    check_limit,
+    optional_object,
+    optional_text,
+    platform,
 )
 
 
@@ -57,8 +63,12 @@ class AgentCapabilities(Repository[AgentCapability]):
         """Capabilities by capability_name, then capability_version (as text)."""
         if is_enabled is not None and not isinstance(is_enabled, bool):
             raise InvalidArgument(f"is_enabled must be a bool, got {type(is_enabled).__name__}")
-        return self._many(await self._fetch(
-            self._q.list, as_optional_uuid(agent_id, "agent_id"), optional_text(capability_name, "capability_name"),
-            is_enabled,
-            check_limit(limit),
-        ))
+        return self._many(
+            await self._fetch(
+                self._q.list,
+                as_optional_uuid(agent_id, "agent_id"),
+                optional_text(capability_name, "capability_name"),
+                is_enabled,
+                check_limit(limit),
+            )
+        )

@@ -11,11 +11,18 @@ from uuid import UUID
 from optiinfra_store.enums import ConfigType
 from optiinfra_store.errors import ConcurrentChange, InvalidArgument, InvalidData, NotFound, SecretKeyError
 from optiinfra_store.records import AgentConfig, AgentConfigCreate
-from optiinfra_store.secrets import SECRET_KEY_ENV, SecretKeys
 from optiinfra_store.repositories.base import (
+    Executor,
+    Repository,
+    as_optional_uuid,
+    as_uuid,
+    check_limit,
+    enum_value,
+    insert_args,
     platform,
-    Executor, Repository, as_optional_uuid, as_uuid, check_limit, enum_value, insert_args, text,
+    text,
 )
+from optiinfra_store.secrets import SECRET_KEY_ENV, SecretKeys
 
 ConfigValue = str | int | float | bool | Decimal | dict[str, Any] | list[Any]
 
@@ -32,9 +39,7 @@ def _infer_type(value: Any) -> ConfigType:
         return ConfigType.JSON
     if isinstance(value, str):
         return ConfigType.STRING
-    raise InvalidArgument(
-        f"a config value must be str, int, float, bool, dict or list, got {type(value).__name__}"
-    )
+    raise InvalidArgument(f"a config value must be str, int, float, bool, dict or list, got {type(value).__name__}")
 
 
 def _to_text(value: Any, config_type: ConfigType) -> str:
@@ -176,10 +181,18 @@ class AgentConfigs(Repository[AgentConfig]):
         value is encrypted before it is sent. Raises MissingReference for an unknown agent,
         SecretKeyError for a sensitive value without a key, or one encrypted under a key this
         store does not hold (checked before anything is written)."""
-        kind = _infer_type(value) if config_type is None else ConfigType(enum_value(config_type, ConfigType, "config_type"))
+        kind = (
+            _infer_type(value)
+            if config_type is None
+            else ConfigType(enum_value(config_type, ConfigType, "config_type"))
+        )
         data = AgentConfigCreate(
-            agent_id=as_uuid(agent_id, "agent_id"), config_key=key, config_value=_to_text(value, kind),
-            config_type=kind, description=description, is_sensitive=is_sensitive,
+            agent_id=as_uuid(agent_id, "agent_id"),
+            config_key=key,
+            config_value=_to_text(value, kind),
+            config_type=kind,
+            description=description,
+            is_sensitive=is_sensitive,
         )
         for _ in range(_WRITE_ATTEMPTS):
             state = await self._fetchrow(self._q.read_state, data.agent_id, data.config_key)
@@ -187,7 +200,10 @@ class AgentConfigs(Repository[AgentConfig]):
             stored_secret = None if state is None else state["config_secret"]
             if stored_secret is not None:  # overwrite only what a key held here opens
                 self._require_keys(data.agent_id, data.config_key).decrypt(
-                    stored_secret, state["secret_key_id"], data.agent_id, data.config_key,  # type: ignore[index]
+                    stored_secret,
+                    state["secret_key_id"],
+                    data.agent_id,
+                    data.config_key,  # type: ignore[index]
                     state["config_type"].value,  # type: ignore[index]
                 )
             args = self._stored(data, data.is_sensitive or was_sensitive)
@@ -224,7 +240,11 @@ class AgentConfigs(Repository[AgentConfig]):
     ) -> list[AgentConfig]:
         """Entries by agent, then config_key; optionally of one agent and one type.
         Raises SecretKeyError if one is encrypted and the store has no key that opens it."""
-        args = (as_optional_uuid(agent_id, "agent_id"), enum_value(config_type, ConfigType, "config_type"), check_limit(limit))
+        args = (
+            as_optional_uuid(agent_id, "agent_id"),
+            enum_value(config_type, ConfigType, "config_type"),
+            check_limit(limit),
+        )
         return self._many(await self._fetch(self._q.list, *args))
 
     @platform

@@ -7,27 +7,31 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 from uuid import UUID
 
-
 from optiinfra_store.enums import MetricType
 from optiinfra_store.errors import InvalidArgument
 from optiinfra_store.records import AgentMetric, AgentMetricCreate, MetricBucket, MetricSummary
 from optiinfra_store.repositories.base import (
-    platform,
-    enum_value,
     Repository,
     as_optional_uuid,
     as_uuid,
     check_limit,
+    enum_value,
     optional_aware,
     optional_text,
+    platform,
     text,
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _COPY_COLUMNS = [
-    "agent_id", "metric_name", "metric_type", "metric_value", "metric_unit",
-    "collection_timestamp", "metadata",
+    "agent_id",
+    "metric_name",
+    "metric_type",
+    "metric_value",
+    "metric_unit",
+    "collection_timestamp",
+    "metadata",
 ]
 
 
@@ -64,8 +68,15 @@ class AgentMetrics(Repository[AgentMetric]):
         def rows() -> Iterator[tuple[Any, ...]]:
             for point in metrics:
                 m = validate(point)
-                yield (m.agent_id, m.metric_name, m.metric_type, m.metric_value, m.metric_unit,
-                       m.collection_timestamp or now, m.metadata)
+                yield (
+                    m.agent_id,
+                    m.metric_name,
+                    m.metric_type,
+                    m.metric_value,
+                    m.metric_unit,
+                    m.collection_timestamp or now,
+                    m.metadata,
+                )
 
         status = await self._copy_records("agent_metrics", rows(), _COPY_COLUMNS)
         return int(status.split()[-1])
@@ -80,15 +91,17 @@ class AgentMetrics(Repository[AgentMetric]):
         limit: int = 1000,
     ) -> list[AgentMetric]:
         """Points in time order (collection_timestamp, then id), within [start, end] when given."""
-        return self._many(await self._fetch(
-            self._q.list,
-            as_optional_uuid(agent_id, "agent_id"),
-            optional_text(metric_name, "metric_name"),
-            enum_value(metric_type, MetricType, "metric_type"),
-            optional_aware(start, "start"),
-            optional_aware(end, "end"),
-            check_limit(limit),
-        ))
+        return self._many(
+            await self._fetch(
+                self._q.list,
+                as_optional_uuid(agent_id, "agent_id"),
+                optional_text(metric_name, "metric_name"),
+                enum_value(metric_type, MetricType, "metric_type"),
+                optional_aware(start, "start"),
+                optional_aware(end, "end"),
+                check_limit(limit),
+            )
+        )
 
     @overload
     async def aggregate(
@@ -125,8 +138,10 @@ class AgentMetrics(Repository[AgentMetric]):
         bucket that holds data, in time order. Buckets are PostgreSQL's date_bin, aligned on
         `start` (or the Unix epoch when start is None). Raises InvalidArgument."""
         args = (
-            as_uuid(agent_id, "agent_id"), text(metric_name, "metric_name"),
-            optional_aware(start, "start"), optional_aware(end, "end"),
+            as_uuid(agent_id, "agent_id"),
+            text(metric_name, "metric_name"),
+            optional_aware(start, "start"),
+            optional_aware(end, "end"),
         )
         if bucket is not None:
             if not isinstance(bucket, timedelta) or bucket <= timedelta(0):
@@ -143,9 +158,7 @@ class AgentMetrics(Repository[AgentMetric]):
         return {row["metric_name"]: self._one(row) for row in reversed(rows)}
 
     @platform
-    async def purge(
-        self, before: datetime, *, batch_size: int = 10_000, dry_run: bool = False
-    ) -> int:
+    async def purge(self, before: datetime, *, batch_size: int = 10_000, dry_run: bool = False) -> int:
         """Delete the points collected before `before`, in batches of `batch_size` (oldest first,
         each batch one short statement, its own transaction on a pool) until a batch deletes
         nothing; returns how many were deleted (with `dry_run`, how many would be, deleting
@@ -168,6 +181,6 @@ class AgentMetrics(Repository[AgentMetric]):
         """Points whose metadata contains `metadata` (jsonb @>, served by the GIN index), in time order."""
         if not isinstance(metadata, dict):
             raise InvalidArgument(f"metadata must be a dict, got {type(metadata).__name__}")
-        return self._many(await self._fetch(
-            self._q.search, metadata, as_optional_uuid(agent_id, "agent_id"), check_limit(limit)
-        ))
+        return self._many(
+            await self._fetch(self._q.search, metadata, as_optional_uuid(agent_id, "agent_id"), check_limit(limit))
+        )

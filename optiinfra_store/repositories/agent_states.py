@@ -9,15 +9,15 @@ from optiinfra_store.enums import AgentStatusDetail
 from optiinfra_store.errors import InvalidArgument, MissingReference, NotFound
 from optiinfra_store.records import AgentState, AgentStateCreate, AgentStateUpsert
 from optiinfra_store.repositories.base import (
-    platform,
-    enum_value,
     Repository,
     as_optional_uuid,
     as_uuid,
     check_limit,
     check_version,
+    enum_value,
     insert_args,
     optional_object,
+    platform,
 )
 
 
@@ -67,9 +67,7 @@ class AgentStates(Repository[AgentState]):
         error = optional_object(error, "error")
         return self._found(await self._fetchrow(self._q.record_error, key, error), key)
 
-    async def set_current_workflow(
-        self, agent_id: UUID | str, execution_id: UUID | str | None
-    ) -> AgentState:
+    async def set_current_workflow(self, agent_id: UUID | str, execution_id: UUID | str | None) -> AgentState:
         """Point current_workflow_id at an execution (None clears it). Raises NotFound for an
         unknown agent state, and for an execution this store cannot see: one that does not
         exist, or, in a store confined to a customer, another customer's."""
@@ -91,12 +89,12 @@ class AgentStates(Repository[AgentState]):
         key = as_uuid(agent_id, "agent_id")
         return self._found(await self._fetchrow(self._q.release, key), key)
 
-    async def list(
-        self, *, status: AgentStatusDetail | str | None = None, limit: int = 1000
-    ) -> list[AgentState]:
+    async def list(self, *, status: AgentStatusDetail | str | None = None, limit: int = 1000) -> list[AgentState]:
         """State rows, oldest first, optionally of one status."""
-        return self._many(await self._fetch(
-            self._q.list,
-            enum_value(status, AgentStatusDetail, "status"),
-            check_limit(limit),
-        ))
+        return self._many(
+            await self._fetch(
+                self._q.list,
+                enum_value(status, AgentStatusDetail, "status"),
+                check_limit(limit),
+            )
+        )

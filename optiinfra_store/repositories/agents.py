@@ -36,12 +36,14 @@ class Agents(Repository[Agent]):
         limit: int = 1000,
     ) -> list[Agent]:
         """Agents, oldest first, optionally of one type and status."""
-        return self._many(await self._fetch(
-            self._q.list,
-            enum_value(type, AgentType, "type"),
-            enum_value(status, AgentStatus, "status"),
-            check_limit(limit),
-        ))
+        return self._many(
+            await self._fetch(
+                self._q.list,
+                enum_value(type, AgentType, "type"),
+                enum_value(status, AgentStatus, "status"),
+                check_limit(limit),
+            )
+        )
 
     @platform
     async def heartbeat(self, id: UUID | str) -> Agent:

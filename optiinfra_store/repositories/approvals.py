@@ -26,16 +26,12 @@ class Approvals(Repository[Approval]):
         """Request a decision (always pending). Raises MissingReference for an unknown recommendation."""
         return await self._insert(ApprovalCreate.model_validate(data))
 
-    async def approve(
-        self, id: UUID | str, *, decided_by: str | None = None, comment: str | None = None
-    ) -> Approval:
+    async def approve(self, id: UUID | str, *, decided_by: str | None = None, comment: str | None = None) -> Approval:
         """pending -> approved; sets decided_at, decided_by and (if given) comment.
         Raises NotFound, InvalidTransition (of two concurrent decisions, one gets it)."""
         return await self._decide(self._q.approve, id, ApprovalStatus.APPROVED, decided_by, comment)
 
-    async def reject(
-        self, id: UUID | str, *, decided_by: str | None = None, comment: str | None = None
-    ) -> Approval:
+    async def reject(self, id: UUID | str, *, decided_by: str | None = None, comment: str | None = None) -> Approval:
         """pending -> rejected; sets decided_at, decided_by and (if given) comment.
         Raises NotFound, InvalidTransition."""
         return await self._decide(self._q.reject, id, ApprovalStatus.REJECTED, decided_by, comment)
@@ -44,8 +40,11 @@ class Approvals(Repository[Approval]):
         self, sql: str, id: UUID | str, status: ApprovalStatus, decided_by: str | None, comment: str | None
     ) -> Approval:
         return await self._transition(
-            sql, as_uuid(id), status,
-            optional_text(decided_by, "decided_by", max_length=255), optional_text(comment, "comment"),
+            sql,
+            as_uuid(id),
+            status,
+            optional_text(decided_by, "decided_by", max_length=255),
+            optional_text(comment, "comment"),
         )
 
     async def expire(self, id: UUID | str) -> Approval:
@@ -60,9 +59,11 @@ class Approvals(Repository[Approval]):
         limit: int = 1000,
     ) -> list[Approval]:
         """Approvals, oldest first; `status` takes one value or several."""
-        return self._many(await self._fetch(
-            self._q.list,
-            as_optional_uuid(recommendation_id, "recommendation_id"),
-            enum_values(status, ApprovalStatus, "status"),
-            check_limit(limit),
-        ))
+        return self._many(
+            await self._fetch(
+                self._q.list,
+                as_optional_uuid(recommendation_id, "recommendation_id"),
+                enum_values(status, ApprovalStatus, "status"),
+                check_limit(limit),
+            )
+        )

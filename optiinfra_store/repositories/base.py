@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import functools
-from functools import cache
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
@@ -16,7 +16,12 @@ import asyncpg
 from pydantic import BaseModel, create_model
 
 from optiinfra_store.errors import (
-    AccessDenied, InvalidArgument, InvalidTransition, NotFound, StaleVersion, translate,
+    AccessDenied,
+    InvalidArgument,
+    InvalidTransition,
+    NotFound,
+    StaleVersion,
+    translate,
 )
 from optiinfra_store.executor import PoolExecutor
 from optiinfra_store.queries import Queries, load
@@ -29,6 +34,7 @@ R = TypeVar("R", bound=Record)
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 _REFUSAL_RETRIES = 3
+
 
 @cache
 def _id_model(field: str) -> type[BaseModel]:
@@ -251,10 +257,9 @@ class Repository(Generic[R]):
             raise NotFound(self.entity, key)
         return self._one(row)
 
-    async def _transition(
-        self, sql: str, id: UUID, requested: str, *args: Any
-    ) -> R:
+    async def _transition(self, sql: str, id: UUID, requested: str, *args: Any) -> R:
         """Run a conditional UPDATE; when it matches nothing, tell NotFound from InvalidTransition."""
+
         async def status() -> Any:
             return await self._fetchval(self._q.get_status, id)
 

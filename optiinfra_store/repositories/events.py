@@ -31,11 +31,13 @@ class Events(Repository[Event]):
     ) -> list[Event]:
         """Events, newest first (occurred_at, then id); `event_type` and `severity` take one
         value or several."""
-        return self._many(await self._fetch(
-            self._q.list,
-            as_optional_uuid(customer_id, "customer_id"),
-            as_optional_uuid(agent_id, "agent_id"),
-            enum_values(event_type, EventType, "event_type"),
-            enum_values(severity, EventSeverity, "severity"),
-            check_limit(limit),
-        ))
+        return self._many(
+            await self._fetch(
+                self._q.list,
+                as_optional_uuid(customer_id, "customer_id"),
+                as_optional_uuid(agent_id, "agent_id"),
+                enum_values(event_type, EventType, "event_type"),
+                enum_values(severity, EventSeverity, "severity"),
+                check_limit(limit),
+            )
+        )

@@ -58,10 +58,12 @@ class Optimizations(Repository[Optimization]):
         limit: int = 1000,
     ) -> list[Optimization]:
         """Optimizations, oldest first; `status` takes one value or several."""
-        return self._many(await self._fetch(
-            self._q.list,
-            as_optional_uuid(recommendation_id, "recommendation_id"),
-            as_optional_uuid(approval_id, "approval_id"),
-            enum_values(status, OptimizationStatus, "status"),
-            check_limit(limit),
-        ))
+        return self._many(
+            await self._fetch(
+                self._q.list,
+                as_optional_uuid(recommendation_id, "recommendation_id"),
+                as_optional_uuid(approval_id, "approval_id"),
+                enum_values(status, OptimizationStatus, "status"),
+                check_limit(limit),
+            )
+        )

@@ -33,10 +33,12 @@ class Recommendations(Repository[Recommendation]):
         limit: int = 1000,
     ) -> list[Recommendation]:
         """Recommendations, oldest first; `recommendation_type` takes one value or several."""
-        return self._many(await self._fetch(
-            self._q.list,
-            as_optional_uuid(customer_id, "customer_id"),
-            as_optional_uuid(agent_id, "agent_id"),
-            enum_values(recommendation_type, RecommendationType, "recommendation_type"),
-            check_limit(limit),
-        ))
+        return self._many(
+            await self._fetch(
+                self._q.list,
+                as_optional_uuid(customer_id, "customer_id"),
+                as_optional_uuid(agent_id, "agent_id"),
+                enum_values(recommendation_type, RecommendationType, "recommendation_type"),
+                check_limit(limit),
+            )
+        )

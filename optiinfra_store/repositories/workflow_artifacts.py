@@ -6,7 +6,7 @@ from uuid import UUID
 
 from optiinfra_store.enums import ArtifactType
 from optiinfra_store.records import WorkflowArtifact, WorkflowArtifactCreate
-from optiinfra_store.repositories.base import enum_value, Repository, as_optional_uuid, check_limit
+from optiinfra_store.repositories.base import Repository, as_optional_uuid, check_limit, enum_value
 
 
 class WorkflowArtifacts(Repository[WorkflowArtifact]):
@@ -27,10 +27,12 @@ class WorkflowArtifacts(Repository[WorkflowArtifact]):
         limit: int = 1000,
     ) -> list[WorkflowArtifact]:
         """Artifacts, oldest first, filtered by execution, step and type."""
-        return self._many(await self._fetch(
-            self._q.list,
-            as_optional_uuid(execution_id, "execution_id"),
-            as_optional_uuid(step_id, "step_id"),
-            enum_value(artifact_type, ArtifactType, "artifact_type"),
-            check_limit(limit),
-        ))
+        return self._many(
+            await self._fetch(
+                self._q.list,
+                as_optional_uuid(execution_id, "execution_id"),
+                as_optional_uuid(step_id, "step_id"),
+                enum_value(artifact_type, ArtifactType, "artifact_type"),
+                check_limit(limit),
+            )
+        )

@@ -24,12 +24,16 @@ from optiinfra_store.records import (
 )
 from optiinfra_store.records._base import JsonObject
 from optiinfra_store.records.analytics import (
-    DurationBucket, ErrorPattern, RetryHotspot, StepTiming, TrendBucket, TypeStatistics,
-    WorkflowPerformance, WorkflowStatistics,
+    DurationBucket,
+    ErrorPattern,
+    RetryHotspot,
+    StepTiming,
+    TrendBucket,
+    TypeStatistics,
+    WorkflowPerformance,
+    WorkflowStatistics,
 )
 from optiinfra_store.repositories.base import (
-    platform,
-    enum_value,
     Repository,
     as_optional_uuid,
     as_uuid,
@@ -37,10 +41,12 @@ from optiinfra_store.repositories.base import (
     check_limit,
     decode_cursor,
     encode_cursor,
+    enum_value,
     enum_values,
     insert_args,
     optional_aware,
     optional_object,
+    platform,
 )
 
 _STEPS = TypeAdapter(list[WorkflowStep])
@@ -120,8 +126,11 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         """running -> completed; sets completed_at and, if given, output_data.
         Raises NotFound, InvalidTransition (of two concurrent completes, one gets it)."""
         return await self._transition(
-            self._q.complete, as_uuid(id), WorkflowStatus.COMPLETED,
-            optional_object(output_data, "output_data"), *audit(actor, reason),
+            self._q.complete,
+            as_uuid(id),
+            WorkflowStatus.COMPLETED,
+            optional_object(output_data, "output_data"),
+            *audit(actor, reason),
         )
 
     async def fail(
@@ -134,8 +143,11 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
     ) -> WorkflowExecution:
         """running -> failed; sets completed_at and, if given, error_details."""
         return await self._transition(
-            self._q.fail, as_uuid(id), WorkflowStatus.FAILED,
-            optional_object(error_details, "error_details"), *audit(actor, reason),
+            self._q.fail,
+            as_uuid(id),
+            WorkflowStatus.FAILED,
+            optional_object(error_details, "error_details"),
+            *audit(actor, reason),
         )
 
     async def cancel(
@@ -146,9 +158,7 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         if isinstance(reason, str):
             reason = {"reason": reason}
         actor_value, reason_value = audit(actor, reason)
-        return await self._transition(
-            self._q.cancel, as_uuid(id), WorkflowStatus.CANCELLED, reason_value, actor_value
-        )
+        return await self._transition(self._q.cancel, as_uuid(id), WorkflowStatus.CANCELLED, reason_value, actor_value)
 
     async def time_out(
         self,
@@ -160,8 +170,11 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
     ) -> WorkflowExecution:
         """running -> timeout; sets completed_at."""
         return await self._transition(
-            self._q.time_out, as_uuid(id), WorkflowStatus.TIMEOUT,
-            optional_object(error_details, "error_details"), *audit(actor, reason),
+            self._q.time_out,
+            as_uuid(id),
+            WorkflowStatus.TIMEOUT,
+            optional_object(error_details, "error_details"),
+            *audit(actor, reason),
         )
 
     async def get_detail(self, id: UUID | str) -> WorkflowExecutionDetail:
@@ -237,13 +250,13 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         """Counts per status, success rate and durations (avg, p50, p95, max over finished executions
         with both timestamps) of the executions created in [since, until), overall and per workflow
         type. The window defaults to the last 30 days (the database's clock)."""
-        rows = await self._fetch(
-            self._q.statistics, *_filters(customer_id, agent_id, workflow_type, since, until)
-        )
+        rows = await self._fetch(self._q.statistics, *_filters(customer_id, agent_id, workflow_type, since, until))
         total_row = rows[0]  # the grand-total grouping set always yields a row, sorted first
         by_type = {WorkflowType(row["workflow_type"]): _type_statistics(row) for row in rows[1:]}
         return WorkflowStatistics.model_construct(
-            since=total_row["since"], until=total_row["until"], by_type=by_type,
+            since=total_row["since"],
+            until=total_row["until"],
+            by_type=by_type,
             **dict(_type_statistics(total_row)),
         )
 
@@ -258,16 +271,14 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
     ) -> WorkflowPerformance:
         """Duration histogram, error patterns, slowest steps, retry hotspots and plain-English tips
         for the executions created in [since, until) (default the last 30 days) and their steps."""
-        row = await self._fetchrow(
-            self._q.performance, *_filters(customer_id, agent_id, workflow_type, since, until)
-        )
+        row = await self._fetchrow(self._q.performance, *_filters(customer_id, agent_id, workflow_type, since, until))
         assert row is not None  # an aggregate over scalar subqueries always returns a row
         ex = row["executions"]
         ended = ex["ended"]
         success_rate = ex["completed"] / ended if ended else None
         buckets = [
             DurationBucket.model_construct(label=label, min_seconds=lo, max_seconds=hi, count=n)
-            for (label, lo, hi), n in zip(DURATION_BUCKETS, ex["buckets"])
+            for (label, lo, hi), n in zip(DURATION_BUCKETS, ex["buckets"], strict=True)
         ]
         errors = [
             ErrorPattern.model_construct(**{**p, "last_seen": datetime.fromisoformat(p["last_seen"])})
@@ -276,15 +287,27 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         slowest = [StepTiming.model_construct(**t) for t in row["slowest_steps"]]
         hotspots = [RetryHotspot.model_construct(**r) for r in row["retry_hotspots"]]
         tips = performance_tips(
-            success_rate=success_rate, completed=ex["completed"], ended=ended,
-            p50=ex["p50"], p95=ex["p95"], step_failures=row["step_failures"],
-            hotspots=hotspots, total_retries=int(row["total_retries"]),
+            success_rate=success_rate,
+            completed=ex["completed"],
+            ended=ended,
+            p50=ex["p50"],
+            p95=ex["p95"],
+            step_failures=row["step_failures"],
+            hotspots=hotspots,
+            total_retries=int(row["total_retries"]),
         )
         return WorkflowPerformance.model_construct(
-            since=row["since"], until=row["until"], finished=ex["finished"], success_rate=success_rate,
-            p50_duration_seconds=ex["p50"], p95_duration_seconds=ex["p95"],
-            duration_buckets=buckets, error_patterns=errors, slowest_steps=slowest,
-            retry_hotspots=hotspots, tips=tips,
+            since=row["since"],
+            until=row["until"],
+            finished=ex["finished"],
+            success_rate=success_rate,
+            p50_duration_seconds=ex["p50"],
+            p95_duration_seconds=ex["p95"],
+            duration_buckets=buckets,
+            error_patterns=errors,
+            slowest_steps=slowest,
+            retry_hotspots=hotspots,
+            tips=tips,
         )
 
     async def trend(
@@ -314,7 +337,9 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         rows = await self._fetch(self._q.trend, *args, bucket // timedelta(microseconds=1))
         return [
             TrendBucket.model_construct(
-                start=row["start"], end=row["end"], total=row["total"],
+                start=row["start"],
+                end=row["end"],
+                total=row["total"],
                 count_by_status={s: row[s.value] for s in WorkflowStatus},
                 avg_duration_seconds=row["avg_duration_seconds"],
             )

@@ -30,7 +30,7 @@ class WorkflowSteps(Repository[WorkflowStep]):
         validated = [WorkflowStepCreate.model_validate(s) for s in steps]
         if not validated:
             return []
-        columns = list(zip(*([getattr(s, f) for f in WorkflowStepCreate.model_fields] for s in validated)))
+        columns = list(zip(*([getattr(s, f) for f in WorkflowStepCreate.model_fields] for s in validated), strict=True))
         columns[3] = [s.value for s in columns[3]]  # status as text[]: cast to step_status[] in SQL
         rows = await self._fetch(self._q.insert_many, *columns)
         by_order = {(r["workflow_execution_id"], r["step_order"]): r for r in rows}
@@ -42,9 +42,11 @@ class WorkflowSteps(Repository[WorkflowStep]):
         status: StepStatus | str | Iterable[StepStatus | str] | None = None,
     ) -> list[WorkflowStep]:
         """The steps of one execution, by step_order."""
-        return self._many(await self._fetch(
-            self._q.list, as_uuid(execution_id, "execution_id"), enum_values(status, StepStatus, "status")
-        ))
+        return self._many(
+            await self._fetch(
+                self._q.list, as_uuid(execution_id, "execution_id"), enum_values(status, StepStatus, "status")
+            )
+        )
 
     async def start(
         self, id: UUID | str, *, actor: str | None = None, reason: JsonObject | None = None
@@ -65,8 +67,11 @@ class WorkflowSteps(Repository[WorkflowStep]):
     ) -> WorkflowStep:
         """running -> completed; sets completed_at and, if given, output_data."""
         return await self._transition(
-            self._q.complete, as_uuid(id), StepStatus.COMPLETED,
-            optional_object(output_data, "output_data"), *audit(actor, reason),
+            self._q.complete,
+            as_uuid(id),
+            StepStatus.COMPLETED,
+            optional_object(output_data, "output_data"),
+            *audit(actor, reason),
         )
 
     async def fail(
@@ -79,13 +84,14 @@ class WorkflowSteps(Repository[WorkflowStep]):
     ) -> WorkflowStep:
         """running -> failed; sets completed_at and, if given, error_details."""
         return await self._transition(
-            self._q.fail, as_uuid(id), StepStatus.FAILED,
-            optional_object(error_details, "error_details"), *audit(actor, reason),
+            self._q.fail,
+            as_uuid(id),
+            StepStatus.FAILED,
+            optional_object(error_details, "error_details"),
+            *audit(actor, reason),
         )
 
-    async def skip(
-        self, id: UUID | str, *, actor: str | None = None, reason: JsonObject | None = None
-    ) -> WorkflowStep:
+    async def skip(self, id: UUID | str, *, actor: str | None = None, reason: JsonObject | None = None) -> WorkflowStep:
         """pending -> skipped."""
         return await self._transition(self._q.skip, as_uuid(id), StepStatus.SKIPPED, *audit(actor, reason))
 

@@ -49,9 +49,13 @@ async def test_scale__generated_history_respects_the_schema_and_is_measured(clea
     assert history["rows"]["steps"] == 1_000
     assert history["rows"]["artifacts"] == 400
     with generate.connect(clean_dsn) as conn:  # the transition triggers are on again
-        assert conn.execute(
-            """SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
-                WHERE p.proname = 'optiinfra_record_transition' AND t.tgenabled = 'D'""").fetchone()[0] == 0
+        assert (
+            conn.execute(
+                """SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+                WHERE p.proname = 'optiinfra_record_transition' AND t.tgenabled = 'D'"""
+            ).fetchone()[0]
+            == 0
+        )
     measured = await scale.measure(clean_dsn, 200)
     assert set(scale.QUERIES) <= set(measured["timings"])
     assert measured["timings"]["purge_executions"]["executions"] > 0

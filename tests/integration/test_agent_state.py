@@ -44,54 +44,94 @@ def now() -> datetime:
 
 # -- fixtures: the specification's sample_* ----------------------------------------------------------
 
+
 @pytest.fixture
 async def config(store, agent):
-    return await store.agent_configs.create(AgentConfigCreate(
-        agent_id=agent.id, config_key="test_threshold", config_value="100",
-        config_type=ConfigType.NUMBER, description="Test configuration", is_sensitive=False,
-    ))
+    return await store.agent_configs.create(
+        AgentConfigCreate(
+            agent_id=agent.id,
+            config_key="test_threshold",
+            config_value="100",
+            config_type=ConfigType.NUMBER,
+            description="Test configuration",
+            is_sensitive=False,
+        )
+    )
 
 
 @pytest.fixture
 async def state(store, agent):
-    return await store.agent_states.create(AgentStateCreate(
-        agent_id=agent.id, status=AgentStatusDetail.ACTIVE, current_workflow="test_workflow",
-        workflow_data={"key": "value"}, resource_locks=["resource1"], error_count=0,
-        last_error=None, last_heartbeat=now(),
-    ))
+    return await store.agent_states.create(
+        AgentStateCreate(
+            agent_id=agent.id,
+            status=AgentStatusDetail.ACTIVE,
+            current_workflow="test_workflow",
+            workflow_data={"key": "value"},
+            resource_locks=["resource1"],
+            error_count=0,
+            last_error=None,
+            last_heartbeat=now(),
+        )
+    )
 
 
 @pytest.fixture
 async def capability(store, agent):
-    return await store.agent_capabilities.create(AgentCapabilityCreate(
-        agent_id=agent.id, capability_name="test_capability", capability_version="1.0.0",
-        description="Test capability", parameters={"param1": "value1"}, is_enabled=True,
-    ))
+    return await store.agent_capabilities.create(
+        AgentCapabilityCreate(
+            agent_id=agent.id,
+            capability_name="test_capability",
+            capability_version="1.0.0",
+            description="Test capability",
+            parameters={"param1": "value1"},
+            is_enabled=True,
+        )
+    )
 
 
 @pytest.fixture
 async def metric(store, agent):
-    return await store.agent_metrics.record(AgentMetricCreate(
-        agent_id=agent.id, metric_name="test_metric", metric_value=100.0, metric_unit="count",
-        collection_timestamp=now(), metadata={"source": "test"},
-    ))
+    return await store.agent_metrics.record(
+        AgentMetricCreate(
+            agent_id=agent.id,
+            metric_name="test_metric",
+            metric_value=100.0,
+            metric_unit="count",
+            collection_timestamp=now(),
+            metadata={"source": "test"},
+        )
+    )
 
 
 async def new_agent(store, name: str, type: AgentType = AgentType.COST):
-    return await store.agents.create(AgentCreate(
-        type=type, name=name, version="1.0.0", status=AgentStatus.ACTIVE,
-        endpoint="http://test:8000", capabilities=["test"], last_heartbeat=now(),
-    ))
+    return await store.agents.create(
+        AgentCreate(
+            type=type,
+            name=name,
+            version="1.0.0",
+            status=AgentStatus.ACTIVE,
+            endpoint="http://test:8000",
+            capabilities=["test"],
+            last_heartbeat=now(),
+        )
+    )
 
 
 # -- TestAgentConfig ---------------------------------------------------------------------------------
 
+
 async def test_agent_config__create(store, agent):
     """test_create_agent_config"""
-    config = await store.agent_configs.create(AgentConfigCreate(
-        agent_id=agent.id, config_key="max_cost_threshold", config_value="5000",
-        config_type=ConfigType.NUMBER, description="Maximum cost threshold", is_sensitive=False,
-    ))
+    config = await store.agent_configs.create(
+        AgentConfigCreate(
+            agent_id=agent.id,
+            config_key="max_cost_threshold",
+            config_value="5000",
+            config_type=ConfigType.NUMBER,
+            description="Maximum cost threshold",
+            is_sensitive=False,
+        )
+    )
     assert config.id is not None
     assert config.config_key == "max_cost_threshold"
     assert config.config_value == "5000"
@@ -113,20 +153,31 @@ async def test_agent_config__relationship(store, config):
 async def test_agent_config__foreign_key(store):
     """test_agent_config_foreign_key"""
     with pytest.raises(MissingReference) as caught:
-        await store.agent_configs.create(AgentConfigCreate(
-            agent_id=uuid4(), config_key="test", config_value="test",
-            config_type=ConfigType.STRING, description="Test",
-        ))
+        await store.agent_configs.create(
+            AgentConfigCreate(
+                agent_id=uuid4(),
+                config_key="test",
+                config_value="test",
+                config_type=ConfigType.STRING,
+                description="Test",
+            )
+        )
     assert caught.value.constraint == "agent_configs_agent_id_fkey"
     assert await store.agent_configs.list() == []
 
 
 async def test_agent_config__sensitive_flag(keyed_store, agent):
     """test_agent_config_sensitive_flag"""
-    await keyed_store.agent_configs.create(AgentConfigCreate(
-        agent_id=agent.id, config_key="api_key", config_value="secret_key_123",
-        config_type=ConfigType.STRING, description="API Key", is_sensitive=True,
-    ))
+    await keyed_store.agent_configs.create(
+        AgentConfigCreate(
+            agent_id=agent.id,
+            config_key="api_key",
+            config_value="secret_key_123",
+            config_type=ConfigType.STRING,
+            description="API Key",
+            is_sensitive=True,
+        )
+    )
     retrieved = await keyed_store.agent_configs.get_by_key(agent.id, "api_key")
     assert retrieved.is_sensitive is True
     assert retrieved.config_value == "secret_key_123"
@@ -134,10 +185,15 @@ async def test_agent_config__sensitive_flag(keyed_store, agent):
 
 async def test_agent_config__cascade_delete(store, agent):
     """test_agent_config_cascade_delete"""
-    config = await store.agent_configs.create(AgentConfigCreate(
-        agent_id=agent.id, config_key="test_key", config_value="test_value",
-        config_type=ConfigType.STRING, description="Test",
-    ))
+    config = await store.agent_configs.create(
+        AgentConfigCreate(
+            agent_id=agent.id,
+            config_key="test_key",
+            config_value="test_value",
+            config_type=ConfigType.STRING,
+            description="Test",
+        )
+    )
     await store.agents.delete(agent.id)
     with pytest.raises(NotFound):
         await store.agent_configs.get(config.id)
@@ -145,14 +201,22 @@ async def test_agent_config__cascade_delete(store, agent):
 
 # -- TestAgentState ----------------------------------------------------------------------------------
 
+
 async def test_agent_state__create(store, agent):
     """test_create_agent_state"""
     heartbeat = now()
-    state = await store.agent_states.create(AgentStateCreate(
-        agent_id=agent.id, status=AgentStatusDetail.ACTIVE, current_workflow="cost_analysis",
-        workflow_data={"step": 1, "progress": 50}, resource_locks=["gpu_cluster_1", "billing_data"],
-        error_count=0, last_error=None, last_heartbeat=heartbeat,
-    ))
+    state = await store.agent_states.create(
+        AgentStateCreate(
+            agent_id=agent.id,
+            status=AgentStatusDetail.ACTIVE,
+            current_workflow="cost_analysis",
+            workflow_data={"step": 1, "progress": 50},
+            resource_locks=["gpu_cluster_1", "billing_data"],
+            error_count=0,
+            last_error=None,
+            last_heartbeat=heartbeat,
+        )
+    )
     assert state.id is not None
     assert state.status == "active"
     assert state.current_workflow == "cost_analysis"
@@ -173,12 +237,18 @@ async def test_agent_state__relationship(store, state):
 
 async def test_agent_state__error_tracking(store, agent):
     """test_agent_state_error_tracking"""
-    state = await store.agent_states.create(AgentStateCreate(
-        agent_id=agent.id, status=AgentStatusDetail.ERROR, current_workflow="analysis",
-        workflow_data={}, resource_locks=[], error_count=3,
-        last_error={"timestamp": now().isoformat(), "error": "Connection timeout", "severity": "high"},
-        last_heartbeat=now(),
-    ))
+    state = await store.agent_states.create(
+        AgentStateCreate(
+            agent_id=agent.id,
+            status=AgentStatusDetail.ERROR,
+            current_workflow="analysis",
+            workflow_data={},
+            resource_locks=[],
+            error_count=3,
+            last_error={"timestamp": now().isoformat(), "error": "Connection timeout", "severity": "high"},
+            last_heartbeat=now(),
+        )
+    )
     assert state.status == "error"
     assert state.error_count == 3
     assert state.last_error is not None
@@ -208,10 +278,17 @@ async def test_agent_state__workflow_data(store, agent):
         },
         "metadata": {"started": now().isoformat(), "version": "1.0"},
     }
-    state = await store.agent_states.create(AgentStateCreate(
-        agent_id=agent.id, status=AgentStatusDetail.ACTIVE, current_workflow="deep_analysis",
-        workflow_data=complex_data, resource_locks=[], error_count=0, last_heartbeat=now(),
-    ))
+    state = await store.agent_states.create(
+        AgentStateCreate(
+            agent_id=agent.id,
+            status=AgentStatusDetail.ACTIVE,
+            current_workflow="deep_analysis",
+            workflow_data=complex_data,
+            resource_locks=[],
+            error_count=0,
+            last_heartbeat=now(),
+        )
+    )
     retrieved = await store.agent_states.get(state.id)
     assert retrieved.workflow_data["analysis"]["total_cost"] == 120000
     assert len(retrieved.workflow_data["analysis"]["recommendations"]) == 2
@@ -220,18 +297,23 @@ async def test_agent_state__workflow_data(store, agent):
 
 # -- TestAgentCapability -----------------------------------------------------------------------------
 
+
 async def test_agent_capability__create(store, agent):
     """test_create_agent_capability"""
-    capability = await store.agent_capabilities.create(AgentCapabilityCreate(
-        agent_id=agent.id, capability_name="advanced_cost_analysis", capability_version="2.1.0",
-        description="Advanced cost analysis with ML",
-        parameters={
-            "model": "cost_predictor_v2",
-            "confidence_threshold": 0.85,
-            "features": ["gpu_usage", "network", "storage"],
-        },
-        is_enabled=True,
-    ))
+    capability = await store.agent_capabilities.create(
+        AgentCapabilityCreate(
+            agent_id=agent.id,
+            capability_name="advanced_cost_analysis",
+            capability_version="2.1.0",
+            description="Advanced cost analysis with ML",
+            parameters={
+                "model": "cost_predictor_v2",
+                "confidence_threshold": 0.85,
+                "features": ["gpu_usage", "network", "storage"],
+            },
+            is_enabled=True,
+        )
+    )
     assert capability.id is not None
     assert capability.capability_name == "advanced_cost_analysis"
     assert capability.capability_version == "2.1.0"
@@ -249,15 +331,26 @@ async def test_agent_capability__relationship(store, capability):
 
 async def test_agent_capability__multiple_versions(store, agent):
     """test_multiple_capability_versions"""
-    await store.agent_capabilities.create(AgentCapabilityCreate(
-        agent_id=agent.id, capability_name="cost_optimization", capability_version="2.0.0",
-        description="Advanced cost optimization", parameters={"method": "advanced", "ml_enabled": True},
-        is_enabled=True,
-    ))
-    await store.agent_capabilities.create(AgentCapabilityCreate(
-        agent_id=agent.id, capability_name="cost_optimization", capability_version="1.0.0",
-        description="Basic cost optimization", parameters={"method": "basic"}, is_enabled=False,
-    ))
+    await store.agent_capabilities.create(
+        AgentCapabilityCreate(
+            agent_id=agent.id,
+            capability_name="cost_optimization",
+            capability_version="2.0.0",
+            description="Advanced cost optimization",
+            parameters={"method": "advanced", "ml_enabled": True},
+            is_enabled=True,
+        )
+    )
+    await store.agent_capabilities.create(
+        AgentCapabilityCreate(
+            agent_id=agent.id,
+            capability_name="cost_optimization",
+            capability_version="1.0.0",
+            description="Basic cost optimization",
+            parameters={"method": "basic"},
+            is_enabled=False,
+        )
+    )
     capabilities = await store.agent_capabilities.list(agent_id=agent.id, capability_name="cost_optimization")
     assert len(capabilities) == 2
     versions = [c.capability_version for c in capabilities]
@@ -267,9 +360,13 @@ async def test_agent_capability__multiple_versions(store, agent):
     enabled = await store.agent_capabilities.list(agent_id=agent.id, is_enabled=True)
     assert [c.capability_version for c in enabled] == ["2.0.0"]
     with pytest.raises(AlreadyExists):  # the same name and version twice
-        await store.agent_capabilities.create(AgentCapabilityCreate(
-            agent_id=agent.id, capability_name="cost_optimization", capability_version="1.0.0",
-        ))
+        await store.agent_capabilities.create(
+            AgentCapabilityCreate(
+                agent_id=agent.id,
+                capability_name="cost_optimization",
+                capability_version="1.0.0",
+            )
+        )
 
 
 async def test_agent_capability__enable_disable(store, capability):
@@ -286,9 +383,7 @@ async def test_agent_capability__enable_disable(store, capability):
 
 async def test_agent_capability__parameters_update(store, capability):
     """test_capability_parameters_update"""
-    updated = await store.agent_capabilities.update_parameters(
-        capability.id, {"new_param": "value", "threshold": 0.95}
-    )
+    updated = await store.agent_capabilities.update_parameters(capability.id, {"new_param": "value", "threshold": 0.95})
     assert updated.parameters == {"new_param": "value", "threshold": 0.95}
     retrieved = await store.agent_capabilities.get(capability.id)
     assert "new_param" in retrieved.parameters
@@ -301,13 +396,20 @@ async def test_agent_capability__parameters_update(store, capability):
 
 # -- TestAgentMetric ---------------------------------------------------------------------------------
 
+
 async def test_agent_metric__create(store, agent):
     """test_create_agent_metric"""
     collected = now()
-    metric = await store.agent_metrics.record(AgentMetricCreate(
-        agent_id=agent.id, metric_name="cost_savings_usd", metric_value=45000.50, metric_unit="usd",
-        collection_timestamp=collected, metadata={"period": "monthly", "customer_count": 5},
-    ))
+    metric = await store.agent_metrics.record(
+        AgentMetricCreate(
+            agent_id=agent.id,
+            metric_name="cost_savings_usd",
+            metric_value=45000.50,
+            metric_unit="usd",
+            collection_timestamp=collected,
+            metadata={"period": "monthly", "customer_count": 5},
+        )
+    )
     assert metric.id is not None
     assert metric.metric_name == "cost_savings_usd"
     assert metric.metric_value == 45000.50
@@ -328,14 +430,21 @@ async def test_agent_metric__time_series(store, agent):
     """test_metric_time_series"""
     base_time = now()
     for hour in reversed(range(5)):  # written out of order: list() sorts by time
-        await store.agent_metrics.record(AgentMetricCreate(
-            agent_id=agent.id, metric_name="gpu_utilization", metric_value=70.0 + hour * 2,
-            metric_unit="percent", collection_timestamp=base_time + timedelta(hours=hour),
-            metadata={"hour": hour},
-        ))
+        await store.agent_metrics.record(
+            AgentMetricCreate(
+                agent_id=agent.id,
+                metric_name="gpu_utilization",
+                metric_value=70.0 + hour * 2,
+                metric_unit="percent",
+                collection_timestamp=base_time + timedelta(hours=hour),
+                metadata={"hour": hour},
+            )
+        )
     retrieved = await store.agent_metrics.list(
-        agent_id=agent.id, metric_name="gpu_utilization",
-        start=base_time, end=base_time + timedelta(hours=5),
+        agent_id=agent.id,
+        metric_name="gpu_utilization",
+        start=base_time,
+        end=base_time + timedelta(hours=5),
     )
     assert len(retrieved) == 5
     assert retrieved[0].metric_value == 70.0
@@ -347,10 +456,16 @@ async def test_agent_metric__time_series(store, agent):
 async def test_agent_metric__aggregation(store, agent):
     """test_metric_aggregation"""
     for value in [100.0, 200.0, 150.0, 175.0, 225.0]:
-        await store.agent_metrics.record(AgentMetricCreate(
-            agent_id=agent.id, metric_name="request_count", metric_value=value, metric_unit="count",
-            collection_timestamp=now(), metadata={},
-        ))
+        await store.agent_metrics.record(
+            AgentMetricCreate(
+                agent_id=agent.id,
+                metric_name="request_count",
+                metric_value=value,
+                metric_unit="count",
+                collection_timestamp=now(),
+                metadata={},
+            )
+        )
     summary = await store.agent_metrics.aggregate(agent.id, "request_count")
     assert summary.avg == 170.0  # (100+200+150+175+225)/5
     assert (summary.count, summary.min, summary.max) == (5, 100.0, 225.0)
@@ -360,14 +475,26 @@ async def test_agent_metric__aggregation(store, agent):
 
 async def test_agent_metric__metadata_search(store, agent):
     """test_metric_metadata_search"""
-    await store.agent_metrics.record(AgentMetricCreate(
-        agent_id=agent.id, metric_name="latency", metric_value=100.0, metric_unit="ms",
-        collection_timestamp=now(), metadata={"region": "us-west", "env": "prod"},
-    ))
-    await store.agent_metrics.record(AgentMetricCreate(
-        agent_id=agent.id, metric_name="latency", metric_value=150.0, metric_unit="ms",
-        collection_timestamp=now(), metadata={"region": "us-east", "env": "prod"},
-    ))
+    await store.agent_metrics.record(
+        AgentMetricCreate(
+            agent_id=agent.id,
+            metric_name="latency",
+            metric_value=100.0,
+            metric_unit="ms",
+            collection_timestamp=now(),
+            metadata={"region": "us-west", "env": "prod"},
+        )
+    )
+    await store.agent_metrics.record(
+        AgentMetricCreate(
+            agent_id=agent.id,
+            metric_name="latency",
+            metric_value=150.0,
+            metric_unit="ms",
+            collection_timestamp=now(),
+            metadata={"region": "us-east", "env": "prod"},
+        )
+    )
     result = await store.agent_metrics.search({"region": "us-west"}, agent_id=agent.id)
     assert len(result) == 1
     assert result[0].metric_value == 100.0
@@ -375,24 +502,49 @@ async def test_agent_metric__metadata_search(store, agent):
 
 # -- TestAgentStateIntegration -----------------------------------------------------------------------
 
+
 async def test_integration__agent_with_all_state_tables(store, agent):
     """test_complete_agent_with_all_state_tables"""
-    await store.agent_configs.create(AgentConfigCreate(
-        agent_id=agent.id, config_key="threshold", config_value="100",
-        config_type=ConfigType.NUMBER, description="Test threshold",
-    ))
-    await store.agent_states.create(AgentStateCreate(
-        agent_id=agent.id, status=AgentStatusDetail.ACTIVE, current_workflow="test",
-        workflow_data={}, resource_locks=[], error_count=0, last_heartbeat=now(),
-    ))
-    await store.agent_capabilities.create(AgentCapabilityCreate(
-        agent_id=agent.id, capability_name="test_cap", capability_version="1.0.0",
-        description="Test", parameters={}, is_enabled=True,
-    ))
-    await store.agent_metrics.record(AgentMetricCreate(
-        agent_id=agent.id, metric_name="test_metric", metric_value=100.0, metric_unit="count",
-        collection_timestamp=now(), metadata={},
-    ))
+    await store.agent_configs.create(
+        AgentConfigCreate(
+            agent_id=agent.id,
+            config_key="threshold",
+            config_value="100",
+            config_type=ConfigType.NUMBER,
+            description="Test threshold",
+        )
+    )
+    await store.agent_states.create(
+        AgentStateCreate(
+            agent_id=agent.id,
+            status=AgentStatusDetail.ACTIVE,
+            current_workflow="test",
+            workflow_data={},
+            resource_locks=[],
+            error_count=0,
+            last_heartbeat=now(),
+        )
+    )
+    await store.agent_capabilities.create(
+        AgentCapabilityCreate(
+            agent_id=agent.id,
+            capability_name="test_cap",
+            capability_version="1.0.0",
+            description="Test",
+            parameters={},
+            is_enabled=True,
+        )
+    )
+    await store.agent_metrics.record(
+        AgentMetricCreate(
+            agent_id=agent.id,
+            metric_name="test_metric",
+            metric_value=100.0,
+            metric_unit="count",
+            collection_timestamp=now(),
+            metadata={},
+        )
+    )
     assert len(await store.agent_configs.list(agent_id=agent.id)) >= 1
     assert await store.agent_states.get_for_agent(agent.id) is not None
     assert len(await store.agent_capabilities.list(agent_id=agent.id)) >= 1
@@ -402,22 +554,46 @@ async def test_integration__agent_with_all_state_tables(store, agent):
 async def test_integration__agent_deletion_cascades(store):
     """test_agent_deletion_cascades"""
     agent = await new_agent(store, "Test Agent", AgentType.APPLICATION)
-    config = await store.agent_configs.create(AgentConfigCreate(
-        agent_id=agent.id, config_key="test", config_value="test",
-        config_type=ConfigType.STRING, description="Test",
-    ))
-    state = await store.agent_states.create(AgentStateCreate(
-        agent_id=agent.id, status=AgentStatusDetail.ACTIVE, current_workflow=None,
-        workflow_data={}, resource_locks=[], error_count=0, last_heartbeat=now(),
-    ))
-    capability = await store.agent_capabilities.create(AgentCapabilityCreate(
-        agent_id=agent.id, capability_name="test", capability_version="1.0.0",
-        description="Test", parameters={}, is_enabled=True,
-    ))
-    metric = await store.agent_metrics.record(AgentMetricCreate(
-        agent_id=agent.id, metric_name="test", metric_value=1.0, metric_unit="count",
-        collection_timestamp=now(), metadata={},
-    ))
+    config = await store.agent_configs.create(
+        AgentConfigCreate(
+            agent_id=agent.id,
+            config_key="test",
+            config_value="test",
+            config_type=ConfigType.STRING,
+            description="Test",
+        )
+    )
+    state = await store.agent_states.create(
+        AgentStateCreate(
+            agent_id=agent.id,
+            status=AgentStatusDetail.ACTIVE,
+            current_workflow=None,
+            workflow_data={},
+            resource_locks=[],
+            error_count=0,
+            last_heartbeat=now(),
+        )
+    )
+    capability = await store.agent_capabilities.create(
+        AgentCapabilityCreate(
+            agent_id=agent.id,
+            capability_name="test",
+            capability_version="1.0.0",
+            description="Test",
+            parameters={},
+            is_enabled=True,
+        )
+    )
+    metric = await store.agent_metrics.record(
+        AgentMetricCreate(
+            agent_id=agent.id,
+            metric_name="test",
+            metric_value=1.0,
+            metric_unit="count",
+            collection_timestamp=now(),
+            metadata={},
+        )
+    )
     await store.agents.delete(agent.id)
     for repo, id_ in [
         (store.agents, agent.id),
@@ -434,14 +610,28 @@ async def test_integration__query_agent_with_active_workflow(store):
     """test_query_agent_with_active_workflow"""
     agent1 = await new_agent(store, "Agent 1", AgentType.COST)
     agent2 = await new_agent(store, "Agent 2", AgentType.PERFORMANCE)
-    await store.agent_states.create(AgentStateCreate(
-        agent_id=agent1.id, status=AgentStatusDetail.ACTIVE, current_workflow="analysis",
-        workflow_data={}, resource_locks=["resource1"], error_count=0, last_heartbeat=now(),
-    ))
-    await store.agent_states.create(AgentStateCreate(
-        agent_id=agent2.id, status=AgentStatusDetail.IDLE, current_workflow=None,
-        workflow_data={}, resource_locks=[], error_count=0, last_heartbeat=now(),
-    ))
+    await store.agent_states.create(
+        AgentStateCreate(
+            agent_id=agent1.id,
+            status=AgentStatusDetail.ACTIVE,
+            current_workflow="analysis",
+            workflow_data={},
+            resource_locks=["resource1"],
+            error_count=0,
+            last_heartbeat=now(),
+        )
+    )
+    await store.agent_states.create(
+        AgentStateCreate(
+            agent_id=agent2.id,
+            status=AgentStatusDetail.IDLE,
+            current_workflow=None,
+            workflow_data={},
+            resource_locks=[],
+            error_count=0,
+            last_heartbeat=now(),
+        )
+    )
     active_agents = await store.agents.list_with_active_workflow()
     assert len(active_agents) == 1
     assert active_agents[0].id == agent1.id
@@ -450,17 +640,27 @@ async def test_integration__query_agent_with_active_workflow(store):
 
 # -- beyond the specification ------------------------------------------------------------------------
 
+
 async def test_state__upsert_twice_keeps_one_row(store, agent):
     first = await store.agent_states.upsert(AgentStateUpsert(agent_id=agent.id))
     assert first.status == AgentStatusDetail.IDLE and first.error_count == 0
     assert first.last_heartbeat is not None  # the database's now()
-    second = await store.agent_states.upsert(AgentStateUpsert(
-        agent_id=agent.id, status=AgentStatusDetail.BUSY, current_workflow="scaling",
-        resource_locks=["gpu-1"], error_count=2, last_error={"error": "boom"},
-    ))
+    second = await store.agent_states.upsert(
+        AgentStateUpsert(
+            agent_id=agent.id,
+            status=AgentStatusDetail.BUSY,
+            current_workflow="scaling",
+            resource_locks=["gpu-1"],
+            error_count=2,
+            last_error={"error": "boom"},
+        )
+    )
     assert second.id == first.id and second.created_at == first.created_at
     assert (second.status, second.current_workflow, second.resource_locks, second.error_count) == (
-        AgentStatusDetail.BUSY, "scaling", ["gpu-1"], 2,
+        AgentStatusDetail.BUSY,
+        "scaling",
+        ["gpu-1"],
+        2,
     )
     assert second.updated_at >= first.updated_at
     assert await store.agent_states.list() == [second]
@@ -469,9 +669,9 @@ async def test_state__upsert_twice_keeps_one_row(store, agent):
 
 
 async def test_state__record_error_is_atomic_under_concurrency(store, state):
-    results = await asyncio.gather(*(
-        store.agent_states.record_error(state.agent_id, {"error": f"failure {i}"}) for i in range(20)
-    ))
+    results = await asyncio.gather(
+        *(store.agent_states.record_error(state.agent_id, {"error": f"failure {i}"}) for i in range(20))
+    )
     assert sorted(r.error_count for r in results) == list(range(1, 21))
     final = await store.agent_states.get_for_agent(state.agent_id)
     assert final.error_count == 20
@@ -487,10 +687,15 @@ async def test_state__missing_and_current_workflow(store, agent, customer, state
         await store.agent_states.heartbeat(uuid4())
     with pytest.raises(NotFound, match="workflow execution"):
         await store.agent_states.set_current_workflow(agent.id, uuid4())
-    execution = await store.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.COST_ANALYSIS,
-        status=WorkflowStatus.RUNNING, started_at=now(),
-    ))
+    execution = await store.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=agent.id,
+            customer_id=customer.id,
+            workflow_type=WorkflowType.COST_ANALYSIS,
+            status=WorkflowStatus.RUNNING,
+            started_at=now(),
+        )
+    )
     pointed = await store.agent_states.set_current_workflow(agent.id, execution.id)
     assert pointed.current_workflow_id == execution.id
     cleared = await store.agent_states.set_current_workflow(agent.id, None)
@@ -524,8 +729,12 @@ async def test_config__set_and_get_value_typed_round_trips(store, agent):
         [k for k, _, _ in cases] + ["threshold"]
     )
     # explicit types: text is checked against them before any SQL
-    assert await configs.get_value(agent.id, (await configs.set(
-        agent.id, "port", "8080", config_type="number")).config_key) == 8080
+    assert (
+        await configs.get_value(
+            agent.id, (await configs.set(agent.id, "port", "8080", config_type="number")).config_key
+        )
+        == 8080
+    )
     with pytest.raises(ValidationError):
         await configs.set(agent.id, "port", "eighty", config_type=ConfigType.NUMBER)
     with pytest.raises(ValidationError):
@@ -548,13 +757,19 @@ async def test_config__sensitive_repr_hides_value(keyed_store, agent):
     assert secret.config_value == "secret_key_123"
     listed = await store.agent_configs.list(agent_id=agent.id)
     assert "secret_key_123" not in repr(listed)
-    assert "secret_key_123" not in repr(AgentConfigCreate(
-        agent_id=agent.id, config_key="k", config_value="secret_key_123", is_sensitive=True,
-    ))
+    assert "secret_key_123" not in repr(
+        AgentConfigCreate(
+            agent_id=agent.id,
+            config_key="k",
+            config_value="secret_key_123",
+            is_sensitive=True,
+        )
+    )
     # a validation error does not echo a value either
     with pytest.raises(ValidationError) as caught:
-        AgentConfigCreate(agent_id=agent.id, config_key="k", config_value="hunter2x",
-                          config_type="number", is_sensitive=True)
+        AgentConfigCreate(
+            agent_id=agent.id, config_key="k", config_value="hunter2x", config_type="number", is_sensitive=True
+        )
     assert "hunter2x" not in str(caught.value)
     plain = await store.agent_configs.set(agent.id, "region", "us-east-1")
     assert "us-east-1" in repr(plain)
@@ -569,8 +784,12 @@ async def test_metrics__record_many_10000(store, agent):
     values = [round(rng.uniform(0, 1000), 3) for _ in range(10_000)]
     metrics = [
         AgentMetricCreate(
-            agent_id=agent.id, metric_name="gpu_utilization", metric_value=v, metric_unit="percent",
-            collection_timestamp=base + timedelta(seconds=i), metadata={"i": i},
+            agent_id=agent.id,
+            metric_name="gpu_utilization",
+            metric_value=v,
+            metric_unit="percent",
+            collection_timestamp=base + timedelta(seconds=i),
+            metadata={"i": i},
         )
         for i, v in enumerate(values)
     ]
@@ -587,10 +806,11 @@ async def test_metrics__record_many_10000(store, agent):
     assert [m.metadata["i"] for m in page] == [0, 1, 2]
     assert page[0].metric_type == MetricType.GAUGE
     # a missing timestamp is filled client-side; an empty batch writes nothing
-    stamped = await store.agent_metrics.record_many([
-        AgentMetricCreate(agent_id=agent.id, metric_name="late", metric_value=1,
-                          metric_type=MetricType.COUNTER),
-    ])
+    stamped = await store.agent_metrics.record_many(
+        [
+            AgentMetricCreate(agent_id=agent.id, metric_name="late", metric_value=1, metric_type=MetricType.COUNTER),
+        ]
+    )
     assert stamped == 1
     (late,) = await store.agent_metrics.list(agent_id=agent.id, metric_name="late")
     assert late.metric_type == MetricType.COUNTER and abs(late.collection_timestamp - now()) < timedelta(minutes=1)
@@ -617,6 +837,7 @@ async def test_metrics__record_many_invalid_point_after_the_first_chunk_writes_n
     with pytest.raises(ValidationError, match="metric_value"):
         await store.agent_metrics.record_many(points())
     assert await store.agent_metrics.count() == 0
+
     # an error of the caller's own iterable reaches the caller as it is, and writes nothing
     def broken():
         yield {"agent_id": agent.id, "metric_name": "m", "metric_value": 1.0}
@@ -636,13 +857,20 @@ async def test_metrics__record_many_invalid_point_leaves_the_transaction_usable(
     async with store.transaction() as tx:
         await tx.agent_metrics.record({"agent_id": agent.id, "metric_name": "before", "metric_value": 1.0})
         with pytest.raises(ValidationError):
-            await tx.agent_metrics.record_many([
-                *({"agent_id": agent.id, "metric_name": "m", "metric_value": float(i)} for i in range(20_000)),
-                {"agent_id": agent.id, "metric_name": "m", "metric_value": "not a number"},
-            ])
-        assert await tx.agent_metrics.record_many([
-            {"agent_id": agent.id, "metric_name": "after", "metric_value": 2.0},
-        ]) == 1
+            await tx.agent_metrics.record_many(
+                [
+                    *({"agent_id": agent.id, "metric_name": "m", "metric_value": float(i)} for i in range(20_000)),
+                    {"agent_id": agent.id, "metric_name": "m", "metric_value": "not a number"},
+                ]
+            )
+        assert (
+            await tx.agent_metrics.record_many(
+                [
+                    {"agent_id": agent.id, "metric_name": "after", "metric_value": 2.0},
+                ]
+            )
+            == 1
+        )
     assert sorted(m.metric_name for m in await store.agent_metrics.list()) == ["after", "before"]
 
 
@@ -652,10 +880,12 @@ async def test_metrics__nan_is_refused_before_sql(store, agent):
     with pytest.raises(ValidationError):
         await store.agent_metrics.record({"agent_id": agent.id, "metric_name": "m", "metric_value": math.inf})
     with pytest.raises(ValidationError):
-        await store.agent_metrics.record_many([
-            AgentMetricCreate(agent_id=agent.id, metric_name="m", metric_value=1.0),
-            {"agent_id": agent.id, "metric_name": "m", "metric_value": float("nan")},
-        ])
+        await store.agent_metrics.record_many(
+            [
+                AgentMetricCreate(agent_id=agent.id, metric_name="m", metric_value=1.0),
+                {"agent_id": agent.id, "metric_name": "m", "metric_value": float("nan")},
+            ]
+        )
     assert await store.agent_metrics.list() == []
 
 
@@ -668,10 +898,15 @@ async def test_metrics__search_uses_containment(store, agent):
         (other.id, {"region": "us-west", "env": "prod"}),
     ]
     for i, (agent_id, metadata) in enumerate(rows):
-        await store.agent_metrics.record(AgentMetricCreate(
-            agent_id=agent_id, metric_name="latency", metric_value=float(i),
-            collection_timestamp=now() + timedelta(seconds=i), metadata=metadata,
-        ))
+        await store.agent_metrics.record(
+            AgentMetricCreate(
+                agent_id=agent_id,
+                metric_name="latency",
+                metric_value=float(i),
+                collection_timestamp=now() + timedelta(seconds=i),
+                metadata=metadata,
+            )
+        )
     values = lambda ms: [m.metric_value for m in ms]  # noqa: E731
     assert values(await store.agent_metrics.search({"region": "us-west"})) == [0.0, 1.0, 3.0]
     assert values(await store.agent_metrics.search({"region": "us-west", "env": "prod"}, agent_id=agent.id)) == [0.0]

@@ -70,9 +70,14 @@ async def test_without_a_key__sensitive_writes_refused_before_anything_is_sent(k
     with pytest.raises(SecretKeyError, match="secret key"):
         await keyless.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
     with pytest.raises(SecretKeyError):
-        await keyless.agent_configs.create(AgentConfigCreate(
-            agent_id=agent.id, config_key="api_key", config_value=SECRET, is_sensitive=True,
-        ))
+        await keyless.agent_configs.create(
+            AgentConfigCreate(
+                agent_id=agent.id,
+                config_key="api_key",
+                config_value=SECRET,
+                is_sensitive=True,
+            )
+        )
     assert everything(clean_dsn) == []
     config = await keyed.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
     before = everything(clean_dsn)

@@ -3,7 +3,7 @@ customers, agents, events, recommendations, approvals, optimizations."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import uuid4
 
@@ -40,25 +40,36 @@ from optiinfra_store.records import (
     RecommendationUpdate,
 )
 
-T0 = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
 
 # -- fixtures ------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 async def recommendation(store, customer, agent):
-    return await store.recommendations.create(RecommendationCreate(
-        customer_id=customer.id, agent_id=agent.id,
-        recommendation_type=RecommendationType.COST_REDUCTION, title="Move batch jobs to spot",
-        estimated_savings_usd=Decimal("1234.50"), confidence_score=0.8, details={"pool": "a100"},
-    ))
+    return await store.recommendations.create(
+        RecommendationCreate(
+            customer_id=customer.id,
+            agent_id=agent.id,
+            recommendation_type=RecommendationType.COST_REDUCTION,
+            title="Move batch jobs to spot",
+            estimated_savings_usd=Decimal("1234.50"),
+            confidence_score=0.8,
+            details={"pool": "a100"},
+        )
+    )
 
 
 @pytest.fixture
 async def approval(store, recommendation):
-    return await store.approvals.create(ApprovalCreate(
-        recommendation_id=recommendation.id, requested_by="cost-agent", comment="saves 1.2k/month",
-    ))
+    return await store.approvals.create(
+        ApprovalCreate(
+            recommendation_id=recommendation.id,
+            requested_by="cost-agent",
+            comment="saves 1.2k/month",
+        )
+    )
 
 
 @pytest.fixture
@@ -68,8 +79,9 @@ async def approved(store, approval):
 
 @pytest.fixture
 async def optimization(store, recommendation, approved):
-    return await store.optimizations.create(OptimizationCreate(
-        recommendation_id=recommendation.id, approval_id=approved.id))
+    return await store.optimizations.create(
+        OptimizationCreate(recommendation_id=recommendation.id, approval_id=approved.id)
+    )
 
 
 async def _optimization_in(store, optimization, status: OptimizationStatus):
@@ -91,6 +103,7 @@ async def _optimization_in(store, optimization, status: OptimizationStatus):
 
 
 # -- customers -----------------------------------------------------------------------------------
+
 
 async def test_create__customer_defaults(store):
     c = await store.customers.create(CustomerCreate(name="Globex", email="it@globex.example"))
@@ -129,8 +142,9 @@ async def test_update__customer_not_found(store):
 
 
 async def test_list__customers_by_status(store, customer):
-    trial = await store.customers.create(CustomerCreate(
-        name="Initech", email="a@initech.example", status=CustomerStatus.TRIAL))
+    trial = await store.customers.create(
+        CustomerCreate(name="Initech", email="a@initech.example", status=CustomerStatus.TRIAL)
+    )
     assert [c.id for c in await store.customers.list()] == [customer.id, trial.id]
     assert [c.id for c in await store.customers.list(status="trial")] == [trial.id]
     assert [c.id for c in await store.customers.list(limit=1)] == [customer.id]
@@ -145,15 +159,19 @@ async def test_delete__customer(store, customer):
 
 
 async def test_delete__customer_cascades_to_events_and_recommendations(store, customer, agent, recommendation):
-    event = await store.events.create(EventCreate(
-        customer_id=customer.id, agent_id=agent.id, event_type=EventType.COST_ANOMALY, title="Spend spike"))
+    event = await store.events.create(
+        EventCreate(customer_id=customer.id, agent_id=agent.id, event_type=EventType.COST_ANOMALY, title="Spend spike")
+    )
     approval = await store.approvals.create(ApprovalCreate(recommendation_id=recommendation.id))
     await store.customers.delete(customer.id)
     assert await store.events.list() == []
     assert await store.recommendations.list() == []
     assert await store.approvals.list() == []
-    for repo, id_ in ((store.events, event.id), (store.recommendations, recommendation.id),
-                      (store.approvals, approval.id)):
+    for repo, id_ in (
+        (store.events, event.id),
+        (store.recommendations, recommendation.id),
+        (store.approvals, approval.id),
+    ):
         with pytest.raises(NotFound):
             await repo.get(id_)
     assert (await store.agents.get(agent.id)).id == agent.id  # the agent is not the customer's
@@ -171,6 +189,7 @@ async def test_create__customer_invalid_input(store, customer):
 
 
 # -- agents --------------------------------------------------------------------------------------
+
 
 async def test_create__agent(store, agent):
     assert agent.status is AgentStatus.ACTIVE and agent.type is AgentType.COST
@@ -195,7 +214,7 @@ async def test_list__agents_by_type_and_status(store, agent):
 
 
 async def test_heartbeat__sets_database_now(store, agent):
-    before = datetime.now(timezone.utc) - timedelta(minutes=1)
+    before = datetime.now(UTC) - timedelta(minutes=1)
     beat = await store.agents.heartbeat(agent.id)
     assert beat.last_heartbeat is not None and beat.last_heartbeat > before
     assert (await store.agents.get(agent.id)).last_heartbeat == beat.last_heartbeat
@@ -207,9 +226,14 @@ async def test_heartbeat__not_found(store):
 
 
 async def test_list_stale__by_interval(store, agent):
-    old = await store.agents.create(AgentCreate(
-        type=AgentType.RESOURCE, name="Old", version="1",
-        last_heartbeat=datetime.now(timezone.utc) - timedelta(hours=1)))
+    old = await store.agents.create(
+        AgentCreate(
+            type=AgentType.RESOURCE,
+            name="Old",
+            version="1",
+            last_heartbeat=datetime.now(UTC) - timedelta(hours=1),
+        )
+    )
     fresh = await store.agents.create(AgentCreate(type=AgentType.APPLICATION, name="Fresh", version="1"))
     await store.agents.heartbeat(fresh.id)
     # never heard from first, then longest silent
@@ -223,8 +247,9 @@ async def test_list_stale__refuses_non_positive_interval(store):
 
 
 async def test_delete__agent_keeps_its_events(store, customer, agent):
-    event = await store.events.create(EventCreate(
-        customer_id=customer.id, agent_id=agent.id, event_type=EventType.AGENT_ERROR, title="Crashed"))
+    event = await store.events.create(
+        EventCreate(customer_id=customer.id, agent_id=agent.id, event_type=EventType.AGENT_ERROR, title="Crashed")
+    )
     await store.agents.delete(agent.id)
     with pytest.raises(NotFound):
         await store.agents.get(agent.id)
@@ -234,10 +259,12 @@ async def test_delete__agent_keeps_its_events(store, customer, agent):
 
 # -- events --------------------------------------------------------------------------------------
 
+
 async def test_create__event_defaults(store, customer):
-    before = datetime.now(timezone.utc) - timedelta(minutes=1)
-    e = await store.events.create(EventCreate(
-        customer_id=customer.id, event_type=EventType.RESOURCE_SATURATION, title="GPU pool at 95%"))
+    before = datetime.now(UTC) - timedelta(minutes=1)
+    e = await store.events.create(
+        EventCreate(customer_id=customer.id, event_type=EventType.RESOURCE_SATURATION, title="GPU pool at 95%")
+    )
     assert e.severity is EventSeverity.INFO and e.agent_id is None
     assert e.data == {} and e.description is None
     assert e.occurred_at > before  # the database's now()
@@ -245,10 +272,18 @@ async def test_create__event_defaults(store, customer):
 
 
 async def test_create__event_with_everything(store, customer, agent):
-    e = await store.events.create(EventCreate(
-        customer_id=customer.id, agent_id=agent.id, event_type="cost_anomaly", severity="high",
-        title="Spend spike", description="GPU spend +40% day over day",
-        data={"delta_pct": 40.5, "regions": ["us-east-1"]}, occurred_at=T0))
+    e = await store.events.create(
+        EventCreate(
+            customer_id=customer.id,
+            agent_id=agent.id,
+            event_type="cost_anomaly",
+            severity="high",
+            title="Spend spike",
+            description="GPU spend +40% day over day",
+            data={"delta_pct": 40.5, "regions": ["us-east-1"]},
+            occurred_at=T0,
+        )
+    )
     assert e.event_type is EventType.COST_ANOMALY and e.severity is EventSeverity.HIGH
     assert e.occurred_at == T0 and e.data == {"delta_pct": 40.5, "regions": ["us-east-1"]}
     assert await store.events.get(e.id) == e
@@ -256,8 +291,7 @@ async def test_create__event_with_everything(store, customer, agent):
 
 async def test_create__event_unknown_customer(store):
     with pytest.raises(MissingReference) as info:
-        await store.events.create(EventCreate(
-            customer_id=uuid4(), event_type=EventType.AGENT_ERROR, title="x"))
+        await store.events.create(EventCreate(customer_id=uuid4(), event_type=EventType.AGENT_ERROR, title="x"))
     assert info.value.constraint == "events_customer_id_fkey"
     assert await store.events.list() == []
 
@@ -281,14 +315,30 @@ async def test_create__event_invalid_input(store, customer):
 
 async def test_list__events_newest_first_with_filters(store, customer, agent):
     other = await store.customers.create(CustomerCreate(name="Globex", email="it@globex.example"))
-    old = await store.events.create(EventCreate(
-        customer_id=customer.id, agent_id=agent.id, event_type="cost_anomaly", severity="low",
-        title="old", occurred_at=T0))
-    new = await store.events.create(EventCreate(
-        customer_id=customer.id, event_type="quality_regression", severity="critical",
-        title="new", occurred_at=T0 + timedelta(hours=1)))
-    theirs = await store.events.create(EventCreate(
-        customer_id=other.id, event_type="cost_anomaly", title="theirs", occurred_at=T0 - timedelta(hours=1)))
+    old = await store.events.create(
+        EventCreate(
+            customer_id=customer.id,
+            agent_id=agent.id,
+            event_type="cost_anomaly",
+            severity="low",
+            title="old",
+            occurred_at=T0,
+        )
+    )
+    new = await store.events.create(
+        EventCreate(
+            customer_id=customer.id,
+            event_type="quality_regression",
+            severity="critical",
+            title="new",
+            occurred_at=T0 + timedelta(hours=1),
+        )
+    )
+    theirs = await store.events.create(
+        EventCreate(
+            customer_id=other.id, event_type="cost_anomaly", title="theirs", occurred_at=T0 - timedelta(hours=1)
+        )
+    )
     assert [e.id for e in await store.events.list()] == [new.id, old.id, theirs.id]
     assert [e.id for e in await store.events.list(customer_id=customer.id)] == [new.id, old.id]
     assert [e.id for e in await store.events.list(agent_id=agent.id)] == [old.id]
@@ -299,8 +349,12 @@ async def test_list__events_newest_first_with_filters(store, customer, agent):
 
 
 async def test_list__events_same_time_ordered_by_id(store, customer):
-    made = [await store.events.create(EventCreate(
-        customer_id=customer.id, event_type="agent_error", title=f"e{i}", occurred_at=T0)) for i in range(4)]
+    made = [
+        await store.events.create(
+            EventCreate(customer_id=customer.id, event_type="agent_error", title=f"e{i}", occurred_at=T0)
+        )
+        for i in range(4)
+    ]
     listed = await store.events.list()
     assert [e.id for e in listed] == sorted((e.id for e in made), reverse=True)
 
@@ -324,6 +378,7 @@ async def test_delete__event(store, customer):
 
 # -- recommendations -----------------------------------------------------------------------------
 
+
 async def test_create__recommendation(store, customer, agent, recommendation):
     r = recommendation
     assert r.customer_id == customer.id and r.agent_id == agent.id
@@ -334,13 +389,27 @@ async def test_create__recommendation(store, customer, agent, recommendation):
 
 
 async def test_create__recommendation_bounds(store, customer, agent):
-    r = await store.recommendations.create(RecommendationCreate(
-        customer_id=customer.id, agent_id=agent.id, recommendation_type="resource_scaling", title="Max",
-        estimated_savings_usd=Decimal("999999999999.99"), confidence_score=1))
+    r = await store.recommendations.create(
+        RecommendationCreate(
+            customer_id=customer.id,
+            agent_id=agent.id,
+            recommendation_type="resource_scaling",
+            title="Max",
+            estimated_savings_usd=Decimal("999999999999.99"),
+            confidence_score=1,
+        )
+    )
     assert r.estimated_savings_usd == Decimal("999999999999.99") and r.confidence_score == 1.0
-    z = await store.recommendations.create(RecommendationCreate(
-        customer_id=customer.id, agent_id=agent.id, recommendation_type="resource_scaling", title="Zero",
-        estimated_savings_usd=0, confidence_score=0.0))
+    z = await store.recommendations.create(
+        RecommendationCreate(
+            customer_id=customer.id,
+            agent_id=agent.id,
+            recommendation_type="resource_scaling",
+            title="Zero",
+            estimated_savings_usd=0,
+            confidence_score=0.0,
+        )
+    )
     assert z.estimated_savings_usd == Decimal("0") and z.confidence_score == 0.0
 
 
@@ -366,15 +435,19 @@ async def test_create__recommendation_invalid_input(store, customer, agent):
 
 async def test_create__recommendation_unknown_agent(store, customer):
     with pytest.raises(MissingReference) as info:
-        await store.recommendations.create(RecommendationCreate(
-            customer_id=customer.id, agent_id=uuid4(), recommendation_type="cost_reduction", title="x"))
+        await store.recommendations.create(
+            RecommendationCreate(
+                customer_id=customer.id, agent_id=uuid4(), recommendation_type="cost_reduction", title="x"
+            )
+        )
     assert info.value.constraint == "recommendations_agent_id_fkey"
     assert await store.recommendations.list() == []
 
 
 async def test_update__recommendation_partial(store, recommendation):
-    r = await store.recommendations.update(recommendation.id, RecommendationUpdate(
-        description="Use spot for nightly batch", confidence_score=0.95))
+    r = await store.recommendations.update(
+        recommendation.id, RecommendationUpdate(description="Use spot for nightly batch", confidence_score=0.95)
+    )
     assert r.description == "Use spot for nightly batch" and r.confidence_score == 0.95
     assert r.title == recommendation.title and r.details == recommendation.details
     assert r.estimated_savings_usd == recommendation.estimated_savings_usd
@@ -383,8 +456,10 @@ async def test_update__recommendation_partial(store, recommendation):
 
 
 async def test_update__recommendation_none_clears_nullable_keeps_required(store, recommendation):
-    r = await store.recommendations.update(recommendation.id, RecommendationUpdate(
-        title=None, details=None, estimated_savings_usd=None, confidence_score=None))
+    r = await store.recommendations.update(
+        recommendation.id,
+        RecommendationUpdate(title=None, details=None, estimated_savings_usd=None, confidence_score=None),
+    )
     assert r.title == recommendation.title and r.details == recommendation.details
     assert r.estimated_savings_usd is None and r.confidence_score is None
 
@@ -404,9 +479,14 @@ async def test_update__recommendation_not_found(store):
 
 async def test_list__recommendations_with_filters(store, customer, agent, recommendation):
     perf_agent = await store.agents.create(AgentCreate(type="performance", name="Perf", version="1"))
-    tuning = await store.recommendations.create(RecommendationCreate(
-        customer_id=customer.id, agent_id=perf_agent.id, recommendation_type="performance_tuning",
-        title="Enable KV cache"))
+    tuning = await store.recommendations.create(
+        RecommendationCreate(
+            customer_id=customer.id,
+            agent_id=perf_agent.id,
+            recommendation_type="performance_tuning",
+            title="Enable KV cache",
+        )
+    )
     assert [r.id for r in await store.recommendations.list()] == [recommendation.id, tuning.id]
     assert [r.id for r in await store.recommendations.list(customer_id=customer.id)] == [recommendation.id, tuning.id]
     assert [r.id for r in await store.recommendations.list(agent_id=perf_agent.id)] == [tuning.id]
@@ -425,6 +505,7 @@ async def test_delete__recommendation_cascades(store, recommendation, optimizati
 
 
 # -- approvals -----------------------------------------------------------------------------------
+
 
 async def test_create__approval_is_pending(store, recommendation, approval):
     assert approval.status is ApprovalStatus.PENDING
@@ -480,11 +561,14 @@ async def test_expire__pending(store, approval):
 
 
 @pytest.mark.parametrize("decide", ["approve", "reject", "expire"])
-@pytest.mark.parametrize("method,requested", [
-    ("approve", ApprovalStatus.APPROVED),
-    ("reject", ApprovalStatus.REJECTED),
-    ("expire", ApprovalStatus.EXPIRED),
-])
+@pytest.mark.parametrize(
+    "method,requested",
+    [
+        ("approve", ApprovalStatus.APPROVED),
+        ("reject", ApprovalStatus.REJECTED),
+        ("expire", ApprovalStatus.EXPIRED),
+    ],
+)
 async def test_approve__refused_once_decided(store, approval, decide, method, requested):
     decided = await getattr(store.approvals, decide)(approval.id)
     with pytest.raises(InvalidTransition) as info:
@@ -529,6 +613,7 @@ async def test_delete__approval(store, approval):
 
 # -- optimizations -------------------------------------------------------------------------------
 
+
 async def test_create__optimization_with_approved_approval(store, recommendation, approved, optimization):
     o = optimization
     assert o.status is OptimizationStatus.PENDING
@@ -543,8 +628,9 @@ async def test_create__optimization_refused_without_approval(store, recommendati
     if decision is not None:
         await getattr(store.approvals, decision)(approval.id)
     with pytest.raises(ConstraintViolation) as info:
-        await store.optimizations.create(OptimizationCreate(
-            recommendation_id=recommendation.id, approval_id=approval.id))
+        await store.optimizations.create(
+            OptimizationCreate(recommendation_id=recommendation.id, approval_id=approval.id)
+        )
     assert info.value.constraint == "optimizations_approval_approved_check"
     assert await store.optimizations.list() == []
 
@@ -552,8 +638,11 @@ async def test_create__optimization_refused_without_approval(store, recommendati
 async def test_create__optimization_approval_of_another_recommendation(
     store, customer, agent, recommendation, approved
 ):
-    other = await store.recommendations.create(RecommendationCreate(
-        customer_id=customer.id, agent_id=agent.id, recommendation_type="configuration_change", title="Other"))
+    other = await store.recommendations.create(
+        RecommendationCreate(
+            customer_id=customer.id, agent_id=agent.id, recommendation_type="configuration_change", title="Other"
+        )
+    )
     with pytest.raises(MissingReference) as info:
         await store.optimizations.create(OptimizationCreate(recommendation_id=other.id, approval_id=approved.id))
     assert info.value.constraint == "optimizations_approval_id_fkey"
@@ -562,8 +651,7 @@ async def test_create__optimization_approval_of_another_recommendation(
 
 async def test_create__optimization_unknown_approval(store, recommendation):
     with pytest.raises(ConstraintViolation) as info:
-        await store.optimizations.create(OptimizationCreate(
-            recommendation_id=recommendation.id, approval_id=uuid4()))
+        await store.optimizations.create(OptimizationCreate(recommendation_id=recommendation.id, approval_id=uuid4()))
     assert info.value.constraint == "optimizations_approval_approved_check"
     assert await store.optimizations.list() == []
 
@@ -649,12 +737,15 @@ async def test_complete__bad_result(store, optimization):
 
 
 async def test_list__optimizations_with_filters(store, recommendation, approved, optimization):
-    second = await store.optimizations.create(OptimizationCreate(
-        recommendation_id=recommendation.id, approval_id=approved.id))
+    second = await store.optimizations.create(
+        OptimizationCreate(recommendation_id=recommendation.id, approval_id=approved.id)
+    )
     await store.optimizations.start(second.id)
     assert [o.id for o in await store.optimizations.list()] == [optimization.id, second.id]
     assert [o.id for o in await store.optimizations.list(recommendation_id=recommendation.id)] == [
-        optimization.id, second.id]
+        optimization.id,
+        second.id,
+    ]
     assert [o.id for o in await store.optimizations.list(approval_id=approved.id, status="in_progress")] == [second.id]
     assert [o.id for o in await store.optimizations.list(status=["pending", "completed"])] == [optimization.id]
     assert await store.optimizations.list(approval_id=uuid4()) == []
@@ -670,9 +761,18 @@ async def test_delete__optimization(store, optimization):
 
 # -- NotFound on every table ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("table", [
-    "customers", "agents", "events", "recommendations", "approvals", "optimizations",
-])
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "customers",
+        "agents",
+        "events",
+        "recommendations",
+        "approvals",
+        "optimizations",
+    ],
+)
 async def test_get__not_found(store, table):
     key = uuid4()
     with pytest.raises(NotFound) as info:
@@ -684,8 +784,10 @@ async def test_get__not_found(store, table):
 
 async def test_count__core_tables(store, customer, agent, recommendation, optimization):
     await store.events.create(EventCreate(customer_id=customer.id, event_type="agent_error", title="x"))
-    counts = {t: await getattr(store, t).count() for t in (
-        "customers", "agents", "events", "recommendations", "approvals", "optimizations")}
+    counts = {
+        t: await getattr(store, t).count()
+        for t in ("customers", "agents", "events", "recommendations", "approvals", "optimizations")
+    }
     assert counts == {t: 1 for t in counts}
 
 

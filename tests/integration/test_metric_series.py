@@ -44,7 +44,7 @@ def as_tuples(buckets: list[MetricBucket]) -> list[tuple]:
 
 def assert_same(actual: list[tuple], expected: list[tuple]) -> None:
     assert [row[:2] for row in actual] == [row[:2] for row in expected]
-    for got, want in zip(actual, expected):
+    for got, want in zip(actual, expected, strict=True):
         assert got[2:] == pytest.approx(want[2:], rel=1e-12, abs=1e-9)
 
 
@@ -60,10 +60,14 @@ async def series(store, agent):
             points.append((at, round(rng.lognormvariate(3, 0.8), 3)))
         at += timedelta(seconds=rng.randint(60, 900))
     await store.agent_metrics.record_many(
-        [AgentMetricCreate(agent_id=agent.id, metric_name="latency_ms", metric_value=v, collection_timestamp=t)
-         for t, v in points]
-        + [AgentMetricCreate(agent_id=agent.id, metric_name="cpu", metric_value=1e6, collection_timestamp=t)
-           for t, _ in points[::5]]
+        [
+            AgentMetricCreate(agent_id=agent.id, metric_name="latency_ms", metric_value=v, collection_timestamp=t)
+            for t, v in points
+        ]
+        + [
+            AgentMetricCreate(agent_id=agent.id, metric_name="cpu", metric_value=1e6, collection_timestamp=t)
+            for t, _ in points[::5]
+        ]
     )
     return points
 
@@ -114,9 +118,11 @@ async def test_aggregate__no_points_no_buckets(store, agent):
 
 
 async def test_aggregate__single_point_bucket(store, agent):
-    await store.agent_metrics.record(AgentMetricCreate(
-        agent_id=agent.id, metric_name="gpu", metric_value=42.5, collection_timestamp=BASE + timedelta(minutes=5)
-    ))
+    await store.agent_metrics.record(
+        AgentMetricCreate(
+            agent_id=agent.id, metric_name="gpu", metric_value=42.5, collection_timestamp=BASE + timedelta(minutes=5)
+        )
+    )
     [only] = await store.agent_metrics.aggregate(agent.id, "gpu", bucket=timedelta(minutes=15))
     assert only == MetricBucket(bucket_start=BASE, count=1, avg=42.5, min=42.5, max=42.5, p95=42.5)
 
@@ -136,21 +142,36 @@ async def test_aggregate__naive_start_refused_with_bucket(store, agent):
 
 
 async def test_latest__newest_point_of_each_name(store, agent):
-    other = await store.agents.create(AgentCreate(
-        type=AgentType.PERFORMANCE, name="Perf", version="1.0.0", status=AgentStatus.ACTIVE,
-        endpoint="http://perf-agent:8002",
-    ))
+    other = await store.agents.create(
+        AgentCreate(
+            type=AgentType.PERFORMANCE,
+            name="Perf",
+            version="1.0.0",
+            status=AgentStatus.ACTIVE,
+            endpoint="http://perf-agent:8002",
+        )
+    )
     points = []
     rng = random.Random(7)
     for name in ("cpu", "memory", "latency_ms"):
         times = [BASE + timedelta(minutes=rng.randint(0, 10_000)) for _ in range(40)]
         for t in times:
-            points.append(AgentMetricCreate(agent_id=agent.id, metric_name=name, metric_value=rng.random(),
-                                            collection_timestamp=t, metric_unit="u"))
+            points.append(
+                AgentMetricCreate(
+                    agent_id=agent.id,
+                    metric_name=name,
+                    metric_value=rng.random(),
+                    collection_timestamp=t,
+                    metric_unit="u",
+                )
+            )
     # the other agent's points are newer than everything, and carry a name of its own
     for name in ("cpu", "disk"):
-        points.append(AgentMetricCreate(agent_id=other.id, metric_name=name, metric_value=-1.0,
-                                        collection_timestamp=BASE + timedelta(days=30)))
+        points.append(
+            AgentMetricCreate(
+                agent_id=other.id, metric_name=name, metric_value=-1.0, collection_timestamp=BASE + timedelta(days=30)
+            )
+        )
     rng.shuffle(points)
     await store.agent_metrics.record_many(points)
 
@@ -160,11 +181,11 @@ async def test_latest__newest_point_of_each_name(store, agent):
         mine = [p for p in points if p.agent_id == agent.id and p.metric_name == name]
         newest = max(mine, key=lambda p: p.collection_timestamp)
         assert metric.metric_name == name and metric.agent_id == agent.id
-        assert (metric.collection_timestamp, metric.metric_value) == (newest.collection_timestamp,
-                                                                      newest.metric_value)
+        assert (metric.collection_timestamp, metric.metric_value) == (newest.collection_timestamp, newest.metric_value)
         assert metric.metric_unit == "u"
     assert {n: m.metric_value for n, m in (await store.agent_metrics.latest(other.id)).items()} == {
-        "cpu": -1.0, "disk": -1.0,
+        "cpu": -1.0,
+        "disk": -1.0,
     }
 
 
@@ -176,9 +197,7 @@ async def test_latest__can_use_the_agent_name_timestamp_index(store, clean_dsn, 
     conn = await asyncpg.connect(clean_dsn)
     try:
         await conn.execute("SET enable_seqscan = off")
-        plan = "\n".join(
-            row[0] for row in await conn.fetch("EXPLAIN " + load("agent_metrics").latest, agent.id)
-        )
+        plan = "\n".join(row[0] for row in await conn.fetch("EXPLAIN " + load("agent_metrics").latest, agent.id))
     finally:
         await conn.close()
     assert "agent_metrics_agent_id_metric_name_collection_timestamp_idx" in plan

@@ -31,30 +31,50 @@ async def make_execution(store, agent, customer, status: WorkflowStatus, *, at: 
     `steps` steps (one of them run through start/complete for extra transitions), an artifact of the
     execution and one of its first step."""
     finished = status not in (WorkflowStatus.PENDING, WorkflowStatus.RUNNING)
-    execution = await store.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.COST_ANALYSIS,
-        status=status, started_at=at, completed_at=at + timedelta(hours=1) if finished else None,
-    ))
+    execution = await store.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=agent.id,
+            customer_id=customer.id,
+            workflow_type=WorkflowType.COST_ANALYSIS,
+            status=status,
+            started_at=at,
+            completed_at=at + timedelta(hours=1) if finished else None,
+        )
+    )
     step_ids = []
     for order in range(1, steps + 1):
-        step = await store.workflow_steps.create(WorkflowStepCreate(
-            workflow_execution_id=execution.id, step_name=f"step_{order}", step_order=order,
-            status=StepStatus.COMPLETED if order > 1 else StepStatus.PENDING,
-            started_at=at if order > 1 else None, completed_at=at if order > 1 else None,
-        ))
+        step = await store.workflow_steps.create(
+            WorkflowStepCreate(
+                workflow_execution_id=execution.id,
+                step_name=f"step_{order}",
+                step_order=order,
+                status=StepStatus.COMPLETED if order > 1 else StepStatus.PENDING,
+                started_at=at if order > 1 else None,
+                completed_at=at if order > 1 else None,
+            )
+        )
         step_ids.append(step.id)
     if step_ids:
         await store.workflow_steps.start(step_ids[0])
         await store.workflow_steps.complete(step_ids[0])
-    await store.workflow_artifacts.create(WorkflowArtifactCreate(
-        workflow_execution_id=execution.id, artifact_type=ArtifactType.REPORT,
-        artifact_name="report", artifact_path="s3://bucket/report.json",
-    ))
+    await store.workflow_artifacts.create(
+        WorkflowArtifactCreate(
+            workflow_execution_id=execution.id,
+            artifact_type=ArtifactType.REPORT,
+            artifact_name="report",
+            artifact_path="s3://bucket/report.json",
+        )
+    )
     if step_ids:
-        await store.workflow_artifacts.create(WorkflowArtifactCreate(
-            workflow_execution_id=execution.id, workflow_step_id=step_ids[0], artifact_type=ArtifactType.LOG,
-            artifact_name="log", artifact_path="s3://bucket/step.log",
-        ))
+        await store.workflow_artifacts.create(
+            WorkflowArtifactCreate(
+                workflow_execution_id=execution.id,
+                workflow_step_id=step_ids[0],
+                artifact_type=ArtifactType.LOG,
+                artifact_name="log",
+                artifact_path="s3://bucket/step.log",
+            )
+        )
     return execution
 
 
@@ -78,8 +98,10 @@ async def table_counts(dsn: str, execution_ids=None) -> dict[str, int]:
 
 def as_report(counts: dict[str, int]) -> PurgeReport:
     return PurgeReport(
-        executions=counts["workflow_executions"], steps=counts["workflow_steps"],
-        artifacts=counts["workflow_artifacts"], transitions=counts["workflow_transitions"],
+        executions=counts["workflow_executions"],
+        steps=counts["workflow_steps"],
+        artifacts=counts["workflow_artifacts"],
+        transitions=counts["workflow_transitions"],
     )
 
 
@@ -97,21 +119,22 @@ async def history(store, agent, customer):
     made = {}
     for status in (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED, WorkflowStatus.TIMEOUT):
         made[f"old_{status.value}"] = await make_execution(store, agent, customer, status, at=OLD)
-    made["recent_completed"] = await make_execution(store, agent, customer, WorkflowStatus.COMPLETED,
-                                                    at=NOW - timedelta(days=2))
-    made["just_before_cutoff"] = await make_execution(store, agent, customer, WorkflowStatus.COMPLETED,
-                                                      at=CUTOFF - timedelta(hours=1, seconds=1), steps=0)
+    made["recent_completed"] = await make_execution(
+        store, agent, customer, WorkflowStatus.COMPLETED, at=NOW - timedelta(days=2)
+    )
+    made["just_before_cutoff"] = await make_execution(
+        store, agent, customer, WorkflowStatus.COMPLETED, at=CUTOFF - timedelta(hours=1, seconds=1), steps=0
+    )
     # finished an hour after the cutoff: inside the CLI's "30d" window for the first hour of the session
-    made["just_after_cutoff"] = await make_execution(store, agent, customer, WorkflowStatus.COMPLETED,
-                                                     at=CUTOFF, steps=0)
+    made["just_after_cutoff"] = await make_execution(
+        store, agent, customer, WorkflowStatus.COMPLETED, at=CUTOFF, steps=0
+    )
     made["old_pending"] = await make_execution(store, agent, customer, WorkflowStatus.PENDING, at=OLD)
     made["old_running"] = await make_execution(store, agent, customer, WorkflowStatus.RUNNING, at=OLD)
     return made
 
 
-async def test_purge__removes_old_finished_executions_with_steps_artifacts_and_transitions(
-    store, clean_dsn, history
-):
+async def test_purge__removes_old_finished_executions_with_steps_artifacts_and_transitions(store, clean_dsn, history):
     doomed = ["old_completed", "old_failed", "old_cancelled", "old_timeout", "just_before_cutoff"]
     expected = await table_counts(clean_dsn, [history[name].id for name in doomed])
     before = await table_counts(clean_dsn)
@@ -156,9 +179,7 @@ async def test_purge__keep_failed_keeps_failed_and_timed_out(store, clean_dsn, h
 async def test_purge__dry_run_changes_nothing_and_predicts_the_real_run(store, clean_dsn, history):
     before = await table_counts(clean_dsn)
     for keep_failed in (True, False):
-        predicted = await store.workflow_executions.purge(
-            finished_before=CUTOFF, keep_failed=keep_failed, dry_run=True
-        )
+        predicted = await store.workflow_executions.purge(finished_before=CUTOFF, keep_failed=keep_failed, dry_run=True)
         assert await table_counts(clean_dsn) == before
         assert predicted.executions == (3 if keep_failed else 2)  # then the failed and timed out
         assert predicted.transitions > predicted.executions
@@ -177,7 +198,10 @@ async def test_purge__small_batches_give_the_same_result(store, clean_dsn, agent
     assert await store.workflow_executions.purge(finished_before=CUTOFF, batch_size=2) == expected
     assert await remaining_ids(clean_dsn) == {keep.id}
     assert await table_counts(clean_dsn) == {
-        "workflow_executions": 1, "workflow_steps": 2, "workflow_artifacts": 2, "workflow_transitions": 5,
+        "workflow_executions": 1,
+        "workflow_steps": 2,
+        "workflow_artifacts": 2,
+        "workflow_transitions": 5,
     }
 
 
@@ -221,11 +245,10 @@ async def test_purge__rows_another_transaction_holds_are_skipped_not_waited_for(
     conn = await asyncpg.connect(clean_dsn)
     try:
         async with conn.transaction():
-            await conn.execute("SELECT 1 FROM workflow_executions WHERE id = $1 FOR UPDATE",
-                               history["old_completed"].id)
-            report = await asyncio.wait_for(
-                store.workflow_executions.purge(finished_before=CUTOFF), timeout=10
+            await conn.execute(
+                "SELECT 1 FROM workflow_executions WHERE id = $1 FOR UPDATE", history["old_completed"].id
             )
+            report = await asyncio.wait_for(store.workflow_executions.purge(finished_before=CUTOFF), timeout=10)
             assert report.executions == 4
     finally:
         await conn.close()
@@ -237,9 +260,11 @@ async def test_purge__rows_another_transaction_holds_are_skipped_not_waited_for(
 
 async def test_metrics_purge__deletes_points_before_the_cutoff_in_batches(store, clean_dsn, agent):
     points = [
-        AgentMetricCreate(agent_id=agent.id, metric_name=name, metric_value=float(i),
-                          collection_timestamp=NOW - timedelta(hours=i))
-        for i in range(50) for name in ("cpu", "memory")
+        AgentMetricCreate(
+            agent_id=agent.id, metric_name=name, metric_value=float(i), collection_timestamp=NOW - timedelta(hours=i)
+        )
+        for i in range(50)
+        for name in ("cpu", "memory")
     ]
     await store.agent_metrics.record_many(points)
     cutoff = NOW - timedelta(hours=19, minutes=30)  # points of hours 20..49 are older
@@ -271,10 +296,12 @@ async def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 async def test_cli_purge__dry_run_then_real_run(store, clean_dsn, history, agent, capsys):
-    await store.agent_metrics.record_many([
-        AgentMetricCreate(agent_id=agent.id, metric_name="cpu", metric_value=1.0, collection_timestamp=at)
-        for at in (OLD, OLD, NOW - timedelta(days=1))
-    ])
+    await store.agent_metrics.record_many(
+        [
+            AgentMetricCreate(agent_id=agent.id, metric_name="cpu", metric_value=1.0, collection_timestamp=at)
+            for at in (OLD, OLD, NOW - timedelta(days=1))
+        ]
+    )
     expected = await store.workflow_executions.purge(finished_before=CUTOFF, dry_run=True)
     before = await table_counts(clean_dsn)
     code, out, err = await run_cli(capsys, "purge", "--older-than", "30d", "--dry-run", "--dsn", clean_dsn)
@@ -309,9 +336,14 @@ def test_cli_purge__bad_duration_is_a_one_line_error(clean_dsn, capsys, age):
     assert err.startswith(f"optiinfra-store purge: error: invalid duration {age!r}") and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("age, expected", [
-    ("30m", timedelta(minutes=30)), ("12h", timedelta(hours=12)),
-    ("90d", timedelta(days=90)), ("2w", timedelta(weeks=2)),
-])
+@pytest.mark.parametrize(
+    "age, expected",
+    [
+        ("30m", timedelta(minutes=30)),
+        ("12h", timedelta(hours=12)),
+        ("90d", timedelta(days=90)),
+        ("2w", timedelta(weeks=2)),
+    ],
+)
 def test_cli_purge__durations(age, expected):
     assert cli.parse_duration(age) == expected

@@ -40,10 +40,14 @@ async def test_connect__unreachable_server_is_store_unavailable():
 
 async def test_jsonb__dicts_and_lists_in_and_out_never_strings(store, agent, customer):
     nested = {"a": [1, 2.5, {"b": None}], "unicode": "naïve ☃", "quote": "'; DROP TABLE x; --"}
-    execution = await store.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.COST_ANALYSIS,
-        input_data=nested,
-    ))
+    execution = await store.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=agent.id,
+            customer_id=customer.id,
+            workflow_type=WorkflowType.COST_ANALYSIS,
+            input_data=nested,
+        )
+    )
     fetched = await store.workflow_executions.get(execution.id)
     assert fetched.input_data == nested and isinstance(fetched.input_data, dict)
     assert isinstance(fetched.workflow_type, WorkflowType)
@@ -60,10 +64,16 @@ async def test_user_init_runs_after_codecs(clean_dsn):
     assert seen == [{"x": 1}]
 
 
-@pytest.mark.parametrize("option", [
-    {"command_timeout": 0}, {"statement_timeout": -1}, {"acquire_timeout": "5"},
-    {"max_document_bytes": 0}, {"secret_key": ""},
-])
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"command_timeout": 0},
+        {"statement_timeout": -1},
+        {"acquire_timeout": "5"},
+        {"max_document_bytes": 0},
+        {"secret_key": ""},
+    ],
+)
 async def test_connect__bad_option_is_invalid_argument_before_connecting(clean_dsn, option):
     with pytest.raises(InvalidArgument, match=next(iter(option))):
         Store.connect(clean_dsn, **option)

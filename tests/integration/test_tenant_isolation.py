@@ -11,22 +11,26 @@ from uuid import uuid4
 
 import asyncpg
 import psycopg
-from psycopg import sql
-
 import pytest
+from psycopg import sql
 
 from optiinfra_store import Store, migrations
 from optiinfra_store.enums import (
     AgentType,
     ArtifactType,
-    MetricType,
     EventSeverity,
     EventType,
+    MetricType,
     RecommendationType,
     WorkflowType,
 )
 from optiinfra_store.errors import (
-    AccessDenied, AlreadyExists, ConfigurationError, InvalidArgument, MissingReference, NotFound,
+    AccessDenied,
+    AlreadyExists,
+    ConfigurationError,
+    InvalidArgument,
+    MissingReference,
+    NotFound,
 )
 from optiinfra_store.records import (
     AgentCapabilityCreate,
@@ -65,29 +69,54 @@ class Tenant:
 
 async def make_tenant(store: Store, name: str, agent) -> Tenant:
     customer = await store.customers.create(CustomerCreate(name=name, email=f"ops@{name}.example"))
-    execution = await store.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.COST_ANALYSIS,
-    ))
-    step = await store.workflow_steps.create(WorkflowStepCreate(
-        workflow_execution_id=execution.id, step_name="collect", step_order=1,
-    ))
-    artifact = await store.workflow_artifacts.create(WorkflowArtifactCreate(
-        workflow_execution_id=execution.id, workflow_step_id=step.id, artifact_type=ArtifactType.REPORT,
-        artifact_name="report", artifact_path=f"s3://{name}/report.json",
-    ))
-    event = await store.events.create(EventCreate(
-        customer_id=customer.id, agent_id=agent.id, event_type=EventType.COST_ANOMALY,
-        severity=EventSeverity.HIGH, title=f"{name} spend spike",
-    ))
-    recommendation = await store.recommendations.create(RecommendationCreate(
-        customer_id=customer.id, agent_id=agent.id, recommendation_type=RecommendationType.COST_REDUCTION,
-        title=f"{name}: move to spot",
-    ))
+    execution = await store.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=agent.id,
+            customer_id=customer.id,
+            workflow_type=WorkflowType.COST_ANALYSIS,
+        )
+    )
+    step = await store.workflow_steps.create(
+        WorkflowStepCreate(
+            workflow_execution_id=execution.id,
+            step_name="collect",
+            step_order=1,
+        )
+    )
+    artifact = await store.workflow_artifacts.create(
+        WorkflowArtifactCreate(
+            workflow_execution_id=execution.id,
+            workflow_step_id=step.id,
+            artifact_type=ArtifactType.REPORT,
+            artifact_name="report",
+            artifact_path=f"s3://{name}/report.json",
+        )
+    )
+    event = await store.events.create(
+        EventCreate(
+            customer_id=customer.id,
+            agent_id=agent.id,
+            event_type=EventType.COST_ANOMALY,
+            severity=EventSeverity.HIGH,
+            title=f"{name} spend spike",
+        )
+    )
+    recommendation = await store.recommendations.create(
+        RecommendationCreate(
+            customer_id=customer.id,
+            agent_id=agent.id,
+            recommendation_type=RecommendationType.COST_REDUCTION,
+            title=f"{name}: move to spot",
+        )
+    )
     approval = await store.approvals.create(ApprovalCreate(recommendation_id=recommendation.id))
     approval = await store.approvals.approve(approval.id, decided_by="admin")
-    optimization = await store.optimizations.create(OptimizationCreate(
-        recommendation_id=recommendation.id, approval_id=approval.id,
-    ))
+    optimization = await store.optimizations.create(
+        OptimizationCreate(
+            recommendation_id=recommendation.id,
+            approval_id=approval.id,
+        )
+    )
     return Tenant(customer, execution, step, artifact, event, recommendation, approval, optimization)
 
 
@@ -134,9 +163,13 @@ async def test_own_rows__every_repository_reads_and_writes_them(pool, tenants):
     assert (await acme.optimizations.start(mine.optimization.id)).status == "in_progress"
     history = await acme.workflow_executions.history(mine.execution.id)
     assert [(t.from_status, t.to_status) for t in history][-1:] == [("pending", "running")]
-    created = await acme.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=mine.execution.agent_id, customer_id=mine.customer.id, workflow_type=WorkflowType.SCALING_DECISION,
-    ))
+    created = await acme.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=mine.execution.agent_id,
+            customer_id=mine.customer.id,
+            workflow_type=WorkflowType.SCALING_DECISION,
+        )
+    )
     assert (await acme.workflow_executions.get(created.id)).customer_id == mine.customer.id
     stats = await acme.workflow_executions.statistics()
     assert stats.total == 2
@@ -146,10 +179,14 @@ async def test_other_customers_rows__read_as_not_found(pool, tenants):
     mine, theirs = tenants
     acme = pool.for_customer(mine.customer.id)
     reads = [
-        (acme.customers, theirs.customer), (acme.workflow_executions, theirs.execution),
-        (acme.workflow_steps, theirs.step), (acme.workflow_artifacts, theirs.artifact),
-        (acme.events, theirs.event), (acme.recommendations, theirs.recommendation),
-        (acme.approvals, theirs.approval), (acme.optimizations, theirs.optimization),
+        (acme.customers, theirs.customer),
+        (acme.workflow_executions, theirs.execution),
+        (acme.workflow_steps, theirs.step),
+        (acme.workflow_artifacts, theirs.artifact),
+        (acme.events, theirs.event),
+        (acme.recommendations, theirs.recommendation),
+        (acme.approvals, theirs.approval),
+        (acme.optimizations, theirs.optimization),
     ]
     for repository, row in reads:
         with pytest.raises(NotFound):
@@ -202,18 +239,29 @@ async def test_writing_into_another_customer__access_denied(pool, store, tenants
     acme = pool.for_customer(mine.customer.id)
     counts = {name: await getattr(store, name).count() for name in ("workflow_executions", "workflow_steps", "events")}
     with pytest.raises(AccessDenied):
-        await acme.workflow_executions.create(WorkflowExecutionCreate(
-            agent_id=theirs.execution.agent_id, customer_id=theirs.customer.id,
-            workflow_type=WorkflowType.COST_ANALYSIS,
-        ))
+        await acme.workflow_executions.create(
+            WorkflowExecutionCreate(
+                agent_id=theirs.execution.agent_id,
+                customer_id=theirs.customer.id,
+                workflow_type=WorkflowType.COST_ANALYSIS,
+            )
+        )
     with pytest.raises(AccessDenied):
-        await acme.workflow_steps.create(WorkflowStepCreate(
-            workflow_execution_id=theirs.execution.id, step_name="sneak", step_order=2,
-        ))
+        await acme.workflow_steps.create(
+            WorkflowStepCreate(
+                workflow_execution_id=theirs.execution.id,
+                step_name="sneak",
+                step_order=2,
+            )
+        )
     with pytest.raises(AccessDenied):
-        await acme.events.create(EventCreate(
-            customer_id=theirs.customer.id, event_type=EventType.AGENT_ERROR, title="forged",
-        ))
+        await acme.events.create(
+            EventCreate(
+                customer_id=theirs.customer.id,
+                event_type=EventType.AGENT_ERROR,
+                title="forged",
+            )
+        )
     for name, count in counts.items():
         assert await getattr(store, name).count() == count
 
@@ -233,8 +281,10 @@ async def test_shared_agent__cannot_be_deleted_by_the_application_role(pool, app
 async def test_idempotency_key__of_another_customer_is_already_exists_not_a_crash(pool, store, tenants):
     mine, theirs = tenants
     keyed = WorkflowExecutionCreate(
-        agent_id=theirs.execution.agent_id, customer_id=theirs.customer.id,
-        workflow_type=WorkflowType.COST_ANALYSIS, idempotency_key="run-7",
+        agent_id=theirs.execution.agent_id,
+        customer_id=theirs.customer.id,
+        workflow_type=WorkflowType.COST_ANALYSIS,
+        idempotency_key="run-7",
     )
     first = await store.workflow_executions.create(keyed)
     acme = pool.for_customer(mine.customer.id)
@@ -272,8 +322,16 @@ async def test_unconfined_app_role__sees_no_customer_rows(app_store, store, tena
     # fail closed: a pool of the application role that forgot for_customer() sees nothing
     mine, _ = tenants
     await store.workflow_executions.start(mine.execution.id, actor="agent")  # a transition more
-    for name in ("customers", "events", "recommendations", "approvals", "optimizations",
-                 "workflow_executions", "workflow_steps", "workflow_artifacts"):
+    for name in (
+        "customers",
+        "events",
+        "recommendations",
+        "approvals",
+        "optimizations",
+        "workflow_executions",
+        "workflow_steps",
+        "workflow_artifacts",
+    ):
         assert await getattr(app_store, name).count() == 0, name
         with pytest.raises(NotFound):
             await getattr(app_store, name).get(getattr(mine, name.removesuffix("s").removeprefix("workflow_")).id)
@@ -356,8 +414,9 @@ async def test_pool_role_that_cannot_take_on_the_tenant_role__configuration_erro
     admin = psycopg.connect(dsn, autocommit=True)
     try:
         admin.execute(sql.SQL("REVOKE optiinfra_tenant FROM {}").format(sql.Identifier(owner)))
-        admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
-            sql.Identifier(admin.info.dbname), sql.Identifier(owner)))
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(admin.info.dbname), sql.Identifier(owner))
+        )
         admin.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(owner)))
         owner_dsn = with_user(dsn, owner)
         migrations.apply(owner_dsn)
@@ -412,8 +471,7 @@ async def test_security_definer_trigger__no_temporary_object_stands_in(app_login
         conn.execute("CREATE TEMPORARY TABLE workflow_executions (LIKE public.workflow_executions)")
         with conn.transaction():
             conn.execute("SELECT optiinfra_confine(%s)", (mine.customer.id,))
-            conn.execute("UPDATE public.workflow_executions SET status = 'running' WHERE id = %s",
-                         (mine.execution.id,))
+            conn.execute("UPDATE public.workflow_executions SET status = 'running' WHERE id = %s", (mine.execution.id,))
         assert conn.execute("SELECT count(*) FROM pg_temp.workflow_transitions").fetchone()[0] == 0
     history = await store.workflow_executions.history(mine.execution.id)
     assert [t.to_status for t in history if t.workflow_step_id is None] == ["pending", "running"]
@@ -426,14 +484,23 @@ async def test_platform_changes__refused_when_confined_and_nothing_changes(pool,
     mine, theirs = tenants
     acme = pool.for_customer(mine.customer.id)
     config = await store.agent_configs.set(agent.id, "region", "eu-west-1")
-    capability = await store.agent_capabilities.create(AgentCapabilityCreate(
-        agent_id=agent.id, capability_name="spot", capability_version="1.0",
-    ))
+    capability = await store.agent_capabilities.create(
+        AgentCapabilityCreate(
+            agent_id=agent.id,
+            capability_name="spot",
+            capability_version="1.0",
+        )
+    )
     state = await store.agent_states.upsert(AgentStateUpsert(agent_id=agent.id))
-    await store.agent_metrics.record(AgentMetricCreate(
-        agent_id=agent.id, metric_name="gpu", metric_type=MetricType.GAUGE, metric_value=1.0,
-        collection_timestamp=datetime.now(UTC) - timedelta(days=400),
-    ))
+    await store.agent_metrics.record(
+        AgentMetricCreate(
+            agent_id=agent.id,
+            metric_name="gpu",
+            metric_type=MetricType.GAUGE,
+            metric_value=1.0,
+            collection_timestamp=datetime.now(UTC) - timedelta(days=400),
+        )
+    )
     before = await snapshot(store, agent)
     attempts = {
         "agents.create": acme.agents.create(AgentCreate(type=AgentType.COST, name="rogue", version="1")),
@@ -441,14 +508,17 @@ async def test_platform_changes__refused_when_confined_and_nothing_changes(pool,
         "agents.heartbeat": acme.agents.heartbeat(agent.id),
         "agents.delete": acme.agents.delete(agent.id),
         "agent_configs.set": acme.agent_configs.set(agent.id, "region", "us-east-1"),
-        "agent_configs.create": acme.agent_configs.create(AgentConfigCreate(
-            agent_id=agent.id, config_key="new", config_value="x")),
+        "agent_configs.create": acme.agent_configs.create(
+            AgentConfigCreate(agent_id=agent.id, config_key="new", config_value="x")
+        ),
         "agent_configs.delete": acme.agent_configs.delete(config.id),
         "agent_configs.rotate_key": acme.agent_configs.rotate_key(),
-        "agent_capabilities.create": acme.agent_capabilities.create(AgentCapabilityCreate(
-            agent_id=agent.id, capability_name="other", capability_version="1.0")),
-        "agent_capabilities.update": acme.agent_capabilities.update(capability.id, AgentCapabilityUpdate(
-            description="x")),
+        "agent_capabilities.create": acme.agent_capabilities.create(
+            AgentCapabilityCreate(agent_id=agent.id, capability_name="other", capability_version="1.0")
+        ),
+        "agent_capabilities.update": acme.agent_capabilities.update(
+            capability.id, AgentCapabilityUpdate(description="x")
+        ),
         "agent_capabilities.set_enabled": acme.agent_capabilities.set_enabled(capability.id, False),
         "agent_capabilities.update_parameters": acme.agent_capabilities.update_parameters(capability.id, {"a": 1}),
         "agent_capabilities.delete": acme.agent_capabilities.delete(capability.id),
@@ -535,8 +605,9 @@ async def test_agent_state__points_only_at_the_confined_customers_executions(poo
         await acme.agent_states.set_current_workflow(agent.id, theirs.execution.id)
     with pytest.raises(NotFound, match="workflow execution") as missing:
         await acme.agent_states.set_current_workflow(agent.id, uuid4())
-    assert type(other.value) is type(missing.value) and str(other.value).replace(
-        str(theirs.execution.id), "?") == str(missing.value).replace(str(missing.value.key), "?")
+    assert type(other.value) is type(missing.value) and str(other.value).replace(str(theirs.execution.id), "?") == str(
+        missing.value
+    ).replace(str(missing.value.key), "?")
     with pytest.raises(MissingReference):
         await acme.agent_states.upsert(AgentStateUpsert(agent_id=agent.id, current_workflow_id=theirs.execution.id))
     assert (await store.agent_states.get_for_agent(agent.id)).current_workflow_id is None
@@ -547,13 +618,20 @@ async def test_agent_state__points_only_at_the_confined_customers_executions(poo
 async def test_agent_state__of_one_customers_work_is_hidden_from_the_others(pool, store, tenants, agent):
     mine, theirs = tenants
     acme, globex = pool.for_customer(mine.customer.id), pool.for_customer(theirs.customer.id)
-    state = await acme.agent_states.upsert(AgentStateUpsert(
-        agent_id=agent.id, workflow_data={"bucket": "s3://acme-private"}, last_error={"msg": "acme-db login failed"},
-    ))
+    state = await acme.agent_states.upsert(
+        AgentStateUpsert(
+            agent_id=agent.id,
+            workflow_data={"bucket": "s3://acme-private"},
+            last_error={"msg": "acme-db login failed"},
+        )
+    )
     assert state.customer_id == mine.customer.id
-    for attempt in (globex.agent_states.get_for_agent(agent.id), globex.agent_states.heartbeat(agent.id),
-                    globex.agent_states.set_current_workflow(agent.id, theirs.execution.id),
-                    globex.agent_states.record_error(agent.id, {"msg": "x"})):
+    for attempt in (
+        globex.agent_states.get_for_agent(agent.id),
+        globex.agent_states.heartbeat(agent.id),
+        globex.agent_states.set_current_workflow(agent.id, theirs.execution.id),
+        globex.agent_states.record_error(agent.id, {"msg": "x"}),
+    ):
         with pytest.raises(NotFound):
             await attempt
     with pytest.raises(AccessDenied):  # an upsert over it is a write into another customer's row
@@ -578,17 +656,21 @@ async def test_transition_trail__written_by_the_trigger_alone(app_store, app_log
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await tx.connection.execute(
                 "INSERT INTO workflow_transitions (workflow_execution_id, to_status, actor) "
-                "VALUES ($1, 'completed', 'forged')", mine.execution.id,
+                "VALUES ($1, 'completed', 'forged')",
+                mine.execution.id,
             )
     with psycopg.connect(app_login_dsn) as conn:  # the application role's own session, unconfined
-        for statement in ("INSERT INTO workflow_transitions (workflow_execution_id, to_status, actor) "
-                          "VALUES (%s, 'completed', 'forged')",
-                          "UPDATE workflow_transitions SET actor = 'forged' WHERE workflow_execution_id = %s",
-                          "DELETE FROM workflow_transitions WHERE workflow_execution_id = %s"):
+        for statement in (
+            "INSERT INTO workflow_transitions (workflow_execution_id, to_status, actor) "
+            "VALUES (%s, 'completed', 'forged')",
+            "UPDATE workflow_transitions SET actor = 'forged' WHERE workflow_execution_id = %s",
+            "DELETE FROM workflow_transitions WHERE workflow_execution_id = %s",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 with conn.transaction():
                     conn.execute(statement, (mine.execution.id,))
     history = await store.workflow_executions.history(mine.execution.id)
     assert [(t.to_status, t.actor, t.reason) for t in history if t.workflow_step_id is None] == [
-        ("pending", None, None), ("running", "agent-7", {"why": "scheduled"}),
+        ("pending", None, None),
+        ("running", "agent-7", {"why": "scheduled"}),
     ]

@@ -50,12 +50,15 @@ async def test_update__expected_version_wins_once_and_the_loser_changes_nothing(
 
 async def test_update__concurrent_writers_with_the_same_version_exactly_one_wins(store, agent, customer):
     execution = await store.workflow_executions.create(new_execution(agent, customer))
-    results = await asyncio.gather(*(
-        store.workflow_executions.update(
-            execution.id, WorkflowExecutionUpdate(metadata={"writer": n}), expected_version=1
-        )
-        for n in range(8)
-    ), return_exceptions=True)
+    results = await asyncio.gather(
+        *(
+            store.workflow_executions.update(
+                execution.id, WorkflowExecutionUpdate(metadata={"writer": n}), expected_version=1
+            )
+            for n in range(8)
+        ),
+        return_exceptions=True,
+    )
     winners = [r for r in results if not isinstance(r, BaseException)]
     assert len(winners) == 1
     assert all(isinstance(r, StaleVersion) for r in results if r is not winners[0])
@@ -68,7 +71,9 @@ async def test_update__expected_version_of_a_missing_row_or_a_bad_value(store, a
     execution = await store.workflow_executions.create(new_execution(agent, customer))
     for bad in (0, -1, True, "1", 1.0):
         with pytest.raises(InvalidArgument, match="expected_version"):
-            await store.workflow_executions.update(execution.id, WorkflowExecutionUpdate(metadata={}), expected_version=bad)
+            await store.workflow_executions.update(
+                execution.id, WorkflowExecutionUpdate(metadata={}), expected_version=bad
+            )
     assert (await store.workflow_executions.get(execution.id)).version == 1
 
 
@@ -90,9 +95,14 @@ async def test_agent_state__upsert_with_expected_version(store, agent):
 
 
 async def test_agent_state__expected_version_never_inserts(store):
-    other = await store.agents.create(AgentCreate(
-        type=AgentType.RESOURCE, name="Resource", version="1", status=AgentStatus.ACTIVE,
-    ))
+    other = await store.agents.create(
+        AgentCreate(
+            type=AgentType.RESOURCE,
+            name="Resource",
+            version="1",
+            status=AgentStatus.ACTIVE,
+        )
+    )
     with pytest.raises(NotFound):
         await store.agent_states.upsert(AgentStateUpsert(agent_id=other.id), expected_version=1)
     assert await store.agent_states.count() == 0
@@ -106,18 +116,22 @@ async def test_create__same_idempotency_key_returns_the_first_row(store, agent, 
 
 
 async def test_create__concurrent_retries_make_one_row(store, agent, customer):
-    rows = await asyncio.gather(*(
-        store.workflow_executions.create(new_execution(agent, customer, idempotency_key="burst"))
-        for _ in range(10)
-    ))
+    rows = await asyncio.gather(
+        *(store.workflow_executions.create(new_execution(agent, customer, idempotency_key="burst")) for _ in range(10))
+    )
     assert len({row.id for row in rows}) == 1
     assert await store.workflow_executions.count() == 1
 
 
 async def test_create__key_is_per_agent_and_optional(store, agent, customer):
-    other = await store.agents.create(AgentCreate(
-        type=AgentType.PERFORMANCE, name="Perf", version="1", status=AgentStatus.ACTIVE,
-    ))
+    other = await store.agents.create(
+        AgentCreate(
+            type=AgentType.PERFORMANCE,
+            name="Perf",
+            version="1",
+            status=AgentStatus.ACTIVE,
+        )
+    )
     mine = await store.workflow_executions.create(new_execution(agent, customer, idempotency_key="k"))
     theirs = await store.workflow_executions.create(new_execution(other, customer, idempotency_key="k"))
     assert mine.id != theirs.id
@@ -129,9 +143,13 @@ async def test_create__key_is_per_agent_and_optional(store, agent, customer):
 async def test_create__key_reused_for_another_request_is_refused(store, agent, customer):
     first = await store.workflow_executions.create(new_execution(agent, customer, idempotency_key="k"))
     with pytest.raises(AlreadyExists, match=str(first.id)) as info:
-        await store.workflow_executions.create(WorkflowExecutionCreate(
-            agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.PERFORMANCE_TUNING,
-            idempotency_key="k",
-        ))
+        await store.workflow_executions.create(
+            WorkflowExecutionCreate(
+                agent_id=agent.id,
+                customer_id=customer.id,
+                workflow_type=WorkflowType.PERFORMANCE_TUNING,
+                idempotency_key="k",
+            )
+        )
     assert info.value.constraint == "workflow_executions_agent_id_idempotency_key_key"
     assert await store.workflow_executions.count() == 1

@@ -49,28 +49,46 @@ def assert_figures(actual, expected: dict) -> None:
     assert actual.total == expected["total"]
     assert actual.count_by_status == expected["count_by_status"]
     assert set(actual.count_by_status) == set(WorkflowStatus)
-    for name in ("success_rate", "avg_duration_seconds", "p50_duration_seconds",
-                 "p95_duration_seconds", "max_duration_seconds"):
+    for name in (
+        "success_rate",
+        "avg_duration_seconds",
+        "p50_duration_seconds",
+        "p95_duration_seconds",
+        "max_duration_seconds",
+    ):
         if expected[name] is None:
             assert getattr(actual, name) is None, name
         else:
             assert getattr(actual, name) == pytest.approx(expected[name]), name
 
 
-async def add_execution(store, agent, customer, status, duration=None, workflow_type=WorkflowType.HEALTH_CHECK,
-                        **extra):
+async def add_execution(
+    store, agent, customer, status, duration=None, workflow_type=WorkflowType.HEALTH_CHECK, **extra
+):
     """An imported execution that started an hour ago and, if finished, ran `duration` seconds."""
     times = {}
     if status is not WorkflowStatus.PENDING:
         times["started_at"] = NOW - timedelta(hours=1)
     if status in FINISHED and duration is not None:
         times["completed_at"] = times["started_at"] + timedelta(seconds=duration)
-    execution = await store.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=agent.id, customer_id=customer.id, workflow_type=workflow_type, status=status, **times, **extra,
-    ))
-    return {"id": execution.id, "status": status, "workflow_type": workflow_type,
-            "customer_id": customer.id, "agent_id": agent.id,
-            "duration": duration if "completed_at" in times else None}
+    execution = await store.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=agent.id,
+            customer_id=customer.id,
+            workflow_type=workflow_type,
+            status=status,
+            **times,
+            **extra,
+        )
+    )
+    return {
+        "id": execution.id,
+        "status": status,
+        "workflow_type": workflow_type,
+        "customer_id": customer.id,
+        "agent_id": agent.id,
+        "duration": duration if "completed_at" in times else None,
+    }
 
 
 async def set_created_at(store, execution_id, at: datetime) -> None:
@@ -79,10 +97,16 @@ async def set_created_at(store, execution_id, at: datetime) -> None:
 
 @pytest.fixture
 async def other_agent(store):
-    return await store.agents.create(AgentCreate(
-        type=AgentType.PERFORMANCE, name="Perf Tuner", version="2.0.0", status=AgentStatus.ACTIVE,
-        endpoint="http://perf-agent:8002", capabilities=["latency"],
-    ))
+    return await store.agents.create(
+        AgentCreate(
+            type=AgentType.PERFORMANCE,
+            name="Perf Tuner",
+            version="2.0.0",
+            status=AgentStatus.ACTIVE,
+            endpoint="http://perf-agent:8002",
+            capabilities=["latency"],
+        )
+    )
 
 
 @pytest.fixture
@@ -91,8 +115,14 @@ async def other_customer(store):
 
 
 DURATIONS = [5, 30, 59.5, 60, 120, 299, 300, 600, 899, 900, 1800, 3599, 3600, 7200, 42, 17, 250, 1000]
-STATUSES = [WorkflowStatus.COMPLETED, WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.COMPLETED,
-            WorkflowStatus.CANCELLED, WorkflowStatus.TIMEOUT]
+STATUSES = [
+    WorkflowStatus.COMPLETED,
+    WorkflowStatus.COMPLETED,
+    WorkflowStatus.FAILED,
+    WorkflowStatus.COMPLETED,
+    WorkflowStatus.CANCELLED,
+    WorkflowStatus.TIMEOUT,
+]
 TYPES = [WorkflowType.HEALTH_CHECK, WorkflowType.COST_ANALYSIS, WorkflowType.SCALING_DECISION]
 
 
@@ -102,10 +132,16 @@ async def population(store, agent, customer, other_agent, other_customer):
     rows = []
     for i in range(30):
         status = STATUSES[i % len(STATUSES)]
-        rows.append(await add_execution(
-            store, agent if i % 4 else other_agent, customer if i % 5 else other_customer, status,
-            DURATIONS[i % len(DURATIONS)], TYPES[i % len(TYPES)],
-        ))
+        rows.append(
+            await add_execution(
+                store,
+                agent if i % 4 else other_agent,
+                customer if i % 5 else other_customer,
+                status,
+                DURATIONS[i % len(DURATIONS)],
+                TYPES[i % len(TYPES)],
+            )
+        )
     rows.append(await add_execution(store, agent, customer, WorkflowStatus.PENDING, workflow_type=TYPES[0]))
     rows.append(await add_execution(store, agent, customer, WorkflowStatus.PENDING, workflow_type=TYPES[1]))
     rows.append(await add_execution(store, agent, customer, WorkflowStatus.RUNNING, workflow_type=TYPES[0]))
@@ -131,8 +167,11 @@ async def test_statistics__match_python_overall_and_per_type(store, population):
 
 @pytest.mark.parametrize("field", ["customer_id", "agent_id", "workflow_type"])
 async def test_statistics__filters_narrow_the_rows(store, population, other_customer, other_agent, field):
-    value = {"customer_id": other_customer.id, "agent_id": other_agent.id,
-             "workflow_type": WorkflowType.SCALING_DECISION}[field]
+    value = {
+        "customer_id": other_customer.id,
+        "agent_id": other_agent.id,
+        "workflow_type": WorkflowType.SCALING_DECISION,
+    }[field]
     stats = await store.workflow_executions.statistics(**{field: value})
     chosen = [r for r in population if r[field] == value]
     assert 0 < len(chosen) < len(population)
@@ -141,9 +180,15 @@ async def test_statistics__filters_narrow_the_rows(store, population, other_cust
 
 async def test_statistics__filters_combine(store, population, customer, agent):
     stats = await store.workflow_executions.statistics(
-        customer_id=str(customer.id), agent_id=agent.id, workflow_type="cost_analysis")
-    chosen = [r for r in population if r["customer_id"] == customer.id and r["agent_id"] == agent.id
-              and r["workflow_type"] is WorkflowType.COST_ANALYSIS]
+        customer_id=str(customer.id), agent_id=agent.id, workflow_type="cost_analysis"
+    )
+    chosen = [
+        r
+        for r in population
+        if r["customer_id"] == customer.id
+        and r["agent_id"] == agent.id
+        and r["workflow_type"] is WorkflowType.COST_ANALYSIS
+    ]
     assert_figures(stats, expected_figures(chosen))
     assert set(stats.by_type) == {WorkflowType.COST_ANALYSIS}
 
@@ -154,14 +199,12 @@ async def test_statistics__window_on_created_at(store, population):
         await set_created_at(store, r["id"], NOW - timedelta(days=40))
     recent = await store.workflow_executions.statistics()
     assert_figures(recent, expected_figures(population[7:]))
-    earlier = await store.workflow_executions.statistics(
-        since=NOW - timedelta(days=41), until=NOW - timedelta(days=39))
+    earlier = await store.workflow_executions.statistics(since=NOW - timedelta(days=41), until=NOW - timedelta(days=39))
     assert_figures(earlier, expected_figures(old))
 
 
 async def test_statistics__empty_window(store, population):
-    stats = await store.workflow_executions.statistics(
-        since=NOW - timedelta(days=400), until=NOW - timedelta(days=399))
+    stats = await store.workflow_executions.statistics(since=NOW - timedelta(days=400), until=NOW - timedelta(days=399))
     assert stats.total == 0 and stats.success_rate is None and stats.by_type == {}
     assert stats.count_by_status == {s: 0 for s in WorkflowStatus}
     assert stats.avg_duration_seconds is None and stats.p95_duration_seconds is None
@@ -193,10 +236,12 @@ async def test_statistics__bad_arguments(store):
 
 async def test_trend__buckets_with_empty_ones(store, agent, customer, other_customer):
     origin = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
-    placed = {0: [(WorkflowStatus.COMPLETED, 60), (WorkflowStatus.FAILED, 120)],
-              1: [(WorkflowStatus.PENDING, None)],
-              3: [(WorkflowStatus.COMPLETED, 30), (WorkflowStatus.COMPLETED, 90), (WorkflowStatus.TIMEOUT, 600)],
-              5: [(WorkflowStatus.RUNNING, None)]}
+    placed = {
+        0: [(WorkflowStatus.COMPLETED, 60), (WorkflowStatus.FAILED, 120)],
+        1: [(WorkflowStatus.PENDING, None)],
+        3: [(WorkflowStatus.COMPLETED, 30), (WorkflowStatus.COMPLETED, 90), (WorkflowStatus.TIMEOUT, 600)],
+        5: [(WorkflowStatus.RUNNING, None)],
+    }
     for hour, items in placed.items():
         for minute, (status, duration) in enumerate(items):
             row = await add_execution(store, agent, customer, status, duration)
@@ -209,7 +254,8 @@ async def test_trend__buckets_with_empty_ones(store, agent, customer, other_cust
     await set_created_at(store, late["id"], origin + timedelta(hours=6))
 
     buckets = await store.workflow_executions.trend(
-        bucket=timedelta(hours=1), since=origin, until=origin + timedelta(hours=6), customer_id=customer.id)
+        bucket=timedelta(hours=1), since=origin, until=origin + timedelta(hours=6), customer_id=customer.id
+    )
     assert [b.start for b in buckets] == [origin + timedelta(hours=h) for h in range(6)]
     assert all(b.end - b.start == timedelta(hours=1) for b in buckets)
     for hour, bucket in enumerate(buckets):
@@ -224,7 +270,8 @@ async def test_trend__buckets_with_empty_ones(store, agent, customer, other_cust
     assert [b.total for b in buckets] == [2, 1, 0, 3, 0, 1]
 
     unfiltered = await store.workflow_executions.trend(
-        bucket=timedelta(hours=1), since=origin, until=origin + timedelta(hours=6))
+        bucket=timedelta(hours=1), since=origin, until=origin + timedelta(hours=6)
+    )
     assert [b.total for b in unfiltered] == [2, 1, 1, 3, 0, 1]
 
 
@@ -233,9 +280,13 @@ async def test_trend__origin_is_since_and_last_bucket_partial(store, agent, cust
     row = await add_execution(store, agent, customer, WorkflowStatus.COMPLETED, 5)
     await set_created_at(store, row["id"], origin + timedelta(minutes=44))
     buckets = await store.workflow_executions.trend(
-        bucket=timedelta(minutes=30), since=origin, until=origin + timedelta(minutes=75))
+        bucket=timedelta(minutes=30), since=origin, until=origin + timedelta(minutes=75)
+    )
     assert [(b.start - origin, b.total) for b in buckets] == [
-        (timedelta(0), 0), (timedelta(minutes=30), 1), (timedelta(minutes=60), 0)]
+        (timedelta(0), 0),
+        (timedelta(minutes=30), 1),
+        (timedelta(minutes=60), 0),
+    ]
 
 
 async def test_trend__until_defaults_to_now(store, agent, customer):
@@ -252,8 +303,9 @@ async def test_trend__refuses_bad_buckets(store):
             await repo.trend(bucket=bucket, since=NOW - timedelta(days=1), until=NOW)
     with pytest.raises(InvalidArgument, match="10,000"):
         await repo.trend(bucket=timedelta(seconds=1), since=NOW - timedelta(days=1), until=NOW)
-    assert len(await repo.trend(bucket=timedelta(minutes=1), since=NOW - timedelta(minutes=10_000),
-                                until=NOW)) == 10_000
+    assert (
+        len(await repo.trend(bucket=timedelta(minutes=1), since=NOW - timedelta(minutes=10_000), until=NOW)) == 10_000
+    )
     with pytest.raises(InvalidArgument, match="since"):
         await repo.trend(bucket=timedelta(hours=1), since=datetime(2026, 1, 1))
     assert await repo.trend(bucket=timedelta(hours=1), since=NOW, until=NOW) == []
@@ -268,10 +320,18 @@ async def add_step(store, execution, name, order, status, duration=None, retry_c
         times["started_at"] = NOW - timedelta(minutes=30)
         if duration is not None:
             times["completed_at"] = times["started_at"] + timedelta(seconds=duration)
-    return await store.workflow_steps.create(WorkflowStepCreate(
-        workflow_execution_id=execution["id"], step_name=name, step_order=order, status=status,
-        retry_count=retry_count, max_retries=max(3, retry_count), error_details=error_details, **times,
-    ))
+    return await store.workflow_steps.create(
+        WorkflowStepCreate(
+            workflow_execution_id=execution["id"],
+            step_name=name,
+            step_order=order,
+            status=status,
+            retry_count=retry_count,
+            max_retries=max(3, retry_count),
+            error_details=error_details,
+            **times,
+        )
+    )
 
 
 async def troubled_population(store, agent, customer):
@@ -282,15 +342,24 @@ async def troubled_population(store, agent, customer):
         status = WorkflowStatus.COMPLETED if i % 2 == 0 else WorkflowStatus.FAILED
         details = None
         if status is WorkflowStatus.FAILED:
-            details = ({"error_type": "Timeout", "error_message": f"took too long #{i}"} if i < 6
-                       else {"error": f"boom #{i}"})
+            details = (
+                {"error_type": "Timeout", "error_message": f"took too long #{i}"} if i < 6 else {"error": f"boom #{i}"}
+            )
         executions.append(await add_execution(store, agent, customer, status, duration, error_details=details))
     steps = []
     for i, execution in enumerate(executions):
         fetch_failed = i in (1, 3, 5)
-        steps.append(("fetch", StepStatus.FAILED if fetch_failed else StepStatus.COMPLETED, 2 + i, 0,
-                      {"error_type": "ConnectionError", "error_message": "refused"} if fetch_failed and i < 5
-                      else ({} if fetch_failed else None)))
+        steps.append(
+            (
+                "fetch",
+                StepStatus.FAILED if fetch_failed else StepStatus.COMPLETED,
+                2 + i,
+                0,
+                {"error_type": "ConnectionError", "error_message": "refused"}
+                if fetch_failed and i < 5
+                else ({} if fetch_failed else None),
+            )
+        )
         steps.append(("deploy", StepStatus.COMPLETED, 100 + 10 * i, 2 if i < 3 else 0, None))
         steps.append(("report", StepStatus.COMPLETED, 1, 1 if i == 0 else 0, None))
         for order, (name, status, duration, retries, details) in enumerate(steps[-3:], start=1):
@@ -306,7 +375,7 @@ async def test_performance__figures_match_python(store, agent, customer):
     bounds = [(0, 60), (60, 300), (300, 900), (900, 3600), (3600, math.inf)]
     assert [(b.label, b.count) for b in perf.duration_buckets] == [
         (label, sum(1 for d in durations if lo <= d < hi))
-        for label, (lo, hi) in zip(["under 1 min", "1-5 min", "5-15 min", "15-60 min", "over 1 h"], bounds)
+        for label, (lo, hi) in zip(["under 1 min", "1-5 min", "5-15 min", "15-60 min", "over 1 h"], bounds, strict=True)
     ]
     assert perf.duration_buckets[-1].max_seconds is None and perf.duration_buckets[0].min_seconds == 0
     assert perf.finished == 10 and perf.success_rate == 0.5
@@ -315,8 +384,10 @@ async def test_performance__figures_match_python(store, agent, customer):
 
     patterns = {(p.source, p.error_type): p for p in perf.error_patterns}
     assert {k: p.count for k, p in patterns.items()} == {
-        ("execution", "Timeout"): 3, ("execution", "unspecified"): 2,
-        ("step", "ConnectionError"): 2, ("step", "unspecified"): 1,
+        ("execution", "Timeout"): 3,
+        ("execution", "unspecified"): 2,
+        ("step", "ConnectionError"): 2,
+        ("step", "unspecified"): 1,
     }
     assert patterns[("execution", "Timeout")].sample_message.startswith("took too long")
     assert patterns[("execution", "unspecified")].sample_message.startswith("boom")
@@ -330,12 +401,14 @@ async def test_performance__figures_match_python(store, agent, customer):
         by_name.setdefault(name, []).append(duration)
     expected = sorted(((percentile_cont(v, 0.95), name, v) for name, v in by_name.items()), reverse=True)
     assert [(t.step_name, t.count) for t in perf.slowest_steps] == [(name, len(v)) for _, name, v in expected]
-    for timing, (p95, _, values) in zip(perf.slowest_steps, expected):
+    for timing, (p95, _, values) in zip(perf.slowest_steps, expected, strict=True):
         assert timing.p95_seconds == pytest.approx(p95)
         assert timing.avg_seconds == pytest.approx(pystats.fmean(values))
 
     assert [(h.step_name, h.steps, h.total_retries) for h in perf.retry_hotspots] == [
-        ("deploy", 10, 6), ("report", 10, 1)]
+        ("deploy", 10, 6),
+        ("report", 10, 1),
+    ]
     assert perf.retry_hotspots[0].share_retried == pytest.approx(0.3)
     assert perf.retry_hotspots[1].share_retried == pytest.approx(0.1)
 
@@ -355,8 +428,15 @@ async def test_performance__healthy_runs_give_no_tips(store, agent, customer):
     for i in range(10):
         status = WorkflowStatus.FAILED if i == 0 else WorkflowStatus.COMPLETED
         execution = await add_execution(store, agent, customer, status, 100 + i)
-        await add_step(store, execution, "fetch", 1, StepStatus.FAILED if i < 2 else StepStatus.COMPLETED, 5,
-                       error_details={"error_type": "ConnectionError"} if i < 2 else None)
+        await add_step(
+            store,
+            execution,
+            "fetch",
+            1,
+            StepStatus.FAILED if i < 2 else StepStatus.COMPLETED,
+            5,
+            error_details={"error_type": "ConnectionError"} if i < 2 else None,
+        )
         await add_step(store, execution, "deploy", 2, StepStatus.COMPLETED, 50, retry_count=1 if i < 2 else 0)
         await add_step(store, execution, "report", 3, StepStatus.COMPLETED, 2, retry_count=1 if i < 2 else 0)
     perf = await store.workflow_executions.performance()
@@ -384,8 +464,16 @@ async def test_performance__filters_narrow_the_rows(store, agent, customer, othe
 
 
 def test_performance_tips__thresholds_are_strict():
-    base = dict(success_rate=0.8, completed=8, ended=10, p50=10.0, p95=30.0,
-                step_failures=[{"step_name": "a", "runs": 5, "failed": 1}], hotspots=[], total_retries=0)
+    base = dict(
+        success_rate=0.8,
+        completed=8,
+        ended=10,
+        p50=10.0,
+        p95=30.0,
+        step_failures=[{"step_name": "a", "runs": 5, "failed": 1}],
+        hotspots=[],
+        total_retries=0,
+    )
     assert performance_tips(**base) == []
     assert len(performance_tips(**{**base, "p95": 30.1})) == 1
     assert len(performance_tips(**{**base, "success_rate": 0.79})) == 1
@@ -412,8 +500,9 @@ async def explain(conn, sql: str, *args) -> list[dict]:
 
 
 async def test_explain__statistics_and_list_for_one_customer_use_an_index(store, agent):
-    customers = [await store.customers.create(CustomerCreate(name=f"Customer {i}", email=f"c{i}@example.com"))
-                 for i in range(20)]
+    customers = [
+        await store.customers.create(CustomerCreate(name=f"Customer {i}", email=f"c{i}@example.com")) for i in range(20)
+    ]
     await store.pool.execute(
         """
         INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, status, started_at, completed_at,
@@ -423,7 +512,8 @@ async def test_explain__statistics_and_list_for_one_customer_use_an_index(store,
                now() - g * interval '10 minutes'
           FROM generate_series(1, 2000) AS g
         """,
-        agent.id, [c.id for c in customers],
+        agent.id,
+        [c.id for c in customers],
     )
     await store.pool.execute("ANALYZE workflow_executions")
     q = load("workflow_executions")

@@ -20,14 +20,20 @@ async def next_n(stream, n: int, timeout: float = 10.0) -> list:
 
 
 async def run_one(store, agent, customer, steps: int = 2):
-    execution = await store.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
-    ))
+    execution = await store.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=agent.id,
+            customer_id=customer.id,
+            workflow_type=WorkflowType.HEALTH_CHECK,
+        )
+    )
     await store.workflow_executions.start(execution.id, actor="worker")
-    created = await store.workflow_steps.create_many([
-        WorkflowStepCreate(workflow_execution_id=execution.id, step_name=f"s{i}", step_order=i)
-        for i in range(1, steps + 1)
-    ])
+    created = await store.workflow_steps.create_many(
+        [
+            WorkflowStepCreate(workflow_execution_id=execution.id, step_name=f"s{i}", step_order=i)
+            for i in range(1, steps + 1)
+        ]
+    )
     for step in created:
         await store.workflow_steps.start(step.id)
         await store.workflow_steps.complete(step.id)
@@ -38,7 +44,9 @@ async def run_one(store, agent, customer, steps: int = 2):
 async def test_events__sees_another_tasks_workflow_in_commit_order(store, agent, customer):
     async with store.workflow_events(poll_interval=0.2) as events:
         task = asyncio.create_task(run_one(store, agent, customer))
-        received = await next_n(events, 2 + 2 + 2 * 2 + 1)  # created, started, 2 steps x (created, started, completed), completed
+        received = await next_n(
+            events, 2 + 2 + 2 * 2 + 1
+        )  # created, started, 2 steps x (created, started, completed), completed
         execution = await task
     history = await store.workflow_executions.history(execution.id)
     assert [t.id for t in received] == [t.id for t in history]
@@ -92,12 +100,20 @@ async def test_events__row_with_a_lower_id_committed_later_is_not_skipped(store,
     last id" would skip the first transaction's row here."""
     async with store.workflow_events(poll_interval=0.1) as events:
         async with store.transaction() as slow:
-            early = await slow.workflow_executions.create(WorkflowExecutionCreate(
-                agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
-            ))  # takes the lower id, commits last
-            fast = await store.workflow_executions.create(WorkflowExecutionCreate(
-                agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
-            ))
+            early = await slow.workflow_executions.create(
+                WorkflowExecutionCreate(
+                    agent_id=agent.id,
+                    customer_id=customer.id,
+                    workflow_type=WorkflowType.HEALTH_CHECK,
+                )
+            )  # takes the lower id, commits last
+            fast = await store.workflow_executions.create(
+                WorkflowExecutionCreate(
+                    agent_id=agent.id,
+                    customer_id=customer.id,
+                    workflow_type=WorkflowType.HEALTH_CHECK,
+                )
+            )
             first = await next_n(events, 1)
             assert first[0].workflow_execution_id == fast.id
         second = await next_n(events, 1)
@@ -105,9 +121,7 @@ async def test_events__row_with_a_lower_id_committed_later_is_not_skipped(store,
     assert second[0].id < first[0].id
 
 
-async def test_events__after_with_an_older_transaction_still_open_is_not_skipped(
-    store, clean_dsn, agent, customer
-):
+async def test_events__after_with_an_older_transaction_still_open_is_not_skipped(store, clean_dsn, agent, customer):
     slow = await asyncpg.connect(clean_dsn)
     try:
         await slow.execute("BEGIN")
@@ -117,7 +131,9 @@ async def test_events__after_with_an_older_transaction_still_open_is_not_skipped
         async with store.workflow_events(after=last, poll_interval=0.1) as events:
             late = await slow.fetchval(
                 "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type) "
-                "VALUES ($1, $2, 'health_check') RETURNING id", agent.id, customer.id,
+                "VALUES ($1, $2, 'health_check') RETURNING id",
+                agent.id,
+                customer.id,
             )
             await slow.execute("COMMIT")
             received = await next_n(events, 1)

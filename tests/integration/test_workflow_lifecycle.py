@@ -50,16 +50,28 @@ async def new_execution(store, agent, customer, status=WorkflowStatus.PENDING, *
         times["started_at"] = datetime.now(UTC) - timedelta(minutes=1)
     if status not in (WorkflowStatus.PENDING, WorkflowStatus.RUNNING):
         times["completed_at"] = datetime.now(UTC)
-    return await store.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
-        status=status, **times, **extra,
-    ))
+    return await store.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=agent.id,
+            customer_id=customer.id,
+            workflow_type=WorkflowType.HEALTH_CHECK,
+            status=status,
+            **times,
+            **extra,
+        )
+    )
 
 
 async def new_step(store, execution, status=StepStatus.PENDING, order=1, **extra):
-    return await store.workflow_steps.create(WorkflowStepCreate(
-        workflow_execution_id=execution.id, step_name=f"step_{order}", step_order=order, status=status, **extra,
-    ))
+    return await store.workflow_steps.create(
+        WorkflowStepCreate(
+            workflow_execution_id=execution.id,
+            step_name=f"step_{order}",
+            step_order=order,
+            status=status,
+            **extra,
+        )
+    )
 
 
 @pytest.mark.parametrize("method", sorted(EXECUTION_TRANSITIONS))
@@ -225,7 +237,9 @@ async def test_list__filters(store, agent, customer):
     failed = await new_execution(store, agent, customer, WorkflowStatus.FAILED)
     ids = lambda page: {e.id for e in page.items}  # noqa: E731
     assert ids(await store.workflow_executions.list(status=[WorkflowStatus.RUNNING, "failed"])) == {
-        running.id, failed.id}
+        running.id,
+        failed.id,
+    }
     assert ids(await store.workflow_executions.list(status="pending")) == {pending.id}
     assert ids(await store.workflow_executions.list(workflow_type=WorkflowType.COST_ANALYSIS)) == set()
     hour_ago = datetime.now(UTC) - timedelta(hours=1)
@@ -253,9 +267,7 @@ async def test_list__bad_arguments(store):
 
 async def test_update__writes_only_given_fields(store, agent, customer):
     execution = await new_execution(store, agent, customer, input_data={"a": 1}, metadata={"m": 1})
-    updated = await store.workflow_executions.update(
-        execution.id, WorkflowExecutionUpdate(output_data={"done": True})
-    )
+    updated = await store.workflow_executions.update(execution.id, WorkflowExecutionUpdate(output_data={"done": True}))
     assert updated.output_data == {"done": True}
     assert updated.input_data == {"a": 1} and updated.metadata == {"m": 1}
     assert updated.status is WorkflowStatus.PENDING
@@ -268,16 +280,30 @@ async def test_update__writes_only_given_fields(store, agent, customer):
 async def test_get_detail__one_round_trip_with_steps_and_artifacts(store, agent, customer):
     execution = await new_execution(store, agent, customer, WorkflowStatus.RUNNING)
     payload = {"model": "llama-3-70b ✓", "ratio": 0.1, "big": 2**62, "nested": [{"a": None}, True]}
-    steps = await store.workflow_steps.create_many([
-        WorkflowStepCreate(workflow_execution_id=execution.id, step_name=f"s{i}", step_order=i,
-                           input_data=payload, metadata={"i": i})
-        for i in (2, 1)
-    ])
+    steps = await store.workflow_steps.create_many(
+        [
+            WorkflowStepCreate(
+                workflow_execution_id=execution.id,
+                step_name=f"s{i}",
+                step_order=i,
+                input_data=payload,
+                metadata={"i": i},
+            )
+            for i in (2, 1)
+        ]
+    )
     await store.workflow_steps.start(steps[1].id)
-    artifact = await store.workflow_artifacts.create(WorkflowArtifactCreate(
-        workflow_execution_id=execution.id, workflow_step_id=steps[1].id, artifact_type=ArtifactType.LOG,
-        artifact_name="log", artifact_path="s3://log", artifact_size_bytes=10, metadata=payload,
-    ))
+    artifact = await store.workflow_artifacts.create(
+        WorkflowArtifactCreate(
+            workflow_execution_id=execution.id,
+            workflow_step_id=steps[1].id,
+            artifact_type=ArtifactType.LOG,
+            artifact_name="log",
+            artifact_path="s3://log",
+            artifact_size_bytes=10,
+            metadata=payload,
+        )
+    )
     detail = await store.workflow_executions.get_detail(execution.id)
     assert detail.id == execution.id
     assert detail.model_dump(exclude={"steps", "artifacts"}) == execution.model_dump()
@@ -295,16 +321,18 @@ async def test_ids__time_ordered_version_7(store, agent, customer):
     # ids of the tables that grow sort in creation order, so rows written together sit together
     # in every index on their ids (see migration 0009)
     executions = [await new_execution(store, agent, customer) for _ in range(5)]
-    steps = await store.workflow_steps.create_many([
-        WorkflowStepCreate(workflow_execution_id=executions[0].id, step_name=f"s{i}", step_order=i)
-        for i in range(1, 4)
-    ])
+    steps = await store.workflow_steps.create_many(
+        [
+            WorkflowStepCreate(workflow_execution_id=executions[0].id, step_name=f"s{i}", step_order=i)
+            for i in range(1, 4)
+        ]
+    )
     for rows in (executions, steps):
         assert all(r.id.version == 7 and r.id.variant == uuid.RFC_4122 for r in rows)
         # the first 48 bits are the creation time in ms (rows of the same ms order at random)
         millis = [r.id.int >> 80 for r in rows]
         assert millis == sorted(millis)
-        for row, ms in zip(rows, millis):
+        for row, ms in zip(rows, millis, strict=True):
             assert abs(datetime.fromtimestamp(ms / 1000, UTC) - row.created_at) < timedelta(seconds=5)
     assert len({r.id for r in executions + steps}) == 8
 
@@ -314,19 +342,28 @@ async def test_artifact__step_of_another_execution_refused(store, agent, custome
     second = await new_execution(store, agent, customer)
     other_step = await new_step(store, second)
     with pytest.raises(MissingReference) as info:
-        await store.workflow_artifacts.create(WorkflowArtifactCreate(
-            workflow_execution_id=first.id, workflow_step_id=other_step.id,
-            artifact_type=ArtifactType.LOG, artifact_name="x", artifact_path="s3://x",
-        ))
+        await store.workflow_artifacts.create(
+            WorkflowArtifactCreate(
+                workflow_execution_id=first.id,
+                workflow_step_id=other_step.id,
+                artifact_type=ArtifactType.LOG,
+                artifact_name="x",
+                artifact_path="s3://x",
+            )
+        )
     assert info.value.constraint == "workflow_artifacts_workflow_step_id_fkey"
     assert await store.workflow_artifacts.list(execution_id=first.id) == []
 
 
 async def test_create__unknown_agent_is_missing_reference(store, customer):
     with pytest.raises(MissingReference) as info:
-        await store.workflow_executions.create(WorkflowExecutionCreate(
-            agent_id=uuid.uuid4(), customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
-        ))
+        await store.workflow_executions.create(
+            WorkflowExecutionCreate(
+                agent_id=uuid.uuid4(),
+                customer_id=customer.id,
+                workflow_type=WorkflowType.HEALTH_CHECK,
+            )
+        )
     assert info.value.constraint == "workflow_executions_agent_id_fkey"
     assert isinstance(info.value.__cause__, Exception) and "asyncpg" in type(info.value.__cause__).__module__
 
@@ -334,23 +371,28 @@ async def test_create__unknown_agent_is_missing_reference(store, customer):
 async def test_create_many__atomic(store, agent, customer):
     execution = await new_execution(store, agent, customer)
     with pytest.raises(AlreadyExists) as info:
-        await store.workflow_steps.create_many([
-            WorkflowStepCreate(workflow_execution_id=execution.id, step_name="a", step_order=1),
-            WorkflowStepCreate(workflow_execution_id=execution.id, step_name="b", step_order=1),
-        ])
+        await store.workflow_steps.create_many(
+            [
+                WorkflowStepCreate(workflow_execution_id=execution.id, step_name="a", step_order=1),
+                WorkflowStepCreate(workflow_execution_id=execution.id, step_name="b", step_order=1),
+            ]
+        )
     assert info.value.constraint == "workflow_steps_execution_id_step_order_key"
     assert await store.workflow_steps.list(execution_id=execution.id) == []
     assert await store.workflow_steps.create_many([]) == []
 
 
-@pytest.mark.parametrize("bad, field", [
-    ({"workflow_type": "teleport"}, "workflow_type"),
-    ({"agent_id": "not-a-uuid"}, "agent_id"),
-    ({"started_at": datetime(2025, 1, 1)}, "started_at"),  # naive
-    ({"started_at": datetime.now(UTC), "completed_at": datetime.now(UTC) - timedelta(hours=1)}, "completed_at"),
-    ({"input_data": ["not", "an", "object"]}, "input_data"),
-    ({"surprise": 1}, "surprise"),
-])
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        ({"workflow_type": "teleport"}, "workflow_type"),
+        ({"agent_id": "not-a-uuid"}, "agent_id"),
+        ({"started_at": datetime(2025, 1, 1)}, "started_at"),  # naive
+        ({"started_at": datetime.now(UTC), "completed_at": datetime.now(UTC) - timedelta(hours=1)}, "completed_at"),
+        ({"input_data": ["not", "an", "object"]}, "input_data"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
 async def test_create__bad_execution_input_writes_nothing(store, agent, customer, bad, field):
     values = {"agent_id": agent.id, "customer_id": customer.id, "workflow_type": "health_check", **bad}
     with pytest.raises(pydantic.ValidationError) as info:
@@ -359,16 +401,19 @@ async def test_create__bad_execution_input_writes_nothing(store, agent, customer
     assert (await store.workflow_executions.list()).items == []
 
 
-@pytest.mark.parametrize("bad, field", [
-    ({"step_name": ""}, "step_name"),
-    ({"step_name": "   "}, "step_name"),
-    ({"step_name": "x" * 256}, "step_name"),
-    ({"step_order": 0}, "step_order"),
-    ({"retry_count": -1}, "retry_count"),
-    ({"retry_count": 4, "max_retries": 3}, "max_retries"),  # the message names retry_count too
-    ({"max_retries": 2**31}, "max_retries"),
-    ({"status": "exploded"}, "status"),
-])
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        ({"step_name": ""}, "step_name"),
+        ({"step_name": "   "}, "step_name"),
+        ({"step_name": "x" * 256}, "step_name"),
+        ({"step_order": 0}, "step_order"),
+        ({"retry_count": -1}, "retry_count"),
+        ({"retry_count": 4, "max_retries": 3}, "max_retries"),  # the message names retry_count too
+        ({"max_retries": 2**31}, "max_retries"),
+        ({"status": "exploded"}, "status"),
+    ],
+)
 async def test_create__bad_step_input_writes_nothing(store, agent, customer, bad, field):
     execution = await new_execution(store, agent, customer)
     values = {"workflow_execution_id": execution.id, "step_name": "ok", "step_order": 1, **bad}

@@ -8,21 +8,30 @@ import asyncpg
 import pytest
 
 from optiinfra_store.enums import WorkflowType
-from optiinfra_store.errors import InvalidArgument, NotFound
+from optiinfra_store.errors import InvalidArgument, InvalidTransition, NotFound
 from optiinfra_store.records import WorkflowExecutionCreate, WorkflowStepCreate
 
 
 async def run_workflow(store, agent, customer):
-    execution = await store.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.QUALITY_CHECK,
-    ))
+    execution = await store.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=agent.id,
+            customer_id=customer.id,
+            workflow_type=WorkflowType.QUALITY_CHECK,
+        )
+    )
     await store.workflow_executions.start(execution.id, actor="scheduler", reason={"trigger": "cron"})
-    step = await store.workflow_steps.create(WorkflowStepCreate(
-        workflow_execution_id=execution.id, step_name="quality_validation", step_order=1,
-    ))
+    step = await store.workflow_steps.create(
+        WorkflowStepCreate(
+            workflow_execution_id=execution.id,
+            step_name="quality_validation",
+            step_order=1,
+        )
+    )
     await store.workflow_steps.start(step.id, actor="app-agent-1")
-    await store.workflow_steps.fail(step.id, error_details={"score": 0.78}, actor="app-agent-1",
-                                    reason={"threshold": 0.85})
+    await store.workflow_steps.fail(
+        step.id, error_details={"score": 0.78}, actor="app-agent-1", reason={"threshold": 0.85}
+    )
     await store.workflow_steps.retry(step.id, actor="app-agent-1")
     await store.workflow_executions.cancel(execution.id, "operator stopped it", actor="jane@acme.example")
     return execution, step
@@ -52,7 +61,7 @@ async def test_history__every_change_oldest_first_with_actor_and_reason(store, a
 async def test_history__refused_transition_records_nothing(store, agent, customer):
     execution, _ = await run_workflow(store, agent, customer)
     before = await store.workflow_executions.history(execution.id)
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidTransition):
         await store.workflow_executions.start(execution.id, actor="late")
     assert await store.workflow_executions.history(execution.id) == before
 
@@ -71,9 +80,13 @@ async def test_history__raw_sql_changes_are_recorded_too(store, clean_dsn, agent
 
 
 async def test_history__actor_does_not_leak_into_the_next_change(store, agent, customer):
-    execution = await store.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
-    ))
+    execution = await store.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=agent.id,
+            customer_id=customer.id,
+            workflow_type=WorkflowType.HEALTH_CHECK,
+        )
+    )
     async with store.transaction() as tx:
         await tx.workflow_executions.start(execution.id, actor="first")
         await tx.workflow_executions.complete(execution.id)
@@ -86,9 +99,12 @@ async def test_history__deleted_with_the_execution(store, clean_dsn, agent, cust
     await store.workflow_executions.delete(execution.id)
     conn = await asyncpg.connect(clean_dsn)
     try:
-        assert await conn.fetchval(
-            "SELECT count(*) FROM workflow_transitions WHERE workflow_execution_id = $1", execution.id
-        ) == 0
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM workflow_transitions WHERE workflow_execution_id = $1", execution.id
+            )
+            == 0
+        )
     finally:
         await conn.close()
     with pytest.raises(NotFound):
@@ -96,9 +112,13 @@ async def test_history__deleted_with_the_execution(store, clean_dsn, agent, cust
 
 
 async def test_history__bad_actor_or_reason_refused_before_sql(store, agent, customer):
-    execution = await store.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
-    ))
+    execution = await store.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=agent.id,
+            customer_id=customer.id,
+            workflow_type=WorkflowType.HEALTH_CHECK,
+        )
+    )
     with pytest.raises(InvalidArgument, match="actor"):
         await store.workflow_executions.start(execution.id, actor="x" * 256)
     with pytest.raises(InvalidArgument, match="reason"):
@@ -109,14 +129,22 @@ async def test_history__bad_actor_or_reason_refused_before_sql(store, agent, cus
 
 
 async def test_history__actor_not_inherited_by_later_inserts_in_a_transaction(store, agent, customer):
-    first = await store.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
-    ))
+    first = await store.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=agent.id,
+            customer_id=customer.id,
+            workflow_type=WorkflowType.HEALTH_CHECK,
+        )
+    )
     async with store.transaction() as tx:
         await tx.workflow_executions.cancel(first.id, "operator said so", actor="alice")
-        second = await tx.workflow_executions.create(WorkflowExecutionCreate(
-            agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
-        ))
+        second = await tx.workflow_executions.create(
+            WorkflowExecutionCreate(
+                agent_id=agent.id,
+                customer_id=customer.id,
+                workflow_type=WorkflowType.HEALTH_CHECK,
+            )
+        )
     created = (await store.workflow_executions.history(second.id))[0]
     assert (created.actor, created.reason) == (None, None)
 
@@ -135,20 +163,31 @@ async def test_transitions__direct_delete_refused(store, clean_dsn, agent, custo
 async def test_history__refused_transition_leaves_no_actor_behind(store, agent, customer):
     from optiinfra_store.errors import InvalidTransition
 
-    pending = await store.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
-    ))
+    pending = await store.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=agent.id,
+            customer_id=customer.id,
+            workflow_type=WorkflowType.HEALTH_CHECK,
+        )
+    )
     async with store.transaction() as tx:
         with pytest.raises(InvalidTransition):
             await tx.workflow_executions.complete(pending.id, actor="mallory", reason={"why": "refused"})
         with pytest.raises(InvalidTransition):
             await tx.workflow_steps.retry(
-                (await tx.workflow_steps.create(WorkflowStepCreate(
-                    workflow_execution_id=pending.id, step_name="s", step_order=1))).id,
+                (
+                    await tx.workflow_steps.create(
+                        WorkflowStepCreate(workflow_execution_id=pending.id, step_name="s", step_order=1)
+                    )
+                ).id,
                 actor="mallory",
             )
-        later = await tx.workflow_executions.create(WorkflowExecutionCreate(
-            agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
-        ))
+        later = await tx.workflow_executions.create(
+            WorkflowExecutionCreate(
+                agent_id=agent.id,
+                customer_id=customer.id,
+                workflow_type=WorkflowType.HEALTH_CHECK,
+            )
+        )
     created = (await store.workflow_executions.history(later.id))[0]
     assert (created.actor, created.reason) == (None, None)

@@ -36,9 +36,7 @@ def snapshot(dsn: str) -> dict[str, list[tuple]]:
     """Everything that defines the schema, minus yoyo's own bookkeeping tables."""
     with psycopg.connect(dsn) as conn:
         result = {name: conn.execute(query).fetchall() for name, query in _QUERIES.items()}
-    result = {
-        name: [row for row in rows if row[0] not in YOYO_TABLES] for name, rows in result.items()
-    }
+    result = {name: [row for row in rows if row[0] not in YOYO_TABLES] for name, rows in result.items()}
     return result
 
 

@@ -140,13 +140,20 @@ def test_cli__rotate_key_moves_every_sensitive_config_to_the_newest_key(scratch_
     assert code == 1 and out == "" and SECRET_KEY_ENV in err and err.count("\n") == 1
     monkeypatch.setenv(SECRET_KEY_ENV, "new,old")
     assert run(capsys, "rotate-key", "--dsn", scratch_dsn, "--dry-run")[:2] == (
-        0, "3 sensitive configs are not yet encrypted under the newest key\n")
+        0,
+        "3 sensitive configs are not yet encrypted under the newest key\n",
+    )
     code, _, err = run(capsys, "rotate-key", "--dsn", scratch_dsn, "--batch-size", "0")
     assert code == 1 and "batch_size" in err
     assert run(capsys, "rotate-key", "--dsn", scratch_dsn, "--batch-size", "2")[:2] == (
-        0, "re-encrypted 3 sensitive configs under the newest key; 0 left\n")
+        0,
+        "re-encrypted 3 sensitive configs under the newest key; 0 left\n",
+    )
     assert run(capsys, "rotate-key", "--dsn", scratch_dsn)[:2] == (
-        0, "re-encrypted 0 sensitive configs under the newest key; 0 left\n")
+        0,
+        "re-encrypted 0 sensitive configs under the newest key; 0 left\n",
+    )
     with psycopg.connect(scratch_dsn) as conn:
         assert conn.execute("SELECT DISTINCT secret_key_id FROM agent_configs").fetchall() == [
-            (SecretKeys(["new"]).newest_id,)]
+            (SecretKeys(["new"]).newest_id,)
+        ]

@@ -10,9 +10,16 @@ from optiinfra_store.errors import MigrationError, StoreUnavailable
 from tests.migration.catalog import snapshot
 
 IDS = [
-    "0001_core", "0002_agent_state", "0003_workflow_history", "0004_workflow_transitions",
-    "0005_history_indexes", "0006_versions_and_idempotency", "0007_tenant_isolation",
-    "0008_config_encryption", "0009_time_ordered_ids", "0010_tenant_wall",
+    "0001_core",
+    "0002_agent_state",
+    "0003_workflow_history",
+    "0004_workflow_transitions",
+    "0005_history_indexes",
+    "0006_versions_and_idempotency",
+    "0007_tenant_isolation",
+    "0008_config_encryption",
+    "0009_time_ordered_ids",
+    "0010_tenant_wall",
     "0011_client_side_secrets",
 ]
 
@@ -47,9 +54,7 @@ def test_rollback__one_at_a_time(scratch_dsn):
 
 
 def test_status__all_pending_on_empty_database(scratch_dsn):
-    assert [(s.id, s.applied, s.applied_at) for s in migrations.status(scratch_dsn)] == [
-        (i, False, None) for i in IDS
-    ]
+    assert [(s.id, s.applied, s.applied_at) for s in migrations.status(scratch_dsn)] == [(i, False, None) for i in IDS]
 
 
 def test_apply__failed_migration_leaves_database_unchanged(scratch_dsn):
@@ -61,9 +66,12 @@ def test_apply__failed_migration_leaves_database_unchanged(scratch_dsn):
     assert "agent_states" in tables  # 0001 and 0002 committed
     assert "workflow_executions" not in tables
     with psycopg.connect(scratch_dsn) as conn:
-        assert conn.execute(
-            "SELECT count(*) FROM information_schema.columns WHERE column_name = 'current_workflow_id'"
-        ).fetchone()[0] == 0
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM information_schema.columns WHERE column_name = 'current_workflow_id'"
+            ).fetchone()[0]
+            == 0
+        )
     assert [s.applied for s in migrations.status(scratch_dsn)] == [n < 2 for n in range(len(IDS))]
 
 

@@ -22,9 +22,20 @@ AP1 = "d2000000-0000-4000-8000-000000000001"
 AP2 = "d2000000-0000-4000-8000-000000000002"
 
 TABLES = {
-    "customers", "agents", "events", "recommendations", "approvals", "optimizations",
-    "agent_configs", "agent_states", "agent_capabilities", "agent_metrics",
-    "workflow_executions", "workflow_steps", "workflow_artifacts", "workflow_transitions",
+    "customers",
+    "agents",
+    "events",
+    "recommendations",
+    "approvals",
+    "optimizations",
+    "agent_configs",
+    "agent_states",
+    "agent_capabilities",
+    "agent_metrics",
+    "workflow_executions",
+    "workflow_steps",
+    "workflow_artifacts",
+    "workflow_transitions",
 }
 
 ENUMS = {
@@ -32,12 +43,21 @@ ENUMS = {
     "agent_type": ["cost", "performance", "resource", "application"],
     "agent_status": ["registered", "active", "inactive", "error", "maintenance"],
     "event_type": [
-        "cost_anomaly", "performance_degradation", "resource_saturation", "quality_regression",
-        "recommendation_created", "optimization_applied", "optimization_rolled_back", "agent_error",
+        "cost_anomaly",
+        "performance_degradation",
+        "resource_saturation",
+        "quality_regression",
+        "recommendation_created",
+        "optimization_applied",
+        "optimization_rolled_back",
+        "agent_error",
     ],
     "event_severity": ["info", "low", "medium", "high", "critical"],
     "recommendation_type": [
-        "cost_reduction", "performance_tuning", "resource_scaling", "quality_improvement",
+        "cost_reduction",
+        "performance_tuning",
+        "resource_scaling",
+        "quality_improvement",
         "configuration_change",
     ],
     "approval_status": ["pending", "approved", "rejected", "expired"],
@@ -47,13 +67,26 @@ ENUMS = {
     "metric_type": ["gauge", "counter", "histogram", "summary"],
     # the workflow enums are exactly those of the workflow-history specification
     "workflow_type": [
-        "cost_analysis", "performance_tuning", "resource_optimization", "quality_check",
-        "scaling_decision", "configuration_update", "health_check", "anomaly_detection",
+        "cost_analysis",
+        "performance_tuning",
+        "resource_optimization",
+        "quality_check",
+        "scaling_decision",
+        "configuration_update",
+        "health_check",
+        "anomaly_detection",
     ],
     "workflow_status": ["pending", "running", "completed", "failed", "cancelled", "timeout"],
     "step_status": ["pending", "running", "completed", "failed", "skipped", "retrying"],
     "artifact_type": [
-        "report", "config", "log", "recommendation", "chart", "metrics", "alert", "diagnostic",
+        "report",
+        "config",
+        "log",
+        "recommendation",
+        "chart",
+        "metrics",
+        "alert",
+        "diagnostic",
     ],
 }
 
@@ -88,103 +121,69 @@ BAD_ROWS = {
     "customers_email_key": "INSERT INTO customers (name, email) VALUES ('X', 'platform@acme.example')",
     "agents_name_check": "INSERT INTO agents (type, name, version) VALUES ('cost', '', '1.0')",
     "agents_version_check": "INSERT INTO agents (type, name, version) VALUES ('cost', 'x', ' ')",
-    "events_title_check":
-        f"INSERT INTO events (customer_id, event_type, title) VALUES ('{C1}', 'agent_error', '')",
-    "recommendations_title_check":
-        "INSERT INTO recommendations (customer_id, agent_id, recommendation_type, title) "
-        f"VALUES ('{C1}', '{A1}', 'cost_reduction', '')",
-    "recommendations_estimated_savings_usd_check":
-        "INSERT INTO recommendations (customer_id, agent_id, recommendation_type, title, estimated_savings_usd) "
-        f"VALUES ('{C1}', '{A1}', 'cost_reduction', 't', -1)",
-    "recommendations_confidence_score_check":
-        "INSERT INTO recommendations (customer_id, agent_id, recommendation_type, title, confidence_score) "
-        f"VALUES ('{C1}', '{A1}', 'cost_reduction', 't', 1.5)",
-    "approvals_decided_at_check":
-        f"INSERT INTO approvals (recommendation_id, status) VALUES ('{R1}', 'approved')",
-    "optimizations_completed_at_check":
-        "INSERT INTO optimizations (recommendation_id, approval_id, started_at, completed_at) "
-        f"VALUES ('{R1}', '{AP1}', now(), now() - interval '1 hour')",
-    "optimizations_approval_approved_check":
-        f"INSERT INTO optimizations (recommendation_id, approval_id) VALUES ('{R2}', '{AP2}')",
-    "agent_configs_agent_id_config_key_key":
-        f"INSERT INTO agent_configs (agent_id, config_key, config_value) VALUES ('{A1}', 'cost_threshold_usd', '1')",
-    "agent_configs_config_key_check":
-        f"INSERT INTO agent_configs (agent_id, config_key, config_value) VALUES ('{A1}', ' ', 'x')",
-    "agent_configs_number_value_check":
-        "INSERT INTO agent_configs (agent_id, config_key, config_value, config_type) "
-        f"VALUES ('{A1}', 'k', 'twelve', 'number')",
-    "agent_configs_boolean_value_check":
-        "INSERT INTO agent_configs (agent_id, config_key, config_value, config_type) "
-        f"VALUES ('{A1}', 'k', 'yes', 'boolean')",
+    "events_title_check": f"INSERT INTO events (customer_id, event_type, title) VALUES ('{C1}', 'agent_error', '')",
+    "recommendations_title_check": "INSERT INTO recommendations (customer_id, agent_id, recommendation_type, title) "
+    f"VALUES ('{C1}', '{A1}', 'cost_reduction', '')",
+    "recommendations_estimated_savings_usd_check": "INSERT INTO recommendations (customer_id, agent_id, recommendation_type, title, estimated_savings_usd) "
+    f"VALUES ('{C1}', '{A1}', 'cost_reduction', 't', -1)",
+    "recommendations_confidence_score_check": "INSERT INTO recommendations (customer_id, agent_id, recommendation_type, title, confidence_score) "
+    f"VALUES ('{C1}', '{A1}', 'cost_reduction', 't', 1.5)",
+    "approvals_decided_at_check": f"INSERT INTO approvals (recommendation_id, status) VALUES ('{R1}', 'approved')",
+    "optimizations_completed_at_check": "INSERT INTO optimizations (recommendation_id, approval_id, started_at, completed_at) "
+    f"VALUES ('{R1}', '{AP1}', now(), now() - interval '1 hour')",
+    "optimizations_approval_approved_check": f"INSERT INTO optimizations (recommendation_id, approval_id) VALUES ('{R2}', '{AP2}')",
+    "agent_configs_agent_id_config_key_key": f"INSERT INTO agent_configs (agent_id, config_key, config_value) VALUES ('{A1}', 'cost_threshold_usd', '1')",
+    "agent_configs_config_key_check": f"INSERT INTO agent_configs (agent_id, config_key, config_value) VALUES ('{A1}', ' ', 'x')",
+    "agent_configs_number_value_check": "INSERT INTO agent_configs (agent_id, config_key, config_value, config_type) "
+    f"VALUES ('{A1}', 'k', 'twelve', 'number')",
+    "agent_configs_boolean_value_check": "INSERT INTO agent_configs (agent_id, config_key, config_value, config_type) "
+    f"VALUES ('{A1}', 'k', 'yes', 'boolean')",
     "agent_states_agent_id_key": f"INSERT INTO agent_states (agent_id) VALUES ('{A1}')",
     "agent_states_error_count_check": f"UPDATE agent_states SET error_count = -1 WHERE agent_id = '{A1}'",
-    "agent_capabilities_agent_id_name_version_key":
-        "INSERT INTO agent_capabilities (agent_id, capability_name, capability_version) "
-        f"VALUES ('{A1}', 'gpu_cost_analysis', '1.2.0')",
-    "agent_capabilities_capability_name_check":
-        "INSERT INTO agent_capabilities (agent_id, capability_name, capability_version) "
-        f"VALUES ('{A1}', '', '1.0')",
-    "agent_capabilities_capability_version_check":
-        "INSERT INTO agent_capabilities (agent_id, capability_name, capability_version) "
-        f"VALUES ('{A1}', 'x', '')",
-    "agent_metrics_metric_name_check":
-        f"INSERT INTO agent_metrics (agent_id, metric_name, metric_value) VALUES ('{A1}', '', 1)",
-    "agent_metrics_metric_value_check":
-        f"INSERT INTO agent_metrics (agent_id, metric_name, metric_value) VALUES ('{A1}', 'm', 'NaN')",
-    "workflow_executions_completed_at_check":
-        "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, started_at, completed_at) "
-        f"VALUES ('{A1}', '{C1}', 'cost_analysis', now(), now() - interval '1 second')",
-    "agent_configs_value_or_secret_check":
-        f"INSERT INTO agent_configs (agent_id, config_key, config_value) VALUES ('{A1}', 'nothing', NULL)",
-    "agent_configs_secret_is_sensitive_check":
-        "INSERT INTO agent_configs (agent_id, config_key, config_value, config_secret, is_sensitive) "
-        f"VALUES ('{A1}', 'not_secret', NULL, '\\x00', false)",
-    "agent_configs_secret_key_id_check":
-        "INSERT INTO agent_configs (agent_id, config_key, config_value, config_secret, is_sensitive, secret_key_id) "
-        f"VALUES ('{A1}', 'bad_key_id', NULL, '\\x00', true, 'not-hex')",
-    "workflow_executions_agent_id_idempotency_key_key":
-        "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, idempotency_key) "
-        f"SELECT '{A1}', '{C1}', 'cost_analysis', 'twice' FROM generate_series(1, 2)",
-    "workflow_executions_idempotency_key_check":
-        "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, idempotency_key) "
-        f"VALUES ('{A1}', '{C1}', 'cost_analysis', ' ')",
-    "workflow_executions_version_check":
-        "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, version) "
-        f"VALUES ('{A1}', '{C1}', 'cost_analysis', 0)",
+    "agent_capabilities_agent_id_name_version_key": "INSERT INTO agent_capabilities (agent_id, capability_name, capability_version) "
+    f"VALUES ('{A1}', 'gpu_cost_analysis', '1.2.0')",
+    "agent_capabilities_capability_name_check": "INSERT INTO agent_capabilities (agent_id, capability_name, capability_version) "
+    f"VALUES ('{A1}', '', '1.0')",
+    "agent_capabilities_capability_version_check": "INSERT INTO agent_capabilities (agent_id, capability_name, capability_version) "
+    f"VALUES ('{A1}', 'x', '')",
+    "agent_metrics_metric_name_check": f"INSERT INTO agent_metrics (agent_id, metric_name, metric_value) VALUES ('{A1}', '', 1)",
+    "agent_metrics_metric_value_check": f"INSERT INTO agent_metrics (agent_id, metric_name, metric_value) VALUES ('{A1}', 'm', 'NaN')",
+    "workflow_executions_completed_at_check": "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, started_at, completed_at) "
+    f"VALUES ('{A1}', '{C1}', 'cost_analysis', now(), now() - interval '1 second')",
+    "agent_configs_value_or_secret_check": f"INSERT INTO agent_configs (agent_id, config_key, config_value) VALUES ('{A1}', 'nothing', NULL)",
+    "agent_configs_secret_is_sensitive_check": "INSERT INTO agent_configs (agent_id, config_key, config_value, config_secret, is_sensitive) "
+    f"VALUES ('{A1}', 'not_secret', NULL, '\\x00', false)",
+    "agent_configs_secret_key_id_check": "INSERT INTO agent_configs (agent_id, config_key, config_value, config_secret, is_sensitive, secret_key_id) "
+    f"VALUES ('{A1}', 'bad_key_id', NULL, '\\x00', true, 'not-hex')",
+    "workflow_executions_agent_id_idempotency_key_key": "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, idempotency_key) "
+    f"SELECT '{A1}', '{C1}', 'cost_analysis', 'twice' FROM generate_series(1, 2)",
+    "workflow_executions_idempotency_key_check": "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, idempotency_key) "
+    f"VALUES ('{A1}', '{C1}', 'cost_analysis', ' ')",
+    "workflow_executions_version_check": "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, version) "
+    f"VALUES ('{A1}', '{C1}', 'cost_analysis', 0)",
     # (an UPDATE cannot break it: the trigger sets the next version over any value given)
     "agent_states_version_check": f"INSERT INTO agent_states (agent_id, version) VALUES ('{A1}', 0)",
-    "workflow_steps_execution_id_step_order_key":
-        f"INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order) VALUES ('{E1}', 'again', 1)",
-    "workflow_steps_step_name_check":
-        f"INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order) VALUES ('{E1}', ' ', 9)",
-    "workflow_steps_step_order_check":
-        f"INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order) VALUES ('{E1}', 'x', 0)",
-    "workflow_steps_retry_count_check":
-        "INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, retry_count) "
-        f"VALUES ('{E1}', 'x', 9, -1)",
-    "workflow_steps_max_retries_check":
-        "INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, max_retries) "
-        f"VALUES ('{E1}', 'x', 9, -1)",
-    "workflow_steps_retries_within_max_check":
-        "INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, retry_count, max_retries) "
-        f"VALUES ('{E1}', 'x', 9, 4, 3)",
-    "workflow_steps_completed_at_check":
-        "INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, started_at, completed_at) "
-        f"VALUES ('{E1}', 'x', 9, now(), now() - interval '1 second')",
-    "workflow_artifacts_artifact_name_check":
-        "INSERT INTO workflow_artifacts (workflow_execution_id, artifact_type, artifact_name, artifact_path) "
-        f"VALUES ('{E1}', 'log', '', 's3://x')",
-    "workflow_artifacts_artifact_path_check":
-        "INSERT INTO workflow_artifacts (workflow_execution_id, artifact_type, artifact_name, artifact_path) "
-        f"VALUES ('{E1}', 'log', 'x', '')",
-    "workflow_artifacts_artifact_size_bytes_check":
-        "INSERT INTO workflow_artifacts (workflow_execution_id, artifact_type, artifact_name, artifact_path, "
-        f"artifact_size_bytes) VALUES ('{E1}', 'log', 'x', 's3://x', -1)",
+    "workflow_steps_execution_id_step_order_key": f"INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order) VALUES ('{E1}', 'again', 1)",
+    "workflow_steps_step_name_check": f"INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order) VALUES ('{E1}', ' ', 9)",
+    "workflow_steps_step_order_check": f"INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order) VALUES ('{E1}', 'x', 0)",
+    "workflow_steps_retry_count_check": "INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, retry_count) "
+    f"VALUES ('{E1}', 'x', 9, -1)",
+    "workflow_steps_max_retries_check": "INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, max_retries) "
+    f"VALUES ('{E1}', 'x', 9, -1)",
+    "workflow_steps_retries_within_max_check": "INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, retry_count, max_retries) "
+    f"VALUES ('{E1}', 'x', 9, 4, 3)",
+    "workflow_steps_completed_at_check": "INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, started_at, completed_at) "
+    f"VALUES ('{E1}', 'x', 9, now(), now() - interval '1 second')",
+    "workflow_artifacts_artifact_name_check": "INSERT INTO workflow_artifacts (workflow_execution_id, artifact_type, artifact_name, artifact_path) "
+    f"VALUES ('{E1}', 'log', '', 's3://x')",
+    "workflow_artifacts_artifact_path_check": "INSERT INTO workflow_artifacts (workflow_execution_id, artifact_type, artifact_name, artifact_path) "
+    f"VALUES ('{E1}', 'log', 'x', '')",
+    "workflow_artifacts_artifact_size_bytes_check": "INSERT INTO workflow_artifacts (workflow_execution_id, artifact_type, artifact_name, artifact_path, "
+    f"artifact_size_bytes) VALUES ('{E1}', 'log', 'x', 's3://x', -1)",
     "workflow_transitions_append_only_check": "UPDATE workflow_transitions SET actor = 'forger'",
     # an artifact whose step belongs to another execution
-    "workflow_artifacts_workflow_step_id_fkey":
-        "INSERT INTO workflow_artifacts (workflow_execution_id, workflow_step_id, artifact_type, artifact_name, "
-        f"artifact_path) VALUES ('{E1}', '{S201}', 'log', 'x', 's3://x')",
+    "workflow_artifacts_workflow_step_id_fkey": "INSERT INTO workflow_artifacts (workflow_execution_id, workflow_step_id, artifact_type, artifact_name, "
+    f"artifact_path) VALUES ('{E1}', '{S201}', 'log', 'x', 's3://x')",
 }
 
 # unique keys that exist only as targets of composite foreign keys: the primary key rejects
@@ -193,9 +192,19 @@ FK_TARGET_KEYS = {"approvals_id_recommendation_id_key", "workflow_steps_id_execu
 
 SEEDED_COUNTS = {
     "workflow_transitions": 19,  # the creation of each of the 4 executions and 15 steps
-    "customers": 2, "agents": 4, "events": 3, "recommendations": 2, "approvals": 2, "optimizations": 1,
-    "agent_configs": 12, "agent_states": 4, "agent_capabilities": 11, "agent_metrics": 12,
-    "workflow_executions": 4, "workflow_steps": 15, "workflow_artifacts": 8,
+    "customers": 2,
+    "agents": 4,
+    "events": 3,
+    "recommendations": 2,
+    "approvals": 2,
+    "optimizations": 1,
+    "agent_configs": 12,
+    "agent_states": 4,
+    "agent_capabilities": 11,
+    "agent_metrics": 12,
+    "workflow_executions": 4,
+    "workflow_steps": 15,
+    "workflow_artifacts": 8,
 }
 
 
@@ -246,19 +255,24 @@ def test_columns__timestamps_have_time_zone_and_ids_are_generated_uuids(seeded_d
 
 def test_foreign_keys__on_delete_rules(seeded_dsn):
     with psycopg.connect(seeded_dsn) as c:
-        rows = dict(c.execute(
-            "SELECT conname, confdeltype::text FROM pg_constraint "
-            "WHERE contype = 'f' AND connamespace = 'public'::regnamespace"
-        ).fetchall())
+        rows = dict(
+            c.execute(
+                "SELECT conname, confdeltype::text FROM pg_constraint "
+                "WHERE contype = 'f' AND connamespace = 'public'::regnamespace"
+            ).fetchall()
+        )
     assert rows == FOREIGN_KEYS
 
 
 def test_constraints__every_check_and_unique_rule_has_a_bad_row(seeded_dsn):
     with psycopg.connect(seeded_dsn) as c:
-        names = {row[0] for row in c.execute(
-            "SELECT conname FROM pg_constraint "
-            "WHERE contype IN ('c', 'u') AND connamespace = 'public'::regnamespace"
-        )}
+        names = {
+            row[0]
+            for row in c.execute(
+                "SELECT conname FROM pg_constraint "
+                "WHERE contype IN ('c', 'u') AND connamespace = 'public'::regnamespace"
+            )
+        }
     # raised by triggers, not catalog CHECKs
     names |= {"optimizations_approval_approved_check", "workflow_transitions_append_only_check"}
     assert names - FK_TARGET_KEYS == set(BAD_ROWS) - {"workflow_artifacts_workflow_step_id_fkey"}
@@ -284,7 +298,8 @@ def test_foreign_key__missing_reference_rejected(conn):
     with pytest.raises(psycopg.errors.ForeignKeyViolation) as info:
         conn.execute(
             "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type) "
-            "VALUES (%s, gen_random_uuid(), 'cost_analysis')", (A1,)
+            "VALUES (%s, gen_random_uuid(), 'cost_analysis')",
+            (A1,),
         )
     assert info.value.diag.constraint_name == "workflow_executions_customer_id_fkey"
 
@@ -292,7 +307,8 @@ def test_foreign_key__missing_reference_rejected(conn):
 def test_artifact__step_of_same_execution_accepted(conn):
     conn.execute(
         "INSERT INTO workflow_artifacts (workflow_execution_id, workflow_step_id, artifact_type, "
-        "artifact_name, artifact_path) VALUES (%s, %s, 'log', 'ok', 's3://ok')", (E1, S105)
+        "artifact_name, artifact_path) VALUES (%s, %s, 'log', 'ok', 's3://ok')",
+        (E1, S105),
     )
 
 
@@ -311,9 +327,7 @@ def test_cascade__deleting_customer_removes_executions_steps_artifacts(conn):
 
 def test_cascade__deleting_agent_keeps_its_events(conn):
     conn.execute("DELETE FROM agents WHERE id = %s", (A1,))
-    row = conn.execute(
-        "SELECT agent_id FROM events WHERE id = 'e1000000-0000-4000-8000-000000000001'"
-    ).fetchone()
+    row = conn.execute("SELECT agent_id FROM events WHERE id = 'e1000000-0000-4000-8000-000000000001'").fetchone()
     assert row == (None,)
     assert conn.execute("SELECT count(*) FROM agent_configs WHERE agent_id = %s", (A1,)).fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM workflow_executions WHERE agent_id = %s", (A1,)).fetchone()[0] == 0
@@ -321,9 +335,10 @@ def test_cascade__deleting_agent_keeps_its_events(conn):
 
 def test_cascade__deleting_step_removes_only_its_artifacts(conn):
     conn.execute("DELETE FROM workflow_steps WHERE id = %s", (S105,))
-    names = {r[0] for r in conn.execute(
-        "SELECT artifact_name FROM workflow_artifacts WHERE workflow_execution_id = %s", (E1,)
-    )}
+    names = {
+        r[0]
+        for r in conn.execute("SELECT artifact_name FROM workflow_artifacts WHERE workflow_execution_id = %s", (E1,))
+    }
     assert names == {"Recommendations JSON", "GPU Utilization Chart"}
 
 
@@ -339,9 +354,7 @@ def test_updated_at__trigger_moves_it_on_update(seeded_dsn):
     with psycopg.connect(seeded_dsn, autocommit=True) as c:
         before = c.execute("SELECT updated_at FROM customers WHERE id = %s", (C1,)).fetchone()[0]
         c.execute("UPDATE customers SET metadata = metadata WHERE id = %s", (C1,))
-        created, after = c.execute(
-            "SELECT created_at, updated_at FROM customers WHERE id = %s", (C1,)
-        ).fetchone()
+        created, after = c.execute("SELECT created_at, updated_at FROM customers WHERE id = %s", (C1,)).fetchone()
     assert after > before
     assert after > created
 
@@ -359,24 +372,27 @@ def test_indexes__every_foreign_key_column_leads_an_index(seeded_dsn):
     assert unindexed == []
 
 
-@pytest.mark.parametrize("table, columns", [
-    # the indexes the workflow-history specification lists, as leading columns
-    ("workflow_executions", "agent_id, status"),
-    ("workflow_executions", "customer_id, workflow_type"),
-    ("workflow_executions", "started_at"),
-    ("workflow_executions", "status"),
-    ("workflow_executions", "workflow_type"),
-    ("workflow_steps", "workflow_execution_id, step_order"),
-    ("workflow_steps", "workflow_execution_id, status"),
-    ("workflow_steps", "step_name, status"),
-    ("workflow_steps", "status"),
-    ("workflow_artifacts", "workflow_execution_id, artifact_type"),
-    ("workflow_artifacts", "workflow_step_id, artifact_type"),
-    ("workflow_artifacts", "artifact_type"),
-    ("agent_states", "current_workflow_id"),
-    ("agent_metrics", "agent_id, metric_name, collection_timestamp"),
-    ("workflow_transitions", "workflow_execution_id, id"),
-])
+@pytest.mark.parametrize(
+    "table, columns",
+    [
+        # the indexes the workflow-history specification lists, as leading columns
+        ("workflow_executions", "agent_id, status"),
+        ("workflow_executions", "customer_id, workflow_type"),
+        ("workflow_executions", "started_at"),
+        ("workflow_executions", "status"),
+        ("workflow_executions", "workflow_type"),
+        ("workflow_steps", "workflow_execution_id, step_order"),
+        ("workflow_steps", "workflow_execution_id, status"),
+        ("workflow_steps", "step_name, status"),
+        ("workflow_steps", "status"),
+        ("workflow_artifacts", "workflow_execution_id, artifact_type"),
+        ("workflow_artifacts", "workflow_step_id, artifact_type"),
+        ("workflow_artifacts", "artifact_type"),
+        ("agent_states", "current_workflow_id"),
+        ("agent_metrics", "agent_id, metric_name, collection_timestamp"),
+        ("workflow_transitions", "workflow_execution_id, id"),
+    ],
+)
 def test_indexes__listed_columns_are_indexed(seeded_dsn, table, columns):
     defs = [row[2] for row in snapshot(seeded_dsn)["indexes"] if row[0] == table]
     assert any(f"({columns}" in d for d in defs), defs

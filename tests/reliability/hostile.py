@@ -27,11 +27,41 @@ from optiinfra_store.errors import StoreError
 # -- text ---------------------------------------------------------------------------------------
 
 SURROGATES = st.integers(0xD800, 0xDFFF).map(chr)
-ODD_CHARACTERS = st.sampled_from([
-    "\x00", "'", '"', "\\", "$", "%", "_", ";", "-", "*", "/", "\t", "\n", "\r", " ", "\x1c", "\x7f",
-    "\u0085", "\u00a0", "\u0301", "\u200b", "\u202e", "\u2028", "\ufeff", "\ufffd", "\uffff",
-    "\U0001f44d", "\U0001f3fd", "\U0010ffff", "\ud800", "\udfff",
-])
+ODD_CHARACTERS = st.sampled_from(
+    [
+        "\x00",
+        "'",
+        '"',
+        "\\",
+        "$",
+        "%",
+        "_",
+        ";",
+        "-",
+        "*",
+        "/",
+        "\t",
+        "\n",
+        "\r",
+        " ",
+        "\x1c",
+        "\x7f",
+        "\u0085",
+        "\u00a0",
+        "\u0301",
+        "\u200b",
+        "\u202e",
+        "\u2028",
+        "\ufeff",
+        "\ufffd",
+        "\uffff",
+        "\U0001f44d",
+        "\U0001f3fd",
+        "\U0010ffff",
+        "\ud800",
+        "\udfff",
+    ]
+)
 CHARACTERS = st.one_of(st.characters(), SURROGATES, ODD_CHARACTERS)
 
 
@@ -55,9 +85,31 @@ LONG_TEXT = st.one_of(
     st.builds(LongText, st.just("x"), st.sampled_from([1_000_000, 1_000_001])),  # Text's own limit
 )
 SPECIAL_TEXT = [
-    "", " ", "   ", "\t\n", "\x00", "a\x00b", "\x00" * 3, "\ud800", "a\udfffb", "\\x00", "\\u0000", "\\",
-    "null", "NaN", "-Infinity", "true", "{}", "[]", "0", "-0", "1e999", "\u202egnp.exe", "\ufeffbom",
-    "e\u0301", "\U0001f44d\U0001f3fd",
+    "",
+    " ",
+    "   ",
+    "\t\n",
+    "\x00",
+    "a\x00b",
+    "\x00" * 3,
+    "\ud800",
+    "a\udfffb",
+    "\\x00",
+    "\\u0000",
+    "\\",
+    "null",
+    "NaN",
+    "-Infinity",
+    "true",
+    "{}",
+    "[]",
+    "0",
+    "-0",
+    "1e999",
+    "\u202egnp.exe",
+    "\ufeffbom",
+    "e\u0301",
+    "\U0001f44d\U0001f3fd",
 ]
 
 TEXT = st.one_of(
@@ -82,6 +134,7 @@ EMAILS = st.builds(
 
 # -- JSON ---------------------------------------------------------------------------------------
 
+
 class LongInt(int):
     """An integer past the interpreter's 4300-digit str() limit, with a repr() that still works
     (Hypothesis and pytest print the values they draw); to json and asyncpg it is an int."""
@@ -94,14 +147,34 @@ class LongInt(int):
 
 
 BIG_INTEGERS = [
-    2**31 - 1, 2**31, 2**63 - 1, 2**63, -(2**63) - 1, 2**64, 10**100, 10**4299, -(10**4299), LongInt(10**4300),
+    2**31 - 1,
+    2**31,
+    2**63 - 1,
+    2**63,
+    -(2**63) - 1,
+    2**64,
+    10**100,
+    10**4299,
+    -(10**4299),
+    LongInt(10**4300),
 ]
 ODD_FLOATS = [
-    0.0, -0.0, 5e-324, 1e-300, 0.1, 1e15 + 0.5, 1.7976931348623157e308, float("nan"), float("inf"), -float("inf"),
+    0.0,
+    -0.0,
+    5e-324,
+    1e-300,
+    0.1,
+    1e15 + 0.5,
+    1.7976931348623157e308,
+    float("nan"),
+    float("inf"),
+    -float("inf"),
 ]
 JSON_NUMBERS = st.one_of(
-    st.integers(), st.sampled_from(BIG_INTEGERS),
-    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(ODD_FLOATS),
+    st.integers(),
+    st.sampled_from(BIG_INTEGERS),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(ODD_FLOATS),
 )
 
 
@@ -143,8 +216,14 @@ JSON_OBJECTS = st.one_of(
 """JSON objects, storable or not."""
 
 STORABLE_JSON_VALUES = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
-              STORABLE_TEXT, st.sampled_from(BIG_INTEGERS[:-1])),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        STORABLE_TEXT,
+        st.sampled_from(BIG_INTEGERS[:-1]),
+    ),
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(STORABLE_TEXT, inner, max_size=4)),
     max_leaves=12,
 )
@@ -155,20 +234,38 @@ STORABLE_JSON_OBJECTS = st.dictionaries(STORABLE_TEXT, STORABLE_JSON_VALUES, max
 
 JUNK = st.sampled_from([None, "", "x", b"x", 1.5, [], {}, object(), True])
 INTEGERS = st.one_of(
-    st.integers(-10, 10), st.integers(), st.sampled_from(BIG_INTEGERS[:7]),
-    st.sampled_from(["7", " 7 ", "7.0", 7.0, 7.5, True, False, "NaN"]), JUNK,
+    st.integers(-10, 10),
+    st.integers(),
+    st.sampled_from(BIG_INTEGERS[:7]),
+    st.sampled_from(["7", " 7 ", "7.0", 7.0, 7.5, True, False, "NaN"]),
+    JUNK,
 )
 FLOATS = st.one_of(
-    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(ODD_FLOATS),
-    st.sampled_from(["nan", "inf", "-Infinity", "0.5", "1e400", 2**1024]), st.integers(), JUNK,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(ODD_FLOATS),
+    st.sampled_from(["nan", "inf", "-Infinity", "0.5", "1e400", 2**1024]),
+    st.integers(),
+    JUNK,
 )
 DECIMALS = st.one_of(
     st.decimals(allow_nan=True, allow_infinity=True),
-    st.sampled_from([
-        Decimal("999999999999.99"), Decimal("1000000000000"), Decimal("0.001"), Decimal("-0.01"),
-        Decimal("1E+11"), Decimal("sNaN"), Decimal("-0"), "12.5", 1e400, 10**20,
-    ]),
-    st.integers(), st.floats(), JUNK,
+    st.sampled_from(
+        [
+            Decimal("999999999999.99"),
+            Decimal("1000000000000"),
+            Decimal("0.001"),
+            Decimal("-0.01"),
+            Decimal("1E+11"),
+            Decimal("sNaN"),
+            Decimal("-0"),
+            "12.5",
+            1e400,
+            10**20,
+        ]
+    ),
+    st.integers(),
+    st.floats(),
+    JUNK,
 )
 ZONES = st.builds(
     timezone, st.timedeltas(min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59))
@@ -181,7 +278,9 @@ EDGE_DATETIMES = [
     datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),  # asyncpg: infinity
     datetime(9999, 12, 31, 23, 59, 59, 999998, tzinfo=UTC),
     datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-14))),  # after year 9999 in UTC
-    datetime(1, 1, 1), datetime(9999, 12, 31), datetime(2024, 2, 29, 12),  # naive
+    datetime(1, 1, 1),
+    datetime(9999, 12, 31),
+    datetime(2024, 2, 29, 12),  # naive
     datetime(2024, 1, 1).date(),
 ]
 DATETIMES = st.one_of(
@@ -203,8 +302,10 @@ def is_driver_infinity(value: Any) -> bool:
 
 
 TIMEDELTAS = st.one_of(
-    st.timedeltas(), st.sampled_from([timedelta(0), timedelta(microseconds=1), timedelta.max, timedelta.min]),
-    st.integers(), JUNK,
+    st.timedeltas(),
+    st.sampled_from([timedelta(0), timedelta(microseconds=1), timedelta.max, timedelta.min]),
+    st.integers(),
+    JUNK,
 )
 BOOLEANS = st.one_of(st.booleans(), st.sampled_from(["true", "false", "yes", "0", 1, 0, 2, -1, "maybe"]), JUNK)
 
@@ -215,16 +316,22 @@ def uuids(*valid: Any) -> st.SearchStrategy:
     forms = st.sampled_from(known + [str(v) for v in known] + [str(v).upper() for v in known])
     return st.one_of(
         *([forms, forms] if known else []),
-        st.uuids(), st.sampled_from(["", "0", "00000000-0000-0000-0000-000000000000", "{%s}" % UUID(int=1)]),
-        TEXT, INTEGERS,
+        st.uuids(),
+        st.sampled_from(["", "0", "00000000-0000-0000-0000-000000000000", f"{{{UUID(int=1)}}}"]),
+        TEXT,
+        INTEGERS,
     )
 
 
 def enums(enum: type[Enum]) -> st.SearchStrategy:
     members = list(enum)
     return st.one_of(
-        st.sampled_from(members), st.sampled_from([m.value for m in members]), st.sampled_from(members),
-        st.sampled_from([m.value.upper() for m in members] + [f" {m.value}" for m in members]), TEXT, JUNK,
+        st.sampled_from(members),
+        st.sampled_from([m.value for m in members]),
+        st.sampled_from(members),
+        st.sampled_from([m.value.upper() for m in members] + [f" {m.value}" for m in members]),
+        TEXT,
+        JUNK,
     )
 
 
@@ -249,7 +356,9 @@ def mostly(storable: st.SearchStrategy, hostile: st.SearchStrategy) -> st.Search
 
 
 STORABLE_DATETIMES = st.datetimes(
-    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=ZONES,
+    min_value=datetime(1, 1, 2),
+    max_value=datetime(9999, 12, 30),
+    timezones=ZONES,
 )
 
 
@@ -285,9 +394,20 @@ def for_field(model: type[pydantic.BaseModel], name: str, valid: Any = None) -> 
 # -- what every call is held to -------------------------------------------------------------------
 
 TABLES = (
-    "customers", "agents", "events", "recommendations", "approvals", "optimizations", "agent_configs",
-    "agent_states", "agent_capabilities", "agent_metrics", "workflow_executions", "workflow_steps",
-    "workflow_artifacts", "workflow_transitions",
+    "customers",
+    "agents",
+    "events",
+    "recommendations",
+    "approvals",
+    "optimizations",
+    "agent_configs",
+    "agent_states",
+    "agent_capabilities",
+    "agent_metrics",
+    "workflow_executions",
+    "workflow_steps",
+    "workflow_artifacts",
+    "workflow_transitions",
 )
 _COUNTS = "SELECT " + ", ".join(f"(SELECT count(*) FROM {table}) AS {table}" for table in TABLES)
 
@@ -334,5 +454,5 @@ def same(stored: Any, given: Any) -> bool:
     if isinstance(stored, dict) and isinstance(given, dict):
         return stored.keys() == given.keys() and all(same(stored[k], given[k]) for k in stored)
     if isinstance(stored, list) and isinstance(given, (list, tuple)):
-        return len(stored) == len(given) and all(same(a, b) for a, b in zip(stored, given))
+        return len(stored) == len(given) and all(same(a, b) for a, b in zip(stored, given, strict=True))
     return type(stored) is not list and stored == given

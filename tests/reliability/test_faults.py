@@ -21,7 +21,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from tests.pg import private_embedded_server
 from optiinfra_store import Store
 from optiinfra_store.enums import AgentStatus, AgentStatusDetail, AgentType, WorkflowStatus, WorkflowType
 from optiinfra_store.errors import StaleVersion, StoreError, StoreTimeout, StoreUnavailable
@@ -33,6 +32,7 @@ from optiinfra_store.records import (
     WorkflowExecutionUpdate,
     WorkflowStepCreate,
 )
+from tests.pg import private_embedded_server
 
 # -- helpers ---------------------------------------------------------------------------------------
 
@@ -391,9 +391,10 @@ async def test_transaction__backend_killed_mid_statement_raises_unavailable_and_
             await release()
 
             assert await admin.fetchval("SELECT count(*) FROM workflow_executions WHERE id = $1", mine.id) == 0
-            assert await admin.fetchval(
-                "SELECT count(*) FROM workflow_steps WHERE workflow_execution_id = $1", mine.id
-            ) == 0
+            assert (
+                await admin.fetchval("SELECT count(*) FROM workflow_steps WHERE workflow_execution_id = $1", mine.id)
+                == 0
+            )
             started = await faulty.workflow_executions.start(held.id)  # no caller action in between
             assert started.status == WorkflowStatus.RUNNING
             assert await backend_pid(faulty) != killed
@@ -509,9 +510,9 @@ async def test_idle_connections_killed_all_at_once__the_pool_refills(clean_dsn, 
         for pid in killed:
             await backends.kill(pid)
         await closures.wait(3)
-        rows = await asyncio.gather(*(
-            faulty.workflow_executions.create(new_execution(agent, customer)) for _ in range(6)
-        ))
+        rows = await asyncio.gather(
+            *(faulty.workflow_executions.create(new_execution(agent, customer)) for _ in range(6))
+        )
         assert len({row.id for row in rows}) == 6
         assert not set(await backends.pids()) & set(killed)
         await pool_settled(faulty, max_size=3)
@@ -543,7 +544,9 @@ def start_server(server: Any) -> None:
     socket_dir = server.get_postmaster_info().socket_dir
     pgserver.pg_ctl(
         ["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(server.log), "start"],
-        pgdata=server.pgdata, user=server.system_user, timeout=30,
+        pgdata=server.pgdata,
+        user=server.system_user,
+        timeout=30,
     )
 
 
@@ -551,9 +554,14 @@ async def test_server_restart__calls_fail_unavailable_during_the_outage_then_the
     dsn = private_server.get_uri()
     async with Store.connect(dsn, min_size=2, max_size=4, acquire_timeout=10) as store:
         customer = await store.customers.create(CustomerCreate(name="Restart Co", email="ops@restart.example"))
-        agent = await store.agents.create(AgentCreate(
-            type=AgentType.COST, name="Cost", version="1", status=AgentStatus.ACTIVE,
-        ))
+        agent = await store.agents.create(
+            AgentCreate(
+                type=AgentType.COST,
+                name="Cost",
+                version="1",
+                status=AgentStatus.ACTIVE,
+            )
+        )
         before = await store.workflow_executions.create(new_execution(agent, customer))
 
         # a transaction open when the server shuts down: its commit fails, its writes are gone
@@ -705,9 +713,14 @@ async def test_create__backend_killed_in_flight_then_retried_with_the_key_makes_
 async def test_create__reply_lost_after_commit_then_retried_with_the_key_returns_that_row(
     store, proxy, admin, agent, customer, in_transaction
 ):
-    other_agent = await store.agents.create(AgentCreate(
-        type=AgentType.PERFORMANCE, name="Perf", version="1", status=AgentStatus.ACTIVE,
-    ))
+    other_agent = await store.agents.create(
+        AgentCreate(
+            type=AgentType.PERFORMANCE,
+            name="Perf",
+            version="1",
+            status=AgentStatus.ACTIVE,
+        )
+    )
     async with fault_store(proxy.dsn, admin, max_size=1) as (faulty, _, _):
         request = new_execution(agent, customer, idempotency_key="run-7")
         proxy.mode = "lose_reply"

@@ -28,23 +28,70 @@ from hypothesis import strategies as st
 
 from optiinfra_store import Store
 from optiinfra_store.enums import (
-    AgentStatus, AgentStatusDetail, AgentType, ApprovalStatus, ArtifactType, ConfigType, CustomerStatus,
-    EventSeverity, EventType, MetricType, OptimizationStatus, RecommendationType, StepStatus, WorkflowStatus,
+    AgentStatus,
+    AgentStatusDetail,
+    AgentType,
+    ApprovalStatus,
+    ArtifactType,
+    ConfigType,
+    CustomerStatus,
+    EventSeverity,
+    EventType,
+    MetricType,
+    OptimizationStatus,
+    RecommendationType,
+    StepStatus,
+    WorkflowStatus,
     WorkflowType,
 )
 from optiinfra_store.errors import InvalidArgument, StoreTimeout
 from optiinfra_store.records import (
-    AgentCapabilityCreate, AgentCapabilityUpdate, AgentConfigCreate, AgentCreate, AgentMetricCreate,
-    AgentStateCreate, AgentStateUpsert, AgentUpdate, ApprovalCreate, CustomerCreate, CustomerUpdate,
-    EventCreate, OptimizationCreate, RecommendationCreate, RecommendationUpdate, WorkflowArtifactCreate,
-    WorkflowExecutionCreate, WorkflowExecutionUpdate, WorkflowStepCreate,
+    AgentCapabilityCreate,
+    AgentCapabilityUpdate,
+    AgentConfigCreate,
+    AgentCreate,
+    AgentMetricCreate,
+    AgentStateCreate,
+    AgentStateUpsert,
+    AgentUpdate,
+    ApprovalCreate,
+    CustomerCreate,
+    CustomerUpdate,
+    EventCreate,
+    OptimizationCreate,
+    RecommendationCreate,
+    RecommendationUpdate,
+    WorkflowArtifactCreate,
+    WorkflowExecutionCreate,
+    WorkflowExecutionUpdate,
+    WorkflowStepCreate,
 )
 from optiinfra_store.records._base import JSON_MAX_DEPTH
 from optiinfra_store.repositories.base import encode_cursor
 from tests.reliability.hostile import (
-    BOOLEANS, DATETIMES, INTEGERS, JSON_OBJECTS, JSON_VALUES, JUNK, STORABLE_DATETIMES, STORABLE_JSON_OBJECTS,
-    STORABLE_JSON_VALUES, STORABLE_TEXT, TEXT, TIMEDELTAS, LongInt, core_type, enums, for_field, is_driver_infinity,
-    mostly, nested, outcome, row_counts, same, uuids,
+    BOOLEANS,
+    DATETIMES,
+    INTEGERS,
+    JSON_OBJECTS,
+    JSON_VALUES,
+    JUNK,
+    STORABLE_DATETIMES,
+    STORABLE_JSON_OBJECTS,
+    STORABLE_JSON_VALUES,
+    STORABLE_TEXT,
+    TEXT,
+    TIMEDELTAS,
+    LongInt,
+    core_type,
+    enums,
+    for_field,
+    is_driver_infinity,
+    mostly,
+    nested,
+    outcome,
+    row_counts,
+    same,
+    uuids,
 )
 
 
@@ -81,24 +128,47 @@ async def world(store) -> World:
     customer = await store.customers.create(CustomerCreate(name="Hostile Co", email="hostile@example.com"))
     agent = await store.agents.create(AgentCreate(type=AgentType.COST, name="target", version="1.0"))
     await store.agent_states.create(AgentStateCreate(agent_id=agent.id))
-    recommendation = await store.recommendations.create(RecommendationCreate(
-        customer_id=customer.id, agent_id=agent.id, recommendation_type=RecommendationType.COST_REDUCTION, title="r",
-    ))
+    recommendation = await store.recommendations.create(
+        RecommendationCreate(
+            customer_id=customer.id,
+            agent_id=agent.id,
+            recommendation_type=RecommendationType.COST_REDUCTION,
+            title="r",
+        )
+    )
     approval = await store.approvals.create(ApprovalCreate(recommendation_id=recommendation.id))
     approval = await store.approvals.approve(approval.id, decided_by="ops")
-    execution = await store.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.COST_ANALYSIS,
-        status=WorkflowStatus.RUNNING, started_at=datetime.now(UTC) - timedelta(minutes=1),
-    ))
-    step = await store.workflow_steps.create(WorkflowStepCreate(
-        workflow_execution_id=execution.id, step_name="collect", step_order=1,
-    ))
-    capability = await store.agent_capabilities.create(AgentCapabilityCreate(
-        agent_id=agent.id, capability_name="gpu_cost_analysis", capability_version="1",
-    ))
-    metric = await store.agent_metrics.create(AgentMetricCreate(
-        agent_id=agent.id, metric_name="gpu_util", metric_value=0.5, metadata={"gpu": "a100"},
-    ))
+    execution = await store.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=agent.id,
+            customer_id=customer.id,
+            workflow_type=WorkflowType.COST_ANALYSIS,
+            status=WorkflowStatus.RUNNING,
+            started_at=datetime.now(UTC) - timedelta(minutes=1),
+        )
+    )
+    step = await store.workflow_steps.create(
+        WorkflowStepCreate(
+            workflow_execution_id=execution.id,
+            step_name="collect",
+            step_order=1,
+        )
+    )
+    capability = await store.agent_capabilities.create(
+        AgentCapabilityCreate(
+            agent_id=agent.id,
+            capability_name="gpu_cost_analysis",
+            capability_version="1",
+        )
+    )
+    metric = await store.agent_metrics.create(
+        AgentMetricCreate(
+            agent_id=agent.id,
+            metric_name="gpu_util",
+            metric_value=0.5,
+            metadata={"gpu": "a100"},
+        )
+    )
     config = await store.agent_configs.set(agent.id, "threshold", 0.8)
     return World(customer, agent, recommendation, approval, execution, step, capability, metric, config)
 
@@ -132,140 +202,213 @@ async def _with_state(store, world, data) -> Any:
 
 
 def _expected_version(target, data) -> Any:
-    return data.draw(st.one_of(st.none(), st.just(target.version), st.just(target.version + 1), INTEGERS),
-                     label="expected_version")
+    return data.draw(
+        st.one_of(st.none(), st.just(target.version), st.just(target.version + 1), INTEGERS), label="expected_version"
+    )
 
 
 MODEL_CASES = [
     ModelCase(
-        "customers.create", CustomerCreate, "customers",
+        "customers.create",
+        CustomerCreate,
+        "customers",
         baseline=lambda w, t: {"name": "Acme", "email": f"c{w.n()}@example.com"},
         write=lambda s, v, t, d: s.customers.create(v),
         read=lambda s, r, t: s.customers.get(r.id),
     ),
     ModelCase(
-        "customers.update", CustomerUpdate, "customers", partial=True,
+        "customers.update",
+        CustomerUpdate,
+        "customers",
+        partial=True,
         target=lambda s, w, d: s.customers.create(CustomerCreate(name="t", email=f"t{w.n()}@example.com")),
         baseline=lambda w, t: {},
         write=lambda s, v, t, d: s.customers.update(t.id, v),
         read=lambda s, r, t: s.customers.get(t.id),
     ),
     ModelCase(
-        "agents.create", AgentCreate, "agents",
+        "agents.create",
+        AgentCreate,
+        "agents",
         baseline=lambda w, t: {"type": "cost", "name": "agent", "version": "1.0"},
         write=lambda s, v, t, d: s.agents.create(v),
         read=lambda s, r, t: s.agents.get(r.id),
     ),
     ModelCase(
-        "agents.update", AgentUpdate, "agents", partial=True,
+        "agents.update",
+        AgentUpdate,
+        "agents",
+        partial=True,
         target=lambda s, w, d: fresh_agent(s),
         baseline=lambda w, t: {},
         write=lambda s, v, t, d: s.agents.update(t.id, v),
         read=lambda s, r, t: s.agents.get(t.id),
     ),
     ModelCase(
-        "events.create", EventCreate, "events",
-        baseline=lambda w, t: {"customer_id": w.customer.id, "agent_id": w.agent.id, "event_type": "cost_anomaly",
-                               "title": "spike"},
+        "events.create",
+        EventCreate,
+        "events",
+        baseline=lambda w, t: {
+            "customer_id": w.customer.id,
+            "agent_id": w.agent.id,
+            "event_type": "cost_anomaly",
+            "title": "spike",
+        },
         write=lambda s, v, t, d: s.events.create(v),
         read=lambda s, r, t: s.events.get(r.id),
     ),
     ModelCase(
-        "recommendations.create", RecommendationCreate, "recommendations",
-        baseline=lambda w, t: {"customer_id": w.customer.id, "agent_id": w.agent.id,
-                               "recommendation_type": "cost_reduction", "title": "spot"},
+        "recommendations.create",
+        RecommendationCreate,
+        "recommendations",
+        baseline=lambda w, t: {
+            "customer_id": w.customer.id,
+            "agent_id": w.agent.id,
+            "recommendation_type": "cost_reduction",
+            "title": "spot",
+        },
         write=lambda s, v, t, d: s.recommendations.create(v),
         read=lambda s, r, t: s.recommendations.get(r.id),
     ),
     ModelCase(
-        "recommendations.update", RecommendationUpdate, "recommendations", partial=True,
-        target=lambda s, w, d: s.recommendations.create(RecommendationCreate(
-            customer_id=w.customer.id, agent_id=w.agent.id, recommendation_type="resource_scaling", title="t",
-            description="before", confidence_score=0.5,
-        )),
+        "recommendations.update",
+        RecommendationUpdate,
+        "recommendations",
+        partial=True,
+        target=lambda s, w, d: s.recommendations.create(
+            RecommendationCreate(
+                customer_id=w.customer.id,
+                agent_id=w.agent.id,
+                recommendation_type="resource_scaling",
+                title="t",
+                description="before",
+                confidence_score=0.5,
+            )
+        ),
         baseline=lambda w, t: {},
         write=lambda s, v, t, d: s.recommendations.update(t.id, v),
         read=lambda s, r, t: s.recommendations.get(t.id),
     ),
     ModelCase(
-        "approvals.create", ApprovalCreate, "approvals",
+        "approvals.create",
+        ApprovalCreate,
+        "approvals",
         baseline=lambda w, t: {"recommendation_id": w.recommendation.id},
         write=lambda s, v, t, d: s.approvals.create(v),
         read=lambda s, r, t: s.approvals.get(r.id),
     ),
     ModelCase(
-        "optimizations.create", OptimizationCreate, "optimizations",
+        "optimizations.create",
+        OptimizationCreate,
+        "optimizations",
         baseline=lambda w, t: {"recommendation_id": w.recommendation.id, "approval_id": w.approval.id},
         write=lambda s, v, t, d: s.optimizations.create(v),
         read=lambda s, r, t: s.optimizations.get(r.id),
     ),
     ModelCase(
-        "agent_configs.create", AgentConfigCreate, "agent_configs",
+        "agent_configs.create",
+        AgentConfigCreate,
+        "agent_configs",
         baseline=lambda w, t: {"agent_id": w.agent.id, "config_key": f"key{w.n()}", "config_value": "value"},
         write=lambda s, v, t, d: s.agent_configs.create(v),
         read=lambda s, r, t: s.agent_configs.get(r.id),
     ),
     ModelCase(
-        "agent_states.create", AgentStateCreate, "agent_states",
+        "agent_states.create",
+        AgentStateCreate,
+        "agent_states",
         target=lambda s, w, d: fresh_agent(s),
         baseline=lambda w, t: {"agent_id": t.id},
         write=lambda s, v, t, d: s.agent_states.create(v),
         read=lambda s, r, t: s.agent_states.get(r.id),
     ),
     ModelCase(
-        "agent_states.upsert", AgentStateUpsert, "agent_states", partial=True,
+        "agent_states.upsert",
+        AgentStateUpsert,
+        "agent_states",
+        partial=True,
         target=_with_state,
         baseline=lambda w, t: {"agent_id": t.id},
         write=lambda s, v, t, d: s.agent_states.upsert(v),
         read=lambda s, r, t: s.agent_states.get_for_agent(t.id),
     ),
     ModelCase(
-        "agent_capabilities.create", AgentCapabilityCreate, "agent_capabilities",
+        "agent_capabilities.create",
+        AgentCapabilityCreate,
+        "agent_capabilities",
         baseline=lambda w, t: {"agent_id": w.agent.id, "capability_name": f"cap{w.n()}", "capability_version": "1"},
         write=lambda s, v, t, d: s.agent_capabilities.create(v),
         read=lambda s, r, t: s.agent_capabilities.get(r.id),
     ),
     ModelCase(
-        "agent_capabilities.update", AgentCapabilityUpdate, "agent_capabilities", partial=True,
-        target=lambda s, w, d: s.agent_capabilities.create(AgentCapabilityCreate(
-            agent_id=w.agent.id, capability_name=f"cap{w.n()}", capability_version="1", description="before",
-        )),
+        "agent_capabilities.update",
+        AgentCapabilityUpdate,
+        "agent_capabilities",
+        partial=True,
+        target=lambda s, w, d: s.agent_capabilities.create(
+            AgentCapabilityCreate(
+                agent_id=w.agent.id,
+                capability_name=f"cap{w.n()}",
+                capability_version="1",
+                description="before",
+            )
+        ),
         baseline=lambda w, t: {},
         write=lambda s, v, t, d: s.agent_capabilities.update(t.id, v),
         read=lambda s, r, t: s.agent_capabilities.get(t.id),
     ),
     ModelCase(
-        "agent_metrics.create", AgentMetricCreate, "agent_metrics",
+        "agent_metrics.create",
+        AgentMetricCreate,
+        "agent_metrics",
         baseline=lambda w, t: {"agent_id": w.agent.id, "metric_name": "latency_ms", "metric_value": 12.5},
         write=lambda s, v, t, d: s.agent_metrics.create(v),
         read=lambda s, r, t: s.agent_metrics.get(r.id),
     ),
     ModelCase(
-        "workflow_executions.create", WorkflowExecutionCreate, "workflow_executions",
+        "workflow_executions.create",
+        WorkflowExecutionCreate,
+        "workflow_executions",
         baseline=lambda w, t: {"agent_id": w.agent.id, "customer_id": w.customer.id, "workflow_type": "cost_analysis"},
         write=lambda s, v, t, d: s.workflow_executions.create(v),
         read=lambda s, r, t: s.workflow_executions.get(r.id),
     ),
     ModelCase(
-        "workflow_executions.update", WorkflowExecutionUpdate, "workflow_executions", partial=True,
-        target=lambda s, w, d: s.workflow_executions.create(WorkflowExecutionCreate(
-            agent_id=w.agent.id, customer_id=w.customer.id, workflow_type="health_check", metadata={"before": 1},
-        )),
+        "workflow_executions.update",
+        WorkflowExecutionUpdate,
+        "workflow_executions",
+        partial=True,
+        target=lambda s, w, d: s.workflow_executions.create(
+            WorkflowExecutionCreate(
+                agent_id=w.agent.id,
+                customer_id=w.customer.id,
+                workflow_type="health_check",
+                metadata={"before": 1},
+            )
+        ),
         baseline=lambda w, t: {},
         write=lambda s, v, t, d: s.workflow_executions.update(t.id, v, expected_version=_expected_version(t, d)),
         read=lambda s, r, t: s.workflow_executions.get(t.id),
     ),
     ModelCase(
-        "workflow_steps.create", WorkflowStepCreate, "workflow_steps",
+        "workflow_steps.create",
+        WorkflowStepCreate,
+        "workflow_steps",
         baseline=lambda w, t: {"workflow_execution_id": w.execution.id, "step_name": "analyze", "step_order": w.n()},
         write=lambda s, v, t, d: s.workflow_steps.create(v),
         read=lambda s, r, t: s.workflow_steps.get(r.id),
     ),
     ModelCase(
-        "workflow_artifacts.create", WorkflowArtifactCreate, "workflow_artifacts",
-        baseline=lambda w, t: {"workflow_execution_id": w.execution.id, "workflow_step_id": w.step.id,
-                               "artifact_type": "report", "artifact_name": "gpu report",
-                               "artifact_path": "s3://reports/gpu.pdf"},
+        "workflow_artifacts.create",
+        WorkflowArtifactCreate,
+        "workflow_artifacts",
+        baseline=lambda w, t: {
+            "workflow_execution_id": w.execution.id,
+            "workflow_step_id": w.step.id,
+            "artifact_type": "report",
+            "artifact_name": "gpu report",
+            "artifact_path": "s3://reports/gpu.pdf",
+        },
         write=lambda s, v, t, d: s.workflow_artifacts.create(v),
         read=lambda s, r, t: s.workflow_artifacts.get(r.id),
     ),
@@ -343,9 +486,15 @@ async def test_model_input__refused_cleanly_or_read_back_equal(store, world, cas
 @given(data=st.data())
 async def test_create_many__hostile_steps_all_or_nothing(store, world, data):
     steps = [
-        hostile_values(data, WorkflowStepCreate, {
-            "workflow_execution_id": world.execution.id, "step_name": "batch", "step_order": world.n(),
-        })
+        hostile_values(
+            data,
+            WorkflowStepCreate,
+            {
+                "workflow_execution_id": world.execution.id,
+                "step_name": "batch",
+                "step_order": world.n(),
+            },
+        )
         for _ in range(data.draw(st.integers(1, 3), label="steps"))
     ]
     before = await row_counts(store)
@@ -356,7 +505,7 @@ async def test_create_many__hostile_steps_all_or_nothing(store, world, data):
         assert after == before, f"refused with {result.error!r} but rows changed"
         return
     assert after["workflow_steps"] - before["workflow_steps"] == len(steps) == len(result.result)
-    for values, returned in zip(steps, result.result):
+    for values, returned in zip(steps, result.result, strict=True):
         stored = await store.workflow_steps.get(returned.id)
         assert_stored_as_given(WorkflowStepCreate, values, returned, stored, partial=False)
 
@@ -376,8 +525,11 @@ async def test_record_many__hostile_metrics_all_or_nothing(store, world, data):
         assert after == before, f"refused with {result.error!r} but rows changed"
         return
     assert result.result == len(metrics) == after["agent_metrics"] - before["agent_metrics"]
-    stored = {m.id: m for agent_id in {AgentMetricCreate.model_validate(v).agent_id for v in metrics}
-              for m in await store.agent_metrics.list(agent_id=agent_id, limit=10_000)}
+    stored = {
+        m.id: m
+        for agent_id in {AgentMetricCreate.model_validate(v).agent_id for v in metrics}
+        for m in await store.agent_metrics.list(agent_id=agent_id, limit=10_000)
+    }
     given = sorted((AgentMetricCreate.model_validate(v) for v in metrics), key=lambda m: m.collection_timestamp is None)
     for point in given:  # each input matches one stored point (COPY returns no rows to compare); those
         # without a timestamp match any timestamp, so they pick last
@@ -390,7 +542,8 @@ def _is_point(given, stored) -> bool:
     """`stored` is the point `given` asked for (no timestamp: the batch's now, any value)."""
     return all(
         (name == "collection_timestamp" and value is None) or same(getattr(stored, name), value)
-        for name, value in given if name in type(stored).model_fields
+        for name, value in given
+        if name in type(stored).model_fields
     )
 
 
@@ -405,13 +558,20 @@ def optional(strategy: st.SearchStrategy) -> st.SearchStrategy:
 
 def many_enums(enum) -> st.SearchStrategy:
     # one value or several; not a bare non-string scalar, a known bug (test_enum_filters__...)
-    return st.one_of(enums(enum).filter(lambda v: v is None or isinstance(v, (str, list, dict, bytes))),
-                     st.lists(enums(enum).filter(lambda v: isinstance(v, str)), max_size=3))
+    return st.one_of(
+        enums(enum).filter(lambda v: v is None or isinstance(v, (str, list, dict, bytes))),
+        st.lists(enums(enum).filter(lambda v: isinstance(v, str)), max_size=3),
+    )
 
 
-LIMITS = mostly(st.integers(1, 100), st.one_of(
-    st.integers(-2, 0), st.sampled_from([1000, 1001, 10_000, 10_001, 100_001, 2**31, 2**63]), INTEGERS,
-))
+LIMITS = mostly(
+    st.integers(1, 100),
+    st.one_of(
+        st.integers(-2, 0),
+        st.sampled_from([1000, 1001, 10_000, 10_001, 100_001, 2**31, 2**63]),
+        INTEGERS,
+    ),
+)
 
 
 def text_or(valid: str) -> st.SearchStrategy:
@@ -441,113 +601,280 @@ CURSORS = st.one_of(TEXT, JUNK, st.builds(encode_cursor, STORABLE_DATETIMES, st.
 WIDTHS = mostly(st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(days=3650)), TIMEDELTAS)
 
 LOOK_UPS = [
-    LookUp("customers.list", _m("customers.list"),
-           lambda w: {"status": optional(enums(CustomerStatus)), "limit": optional(LIMITS)},
-           {"status": ("status", "enum")}),
-    LookUp("customers.get_by_email", _m("customers.get_by_email"),
-           lambda w: {"email": st.one_of(text_or(w.customer.email), st.just(w.customer.email.upper()))},
-           {"email": ("email", "text")}),
+    LookUp(
+        "customers.list",
+        _m("customers.list"),
+        lambda w: {"status": optional(enums(CustomerStatus)), "limit": optional(LIMITS)},
+        {"status": ("status", "enum")},
+    ),
+    LookUp(
+        "customers.get_by_email",
+        _m("customers.get_by_email"),
+        lambda w: {"email": st.one_of(text_or(w.customer.email), st.just(w.customer.email.upper()))},
+        {"email": ("email", "text")},
+    ),
     LookUp("customers.get", _m("customers.get"), lambda w: {"id": uuids(w.customer.id)}, {"id": ("id", "id")}),
     LookUp("customers.delete", _m("customers.delete"), lambda w: {"id": uuids()}),  # never a real id
-    LookUp("agents.list", _m("agents.list"),
-           lambda w: {"type": optional(enums(AgentType)), "status": optional(enums(AgentStatus)),
-                      "limit": optional(LIMITS)},
-           {"type": ("type", "enum"), "status": ("status", "enum")}),
+    LookUp(
+        "agents.list",
+        _m("agents.list"),
+        lambda w: {
+            "type": optional(enums(AgentType)),
+            "status": optional(enums(AgentStatus)),
+            "limit": optional(LIMITS),
+        },
+        {"type": ("type", "enum"), "status": ("status", "enum")},
+    ),
     LookUp("agents.list_stale", _m("agents.list_stale"), lambda w: {"older_than": WIDTHS}),
     LookUp("agents.heartbeat", _m("agents.heartbeat"), lambda w: {"id": uuids()}),
-    LookUp("events.list", _m("events.list"),
-           lambda w: {"customer_id": optional(uuids(w.customer.id)), "agent_id": optional(uuids(w.agent.id)),
-                      "event_type": optional(many_enums(EventType)), "severity": optional(many_enums(EventSeverity)),
-                      "limit": optional(LIMITS)},
-           {"customer_id": ("customer_id", "id"), "agent_id": ("agent_id", "id"),
-            "event_type": ("event_type", "enum"), "severity": ("severity", "enum")}),
-    LookUp("recommendations.list", _m("recommendations.list"),
-           lambda w: {"customer_id": optional(uuids(w.customer.id)), "agent_id": optional(uuids(w.agent.id)),
-                      "recommendation_type": optional(many_enums(RecommendationType)), "limit": optional(LIMITS)},
-           {"customer_id": ("customer_id", "id"), "agent_id": ("agent_id", "id"),
-            "recommendation_type": ("recommendation_type", "enum")}),
-    LookUp("approvals.list", _m("approvals.list"),
-           lambda w: {"recommendation_id": optional(uuids(w.recommendation.id)),
-                      "status": optional(many_enums(ApprovalStatus)), "limit": optional(LIMITS)},
-           {"recommendation_id": ("recommendation_id", "id"), "status": ("status", "enum")}),
-    LookUp("optimizations.list", _m("optimizations.list"),
-           lambda w: {"recommendation_id": optional(uuids(w.recommendation.id)),
-                      "approval_id": optional(uuids(w.approval.id)),
-                      "status": optional(many_enums(OptimizationStatus)), "limit": optional(LIMITS)},
-           {"recommendation_id": ("recommendation_id", "id"), "approval_id": ("approval_id", "id"),
-            "status": ("status", "enum")}),
-    LookUp("agent_configs.list", _m("agent_configs.list"),
-           lambda w: {"agent_id": optional(uuids(w.agent.id)), "config_type": optional(enums(ConfigType)),
-                      "limit": optional(LIMITS)},
-           {"agent_id": ("agent_id", "id"), "config_type": ("config_type", "enum")}),
-    LookUp("agent_configs.get_by_key", _m("agent_configs.get_by_key"),
-           lambda w: {"agent_id": uuids(w.agent.id), "key": text_or(w.config.config_key)},
-           {"agent_id": ("agent_id", "id"), "key": ("config_key", "text")}),
+    LookUp(
+        "events.list",
+        _m("events.list"),
+        lambda w: {
+            "customer_id": optional(uuids(w.customer.id)),
+            "agent_id": optional(uuids(w.agent.id)),
+            "event_type": optional(many_enums(EventType)),
+            "severity": optional(many_enums(EventSeverity)),
+            "limit": optional(LIMITS),
+        },
+        {
+            "customer_id": ("customer_id", "id"),
+            "agent_id": ("agent_id", "id"),
+            "event_type": ("event_type", "enum"),
+            "severity": ("severity", "enum"),
+        },
+    ),
+    LookUp(
+        "recommendations.list",
+        _m("recommendations.list"),
+        lambda w: {
+            "customer_id": optional(uuids(w.customer.id)),
+            "agent_id": optional(uuids(w.agent.id)),
+            "recommendation_type": optional(many_enums(RecommendationType)),
+            "limit": optional(LIMITS),
+        },
+        {
+            "customer_id": ("customer_id", "id"),
+            "agent_id": ("agent_id", "id"),
+            "recommendation_type": ("recommendation_type", "enum"),
+        },
+    ),
+    LookUp(
+        "approvals.list",
+        _m("approvals.list"),
+        lambda w: {
+            "recommendation_id": optional(uuids(w.recommendation.id)),
+            "status": optional(many_enums(ApprovalStatus)),
+            "limit": optional(LIMITS),
+        },
+        {"recommendation_id": ("recommendation_id", "id"), "status": ("status", "enum")},
+    ),
+    LookUp(
+        "optimizations.list",
+        _m("optimizations.list"),
+        lambda w: {
+            "recommendation_id": optional(uuids(w.recommendation.id)),
+            "approval_id": optional(uuids(w.approval.id)),
+            "status": optional(many_enums(OptimizationStatus)),
+            "limit": optional(LIMITS),
+        },
+        {
+            "recommendation_id": ("recommendation_id", "id"),
+            "approval_id": ("approval_id", "id"),
+            "status": ("status", "enum"),
+        },
+    ),
+    LookUp(
+        "agent_configs.list",
+        _m("agent_configs.list"),
+        lambda w: {
+            "agent_id": optional(uuids(w.agent.id)),
+            "config_type": optional(enums(ConfigType)),
+            "limit": optional(LIMITS),
+        },
+        {"agent_id": ("agent_id", "id"), "config_type": ("config_type", "enum")},
+    ),
+    LookUp(
+        "agent_configs.get_by_key",
+        _m("agent_configs.get_by_key"),
+        lambda w: {"agent_id": uuids(w.agent.id), "key": text_or(w.config.config_key)},
+        {"agent_id": ("agent_id", "id"), "key": ("config_key", "text")},
+    ),
     LookUp("agent_states.heartbeat", _m("agent_states.heartbeat"), lambda w: {"agent_id": uuids()}),
-    LookUp("agent_configs.get_value", _m("agent_configs.get_value"),
-           lambda w: {"agent_id": uuids(w.agent.id), "key": text_or(w.config.config_key)}),
-    LookUp("agent_states.list", _m("agent_states.list"),
-           lambda w: {"status": optional(enums(AgentStatusDetail)), "limit": optional(LIMITS)},
-           {"status": ("status", "enum")}),
-    LookUp("agent_states.get_for_agent", _m("agent_states.get_for_agent"),
-           lambda w: {"agent_id": uuids(w.agent.id)}, {"agent_id": ("agent_id", "id")}),
-    LookUp("agent_capabilities.list", _m("agent_capabilities.list"),
-           lambda w: {"agent_id": optional(uuids(w.agent.id)),
-                      "capability_name": optional(text_or(w.capability.capability_name)),
-                      "is_enabled": optional(BOOLEANS), "limit": optional(LIMITS)},
-           {"agent_id": ("agent_id", "id"), "capability_name": ("capability_name", "text"),
-            "is_enabled": ("is_enabled", "exact")}),
-    LookUp("agent_metrics.list", _m("agent_metrics.list"),
-           lambda w: {"agent_id": optional(uuids(w.agent.id)), "metric_name": optional(text_or(w.metric.metric_name)),
-                      "metric_type": optional(enums(MetricType)), "start": optional(AWARE), "end": optional(AWARE),
-                      "limit": optional(LIMITS)},
-           {"agent_id": ("agent_id", "id"), "metric_name": ("metric_name", "text"),
-            "metric_type": ("metric_type", "enum")}),
-    LookUp("agent_metrics.aggregate", _m("agent_metrics.aggregate"),
-           lambda w: {"agent_id": uuids(w.agent.id), "metric_name": text_or(w.metric.metric_name),
-                      "start": optional(AWARE), "end": optional(AWARE), "bucket": optional(WIDTHS)}),
+    LookUp(
+        "agent_configs.get_value",
+        _m("agent_configs.get_value"),
+        lambda w: {"agent_id": uuids(w.agent.id), "key": text_or(w.config.config_key)},
+    ),
+    LookUp(
+        "agent_states.list",
+        _m("agent_states.list"),
+        lambda w: {"status": optional(enums(AgentStatusDetail)), "limit": optional(LIMITS)},
+        {"status": ("status", "enum")},
+    ),
+    LookUp(
+        "agent_states.get_for_agent",
+        _m("agent_states.get_for_agent"),
+        lambda w: {"agent_id": uuids(w.agent.id)},
+        {"agent_id": ("agent_id", "id")},
+    ),
+    LookUp(
+        "agent_capabilities.list",
+        _m("agent_capabilities.list"),
+        lambda w: {
+            "agent_id": optional(uuids(w.agent.id)),
+            "capability_name": optional(text_or(w.capability.capability_name)),
+            "is_enabled": optional(BOOLEANS),
+            "limit": optional(LIMITS),
+        },
+        {
+            "agent_id": ("agent_id", "id"),
+            "capability_name": ("capability_name", "text"),
+            "is_enabled": ("is_enabled", "exact"),
+        },
+    ),
+    LookUp(
+        "agent_metrics.list",
+        _m("agent_metrics.list"),
+        lambda w: {
+            "agent_id": optional(uuids(w.agent.id)),
+            "metric_name": optional(text_or(w.metric.metric_name)),
+            "metric_type": optional(enums(MetricType)),
+            "start": optional(AWARE),
+            "end": optional(AWARE),
+            "limit": optional(LIMITS),
+        },
+        {
+            "agent_id": ("agent_id", "id"),
+            "metric_name": ("metric_name", "text"),
+            "metric_type": ("metric_type", "enum"),
+        },
+    ),
+    LookUp(
+        "agent_metrics.aggregate",
+        _m("agent_metrics.aggregate"),
+        lambda w: {
+            "agent_id": uuids(w.agent.id),
+            "metric_name": text_or(w.metric.metric_name),
+            "start": optional(AWARE),
+            "end": optional(AWARE),
+            "bucket": optional(WIDTHS),
+        },
+    ),
     LookUp("agent_metrics.latest", _m("agent_metrics.latest"), lambda w: {"agent_id": uuids(w.agent.id)}),
-    LookUp("agent_metrics.search", _m("agent_metrics.search"),
-           lambda w: {"metadata": mostly(st.one_of(st.just(w.metric.metadata), STORABLE_JSON_OBJECTS),
-                                           st.one_of(JSON_OBJECTS.filter(_no_odd_keys), JUNK)),
-                      "agent_id": optional(uuids(w.agent.id)), "limit": optional(LIMITS)},
-           {"agent_id": ("agent_id", "id")}),
-    LookUp("agent_metrics.purge (dry run)", lambda s, kw: s.agent_metrics.purge(**kw, dry_run=True),
-           lambda w: {"before": AWARE, "batch_size": optional(LIMITS)}),
-    LookUp("workflow_executions.list", _m("workflow_executions.list"),
-           lambda w: {"customer_id": optional(uuids(w.customer.id)), "agent_id": optional(uuids(w.agent.id)),
-                      "workflow_type": optional(enums(WorkflowType)), "status": optional(many_enums(WorkflowStatus)),
-                      "started_after": optional(AWARE), "started_before": optional(AWARE),
-                      "limit": optional(LIMITS),
-                      "cursor": optional(CURSORS)},
-           {"customer_id": ("customer_id", "id"), "agent_id": ("agent_id", "id"),
-            "workflow_type": ("workflow_type", "enum"), "status": ("status", "enum")}),
-    LookUp("workflow_executions.get_detail", _m("workflow_executions.get_detail"),
-           lambda w: {"id": uuids(w.execution.id)}, {"id": ("id", "id")}),
-    LookUp("workflow_executions.history", _m("workflow_executions.history"),
-           lambda w: {"id": uuids(w.execution.id)}, {"id": ("workflow_execution_id", "id")}),
-    LookUp("workflow_executions.statistics", _m("workflow_executions.statistics"),
-           lambda w: {"customer_id": optional(uuids(w.customer.id)), "agent_id": optional(uuids(w.agent.id)),
-                      "workflow_type": optional(enums(WorkflowType)), "since": optional(AWARE),
-                      "until": optional(AWARE)}),
-    LookUp("workflow_executions.performance", _m("workflow_executions.performance"),
-           lambda w: {"customer_id": optional(uuids(w.customer.id)), "agent_id": optional(uuids(w.agent.id)),
-                      "workflow_type": optional(enums(WorkflowType)), "since": optional(AWARE),
-                      "until": optional(AWARE)}),
-    LookUp("workflow_executions.trend", _m("workflow_executions.trend"),
-           lambda w: {"bucket": WIDTHS, "since": NOT_INFINITE, "until": optional(NOT_INFINITE),
-                      "customer_id": optional(uuids(w.customer.id)), "workflow_type": optional(enums(WorkflowType))}),
-    LookUp("workflow_executions.purge (dry run)", lambda s, kw: s.workflow_executions.purge(**kw, dry_run=True),
-           lambda w: {"finished_before": st.one_of(AWARE, st.none()), "keep_failed": optional(BOOLEANS),
-                      "batch_size": optional(LIMITS)}),
-    LookUp("workflow_steps.list", _m("workflow_steps.list"),
-           lambda w: {"execution_id": uuids(w.execution.id), "status": optional(many_enums(StepStatus))},
-           {"execution_id": ("workflow_execution_id", "id"), "status": ("status", "enum")}),
-    LookUp("workflow_artifacts.list", _m("workflow_artifacts.list"),
-           lambda w: {"execution_id": optional(uuids(w.execution.id)), "step_id": optional(uuids(w.step.id)),
-                      "artifact_type": optional(enums(ArtifactType)), "limit": optional(LIMITS)},
-           {"execution_id": ("workflow_execution_id", "id"), "step_id": ("workflow_step_id", "id"),
-            "artifact_type": ("artifact_type", "enum")}),
+    LookUp(
+        "agent_metrics.search",
+        _m("agent_metrics.search"),
+        lambda w: {
+            "metadata": mostly(
+                st.one_of(st.just(w.metric.metadata), STORABLE_JSON_OBJECTS),
+                st.one_of(JSON_OBJECTS.filter(_no_odd_keys), JUNK),
+            ),
+            "agent_id": optional(uuids(w.agent.id)),
+            "limit": optional(LIMITS),
+        },
+        {"agent_id": ("agent_id", "id")},
+    ),
+    LookUp(
+        "agent_metrics.purge (dry run)",
+        lambda s, kw: s.agent_metrics.purge(**kw, dry_run=True),
+        lambda w: {"before": AWARE, "batch_size": optional(LIMITS)},
+    ),
+    LookUp(
+        "workflow_executions.list",
+        _m("workflow_executions.list"),
+        lambda w: {
+            "customer_id": optional(uuids(w.customer.id)),
+            "agent_id": optional(uuids(w.agent.id)),
+            "workflow_type": optional(enums(WorkflowType)),
+            "status": optional(many_enums(WorkflowStatus)),
+            "started_after": optional(AWARE),
+            "started_before": optional(AWARE),
+            "limit": optional(LIMITS),
+            "cursor": optional(CURSORS),
+        },
+        {
+            "customer_id": ("customer_id", "id"),
+            "agent_id": ("agent_id", "id"),
+            "workflow_type": ("workflow_type", "enum"),
+            "status": ("status", "enum"),
+        },
+    ),
+    LookUp(
+        "workflow_executions.get_detail",
+        _m("workflow_executions.get_detail"),
+        lambda w: {"id": uuids(w.execution.id)},
+        {"id": ("id", "id")},
+    ),
+    LookUp(
+        "workflow_executions.history",
+        _m("workflow_executions.history"),
+        lambda w: {"id": uuids(w.execution.id)},
+        {"id": ("workflow_execution_id", "id")},
+    ),
+    LookUp(
+        "workflow_executions.statistics",
+        _m("workflow_executions.statistics"),
+        lambda w: {
+            "customer_id": optional(uuids(w.customer.id)),
+            "agent_id": optional(uuids(w.agent.id)),
+            "workflow_type": optional(enums(WorkflowType)),
+            "since": optional(AWARE),
+            "until": optional(AWARE),
+        },
+    ),
+    LookUp(
+        "workflow_executions.performance",
+        _m("workflow_executions.performance"),
+        lambda w: {
+            "customer_id": optional(uuids(w.customer.id)),
+            "agent_id": optional(uuids(w.agent.id)),
+            "workflow_type": optional(enums(WorkflowType)),
+            "since": optional(AWARE),
+            "until": optional(AWARE),
+        },
+    ),
+    LookUp(
+        "workflow_executions.trend",
+        _m("workflow_executions.trend"),
+        lambda w: {
+            "bucket": WIDTHS,
+            "since": NOT_INFINITE,
+            "until": optional(NOT_INFINITE),
+            "customer_id": optional(uuids(w.customer.id)),
+            "workflow_type": optional(enums(WorkflowType)),
+        },
+    ),
+    LookUp(
+        "workflow_executions.purge (dry run)",
+        lambda s, kw: s.workflow_executions.purge(**kw, dry_run=True),
+        lambda w: {
+            "finished_before": st.one_of(AWARE, st.none()),
+            "keep_failed": optional(BOOLEANS),
+            "batch_size": optional(LIMITS),
+        },
+    ),
+    LookUp(
+        "workflow_steps.list",
+        _m("workflow_steps.list"),
+        lambda w: {"execution_id": uuids(w.execution.id), "status": optional(many_enums(StepStatus))},
+        {"execution_id": ("workflow_execution_id", "id"), "status": ("status", "enum")},
+    ),
+    LookUp(
+        "workflow_artifacts.list",
+        _m("workflow_artifacts.list"),
+        lambda w: {
+            "execution_id": optional(uuids(w.execution.id)),
+            "step_id": optional(uuids(w.step.id)),
+            "artifact_type": optional(enums(ArtifactType)),
+            "limit": optional(LIMITS),
+        },
+        {
+            "execution_id": ("workflow_execution_id", "id"),
+            "step_id": ("workflow_step_id", "id"),
+            "artifact_type": ("artifact_type", "enum"),
+        },
+    ),
 ]
 
 
@@ -592,7 +919,8 @@ def _matches(stored: Any, given: Any, kind: str) -> bool:
 @given(data=st.data())
 async def test_look_up__refused_cleanly_or_matching_rows_only(store, world, look_up, data):
     kwargs = {
-        name: value for name, strategy in look_up.args(world).items()
+        name: value
+        for name, strategy in look_up.args(world).items()
         if (value := data.draw(strategy, label=name)) is not OMIT
     }
     before = await row_counts(store)
@@ -628,24 +956,37 @@ class Write:
 
 async def _execution(store, world, status) -> Any:
     started = None if status == "pending" else datetime.now(UTC) - timedelta(minutes=1)
-    return await store.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=world.agent.id, customer_id=world.customer.id, workflow_type="anomaly_detection",
-        status=status, started_at=started,
-    ))
+    return await store.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=world.agent.id,
+            customer_id=world.customer.id,
+            workflow_type="anomaly_detection",
+            status=status,
+            started_at=started,
+        )
+    )
 
 
 async def _step(store, world, status) -> Any:
     started = None if status == "pending" else datetime.now(UTC) - timedelta(seconds=5)
-    return await store.workflow_steps.create(WorkflowStepCreate(
-        workflow_execution_id=world.execution.id, step_name="hostile", step_order=world.n(), status=status,
-        started_at=started,
-    ))
+    return await store.workflow_steps.create(
+        WorkflowStepCreate(
+            workflow_execution_id=world.execution.id,
+            step_name="hostile",
+            step_order=world.n(),
+            status=status,
+            started_at=started,
+        )
+    )
 
 
 async def _in_progress(store, world) -> Any:
-    optimization = await store.optimizations.create(OptimizationCreate(
-        recommendation_id=world.recommendation.id, approval_id=world.approval.id,
-    ))
+    optimization = await store.optimizations.create(
+        OptimizationCreate(
+            recommendation_id=world.recommendation.id,
+            approval_id=world.approval.id,
+        )
+    )
     return await store.optimizations.start(optimization.id)
 
 
@@ -671,6 +1012,7 @@ def _transitioned(payload_field: str | None):
         if payload_field in ("output_data", "error_details") and kwargs.get(payload_field) is not None:
             assert same(getattr(row, payload_field), kwargs[payload_field])
         assert returned == row
+
     return check
 
 
@@ -716,61 +1058,86 @@ WRITES = [
     _transition_write("fail", "running", "error_details", step=True),
     _transition_write("skip", "pending", None, step=True),
     _transition_write("retry", "running", None, step=True),
-    *(Write(
-        f"approvals.{method}", setup=_pending_approval,
-        call=lambda s, row, kw, method=method: getattr(s.approvals, method)(row.id, **kw),
-        args=lambda w: {"decided_by": ACTORS, "comment": ACTORS},
-        read=lambda s, row: s.approvals.get(row.id), check=_decided,
-    ) for method in ("approve", "reject")),
-    *(Write(
-        f"optimizations.{method}", setup=_in_progress,
-        call=lambda s, row, kw, method=method: getattr(s.optimizations, method)(row.id, **kw),
-        args=lambda w, argument=argument: {argument: JSON_ARGUMENTS},
-        read=lambda s, row: s.optimizations.get(row.id),
-        check=lambda b, kw, r, a, argument=argument: (
-            kw.get(argument) is None or same(getattr(a, argument), kw[argument])
-        ),
-    ) for method, argument in (("complete", "result"), ("fail", "error_details"))),
+    *(
+        Write(
+            f"approvals.{method}",
+            setup=_pending_approval,
+            call=lambda s, row, kw, method=method: getattr(s.approvals, method)(row.id, **kw),
+            args=lambda w: {"decided_by": ACTORS, "comment": ACTORS},
+            read=lambda s, row: s.approvals.get(row.id),
+            check=_decided,
+        )
+        for method in ("approve", "reject")
+    ),
+    *(
+        Write(
+            f"optimizations.{method}",
+            setup=_in_progress,
+            call=lambda s, row, kw, method=method: getattr(s.optimizations, method)(row.id, **kw),
+            args=lambda w, argument=argument: {argument: JSON_ARGUMENTS},
+            read=lambda s, row: s.optimizations.get(row.id),
+            check=lambda b, kw, r, a, argument=argument: (
+                kw.get(argument) is None or same(getattr(a, argument), kw[argument])
+            ),
+        )
+        for method, argument in (("complete", "result"), ("fail", "error_details"))
+    ),
     Write(
-        "agent_states.record_error", setup=lambda s, w: s.agent_states.get_for_agent(w.agent.id),
+        "agent_states.record_error",
+        setup=lambda s, w: s.agent_states.get_for_agent(w.agent.id),
         call=lambda s, row, kw: s.agent_states.record_error(row.agent_id, **kw),
         args=lambda w: {"error": JSON_ARGUMENTS},
         read=lambda s, row: s.agent_states.get(row.id),
         check=lambda b, kw, r, a: same(a.last_error, kw["error"]) and a.error_count == b.error_count + 1,
     ),
     Write(
-        "agent_states.set_current_workflow", setup=lambda s, w: s.agent_states.get_for_agent(w.agent.id),
+        "agent_states.set_current_workflow",
+        setup=lambda s, w: s.agent_states.get_for_agent(w.agent.id),
         call=lambda s, row, kw: s.agent_states.set_current_workflow(row.agent_id, **kw),
         args=lambda w: {"execution_id": st.one_of(st.none(), uuids(w.execution.id))},
         read=lambda s, row: s.agent_states.get(row.id),
-        check=lambda b, kw, r, a: a.current_workflow_id == (
-            None if kw["execution_id"] is None else pydantic.TypeAdapter(UUID).validate_python(kw["execution_id"])
+        check=lambda b, kw, r, a: (
+            a.current_workflow_id
+            == (None if kw["execution_id"] is None else pydantic.TypeAdapter(UUID).validate_python(kw["execution_id"]))
         ),
     ),
     Write(
-        "agent_capabilities.set_enabled", setup=lambda s, w: s.agent_capabilities.get(w.capability.id),
-        call=lambda s, row, kw: s.agent_capabilities.set_enabled(row.id, **kw), args=lambda w: {"enabled": BOOLEANS},
+        "agent_capabilities.set_enabled",
+        setup=lambda s, w: s.agent_capabilities.get(w.capability.id),
+        call=lambda s, row, kw: s.agent_capabilities.set_enabled(row.id, **kw),
+        args=lambda w: {"enabled": BOOLEANS},
         read=lambda s, row: s.agent_capabilities.get(row.id),
         check=lambda b, kw, r, a: a.is_enabled is kw["enabled"],
     ),
     Write(
-        "agent_capabilities.update_parameters", setup=lambda s, w: s.agent_capabilities.get(w.capability.id),
+        "agent_capabilities.update_parameters",
+        setup=lambda s, w: s.agent_capabilities.get(w.capability.id),
         call=lambda s, row, kw: s.agent_capabilities.update_parameters(row.id, **kw),
         args=lambda w: {"parameters": JSON_ARGUMENTS},
         read=lambda s, row: s.agent_capabilities.get(row.id),
         check=lambda b, kw, r, a: same(a.parameters, kw["parameters"]),
     ),
     Write(
-        "agent_configs.set", setup=lambda s, w: s.agent_configs.get(w.config.id),
+        "agent_configs.set",
+        setup=lambda s, w: s.agent_configs.get(w.config.id),
         call=lambda s, row, kw: s.agent_configs.set(row.agent_id, **kw),
         args=lambda w: {
             "key": text_or(w.config.config_key),
             # deep documents and long integers have tests of their own below
-            "value": st.one_of(STORABLE_TEXT, TEXT, st.integers(-(10**30), 10**30), st.floats(), st.booleans(),
-                               STORABLE_JSON_OBJECTS, st.lists(STORABLE_JSON_VALUES, max_size=3),
-                               JSON_VALUES.filter(lambda v: isinstance(v, (dict, list)) and _no_odd_keys(v)), JUNK),
+            "value": st.one_of(
+                STORABLE_TEXT,
+                TEXT,
+                st.integers(-(10**30), 10**30),
+                st.floats(),
+                st.booleans(),
+                STORABLE_JSON_OBJECTS,
+                st.lists(STORABLE_JSON_VALUES, max_size=3),
+                JSON_VALUES.filter(lambda v: isinstance(v, (dict, list)) and _no_odd_keys(v)),
+                JUNK,
+            ),
             "config_type": optional(enums(ConfigType)),
-            "description": optional(TEXT), "is_sensitive": optional(BOOLEANS),
+            "description": optional(TEXT),
+            "is_sensitive": optional(BOOLEANS),
         },
         read=lambda s, row: s.agent_configs.get(row.id),
         check=_config_set,
@@ -783,7 +1150,8 @@ WRITES = [
 async def test_write_arguments__refused_cleanly_or_stored_as_given(store, world, write, data):
     row = await write.setup(store, world)
     kwargs = {
-        name: value for name, strategy in write.args(world).items()
+        name: value
+        for name, strategy in write.args(world).items()
         if (value := data.draw(strategy, label=name)) is not OMIT
     }
     before = await row_counts(store)
@@ -802,6 +1170,7 @@ async def test_write_arguments__refused_cleanly_or_stored_as_given(store, world,
 
 # -- the shared field types: regressions of what _base.py now refuses ------------------------------
 
+
 def _holds_text(annotation: Any) -> bool:
     kind = core_type(annotation)
     return kind is str or (get_origin(kind) is list and core_type(get_args(kind)[0]) is str)
@@ -810,10 +1179,23 @@ def _holds_text(annotation: Any) -> bool:
 STRING_FIELDS = [
     (model, name)
     for model in (
-        CustomerCreate, CustomerUpdate, AgentCreate, AgentUpdate, EventCreate, RecommendationCreate,
-        RecommendationUpdate, ApprovalCreate, AgentConfigCreate, AgentStateCreate, AgentStateUpsert,
-        AgentCapabilityCreate, AgentCapabilityUpdate, AgentMetricCreate, WorkflowExecutionCreate,
-        WorkflowStepCreate, WorkflowArtifactCreate,
+        CustomerCreate,
+        CustomerUpdate,
+        AgentCreate,
+        AgentUpdate,
+        EventCreate,
+        RecommendationCreate,
+        RecommendationUpdate,
+        ApprovalCreate,
+        AgentConfigCreate,
+        AgentStateCreate,
+        AgentStateUpsert,
+        AgentCapabilityCreate,
+        AgentCapabilityUpdate,
+        AgentMetricCreate,
+        WorkflowExecutionCreate,
+        WorkflowStepCreate,
+        WorkflowArtifactCreate,
     )
     for name, info in model.model_fields.items()
     if _holds_text(info.annotation)
@@ -834,23 +1216,31 @@ def test_string_fields__nul_is_a_validation_error_naming_the_field(model, name):
 
 def test_string_fields__cover_emails_paths_and_lists():
     covered = {(m.__name__, n) for m, n in STRING_FIELDS}
-    assert {("CustomerCreate", "email"), ("AgentCreate", "capabilities"), ("WorkflowArtifactCreate", "artifact_path"),
-            ("WorkflowArtifactCreate", "content_type"), ("AgentStateCreate", "resource_locks")} <= covered
+    assert {
+        ("CustomerCreate", "email"),
+        ("AgentCreate", "capabilities"),
+        ("WorkflowArtifactCreate", "artifact_path"),
+        ("WorkflowArtifactCreate", "content_type"),
+        ("AgentStateCreate", "resource_locks"),
+    } <= covered
     assert not any(n in ("metadata", "parameters") for _, n in covered)  # JSON is tested below
 
 
-@pytest.mark.parametrize("document, where", [
-    ({"k": "nul\x00"}, "['k']"),
-    ({"nul\x00key": 1}, "JSON object key"),
-    ({"a": {"b": [float("nan")]}}, "['a']['b'][0]"),
-    ({"a": float("inf")}, "finite"),
-    ({"a": {1: "one"}}, "keys must be strings"),
-    ({"a": [{"b": {"c"}}]}, "set is not a JSON value"),
-    ({"a": LongInt(10**4300)}, "digits"),
-    ({"\ud800": 1}, "surrogate"),
-    (nested(JSON_MAX_DEPTH + 1), f"at most {JSON_MAX_DEPTH} levels"),
-    (nested(100_000), f"at most {JSON_MAX_DEPTH} levels"),
-])
+@pytest.mark.parametrize(
+    "document, where",
+    [
+        ({"k": "nul\x00"}, "['k']"),
+        ({"nul\x00key": 1}, "JSON object key"),
+        ({"a": {"b": [float("nan")]}}, "['a']['b'][0]"),
+        ({"a": float("inf")}, "finite"),
+        ({"a": {1: "one"}}, "keys must be strings"),
+        ({"a": [{"b": {"c"}}]}, "set is not a JSON value"),
+        ({"a": LongInt(10**4300)}, "digits"),
+        ({"\ud800": 1}, "surrogate"),
+        (nested(JSON_MAX_DEPTH + 1), f"at most {JSON_MAX_DEPTH} levels"),
+        (nested(100_000), f"at most {JSON_MAX_DEPTH} levels"),
+    ],
+)
 async def test_json_fields__unstorable_document_refused_naming_the_field(store, document, where):
     before = await row_counts(store)
     with pytest.raises(pydantic.ValidationError) as info:
@@ -862,11 +1252,12 @@ async def test_json_fields__unstorable_document_refused_naming_the_field(store, 
 
 async def test_json_fields__edge_documents_read_back_equal(store):
     documents = [
-        nested(JSON_MAX_DEPTH), {"big": 10**4299, "neg": -(2**63) - 1, "tiny": 5e-324, "max": 1.7976931348623157e308},
+        nested(JSON_MAX_DEPTH),
+        {"big": 10**4299, "neg": -(2**63) - 1, "tiny": 5e-324, "max": 1.7976931348623157e308},
         {"": "", " ": [None, True, False, 0, -0.0], "\u202e\ufeff\U0010ffff": "e\u0301\U0001f44d"},
         {"quote'\"\\": "$1 %s ? :name", "\\u0000": "\\x00"},
     ]
-    for i, document in enumerate(documents):
+    for document in documents:
         customer = await store.customers.create({"name": "n", "email": f"{uuid4()}@example.com", "metadata": document})
         assert same((await store.customers.get(customer.id)).metadata, document)
 
@@ -874,43 +1265,65 @@ async def test_json_fields__edge_documents_read_back_equal(store):
 async def test_json_fields__edge_documents_read_back_equal_through_get_detail(store, world):
     """get_detail parses its steps and artifacts with another JSON parser than the other reads."""
     documents = [
-        nested(JSON_MAX_DEPTH), {"big": 10**4299, "tiny": 5e-324, "max": 1.7976931348623157e308},
+        nested(JSON_MAX_DEPTH),
+        {"big": 10**4299, "tiny": 5e-324, "max": 1.7976931348623157e308},
         {"\u202e\ufeff\U0010ffff": "e\u0301\U0001f44d", "quote'\"\\": "\\u0000"},
     ]
-    execution = await store.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=world.agent.id, customer_id=world.customer.id, workflow_type=WorkflowType.COST_ANALYSIS,
-    ))
+    execution = await store.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=world.agent.id,
+            customer_id=world.customer.id,
+            workflow_type=WorkflowType.COST_ANALYSIS,
+        )
+    )
     for i, document in enumerate(documents, start=1):
-        step = await store.workflow_steps.create(WorkflowStepCreate(
-            workflow_execution_id=execution.id, step_name=f"s{i}", step_order=i, input_data=document,
-        ))
-        await store.workflow_artifacts.create(WorkflowArtifactCreate(
-            workflow_execution_id=execution.id, workflow_step_id=step.id, artifact_type=ArtifactType.LOG,
-            artifact_name=f"a{i}", artifact_path="s3://a", metadata=document,
-        ))
+        step = await store.workflow_steps.create(
+            WorkflowStepCreate(
+                workflow_execution_id=execution.id,
+                step_name=f"s{i}",
+                step_order=i,
+                input_data=document,
+            )
+        )
+        await store.workflow_artifacts.create(
+            WorkflowArtifactCreate(
+                workflow_execution_id=execution.id,
+                workflow_step_id=step.id,
+                artifact_type=ArtifactType.LOG,
+                artifact_name=f"a{i}",
+                artifact_path="s3://a",
+                metadata=document,
+            )
+        )
     detail = await store.workflow_executions.get_detail(execution.id)
     assert [s.step_order for s in detail.steps] == [1, 2, 3]
     assert [a.artifact_name for a in detail.artifacts] == ["a1", "a2", "a3"]
-    for document, step, artifact in zip(documents, detail.steps, detail.artifacts):
+    for document, step, artifact in zip(documents, detail.steps, detail.artifacts, strict=True):
         assert same(step.input_data, document) and same(artifact.metadata, document)
 
 
-@pytest.mark.parametrize("instant", [
-    datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-])
+@pytest.mark.parametrize(
+    "instant",
+    [
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ],
+)
 async def test_timestamps__instants_the_driver_sends_as_infinity_are_refused(store, world, instant):
     """asyncpg sends exactly these two instants as -infinity / infinity; they read back naive."""
     before = await store.events.count()
     with pytest.raises(pydantic.ValidationError, match="infinity"):
-        await store.events.create({"customer_id": world.customer.id, "event_type": "agent_error", "title": "t",
-                                   "occurred_at": instant})
+        await store.events.create(
+            {"customer_id": world.customer.id, "event_type": "agent_error", "title": "t", "occurred_at": instant}
+        )
     assert await store.events.count() == before
 
 
 async def test_timestamps__first_and_last_storable_instants_read_back_equal(store, world):
     for instant in (datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999998, tzinfo=UTC)):
-        event = await store.events.create({"customer_id": world.customer.id, "event_type": "agent_error",
-                                           "title": "t", "occurred_at": instant})
+        event = await store.events.create(
+            {"customer_id": world.customer.id, "event_type": "agent_error", "title": "t", "occurred_at": instant}
+        )
         stored = (await store.events.get(event.id)).occurred_at
         assert stored == instant and stored.utcoffset() is not None
 
@@ -929,8 +1342,9 @@ async def test_json_document__over_the_limit_is_document_too_large_before_sendin
 
     before = await store.customers.count()
     with pytest.raises(DocumentTooLarge) as info:
-        await store.customers.create({"name": "n", "email": f"{uuid4()}@example.com",
-                                      "metadata": {"blob": "x" * (1 << 20)}})
+        await store.customers.create(
+            {"name": "n", "email": f"{uuid4()}@example.com", "metadata": {"blob": "x" * (1 << 20)}}
+        )
     assert isinstance(info.value, InvalidArgument) and str(info.value)
     assert await store.customers.count() == before
     fits = {"blob": "x" * ((1 << 20) - 100)}
@@ -960,11 +1374,14 @@ async def test_agent_configs_get_value__long_number_reads_back(store, world):
         assert value == 10**5000 - 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store.py jsonb codec: a float written in exponent form (abs >= 1e16) is stored as a jsonb numeric "
-    "and read back as a Python int (1e16 -> 10000000000000000), and 1e23 -> 10**23 != 1e23; "
-    "encode such floats with a fractional part (e.g. format(x, '.1f')) so they read back as floats"
-))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "store.py jsonb codec: a float written in exponent form (abs >= 1e16) is stored as a jsonb numeric "
+        "and read back as a Python int (1e16 -> 10000000000000000), and 1e23 -> 10**23 != 1e23; "
+        "encode such floats with a fractional part (e.g. format(x, '.1f')) so they read back as floats"
+    ),
+)
 async def test_json_fields__large_floats_read_back_as_the_same_floats(store):
     document = {"a": 1e16, "b": 1e23, "c": -2.5e300}
     customer = await store.customers.create({"name": "n", "email": f"{uuid4()}@example.com", "metadata": document})
@@ -992,12 +1409,16 @@ async def test_json_arguments__non_string_keys_refused_or_read_back_equal(store,
     assert not outcome_.ok or stored == document, stored
 
 
-@pytest.mark.parametrize("method, kwargs", [
-    ("workflow_steps.list", {"status": 5}),
-    ("workflow_executions.list", {"status": 5}),
-    ("events.list", {"severity": 3}),
-    ("approvals.list", {"status": 1.5}),
-], ids=lambda x: x if isinstance(x, str) else next(iter(x)))
+@pytest.mark.parametrize(
+    "method, kwargs",
+    [
+        ("workflow_steps.list", {"status": 5}),
+        ("workflow_executions.list", {"status": 5}),
+        ("events.list", {"severity": 3}),
+        ("approvals.list", {"status": 1.5}),
+    ],
+    ids=lambda x: x if isinstance(x, str) else next(iter(x)),
+)
 async def test_enum_filters__non_iterable_value_is_invalid_argument(store, world, method, kwargs):
     repo, name = method.split(".")
     args = (world.execution.id,) if method == "workflow_steps.list" else ()
@@ -1005,9 +1426,18 @@ async def test_enum_filters__non_iterable_value_is_invalid_argument(store, world
         await getattr(getattr(store, repo), name)(*args, **kwargs)
 
 
-@pytest.mark.parametrize("argument", [
-    "email", "key", "capability_name", "metric_name", "actor", "decided_by", "comment",
-])
+@pytest.mark.parametrize(
+    "argument",
+    [
+        "email",
+        "key",
+        "capability_name",
+        "metric_name",
+        "actor",
+        "decided_by",
+        "comment",
+    ],
+)
 async def test_text_arguments__nul_is_invalid_argument_naming_it(store, world, argument):
     bad = "x\x00y"
     calls = {
@@ -1035,12 +1465,19 @@ async def test_time_filters__driver_infinity_instants_refused_or_answered(migrat
                 return
             assert stats.since.utcoffset() is not None, stats.since
             return
-        kwargs = {"since": first} if window == "since -infinity" else {
-            "since": datetime.now(UTC) - timedelta(days=1), "until": last,
-        }
+        kwargs = (
+            {"since": first}
+            if window == "since -infinity"
+            else {
+                "since": datetime.now(UTC) - timedelta(days=1),
+                "until": last,
+            }
+        )
         try:
             await store.workflow_executions.trend(bucket=timedelta(days=365_000), **kwargs)
         except InvalidArgument:
             pass
         except StoreTimeout:
-            raise AssertionError(f"trend({window}) ran for {time.monotonic() - started:.1f} s until cancelled")
+            raise AssertionError(
+                f"trend({window}) ran for {time.monotonic() - started:.1f} s until cancelled"
+            ) from None

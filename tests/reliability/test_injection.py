@@ -21,10 +21,24 @@ import pytest
 
 from optiinfra_store.errors import InvalidArgument, NotFound
 from optiinfra_store.records import (
-    AgentCapabilityCreate, AgentCapabilityUpdate, AgentConfigCreate, AgentCreate, AgentMetricCreate,
-    AgentStateCreate, AgentStateUpsert, AgentUpdate, ApprovalCreate, CustomerCreate, CustomerUpdate, EventCreate,
-    RecommendationCreate, RecommendationUpdate, WorkflowArtifactCreate, WorkflowExecutionCreate,
-    WorkflowExecutionUpdate, WorkflowStepCreate,
+    AgentCapabilityCreate,
+    AgentCapabilityUpdate,
+    AgentConfigCreate,
+    AgentCreate,
+    AgentMetricCreate,
+    AgentStateCreate,
+    AgentStateUpsert,
+    AgentUpdate,
+    ApprovalCreate,
+    CustomerCreate,
+    CustomerUpdate,
+    EventCreate,
+    RecommendationCreate,
+    RecommendationUpdate,
+    WorkflowArtifactCreate,
+    WorkflowExecutionCreate,
+    WorkflowExecutionUpdate,
+    WorkflowStepCreate,
 )
 from tests.reliability.hostile import TABLES, core_type, row_counts, same
 
@@ -104,20 +118,38 @@ def assert_verbatim(model, values, *records) -> None:
 async def parents(store):
     customer = await store.customers.create(CustomerCreate(name="Decoy Co", email="decoy@inject.example"))
     agent = await store.agents.create(AgentCreate(type="cost", name="decoy", version="1"))
-    recommendation = await store.recommendations.create(RecommendationCreate(
-        customer_id=customer.id, agent_id=agent.id, recommendation_type="cost_reduction", title="decoy",
-    ))
-    execution = await store.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=agent.id, customer_id=customer.id, workflow_type="cost_analysis",
-    ))
+    recommendation = await store.recommendations.create(
+        RecommendationCreate(
+            customer_id=customer.id,
+            agent_id=agent.id,
+            recommendation_type="cost_reduction",
+            title="decoy",
+        )
+    )
+    execution = await store.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=agent.id,
+            customer_id=customer.id,
+            workflow_type="cost_analysis",
+        )
+    )
     # decoys a filter would also return if the payload were SQL, a LIKE pattern or a placeholder
     await store.agent_configs.set(agent.id, "decoy", "decoy")
-    await store.agent_capabilities.create(AgentCapabilityCreate(
-        agent_id=agent.id, capability_name="decoy", capability_version="1",
-    ))
-    await store.agent_metrics.create(AgentMetricCreate(
-        agent_id=agent.id, metric_name="decoy", metric_value=1.0, metadata={"decoy": "decoy"},
-    ))
+    await store.agent_capabilities.create(
+        AgentCapabilityCreate(
+            agent_id=agent.id,
+            capability_name="decoy",
+            capability_version="1",
+        )
+    )
+    await store.agent_metrics.create(
+        AgentMetricCreate(
+            agent_id=agent.id,
+            metric_name="decoy",
+            metric_value=1.0,
+            metadata={"decoy": "decoy"},
+        )
+    )
     return types.SimpleNamespace(customer=customer, agent=agent, recommendation=recommendation, execution=execution)
 
 
@@ -148,60 +180,136 @@ async def test_payload__stored_verbatim_in_every_string_field_and_json_key(store
     p = parents
     customer = await write(CustomerCreate, "customers", store.customers.create, lambda r: store.customers.get(r.id), {})
     agent = await write(AgentCreate, "agents", store.agents.create, lambda r: store.agents.get(r.id), {"type": "cost"})
-    await write(EventCreate, "events", store.events.create, lambda r: store.events.get(r.id),
-                {"customer_id": customer.id, "agent_id": agent.id, "event_type": "agent_error"})
+    await write(
+        EventCreate,
+        "events",
+        store.events.create,
+        lambda r: store.events.get(r.id),
+        {"customer_id": customer.id, "agent_id": agent.id, "event_type": "agent_error"},
+    )
     recommendation = await write(
-        RecommendationCreate, "recommendations", store.recommendations.create,
+        RecommendationCreate,
+        "recommendations",
+        store.recommendations.create,
         lambda r: store.recommendations.get(r.id),
         {"customer_id": customer.id, "agent_id": agent.id, "recommendation_type": "cost_reduction"},
     )
-    await write(ApprovalCreate, "approvals", store.approvals.create, lambda r: store.approvals.get(r.id),
-                {"recommendation_id": recommendation.id})
-    await write(AgentConfigCreate, "agent_configs", store.agent_configs.create, lambda r: store.agent_configs.get(r.id),
-                {"agent_id": agent.id})
-    await write(AgentStateCreate, "agent_states", store.agent_states.create, lambda r: store.agent_states.get(r.id),
-                {"agent_id": agent.id})
-    capability = await write(
-        AgentCapabilityCreate, "agent_capabilities", store.agent_capabilities.create,
-        lambda r: store.agent_capabilities.get(r.id), {"agent_id": agent.id},
+    await write(
+        ApprovalCreate,
+        "approvals",
+        store.approvals.create,
+        lambda r: store.approvals.get(r.id),
+        {"recommendation_id": recommendation.id},
     )
-    await write(AgentMetricCreate, "agent_metrics", store.agent_metrics.create, lambda r: store.agent_metrics.get(r.id),
-                {"agent_id": agent.id, "metric_value": 2.0})
+    await write(
+        AgentConfigCreate,
+        "agent_configs",
+        store.agent_configs.create,
+        lambda r: store.agent_configs.get(r.id),
+        {"agent_id": agent.id},
+    )
+    await write(
+        AgentStateCreate,
+        "agent_states",
+        store.agent_states.create,
+        lambda r: store.agent_states.get(r.id),
+        {"agent_id": agent.id},
+    )
+    capability = await write(
+        AgentCapabilityCreate,
+        "agent_capabilities",
+        store.agent_capabilities.create,
+        lambda r: store.agent_capabilities.get(r.id),
+        {"agent_id": agent.id},
+    )
+    await write(
+        AgentMetricCreate,
+        "agent_metrics",
+        store.agent_metrics.create,
+        lambda r: store.agent_metrics.get(r.id),
+        {"agent_id": agent.id, "metric_value": 2.0},
+    )
     execution = await write(
-        WorkflowExecutionCreate, "workflow_executions", store.workflow_executions.create,
+        WorkflowExecutionCreate,
+        "workflow_executions",
+        store.workflow_executions.create,
         lambda r: store.workflow_executions.get(r.id),
         {"agent_id": agent.id, "customer_id": customer.id, "workflow_type": "quality_check"},
     )
     step = await write(
-        WorkflowStepCreate, "workflow_steps", store.workflow_steps.create, lambda r: store.workflow_steps.get(r.id),
+        WorkflowStepCreate,
+        "workflow_steps",
+        store.workflow_steps.create,
+        lambda r: store.workflow_steps.get(r.id),
         {"workflow_execution_id": execution.id, "step_order": next(orders)},
     )
     await write(
-        WorkflowArtifactCreate, "workflow_artifacts", store.workflow_artifacts.create,
+        WorkflowArtifactCreate,
+        "workflow_artifacts",
+        store.workflow_artifacts.create,
         lambda r: store.workflow_artifacts.get(r.id),
         {"workflow_execution_id": execution.id, "workflow_step_id": step.id, "artifact_type": "log"},
     )
-    await store.workflow_steps.create_many([with_payload(WorkflowStepCreate, payload, {
-        "workflow_execution_id": execution.id, "step_order": next(orders),
-    })])
-    await store.agent_metrics.record_many([with_payload(AgentMetricCreate, payload, {
-        "agent_id": agent.id, "metric_value": 3.0, "collection_timestamp": datetime.now(UTC) - timedelta(days=1),
-    })])
+    await store.workflow_steps.create_many(
+        [
+            with_payload(
+                WorkflowStepCreate,
+                payload,
+                {
+                    "workflow_execution_id": execution.id,
+                    "step_order": next(orders),
+                },
+            )
+        ]
+    )
+    await store.agent_metrics.record_many(
+        [
+            with_payload(
+                AgentMetricCreate,
+                payload,
+                {
+                    "agent_id": agent.id,
+                    "metric_value": 3.0,
+                    "collection_timestamp": datetime.now(UTC) - timedelta(days=1),
+                },
+            )
+        ]
+    )
     created["workflow_steps"] += 1
     created["agent_metrics"] += 1
 
     for model, base, call, reader in [
-        (CustomerUpdate, {"email": fitted(payload, CustomerUpdate, "email").replace("@", "+updated@")},
-         lambda v: store.customers.update(p.customer.id, v), lambda: store.customers.get(p.customer.id)),
+        (
+            CustomerUpdate,
+            {"email": fitted(payload, CustomerUpdate, "email").replace("@", "+updated@")},
+            lambda v: store.customers.update(p.customer.id, v),
+            lambda: store.customers.get(p.customer.id),
+        ),
         (AgentUpdate, {}, lambda v: store.agents.update(p.agent.id, v), lambda: store.agents.get(p.agent.id)),
-        (RecommendationUpdate, {}, lambda v: store.recommendations.update(p.recommendation.id, v),
-         lambda: store.recommendations.get(p.recommendation.id)),
-        (AgentCapabilityUpdate, {}, lambda v: store.agent_capabilities.update(capability.id, v),
-         lambda: store.agent_capabilities.get(capability.id)),
-        (WorkflowExecutionUpdate, {}, lambda v: store.workflow_executions.update(p.execution.id, v),
-         lambda: store.workflow_executions.get(p.execution.id)),
-        (AgentStateUpsert, {"agent_id": agent.id}, store.agent_states.upsert,
-         lambda: store.agent_states.get_for_agent(agent.id)),
+        (
+            RecommendationUpdate,
+            {},
+            lambda v: store.recommendations.update(p.recommendation.id, v),
+            lambda: store.recommendations.get(p.recommendation.id),
+        ),
+        (
+            AgentCapabilityUpdate,
+            {},
+            lambda v: store.agent_capabilities.update(capability.id, v),
+            lambda: store.agent_capabilities.get(capability.id),
+        ),
+        (
+            WorkflowExecutionUpdate,
+            {},
+            lambda v: store.workflow_executions.update(p.execution.id, v),
+            lambda: store.workflow_executions.get(p.execution.id),
+        ),
+        (
+            AgentStateUpsert,
+            {"agent_id": agent.id},
+            store.agent_states.upsert,
+            lambda: store.agent_states.get_for_agent(agent.id),
+        ),
     ]:
         values = with_payload(model, payload, base)
         assert_verbatim(model, values, await call(values), await reader())
@@ -224,14 +332,23 @@ async def test_payload__string_filters_match_only_the_exact_value(store, parents
     assert await store.agent_configs.get_value(p.agent.id, payload) == payload
     assert (await store.agent_configs.get_by_key(p.agent.id, "decoy")).config_value == "decoy"
 
-    capability = await store.agent_capabilities.create(AgentCapabilityCreate(
-        agent_id=p.agent.id, capability_name=payload, capability_version=payload[:50],
-    ))
+    capability = await store.agent_capabilities.create(
+        AgentCapabilityCreate(
+            agent_id=p.agent.id,
+            capability_name=payload,
+            capability_version=payload[:50],
+        )
+    )
     assert [c.id for c in await store.agent_capabilities.list(capability_name=payload)] == [capability.id]
 
-    metric = await store.agent_metrics.create(AgentMetricCreate(
-        agent_id=p.agent.id, metric_name=payload, metric_value=7.0, metadata={payload: payload},
-    ))
+    metric = await store.agent_metrics.create(
+        AgentMetricCreate(
+            agent_id=p.agent.id,
+            metric_name=payload,
+            metric_value=7.0,
+            metadata={payload: payload},
+        )
+    )
     assert [m.id for m in await store.agent_metrics.list(metric_name=payload)] == [metric.id]
     assert (await store.agent_metrics.aggregate(p.agent.id, payload)).count == 1
     assert [m.id for m in await store.agent_metrics.search({payload: payload})] == [metric.id]
@@ -256,9 +373,16 @@ async def test_payload__string_filters_match_only_the_exact_value(store, parents
         with pytest.raises(pydantic.ValidationError):
             await call()
 
-    await assert_nothing_smuggled(store, before, {
-        "customers": 1, "agent_configs": 1, "agent_capabilities": 1, "agent_metrics": 1,
-    })
+    await assert_nothing_smuggled(
+        store,
+        before,
+        {
+            "customers": 1,
+            "agent_configs": 1,
+            "agent_capabilities": 1,
+            "agent_metrics": 1,
+        },
+    )
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
@@ -266,20 +390,32 @@ async def test_payload__recorded_verbatim_as_actor_reason_and_decision(store, pa
     p = parents
     before = await row_counts(store)
     actor = payload[:255]
-    execution = await store.workflow_executions.create(WorkflowExecutionCreate(
-        agent_id=p.agent.id, customer_id=p.customer.id, workflow_type="health_check",
-    ))
+    execution = await store.workflow_executions.create(
+        WorkflowExecutionCreate(
+            agent_id=p.agent.id,
+            customer_id=p.customer.id,
+            workflow_type="health_check",
+        )
+    )
     await store.workflow_executions.start(execution.id, actor=actor, reason={payload: payload})
-    step = await store.workflow_steps.create(WorkflowStepCreate(
-        workflow_execution_id=execution.id, step_name=payload, step_order=1,
-    ))
+    step = await store.workflow_steps.create(
+        WorkflowStepCreate(
+            workflow_execution_id=execution.id,
+            step_name=payload,
+            step_order=1,
+        )
+    )
     await store.workflow_steps.start(step.id, actor=actor)
     await store.workflow_steps.fail(step.id, {payload: [payload]}, actor=actor, reason={"why": payload})
     cancelled = await store.workflow_executions.cancel(execution.id, payload, actor=actor)
     assert cancelled.error_details == {"error_type": "Cancelled", "reason": payload}
     history = await store.workflow_executions.history(execution.id)
     assert [(t.actor, t.reason) for t in history] == [
-        (None, None), (actor, {payload: payload}), (None, None), (actor, None), (actor, {"why": payload}),
+        (None, None),
+        (actor, {payload: payload}),
+        (None, None),
+        (actor, None),
+        (actor, {"why": payload}),
         (actor, {"reason": payload}),
     ]
     assert (await store.workflow_steps.get(step.id)).error_details == {payload: [payload]}

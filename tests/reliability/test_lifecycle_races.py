@@ -88,15 +88,23 @@ class Call:
 
 def execution_row(record: Any) -> Row:
     return Row(
-        str(record.status), record.started_at is not None, record.completed_at is not None,
-        record.output_data, record.error_details,
+        str(record.status),
+        record.started_at is not None,
+        record.completed_at is not None,
+        record.output_data,
+        record.error_details,
     )
 
 
 def step_row(record: Any) -> Row:
     return Row(
-        str(record.status), record.started_at is not None, record.completed_at is not None,
-        record.output_data, record.error_details, record.retry_count, record.max_retries,
+        str(record.status),
+        record.started_at is not None,
+        record.completed_at is not None,
+        record.output_data,
+        record.error_details,
+        record.retry_count,
+        record.max_retries,
     )
 
 
@@ -263,7 +271,7 @@ class Lifecycle(RuleBasedStateMachine):
                 self.trails[execution] = trail
                 return
         raise AssertionError(
-            f"{methods} from {self.rows[id]}: stored {stored}, history {history[len(self.trails[execution]):]}, "
+            f"{methods} from {self.rows[id]}: stored {stored}, history {history[len(self.trails[execution]) :]}, "
             f"but the orders that explain {outcomes} predict {candidates}"
         )
 
@@ -299,9 +307,11 @@ class ExecutionLifecycle(Lifecycle):
     def __init__(self, harness: Harness) -> None:
         super().__init__(harness)
         # a customer per case, so listing its executions shows exactly this case's rows
-        self.customer = harness.run(harness.store.customers.create(
-            CustomerCreate(name="race case", email=f"case-{uuid.uuid4().hex}@example.com")
-        ))
+        self.customer = harness.run(
+            harness.store.customers.create(
+                CustomerCreate(name="race case", email=f"case-{uuid.uuid4().hex}@example.com")
+            )
+        )
 
     @initialize(target=executions)
     def first_execution(self) -> uuid.UUID:
@@ -313,10 +323,17 @@ class ExecutionLifecycle(Lifecycle):
 
     def create(self, status: str) -> uuid.UUID:
         running = status == "running"
-        record = self.h.run(self.h.store.workflow_executions.create(WorkflowExecutionCreate(
-            agent_id=self.h.agent.id, customer_id=self.customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
-            status=status, started_at=datetime.now(UTC) - timedelta(minutes=1) if running else None,
-        )))
+        record = self.h.run(
+            self.h.store.workflow_executions.create(
+                WorkflowExecutionCreate(
+                    agent_id=self.h.agent.id,
+                    customer_id=self.customer.id,
+                    workflow_type=WorkflowType.HEALTH_CHECK,
+                    status=status,
+                    started_at=datetime.now(UTC) - timedelta(minutes=1) if running else None,
+                )
+            )
+        )
         self.rows[record.id] = Row(status, running, False, {}, None)
         self.trails[record.id] = [(None, None, status, None, None)]
         return record.id
@@ -352,13 +369,22 @@ class StepLifecycle(Lifecycle):
 
     @initialize(target=steps, max_retries=st.integers(0, 3))
     def first_step(self, max_retries: int) -> uuid.UUID:
-        customer = self.h.run(self.h.store.customers.create(
-            CustomerCreate(name="race case", email=f"case-{uuid.uuid4().hex}@example.com")
-        ))
-        execution = self.h.run(self.h.store.workflow_executions.create(WorkflowExecutionCreate(
-            agent_id=self.h.agent.id, customer_id=customer.id, workflow_type=WorkflowType.QUALITY_CHECK,
-            status="running", started_at=datetime.now(UTC) - timedelta(minutes=1),
-        )))
+        customer = self.h.run(
+            self.h.store.customers.create(
+                CustomerCreate(name="race case", email=f"case-{uuid.uuid4().hex}@example.com")
+            )
+        )
+        execution = self.h.run(
+            self.h.store.workflow_executions.create(
+                WorkflowExecutionCreate(
+                    agent_id=self.h.agent.id,
+                    customer_id=customer.id,
+                    workflow_type=WorkflowType.QUALITY_CHECK,
+                    status="running",
+                    started_at=datetime.now(UTC) - timedelta(minutes=1),
+                )
+            )
+        )
         self.execution = execution.id
         self.orders = itertools.count(1)
         self.trails[execution.id] = [(None, None, "running", None, None)]
@@ -374,12 +400,20 @@ class StepLifecycle(Lifecycle):
 
     def create(self, status: str, retry_count: int, max_retries: int) -> uuid.UUID:
         now = datetime.now(UTC)
-        record = self.h.run(self.h.store.workflow_steps.create(WorkflowStepCreate(
-            workflow_execution_id=self.execution, step_name="step", step_order=next(self.orders), status=status,
-            started_at=None if status == "pending" else now - timedelta(seconds=5),
-            completed_at=now if status == "failed" else None,
-            retry_count=retry_count, max_retries=max_retries,
-        )))
+        record = self.h.run(
+            self.h.store.workflow_steps.create(
+                WorkflowStepCreate(
+                    workflow_execution_id=self.execution,
+                    step_name="step",
+                    step_order=next(self.orders),
+                    status=status,
+                    started_at=None if status == "pending" else now - timedelta(seconds=5),
+                    completed_at=now if status == "failed" else None,
+                    retry_count=retry_count,
+                    max_retries=max_retries,
+                )
+            )
+        )
         self.rows[record.id] = Row(status, status != "pending", status == "failed", {}, None, retry_count, max_retries)
         self.trails[self.execution].append((record.id, None, status, None, None))
         return record.id
@@ -424,12 +458,21 @@ def test_explanations__a_lost_update_is_not_explained():
     both_won = [("ok", next_execution(row, calls[0])), ("ok", next_execution(row, calls[1]))]
     assert list(explanations("execution", row, calls, both_won)) == []
     one_won = [("ok", next_execution(row, calls[0])), ("refused", "completed", "completed")]
-    assert [after for after, _ in explanations("execution", row, calls, one_won)] == [
-        next_execution(row, calls[0])
-    ]
-    assert list(explanations("execution", row, calls, [
-        ("ok", next_execution(row, calls[0])), ("refused", "running", "completed"),
-    ])) == []  # the loser found the row completed, not running
+    assert [after for after, _ in explanations("execution", row, calls, one_won)] == [next_execution(row, calls[0])]
+    assert (
+        list(
+            explanations(
+                "execution",
+                row,
+                calls,
+                [
+                    ("ok", next_execution(row, calls[0])),
+                    ("refused", "running", "completed"),
+                ],
+            )
+        )
+        == []
+    )  # the loser found the row completed, not running
 
 
 def test_refusal__reports_the_status_that_refused_it(harness):
@@ -439,11 +482,16 @@ def test_refusal__reports_the_status_that_refused_it(harness):
             CustomerCreate(name="race case", email=f"case-{uuid.uuid4().hex}@example.com")
         )
         for _ in range(500):  # the window is a few hundred microseconds wide; it opens in ~1 race in 5 here
-            execution = await store.workflow_executions.create(WorkflowExecutionCreate(
-                agent_id=harness.agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK,
-            ))
+            execution = await store.workflow_executions.create(
+                WorkflowExecutionCreate(
+                    agent_id=harness.agent.id,
+                    customer_id=customer.id,
+                    workflow_type=WorkflowType.HEALTH_CHECK,
+                )
+            )
             _, failed = await asyncio.gather(
-                store.workflow_executions.start(execution.id), store.workflow_executions.fail(execution.id),
+                store.workflow_executions.start(execution.id),
+                store.workflow_executions.fail(execution.id),
                 return_exceptions=True,
             )
             if isinstance(failed, InvalidTransition):

@@ -34,9 +34,14 @@ async def test_server_log__holds_no_key_and_no_plaintext(logged_server):
     dsn, log = logged_server
     async with Store.connect(dsn, secret_key=KEYS["old"]) as old:
         agent = await old.agents.create(AgentCreate(type=AgentType.COST, name="Cost", version="1"))
-        created = await old.agent_configs.create(AgentConfigCreate(
-            agent_id=agent.id, config_key="api_key", config_value=VALUES[0], is_sensitive=True,
-        ))
+        created = await old.agent_configs.create(
+            AgentConfigCreate(
+                agent_id=agent.id,
+                config_key="api_key",
+                config_value=VALUES[0],
+                is_sensitive=True,
+            )
+        )
         for _ in range(20):
             assert await old.agent_configs.get_value(agent.id, "api_key") == VALUES[0]
         await old.agent_configs.get(created.id)
@@ -44,16 +49,20 @@ async def test_server_log__holds_no_key_and_no_plaintext(logged_server):
         await old.agent_configs.set(agent.id, "api_key", VALUES[1])  # sticky: still encrypted
         await old.agent_configs.set(agent.id, "token", VALUES[2], is_sensitive=True)
     async with Store.connect(dsn, secret_key=KEYS["wrong"]) as wrong:
-        for attempt in (wrong.agent_configs.get_value(agent.id, "api_key"),
-                        wrong.agent_configs.set(agent.id, "api_key", VALUES[3], is_sensitive=True),
-                        wrong.agent_configs.set(agent.id, "api_key", VALUES[3]),
-                        wrong.agent_configs.rotate_key()):
+        for attempt in (
+            wrong.agent_configs.get_value(agent.id, "api_key"),
+            wrong.agent_configs.set(agent.id, "api_key", VALUES[3], is_sensitive=True),
+            wrong.agent_configs.set(agent.id, "api_key", VALUES[3]),
+            wrong.agent_configs.rotate_key(),
+        ):
             with pytest.raises(SecretKeyError):
                 await attempt
     async with Store.connect(dsn, secret_key=None) as keyless:
-        for attempt in (keyless.agent_configs.get_value(agent.id, "api_key"),
-                        keyless.agent_configs.set(agent.id, "api_key", VALUES[3]),
-                        keyless.agent_configs.set(agent.id, "fresh", VALUES[3], is_sensitive=True)):
+        for attempt in (
+            keyless.agent_configs.get_value(agent.id, "api_key"),
+            keyless.agent_configs.set(agent.id, "api_key", VALUES[3]),
+            keyless.agent_configs.set(agent.id, "fresh", VALUES[3], is_sensitive=True),
+        ):
             with pytest.raises(SecretKeyError):
                 await attempt
     async with Store.connect(dsn, secret_key=[KEYS["new"], KEYS["old"]]) as both:

@@ -31,8 +31,13 @@ def application_name() -> str:
 async def test_soak__short_run_loses_nothing_under_killed_connections(clean_dsn):
     soak = load_soak()
     report = await soak.run_soak(
-        clean_dsn, duration=10, agents=16, kill_every=1, pool_size=6,
-        application_name=application_name(), seed=7,
+        clean_dsn,
+        duration=10,
+        agents=16,
+        kill_every=1,
+        pool_size=6,
+        application_name=application_name(),
+        seed=7,
     )
     soak.print_report(report)
     assert report.faults_injected > 0
@@ -46,7 +51,12 @@ async def test_soak__short_run_loses_nothing_under_killed_connections(clean_dsn)
 async def test_soak__verify_catches_a_lost_write_and_a_phantom_row(clean_dsn):
     soak = load_soak()
     run = await soak.run_load(
-        clean_dsn, duration=1, agents=3, kill_every=60, application_name=application_name(), seed=1,
+        clean_dsn,
+        duration=1,
+        agents=3,
+        kill_every=60,
+        application_name=application_name(),
+        seed=1,
     )
     assert await soak.verify(clean_dsn, run.customer_id, run.ledger) == (0, [])
 

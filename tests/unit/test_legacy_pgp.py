@@ -37,9 +37,7 @@ def pg() -> Iterator[psycopg.Connection]:
     except psycopg.Error as exc:
         pytest.skip(f"PostgreSQL unreachable at {redact(DSN)}: {exc}")
     with admin:
-        available = admin.execute(
-            "SELECT 1 FROM pg_available_extensions WHERE name = 'pgcrypto'"
-        ).fetchone()
+        available = admin.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pgcrypto'").fetchone()
         if available is None:
             pytest.skip(f"pgcrypto is not available on {redact(DSN)}")
         name = f"legacy_pgp_{uuid.uuid4().hex[:12]}"
@@ -53,9 +51,7 @@ def pg() -> Iterator[psycopg.Connection]:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
-def encrypt(
-    pg: psycopg.Connection, data: bytes, password: str = PASSWORD, options: str = ""
-) -> bytes:
+def encrypt(pg: psycopg.Connection, data: bytes, password: str = PASSWORD, options: str = "") -> bytes:
     row = pg.execute("SELECT pgp_sym_encrypt_bytea(%s, %s, %s)", (data, password, options))
     return row.fetchone()[0]
 
@@ -131,9 +127,7 @@ def test_unicode_password(pg: psycopg.Connection) -> None:
         decrypt(message, "passwörd 🔑 пароль")
 
 
-@pytest.mark.parametrize(
-    "options", ["", "sess-key=1", "disable-mdc=1", "sess-key=1, disable-mdc=1"]
-)
+@pytest.mark.parametrize("options", ["", "sess-key=1", "disable-mdc=1", "sess-key=1, disable-mdc=1"])
 def test_wrong_password(pg: psycopg.Connection, options: str) -> None:
     message = encrypt(pg, SAMPLE, options=options)
     with pytest.raises(LegacyDecryptError, match="wrong key") as raised:
@@ -214,10 +208,7 @@ def handmade_message(password: str, plaintext_packets: bytes) -> bytes:
     encrypted = encryptor.update(hashed + hashlib.sha1(hashed).digest()) + encryptor.finalize()
     seipd = b"\x01" + encrypted
     return (
-        old_packet(3, bytes([4, 7, 1, 11]) + salt, 0)
-        + bytes([0xC0 | 18, 255])
-        + len(seipd).to_bytes(4, "big")
-        + seipd
+        old_packet(3, bytes([4, 7, 1, 11]) + salt, 0) + bytes([0xC0 | 18, 255]) + len(seipd).to_bytes(4, "big") + seipd
     )
 
 

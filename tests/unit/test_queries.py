@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 import optiinfra_store.queries as queries_package
+import optiinfra_store.repositories as repositories
 from optiinfra_store import records
 from optiinfra_store.queries import load, parse
 from optiinfra_store.repositories import __all__ as repository_names
-import optiinfra_store.repositories as repositories
 
 REPOSITORIES = [getattr(repositories, name) for name in repository_names]
 QUERY_DIR = Path(queries_package.__file__).parent
@@ -22,7 +22,7 @@ def test_parse__splits_named_blocks_and_drops_comments():
     assert parsed.names() == {"one", "two"}
     assert parsed.one == "SELECT 1" and parsed.two == "SELECT 2"
     with pytest.raises(AttributeError, match="three"):
-        parsed.three
+        parsed.three  # noqa: B018 - the attribute access is what raises
 
 
 def test_parse__duplicate_name_refused():
@@ -71,7 +71,11 @@ UPDATABLE = [r for r in REPOSITORIES if hasattr(records, f"{r.record_type.__name
 
 def test_update__tables_with_partial_updates():
     assert {r.table for r in UPDATABLE} == {
-        "customers", "agents", "recommendations", "agent_capabilities", "workflow_executions",
+        "customers",
+        "agents",
+        "recommendations",
+        "agent_capabilities",
+        "workflow_executions",
     }
 
 

@@ -49,13 +49,18 @@ class Slot:
 
 
 _STATEMENT = (Slot(0, "query"), Slot(0, "sql"), Slot(0, "statement"))
-_COPY_TABLE = (Slot(0, "table_name", IDENTIFIER), Slot(None, "columns", IDENTIFIER),
-               Slot(None, "schema_name", IDENTIFIER))
+_COPY_TABLE = (
+    Slot(0, "table_name", IDENTIFIER),
+    Slot(None, "columns", IDENTIFIER),
+    Slot(None, "schema_name", IDENTIFIER),
+)
 
 SINKS: dict[str, tuple[Slot, ...]] = {
     # asyncpg (Connection and Pool), psycopg (Connection and Cursor), yoyo (DatabaseBackend)
-    **{name: _STATEMENT for name in ("execute", "executemany", "fetch", "fetchrow", "fetchval", "prepare",
-                                     "copy_from_query", "copy")},
+    **{
+        name: _STATEMENT
+        for name in ("execute", "executemany", "fetch", "fetchrow", "fetchval", "prepare", "copy_from_query", "copy")
+    },
     **{name: _COPY_TABLE for name in ("copy_to_table", "copy_from_table", "copy_records_to_table")},
     **{name: (Slot(0, "channel", IDENTIFIER),) for name in ("add_listener", "remove_listener")},
     # the repositories' driver calls
@@ -74,8 +79,14 @@ class Allowance:
 def yoyo_format_sql(expr: ast.expr) -> bool:
     """`backend.format_sql("... {0.<name>_quoted} ...")`: the template is a constant and its only
     fields are identifiers yoyo quotes itself."""
-    if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "format_sql"
-            and len(expr.args) == 1 and not expr.keywords and _is_str(expr.args[0])):
+    if not (
+        isinstance(expr, ast.Call)
+        and isinstance(expr.func, ast.Attribute)
+        and expr.func.attr == "format_sql"
+        and len(expr.args) == 1
+        and not expr.keywords
+        and _is_str(expr.args[0])
+    ):
         return False
     fields = [f for _, f, _, _ in string.Formatter().parse(expr.args[0].value) if f is not None]
     return bool(fields) and all(re.fullmatch(r"0\.\w+_quoted", f) for f in fields)
@@ -84,14 +95,19 @@ def yoyo_format_sql(expr: ast.expr) -> bool:
 def packaged_seed_file(expr: ast.expr) -> bool:
     """`(seed_dir() / name).read_text(...)`: a file shipped in the package, run whole."""
     return (
-        isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "read_text"
-        and any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "seed_dir"
-                for n in ast.walk(expr.func.value))
+        isinstance(expr, ast.Call)
+        and isinstance(expr.func, ast.Attribute)
+        and expr.func.attr == "read_text"
+        and any(
+            isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "seed_dir"
+            for n in ast.walk(expr.func.value)
+        )
     )
 
 
 def psycopg_identifiers(expr: ast.expr) -> bool:
     """`sql.SQL("<constant>").format(sql.Identifier(...), ...)`: only quoted identifiers go in."""
+
     def named(node: ast.expr, name: str) -> bool:
         func = node.func if isinstance(node, ast.Call) else None
         return (isinstance(func, ast.Attribute) and func.attr == name) or (
@@ -99,8 +115,12 @@ def psycopg_identifiers(expr: ast.expr) -> bool:
         )
 
     return (
-        isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "format"
-        and named(expr.func.value, "SQL") and len(expr.func.value.args) == 1 and _is_str(expr.func.value.args[0])
+        isinstance(expr, ast.Call)
+        and isinstance(expr.func, ast.Attribute)
+        and expr.func.attr == "format"
+        and named(expr.func.value, "SQL")
+        and len(expr.func.value.args) == 1
+        and _is_str(expr.func.value.args[0])
         and bool(expr.args or expr.keywords)
         and all(named(a, "Identifier") for a in [*expr.args, *(k.value for k in expr.keywords)])
     )
@@ -110,8 +130,10 @@ def confinement_begin(expr: ast.expr) -> bool:
     """`self._begin`: the string executor.begin_confined made once, from a constant template and
     the 32 hexadecimal digits of a UUID rebuilt from its bytes."""
     return (
-        isinstance(expr, ast.Attribute) and expr.attr == "_begin"
-        and isinstance(expr.value, ast.Name) and expr.value.id == "self"
+        isinstance(expr, ast.Attribute)
+        and expr.attr == "_begin"
+        and isinstance(expr.value, ast.Name)
+        and expr.value.id == "self"
     )
 
 
@@ -120,14 +142,17 @@ def confinement_begin(expr: ast.expr) -> bool:
 # `psycopg_identifiers`, so the dynamic part can only be a psycopg.sql.Identifier.
 ALLOWED: dict[tuple[str, str], Allowance] = {
     ("migrations.py", "status"): Allowance(
-        "yoyo names its bookkeeping table; format_sql fills in yoyo's own quoted name", yoyo_format_sql,
+        "yoyo names its bookkeeping table; format_sql fills in yoyo's own quoted name",
+        yoyo_format_sql,
     ),
     ("executor.py", "CustomerExecutor._confined"): Allowance(
         "BEGIN and the confinement in one round trip: a simple-protocol query takes no parameters, "
-        "so the customer's UUID goes in as its hexadecimal digits", confinement_begin,
+        "so the customer's UUID goes in as its hexadecimal digits",
+        confinement_begin,
     ),
     ("seed.py", "load"): Allowance(
-        "the demo data is SQL files shipped in the package, each run whole as one script", packaged_seed_file,
+        "the demo data is SQL files shipped in the package, each run whole as one script",
+        packaged_seed_file,
     ),
 }
 
@@ -176,39 +201,64 @@ class _Module:
         self._collect(self.tree, "")
         bindings: dict[str, list[ast.expr]] = {}
         for node in self.tree.body:
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-                node, ast.AnnAssign) and node.value is not None else []
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign) and node.value is not None
+                else []
+            )
             for target in targets:
                 if isinstance(target, ast.Name):
                     bindings.setdefault(target.id, []).append(node.value)
-        mutated = {
-            n.func.value.id for n in ast.walk(self.tree)
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in MUTATORS
-            and isinstance(n.func.value, ast.Name)
-        } | {
-            t.value.id for n in ast.walk(self.tree) if isinstance(n, (ast.Assign, ast.AugAssign, ast.Delete))
-            for t in (n.targets if isinstance(n, (ast.Assign, ast.Delete)) else [n.target])
-            if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name)
-        } | {
-            n.target.id for n in ast.walk(self.tree) if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name)
-        } | {name for n in ast.walk(self.tree) if isinstance(n, ast.Global) for name in n.names}
+        mutated = (
+            {
+                n.func.value.id
+                for n in ast.walk(self.tree)
+                if isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Attribute)
+                and n.func.attr in MUTATORS
+                and isinstance(n.func.value, ast.Name)
+            }
+            | {
+                t.value.id
+                for n in ast.walk(self.tree)
+                if isinstance(n, (ast.Assign, ast.AugAssign, ast.Delete))
+                for t in (n.targets if isinstance(n, (ast.Assign, ast.Delete)) else [n.target])
+                if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name)
+            }
+            | {
+                n.target.id
+                for n in ast.walk(self.tree)
+                if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name)
+            }
+            | {name for n in ast.walk(self.tree) if isinstance(n, ast.Global) for name in n.names}
+        )
         self.constants = {
             name: values[0] for name, values in bindings.items() if len(values) == 1 and name not in mutated
         }
         # `from optiinfra_store.executor import BIND_CUSTOMER`: (module file, name) of each import
         self.imports = {
-            alias.asname or alias.name: (node.module.removeprefix("optiinfra_store.").replace(".", "/") + ".py",
-                                         alias.name)
-            for node in self.tree.body if isinstance(node, ast.ImportFrom) and node.module
-            and node.module.startswith("optiinfra_store.")
+            alias.asname or alias.name: (
+                node.module.removeprefix("optiinfra_store.").replace(".", "/") + ".py",
+                alias.name,
+            )
+            for node in self.tree.body
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("optiinfra_store.")
             for alias in node.names
         }
         # `table = "customers"` in a class body: what `load(self.table)` may load
         self.class_tables = [
-            node.value for cls in ast.walk(self.tree) if isinstance(cls, ast.ClassDef) for node in cls.body
-            if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
-            and any(isinstance(t, ast.Name) and t.id == "table"
-                    for t in (node.targets if isinstance(node, ast.Assign) else [node.target]))
+            node.value
+            for cls in ast.walk(self.tree)
+            if isinstance(cls, ast.ClassDef)
+            for node in cls.body
+            if isinstance(node, (ast.Assign, ast.AnnAssign))
+            and node.value is not None
+            and any(
+                isinstance(t, ast.Name) and t.id == "table"
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            )
         ]
 
     def _collect(self, node: ast.AST, prefix: str) -> None:
@@ -254,8 +304,14 @@ def _argument(call: ast.Call, slot: Slot) -> ast.expr | None:
 
 def _unwrapped(expr: ast.expr, kind: str) -> ast.expr:
     # list(columns) / tuple(columns) hand an identifier sequence on unchanged
-    while (kind == IDENTIFIER and isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name)
-           and expr.func.id in ("list", "tuple") and len(expr.args) == 1 and not expr.keywords):
+    while (
+        kind == IDENTIFIER
+        and isinstance(expr, ast.Call)
+        and isinstance(expr.func, ast.Name)
+        and expr.func.id in ("list", "tuple")
+        and len(expr.args) == 1
+        and not expr.keywords
+    ):
         expr = expr.args[0]
     return expr
 
@@ -276,7 +332,7 @@ def _propagate(modules: list[_Module]) -> dict[str, tuple[Slot, ...]]:
     while changed:
         changed = False
         for module in modules:
-            for qualified, function in module.functions.items():
+            for function in module.functions.values():
                 positional, keyword_only = _parameters(function)
                 found = set(sinks.get(function.name, ()))
                 for call in module.calls_in(function):
@@ -310,15 +366,22 @@ class _Checker:
                         self.report.calls.append((module.name, qualified, _called_name(call)))
                         problem = self._problem(module, qualified, function, argument, slot.kind)
                         if problem:
-                            self.report.findings.append(Finding(
-                                module.name, call.lineno, qualified, ast.unparse(call)[:120], problem,
-                            ))
+                            self.report.findings.append(
+                                Finding(
+                                    module.name,
+                                    call.lineno,
+                                    qualified,
+                                    ast.unparse(call)[:120],
+                                    problem,
+                                )
+                            )
             for call in module.calls_in(module.tree):  # module-level statements
                 for slot, argument in _sink_slots(call, self.sinks):
                     self.report.calls.append((module.name, "<module>", _called_name(call)))
                     if problem := self._problem(module, "<module>", None, argument, slot.kind):
-                        self.report.findings.append(Finding(module.name, call.lineno, "<module>",
-                                                            ast.unparse(call)[:120], problem))
+                        self.report.findings.append(
+                            Finding(module.name, call.lineno, "<module>", ast.unparse(call)[:120], problem)
+                        )
         return self.report
 
     def _check_q_bindings(self, module: _Module) -> None:
@@ -329,15 +392,28 @@ class _Checker:
                 if any(isinstance(t, ast.Attribute) and t.attr == "_q" for t in targets):
                     value = node.value
                     table = value.args[0] if isinstance(value, ast.Call) and len(value.args) == 1 else None
-                    by_class = (isinstance(table, ast.Attribute) and table.attr == "table"
-                                and isinstance(table.value, ast.Name) and table.value.id == "self"
-                                and self.tables_constant)
-                    if not (isinstance(value, ast.Call) and _called_name(value) == "load"
-                            and table is not None and (_is_str(table) or by_class)):
-                        self.report.findings.append(Finding(
-                            module.name, node.lineno, "-", ast.unparse(node)[:120],
-                            "_q must be bound to load(\"<table>\") (the named statements of one .sql file)",
-                        ))
+                    by_class = (
+                        isinstance(table, ast.Attribute)
+                        and table.attr == "table"
+                        and isinstance(table.value, ast.Name)
+                        and table.value.id == "self"
+                        and self.tables_constant
+                    )
+                    if not (
+                        isinstance(value, ast.Call)
+                        and _called_name(value) == "load"
+                        and table is not None
+                        and (_is_str(table) or by_class)
+                    ):
+                        self.report.findings.append(
+                            Finding(
+                                module.name,
+                                node.lineno,
+                                "-",
+                                ast.unparse(node)[:120],
+                                '_q must be bound to load("<table>") (the named statements of one .sql file)',
+                            )
+                        )
 
     def _problem(self, module, qualified, function, expr, kind, depth=0) -> str | None:
         expr = _unwrapped(expr, kind)
@@ -363,8 +439,12 @@ class _Checker:
             return all(self._static(module, function, e, kind, depth + 1) for e in (expr.body, expr.orelse))
         if isinstance(expr, ast.Attribute):
             owner = expr.value
-            if isinstance(owner, ast.Attribute) and owner.attr == "_q" and isinstance(owner.value, ast.Name) \
-                    and owner.value.id == "self":
+            if (
+                isinstance(owner, ast.Attribute)
+                and owner.attr == "_q"
+                and isinstance(owner.value, ast.Name)
+                and owner.value.id == "self"
+            ):
                 return True  # self._q.<name>: a statement of a .sql file
             if isinstance(owner, ast.Name) and (owner.id == "queries" or self._loaded(module, owner.id)):
                 return True  # queries.<name>, or Q.<name> with Q = load("...") at module level
@@ -408,13 +488,22 @@ class _Checker:
                 if node.value is not None:
                     values.append(node.value)
                 local = True
-            elif isinstance(node, (ast.AugAssign, ast.For, ast.AsyncFor, ast.With, ast.AsyncWith, ast.NamedExpr,
-                                   ast.comprehension)):
-                bound = [n for n in ast.walk(node.target if hasattr(node, "target") else node)
-                         if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store)]
+            elif isinstance(
+                node, (ast.AugAssign, ast.For, ast.AsyncFor, ast.With, ast.AsyncWith, ast.NamedExpr, ast.comprehension)
+            ):
+                bound = [
+                    n
+                    for n in ast.walk(node.target if hasattr(node, "target") else node)
+                    if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store)
+                ]
                 if isinstance(node, (ast.With, ast.AsyncWith)):
-                    bound = [n for item in node.items if item.optional_vars is not None
-                             for n in ast.walk(item.optional_vars) if isinstance(n, ast.Name) and n.id == name]
+                    bound = [
+                        n
+                        for item in node.items
+                        if item.optional_vars is not None
+                        for n in ast.walk(item.optional_vars)
+                        if isinstance(n, ast.Name) and n.id == name
+                    ]
                 if bound:
                     return []
         return values if local else None
@@ -428,8 +517,7 @@ def check_sources(sources: dict[str, str], allowed: dict[tuple[str, str], Allowa
 
 def package_sources() -> dict[str, str]:
     return {
-        path.relative_to(PACKAGE).as_posix(): path.read_text(encoding="utf-8")
-        for path in sorted(PACKAGE.rglob("*.py"))
+        path.relative_to(PACKAGE).as_posix(): path.read_text(encoding="utf-8") for path in sorted(PACKAGE.rglob("*.py"))
     }
 
 
@@ -445,8 +533,13 @@ def test_package__the_check_sees_the_sql_calls():
     """A checker that found no calls would pass anything: it must see the drivers and the wrappers."""
     report = check_sources(package_sources())
     seen = {(module, call) for module, _, call in report.calls}
-    assert {("repositories/base.py", "fetchrow"), ("repositories/base.py", "copy_records_to_table"),
-            ("events.py", "fetch"), ("seed.py", "execute"), ("migrations.py", "execute")} <= seen
+    assert {
+        ("repositories/base.py", "fetchrow"),
+        ("repositories/base.py", "copy_records_to_table"),
+        ("events.py", "fetch"),
+        ("seed.py", "execute"),
+        ("migrations.py", "execute"),
+    } <= seen
     # every repository module runs its statements through the base class's wrappers
     wrapped = {module for module, _, call in report.calls if call in ("_fetch", "_fetchrow", "_fetchval")}
     repositories = {p.relative_to(PACKAGE).as_posix() for p in (PACKAGE / "repositories").glob("*.py")}
@@ -478,17 +571,20 @@ def findings(source: str, allowed: dict | None = None) -> list[Finding]:
     return check_sources({"planted.py": textwrap.dedent(source)}, allowed or {}).findings
 
 
-@pytest.mark.parametrize("statement", [
-    'f"SELECT {x}"',
-    '"SELECT * FROM " + table',
-    '"SELECT %s" % x',
-    '"SELECT {}".format(x)',
-    '" UNION ".join(parts)',
-    'self.sql',
-    'getattr(self._q, name)',
-    'self._q.list + " LIMIT 5"',
-    'f"{self._q.list} LIMIT 5"',
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        'f"SELECT {x}"',
+        '"SELECT * FROM " + table',
+        '"SELECT %s" % x',
+        '"SELECT {}".format(x)',
+        '" UNION ".join(parts)',
+        "self.sql",
+        "getattr(self._q, name)",
+        'self._q.list + " LIMIT 5"',
+        'f"{self._q.list} LIMIT 5"',
+    ],
+)
 def test_checker__dynamic_statement_is_caught(statement):
     caught = findings(f"""
         async def run(conn, x, table, parts, name, self):
@@ -561,7 +657,8 @@ def test_checker__local_variables_are_followed():
 
 
 def test_checker__constants_and_named_statements_pass():
-    assert findings("""
+    assert (
+        findings("""
         from optiinfra_store.queries import load
         BIND = "SELECT set_config('x', $1, true)"
         Q = load("events")
@@ -576,7 +673,9 @@ def test_checker__constants_and_named_statements_pass():
                 await conn.fetchrow(self._q.get_by_id, 1)
                 await conn.fetchval("SELECT 1")
                 await self._fetch(self._q.list, 1, 2)
-    """) == []
+    """)
+        == []
+    )
 
 
 def test_checker__q_bound_to_anything_but_a_statement_file_is_caught():
@@ -602,9 +701,10 @@ def test_checker__q_bound_to_anything_but_a_statement_file_is_caught():
 
 
 def test_checker__constants_imported_from_another_module_are_followed():
-    report = check_sources({
-        "executor.py": 'BIND = "SELECT set_config($1, $2, true)"\nDYNAMIC = "SELECT " + X\n',
-        "store.py": textwrap.dedent("""
+    report = check_sources(
+        {
+            "executor.py": 'BIND = "SELECT set_config($1, $2, true)"\nDYNAMIC = "SELECT " + X\n',
+            "store.py": textwrap.dedent("""
             from optiinfra_store.executor import BIND, DYNAMIC
 
             async def bind(conn):
@@ -613,7 +713,9 @@ def test_checker__constants_imported_from_another_module_are_followed():
             async def dynamic(conn):
                 await conn.execute(DYNAMIC)
         """),
-    }, {})
+        },
+        {},
+    )
     assert [(f.module, f.function) for f in report.findings] == [("store.py", "dynamic")]
 
 
@@ -664,4 +766,4 @@ def test_checker__yoyo_and_seed_shapes_only():
     assert not yoyo_format_sql(ast.parse('b.format_sql("SELECT x FROM {0.migration_table}")').body[0].value)
     assert not yoyo_format_sql(ast.parse('b.format_sql(f"SELECT {x} FROM {{0.t_quoted}}")').body[0].value)
     assert packaged_seed_file(ast.parse('(seed_dir() / name).read_text(encoding="utf-8")').body[0].value)
-    assert not packaged_seed_file(ast.parse('Path(user_path).read_text()').body[0].value)
+    assert not packaged_seed_file(ast.parse("Path(user_path).read_text()").body[0].value)
