@@ -67,7 +67,7 @@ async def components(store: StoreStack, raw: RawStack, ids: list, detail_id: Any
     from optiinfra_store.records import AgentMetricCreate, WorkflowExecution, WorkflowExecutionCreate
     from optiinfra_store.repositories.base import as_uuid
     from optiinfra_store.repositories.workflow_executions import _ARTIFACTS, _STEPS, _children
-    from optiinfra_store.store import _decode_jsonb, _label_decoder
+    from optiinfra_store.codecs import _decode_jsonb, _label_decoder
 
     pool = raw.pool
     q = load("workflow_executions")

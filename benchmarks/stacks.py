@@ -26,7 +26,7 @@ from optiinfra_store.records import (
     WorkflowExecutionCreate,
     WorkflowStepCreate,
 )
-from optiinfra_store.store import init_connection
+from optiinfra_store.codecs import init_connection
 
 HOUR = timedelta(hours=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -182,14 +182,14 @@ class RawStack:
 
     @classmethod
     async def open(cls, dsn: str, pool_size: int) -> RawStack:
-        from optiinfra_store.store import _keep_session  # the store's pool reset: no reset query
+        from optiinfra_store.codecs import keep_session  # the store's pool reset: no reset query
 
         pool = await asyncpg.create_pool(
             dsn,
             min_size=pool_size,
             max_size=pool_size,
             init=init_connection,
-            reset=_keep_session,
+            reset=keep_session,
             **store_pool_defaults(),
         )
         return cls(pool)

@@ -40,11 +40,11 @@ def embedded_server(data_dir: str | Path | None = None) -> Iterator[str]:
     except ImportError as exc:
         raise ConfigurationError(INSTALL_HINT) from exc
     temporary = data_dir is None
-    path = Path(tempfile.mkdtemp(prefix="optiinfra-pg-")) if temporary else Path(data_dir)
+    path = Path(tempfile.mkdtemp(prefix="optiinfra-pg-")) if data_dir is None else Path(data_dir)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            server = pgserver.get_server(path, cleanup_mode="stop")
+            server = pgserver.get_server(path, cleanup_mode="stop")  # type: ignore[attr-defined]
     except Exception as exc:  # pgserver raises plain exceptions with the server log
         if temporary:
             shutil.rmtree(path, ignore_errors=True)

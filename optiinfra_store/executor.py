@@ -1,17 +1,27 @@
-"""What the repositories run their statements on outside a transaction: the pool, one connection
-per statement, with a bounded wait for a free connection, optionally confined to one customer."""
+"""The one path a statement takes: an executor gets a connection, runs the statement on it and
+translates whatever the driver raises into a StoreError. Three executors, one per way a
+connection is bound:
+
+- `PoolExecutor`: each statement on a pooled connection of its own, with a bounded wait for it;
+- `ConfinedExecutor`: the same, each statement in a transaction confined to one customer;
+- `ConnectionExecutor`: every statement on one connection, inside a transaction.
+
+`transaction()` on any of them opens a transaction (a savepoint on a ConnectionExecutor) and
+yields the ConnectionExecutor bound to it. This module is the only one that runs statements on
+the store's connections.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any, NoReturn
 from uuid import UUID
 
 import asyncpg
 
-from optiinfra_store.errors import ConfigurationError, StoreTimeout
+from optiinfra_store.errors import ConfigurationError, StoreTimeout, translate
 
 CONFINE = "SELECT optiinfra_confine($1)"
 """Confine the current transaction to one customer: take on `optiinfra_tenant`, whatever role the
@@ -30,41 +40,109 @@ def begin_confined(customer_id: UUID) -> str:
     return "BEGIN; SELECT optiinfra_confine('" + digits + "')"
 
 
+@asynccontextmanager
+async def translated() -> AsyncIterator[None]:
+    """Raise what the driver raises in the block as the StoreError a caller should see."""
+    try:
+        yield
+    except Exception as exc:
+        error = translate(exc)
+        if error is exc:
+            raise
+        raise error from exc
+
+
 def raise_confinement_error(exc: Exception, conn: asyncpg.Connection) -> NoReturn:
-    """Raise what a refused confinement means: a ConfigurationError naming the fix, else `exc`."""
+    """Raise what a refused confinement means: a ConfigurationError naming the fix, else the
+    StoreError the driver's error translates to."""
     role = getattr(conn.get_settings(), "session_authorization", None)
-    error = _confinement_error(exc, role)
-    if error is exc:
-        raise exc
-    raise error from exc
-
-
-def _confinement_error(exc: Exception, role: str | None) -> Exception:
     sqlstate = getattr(exc, "sqlstate", None)
     who = f"the role the pool logs in as ({role})" if role else "the role the pool logs in as"
     if sqlstate == "42501" and "optiinfra_tenant" in str(exc):
-        return ConfigurationError(
+        raise ConfigurationError(
             f"{who} cannot take on optiinfra_tenant, so calls confined to a customer cannot run: "
             f"GRANT optiinfra_tenant TO {role or '<that role>'} (as an administrator). ({exc})"
-        )
+        ) from exc
     if sqlstate == "OI001":
-        return ConfigurationError(f"confinement cannot hold: {exc} ({getattr(exc, 'hint', '')})")
+        raise ConfigurationError(f"confinement cannot hold: {exc} ({getattr(exc, 'hint', '')})") from exc
     if sqlstate in ("42883", "22023"):  # no optiinfra_confine(), no optiinfra_tenant role
-        return ConfigurationError(
+        raise ConfigurationError(
             f"this database cannot confine calls to a customer ({exc}): run `optiinfra-store migrate`"
-        )
-    return exc
+        ) from exc
+    raise translate(exc) from exc
 
 
-async def _roll_back(conn: asyncpg.Connection) -> None:
-    """End a failed confined transaction; a broken connection is left to the pool to replace."""
-    with suppress(Exception):
-        if conn.is_in_transaction():
-            await conn.execute("ROLLBACK")
+class Executor:
+    """Runs statements; subclasses say how a statement gets its connection (`_connection`) and
+    how a transaction is opened (`transaction`)."""
+
+    __slots__ = ()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        raise NotImplementedError
+        yield
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[ConnectionExecutor]:
+        """A transaction (a savepoint inside one) committed when the block ends, rolled back if it
+        raises; yields the executor bound to its connection. What the block raises reaches the
+        caller as it is; what the driver raises, translated."""
+        raise NotImplementedError
+        yield
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async with translated(), self._connection() as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+            return rows
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        async with translated(), self._connection() as conn:
+            row: asyncpg.Record | None = await conn.fetchrow(sql, *args)
+            return row
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async with translated(), self._connection() as conn:
+            return await conn.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        async with translated(), self._connection() as conn:
+            status: str = await conn.execute(sql, *args)
+            return status
+
+    async def copy_records(self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]) -> str:
+        """COPY `records`, which may validate as they are iterated: whatever iterating them raises
+        (a ValidationError, the caller's own error) aborts the COPY, which writes nothing, and
+        reaches the caller as it is."""
+        raised: list[BaseException] = []
+
+        def rows() -> Iterator[Sequence[Any]]:
+            iterator = iter(records)
+            while True:
+                try:
+                    row = next(iterator)
+                except StopIteration:
+                    return
+                except BaseException as exc:
+                    raised.append(exc)
+                    raise
+                yield row
+
+        try:
+            async with self._copy_connection() as conn:
+                status: str = await conn.copy_records_to_table(table, records=rows(), columns=list(columns))
+                return status
+        except Exception as exc:
+            if raised and exc is raised[0]:
+                raise
+            raise translate(exc) from exc
+
+    def _copy_connection(self) -> Any:
+        return self._connection()
 
 
-class PoolExecutor:
-    """Each call takes a pooled connection for one statement and gives it back."""
+class PoolExecutor(Executor):
+    """Each statement on a pooled connection of its own, given back after it."""
 
     __slots__ = ("pool", "acquire_timeout")
 
@@ -85,36 +163,39 @@ class PoolExecutor:
                 f"(all {self.pool.get_max_size()} in use)"
             ) from None
 
-    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         conn = await self.acquire()
         try:
-            return await conn.fetchrow(sql, *args)
+            yield conn
         finally:
             await self.pool.release(conn)
 
-    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        conn = await self.acquire()
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[ConnectionExecutor]:
+        async with translated():
+            conn = await self.acquire()
         try:
-            return await conn.fetch(sql, *args)
+            transaction = conn.transaction()
+            async with translated():
+                await transaction.start()
+            try:
+                await self._bind(conn)
+                yield ConnectionExecutor(conn)
+            except BaseException:
+                with suppress(Exception):  # a broken connection: the caller's error matters more
+                    await transaction.rollback()
+                raise
+            async with translated():
+                await transaction.commit()
         finally:
             await self.pool.release(conn)
 
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        conn = await self.acquire()
-        try:
-            return await conn.fetchval(sql, *args)
-        finally:
-            await self.pool.release(conn)
-
-    async def copy_records_to_table(self, table: str, *, records: Iterable[Sequence[Any]], columns: list[str]) -> str:
-        conn = await self.acquire()
-        try:
-            return await conn.copy_records_to_table(table, records=records, columns=columns)
-        finally:
-            await self.pool.release(conn)
+    async def _bind(self, conn: asyncpg.Connection) -> None:
+        """What a transaction does first (nothing, unconfined)."""
 
 
-class CustomerExecutor(PoolExecutor):
+class ConfinedExecutor(PoolExecutor):
     """Like PoolExecutor, but each statement runs in a transaction confined to one customer
     (`optiinfra_tenant` and the customer, see CONFINE), so the database shows and accepts only that
     customer's rows, whatever role the pool logs in as. Three round trips: BEGIN with the
@@ -128,7 +209,7 @@ class CustomerExecutor(PoolExecutor):
         self._begin = begin_confined(customer_id)
 
     @asynccontextmanager
-    async def _confined(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         conn = await self.acquire()
         try:
             try:
@@ -145,18 +226,48 @@ class CustomerExecutor(PoolExecutor):
         finally:
             await self.pool.release(conn)
 
-    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        async with self._confined() as conn:
-            return await conn.fetchrow(sql, *args)
+    async def _bind(self, conn: asyncpg.Connection) -> None:
+        try:
+            await conn.execute(CONFINE, self.customer_id)
+        except Exception as exc:
+            raise_confinement_error(exc, conn)
 
-    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        async with self._confined() as conn:
-            return await conn.fetch(sql, *args)
 
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        async with self._confined() as conn:
-            return await conn.fetchval(sql, *args)
+class ConnectionExecutor(Executor):
+    """Every statement on one connection, inside the transaction its creator opened."""
 
-    async def copy_records_to_table(self, table: str, *, records: Iterable[Sequence[Any]], columns: list[str]) -> str:
-        async with self._confined() as conn:
-            return await conn.copy_records_to_table(table, records=records, columns=columns)
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        yield self.connection
+
+    @asynccontextmanager
+    async def _copy_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        # under a savepoint: a failed COPY leaves the transaction usable, as if refused before any SQL
+        async with self.connection.transaction():
+            yield self.connection
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[ConnectionExecutor]:
+        savepoint = self.connection.transaction()
+        async with translated():
+            await savepoint.start()
+        try:
+            yield self
+        except BaseException:
+            with suppress(Exception):
+                await savepoint.rollback()
+            raise
+        async with translated():
+            await savepoint.commit()
+
+
+async def _roll_back(conn: asyncpg.Connection) -> None:
+    """End a failed confined transaction; a broken connection is left to the pool to replace."""
+    with suppress(Exception):
+        if conn.is_in_transaction():
+            await conn.execute("ROLLBACK")

@@ -1,144 +1,91 @@
-"""The Store: one asyncpg pool, the repositories bound to it, and transactions."""
+"""The Store: one asyncpg pool, the repositories bound to it, transactions and confinement."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
-from contextlib import asynccontextmanager, suppress
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import Any, get_type_hints
 from uuid import UUID
 
 import asyncpg
 
+from optiinfra_store.codecs import init_connection
 from optiinfra_store.dsn import resolve_dsn
-from optiinfra_store.enums import DATABASE_ENUMS
-from optiinfra_store.errors import AccessDenied, ConfigurationError, DocumentTooLarge, InvalidArgument, translate
-from optiinfra_store.events import WorkflowEvents
+from optiinfra_store.errors import AccessDenied, ConfigurationError, InvalidArgument
 from optiinfra_store.executor import (
-    CONFINE,
     CONFINE_SESSION,
-    CustomerExecutor,
+    ConfinedExecutor,
+    ConnectionExecutor,
+    Executor,
     PoolExecutor,
     raise_confinement_error,
+    translated,
 )
-from optiinfra_store.repositories import (
-    AgentCapabilities,
-    AgentConfigs,
-    AgentMetrics,
-    Agents,
-    AgentStates,
-    Approvals,
-    Customers,
-    Events,
-    Optimizations,
-    Recommendations,
-    WorkflowArtifacts,
-    WorkflowExecutions,
-    WorkflowSteps,
-)
-from optiinfra_store.repositories.base import Executor, as_optional_uuid, as_uuid
+from optiinfra_store.options import DEFAULT_MAX_DOCUMENT_BYTES, PoolOptions
+from optiinfra_store.repositories.agent_capabilities import AgentCapabilities
+from optiinfra_store.repositories.agent_configs import AgentConfigs
+from optiinfra_store.repositories.agent_metrics import AgentMetrics
+from optiinfra_store.repositories.agent_states import AgentStates
+from optiinfra_store.repositories.agents import Agents
+from optiinfra_store.repositories.approvals import Approvals
+from optiinfra_store.repositories.base import Repository, as_optional_uuid, as_uuid
+from optiinfra_store.repositories.customers import Customers
+from optiinfra_store.repositories.events import Events
+from optiinfra_store.repositories.optimizations import Optimizations
+from optiinfra_store.repositories.recommendations import Recommendations
+from optiinfra_store.repositories.workflow_artifacts import WorkflowArtifacts
+from optiinfra_store.repositories.workflow_executions import WorkflowExecutions
+from optiinfra_store.repositories.workflow_steps import WorkflowSteps
 from optiinfra_store.secrets import SecretKeys
-
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-_loads = json.JSONDecoder().decode  # the server sends UTF-8 text: json.loads' sniffing is not needed
-
-
-DEFAULT_MAX_DOCUMENT_BYTES = 1 << 20
-"""The default limit on one JSON document (1 MiB), checked as it is encoded, before it is sent."""
-
-
-def _jsonb_encoder(limit: int) -> Callable[[Any], bytes]:
-    def encode(value: Any) -> bytes:
-        text = _dumps(value).encode("utf-8")
-        if len(text) > limit:
-            raise DocumentTooLarge(len(text), limit)
-        # binary jsonb is a version byte (1) followed by the JSON text
-        return b"\x01" + text
-
-    return encode
-
-
-def _decode_jsonb(data: bytes) -> Any:
-    # binary jsonb is a version byte (1) followed by the JSON text
-    return _loads(str(data[1:], "utf-8"))
-
-
-def _encode_label(value: Any) -> bytes:
-    return str(value).encode("utf-8")
-
-
-def _label_decoder(enum: type) -> Callable[[bytes], Any]:
-    members = {member.value.encode("utf-8"): member for member in enum}
-    return members.__getitem__
-
-
-async def init_connection(conn: asyncpg.Connection, *, max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES) -> None:
-    """Register the codecs every connection needs: JSONB <-> dict/list (binary, so COPY works
-    too; documents over `max_document_bytes` are refused) and the 15 enum types <-> their StrEnums."""
-    await conn.set_type_codec(
-        "jsonb",
-        schema="pg_catalog",
-        encoder=_jsonb_encoder(max_document_bytes),
-        decoder=_decode_jsonb,
-        format="binary",
-    )
-    await conn.set_type_codec("json", schema="pg_catalog", encoder=_dumps, decoder=_loads, format="text")
-    try:
-        await _register_enum_codecs(conn)
-    except ValueError as exc:  # asyncpg: "unknown type: public.customer_status"
-        raise ConfigurationError(
-            f"the database has no optiinfra schema ({exc}): run `optiinfra-store migrate` first"
-        ) from exc
-
-
-async def _register_enum_codecs(conn: asyncpg.Connection) -> None:
-    for type_name, enum in DATABASE_ENUMS.items():
-        # binary (an enum's wire form is its label) so COPY can write enum columns too
-        await conn.set_type_codec(
-            type_name, schema="public", encoder=_encode_label, decoder=_label_decoder(enum), format="binary"
-        )
-
-
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Pool reset: nothing to undo. The pool has already rolled back any open transaction, and the
-    repositories change no session state (no SET, LISTEN, cursors or advisory locks; the audit
-    settings are transaction-local), so asyncpg's default reset query would only cost every call a
-    second round trip. Pass `reset=` to Store.connect to restore a full reset."""
+from optiinfra_store.workflow_events import WorkflowEvents
 
 
 class Repositories:
-    """The 13 repositories, bound to one executor (the pool, or one connection in a transaction),
-    optionally confined to one customer."""
+    """The repositories, one per table, bound to one executor (the pool, or one connection in a
+    transaction), optionally confined to one customer.
+
+    The annotations below are the one list of repositories: each attribute is named after its
+    table, and everything else that lists the repositories derives from them (`repository_types`).
+    """
+
+    customers: Customers
+    agents: Agents
+    events: Events
+    recommendations: Recommendations
+    approvals: Approvals
+    optimizations: Optimizations
+    agent_configs: AgentConfigs
+    agent_states: AgentStates
+    agent_capabilities: AgentCapabilities
+    agent_metrics: AgentMetrics
+    workflow_executions: WorkflowExecutions
+    workflow_steps: WorkflowSteps
+    workflow_artifacts: WorkflowArtifacts
 
     def __init__(
         self, executor: Executor, secret_keys: SecretKeys | None = None, customer_id: UUID | None = None
     ) -> None:
+        self._executor = executor
         self._secret_keys = secret_keys
         self.customer_id = customer_id
         """The customer these repositories are confined to (None: not confined)."""
-        self.customers = Customers(executor, customer_id)
-        self.agents = Agents(executor, customer_id)
-        self.events = Events(executor, customer_id)
-        self.recommendations = Recommendations(executor, customer_id)
-        self.approvals = Approvals(executor, customer_id)
-        self.optimizations = Optimizations(executor, customer_id)
-        self.agent_configs = AgentConfigs(executor, customer_id, secret_keys)
-        self.agent_states = AgentStates(executor, customer_id)
-        self.agent_capabilities = AgentCapabilities(executor, customer_id)
-        self.agent_metrics = AgentMetrics(executor, customer_id)
-        self.workflow_executions = WorkflowExecutions(executor, customer_id)
-        self.workflow_steps = WorkflowSteps(executor, customer_id)
-        self.workflow_artifacts = WorkflowArtifacts(executor, customer_id)
+        for name, repository in repository_types().items():
+            setattr(self, name, repository(executor, customer_id, secret_keys))
+
+
+def repository_types() -> dict[str, type[Repository[Any]]]:
+    """{attribute (the table's name): repository class}, in declaration order."""
+    return _REPOSITORY_TYPES
+
+
+_REPOSITORY_TYPES: dict[str, type[Repository[Any]]] = get_type_hints(Repositories)
+assert all(cls.table == name for name, cls in _REPOSITORY_TYPES.items()), "a repository is not named after its table"
 
 
 class Transaction(Repositories):
     """The repositories bound to one connection inside a transaction."""
 
-    def __init__(
-        self, connection: asyncpg.Connection, secret_keys: SecretKeys | None = None, customer_id: UUID | None = None
-    ) -> None:
-        super().__init__(connection, secret_keys, customer_id)
-        self._connection = connection
+    _executor: ConnectionExecutor
 
     @property
     def connection(self) -> asyncpg.Connection:
@@ -149,27 +96,13 @@ class Transaction(Repositories):
             raise AccessDenied(
                 f"a transaction confined to customer {self.customer_id} does not give out its connection"
             )
-        return self._connection
+        return self._executor.connection
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """A nested transaction (a savepoint): rolled back alone if its block raises."""
-        try:
-            savepoint = self._connection.transaction()
-            await savepoint.start()
-        except Exception as exc:
-            raise translate(exc) from exc
-        try:
+        async with self._executor.transaction():
             yield self
-        except BaseException:
-            with suppress(Exception):  # a broken connection: the caller's error matters more
-                await savepoint.rollback()
-            raise
-        else:
-            try:
-                await savepoint.commit()
-            except Exception as exc:
-                raise translate(exc) from exc
 
 
 class Store(Repositories):
@@ -179,6 +112,8 @@ class Store(Repositories):
     each call takes a pooled connection for one statement. `store.transaction()` binds the
     same repositories to one connection; `store.for_customer(id)` confines them to one customer.
     """
+
+    _executor: PoolExecutor
 
     def __init__(
         self,
@@ -194,11 +129,10 @@ class Store(Repositories):
         executor = (
             PoolExecutor(pool, acquire_timeout)
             if customer_id is None
-            else CustomerExecutor(pool, acquire_timeout, customer_id)
+            else ConfinedExecutor(pool, acquire_timeout, customer_id)
         )
         super().__init__(executor, secret_keys, customer_id)
         self.pool = pool
-        self._executor = executor
         self._dsn = dsn
         self._owns_pool = owns_pool
         self._server_settings = dict(server_settings or {})  # the pool's, for workflow_events' connection
@@ -231,44 +165,24 @@ class Store(Repositories):
         """
         resolved = resolve_dsn(dsn)
         secret_keys = SecretKeys.from_option(secret_key)
-        for name, value in (
-            ("command_timeout", command_timeout),
-            ("statement_timeout", statement_timeout),
-            ("acquire_timeout", acquire_timeout),
-        ):
-            if value is not None and not (isinstance(value, (int, float)) and value > 0):
-                raise InvalidArgument(f"{name} must be a positive number of seconds or None, got {value!r}")
-        if not isinstance(max_document_bytes, int) or max_document_bytes < 1:
-            raise InvalidArgument(f"max_document_bytes must be a positive integer, got {max_document_bytes!r}")
-        user_init = pool_options.pop("init", None)
-        pool_options.setdefault("reset", _keep_session)
-        if statement_timeout is not None:
-            settings = dict(pool_options.pop("server_settings", None) or {})
-            settings["statement_timeout"] = str(max(1, round(statement_timeout * 1000)))
-            pool_options["server_settings"] = settings
-
-        async def init(conn: asyncpg.Connection) -> None:
-            await init_connection(conn, max_document_bytes=max_document_bytes)
-            if user_init is not None:
-                await user_init(conn)
+        options = PoolOptions(
+            min_size=min_size,
+            max_size=max_size,
+            command_timeout=command_timeout,
+            statement_timeout=statement_timeout,
+            acquire_timeout=acquire_timeout,
+            max_document_bytes=max_document_bytes,
+            extra=pool_options,
+        )
 
         async def open_store() -> Store:
-            try:
-                pool = await asyncpg.create_pool(
-                    resolved,
-                    min_size=min_size,
-                    max_size=max_size,
-                    init=init,
-                    command_timeout=command_timeout,
-                    **pool_options,
-                )
-            except Exception as exc:
-                raise translate(exc) from exc
+            async with translated():
+                pool = await asyncpg.create_pool(resolved, **options.pool_kwargs())
             return cls(
                 pool,
                 resolved,
                 acquire_timeout=acquire_timeout,
-                server_settings=pool_options.get("server_settings"),
+                server_settings=options.server_settings,
                 secret_keys=secret_keys,
             )
 
@@ -303,43 +217,8 @@ class Store(Repositories):
 
         Yields the repositories bound to that connection; `tx.transaction()` nests a savepoint.
         """
-        try:
-            connection = await self._executor.acquire()
-        except Exception as exc:
-            raise translate(exc) from exc
-        try:
-            transaction = connection.transaction()
-            try:
-                await transaction.start()
-            except Exception as exc:
-                with suppress(Exception):
-                    await transaction.rollback()
-                raise translate(exc) from exc
-            if self.customer_id is not None:
-                try:
-                    await connection.execute(CONFINE, self.customer_id)
-                except Exception as exc:
-                    with suppress(Exception):
-                        await transaction.rollback()
-                    try:
-                        raise_confinement_error(exc, connection)
-                    except ConfigurationError:
-                        raise
-                    except Exception as error:
-                        raise translate(error) from error
-            try:
-                yield Transaction(connection, self._secret_keys, self.customer_id)
-            except BaseException:
-                with suppress(Exception):  # a broken connection: the caller's error matters more
-                    await transaction.rollback()
-                raise
-            else:
-                try:
-                    await transaction.commit()
-                except Exception as exc:
-                    raise translate(exc) from exc
-        finally:
-            await self.pool.release(connection)
+        async with self._executor.transaction() as executor:
+            yield Transaction(executor, self._secret_keys, self.customer_id)
 
     @asynccontextmanager
     async def workflow_events(

@@ -337,33 +337,3 @@ SELECT (SELECT since FROM bounds) AS since, (SELECT until FROM bounds) AS until,
        (SELECT coalesce(sum(total_retries), 0)::bigint FROM per_step) AS total_retries,
        (SELECT coalesce(jsonb_agg(f ORDER BY f.step_name), '[]')
           FROM (SELECT step_name, runs, failed FROM per_step) f) AS step_failures;
-
--- name: events_since
--- Transitions written by transactions from $1 on (a txid), with the snapshot's xmin: every transaction
--- below it has finished, so its rows are final. Filters: customer $2, execution $3.
-WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin)
-SELECT snap.xmin, t.id, t.workflow_execution_id, t.workflow_step_id, t.from_status, t.to_status, t.at,
-       t.actor, t.reason, t.txid
-  FROM snap
-  LEFT JOIN LATERAL (
-      SELECT w.id, w.workflow_execution_id, w.workflow_step_id, w.from_status, w.to_status, w.at, w.actor,
-             w.reason, w.txid::text::bigint AS txid
-        FROM workflow_transitions w
-        JOIN workflow_executions e ON e.id = w.workflow_execution_id
-       WHERE w.txid >= $1::bigint::text::xid8
-         AND ($2::uuid IS NULL OR e.customer_id = $2)
-         AND ($3::uuid IS NULL OR w.workflow_execution_id = $3)
-  ) t ON true
- ORDER BY t.id;
-
--- name: txid_of
--- The transaction that wrote a transition, to resume a subscription after it.
-SELECT least(txid::text::bigint,
-             (SELECT min(txid) FROM workflow_transitions WHERE id > $1)::text::bigint,
-             -- a transaction still running may yet write a row with a higher id
-             pg_snapshot_xmin(pg_current_snapshot())::text::bigint)
-  FROM workflow_transitions WHERE id = $1;
-
--- name: snapshot_xmin
--- The oldest transaction still running (as a txid): where a new subscription starts reading.
-SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint;

@@ -62,7 +62,8 @@ def _key_repr(key: str) -> str:
 
 @cache
 def _ten_to(digits: int) -> int:
-    return 10**digits
+    power: int = 10**digits
+    return power
 
 
 def storable_json(document: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 from uuid import UUID
 
@@ -42,7 +43,7 @@ class AgentCapabilities(Repository[AgentCapability]):
         key = as_uuid(id)
         if not isinstance(enabled, bool):
             raise InvalidArgument(f"enabled must be a bool, got {type(enabled).__name__}")
-        return self._found(await self._fetchrow(self._q.set_enabled, key, enabled), key)
+        return self._found(await self._db.fetchrow(self._q.set_enabled, key, enabled), key)
 
     @platform
     async def update_parameters(self, id: UUID | str, parameters: dict[str, Any]) -> AgentCapability:
@@ -50,8 +51,8 @@ class AgentCapabilities(Repository[AgentCapability]):
         key = as_uuid(id)
         if parameters is None:
             raise InvalidArgument("parameters must be a dict, got NoneType")
-        parameters = optional_object(parameters, "parameters")
-        return self._found(await self._fetchrow(self._q.update_parameters, key, parameters), key)
+        document = optional_object(parameters, "parameters")
+        return self._found(await self._db.fetchrow(self._q.update_parameters, key, document), key)
 
     async def list(
         self,
@@ -59,12 +60,12 @@ class AgentCapabilities(Repository[AgentCapability]):
         capability_name: str | None = None,
         is_enabled: bool | None = None,
         limit: int = 1000,
-    ) -> list[AgentCapability]:
+    ) -> builtins.list[AgentCapability]:
         """Capabilities by capability_name, then capability_version (as text)."""
         if is_enabled is not None and not isinstance(is_enabled, bool):
             raise InvalidArgument(f"is_enabled must be a bool, got {type(is_enabled).__name__}")
         return self._many(
-            await self._fetch(
+            await self._db.fetch(
                 self._q.list,
                 as_optional_uuid(agent_id, "agent_id"),
                 optional_text(capability_name, "capability_name"),

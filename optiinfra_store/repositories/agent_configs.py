@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 from decimal import Decimal
@@ -12,7 +13,6 @@ from optiinfra_store.enums import ConfigType
 from optiinfra_store.errors import ConcurrentChange, InvalidArgument, InvalidData, NotFound, SecretKeyError
 from optiinfra_store.records import AgentConfig, AgentConfigCreate
 from optiinfra_store.repositories.base import (
-    Executor,
     Repository,
     as_optional_uuid,
     as_uuid,
@@ -109,12 +109,6 @@ class AgentConfigs(Repository[AgentConfig]):
 
     delete = platform(Repository.delete)
 
-    def __init__(
-        self, executor: Executor, customer_id: UUID | None = None, secret_keys: SecretKeys | None = None
-    ) -> None:
-        super().__init__(executor, customer_id)
-        self._keys = secret_keys
-
     @property
     def secret_key_ids(self) -> list[str] | None:
         """The ids of the keys this store holds, newest first (None: no key). An id names a key
@@ -148,7 +142,7 @@ class AgentConfigs(Repository[AgentConfig]):
         agent, AlreadyExists (agent_configs_agent_id_config_key_key) for a key the agent already
         has (use `set`), SecretKeyError for a sensitive value and no key."""
         data = AgentConfigCreate.model_validate(data)
-        return self._one(await self._fetchrow(self._q.insert, *self._stored(data, data.is_sensitive)))
+        return self._one(await self._db.fetchrow(self._q.insert, *self._stored(data, data.is_sensitive)))
 
     def _stored(self, data: AgentConfigCreate, sensitive: bool) -> list[Any]:
         """The insert's arguments: the value as text, or, if sensitive, encrypted (never in clear)."""
@@ -195,19 +189,15 @@ class AgentConfigs(Repository[AgentConfig]):
             is_sensitive=is_sensitive,
         )
         for _ in range(_WRITE_ATTEMPTS):
-            state = await self._fetchrow(self._q.read_state, data.agent_id, data.config_key)
+            state = await self._db.fetchrow(self._q.read_state, data.agent_id, data.config_key)
             was_sensitive = state is not None and state["is_sensitive"]
             stored_secret = None if state is None else state["config_secret"]
-            if stored_secret is not None:  # overwrite only what a key held here opens
+            if state is not None and stored_secret is not None:  # overwrite only what a key held here opens
                 self._require_keys(data.agent_id, data.config_key).decrypt(
-                    stored_secret,
-                    state["secret_key_id"],
-                    data.agent_id,
-                    data.config_key,  # type: ignore[index]
-                    state["config_type"].value,  # type: ignore[index]
+                    stored_secret, state["secret_key_id"], data.agent_id, data.config_key, state["config_type"].value
                 )
             args = self._stored(data, data.is_sensitive or was_sensitive)
-            row = await self._fetchrow(self._q.upsert, *args, was_sensitive, stored_secret)
+            row = await self._db.fetchrow(self._q.upsert, *args, was_sensitive, stored_secret)
             if row is not None:
                 return self._one(row)
         raise ConcurrentChange(
@@ -217,13 +207,13 @@ class AgentConfigs(Repository[AgentConfig]):
     async def get(self, id: UUID | str) -> AgentConfig:
         """The entry with this id. Raises NotFound, SecretKeyError."""
         key = as_uuid(id)
-        return self._found(await self._fetchrow(self._q.get_by_id, key), key)
+        return self._found(await self._db.fetchrow(self._q.get_by_id, key), key)
 
     async def get_by_key(self, agent_id: UUID | str, key: str) -> AgentConfig:
         """The agent's entry for `key`. Raises NotFound, SecretKeyError."""
         agent = as_uuid(agent_id, "agent_id")
         key = text(key, "key")
-        row = await self._fetchrow(self._q.get_by_key, agent, key)
+        row = await self._db.fetchrow(self._q.get_by_key, agent, key)
         if row is None:
             raise NotFound(self.entity, f"{key!r} of agent {agent}")
         return self._one(row)
@@ -237,7 +227,7 @@ class AgentConfigs(Repository[AgentConfig]):
         agent_id: UUID | str | None = None,
         config_type: ConfigType | str | None = None,
         limit: int = 1000,
-    ) -> list[AgentConfig]:
+    ) -> builtins.list[AgentConfig]:
         """Entries by agent, then config_key; optionally of one agent and one type.
         Raises SecretKeyError if one is encrypted and the store has no key that opens it."""
         args = (
@@ -245,7 +235,7 @@ class AgentConfigs(Repository[AgentConfig]):
             enum_value(config_type, ConfigType, "config_type"),
             check_limit(limit),
         )
-        return self._many(await self._fetch(self._q.list, *args))
+        return self._many(await self._db.fetch(self._q.list, *args))
 
     @platform
     async def rotate_key(self, *, batch_size: int = 100) -> int:
@@ -264,8 +254,8 @@ class AgentConfigs(Repository[AgentConfig]):
             raise SecretKeyError(f"rotating needs the secret keys, newest first ({SECRET_KEY_ENV} or secret_key=)")
         written = 0
         while True:
-            async with self._unit() as conn:
-                rows = await conn.fetch(self._q.rotation_batch, keys.newest_id, batch_size)
+            async with self._db.transaction() as tx:
+                rows = await tx.fetch(self._q.rotation_batch, keys.newest_id, batch_size)
                 if not rows:
                     return written
                 secrets = []
@@ -275,10 +265,13 @@ class AgentConfigs(Repository[AgentConfig]):
                     if row["config_secret"] is not None:
                         plain = keys.decrypt(row["config_secret"], row["secret_key_id"], *entry)
                     secrets.append(keys.encrypt(plain, *entry)[0])
-                await conn.execute(self._q.rotation_write, [row["id"] for row in rows], secrets, keys.newest_id)
+                await tx.execute(self._q.rotation_write, [row["id"] for row in rows], secrets, keys.newest_id)
             written += len(rows)
 
     async def pending_rotation(self) -> int:
         """How many sensitive entries are not yet encrypted under this store's newest key (all of
         them without a key)."""
-        return await self._fetchval(self._q.rotation_pending, None if self._keys is None else self._keys.newest_id)
+        pending: int = await self._db.fetchval(
+            self._q.rotation_pending, None if self._keys is None else self._keys.newest_id
+        )
+        return pending

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Iterator, Mapping, Sized
 from datetime import UTC, datetime, timedelta
 from typing import Any, overload
@@ -78,7 +79,7 @@ class AgentMetrics(Repository[AgentMetric]):
                     m.metadata,
                 )
 
-        status = await self._copy_records("agent_metrics", rows(), _COPY_COLUMNS)
+        status = await self._db.copy_records("agent_metrics", rows(), _COPY_COLUMNS)
         return int(status.split()[-1])
 
     async def list(
@@ -89,10 +90,10 @@ class AgentMetrics(Repository[AgentMetric]):
         start: datetime | None = None,
         end: datetime | None = None,
         limit: int = 1000,
-    ) -> list[AgentMetric]:
+    ) -> builtins.list[AgentMetric]:
         """Points in time order (collection_timestamp, then id), within [start, end] when given."""
         return self._many(
-            await self._fetch(
+            await self._db.fetch(
                 self._q.list,
                 as_optional_uuid(agent_id, "agent_id"),
                 optional_text(metric_name, "metric_name"),
@@ -122,7 +123,7 @@ class AgentMetrics(Repository[AgentMetric]):
         end: datetime | None = None,
         *,
         bucket: timedelta,
-    ) -> list[MetricBucket]: ...
+    ) -> builtins.list[MetricBucket]: ...
 
     async def aggregate(
         self,
@@ -131,7 +132,7 @@ class AgentMetrics(Repository[AgentMetric]):
         start: datetime | None = None,
         end: datetime | None = None,
         bucket: timedelta | None = None,
-    ) -> MetricSummary | list[MetricBucket]:
+    ) -> MetricSummary | builtins.list[MetricBucket]:
         """count, avg, min and max of one agent's metric within [start, end] (None floats if empty).
 
         With a `bucket` width, the series instead: one MetricBucket (count, avg, min, max, p95) per
@@ -146,15 +147,15 @@ class AgentMetrics(Repository[AgentMetric]):
         if bucket is not None:
             if not isinstance(bucket, timedelta) or bucket <= timedelta(0):
                 raise InvalidArgument(f"bucket must be a positive timedelta, got {bucket!r}")
-            rows = await self._fetch(self._q.aggregate_buckets, *args, bucket, start or _EPOCH)
+            rows = await self._db.fetch(self._q.aggregate_buckets, *args, bucket, start or _EPOCH)
             return [MetricBucket.from_row(row) for row in rows]
-        row = await self._fetchrow(self._q.aggregate, *args)
+        row = await self._db.fetchrow(self._q.aggregate, *args)
         assert row is not None  # an aggregate without GROUP BY returns one row
         return MetricSummary.from_row(row)
 
     async def latest(self, agent_id: UUID | str) -> dict[str, AgentMetric]:
         """The newest point of each of the agent's metric names, by name ({} if it has none)."""
-        rows = await self._fetch(self._q.latest, as_uuid(agent_id, "agent_id"))
+        rows = await self._db.fetch(self._q.latest, as_uuid(agent_id, "agent_id"))
         return {row["metric_name"]: self._one(row) for row in reversed(rows)}
 
     @platform
@@ -169,18 +170,19 @@ class AgentMetrics(Repository[AgentMetric]):
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= 100_000:
             raise InvalidArgument(f"batch_size must be an integer from 1 to 100000, got {batch_size!r}")
         if dry_run:
-            return await self._fetchval(self._q.purge_count, cutoff)
+            would: int = await self._db.fetchval(self._q.purge_count, cutoff)
+            return would
         total = 0
-        while deleted := await self._fetchval(self._q.purge_batch, cutoff, batch_size):
+        while deleted := await self._db.fetchval(self._q.purge_batch, cutoff, batch_size):
             total += deleted
         return total
 
     async def search(
         self, metadata: dict[str, Any], agent_id: UUID | str | None = None, limit: int = 1000
-    ) -> list[AgentMetric]:
+    ) -> builtins.list[AgentMetric]:
         """Points whose metadata contains `metadata` (jsonb @>, served by the GIN index), in time order."""
         if not isinstance(metadata, dict):
             raise InvalidArgument(f"metadata must be a dict, got {type(metadata).__name__}")
         return self._many(
-            await self._fetch(self._q.search, metadata, as_optional_uuid(agent_id, "agent_id"), check_limit(limit))
+            await self._db.fetch(self._q.search, metadata, as_optional_uuid(agent_id, "agent_id"), check_limit(limit))
         )

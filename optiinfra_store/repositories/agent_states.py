@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 from uuid import UUID
 
@@ -43,7 +44,7 @@ class AgentStates(Repository[AgentState]):
         data = AgentStateUpsert.model_validate(data)
         expected = check_version(expected_version)
         given = sorted(data.model_fields_set)
-        row = await self._fetchrow(self._q.upsert, *insert_args(data), given, expected)
+        row = await self._db.fetchrow(self._q.upsert, *insert_args(data), given, expected)
         if row is not None:
             return self._one(row)
         return await self._stale(data.agent_id, expected)
@@ -51,12 +52,12 @@ class AgentStates(Repository[AgentState]):
     async def get_for_agent(self, agent_id: UUID | str) -> AgentState:
         """The agent's state. Raises NotFound."""
         key = as_uuid(agent_id, "agent_id")
-        return self._found(await self._fetchrow(self._q.get_for_agent, key), key)
+        return self._found(await self._db.fetchrow(self._q.get_for_agent, key), key)
 
     async def heartbeat(self, agent_id: UUID | str) -> AgentState:
         """Set last_heartbeat to the database's now. Raises NotFound."""
         key = as_uuid(agent_id, "agent_id")
-        return self._found(await self._fetchrow(self._q.heartbeat, key), key)
+        return self._found(await self._db.fetchrow(self._q.heartbeat, key), key)
 
     async def record_error(self, agent_id: UUID | str, error: dict[str, Any]) -> AgentState:
         """Add one to error_count and store `error` as last_error, in one statement (concurrent
@@ -64,8 +65,7 @@ class AgentStates(Repository[AgentState]):
         key = as_uuid(agent_id, "agent_id")
         if error is None:
             raise InvalidArgument("error must be a dict, got NoneType")
-        error = optional_object(error, "error")
-        return self._found(await self._fetchrow(self._q.record_error, key, error), key)
+        return self._found(await self._db.fetchrow(self._q.record_error, key, optional_object(error, "error")), key)
 
     async def set_current_workflow(self, agent_id: UUID | str, execution_id: UUID | str | None) -> AgentState:
         """Point current_workflow_id at an execution (None clears it). Raises NotFound for an
@@ -74,7 +74,7 @@ class AgentStates(Repository[AgentState]):
         key = as_uuid(agent_id, "agent_id")
         execution = as_optional_uuid(execution_id, "execution_id")
         try:
-            row = await self._fetchrow(self._q.set_current_workflow, key, execution)
+            row = await self._db.fetchrow(self._q.set_current_workflow, key, execution)
         except MissingReference as exc:
             if exc.constraint != "agent_states_current_workflow_id_fkey":
                 raise
@@ -87,12 +87,14 @@ class AgentStates(Repository[AgentState]):
         customer and what the state held of the work (current workflow, workflow_data, resource
         locks, last error). A store confined to another customer can then use it. Raises NotFound."""
         key = as_uuid(agent_id, "agent_id")
-        return self._found(await self._fetchrow(self._q.release, key), key)
+        return self._found(await self._db.fetchrow(self._q.release, key), key)
 
-    async def list(self, *, status: AgentStatusDetail | str | None = None, limit: int = 1000) -> list[AgentState]:
+    async def list(
+        self, *, status: AgentStatusDetail | str | None = None, limit: int = 1000
+    ) -> builtins.list[AgentState]:
         """State rows, oldest first, optionally of one status."""
         return self._many(
-            await self._fetch(
+            await self._db.fetch(
                 self._q.list,
                 enum_value(status, AgentStatusDetail, "status"),
                 check_limit(limit),

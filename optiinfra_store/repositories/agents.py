@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from datetime import timedelta
 from uuid import UUID
 
@@ -34,10 +35,10 @@ class Agents(Repository[Agent]):
         type: AgentType | str | None = None,
         status: AgentStatus | str | None = None,
         limit: int = 1000,
-    ) -> list[Agent]:
+    ) -> builtins.list[Agent]:
         """Agents, oldest first, optionally of one type and status."""
         return self._many(
-            await self._fetch(
+            await self._db.fetch(
                 self._q.list,
                 enum_value(type, AgentType, "type"),
                 enum_value(status, AgentStatus, "status"),
@@ -49,14 +50,14 @@ class Agents(Repository[Agent]):
     async def heartbeat(self, id: UUID | str) -> Agent:
         """Set last_heartbeat to the database's now. Raises NotFound."""
         key = as_uuid(id)
-        return self._found(await self._fetchrow(self._q.heartbeat, key), key)
+        return self._found(await self._db.fetchrow(self._q.heartbeat, key), key)
 
-    async def list_stale(self, older_than: timedelta) -> list[Agent]:
+    async def list_stale(self, older_than: timedelta) -> builtins.list[Agent]:
         """Agents whose last heartbeat is older than `older_than`, or who never sent one."""
         if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
             raise InvalidArgument(f"older_than must be a positive timedelta, got {older_than!r}")
-        return self._many(await self._fetch(self._q.list_stale, older_than))
+        return self._many(await self._db.fetch(self._q.list_stale, older_than))
 
-    async def list_with_active_workflow(self) -> list[Agent]:
+    async def list_with_active_workflow(self) -> builtins.list[Agent]:
         """Agents whose state is active and names a current workflow."""
-        return self._many(await self._fetch(self._q.list_with_active_workflow))
+        return self._many(await self._db.fetch(self._q.list_with_active_workflow))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from uuid import UUID
 
@@ -57,10 +58,10 @@ class Approvals(Repository[Approval]):
         recommendation_id: UUID | str | None = None,
         status: ApprovalStatus | str | Iterable[ApprovalStatus | str] | None = None,
         limit: int = 1000,
-    ) -> list[Approval]:
+    ) -> builtins.list[Approval]:
         """Approvals, oldest first; `status` takes one value or several."""
         return self._many(
-            await self._fetch(
+            await self._db.fetch(
                 self._q.list,
                 as_optional_uuid(recommendation_id, "recommendation_id"),
                 enum_values(status, ApprovalStatus, "status"),

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from functools import cache
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, overload
 from uuid import UUID
 
 import asyncpg
@@ -21,14 +20,11 @@ from optiinfra_store.errors import (
     InvalidTransition,
     NotFound,
     StaleVersion,
-    translate,
 )
-from optiinfra_store.executor import PoolExecutor
+from optiinfra_store.executor import Executor
 from optiinfra_store.queries import Queries, load
 from optiinfra_store.records._base import Input, Record, storable_instant, storable_json, storable_text
-
-Executor = PoolExecutor | asyncpg.Connection
-"""The pool (each call takes a connection for one statement) or one connection (in a transaction)."""
+from optiinfra_store.secrets import SecretKeys
 
 R = TypeVar("R", bound=Record)
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -38,14 +34,16 @@ _REFUSAL_RETRIES = 3
 
 @cache
 def _id_model(field: str) -> type[BaseModel]:
-    return create_model(f"{field}_argument", **{field: (UUID, ...)})
+    fields: dict[str, Any] = {field: (UUID, ...)}
+    return create_model(f"{field}_argument", **fields)
 
 
 def as_uuid(value: Any, field: str = "id") -> UUID:
     """Validate an id before it reaches SQL; raises pydantic's ValidationError naming `field`."""
     if isinstance(value, UUID):
         return value
-    return getattr(_id_model(field).model_validate({field: value}), field)
+    validated: UUID = getattr(_id_model(field).model_validate({field: value}), field)
+    return validated
 
 
 def as_optional_uuid(value: Any, field: str) -> UUID | None:
@@ -78,7 +76,8 @@ def optional_object(value: Any, name: str) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise InvalidArgument(f"{name} must be a dict, got {type(value).__name__}")
     try:
-        return storable_json(value)
+        stored: dict[str, Any] = storable_json(value)
+        return stored
     except ValueError as exc:
         raise InvalidArgument(f"{name}: {exc}") from None
 
@@ -161,87 +160,13 @@ class Repository(Generic[R]):
     entity: ClassVar[str]
     record_type: ClassVar[type[Record]]
 
-    def __init__(self, executor: Executor, customer_id: UUID | None = None) -> None:
+    def __init__(
+        self, executor: Executor, customer_id: UUID | None = None, secret_keys: SecretKeys | None = None
+    ) -> None:
         self._db = executor
         self._customer_id = customer_id  # the customer a confined store is bound to
+        self._keys = secret_keys  # only agent_configs reads them
         self._q: Queries = load(self.table)
-
-    # -- driver calls, the only place this package talks to asyncpg ------------------------------
-
-    async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        try:
-            return await self._db.fetchrow(sql, *args)
-        except Exception as exc:
-            raise translate(exc) from exc
-
-    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        try:
-            return await self._db.fetch(sql, *args)
-        except Exception as exc:
-            raise translate(exc) from exc
-
-    async def _fetchval(self, sql: str, *args: Any) -> Any:
-        try:
-            return await self._db.fetchval(sql, *args)
-        except Exception as exc:
-            raise translate(exc) from exc
-
-    async def _copy_records(self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]) -> str:
-        """COPY `records`, which may validate as they are iterated: whatever iterating them raises
-        (a ValidationError, the caller's own error) aborts the COPY, which writes nothing, and
-        reaches the caller as it is. In a transaction the COPY runs under a savepoint, so when it
-        fails the transaction goes on without it, as if it had been refused before any SQL."""
-        raised: list[BaseException] = []
-
-        def rows() -> Iterator[Sequence[Any]]:
-            iterator = iter(records)
-            while True:
-                try:
-                    row = next(iterator)
-                except StopIteration:
-                    return
-                except BaseException as exc:
-                    raised.append(exc)
-                    raise
-                yield row
-
-        db = self._db
-        try:
-            if isinstance(db, asyncpg.Connection) and db.is_in_transaction():
-                async with db.transaction():
-                    return await db.copy_records_to_table(table, records=rows(), columns=list(columns))
-            return await db.copy_records_to_table(table, records=rows(), columns=list(columns))
-        except Exception as exc:
-            if raised and exc is raised[0]:
-                raise
-            raise translate(exc) from exc
-
-    @asynccontextmanager
-    async def _unit(self) -> AsyncIterator[asyncpg.Connection]:
-        """A transaction of its own for a step of a longer job (a batch): on the pool, one pooled
-        connection's; inside a transaction, a savepoint. Committed when the block ends."""
-        db = self._db
-        if isinstance(db, PoolExecutor):
-            try:
-                conn = await db.acquire()
-            except Exception as exc:
-                raise translate(exc) from exc
-            try:
-                async with self._translated(), conn.transaction():
-                    yield conn
-            finally:
-                await db.pool.release(conn)
-        else:
-            async with self._translated(), db.transaction():
-                yield db
-
-    @staticmethod
-    @asynccontextmanager
-    async def _translated() -> AsyncIterator[None]:
-        try:
-            yield
-        except Exception as exc:
-            raise translate(exc) from exc
 
     # -- records ---------------------------------------------------------------------------------
 
@@ -261,7 +186,7 @@ class Repository(Generic[R]):
         """Run a conditional UPDATE; when it matches nothing, tell NotFound from InvalidTransition."""
 
         async def status() -> Any:
-            return await self._fetchval(self._q.get_status, id)
+            return await self._db.fetchval(self._q.get_status, id)
 
         row, current = await self._apply(sql, id, args, status)
         if row is not None:
@@ -276,14 +201,14 @@ class Repository(Generic[R]):
         """Run a conditional UPDATE: (the row, None), or (None, what `read` says refused it; None if
         the row is gone). A competitor may move the row between the UPDATE and the read, so until
         that state holds still across a retried UPDATE, try again: a refusal names what refused it."""
-        row = await self._fetchrow(sql, id, *args)
+        row = await self._db.fetchrow(sql, id, *args)
         if row is not None:
             return self._one(row), None
         current = await read()
         for _ in range(_REFUSAL_RETRIES):
             if current is None:
                 break
-            row = await self._fetchrow(sql, id, *args)
+            row = await self._db.fetchrow(sql, id, *args)
             if row is not None:
                 return self._one(row), None
             seen, current = current, await read()
@@ -293,43 +218,44 @@ class Repository(Generic[R]):
 
     # -- the methods every repository has --------------------------------------------------------
 
-    async def _insert(self, data: BaseModel) -> R:
-        row = await self._fetchrow(self._q.insert, *insert_args(data))
+    async def _insert(self, data: Input) -> R:
+        row = await self._db.fetchrow(self._q.insert, *insert_args(data))
         assert row is not None  # INSERT ... RETURNING always returns the row
         return self._one(row)
 
     async def get(self, id: UUID | str) -> R:
         """The row with this id. Raises NotFound."""
         key = as_uuid(id)
-        return self._found(await self._fetchrow(self._q.get_by_id, key), key)
+        return self._found(await self._db.fetchrow(self._q.get_by_id, key), key)
 
     async def count(self) -> int:
         """How many rows the table holds."""
-        return await self._fetchval(self._q.count)
+        count: int = await self._db.fetchval(self._q.count)
+        return count
 
     async def delete(self, id: UUID | str) -> None:
         """Delete the row with this id (and what cascades from it). Raises NotFound."""
         key = as_uuid(id)
-        if await self._fetchval(self._q.delete_by_id, key) is None:
+        if await self._db.fetchval(self._q.delete_by_id, key) is None:
             raise NotFound(self.entity, key)
 
-    async def _update(self, id: UUID | str, data: BaseModel) -> R:
+    async def _update(self, id: UUID | str, data: Input) -> R:
         key = as_uuid(id)
-        return self._found(await self._fetchrow(self._q.update, key, *update_args(data)), key)
+        return self._found(await self._db.fetchrow(self._q.update, key, *update_args(data)), key)
 
-    async def _update_versioned(self, id: UUID | str, data: BaseModel, expected_version: int | None) -> R:
+    async def _update_versioned(self, id: UUID | str, data: Input, expected_version: int | None) -> R:
         """`_update` whose statement takes the expected version last (null: any version)."""
         key = as_uuid(id)
         expected = check_version(expected_version)
-        row = await self._fetchrow(self._q.update, key, *update_args(data), expected)
+        row = await self._db.fetchrow(self._q.update, key, *update_args(data), expected)
         if row is not None:
             return self._one(row)
         return await self._stale(key, expected)
 
     async def _stale(self, key: Any, expected: int | None) -> R:
         """Explain a versioned write that matched nothing: NotFound or StaleVersion."""
-        current = None if expected is None else await self._fetchval(self._q.get_version, key)
-        if current is None:
+        current = None if expected is None else await self._db.fetchval(self._q.get_version, key)
+        if expected is None or current is None:
             raise NotFound(self.entity, key)
         raise StaleVersion(self.entity, key, expected, current)
 
@@ -341,6 +267,10 @@ def check_version(value: Any) -> int | None:
     return value
 
 
+@overload
+def enum_value(value: None, enum: type[StrEnum], name: str) -> None: ...
+@overload
+def enum_value(value: StrEnum | str, enum: type[StrEnum], name: str) -> str: ...
 def enum_value(value: Any, enum: type[StrEnum], name: str) -> str | None:
     """One enum filter value as text (None: no filter). Raises InvalidArgument naming `name`."""
     if value is None:
@@ -363,4 +293,4 @@ def enum_values(value: Any, enum: type[StrEnum], name: str = "status") -> list[s
             values = list(value)
         except TypeError:
             raise InvalidArgument(f"{name} must be a value of {enum.__name__} or several; got {value!r}") from None
-    return [enum_value(v, enum, name) for v in values]  # type: ignore[misc]
+    return [enum_value(v, enum, name) for v in values]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from uuid import UUID
 
 from optiinfra_store.enums import CustomerStatus
@@ -28,9 +29,9 @@ class Customers(Repository[Customer]):
 
     async def get_by_email(self, email: str) -> Customer:
         """The customer with this email. Raises NotFound."""
-        return self._found(await self._fetchrow(self._q.get_by_email, text(email, "email")), email)
+        return self._found(await self._db.fetchrow(self._q.get_by_email, text(email, "email")), email)
 
-    async def list(self, *, status: CustomerStatus | str | None = None, limit: int = 1000) -> list[Customer]:
+    async def list(self, *, status: CustomerStatus | str | None = None, limit: int = 1000) -> builtins.list[Customer]:
         """Customers, oldest first, optionally of one status."""
         status_value = enum_value(status, CustomerStatus, "status")
-        return self._many(await self._fetch(self._q.list, status_value, check_limit(limit)))
+        return self._many(await self._db.fetch(self._q.list, status_value, check_limit(limit)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from uuid import UUID
 
@@ -28,11 +29,11 @@ class Events(Repository[Event]):
         event_type: EventType | str | Iterable[EventType | str] | None = None,
         severity: EventSeverity | str | Iterable[EventSeverity | str] | None = None,
         limit: int = 1000,
-    ) -> list[Event]:
+    ) -> builtins.list[Event]:
         """Events, newest first (occurred_at, then id); `event_type` and `severity` take one
         value or several."""
         return self._many(
-            await self._fetch(
+            await self._db.fetch(
                 self._q.list,
                 as_optional_uuid(customer_id, "customer_id"),
                 as_optional_uuid(agent_id, "agent_id"),

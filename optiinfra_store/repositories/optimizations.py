@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from uuid import UUID
 
@@ -56,10 +57,10 @@ class Optimizations(Repository[Optimization]):
         approval_id: UUID | str | None = None,
         status: OptimizationStatus | str | Iterable[OptimizationStatus | str] | None = None,
         limit: int = 1000,
-    ) -> list[Optimization]:
+    ) -> builtins.list[Optimization]:
         """Optimizations, oldest first; `status` takes one value or several."""
         return self._many(
-            await self._fetch(
+            await self._db.fetch(
                 self._q.list,
                 as_optional_uuid(recommendation_id, "recommendation_id"),
                 as_optional_uuid(approval_id, "approval_id"),

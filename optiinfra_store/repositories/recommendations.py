@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from uuid import UUID
 
@@ -31,10 +32,10 @@ class Recommendations(Repository[Recommendation]):
         agent_id: UUID | str | None = None,
         recommendation_type: RecommendationType | str | Iterable[RecommendationType | str] | None = None,
         limit: int = 1000,
-    ) -> list[Recommendation]:
+    ) -> builtins.list[Recommendation]:
         """Recommendations, oldest first; `recommendation_type` takes one value or several."""
         return self._many(
-            await self._fetch(
+            await self._db.fetch(
                 self._q.list,
                 as_optional_uuid(customer_id, "customer_id"),
                 as_optional_uuid(agent_id, "agent_id"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from uuid import UUID
 
 from optiinfra_store.enums import ArtifactType
@@ -25,10 +26,10 @@ class WorkflowArtifacts(Repository[WorkflowArtifact]):
         step_id: UUID | str | None = None,
         artifact_type: ArtifactType | str | None = None,
         limit: int = 1000,
-    ) -> list[WorkflowArtifact]:
+    ) -> builtins.list[WorkflowArtifact]:
         """Artifacts, oldest first, filtered by execution, step and type."""
         return self._many(
-            await self._fetch(
+            await self._db.fetch(
                 self._q.list,
                 as_optional_uuid(execution_id, "execution_id"),
                 as_optional_uuid(step_id, "step_id"),

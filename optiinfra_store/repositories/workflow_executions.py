@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 from uuid import UUID
 
 from pydantic import TypeAdapter, ValidationError
 
+from optiinfra_store.analytics import performance_tips
 from optiinfra_store.enums import WorkflowStatus, WorkflowType
 from optiinfra_store.errors import AlreadyExists, InvalidArgument, NotFound
 from optiinfra_store.records import (
@@ -51,9 +54,10 @@ from optiinfra_store.repositories.base import (
 
 _STEPS = TypeAdapter(list[WorkflowStep])
 _ARTIFACTS = TypeAdapter(list[WorkflowArtifact])
+C = TypeVar("C", WorkflowStep, WorkflowArtifact)
 
 
-def _children(records: TypeAdapter, text: str) -> list:
+def _children(records: TypeAdapter[list[C]], text: str) -> list[C]:
     """Parse and validate the JSON array of an execution's steps or artifacts in one pass.
     pydantic's parser stops near 200 levels of nesting, and documents up to JSON_MAX_DEPTH are
     stored: those go through the json module first."""
@@ -77,11 +81,11 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         used for an execution of another customer or workflow type."""
         data = WorkflowExecutionCreate.model_validate(data)
         for _ in range(2):  # a second time if the first row went between the two statements
-            row = await self._fetchrow(self._q.insert, *insert_args(data))
+            row = await self._db.fetchrow(self._q.insert, *insert_args(data))
             if row is not None:
                 return self._one(row)
             # the key was used before: return that row, if it is the same request
-            found = await self._fetchrow(self._q.get_by_idempotency_key, data.agent_id, data.idempotency_key)
+            found = await self._db.fetchrow(self._q.get_by_idempotency_key, data.agent_id, data.idempotency_key)
             if found is not None:
                 break
         else:  # the key's row exists but this store cannot see it: another customer's
@@ -180,9 +184,9 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
     async def get_detail(self, id: UUID | str) -> WorkflowExecutionDetail:
         """The execution with its steps (ordered by step_order) and artifacts. Raises NotFound."""
         key = as_uuid(id)
-        row = await self._fetchrow(self._q.get_detail, key)
+        row = await self._db.fetchrow(self._q.get_detail, key)
         if row is None:
-            return self._found(row, key)  # raises NotFound
+            raise NotFound(self.entity, key)
         values = dict(row)
         values["steps"] = _children(_STEPS, values["steps"])
         values["artifacts"] = _children(_ARTIFACTS, values["artifacts"])
@@ -204,7 +208,7 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         pass the returned `next_cursor` to get the next page (None on the last)."""
         after_created, after_id = decode_cursor(cursor) if cursor is not None else (None, None)
         size = check_limit(limit, maximum=1000)
-        rows = await self._fetch(
+        rows = await self._db.fetch(
             self._q.list,
             as_optional_uuid(customer_id, "customer_id"),
             as_optional_uuid(agent_id, "agent_id"),
@@ -223,18 +227,18 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
             next_cursor = encode_cursor(last.created_at, last.id)
         return Page[WorkflowExecution](items=items, next_cursor=next_cursor)
 
-    async def history(self, id: UUID | str) -> list[WorkflowTransition]:
+    async def history(self, id: UUID | str) -> builtins.list[WorkflowTransition]:
         """Every status change of the execution and of its steps, oldest first, with who made it
         and why. Raises NotFound."""
         key = as_uuid(id)
-        rows = await self._fetch(self._q.history, key)
-        if not rows and await self._fetchval(self._q.get_status, key) is None:
+        rows = await self._db.fetch(self._q.history, key)
+        if not rows and await self._db.fetchval(self._q.get_status, key) is None:
             raise NotFound(self.entity, key)
         return [WorkflowTransition.from_row(row) for row in rows]
 
-    async def list_active(self) -> list[WorkflowExecution]:
+    async def list_active(self) -> builtins.list[WorkflowExecution]:
         """Every pending and running execution, oldest first."""
-        return self._many(await self._fetch(self._q.list_active))
+        return self._many(await self._db.fetch(self._q.list_active))
 
     # -- analytics: one statement each -------------------------------------------------------------
 
@@ -250,7 +254,7 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         """Counts per status, success rate and durations (avg, p50, p95, max over finished executions
         with both timestamps) of the executions created in [since, until), overall and per workflow
         type. The window defaults to the last 30 days (the database's clock)."""
-        rows = await self._fetch(self._q.statistics, *_filters(customer_id, agent_id, workflow_type, since, until))
+        rows = await self._db.fetch(self._q.statistics, *_filters(customer_id, agent_id, workflow_type, since, until))
         total_row = rows[0]  # the grand-total grouping set always yields a row, sorted first
         by_type = {WorkflowType(row["workflow_type"]): _type_statistics(row) for row in rows[1:]}
         return WorkflowStatistics.model_construct(
@@ -271,7 +275,9 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
     ) -> WorkflowPerformance:
         """Duration histogram, error patterns, slowest steps, retry hotspots and plain-English tips
         for the executions created in [since, until) (default the last 30 days) and their steps."""
-        row = await self._fetchrow(self._q.performance, *_filters(customer_id, agent_id, workflow_type, since, until))
+        row = await self._db.fetchrow(
+            self._q.performance, *_filters(customer_id, agent_id, workflow_type, since, until)
+        )
         assert row is not None  # an aggregate over scalar subqueries always returns a row
         ex = row["executions"]
         ended = ex["ended"]
@@ -319,7 +325,7 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         customer_id: UUID | str | None = None,
         agent_id: UUID | str | None = None,
         workflow_type: WorkflowType | str | None = None,
-    ) -> list[TrendBucket]:
+    ) -> builtins.list[TrendBucket]:
         """Executions created in [since, until) (until defaults to now) per bucket of width `bucket`
         (PostgreSQL date_bin with origin `since`): counts per status and the average duration of the
         finished ones, oldest bucket first, empty buckets included. Raises InvalidArgument for a
@@ -334,7 +340,7 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
                 f"{bucket} buckets from {since.isoformat()} to {end.isoformat()} exceed {MAX_TREND_BUCKETS:,}"
             )
         args = _filters(customer_id, agent_id, workflow_type, since, until)
-        rows = await self._fetch(self._q.trend, *args, bucket // timedelta(microseconds=1))
+        rows = await self._db.fetch(self._q.trend, *args, bucket // timedelta(microseconds=1))
         return [
             TrendBucket.model_construct(
                 start=row["start"],
@@ -373,18 +379,18 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         if not keep_failed:
             finished += [WorkflowStatus.FAILED.value, WorkflowStatus.TIMEOUT.value]
         if dry_run:
-            row = await self._fetchrow(self._q.purge_count, cutoff, finished)
+            row = await self._db.fetchrow(self._q.purge_count, cutoff, finished)
             assert row is not None  # aggregates without GROUP BY return one row
             return PurgeReport.from_row(row)
         totals = dict.fromkeys(PurgeReport.model_fields, 0)
         while True:
-            row = await self._fetchrow(self._q.purge_batch, cutoff, finished, batch_size)
+            row = await self._db.fetchrow(self._q.purge_batch, cutoff, finished, batch_size)
             assert row is not None
             if row["executions"] == 0:
                 break
             for name in totals:
                 totals[name] += row[name]
-        return PurgeReport.model_construct(**totals)
+        return PurgeReport(**totals)
 
 
 # -- analytics helpers -----------------------------------------------------------------------------
@@ -400,13 +406,14 @@ DURATION_BUCKETS: list[tuple[str, float, float | None]] = [
 ]
 """The duration histogram's fixed buckets: (label, from seconds inclusive, to seconds exclusive)."""
 
-STEP_FAILURE_RATE = 0.2
-RETRY_CONCENTRATION = 0.5
-TAIL_RATIO = 3.0
-SUCCESS_RATE_FLOOR = 0.8
 
-
-def _filters(customer_id, agent_id, workflow_type, since, until) -> list:  # noqa: ANN001
+def _filters(
+    customer_id: UUID | str | None,
+    agent_id: UUID | str | None,
+    workflow_type: WorkflowType | str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[Any]:
     """$1..$5 of the analytics statements: customer, agent, workflow type, window."""
     since = optional_aware(since, "since")
     until = optional_aware(until, "until")
@@ -421,7 +428,7 @@ def _filters(customer_id, agent_id, workflow_type, since, until) -> list:  # noq
     ]
 
 
-def _type_statistics(row) -> TypeStatistics:  # noqa: ANN001
+def _type_statistics(row: Mapping[str, Any]) -> TypeStatistics:
     counts = {s: row[s.value] for s in WorkflowStatus}
     ended = sum(counts[s] for s in FINISHED)
     return TypeStatistics.model_construct(
@@ -436,45 +443,3 @@ def _type_statistics(row) -> TypeStatistics:  # noqa: ANN001
 
 
 FINISHED = (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED, WorkflowStatus.TIMEOUT)
-
-
-def performance_tips(
-    *,
-    success_rate: float | None,
-    completed: int,
-    ended: int,
-    p50: float | None,
-    p95: float | None,
-    step_failures: list[dict],
-    hotspots: list[RetryHotspot],
-    total_retries: int,
-) -> list[str]:
-    """The findings of WorkflowPerformance.tips, by four explicit rules, each naming its figure:
-    a step name failing in over 20% of its finished runs (completed or failed); over 50% of all
-    retries in one step name; execution p95 duration over 3x the median; success rate below 80%."""
-    tips: list[str] = []
-    for f in step_failures:
-        runs, failed = f["runs"], f["failed"]
-        if runs and failed / runs > STEP_FAILURE_RATE:
-            tips.append(
-                f"Step {f['step_name']!r} failed in {failed} of {runs} runs ({failed / runs:.0%}), "
-                f"over the {STEP_FAILURE_RATE:.0%} threshold: look at its error patterns."
-            )
-    if total_retries and hotspots:
-        top = hotspots[0]
-        if top.total_retries / total_retries > RETRY_CONCENTRATION:
-            tips.append(
-                f"Step {top.step_name!r} accounts for {top.total_retries} of {total_retries} retries "
-                f"({top.total_retries / total_retries:.0%}): retries are concentrated in one step."
-            )
-    if p50 is not None and p95 is not None and p50 > 0 and p95 > TAIL_RATIO * p50:
-        tips.append(
-            f"The p95 execution duration ({p95:.0f} s) is {p95 / p50:.1f}x the median ({p50:.0f} s): "
-            f"a long tail of slow runs."
-        )
-    if success_rate is not None and success_rate < SUCCESS_RATE_FLOOR:
-        tips.append(
-            f"Success rate is {success_rate:.0%} ({completed} of {ended} finished executions completed), "
-            f"below {SUCCESS_RATE_FLOOR:.0%}."
-        )
-    return tips

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
@@ -30,9 +31,11 @@ class WorkflowSteps(Repository[WorkflowStep]):
         validated = [WorkflowStepCreate.model_validate(s) for s in steps]
         if not validated:
             return []
-        columns = list(zip(*([getattr(s, f) for f in WorkflowStepCreate.model_fields] for s in validated), strict=True))
-        columns[3] = [s.value for s in columns[3]]  # status as text[]: cast to step_status[] in SQL
-        rows = await self._fetch(self._q.insert_many, *columns)
+        columns: list[list[Any]] = [
+            [getattr(step, field) for step in validated] for field in WorkflowStepCreate.model_fields
+        ]
+        columns[3] = [status.value for status in columns[3]]  # status as text[]: cast to step_status[] in SQL
+        rows = await self._db.fetch(self._q.insert_many, *columns)
         by_order = {(r["workflow_execution_id"], r["step_order"]): r for r in rows}
         return [self._one(by_order[(s.workflow_execution_id, s.step_order)]) for s in validated]
 
@@ -40,10 +43,10 @@ class WorkflowSteps(Repository[WorkflowStep]):
         self,
         execution_id: UUID | str,
         status: StepStatus | str | Iterable[StepStatus | str] | None = None,
-    ) -> list[WorkflowStep]:
+    ) -> builtins.list[WorkflowStep]:
         """The steps of one execution, by step_order."""
         return self._many(
-            await self._fetch(
+            await self._db.fetch(
                 self._q.list, as_uuid(execution_id, "execution_id"), enum_values(status, StepStatus, "status")
             )
         )
@@ -104,7 +107,7 @@ class WorkflowSteps(Repository[WorkflowStep]):
         key = as_uuid(id)
 
         async def retry_state() -> tuple[Any, ...] | None:
-            state = await self._fetchrow(self._q.get_retry_state, key)
+            state = await self._db.fetchrow(self._q.get_retry_state, key)
             return None if state is None or state["status"] is None else tuple(state)
 
         row, state = await self._apply(self._q.retry, key, audit(actor, reason), retry_state)

@@ -451,7 +451,7 @@ async def test_command_timeout__is_store_timeout_and_the_pool_recovers(clean_dsn
     async with Store.connect(clean_dsn, min_size=1, max_size=1, command_timeout=0.2) as store:
         repo = store.workflow_executions
         with pytest.raises(StoreTimeout):
-            await repo._fetchval("SELECT pg_sleep(2)")  # any statement slower than command_timeout
+            await repo._db.fetchval("SELECT pg_sleep(2)")  # any statement slower than command_timeout
         assert await store.customers.count() == 0  # the connection was replaced, the next call works
 
 

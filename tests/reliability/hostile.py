@@ -23,6 +23,7 @@ import pydantic
 from hypothesis import strategies as st
 
 from optiinfra_store.errors import StoreError
+from optiinfra_store.store import repository_types
 
 # -- text ---------------------------------------------------------------------------------------
 
@@ -393,22 +394,7 @@ def for_field(model: type[pydantic.BaseModel], name: str, valid: Any = None) -> 
 
 # -- what every call is held to -------------------------------------------------------------------
 
-TABLES = (
-    "customers",
-    "agents",
-    "events",
-    "recommendations",
-    "approvals",
-    "optimizations",
-    "agent_configs",
-    "agent_states",
-    "agent_capabilities",
-    "agent_metrics",
-    "workflow_executions",
-    "workflow_steps",
-    "workflow_artifacts",
-    "workflow_transitions",
-)
+TABLES = (*repository_types(), "workflow_transitions")
 _COUNTS = "SELECT " + ", ".join(f"(SELECT count(*) FROM {table}) AS {table}" for table in TABLES)
 
 

@@ -1,15 +1,15 @@
 """No SQL is built from strings at run time: a static check of every module under optiinfra_store/.
 
 Every call that runs SQL (asyncpg's execute, executemany, fetch, fetchrow, fetchval, prepare and
-copy_*, psycopg's execute/executemany/copy, yoyo's backend.execute, the repositories' _fetch,
-_fetchrow, _fetchval, _execute) must get as its statement one of:
+copy_*, psycopg's execute/executemany/copy, yoyo's backend.execute, and the store's executors'
+fetch, fetchrow, fetchval, execute and copy_records) must get as its statement one of:
 
 - a string constant, or a module-level constant bound once to one;
 - a named statement of the .sql files: `self._q.<name>` (with `_q` only ever bound to
   `load("<table>")`), or `queries.<name>`;
 - a local variable bound only to those, or a conditional between them;
 - a parameter of the enclosing function, which then counts as a SQL-running function itself, so
-  its own callers are held to the same rule (this is how `_fetchrow(self, sql, ...)` and the
+  its own callers are held to the same rule (this is how `fetchrow(self, sql, ...)` and the
   executors pass statements through).
 
 Never an f-string, `%`, `.format`, `+` or `join`. Identifiers given to asyncpg (COPY's table and
@@ -65,6 +65,7 @@ SINKS: dict[str, tuple[Slot, ...]] = {
     **{name: (Slot(0, "channel", IDENTIFIER),) for name in ("add_listener", "remove_listener")},
     # the repositories' driver calls
     **{name: _STATEMENT for name in ("_fetch", "_fetchrow", "_fetchval", "_execute")},
+    "copy_records": _COPY_TABLE,
 }
 """SQL-running calls by method name; functions that pass a parameter into one are added."""
 
@@ -145,7 +146,7 @@ ALLOWED: dict[tuple[str, str], Allowance] = {
         "yoyo names its bookkeeping table; format_sql fills in yoyo's own quoted name",
         yoyo_format_sql,
     ),
-    ("executor.py", "CustomerExecutor._confined"): Allowance(
+    ("executor.py", "ConfinedExecutor._connection"): Allowance(
         "BEGIN and the confinement in one round trip: a simple-protocol query takes no parameters, "
         "so the customer's UUID goes in as its hexadecimal digits",
         confinement_begin,
@@ -534,16 +535,16 @@ def test_package__the_check_sees_the_sql_calls():
     report = check_sources(package_sources())
     seen = {(module, call) for module, _, call in report.calls}
     assert {
-        ("repositories/base.py", "fetchrow"),
-        ("repositories/base.py", "copy_records_to_table"),
-        ("events.py", "fetch"),
+        ("executor.py", "fetchrow"),
+        ("executor.py", "copy_records_to_table"),
+        ("workflow_events.py", "fetch"),
         ("seed.py", "execute"),
         ("migrations.py", "execute"),
     } <= seen
-    # every repository module runs its statements through the base class's wrappers
-    wrapped = {module for module, _, call in report.calls if call in ("_fetch", "_fetchrow", "_fetchval")}
+    # every repository module runs its statements through the executor
+    wrapped = {module for module, _, call in report.calls if call in ("fetch", "fetchrow", "fetchval")}
     repositories = {p.relative_to(PACKAGE).as_posix() for p in (PACKAGE / "repositories").glob("*.py")}
-    assert repositories - {"repositories/__init__.py"} <= wrapped
+    assert repositories - {"repositories/__init__.py", "repositories/base.py"} <= wrapped
     assert len(report.calls) >= 60
 
 
@@ -553,7 +554,7 @@ def test_package__a_planted_fstring_in_a_repository_is_caught():
 
         class Leaky(Customers):
             async def by_name(self, name):
-                return await self._fetch(f"SELECT id FROM customers WHERE name = '{name}'")
+                return await self._db.fetch(f"SELECT id FROM customers WHERE name = '{name}'")
     """)
     report = check_sources(sources)
     assert [(f.module, f.function) for f in report.findings] == [("repositories/customers.py", "Leaky.by_name")]

@@ -49,7 +49,7 @@ class WorkflowEvents:
         self._execution_id = execution_id
         self._after = after
         self._poll_interval = poll_interval
-        self._q = load("workflow_executions")
+        self._q = load("workflow_transitions")
         self._conn: asyncpg.Connection | None = None
         self._wakeup = asyncio.Event()
         self._buffer: deque[WorkflowTransition] = deque()
@@ -130,7 +130,10 @@ class WorkflowEvents:
 
     async def _fetch_since(self, horizon: int) -> list[asyncpg.Record]:
         assert self._conn is not None
-        return await self._conn.fetch(self._q.events_since, horizon, self._customer_id, self._execution_id)
+        rows: list[asyncpg.Record] = await self._conn.fetch(
+            self._q.events_since, horizon, self._customer_id, self._execution_id
+        )
+        return rows
 
     async def _poll(self) -> None:
         try:

@@ -1,0 +1,80 @@
+"""How values travel between Python and PostgreSQL on every connection the store opens: JSONB as
+dicts and lists (binary, so COPY works too, with a size limit checked while encoding) and the enum
+types as their StrEnums."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from optiinfra_store.enums import DATABASE_ENUMS
+from optiinfra_store.errors import ConfigurationError, DocumentTooLarge
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_loads = json.JSONDecoder().decode  # the server sends UTF-8 text: json.loads' sniffing is not needed
+
+
+DEFAULT_MAX_DOCUMENT_BYTES = 1 << 20
+"""The default limit on one JSON document (1 MiB), checked as it is encoded, before it is sent."""
+
+
+def _jsonb_encoder(limit: int) -> Callable[[Any], bytes]:
+    def encode(value: Any) -> bytes:
+        text = _dumps(value).encode("utf-8")
+        if len(text) > limit:
+            raise DocumentTooLarge(len(text), limit)
+        # binary jsonb is a version byte (1) followed by the JSON text
+        return b"\x01" + text
+
+    return encode
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    # binary jsonb is a version byte (1) followed by the JSON text
+    return _loads(str(data[1:], "utf-8"))
+
+
+def _encode_label(value: Any) -> bytes:
+    return str(value).encode("utf-8")
+
+
+def _label_decoder(enum: type[Any]) -> Callable[[bytes], Any]:
+    members = {member.value.encode("utf-8"): member for member in enum}
+    return members.__getitem__
+
+
+async def init_connection(conn: asyncpg.Connection, *, max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES) -> None:
+    """Register the codecs every connection needs: JSONB <-> dict/list (binary, so COPY works
+    too; documents over `max_document_bytes` are refused) and the enum types <-> their StrEnums."""
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=_jsonb_encoder(max_document_bytes),
+        decoder=_decode_jsonb,
+        format="binary",
+    )
+    await conn.set_type_codec("json", schema="pg_catalog", encoder=_dumps, decoder=_loads, format="text")
+    try:
+        await _register_enum_codecs(conn)
+    except ValueError as exc:  # asyncpg: "unknown type: public.customer_status"
+        raise ConfigurationError(
+            f"the database has no optiinfra schema ({exc}): run `optiinfra-store migrate` first"
+        ) from exc
+
+
+async def _register_enum_codecs(conn: asyncpg.Connection) -> None:
+    for type_name, enum in DATABASE_ENUMS.items():
+        # binary (an enum's wire form is its label) so COPY can write enum columns too
+        await conn.set_type_codec(
+            type_name, schema="public", encoder=_encode_label, decoder=_label_decoder(enum), format="binary"
+        )
+
+
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset: nothing to undo. The pool has already rolled back any open transaction, and the
+    repositories change no session state (no SET, LISTEN, cursors or advisory locks; the audit
+    settings are transaction-local), so asyncpg's default reset query would only cost every call a
+    second round trip. Pass `reset=` to Store.connect to restore a full reset."""

@@ -1,0 +1,71 @@
+"""The options of `Store.connect`, checked before anything connects, and what they make of the
+asyncpg pool's options."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from optiinfra_store.codecs import DEFAULT_MAX_DOCUMENT_BYTES, init_connection, keep_session
+from optiinfra_store.errors import InvalidArgument
+
+__all__ = ["DEFAULT_MAX_DOCUMENT_BYTES", "PoolOptions"]
+
+
+def _seconds(name: str, value: Any) -> float | None:
+    if value is not None and not (isinstance(value, int | float) and not isinstance(value, bool) and value > 0):
+        raise InvalidArgument(f"{name} must be a positive number of seconds or None, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """What `Store.connect` was given, checked; `pool_kwargs()` is what asyncpg.create_pool gets."""
+
+    min_size: int
+    max_size: int
+    command_timeout: float | None
+    statement_timeout: float | None
+    acquire_timeout: float | None
+    max_document_bytes: int
+    extra: dict[str, Any]
+    """Other options for asyncpg.create_pool (server_settings, init, reset, ...)."""
+
+    def __post_init__(self) -> None:
+        _seconds("command_timeout", self.command_timeout)
+        _seconds("statement_timeout", self.statement_timeout)
+        _seconds("acquire_timeout", self.acquire_timeout)
+        size = self.max_document_bytes
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise InvalidArgument(f"max_document_bytes must be a positive integer, got {size!r}")
+
+    @property
+    def server_settings(self) -> dict[str, str]:
+        """The session settings every connection starts with (the pool's and workflow_events')."""
+        settings = dict(self.extra.get("server_settings") or {})
+        if self.statement_timeout is not None:
+            settings["statement_timeout"] = str(max(1, round(self.statement_timeout * 1000)))
+        return settings
+
+    def pool_kwargs(self) -> dict[str, Any]:
+        extra = dict(self.extra)
+        user_init: Callable[[asyncpg.Connection], Awaitable[None]] | None = extra.pop("init", None)
+        limit = self.max_document_bytes
+
+        async def init(conn: asyncpg.Connection) -> None:
+            await init_connection(conn, max_document_bytes=limit)
+            if user_init is not None:
+                await user_init(conn)
+
+        extra.setdefault("reset", keep_session)
+        extra["server_settings"] = self.server_settings
+        return {
+            **extra,
+            "min_size": self.min_size,
+            "max_size": self.max_size,
+            "command_timeout": self.command_timeout,
+            "init": init,
+        }
