@@ -28,7 +28,7 @@ SELECT version FROM workflow_executions WHERE id = $1;
 -- The current status, to explain why a transition matched nothing; also spends the audit settings
 -- that transition set, so a later change in the same transaction does not inherit them.
 SELECT (SELECT status FROM workflow_executions WHERE id = $1)
-  FROM (SELECT set_config('optiinfra.actor', '', true), set_config('optiinfra.reason', '', true)) AS spent;
+  FROM (SELECT optiinfra_audit(NULL, NULL)) AS spent;
 
 -- name: delete_by_id
 -- Delete an execution with its steps and artifacts.
@@ -47,67 +47,42 @@ RETURNING id, agent_id, customer_id, workflow_type, status, started_at, complete
 
 -- name: start
 -- pending -> running.
-WITH audit AS MATERIALIZED (
-    -- who and why, for the transition trigger; local to this statement's transaction
-    SELECT set_config('optiinfra.actor', coalesce($2::text, ''), true),
-           set_config('optiinfra.reason', coalesce($3::jsonb::text, ''), true)
-)
 UPDATE workflow_executions SET status = 'running', started_at = now()
- WHERE id = $1 AND (SELECT true FROM audit) AND status = 'pending'
+ WHERE id = $1 AND optiinfra_audit($2::text, $3::jsonb) AND status = 'pending'
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 
 -- name: complete
 -- running -> completed, with the output (kept as is when $2 is null).
-WITH audit AS MATERIALIZED (
-    -- who and why, for the transition trigger; local to this statement's transaction
-    SELECT set_config('optiinfra.actor', coalesce($3::text, ''), true),
-           set_config('optiinfra.reason', coalesce($4::jsonb::text, ''), true)
-)
 UPDATE workflow_executions
    SET status = 'completed', completed_at = greatest(now(), started_at), output_data = coalesce($2, output_data)
- WHERE id = $1 AND (SELECT true FROM audit) AND status = 'running'
+ WHERE id = $1 AND optiinfra_audit($3::text, $4::jsonb) AND status = 'running'
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 
 -- name: fail
 -- running -> failed, with what went wrong.
-WITH audit AS MATERIALIZED (
-    -- who and why, for the transition trigger; local to this statement's transaction
-    SELECT set_config('optiinfra.actor', coalesce($3::text, ''), true),
-           set_config('optiinfra.reason', coalesce($4::jsonb::text, ''), true)
-)
 UPDATE workflow_executions
    SET status = 'failed', completed_at = greatest(now(), started_at), error_details = coalesce($2, error_details)
- WHERE id = $1 AND (SELECT true FROM audit) AND status = 'running'
+ WHERE id = $1 AND optiinfra_audit($3::text, $4::jsonb) AND status = 'running'
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 
 -- name: cancel
 -- pending or running -> cancelled; the reason, if any, goes to error_details and the audit trail.
-WITH audit AS MATERIALIZED (
-    -- who and why, for the transition trigger; local to this statement's transaction
-    SELECT set_config('optiinfra.actor', coalesce($3::text, ''), true),
-           set_config('optiinfra.reason', coalesce($2::jsonb::text, ''), true)
-)
 UPDATE workflow_executions
    SET status = 'cancelled', completed_at = greatest(now(), started_at),
        error_details = CASE WHEN $2::jsonb IS NULL THEN error_details
                             ELSE jsonb_build_object('error_type', 'Cancelled') || $2::jsonb END
- WHERE id = $1 AND (SELECT true FROM audit) AND status IN ('pending', 'running')
+ WHERE id = $1 AND optiinfra_audit($3::text, $2::jsonb) AND status IN ('pending', 'running')
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 
 -- name: time_out
 -- running -> timeout.
-WITH audit AS MATERIALIZED (
-    -- who and why, for the transition trigger; local to this statement's transaction
-    SELECT set_config('optiinfra.actor', coalesce($3::text, ''), true),
-           set_config('optiinfra.reason', coalesce($4::jsonb::text, ''), true)
-)
 UPDATE workflow_executions
    SET status = 'timeout', completed_at = greatest(now(), started_at), error_details = coalesce($2, error_details)
- WHERE id = $1 AND (SELECT true FROM audit) AND status = 'running'
+ WHERE id = $1 AND optiinfra_audit($3::text, $4::jsonb) AND status = 'running'
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 

@@ -29,13 +29,13 @@ SELECT id, workflow_execution_id, step_name, step_order, status, started_at, com
 -- The current status, to explain why a transition matched nothing; also spends the audit settings
 -- that transition set, so a later change in the same transaction does not inherit them.
 SELECT (SELECT status FROM workflow_steps WHERE id = $1)
-  FROM (SELECT set_config('optiinfra.actor', '', true), set_config('optiinfra.reason', '', true)) AS spent;
+  FROM (SELECT optiinfra_audit(NULL, NULL)) AS spent;
 
 -- name: get_retry_state
 -- Status and retries used, to tell an exhausted retry from another refusal (null status: no such
 -- step); also spends the audit settings, as get_status does.
 SELECT s.status, s.retry_count, s.max_retries
-  FROM (SELECT set_config('optiinfra.actor', '', true), set_config('optiinfra.reason', '', true)) AS spent
+  FROM (SELECT optiinfra_audit(NULL, NULL)) AS spent
   LEFT JOIN workflow_steps s ON s.id = $1;
 
 -- name: delete_by_id
@@ -53,64 +53,39 @@ SELECT id, workflow_execution_id, step_name, step_order, status, started_at, com
 
 -- name: start
 -- pending or retrying -> running; started_at is kept from the first start.
-WITH audit AS MATERIALIZED (
-    -- who and why, for the transition trigger; local to this statement's transaction
-    SELECT set_config('optiinfra.actor', coalesce($2::text, ''), true),
-           set_config('optiinfra.reason', coalesce($3::jsonb::text, ''), true)
-)
 UPDATE workflow_steps SET status = 'running', started_at = coalesce(started_at, now()), completed_at = NULL
- WHERE id = $1 AND (SELECT true FROM audit) AND status IN ('pending', 'retrying')
+ WHERE id = $1 AND optiinfra_audit($2::text, $3::jsonb) AND status IN ('pending', 'retrying')
 RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 
 -- name: complete
 -- running -> completed, with the output (kept as is when $2 is null).
-WITH audit AS MATERIALIZED (
-    -- who and why, for the transition trigger; local to this statement's transaction
-    SELECT set_config('optiinfra.actor', coalesce($3::text, ''), true),
-           set_config('optiinfra.reason', coalesce($4::jsonb::text, ''), true)
-)
 UPDATE workflow_steps
    SET status = 'completed', completed_at = greatest(now(), started_at), output_data = coalesce($2, output_data)
- WHERE id = $1 AND (SELECT true FROM audit) AND status = 'running'
+ WHERE id = $1 AND optiinfra_audit($3::text, $4::jsonb) AND status = 'running'
 RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 
 -- name: fail
 -- running -> failed, with what went wrong.
-WITH audit AS MATERIALIZED (
-    -- who and why, for the transition trigger; local to this statement's transaction
-    SELECT set_config('optiinfra.actor', coalesce($3::text, ''), true),
-           set_config('optiinfra.reason', coalesce($4::jsonb::text, ''), true)
-)
 UPDATE workflow_steps
    SET status = 'failed', completed_at = greatest(now(), started_at), error_details = coalesce($2, error_details)
- WHERE id = $1 AND (SELECT true FROM audit) AND status = 'running'
+ WHERE id = $1 AND optiinfra_audit($3::text, $4::jsonb) AND status = 'running'
 RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 
 -- name: skip
 -- pending -> skipped.
-WITH audit AS MATERIALIZED (
-    -- who and why, for the transition trigger; local to this statement's transaction
-    SELECT set_config('optiinfra.actor', coalesce($2::text, ''), true),
-           set_config('optiinfra.reason', coalesce($3::jsonb::text, ''), true)
-)
 UPDATE workflow_steps SET status = 'skipped', completed_at = greatest(now(), started_at)
- WHERE id = $1 AND (SELECT true FROM audit) AND status = 'pending'
+ WHERE id = $1 AND optiinfra_audit($2::text, $3::jsonb) AND status = 'pending'
 RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 
 -- name: retry
 -- failed or running -> retrying, spending one retry; the row lock makes concurrent retries queue,
 -- and each re-checks the budget, so none is lost and none overspends.
-WITH audit AS MATERIALIZED (
-    -- who and why, for the transition trigger; local to this statement's transaction
-    SELECT set_config('optiinfra.actor', coalesce($2::text, ''), true),
-           set_config('optiinfra.reason', coalesce($3::jsonb::text, ''), true)
-)
 UPDATE workflow_steps SET status = 'retrying', retry_count = retry_count + 1, completed_at = NULL
- WHERE id = $1 AND (SELECT true FROM audit) AND status IN ('failed', 'running') AND retry_count < max_retries
+ WHERE id = $1 AND optiinfra_audit($2::text, $3::jsonb) AND status IN ('failed', 'running') AND retry_count < max_retries
 RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 

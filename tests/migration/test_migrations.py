@@ -21,6 +21,7 @@ IDS = [
     "0009_time_ordered_ids",
     "0010_tenant_wall",
     "0011_client_side_secrets",
+    "0012_audit_function",
 ]
 
 
