@@ -61,13 +61,13 @@ def _micro(fn: Callable[[], Any], number: int = 20_000) -> float:
 
 
 async def components(store: StoreStack, raw: RawStack, ids: list, detail_id: Any) -> dict[str, float]:
+    from optiinfra_store.codecs import _decode_jsonb, _label_decoder
     from optiinfra_store.enums import WorkflowStatus
     from optiinfra_store.errors import translate
     from optiinfra_store.queries import load
     from optiinfra_store.records import AgentMetricCreate, WorkflowExecution, WorkflowExecutionCreate
     from optiinfra_store.repositories.base import as_uuid
     from optiinfra_store.repositories.workflow_executions import _ARTIFACTS, _STEPS, _children
-    from optiinfra_store.codecs import _decode_jsonb, _label_decoder
 
     pool = raw.pool
     q = load("workflow_executions")

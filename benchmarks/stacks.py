@@ -19,6 +19,7 @@ from uuid import UUID
 import asyncpg
 
 from optiinfra_store import Store
+from optiinfra_store.codecs import init_connection
 from optiinfra_store.enums import ArtifactType, MetricType, WorkflowType
 from optiinfra_store.queries import load
 from optiinfra_store.records import (
@@ -26,7 +27,6 @@ from optiinfra_store.records import (
     WorkflowExecutionCreate,
     WorkflowStepCreate,
 )
-from optiinfra_store.codecs import init_connection
 
 HOUR = timedelta(hours=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
