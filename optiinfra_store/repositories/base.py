@@ -195,6 +195,20 @@ class Repository(Generic[R]):
             raise NotFound(self.entity, id)
         raise InvalidTransition(self.entity, id, current, requested)
 
+    async def _move(
+        self,
+        sql: str,
+        id: UUID | str,
+        to: str,
+        actor: Any,
+        reason: Any,
+        document: tuple[str, Any] | None = None,
+    ) -> R:
+        """A status transition whose statement takes the id, then the (name, value) `document` it
+        writes, if any, then who and why (checked here, recorded by the audit trail)."""
+        written = () if document is None else (optional_object(document[1], document[0]),)
+        return await self._transition(sql, as_uuid(id), to, *written, *audit(actor, reason))
+
     async def _apply(
         self, sql: str, id: UUID, args: Sequence[Any], read: Callable[[], Awaitable[Any]]
     ) -> tuple[R | None, Any]:

@@ -48,7 +48,6 @@ from optiinfra_store.repositories.base import (
     enum_values,
     insert_args,
     optional_aware,
-    optional_object,
     platform,
 )
 
@@ -117,7 +116,7 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         """pending -> running; sets started_at. Raises NotFound, InvalidTransition.
 
         Every transition takes an optional `actor` and `reason`, recorded in the audit trail."""
-        return await self._transition(self._q.start, as_uuid(id), WorkflowStatus.RUNNING, *audit(actor, reason))
+        return await self._move(self._q.start, id, WorkflowStatus.RUNNING, actor, reason)
 
     async def complete(
         self,
@@ -129,12 +128,8 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
     ) -> WorkflowExecution:
         """running -> completed; sets completed_at and, if given, output_data.
         Raises NotFound, InvalidTransition (of two concurrent completes, one gets it)."""
-        return await self._transition(
-            self._q.complete,
-            as_uuid(id),
-            WorkflowStatus.COMPLETED,
-            optional_object(output_data, "output_data"),
-            *audit(actor, reason),
+        return await self._move(
+            self._q.complete, id, WorkflowStatus.COMPLETED, actor, reason, ("output_data", output_data)
         )
 
     async def fail(
@@ -146,12 +141,8 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         reason: JsonObject | None = None,
     ) -> WorkflowExecution:
         """running -> failed; sets completed_at and, if given, error_details."""
-        return await self._transition(
-            self._q.fail,
-            as_uuid(id),
-            WorkflowStatus.FAILED,
-            optional_object(error_details, "error_details"),
-            *audit(actor, reason),
+        return await self._move(
+            self._q.fail, id, WorkflowStatus.FAILED, actor, reason, ("error_details", error_details)
         )
 
     async def cancel(
@@ -173,12 +164,8 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         reason: JsonObject | None = None,
     ) -> WorkflowExecution:
         """running -> timeout; sets completed_at."""
-        return await self._transition(
-            self._q.time_out,
-            as_uuid(id),
-            WorkflowStatus.TIMEOUT,
-            optional_object(error_details, "error_details"),
-            *audit(actor, reason),
+        return await self._move(
+            self._q.time_out, id, WorkflowStatus.TIMEOUT, actor, reason, ("error_details", error_details)
         )
 
     async def get_detail(self, id: UUID | str) -> WorkflowExecutionDetail:

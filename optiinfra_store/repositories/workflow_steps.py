@@ -11,7 +11,7 @@ from optiinfra_store.enums import StepStatus
 from optiinfra_store.errors import InvalidTransition, NotFound, RetriesExhausted
 from optiinfra_store.records import WorkflowStep, WorkflowStepCreate
 from optiinfra_store.records._base import JsonObject
-from optiinfra_store.repositories.base import Repository, as_uuid, audit, enum_values, optional_object
+from optiinfra_store.repositories.base import Repository, as_uuid, audit, enum_values
 
 _RETRYABLE = (StepStatus.FAILED, StepStatus.RUNNING)
 
@@ -58,7 +58,7 @@ class WorkflowSteps(Repository[WorkflowStep]):
         Raises NotFound, InvalidTransition.
 
         Every transition takes an optional `actor` and `reason`, recorded in the audit trail."""
-        return await self._transition(self._q.start, as_uuid(id), StepStatus.RUNNING, *audit(actor, reason))
+        return await self._move(self._q.start, id, StepStatus.RUNNING, actor, reason)
 
     async def complete(
         self,
@@ -69,13 +69,7 @@ class WorkflowSteps(Repository[WorkflowStep]):
         reason: JsonObject | None = None,
     ) -> WorkflowStep:
         """running -> completed; sets completed_at and, if given, output_data."""
-        return await self._transition(
-            self._q.complete,
-            as_uuid(id),
-            StepStatus.COMPLETED,
-            optional_object(output_data, "output_data"),
-            *audit(actor, reason),
-        )
+        return await self._move(self._q.complete, id, StepStatus.COMPLETED, actor, reason, ("output_data", output_data))
 
     async def fail(
         self,
@@ -86,17 +80,11 @@ class WorkflowSteps(Repository[WorkflowStep]):
         reason: JsonObject | None = None,
     ) -> WorkflowStep:
         """running -> failed; sets completed_at and, if given, error_details."""
-        return await self._transition(
-            self._q.fail,
-            as_uuid(id),
-            StepStatus.FAILED,
-            optional_object(error_details, "error_details"),
-            *audit(actor, reason),
-        )
+        return await self._move(self._q.fail, id, StepStatus.FAILED, actor, reason, ("error_details", error_details))
 
     async def skip(self, id: UUID | str, *, actor: str | None = None, reason: JsonObject | None = None) -> WorkflowStep:
         """pending -> skipped."""
-        return await self._transition(self._q.skip, as_uuid(id), StepStatus.SKIPPED, *audit(actor, reason))
+        return await self._move(self._q.skip, id, StepStatus.SKIPPED, actor, reason)
 
     async def retry(
         self, id: UUID | str, *, actor: str | None = None, reason: JsonObject | None = None
