@@ -25,18 +25,6 @@ UPDATE agent_capabilities
 RETURNING id, agent_id, capability_name, capability_version, description, parameters, is_enabled,
           created_at, updated_at;
 
--- name: set_enabled
--- Enable or disable a capability.
-UPDATE agent_capabilities SET is_enabled = $2 WHERE id = $1
-RETURNING id, agent_id, capability_name, capability_version, description, parameters, is_enabled,
-          created_at, updated_at;
-
--- name: update_parameters
--- Replace a capability's parameters.
-UPDATE agent_capabilities SET parameters = $2 WHERE id = $1
-RETURNING id, agent_id, capability_name, capability_version, description, parameters, is_enabled,
-          created_at, updated_at;
-
 -- name: list
 -- Capabilities, optionally of one agent, name and enabled flag, by name then version.
 SELECT id, agent_id, capability_name, capability_version, description, parameters, is_enabled,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import warnings
 from typing import Any
 from uuid import UUID
 
@@ -11,7 +12,6 @@ from optiinfra_store.records import AgentCapability, AgentCapabilityCreate, Agen
 from optiinfra_store.repositories.base import (
     Repository,
     as_optional_uuid,
-    as_uuid,
     check_limit,
     optional_object,
     optional_text,
@@ -39,20 +39,19 @@ class AgentCapabilities(Repository[AgentCapability]):
 
     @platform
     async def set_enabled(self, id: UUID | str, enabled: bool) -> AgentCapability:
-        """Enable or disable. Raises NotFound."""
-        key = as_uuid(id)
+        """Deprecated, to be removed in 0.3: `update(id, AgentCapabilityUpdate(is_enabled=...))`."""
+        _deprecated("set_enabled", "is_enabled")
         if not isinstance(enabled, bool):
             raise InvalidArgument(f"enabled must be a bool, got {type(enabled).__name__}")
-        return self._found(await self._db.fetchrow(self._q.set_enabled, key, enabled), key)
+        return await self.update(id, AgentCapabilityUpdate(is_enabled=enabled))
 
     @platform
     async def update_parameters(self, id: UUID | str, parameters: dict[str, Any]) -> AgentCapability:
-        """Replace the parameters. Raises NotFound."""
-        key = as_uuid(id)
-        if parameters is None:
-            raise InvalidArgument("parameters must be a dict, got NoneType")
-        document = optional_object(parameters, "parameters")
-        return self._found(await self._db.fetchrow(self._q.update_parameters, key, document), key)
+        """Deprecated, to be removed in 0.3: `update(id, AgentCapabilityUpdate(parameters=...))`."""
+        _deprecated("update_parameters", "parameters")
+        if not isinstance(parameters, dict):
+            raise InvalidArgument(f"parameters must be a dict, got {type(parameters).__name__}")
+        return await self.update(id, AgentCapabilityUpdate(parameters=optional_object(parameters, "parameters")))
 
     async def list(
         self,
@@ -73,3 +72,11 @@ class AgentCapabilities(Repository[AgentCapability]):
                 check_limit(limit),
             )
         )
+
+
+def _deprecated(method: str, field: str) -> None:
+    warnings.warn(
+        f"agent_capabilities.{method} is deprecated: use update(id, AgentCapabilityUpdate({field}=...))",
+        DeprecationWarning,
+        stacklevel=3,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sized
 from datetime import UTC, datetime, timedelta
 from typing import Any, overload
@@ -49,7 +50,8 @@ class AgentMetrics(Repository[AgentMetric]):
         return await self._insert(AgentMetricCreate.model_validate(data))
 
     async def record(self, data: AgentMetricCreate) -> AgentMetric:
-        """Record one metric point: the same as `create`."""
+        """Deprecated, to be removed in 0.3: the same as `create`."""
+        warnings.warn("agent_metrics.record is deprecated: use create", DeprecationWarning, stacklevel=2)
         return await self.create(data)
 
     async def record_many(self, metrics: Iterable[AgentMetricCreate | Mapping[str, Any]]) -> int:

@@ -91,7 +91,7 @@ async def capability(store, agent):
 
 @pytest.fixture
 async def metric(store, agent):
-    return await store.agent_metrics.record(
+    return await store.agent_metrics.create(
         AgentMetricCreate(
             agent_id=agent.id,
             metric_name="test_metric",
@@ -372,18 +372,20 @@ async def test_agent_capability__multiple_versions(store, agent):
 async def test_agent_capability__enable_disable(store, capability):
     """test_capability_enable_disable"""
     assert capability.is_enabled is True
-    disabled = await store.agent_capabilities.set_enabled(capability.id, False)
+    disabled = await store.agent_capabilities.update(capability.id, AgentCapabilityUpdate(is_enabled=False))
     assert disabled.is_enabled is False
     retrieved = await store.agent_capabilities.get(capability.id)
     assert retrieved.is_enabled is False
     assert retrieved.updated_at >= capability.updated_at
     with pytest.raises(NotFound):
-        await store.agent_capabilities.set_enabled(uuid4(), True)
+        await store.agent_capabilities.update(uuid4(), AgentCapabilityUpdate(is_enabled=True))
 
 
 async def test_agent_capability__parameters_update(store, capability):
     """test_capability_parameters_update"""
-    updated = await store.agent_capabilities.update_parameters(capability.id, {"new_param": "value", "threshold": 0.95})
+    updated = await store.agent_capabilities.update(
+        capability.id, AgentCapabilityUpdate(parameters={"new_param": "value", "threshold": 0.95})
+    )
     assert updated.parameters == {"new_param": "value", "threshold": 0.95}
     retrieved = await store.agent_capabilities.get(capability.id)
     assert "new_param" in retrieved.parameters
@@ -400,7 +402,7 @@ async def test_agent_capability__parameters_update(store, capability):
 async def test_agent_metric__create(store, agent):
     """test_create_agent_metric"""
     collected = now()
-    metric = await store.agent_metrics.record(
+    metric = await store.agent_metrics.create(
         AgentMetricCreate(
             agent_id=agent.id,
             metric_name="cost_savings_usd",
@@ -430,7 +432,7 @@ async def test_agent_metric__time_series(store, agent):
     """test_metric_time_series"""
     base_time = now()
     for hour in reversed(range(5)):  # written out of order: list() sorts by time
-        await store.agent_metrics.record(
+        await store.agent_metrics.create(
             AgentMetricCreate(
                 agent_id=agent.id,
                 metric_name="gpu_utilization",
@@ -456,7 +458,7 @@ async def test_agent_metric__time_series(store, agent):
 async def test_agent_metric__aggregation(store, agent):
     """test_metric_aggregation"""
     for value in [100.0, 200.0, 150.0, 175.0, 225.0]:
-        await store.agent_metrics.record(
+        await store.agent_metrics.create(
             AgentMetricCreate(
                 agent_id=agent.id,
                 metric_name="request_count",
@@ -475,7 +477,7 @@ async def test_agent_metric__aggregation(store, agent):
 
 async def test_agent_metric__metadata_search(store, agent):
     """test_metric_metadata_search"""
-    await store.agent_metrics.record(
+    await store.agent_metrics.create(
         AgentMetricCreate(
             agent_id=agent.id,
             metric_name="latency",
@@ -485,7 +487,7 @@ async def test_agent_metric__metadata_search(store, agent):
             metadata={"region": "us-west", "env": "prod"},
         )
     )
-    await store.agent_metrics.record(
+    await store.agent_metrics.create(
         AgentMetricCreate(
             agent_id=agent.id,
             metric_name="latency",
@@ -535,7 +537,7 @@ async def test_integration__agent_with_all_state_tables(store, agent):
             is_enabled=True,
         )
     )
-    await store.agent_metrics.record(
+    await store.agent_metrics.create(
         AgentMetricCreate(
             agent_id=agent.id,
             metric_name="test_metric",
@@ -584,7 +586,7 @@ async def test_integration__agent_deletion_cascades(store):
             is_enabled=True,
         )
     )
-    metric = await store.agent_metrics.record(
+    metric = await store.agent_metrics.create(
         AgentMetricCreate(
             agent_id=agent.id,
             metric_name="test",
@@ -855,7 +857,7 @@ async def test_metrics__record_many_invalid_point_after_the_first_chunk_writes_n
 
 async def test_metrics__record_many_invalid_point_leaves_the_transaction_usable(store, agent):
     async with store.transaction() as tx:
-        await tx.agent_metrics.record({"agent_id": agent.id, "metric_name": "before", "metric_value": 1.0})
+        await tx.agent_metrics.create({"agent_id": agent.id, "metric_name": "before", "metric_value": 1.0})
         with pytest.raises(ValidationError):
             await tx.agent_metrics.record_many(
                 [
@@ -878,7 +880,7 @@ async def test_metrics__nan_is_refused_before_sql(store, agent):
     with pytest.raises(ValidationError):
         AgentMetricCreate(agent_id=agent.id, metric_name="m", metric_value=float("nan"))
     with pytest.raises(ValidationError):
-        await store.agent_metrics.record({"agent_id": agent.id, "metric_name": "m", "metric_value": math.inf})
+        await store.agent_metrics.create({"agent_id": agent.id, "metric_name": "m", "metric_value": math.inf})
     with pytest.raises(ValidationError):
         await store.agent_metrics.record_many(
             [
@@ -898,7 +900,7 @@ async def test_metrics__search_uses_containment(store, agent):
         (other.id, {"region": "us-west", "env": "prod"}),
     ]
     for i, (agent_id, metadata) in enumerate(rows):
-        await store.agent_metrics.record(
+        await store.agent_metrics.create(
             AgentMetricCreate(
                 agent_id=agent_id,
                 metric_name="latency",
@@ -931,3 +933,14 @@ async def test_config__sensitive_value_masked_in_json_too(keyed_store, agent):
     assert "secret_key_123" not in config.model_dump_json()
     assert config.config_value == "secret_key_123"
     assert config.model_dump()["config_value"] == "secret_key_123"  # code that asks still gets it
+
+
+async def test_deprecated_aliases__warn_and_still_work(store, agent, capability):
+    with pytest.warns(DeprecationWarning, match=r"use update\(id, AgentCapabilityUpdate\(is_enabled=...\)\)"):
+        assert (await store.agent_capabilities.set_enabled(capability.id, False)).is_enabled is False
+    with pytest.warns(DeprecationWarning, match="parameters="):
+        updated = await store.agent_capabilities.update_parameters(capability.id, {"k": 1})
+    assert updated.parameters == {"k": 1}
+    with pytest.warns(DeprecationWarning, match="use create"):
+        metric = await store.agent_metrics.record({"agent_id": agent.id, "metric_name": "m", "metric_value": 1.0})
+    assert (await store.agent_metrics.get(metric.id)).metric_value == 1.0

@@ -118,7 +118,7 @@ async def test_aggregate__no_points_no_buckets(store, agent):
 
 
 async def test_aggregate__single_point_bucket(store, agent):
-    await store.agent_metrics.record(
+    await store.agent_metrics.create(
         AgentMetricCreate(
             agent_id=agent.id, metric_name="gpu", metric_value=42.5, collection_timestamp=BASE + timedelta(minutes=5)
         )

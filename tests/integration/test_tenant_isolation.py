@@ -492,7 +492,7 @@ async def test_platform_changes__refused_when_confined_and_nothing_changes(pool,
         )
     )
     state = await store.agent_states.upsert(AgentStateUpsert(agent_id=agent.id))
-    await store.agent_metrics.record(
+    await store.agent_metrics.create(
         AgentMetricCreate(
             agent_id=agent.id,
             metric_name="gpu",
