@@ -13,6 +13,7 @@ from optiinfra_store.repositories.base import (
     Repository,
     as_optional_uuid,
     check_limit,
+    keyword_filters,
     optional_object,
     optional_text,
     platform,
@@ -53,8 +54,10 @@ class AgentCapabilities(Repository[AgentCapability]):
             raise InvalidArgument(f"parameters must be a dict, got {type(parameters).__name__}")
         return await self.update(id, AgentCapabilityUpdate(parameters=optional_object(parameters, "parameters")))
 
+    @keyword_filters("agent_id", "capability_name", "is_enabled", "limit")
     async def list(
         self,
+        *,
         agent_id: UUID | str | None = None,
         capability_name: str | None = None,
         is_enabled: bool | None = None,

@@ -19,6 +19,7 @@ from optiinfra_store.repositories.base import (
     check_limit,
     enum_value,
     insert_args,
+    keyword_filters,
     platform,
     text,
 )
@@ -222,8 +223,10 @@ class AgentConfigs(Repository[AgentConfig]):
         """The agent's value for `key`, converted by its config_type. Raises NotFound."""
         return typed_value(await self.get_by_key(agent_id, key))
 
+    @keyword_filters("agent_id", "config_type", "limit")
     async def list(
         self,
+        *,
         agent_id: UUID | str | None = None,
         config_type: ConfigType | str | None = None,
         limit: int = 1000,

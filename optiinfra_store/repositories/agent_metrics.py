@@ -18,6 +18,7 @@ from optiinfra_store.repositories.base import (
     as_uuid,
     check_limit,
     enum_value,
+    keyword_filters,
     optional_aware,
     optional_text,
     platform,
@@ -84,8 +85,10 @@ class AgentMetrics(Repository[AgentMetric]):
         status = await self._db.copy_records("agent_metrics", rows(), _COPY_COLUMNS)
         return int(status.split()[-1])
 
+    @keyword_filters("agent_id", "metric_name", "metric_type", "start", "end", "limit")
     async def list(
         self,
+        *,
         agent_id: UUID | str | None = None,
         metric_name: str | None = None,
         metric_type: MetricType | str | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -150,6 +151,32 @@ def platform(method: F) -> F:
 
     guarded.platform = True  # type: ignore[attr-defined]
     return guarded  # type: ignore[return-value]
+
+
+def keyword_filters(*names: str, positional: int = 0) -> Callable[[F], F]:
+    """Filters are keyword-only. For one release (until 0.3), filters still passed by position after
+    the `positional` leading arguments are taken in the order of `names`, with a DeprecationWarning."""
+
+    def wrap(method: F) -> F:
+        @functools.wraps(method)
+        async def call(self: Repository[Any], *args: Any, **kwargs: Any) -> Any:
+            leading, extra = args[:positional], args[positional:]
+            if extra:
+                if len(extra) > len(names):
+                    raise TypeError(f"{method.__name__}() takes its filters by keyword: {', '.join(names)}")
+                given = names[: len(extra)]
+                warnings.warn(
+                    f"{self.table}.{method.__name__}: pass {', '.join(given)} by keyword (positional filters "
+                    "go in 0.3)",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                kwargs.update(zip(given, extra, strict=True))
+            return await method(self, *leading, **kwargs)
+
+        return call  # type: ignore[return-value]
+
+    return wrap
 
 
 class Repository(Generic[R]):

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from optiinfra_store.enums import ArtifactType
 from optiinfra_store.records import WorkflowArtifact, WorkflowArtifactCreate
-from optiinfra_store.repositories.base import Repository, as_optional_uuid, check_limit, enum_value
+from optiinfra_store.repositories.base import Repository, as_optional_uuid, check_limit, enum_value, keyword_filters
 
 
 class WorkflowArtifacts(Repository[WorkflowArtifact]):
@@ -20,8 +20,10 @@ class WorkflowArtifacts(Repository[WorkflowArtifact]):
         Raises MissingReference when the execution is unknown or the step is not one of its steps."""
         return await self._insert(WorkflowArtifactCreate.model_validate(data))
 
+    @keyword_filters("execution_id", "step_id", "artifact_type", "limit")
     async def list(
         self,
+        *,
         execution_id: UUID | str | None = None,
         step_id: UUID | str | None = None,
         artifact_type: ArtifactType | str | None = None,

@@ -11,7 +11,7 @@ from optiinfra_store.enums import StepStatus
 from optiinfra_store.errors import InvalidTransition, NotFound, RetriesExhausted
 from optiinfra_store.records import WorkflowStep, WorkflowStepCreate
 from optiinfra_store.records._base import JsonObject
-from optiinfra_store.repositories.base import Repository, as_uuid, audit, enum_values
+from optiinfra_store.repositories.base import Repository, as_uuid, audit, enum_values, keyword_filters
 
 _RETRYABLE = (StepStatus.FAILED, StepStatus.RUNNING)
 
@@ -39,9 +39,11 @@ class WorkflowSteps(Repository[WorkflowStep]):
         by_order = {(r["workflow_execution_id"], r["step_order"]): r for r in rows}
         return [self._one(by_order[(s.workflow_execution_id, s.step_order)]) for s in validated]
 
+    @keyword_filters("status", positional=1)
     async def list(
         self,
         execution_id: UUID | str,
+        *,
         status: StepStatus | str | Iterable[StepStatus | str] | None = None,
     ) -> builtins.list[WorkflowStep]:
         """The steps of one execution, by step_order."""

@@ -944,3 +944,10 @@ async def test_deprecated_aliases__warn_and_still_work(store, agent, capability)
     with pytest.warns(DeprecationWarning, match="use create"):
         metric = await store.agent_metrics.record({"agent_id": agent.id, "metric_name": "m", "metric_value": 1.0})
     assert (await store.agent_metrics.get(metric.id)).metric_value == 1.0
+
+
+async def test_positional_filters__still_work_for_a_release_with_a_warning(store, agent, capability):
+    with pytest.warns(DeprecationWarning, match="pass agent_id by keyword"):
+        assert [c.id for c in await store.agent_capabilities.list(agent.id)] == [capability.id]
+    with pytest.raises(TypeError, match="by keyword"):
+        await store.agent_capabilities.list(agent.id, "name", True, 10, "one too many")

@@ -44,7 +44,7 @@ async def test_sensitive_value__encrypted_in_the_client_read_decrypted(keyed, cl
     assert text is None and SECRET.encode() not in bytes(secret) and key_id == SecretKeys(["key-one"]).newest_id
     assert await keyed.agent_configs.get(config.id) == config
     assert await keyed.agent_configs.get_value(agent.id, "api_key") == SECRET
-    assert [c.config_value for c in await keyed.agent_configs.list(agent.id)] == [SECRET]
+    assert [c.config_value for c in await keyed.agent_configs.list(agent_id=agent.id)] == [SECRET]
     assert SECRET not in repr(config) and "key-one" not in repr(SecretKeys(["key-one"]))
 
 
@@ -86,7 +86,7 @@ async def test_without_a_key__sensitive_writes_refused_before_anything_is_sent(k
     with pytest.raises(SecretKeyError):
         await keyless.agent_configs.get(config.id)
     with pytest.raises(SecretKeyError):
-        await keyless.agent_configs.list(agent.id)
+        await keyless.agent_configs.list(agent_id=agent.id)
     assert everything(clean_dsn) == before
     assert await keyed.agent_configs.get_value(agent.id, "api_key") == SECRET
 

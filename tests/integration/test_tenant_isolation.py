@@ -544,8 +544,8 @@ async def test_platform_changes__refused_when_confined_and_nothing_changes(pool,
 async def snapshot(store: Store, agent) -> dict[str, Any]:
     return {
         "agents": await store.agents.list(),
-        "configs": await store.agent_configs.list(agent.id),
-        "capabilities": await store.agent_capabilities.list(agent.id),
+        "configs": await store.agent_configs.list(agent_id=agent.id),
+        "capabilities": await store.agent_capabilities.list(agent_id=agent.id),
         "metrics": await store.agent_metrics.count(),
         "states": await store.agent_states.list(),
         "customers": await store.customers.list(),
@@ -594,7 +594,7 @@ async def test_sensitive_configs__not_readable_through_a_confined_store(pool, st
     assert await acme.agent_configs.get_value(agent.id, "region") == "eu-west-1"
     with pytest.raises(NotFound):
         await acme.agent_configs.get_value(agent.id, "api_token")
-    assert [c.config_key for c in await acme.agent_configs.list(agent.id)] == ["region"]
+    assert [c.config_key for c in await acme.agent_configs.list(agent_id=agent.id)] == ["region"]
 
 
 async def test_agent_state__points_only_at_the_confined_customers_executions(pool, store, tenants, agent):

@@ -45,7 +45,7 @@ async def test_server_log__holds_no_key_and_no_plaintext(logged_server):
         for _ in range(20):
             assert await old.agent_configs.get_value(agent.id, "api_key") == VALUES[0]
         await old.agent_configs.get(created.id)
-        await old.agent_configs.list(agent.id)
+        await old.agent_configs.list(agent_id=agent.id)
         await old.agent_configs.set(agent.id, "api_key", VALUES[1])  # sticky: still encrypted
         await old.agent_configs.set(agent.id, "token", VALUES[2], is_sensitive=True)
     async with Store.connect(dsn, secret_key=KEYS["wrong"]) as wrong:
