@@ -17,12 +17,14 @@ from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
+from typing import LiteralString
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
 
 class Queries:
-    """The statements of one .sql file, as attributes: `queries.get_by_id`."""
+    """The statements of one .sql file, as attributes: `queries.get_by_id`. Typed LiteralString:
+    they are text shipped in the package, never built from a caller's values."""
 
     def __init__(self, source: str, statements: Mapping[str, str]) -> None:
         self._source = source
@@ -30,7 +32,7 @@ class Queries:
         # plain instance attributes: a statement look-up is a dict hit on every call
         self.__dict__.update(self._statements)
 
-    def __getattr__(self, name: str) -> str:  # only called for a name that is not a statement
+    def __getattr__(self, name: str) -> LiteralString:  # only called for a name that is not a statement
         raise AttributeError(f"{self._source} has no query named {name!r}")
 
     def names(self) -> frozenset[str]:
