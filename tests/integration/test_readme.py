@@ -44,3 +44,10 @@ def test_readme__faults_and_tenants_example_runs(clean_dsn, monkeypatch, capsys)
         "stale: read version 1 but it is at 2",
         "Globex cannot see Acme's execution",
     ]
+
+
+def test_readme__secrets_example_runs(clean_dsn, monkeypatch, capsys):
+    monkeypatch.delenv("OPTIINFRA_SECRET_KEY", raising=False)
+    out = run_example("asyncio.run(secrets())", clean_dsn, monkeypatch, capsys)
+    assert "sk-live-123" not in out[0] and "***" in out[0]
+    assert out[1:] == ["still readable: True", "re-encrypted: 1", "after rotation: True"]
