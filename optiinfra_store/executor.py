@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any, LiteralString, NoReturn
 from uuid import UUID
 
 import asyncpg
 
-from optiinfra_store.errors import ConfigurationError, StoreTimeout, translate
+from optiinfra_store.errors import ConfigurationError, StoreError, StoreTimeout, translate
 
 CONFINE = "SELECT optiinfra_confine($1)"
 """Confine the current transaction to one customer: take on `optiinfra_tenant`, whatever role the
@@ -40,16 +40,58 @@ def begin_confined(customer_id: UUID) -> str:
     return "BEGIN; SELECT optiinfra_confine('" + digits + "')"
 
 
-@asynccontextmanager
-async def translated() -> AsyncIterator[None]:
-    """Raise what the driver raises in the block as the StoreError a caller should see."""
-    try:
-        yield
-    except Exception as exc:
-        error = translate(exc)
-        if error is exc:
-            raise
-        raise error from exc
+def _translation(exc: BaseException) -> StoreError | None:
+    """The StoreError to raise instead of `exc`, or None to let `exc` go as it is (it is one
+    already, or not an error of the driver's kind: a cancellation, a KeyboardInterrupt)."""
+    if not isinstance(exc, Exception):
+        return None
+    error = translate(exc)
+    return None if error is exc else error
+
+
+class _Translated:
+    """`async with translated():` raises what the driver raises in the block as the StoreError a
+    caller should see, the driver's exception chained."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: object, exc: BaseException | None, traceback: object) -> bool:
+        error = None if exc is None else _translation(exc)
+        if error is not None:
+            raise error from exc
+        return False
+
+
+_TRANSLATED = _Translated()
+
+
+def translated() -> _Translated:
+    return _TRANSLATED
+
+
+class _Scope:
+    """Where one statement runs: a connection from the executor's `_connection()`, with the
+    driver's errors translated on the way in and out."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: AbstractAsyncContextManager[asyncpg.Connection]) -> None:
+        self._inner = inner
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        async with _TRANSLATED:
+            return await self._inner.__aenter__()
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> bool:
+        async with _TRANSLATED:
+            suppressed = bool(await self._inner.__aexit__(kind, exc, traceback))
+        error = None if exc is None or suppressed else _translation(exc)
+        if error is not None:
+            raise error from exc
+        return suppressed
 
 
 def raise_confinement_error(exc: Exception, conn: asyncpg.Connection) -> NoReturn:
@@ -93,22 +135,25 @@ class Executor:
         raise NotImplementedError
         yield
 
+    def _scope(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        return _Scope(self._connection())
+
     async def fetch(self, sql: LiteralString, *args: Any) -> list[asyncpg.Record]:
-        async with translated(), self._connection() as conn:
+        async with self._scope() as conn:
             rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
             return rows
 
     async def fetchrow(self, sql: LiteralString, *args: Any) -> asyncpg.Record | None:
-        async with translated(), self._connection() as conn:
+        async with self._scope() as conn:
             row: asyncpg.Record | None = await conn.fetchrow(sql, *args)
             return row
 
     async def fetchval(self, sql: LiteralString, *args: Any) -> Any:
-        async with translated(), self._connection() as conn:
+        async with self._scope() as conn:
             return await conn.fetchval(sql, *args)
 
     async def execute(self, sql: LiteralString, *args: Any) -> str:
-        async with translated(), self._connection() as conn:
+        async with self._scope() as conn:
             status: str = await conn.execute(sql, *args)
             return status
 
@@ -137,7 +182,10 @@ class Executor:
         except Exception as exc:
             if raised and exc is raised[0]:
                 raise
-            raise translate(exc) from exc
+            error = translate(exc)
+            if error is exc:
+                raise
+            raise error from exc
 
     def _copy_connection(self) -> Any:
         return self._connection()
@@ -173,6 +221,10 @@ class PoolExecutor(Executor):
         finally:
             await self.pool.release(conn)
 
+    def _scope(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        # the hot path: a class instead of generator-based context managers (half the overhead)
+        return _PooledScope(self) if type(self) is PoolExecutor else _Scope(self._connection())
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[ConnectionExecutor]:
         async with translated():
@@ -197,6 +249,27 @@ class PoolExecutor(Executor):
         """What a transaction does first (nothing, unconfined)."""
 
 
+class _PooledScope:
+    """`_Scope` of a PoolExecutor, written out: acquire, release, translate."""
+
+    __slots__ = ("_executor", "_conn")
+
+    def __init__(self, executor: PoolExecutor) -> None:
+        self._executor = executor
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        async with _TRANSLATED:
+            self._conn = await self._executor.acquire()
+        return self._conn
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> bool:
+        await self._executor.pool.release(self._conn)
+        error = None if exc is None else _translation(exc)
+        if error is not None:
+            raise error from exc
+        return False
+
+
 class ConfinedExecutor(PoolExecutor):
     """Like PoolExecutor, but each statement runs in a transaction confined to one customer
     (`optiinfra_tenant` and the customer, see CONFINE), so the database shows and accepts only that
@@ -219,12 +292,19 @@ class ConfinedExecutor(PoolExecutor):
             except Exception as exc:
                 await _roll_back(conn)
                 raise_confinement_error(exc, conn)
+            except BaseException:
+                _drop(conn)
+                raise
             try:
                 yield conn
             except BaseException:
                 await _roll_back(conn)
                 raise
-            await conn.execute("COMMIT")
+            try:
+                await conn.execute("COMMIT")
+            except asyncio.CancelledError:
+                _drop(conn)
+                raise
         finally:
             await self.pool.release(conn)
 
@@ -266,6 +346,12 @@ class ConnectionExecutor(Executor):
             raise
         async with translated():
             await savepoint.commit()
+
+
+def _drop(conn: asyncpg.Connection) -> None:
+    """A round trip that opens or closes a transaction was cancelled half way: the transaction's
+    state is unknown, so the connection is closed (the pool opens another) rather than reused."""
+    conn.terminate()
 
 
 async def _roll_back(conn: asyncpg.Connection) -> None:

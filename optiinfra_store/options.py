@@ -3,6 +3,7 @@ asyncpg pool's options."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,9 +17,10 @@ __all__ = ["DEFAULT_MAX_DOCUMENT_BYTES", "PoolOptions"]
 
 
 def _seconds(name: str, value: Any) -> float | None:
-    if value is not None and not (isinstance(value, int | float) and not isinstance(value, bool) and value > 0):
-        raise InvalidArgument(f"{name} must be a positive number of seconds or None, got {value!r}")
-    return value
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if value is not None and not (number and 0 < value < math.inf):
+        raise InvalidArgument(f"{name} must be a positive, finite number of seconds or None, got {value!r}")
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)

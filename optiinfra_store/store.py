@@ -79,7 +79,9 @@ def repository_types() -> dict[str, type[Repository[Any]]]:
 
 
 _REPOSITORY_TYPES: dict[str, type[Repository[Any]]] = get_type_hints(Repositories)
-assert all(cls.table == name for name, cls in _REPOSITORY_TYPES.items()), "a repository is not named after its table"
+for _name, _type in _REPOSITORY_TYPES.items():
+    if not (isinstance(_type, type) and issubclass(_type, Repository) and _type.table == _name):
+        raise TypeError(f"Repositories.{_name} must be the repository of the table {_name!r}")
 
 
 class Transaction(Repositories):
@@ -175,9 +177,11 @@ class Store(Repositories):
             extra=pool_options,
         )
 
+        pool_kwargs = options.pool_kwargs()
+
         async def open_store() -> Store:
             async with translated():
-                pool = await asyncpg.create_pool(resolved, **options.pool_kwargs())
+                pool = await asyncpg.create_pool(resolved, **pool_kwargs)
             return cls(
                 pool,
                 resolved,

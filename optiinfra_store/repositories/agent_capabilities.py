@@ -81,5 +81,5 @@ def _deprecated(method: str, field: str) -> None:
     warnings.warn(
         f"agent_capabilities.{method} is deprecated: use update(id, AgentCapabilityUpdate({field}=...))",
         DeprecationWarning,
-        stacklevel=3,
+        stacklevel=4,  # _deprecated, the method, @platform's wrapper, the caller
     )

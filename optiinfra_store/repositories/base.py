@@ -162,9 +162,11 @@ def keyword_filters(*names: str, positional: int = 0) -> Callable[[F], F]:
         async def call(self: Repository[Any], *args: Any, **kwargs: Any) -> Any:
             leading, extra = args[:positional], args[positional:]
             if extra:
-                if len(extra) > len(names):
-                    raise TypeError(f"{method.__name__}() takes its filters by keyword: {', '.join(names)}")
                 given = names[: len(extra)]
+                if len(extra) > len(names) or set(given) & kwargs.keys():
+                    raise TypeError(
+                        f"{self.table}.{method.__name__}() takes its filters by keyword, each once: {', '.join(names)}"
+                    )
                 warnings.warn(
                     f"{self.table}.{method.__name__}: pass {', '.join(given)} by keyword (positional filters "
                     "go in 0.3)",

@@ -951,3 +951,20 @@ async def test_positional_filters__still_work_for_a_release_with_a_warning(store
         assert [c.id for c in await store.agent_capabilities.list(agent.id)] == [capability.id]
     with pytest.raises(TypeError, match="by keyword"):
         await store.agent_capabilities.list(agent.id, "name", True, 10, "one too many")
+
+
+async def test_deprecation_warnings__point_at_the_callers_line(store, agent, capability):
+    for call in (
+        lambda: store.agent_capabilities.set_enabled(capability.id, True),
+        lambda: store.agent_metrics.record({"agent_id": agent.id, "metric_name": "m", "metric_value": 1.0}),
+        lambda: store.agent_capabilities.list(agent.id),
+    ):
+        with pytest.warns(DeprecationWarning) as caught:
+            await call()
+        assert caught[0].filename == __file__  # shown by Python's default filters in the caller's code
+
+
+async def test_keyword_filters__one_value_per_filter(store, agent):
+    execution_id = uuid4()
+    with pytest.raises(TypeError, match="workflow_steps.list"):
+        await store.workflow_steps.list(execution_id, "running", status="pending")

@@ -70,7 +70,10 @@ async def test_user_init_runs_after_codecs(clean_dsn):
         {"command_timeout": 0},
         {"statement_timeout": -1},
         {"acquire_timeout": "5"},
+        {"acquire_timeout": True},
+        {"statement_timeout": float("inf")},
         {"max_document_bytes": 0},
+        {"max_document_bytes": True},
         {"secret_key": ""},
     ],
 )

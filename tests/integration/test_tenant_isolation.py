@@ -406,7 +406,7 @@ async def test_one_pooled_connection__nothing_of_a_confined_call_stays(login, mi
         assert visible == (2 if login == "owner" else 0)
 
 
-async def test_pool_role_that_cannot_take_on_the_tenant_role__configuration_error(databases):
+async def test_pool_role_that_cannot_take_on_the_tenant_role__configuration_error(databases, migrated_dsn):
     # the owner is an ordinary role (not a superuser) that ran the migrations but may not grant roles
     owner = "optiinfra_test_owner"
     ensure_role(databases.admin_dsn, owner)
@@ -429,6 +429,11 @@ async def test_pool_role_that_cannot_take_on_the_tenant_role__configuration_erro
             with pytest.raises(ConfigurationError, match=f"GRANT optiinfra_tenant TO {owner}"):
                 async with confined.transaction():
                     pass
+            agent = await store.agents.create(AgentCreate(type=AgentType.COST, name="c", version="1"))
+            point = {"agent_id": agent.id, "metric_name": "m", "metric_value": 1.0}
+            with pytest.raises(ConfigurationError, match=f"GRANT optiinfra_tenant TO {owner}") as refused:
+                await confined.agent_metrics.record_many([point])
+            assert isinstance(refused.value.__cause__, asyncpg.InsufficientPrivilegeError)
             admin.execute(sql.SQL("GRANT optiinfra_tenant TO {}").format(sql.Identifier(owner)))
             assert [c.id for c in await confined.customers.list()] == [customer.id]
             assert len(await store.customers.list()) == 2

@@ -865,3 +865,37 @@ async def test_agent_state_upsert__two_writers_of_one_version_exactly_one_wins(
     else:
         assert b_error is None and b_result.version == n + 1
         assert final.workflow_data == {"writer": "B"}
+
+
+# -- a confined call cancelled between its round trips ----------------------------------------------
+
+
+async def test_confined_call_cancelled_during_its_begin__connection_comes_back_clean(scratch_dsn, caplog):
+    import logging
+
+    import psycopg
+
+    from optiinfra_store import migrations
+
+    migrations.apply(scratch_dsn)
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:  # a confinement that takes its time
+        conn.execute("ALTER FUNCTION optiinfra_confine(uuid, boolean) RENAME TO optiinfra_confine_now")
+        conn.execute(
+            "CREATE FUNCTION optiinfra_confine(customer uuid, local boolean DEFAULT true) RETURNS void "
+            "LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.3); PERFORM optiinfra_confine_now(customer, local); END $$"
+        )
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    async with Store.connect(scratch_dsn, min_size=1, max_size=1) as store:
+        customer = await store.customers.create(CustomerCreate(name="Slow", email="ops@slow.example"))
+        confined = store.for_customer(customer.id)
+        for _ in range(3):
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await confined.workflow_executions.list()
+            async with store.transaction() as tx:  # the one pooled connection, after the cancellation
+                role, bound = await tx.connection.fetchrow(
+                    "SELECT current_user, current_setting('optiinfra.customer_id', true)"
+                )
+                assert role != "optiinfra_tenant" and not bound
+        assert (await confined.customers.get(customer.id)).id == customer.id
+    assert not [r for r in caplog.records if "active transaction" in r.getMessage()]

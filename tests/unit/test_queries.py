@@ -89,3 +89,15 @@ def test_update__two_parameters_per_update_model_field(repo):
     placeholders = {int(n) for n in re.findall(r"\$(\d+)", q.update)}
     expected_version = 1 if repo.table in VERSIONED else 0
     assert placeholders == set(range(1, 2 + 2 * len(update_model.model_fields) + expected_version))
+
+
+def test_repositories_package__names_what_the_store_lists():
+    import optiinfra_store.repositories as package
+
+    source = Path(package.__file__).read_text()
+    typed = set(re.findall(r"from optiinfra_store\.repositories\.\w+ import (\w+)", source))  # for type checkers
+    listed = {repository.__name__ for repository in REPOSITORIES}
+    assert typed == listed == set(package.__all__) == set(dir(package))
+    namespace: dict[str, object] = {}
+    exec("from optiinfra_store.repositories import *", namespace)
+    assert {name for name in namespace if not name.startswith("__")} == listed
