@@ -17,7 +17,7 @@ SELECT id, agent_id, metric_name, metric_type, metric_value, metric_unit, collec
 DELETE FROM agent_metrics WHERE id = $1 RETURNING id;
 
 -- name: list
--- Metric points in time order, optionally of one agent, name and type, within [start, end].
+-- Metric points in time order, optionally of one agent, name and type, within [start, end]; one page, keyset after $6, $7 (the cursor).
 SELECT id, agent_id, metric_name, metric_type, metric_value, metric_unit, collection_timestamp, metadata,
        created_at, updated_at
   FROM agent_metrics
@@ -26,8 +26,9 @@ SELECT id, agent_id, metric_name, metric_type, metric_value, metric_unit, collec
    AND ($3::text IS NULL OR metric_type = $3::metric_type)
    AND ($4::timestamptz IS NULL OR collection_timestamp >= $4)
    AND ($5::timestamptz IS NULL OR collection_timestamp <= $5)
+   AND ($6::timestamptz IS NULL OR (collection_timestamp, id) > ($6, $7::uuid))
  ORDER BY collection_timestamp, id
- LIMIT $6;
+ LIMIT $8;
 
 -- name: aggregate
 -- Count, mean, min and max of one agent's metric within [start, end].

@@ -20,14 +20,15 @@ SELECT status FROM approvals WHERE id = $1;
 DELETE FROM approvals WHERE id = $1 RETURNING id;
 
 -- name: list
--- Approvals, oldest first, optionally of one recommendation and statuses.
+-- Approvals, oldest first, optionally of one recommendation and statuses; one page, keyset after $3, $4 (the cursor).
 SELECT id, recommendation_id, status, requested_by, decided_by, comment, decided_at, expires_at,
        created_at, updated_at
   FROM approvals
  WHERE ($1::uuid IS NULL OR recommendation_id = $1)
    AND ($2::text[] IS NULL OR status = ANY($2::text[]::approval_status[]))
+   AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4::uuid))
  ORDER BY created_at, id
- LIMIT $3;
+ LIMIT $5;
 
 -- name: approve
 -- pending -> approved, by whom and why (the request's comment is kept when $3 is null).

@@ -16,7 +16,7 @@ SELECT id, customer_id, agent_id, event_type, severity, title, description, data
 DELETE FROM events WHERE id = $1 RETURNING id;
 
 -- name: list
--- Events, newest first, optionally of one customer, agent, types and severities.
+-- Events, newest first, optionally of one customer, agent, types and severities; one page, keyset after $5, $6 (the cursor).
 SELECT id, customer_id, agent_id, event_type, severity, title, description, data, occurred_at,
        created_at, updated_at
   FROM events
@@ -24,8 +24,9 @@ SELECT id, customer_id, agent_id, event_type, severity, title, description, data
    AND ($2::uuid IS NULL OR agent_id = $2)
    AND ($3::text[] IS NULL OR event_type = ANY($3::text[]::event_type[]))
    AND ($4::text[] IS NULL OR severity = ANY($4::text[]::event_severity[]))
+   AND ($5::timestamptz IS NULL OR (occurred_at, id) < ($5, $6::uuid))
  ORDER BY occurred_at DESC, id DESC
- LIMIT $5;
+ LIMIT $7;
 
 -- name: count
 -- How many events there are.

@@ -21,15 +21,16 @@ SELECT status FROM optimizations WHERE id = $1;
 DELETE FROM optimizations WHERE id = $1 RETURNING id;
 
 -- name: list
--- Optimizations, oldest first, optionally of one recommendation, approval and statuses.
+-- Optimizations, oldest first, optionally of one recommendation, approval and statuses; one page, keyset after $4, $5 (the cursor).
 SELECT id, recommendation_id, approval_id, status, started_at, completed_at, result, error_details,
        created_at, updated_at
   FROM optimizations
  WHERE ($1::uuid IS NULL OR recommendation_id = $1)
    AND ($2::uuid IS NULL OR approval_id = $2)
    AND ($3::text[] IS NULL OR status = ANY($3::text[]::optimization_status[]))
+   AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5::uuid))
  ORDER BY created_at, id
- LIMIT $4;
+ LIMIT $6;
 
 -- name: start
 -- pending -> in_progress.

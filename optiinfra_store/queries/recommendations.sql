@@ -29,15 +29,16 @@ RETURNING id, customer_id, agent_id, recommendation_type, title, description, es
           confidence_score, details, created_at, updated_at;
 
 -- name: list
--- Recommendations, oldest first, optionally of one customer, agent and types.
+-- Recommendations, oldest first, optionally of one customer, agent and types; one page, keyset after $4, $5 (the cursor).
 SELECT id, customer_id, agent_id, recommendation_type, title, description, estimated_savings_usd,
        confidence_score, details, created_at, updated_at
   FROM recommendations
  WHERE ($1::uuid IS NULL OR customer_id = $1)
    AND ($2::uuid IS NULL OR agent_id = $2)
    AND ($3::text[] IS NULL OR recommendation_type = ANY($3::text[]::recommendation_type[]))
+   AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5::uuid))
  ORDER BY created_at, id
- LIMIT $4;
+ LIMIT $6;
 
 -- name: count
 -- How many recommendations there are.

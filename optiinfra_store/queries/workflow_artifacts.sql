@@ -17,15 +17,16 @@ SELECT id, workflow_execution_id, workflow_step_id, artifact_type, artifact_name
 DELETE FROM workflow_artifacts WHERE id = $1 RETURNING id;
 
 -- name: list
--- Artifacts, filtered by execution, step and type, oldest first.
+-- Artifacts, filtered by execution, step and type, oldest first; one page, keyset after $4, $5 (the cursor).
 SELECT id, workflow_execution_id, workflow_step_id, artifact_type, artifact_name, artifact_path,
        artifact_size_bytes, content_type, metadata, created_at, updated_at
   FROM workflow_artifacts
  WHERE ($1::uuid IS NULL OR workflow_execution_id = $1)
    AND ($2::uuid IS NULL OR workflow_step_id = $2)
    AND ($3::text IS NULL OR artifact_type = $3::artifact_type)
+   AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5::uuid))
  ORDER BY created_at, id
- LIMIT $4;
+ LIMIT $6;
 
 -- name: count
 -- How many rows the table holds.

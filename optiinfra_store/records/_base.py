@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, Generic, Self, TypeVar
@@ -227,9 +227,27 @@ T = TypeVar("T")
 
 
 class Page(BaseModel, Generic[T]):
-    """One page of a keyset-paginated list; pass `next_cursor` back for the next (None on the last)."""
+    """One page of a keyset-paginated list; pass `next_cursor` back for the next (None on the last).
+    A page is also the sequence of its items: iterate it, index it, take its len, compare it to a
+    list."""
 
     model_config = ConfigDict(frozen=True)
 
     items: list[T]
     next_cursor: str | None = None
+
+    def __iter__(self) -> Iterator[T]:  # type: ignore[override]
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> T:
+        return self.items[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, list):
+            return self.items == other
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from optiinfra_store.enums import MetricType
 from optiinfra_store.errors import InvalidArgument
-from optiinfra_store.records import AgentMetric, AgentMetricCreate, MetricBucket, MetricSummary
+from optiinfra_store.records import AgentMetric, AgentMetricCreate, MetricBucket, MetricSummary, Page
 from optiinfra_store.repositories.base import (
     Repository,
     as_optional_uuid,
@@ -95,18 +95,22 @@ class AgentMetrics(Repository[AgentMetric]):
         start: datetime | None = None,
         end: datetime | None = None,
         limit: int = 1000,
-    ) -> builtins.list[AgentMetric]:
-        """Points in time order (collection_timestamp, then id), within [start, end] when given."""
-        return self._many(
-            await self._db.fetch(
-                self._q.list,
+        cursor: str | None = None,
+    ) -> Page[AgentMetric]:
+        """Points in time order (collection_timestamp, then id), within [start, end] when given.
+        One page: pass its `next_cursor` back as `cursor` for the next."""
+        return await self._page(
+            self._q.list,
+            [
                 as_optional_uuid(agent_id, "agent_id"),
                 optional_text(metric_name, "metric_name"),
                 enum_value(metric_type, MetricType, "metric_type"),
                 optional_aware(start, "start"),
                 optional_aware(end, "end"),
-                check_limit(limit),
-            )
+            ],
+            limit,
+            cursor,
+            "collection_timestamp",
         )
 
     @overload

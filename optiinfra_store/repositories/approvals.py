@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Iterable
 from uuid import UUID
 
 from optiinfra_store.enums import ApprovalStatus
-from optiinfra_store.records import Approval, ApprovalCreate
+from optiinfra_store.records import Approval, ApprovalCreate, Page
 from optiinfra_store.repositories.base import (
     Repository,
     as_optional_uuid,
     as_uuid,
-    check_limit,
     enum_values,
     optional_text,
 )
@@ -58,13 +56,17 @@ class Approvals(Repository[Approval]):
         recommendation_id: UUID | str | None = None,
         status: ApprovalStatus | str | Iterable[ApprovalStatus | str] | None = None,
         limit: int = 1000,
-    ) -> builtins.list[Approval]:
-        """Approvals, oldest first; `status` takes one value or several."""
-        return self._many(
-            await self._db.fetch(
-                self._q.list,
+        cursor: str | None = None,
+    ) -> Page[Approval]:
+        """Approvals, oldest first; `status` takes one value or several.
+        One page: pass its `next_cursor` back as `cursor` for the next."""
+        return await self._page(
+            self._q.list,
+            [
                 as_optional_uuid(recommendation_id, "recommendation_id"),
                 enum_values(status, ApprovalStatus, "status"),
-                check_limit(limit),
-            )
+            ],
+            limit,
+            cursor,
+            "created_at",
         )

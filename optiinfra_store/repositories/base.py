@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from functools import cache
-from typing import Any, ClassVar, Generic, TypeVar, overload
+from typing import Any, ClassVar, Generic, LiteralString, TypeVar, overload
 from uuid import UUID
 
 import asyncpg
@@ -24,7 +24,7 @@ from optiinfra_store.errors import (
 )
 from optiinfra_store.executor import Executor
 from optiinfra_store.queries import Queries, load
-from optiinfra_store.records._base import Input, Record, storable_instant, storable_json, storable_text
+from optiinfra_store.records._base import Input, Page, Record, storable_instant, storable_json, storable_text
 from optiinfra_store.secrets import SecretKeys
 
 R = TypeVar("R", bound=Record)
@@ -196,6 +196,25 @@ class Repository(Generic[R]):
         self._customer_id = customer_id  # the customer a confined store is bound to
         self._keys = secret_keys  # only agent_configs reads them
         self._q: Queries = load(self.table)
+
+    async def _page(
+        self,
+        sql: LiteralString,
+        filters: Sequence[Any],
+        limit: int,
+        cursor: str | None,
+        key: str,
+        maximum: int = 10_000,
+    ) -> Page[R]:
+        """One page of a keyset-paginated list: the statement takes `filters`, then the last row's
+        (`key`, id) from the cursor (nulls on the first page), then how many rows to read."""
+        after = decode_cursor(cursor) if cursor is not None else (None, None)
+        size = check_limit(limit, maximum)
+        rows = await self._db.fetch(sql, *filters, *after, size + 1)
+        items = self._many(rows[:size])
+        last = items[-1] if len(rows) > size else None
+        next_cursor = None if last is None else encode_cursor(getattr(last, key), getattr(last, "id"))  # noqa: B009
+        return Page[R](items=items, next_cursor=next_cursor)
 
     # -- records ---------------------------------------------------------------------------------
 

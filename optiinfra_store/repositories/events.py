@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Iterable
 from uuid import UUID
 
 from optiinfra_store.enums import EventSeverity, EventType
-from optiinfra_store.records import Event, EventCreate
-from optiinfra_store.repositories.base import Repository, as_optional_uuid, check_limit, enum_values
+from optiinfra_store.records import Event, EventCreate, Page
+from optiinfra_store.repositories.base import Repository, as_optional_uuid, enum_values
 
 
 class Events(Repository[Event]):
@@ -29,16 +28,20 @@ class Events(Repository[Event]):
         event_type: EventType | str | Iterable[EventType | str] | None = None,
         severity: EventSeverity | str | Iterable[EventSeverity | str] | None = None,
         limit: int = 1000,
-    ) -> builtins.list[Event]:
+        cursor: str | None = None,
+    ) -> Page[Event]:
         """Events, newest first (occurred_at, then id); `event_type` and `severity` take one
-        value or several."""
-        return self._many(
-            await self._db.fetch(
-                self._q.list,
+        value or several.
+        One page: pass its `next_cursor` back as `cursor` for the next."""
+        return await self._page(
+            self._q.list,
+            [
                 as_optional_uuid(customer_id, "customer_id"),
                 as_optional_uuid(agent_id, "agent_id"),
                 enum_values(event_type, EventType, "event_type"),
                 enum_values(severity, EventSeverity, "severity"),
-                check_limit(limit),
-            )
+            ],
+            limit,
+            cursor,
+            "occurred_at",
         )

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Iterable
 from uuid import UUID
 
 from optiinfra_store.enums import OptimizationStatus
-from optiinfra_store.records import Optimization, OptimizationCreate
+from optiinfra_store.records import Optimization, OptimizationCreate, Page
 from optiinfra_store.records._base import JsonObject
 from optiinfra_store.repositories.base import (
     Repository,
     as_optional_uuid,
     as_uuid,
-    check_limit,
     enum_values,
     optional_object,
 )
@@ -57,14 +55,18 @@ class Optimizations(Repository[Optimization]):
         approval_id: UUID | str | None = None,
         status: OptimizationStatus | str | Iterable[OptimizationStatus | str] | None = None,
         limit: int = 1000,
-    ) -> builtins.list[Optimization]:
-        """Optimizations, oldest first; `status` takes one value or several."""
-        return self._many(
-            await self._db.fetch(
-                self._q.list,
+        cursor: str | None = None,
+    ) -> Page[Optimization]:
+        """Optimizations, oldest first; `status` takes one value or several.
+        One page: pass its `next_cursor` back as `cursor` for the next."""
+        return await self._page(
+            self._q.list,
+            [
                 as_optional_uuid(recommendation_id, "recommendation_id"),
                 as_optional_uuid(approval_id, "approval_id"),
                 enum_values(status, OptimizationStatus, "status"),
-                check_limit(limit),
-            )
+            ],
+            limit,
+            cursor,
+            "created_at",
         )

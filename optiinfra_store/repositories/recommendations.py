@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Iterable
 from uuid import UUID
 
 from optiinfra_store.enums import RecommendationType
-from optiinfra_store.records import Recommendation, RecommendationCreate, RecommendationUpdate
-from optiinfra_store.repositories.base import Repository, as_optional_uuid, check_limit, enum_values
+from optiinfra_store.records import Page, Recommendation, RecommendationCreate, RecommendationUpdate
+from optiinfra_store.repositories.base import Repository, as_optional_uuid, enum_values
 
 
 class Recommendations(Repository[Recommendation]):
@@ -32,14 +31,18 @@ class Recommendations(Repository[Recommendation]):
         agent_id: UUID | str | None = None,
         recommendation_type: RecommendationType | str | Iterable[RecommendationType | str] | None = None,
         limit: int = 1000,
-    ) -> builtins.list[Recommendation]:
-        """Recommendations, oldest first; `recommendation_type` takes one value or several."""
-        return self._many(
-            await self._db.fetch(
-                self._q.list,
+        cursor: str | None = None,
+    ) -> Page[Recommendation]:
+        """Recommendations, oldest first; `recommendation_type` takes one value or several.
+        One page: pass its `next_cursor` back as `cursor` for the next."""
+        return await self._page(
+            self._q.list,
+            [
                 as_optional_uuid(customer_id, "customer_id"),
                 as_optional_uuid(agent_id, "agent_id"),
                 enum_values(recommendation_type, RecommendationType, "recommendation_type"),
-                check_limit(limit),
-            )
+            ],
+            limit,
+            cursor,
+            "created_at",
         )

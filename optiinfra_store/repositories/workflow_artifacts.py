@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import builtins
 from uuid import UUID
 
 from optiinfra_store.enums import ArtifactType
-from optiinfra_store.records import WorkflowArtifact, WorkflowArtifactCreate
-from optiinfra_store.repositories.base import Repository, as_optional_uuid, check_limit, enum_value, keyword_filters
+from optiinfra_store.records import Page, WorkflowArtifact, WorkflowArtifactCreate
+from optiinfra_store.repositories.base import Repository, as_optional_uuid, enum_value, keyword_filters
 
 
 class WorkflowArtifacts(Repository[WorkflowArtifact]):
@@ -28,14 +27,18 @@ class WorkflowArtifacts(Repository[WorkflowArtifact]):
         step_id: UUID | str | None = None,
         artifact_type: ArtifactType | str | None = None,
         limit: int = 1000,
-    ) -> builtins.list[WorkflowArtifact]:
-        """Artifacts, oldest first, filtered by execution, step and type."""
-        return self._many(
-            await self._db.fetch(
-                self._q.list,
+        cursor: str | None = None,
+    ) -> Page[WorkflowArtifact]:
+        """Artifacts, oldest first, filtered by execution, step and type.
+        One page: pass its `next_cursor` back as `cursor` for the next."""
+        return await self._page(
+            self._q.list,
+            [
                 as_optional_uuid(execution_id, "execution_id"),
                 as_optional_uuid(step_id, "step_id"),
                 enum_value(artifact_type, ArtifactType, "artifact_type"),
-                check_limit(limit),
-            )
+            ],
+            limit,
+            cursor,
+            "created_at",
         )

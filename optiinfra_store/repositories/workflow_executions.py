@@ -41,9 +41,6 @@ from optiinfra_store.repositories.base import (
     as_optional_uuid,
     as_uuid,
     audit,
-    check_limit,
-    decode_cursor,
-    encode_cursor,
     enum_value,
     enum_values,
     insert_args,
@@ -193,26 +190,21 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
     ) -> Page[WorkflowExecution]:
         """One page of executions, newest first. `status` takes one value or several;
         pass the returned `next_cursor` to get the next page (None on the last)."""
-        after_created, after_id = decode_cursor(cursor) if cursor is not None else (None, None)
-        size = check_limit(limit, maximum=1000)
-        rows = await self._db.fetch(
+        return await self._page(
             self._q.list,
-            as_optional_uuid(customer_id, "customer_id"),
-            as_optional_uuid(agent_id, "agent_id"),
-            enum_value(workflow_type, WorkflowType, "workflow_type"),
-            enum_values(status, WorkflowStatus, "status"),
-            optional_aware(started_after, "started_after"),
-            optional_aware(started_before, "started_before"),
-            after_created,
-            after_id,
-            size + 1,
+            [
+                as_optional_uuid(customer_id, "customer_id"),
+                as_optional_uuid(agent_id, "agent_id"),
+                enum_value(workflow_type, WorkflowType, "workflow_type"),
+                enum_values(status, WorkflowStatus, "status"),
+                optional_aware(started_after, "started_after"),
+                optional_aware(started_before, "started_before"),
+            ],
+            limit,
+            cursor,
+            "created_at",
+            maximum=1000,
         )
-        items = self._many(rows[:size])
-        next_cursor = None
-        if len(rows) > size:
-            last = items[-1]
-            next_cursor = encode_cursor(last.created_at, last.id)
-        return Page[WorkflowExecution](items=items, next_cursor=next_cursor)
 
     async def history(self, id: UUID | str) -> builtins.list[WorkflowTransition]:
         """Every status change of the execution and of its steps, oldest first, with who made it

@@ -542,7 +542,7 @@ def test_package__the_check_sees_the_sql_calls():
         ("migrations.py", "execute"),
     } <= seen
     # every repository module runs its statements through the executor
-    wrapped = {module for module, _, call in report.calls if call in ("fetch", "fetchrow", "fetchval")}
+    wrapped = {module for module, _, call in report.calls if call in ("fetch", "fetchrow", "fetchval", "_page")}
     repositories = {p.relative_to(PACKAGE).as_posix() for p in (PACKAGE / "repositories").glob("*.py")}
     assert repositories - {"repositories/__init__.py", "repositories/base.py"} <= wrapped
     assert len(report.calls) >= 60
