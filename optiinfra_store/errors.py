@@ -25,7 +25,8 @@ class InvalidArgument(StoreError, ValueError):
 
 
 class SecretKeyError(ConfigurationError):
-    """A sensitive value is encrypted and the store has no secret key, or the wrong one."""
+    """A sensitive value cannot be read or written: the store has no secret key, not the one the
+    value was encrypted with, or the ciphertext was altered."""
 
 
 class StoreUnavailable(StoreError):

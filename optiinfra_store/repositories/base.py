@@ -182,7 +182,7 @@ def keyword_filters(*names: str, positional: int = 0) -> Callable[[F], F]:
 
 
 class Repository(Generic[R]):
-    """Base of the 13 repositories. Subclasses set `table`, `entity` and `record_type`, and keep
+    """Base of the repositories. Subclasses set `table`, `entity` and `record_type`, and keep
     their statements in `queries/<table>.sql` (at least insert, get_by_id, delete_by_id)."""
 
     table: ClassVar[str]
