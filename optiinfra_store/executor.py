@@ -21,7 +21,7 @@ from uuid import UUID
 
 import asyncpg
 
-from optiinfra_store.errors import ConfigurationError, StoreError, StoreTimeout, translate
+from optiinfra_store.errors import ConfigurationError, StoreTimeout, translate
 
 CONFINE = "SELECT optiinfra_confine($1)"
 """Confine the current transaction to one customer: take on `optiinfra_tenant`, whatever role the
@@ -40,13 +40,14 @@ def begin_confined(customer_id: UUID) -> str:
     return "BEGIN; SELECT optiinfra_confine('" + digits + "')"
 
 
-def _translation(exc: BaseException) -> StoreError | None:
-    """The StoreError to raise instead of `exc`, or None to let `exc` go as it is (it is one
-    already, or not an error of the driver's kind: a cancellation, a KeyboardInterrupt)."""
-    if not isinstance(exc, Exception):
-        return None
-    error = translate(exc)
-    return None if error is exc else error
+def _raise_translated(exc: BaseException | None) -> None:
+    """Raise the StoreError to raise instead of `exc`, the driver's exception chained; return when
+    `exc` may go as it is (none, one already, or not an error of the driver's kind: a
+    cancellation, a KeyboardInterrupt)."""
+    if isinstance(exc, Exception):
+        error = translate(exc)
+        if error is not exc:
+            raise error from exc
 
 
 class _Translated:
@@ -59,9 +60,7 @@ class _Translated:
         return None
 
     async def __aexit__(self, kind: object, exc: BaseException | None, traceback: object) -> bool:
-        error = None if exc is None else _translation(exc)
-        if error is not None:
-            raise error from exc
+        _raise_translated(exc)
         return False
 
 
@@ -88,9 +87,8 @@ class _Scope:
     async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> bool:
         async with _TRANSLATED:
             suppressed = bool(await self._inner.__aexit__(kind, exc, traceback))
-        error = None if exc is None or suppressed else _translation(exc)
-        if error is not None:
-            raise error from exc
+        if not suppressed:
+            _raise_translated(exc)
         return suppressed
 
 
@@ -180,12 +178,9 @@ class Executor:
                 status: str = await conn.copy_records_to_table(table, records=rows(), columns=list(columns))
                 return status
         except Exception as exc:
-            if raised and exc is raised[0]:
-                raise
-            error = translate(exc)
-            if error is exc:
-                raise
-            raise error from exc
+            if not (raised and exc is raised[0]):
+                _raise_translated(exc)
+            raise
 
     def _copy_connection(self) -> Any:
         return self._connection()
@@ -223,7 +218,7 @@ class PoolExecutor(Executor):
 
     def _scope(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
         # the hot path: a class instead of generator-based context managers (half the overhead)
-        return _PooledScope(self) if type(self) is PoolExecutor else _Scope(self._connection())
+        return _PooledScope(self)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[ConnectionExecutor]:
@@ -264,9 +259,7 @@ class _PooledScope:
 
     async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> bool:
         await self._executor.pool.release(self._conn)
-        error = None if exc is None else _translation(exc)
-        if error is not None:
-            raise error from exc
+        _raise_translated(exc)
         return False
 
 
@@ -307,6 +300,8 @@ class ConfinedExecutor(PoolExecutor):
                 raise
         finally:
             await self.pool.release(conn)
+
+    _scope = Executor._scope  # its own _connection(), not the pool's written-out scope
 
     async def _bind(self, conn: asyncpg.Connection) -> None:
         try:
