@@ -32,6 +32,19 @@ def stored(dsn: str, config_id) -> tuple[str | None, bytes | None, str | None]:
         ).fetchone()
 
 
+def pgcrypto_value(dsn: str, agent_id, key: str, *, config_type: str = "string", options: str = "") -> None:
+    """A sensitive entry as migration 0008's store wrote it: encrypted by the server with pgcrypto,
+    under 'key-one' sent to it. Skips the test on a server without pgcrypto."""
+    with psycopg.connect(dsn) as conn:
+        if conn.execute("SELECT FROM pg_extension WHERE extname = 'pgcrypto'").fetchone() is None:
+            pytest.skip("this server has no pgcrypto: no values of that era can be made")
+        conn.execute(
+            "INSERT INTO agent_configs (agent_id, config_key, config_type, config_secret, is_sensitive) VALUES "
+            "(%s, %s, %s, pgp_sym_encrypt_bytea(convert_to(%s, 'UTF8'), 'key-one', %s), true)",
+            (agent_id, key, config_type, SECRET, options),
+        )
+
+
 def everything(dsn: str) -> list[tuple]:
     with psycopg.connect(dsn) as conn:
         return conn.execute("SELECT * FROM agent_configs ORDER BY id").fetchall()
@@ -171,15 +184,7 @@ async def test_sensitive_text_from_before_a_key__encrypted_by_rotation(keyed, cl
 
 
 async def test_pgcrypto_values__read_and_moved_by_the_client(keyed, clean_dsn, agent):
-    with psycopg.connect(clean_dsn) as conn:
-        if conn.execute("SELECT FROM pg_extension WHERE extname = 'pgcrypto'").fetchone() is None:
-            pytest.skip("this server has no pgcrypto: no values of that era can be made")
-        # as migration 0008's store wrote them: encrypted by the server, with the key sent to it
-        conn.execute(
-            "INSERT INTO agent_configs (agent_id, config_key, config_secret, is_sensitive) "
-            "VALUES (%s, 'legacy', pgp_sym_encrypt_bytea(convert_to(%s, 'UTF8'), 'key-one'), true)",
-            (agent.id, SECRET),
-        )
+    pgcrypto_value(clean_dsn, agent.id, "legacy")
     assert await keyed.agent_configs.get_value(agent.id, "legacy") == SECRET
     async with Store.connect(clean_dsn, secret_key="key-two") as wrong:
         with pytest.raises(SecretKeyError, match="pgcrypto"):
@@ -222,28 +227,14 @@ async def test_ciphertext__bound_to_its_type(keyed, clean_dsn, agent):
 async def test_pgcrypto_value_read_as_another_type__does_not_echo_it(keyed, clean_dsn, agent):
     # values of the pgcrypto era are not bound to their type: one changed to number must not
     # surface its plaintext in a parse error
-    with psycopg.connect(clean_dsn) as conn:
-        if conn.execute("SELECT FROM pg_extension WHERE extname = 'pgcrypto'").fetchone() is None:
-            pytest.skip("this server has no pgcrypto: no values of that era can be made")
-        conn.execute(
-            "INSERT INTO agent_configs (agent_id, config_key, config_type, config_secret, is_sensitive) VALUES "
-            "(%s, 'legacy', 'number', pgp_sym_encrypt_bytea(convert_to(%s, 'UTF8'), 'key-one'), true)",
-            (agent.id, SECRET),
-        )
+    pgcrypto_value(clean_dsn, agent.id, "legacy", config_type="number")
     with pytest.raises(InvalidData, match="does not parse as number") as raised:
         await keyed.agent_configs.get_value(agent.id, "legacy")
     assert SECRET not in str(raised.value) and raised.value.__cause__ is None and raised.value.__context__ is None
 
 
 async def test_pgcrypto_values_without_integrity_check__refused(keyed, clean_dsn, agent):
-    with psycopg.connect(clean_dsn) as conn:
-        if conn.execute("SELECT FROM pg_extension WHERE extname = 'pgcrypto'").fetchone() is None:
-            pytest.skip("this server has no pgcrypto: no values of that era can be made")
-        conn.execute(
-            "INSERT INTO agent_configs (agent_id, config_key, config_secret, is_sensitive) VALUES "
-            "(%s, 'malleable', pgp_sym_encrypt_bytea(convert_to(%s, 'UTF8'), 'key-one', 'disable-mdc=1'), true)",
-            (agent.id, SECRET),
-        )
+    pgcrypto_value(clean_dsn, agent.id, "malleable", options="disable-mdc=1")
     with pytest.raises(SecretKeyError, match="pgcrypto"):
         await keyed.agent_configs.get_value(agent.id, "malleable")
 
