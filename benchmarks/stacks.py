@@ -22,11 +22,7 @@ from optiinfra_store import Store
 from optiinfra_store.codecs import init_connection
 from optiinfra_store.enums import ArtifactType, MetricType, WorkflowType
 from optiinfra_store.queries import load
-from optiinfra_store.records import (
-    WorkflowArtifactCreate,
-    WorkflowExecutionCreate,
-    WorkflowStepCreate,
-)
+from optiinfra_store.records import WorkflowArtifactCreate, WorkflowExecutionCreate, WorkflowStepCreate
 
 HOUR = timedelta(hours=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -241,7 +237,9 @@ class RawStack:
         return await self._transition(self.executions.start, self.executions.get_status, id, None, None)
 
     async def complete_execution(self, id: UUID) -> asyncpg.Record:
-        return await self._transition(self.executions.complete, self.executions.get_status, id, OUTPUT_DATA, None, None)
+        return await self._transition(
+            self.executions.finish, self.executions.get_status, id, "completed", OUTPUT_DATA, None, None, None
+        )
 
     async def start_complete(self, id: UUID) -> asyncpg.Record:
         await self.start_execution(id)
@@ -272,7 +270,9 @@ class RawStack:
         return await self._transition(self.steps.start, self.steps.get_status, id, None, None)
 
     async def complete_step(self, id: UUID) -> asyncpg.Record:
-        return await self._transition(self.steps.complete, self.steps.get_status, id, {"ok": True}, None, None)
+        return await self._transition(
+            self.steps.finish, self.steps.get_status, id, "completed", {"ok": True}, None, None, None
+        )
 
     async def create_artifact(self, execution_id: UUID, step_id: UUID) -> asyncpg.Record:
         values = {

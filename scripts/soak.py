@@ -39,14 +39,7 @@ if __package__ in (None, ""):  # run as a file: make the checkout importable
 
 from optiinfra_store import Store, embedded, migrations  # noqa: E402
 from optiinfra_store.dsn import DSN_ENV, redact  # noqa: E402
-from optiinfra_store.enums import (  # noqa: E402
-    AgentStatus,
-    AgentType,
-    ArtifactType,
-    StepStatus,
-    WorkflowStatus,
-    WorkflowType,
-)
+from optiinfra_store.enums import AgentStatus, AgentType, ArtifactType, StepStatus, WorkflowStatus, WorkflowType  # noqa: E402
 from optiinfra_store.errors import StoreError, StoreTimeout, StoreUnavailable  # noqa: E402
 from optiinfra_store.records import (  # noqa: E402
     AgentCreate,

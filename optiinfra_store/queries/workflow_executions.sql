@@ -52,19 +52,13 @@ UPDATE workflow_executions SET status = 'running', started_at = now()
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 
--- name: complete
--- running -> completed, with the output (kept as is when $2 is null).
+-- name: finish
+-- running -> completed, failed or timeout ($2), with the output and the error details (each kept as is when null).
 UPDATE workflow_executions
-   SET status = 'completed', completed_at = greatest(now(), started_at), output_data = coalesce($2, output_data)
- WHERE id = $1 AND optiinfra_audit($3::text, $4::jsonb) AND status = 'running'
-RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
-          input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
-
--- name: fail
--- running -> failed, with what went wrong.
-UPDATE workflow_executions
-   SET status = 'failed', completed_at = greatest(now(), started_at), error_details = coalesce($2, error_details)
- WHERE id = $1 AND optiinfra_audit($3::text, $4::jsonb) AND status = 'running'
+   SET status = $2::workflow_status, completed_at = greatest(now(), started_at),
+       output_data = coalesce($3, output_data), error_details = coalesce($4, error_details)
+ WHERE id = $1 AND optiinfra_audit($5::text, $6::jsonb) AND status = 'running'
+   AND $2::workflow_status IN ('completed', 'failed', 'timeout')
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 
@@ -75,14 +69,6 @@ UPDATE workflow_executions
        error_details = CASE WHEN $2::jsonb IS NULL THEN error_details
                             ELSE jsonb_build_object('error_type', 'Cancelled') || $2::jsonb END
  WHERE id = $1 AND optiinfra_audit($3::text, $2::jsonb) AND status IN ('pending', 'running')
-RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
-          input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
-
--- name: time_out
--- running -> timeout.
-UPDATE workflow_executions
-   SET status = 'timeout', completed_at = greatest(now(), started_at), error_details = coalesce($2, error_details)
- WHERE id = $1 AND optiinfra_audit($3::text, $4::jsonb) AND status = 'running'
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 

@@ -43,13 +43,15 @@ SELECT s.status, s.retry_count, s.max_retries
 DELETE FROM workflow_steps WHERE id = $1 RETURNING id;
 
 -- name: list
--- The steps of an execution, in order (optionally of some statuses).
+-- The steps of an execution, in order (optionally of some statuses); one page, keyset after $3, $4 (the cursor).
 SELECT id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
        input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at
   FROM workflow_steps
  WHERE workflow_execution_id = $1
    AND ($2::text[] IS NULL OR status = ANY($2::text[]::step_status[]))
- ORDER BY step_order;
+   AND ($3::int IS NULL OR (step_order, id) > ($3, $4::uuid))
+ ORDER BY step_order, id
+ LIMIT $5;
 
 -- name: start
 -- pending or retrying -> running; started_at is kept from the first start.
@@ -58,19 +60,13 @@ UPDATE workflow_steps SET status = 'running', started_at = coalesce(started_at, 
 RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 
--- name: complete
--- running -> completed, with the output (kept as is when $2 is null).
+-- name: finish
+-- running -> completed or failed ($2), with the output and the error details (each kept as is when null).
 UPDATE workflow_steps
-   SET status = 'completed', completed_at = greatest(now(), started_at), output_data = coalesce($2, output_data)
- WHERE id = $1 AND optiinfra_audit($3::text, $4::jsonb) AND status = 'running'
-RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
-          input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
-
--- name: fail
--- running -> failed, with what went wrong.
-UPDATE workflow_steps
-   SET status = 'failed', completed_at = greatest(now(), started_at), error_details = coalesce($2, error_details)
- WHERE id = $1 AND optiinfra_audit($3::text, $4::jsonb) AND status = 'running'
+   SET status = $2::step_status, completed_at = greatest(now(), started_at),
+       output_data = coalesce($3, output_data), error_details = coalesce($4, error_details)
+ WHERE id = $1 AND optiinfra_audit($5::text, $6::jsonb) AND status = 'running'
+   AND $2::step_status IN ('completed', 'failed')
 RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 

@@ -20,15 +20,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, Generic, Self, TypeVar
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    field_validator,
-)
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 INT4_MAX = 2**31 - 1
 

@@ -20,16 +20,7 @@ from optiinfra_store.enums import (
     OptimizationStatus,
     RecommendationType,
 )
-from optiinfra_store.records._base import (
-    FiniteFloat,
-    Input,
-    JsonObject,
-    Name,
-    Record,
-    ShortName,
-    Text,
-    Timestamp,
-)
+from optiinfra_store.records._base import FiniteFloat, Input, JsonObject, Name, Record, ShortName, Text, Timestamp
 
 __all__ = [
     "Customer",

@@ -20,11 +20,7 @@ from optiinfra_store.repositories.base import (
 )
 
 
-class AgentCapabilities(Repository[AgentCapability]):
-    table = "agent_capabilities"
-    entity = "agent capability"
-    record_type = AgentCapability
-
+class AgentCapabilities(Repository[AgentCapability], table="agent_capabilities"):
     delete = platform(Repository.delete)
 
     @platform

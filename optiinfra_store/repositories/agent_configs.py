@@ -98,15 +98,11 @@ def typed_value(config: AgentConfig) -> Any:
     )
 
 
-class AgentConfigs(Repository[AgentConfig]):
+class AgentConfigs(Repository[AgentConfig], table="agent_configs"):
     """With secret keys, sensitive values are encrypted and decrypted here, in the client: the
     server sees only ciphertext. Reading or overwriting an encrypted value without a key that
     opens it raises SecretKeyError, and so does writing a sensitive value without a key: it is
     never sent in clear."""
-
-    table = "agent_configs"
-    entity = "agent config"
-    record_type = AgentConfig
 
     delete = platform(Repository.delete)
 

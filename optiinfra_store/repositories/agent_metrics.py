@@ -38,11 +38,7 @@ _COPY_COLUMNS = [
 ]
 
 
-class AgentMetrics(Repository[AgentMetric]):
-    table = "agent_metrics"
-    entity = "agent metric"
-    record_type = AgentMetric
-
+class AgentMetrics(Repository[AgentMetric], table="agent_metrics"):
     delete = platform(Repository.delete)
 
     async def create(self, data: AgentMetricCreate) -> AgentMetric:

@@ -22,11 +22,7 @@ from optiinfra_store.repositories.base import (
 )
 
 
-class AgentStates(Repository[AgentState]):
-    table = "agent_states"
-    entity = "agent state"
-    record_type = AgentState
-
+class AgentStates(Repository[AgentState], table="agent_states"):
     delete = platform(Repository.delete)
 
     async def create(self, data: AgentStateCreate) -> AgentState:

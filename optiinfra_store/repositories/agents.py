@@ -12,11 +12,7 @@ from optiinfra_store.records import Agent, AgentCreate, AgentUpdate
 from optiinfra_store.repositories.base import Repository, as_uuid, check_limit, enum_value, platform
 
 
-class Agents(Repository[Agent]):
-    table = "agents"
-    entity = "agent"
-    record_type = Agent
-
+class Agents(Repository[Agent], table="agents"):
     delete = platform(Repository.delete)
 
     @platform

@@ -7,20 +7,10 @@ from uuid import UUID
 
 from optiinfra_store.enums import ApprovalStatus
 from optiinfra_store.records import Approval, ApprovalCreate, Page
-from optiinfra_store.repositories.base import (
-    Repository,
-    as_optional_uuid,
-    as_uuid,
-    enum_values,
-    optional_text,
-)
+from optiinfra_store.repositories.base import Repository, as_optional_uuid, as_uuid, enum_values, optional_text
 
 
-class Approvals(Repository[Approval]):
-    table = "approvals"
-    entity = "approval"
-    record_type = Approval
-
+class Approvals(Repository[Approval], table="approvals"):
     async def create(self, data: ApprovalCreate) -> Approval:
         """Request a decision (always pending). Raises MissingReference for an unknown recommendation."""
         return await self._insert(ApprovalCreate.model_validate(data))

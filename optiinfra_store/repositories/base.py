@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
+import typing
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
@@ -15,16 +17,18 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, create_model
 
-from optiinfra_store.errors import (
-    AccessDenied,
-    InvalidArgument,
-    InvalidTransition,
-    NotFound,
-    StaleVersion,
-)
+from optiinfra_store.errors import AccessDenied, InvalidArgument, InvalidTransition, NotFound, StaleVersion
 from optiinfra_store.executor import Executor
 from optiinfra_store.queries import Queries, load
-from optiinfra_store.records._base import Input, Page, Record, storable_instant, storable_json, storable_text
+from optiinfra_store.records._base import (
+    Input,
+    JsonObject,
+    Page,
+    Record,
+    storable_instant,
+    storable_json,
+    storable_text,
+)
 from optiinfra_store.secrets import SecretKeys
 
 R = TypeVar("R", bound=Record)
@@ -120,16 +124,19 @@ def update_args(data: Input) -> list[Any]:
     return args
 
 
-def encode_cursor(created_at: datetime, id_: UUID) -> str:
-    raw = f"{created_at.isoformat()}|{id_}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def encode_cursor(key: datetime | int, id_: UUID) -> str:
+    """The opaque cursor after a row: its sort key (a timestamp, or an integer such as a step's
+    order) and its id."""
+    value = f"#{key}" if isinstance(key, int) else key.isoformat()
+    return base64.urlsafe_b64encode(f"{value}|{id_}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+def decode_cursor(cursor: str) -> tuple[datetime | int, UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, id_ = raw.split("|")
-        return datetime.fromisoformat(stamp), UUID(id_)
+        value, id_ = raw.split("|")
+        key = int(value[1:]) if value.startswith("#") else datetime.fromisoformat(value)
+        return key, UUID(id_)
     except Exception as exc:
         raise InvalidArgument(f"invalid cursor {cursor!r}") from exc
 
@@ -182,12 +189,23 @@ def keyword_filters(*names: str, positional: int = 0) -> Callable[[F], F]:
 
 
 class Repository(Generic[R]):
-    """Base of the repositories. Subclasses set `table`, `entity` and `record_type`, and keep
-    their statements in `queries/<table>.sql` (at least insert, get_by_id, delete_by_id)."""
+    """Base of the repositories. A subclass names its table, `class Agents(Repository[Agent],
+    table="agents")`, and keeps its statements in `queries/<table>.sql` (at least insert,
+    get_by_id, delete_by_id); its record type and the name errors give a row ("agent") follow
+    from the type parameter."""
 
     table: ClassVar[str]
     entity: ClassVar[str]
     record_type: ClassVar[type[Record]]
+
+    def __init_subclass__(cls, table: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if table is None:
+            return  # an intermediate base (Finishing) names no table
+        (record_type,) = typing.get_args(cls.__orig_bases__[0])  # type: ignore[attr-defined]
+        cls.table = table
+        cls.record_type = record_type
+        cls.entity = re.sub(r"(?<!^)(?=[A-Z])", " ", record_type.__name__).lower()
 
     def __init__(
         self, executor: Executor, customer_id: UUID | None = None, secret_keys: SecretKeys | None = None
@@ -320,6 +338,47 @@ class Repository(Generic[R]):
         if expected is None or current is None:
             raise NotFound(self.entity, key)
         raise StaleVersion(self.entity, key, expected, current)
+
+
+class Finishing(Repository[R]):
+    """The workflow tables' running -> completed / failed moves, through one `finish` statement
+    that takes the id, the status, the output and the error details (each kept when null), then
+    who and why. Subclasses set `status_type`, the table's status enum."""
+
+    status_type: ClassVar[type[StrEnum]]
+
+    async def complete(
+        self,
+        id: UUID | str,
+        output_data: JsonObject | None = None,
+        *,
+        actor: str | None = None,
+        reason: JsonObject | None = None,
+    ) -> R:
+        """running -> completed; sets completed_at and, if given, output_data.
+        Raises NotFound, InvalidTransition (of two concurrent completes, one gets it).
+
+        Every transition takes an optional `actor` and `reason`, recorded in the audit trail."""
+        return await self._finish(id, "completed", output_data, None, actor, reason)
+
+    async def fail(
+        self,
+        id: UUID | str,
+        error_details: JsonObject | None = None,
+        *,
+        actor: str | None = None,
+        reason: JsonObject | None = None,
+    ) -> R:
+        """running -> failed; sets completed_at and, if given, error_details.
+        Raises NotFound, InvalidTransition."""
+        return await self._finish(id, "failed", None, error_details, actor, reason)
+
+    async def _finish(
+        self, id: UUID | str, status: str, output_data: Any, error_details: Any, actor: Any, reason: Any
+    ) -> R:
+        to = self.status_type(status)
+        written = (optional_object(output_data, "output_data"), optional_object(error_details, "error_details"))
+        return await self._transition(self._q.finish, as_uuid(id), to, to, *written, *audit(actor, reason))
 
 
 def check_version(value: Any) -> int | None:

@@ -10,11 +10,7 @@ from optiinfra_store.records import Customer, CustomerCreate, CustomerUpdate
 from optiinfra_store.repositories.base import Repository, check_limit, enum_value, platform, text
 
 
-class Customers(Repository[Customer]):
-    table = "customers"
-    entity = "customer"
-    record_type = Customer
-
+class Customers(Repository[Customer], table="customers"):
     delete = platform(Repository.delete)
 
     @platform

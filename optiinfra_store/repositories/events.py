@@ -10,11 +10,7 @@ from optiinfra_store.records import Event, EventCreate, Page
 from optiinfra_store.repositories.base import Repository, as_optional_uuid, enum_values
 
 
-class Events(Repository[Event]):
-    table = "events"
-    entity = "event"
-    record_type = Event
-
+class Events(Repository[Event], table="events"):
     async def create(self, data: EventCreate) -> Event:
         """Record an event (occurred_at defaults to the database's now()).
         Raises MissingReference for an unknown customer or agent."""

@@ -8,20 +8,10 @@ from uuid import UUID
 from optiinfra_store.enums import OptimizationStatus
 from optiinfra_store.records import Optimization, OptimizationCreate, Page
 from optiinfra_store.records._base import JsonObject
-from optiinfra_store.repositories.base import (
-    Repository,
-    as_optional_uuid,
-    as_uuid,
-    enum_values,
-    optional_object,
-)
+from optiinfra_store.repositories.base import Repository, as_optional_uuid, as_uuid, enum_values, optional_object
 
 
-class Optimizations(Repository[Optimization]):
-    table = "optimizations"
-    entity = "optimization"
-    record_type = Optimization
-
+class Optimizations(Repository[Optimization], table="optimizations"):
     async def create(self, data: OptimizationCreate) -> Optimization:
         """Insert a pending optimization. Raises ConstraintViolation
         (optimizations_approval_approved_check) unless the approval is approved, and

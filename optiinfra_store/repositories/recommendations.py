@@ -10,11 +10,7 @@ from optiinfra_store.records import Page, Recommendation, RecommendationCreate, 
 from optiinfra_store.repositories.base import Repository, as_optional_uuid, enum_values
 
 
-class Recommendations(Repository[Recommendation]):
-    table = "recommendations"
-    entity = "recommendation"
-    record_type = Recommendation
-
+class Recommendations(Repository[Recommendation], table="recommendations"):
     async def create(self, data: RecommendationCreate) -> Recommendation:
         """Insert a recommendation. Raises MissingReference for an unknown customer or agent."""
         return await self._insert(RecommendationCreate.model_validate(data))

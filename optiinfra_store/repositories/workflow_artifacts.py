@@ -9,11 +9,7 @@ from optiinfra_store.records import Page, WorkflowArtifact, WorkflowArtifactCrea
 from optiinfra_store.repositories.base import Repository, as_optional_uuid, enum_value, keyword_filters
 
 
-class WorkflowArtifacts(Repository[WorkflowArtifact]):
-    table = "workflow_artifacts"
-    entity = "workflow artifact"
-    record_type = WorkflowArtifact
-
+class WorkflowArtifacts(Repository[WorkflowArtifact], table="workflow_artifacts"):
     async def create(self, data: WorkflowArtifactCreate) -> WorkflowArtifact:
         """Insert an artifact, of the execution as a whole or of one of its steps.
         Raises MissingReference when the execution is unknown or the step is not one of its steps."""

@@ -6,7 +6,7 @@ import builtins
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 from uuid import UUID
 
 from pydantic import TypeAdapter, ValidationError
@@ -37,7 +37,7 @@ from optiinfra_store.records.analytics import (
     WorkflowStatistics,
 )
 from optiinfra_store.repositories.base import (
-    Repository,
+    Finishing,
     as_optional_uuid,
     as_uuid,
     audit,
@@ -63,10 +63,8 @@ def _children(records: TypeAdapter[list[C]], text: str) -> list[C]:
         return records.validate_python(json.loads(text))
 
 
-class WorkflowExecutions(Repository[WorkflowExecution]):
-    table = "workflow_executions"
-    entity = "workflow execution"
-    record_type = WorkflowExecution
+class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_executions"):
+    status_type = WorkflowStatus
 
     async def create(self, data: WorkflowExecutionCreate) -> WorkflowExecution:
         """Insert an execution (pending unless `data` imports a status).
@@ -115,33 +113,6 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         Every transition takes an optional `actor` and `reason`, recorded in the audit trail."""
         return await self._move(self._q.start, id, WorkflowStatus.RUNNING, actor, reason)
 
-    async def complete(
-        self,
-        id: UUID | str,
-        output_data: JsonObject | None = None,
-        *,
-        actor: str | None = None,
-        reason: JsonObject | None = None,
-    ) -> WorkflowExecution:
-        """running -> completed; sets completed_at and, if given, output_data.
-        Raises NotFound, InvalidTransition (of two concurrent completes, one gets it)."""
-        return await self._move(
-            self._q.complete, id, WorkflowStatus.COMPLETED, actor, reason, ("output_data", output_data)
-        )
-
-    async def fail(
-        self,
-        id: UUID | str,
-        error_details: JsonObject | None = None,
-        *,
-        actor: str | None = None,
-        reason: JsonObject | None = None,
-    ) -> WorkflowExecution:
-        """running -> failed; sets completed_at and, if given, error_details."""
-        return await self._move(
-            self._q.fail, id, WorkflowStatus.FAILED, actor, reason, ("error_details", error_details)
-        )
-
     async def cancel(
         self, id: UUID | str, reason: str | JsonObject | None = None, *, actor: str | None = None
     ) -> WorkflowExecution:
@@ -160,10 +131,8 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         actor: str | None = None,
         reason: JsonObject | None = None,
     ) -> WorkflowExecution:
-        """running -> timeout; sets completed_at."""
-        return await self._move(
-            self._q.time_out, id, WorkflowStatus.TIMEOUT, actor, reason, ("error_details", error_details)
-        )
+        """running -> timeout; sets completed_at and, if given, error_details."""
+        return await self._finish(id, WorkflowStatus.TIMEOUT, None, error_details, actor, reason)
 
     async def get_detail(self, id: UUID | str) -> WorkflowExecutionDetail:
         """The execution with its steps (ordered by step_order) and artifacts. Raises NotFound."""
@@ -185,7 +154,7 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
         status: WorkflowStatus | str | Iterable[WorkflowStatus | str] | None = None,
         started_after: datetime | None = None,
         started_before: datetime | None = None,
-        limit: int = 50,
+        limit: int = 1000,
         cursor: str | None = None,
     ) -> Page[WorkflowExecution]:
         """One page of executions, newest first. `status` takes one value or several;
@@ -221,19 +190,11 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
 
     # -- analytics: one statement each -------------------------------------------------------------
 
-    async def statistics(
-        self,
-        *,
-        customer_id: UUID | str | None = None,
-        agent_id: UUID | str | None = None,
-        workflow_type: WorkflowType | str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> WorkflowStatistics:
+    async def statistics(self, **scope: Unpack[Scope]) -> WorkflowStatistics:
         """Counts per status, success rate and durations (avg, p50, p95, max over finished executions
         with both timestamps) of the executions created in [since, until), overall and per workflow
         type. The window defaults to the last 30 days (the database's clock)."""
-        rows = await self._db.fetch(self._q.statistics, *_filters(customer_id, agent_id, workflow_type, since, until))
+        rows = await self._db.fetch(self._q.statistics, *_filters(scope))
         total_row = rows[0]  # the grand-total grouping set always yields a row, sorted first
         by_type = {WorkflowType(row["workflow_type"]): _type_statistics(row) for row in rows[1:]}
         return WorkflowStatistics.model_construct(
@@ -243,20 +204,10 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
             **dict(_type_statistics(total_row)),
         )
 
-    async def performance(
-        self,
-        *,
-        customer_id: UUID | str | None = None,
-        agent_id: UUID | str | None = None,
-        workflow_type: WorkflowType | str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> WorkflowPerformance:
+    async def performance(self, **scope: Unpack[Scope]) -> WorkflowPerformance:
         """Duration histogram, error patterns, slowest steps, retry hotspots and plain-English tips
         for the executions created in [since, until) (default the last 30 days) and their steps."""
-        row = await self._db.fetchrow(
-            self._q.performance, *_filters(customer_id, agent_id, workflow_type, since, until)
-        )
+        row = await self._db.fetchrow(self._q.performance, *_filters(scope))
         assert row is not None  # an aggregate over scalar subqueries always returns a row
         ex = row["executions"]
         ended = ex["ended"]
@@ -318,7 +269,9 @@ class WorkflowExecutions(Repository[WorkflowExecution]):
             raise InvalidArgument(
                 f"{bucket} buckets from {since.isoformat()} to {end.isoformat()} exceed {MAX_TREND_BUCKETS:,}"
             )
-        args = _filters(customer_id, agent_id, workflow_type, since, until)
+        args = _filters(
+            Scope(customer_id=customer_id, agent_id=agent_id, workflow_type=workflow_type, since=since, until=until)
+        )
         rows = await self._db.fetch(self._q.trend, *args, bucket // timedelta(microseconds=1))
         return [
             TrendBucket.model_construct(
@@ -386,22 +339,32 @@ DURATION_BUCKETS: list[tuple[str, float, float | None]] = [
 """The duration histogram's fixed buckets: (label, from seconds inclusive, to seconds exclusive)."""
 
 
-def _filters(
-    customer_id: UUID | str | None,
-    agent_id: UUID | str | None,
-    workflow_type: WorkflowType | str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> list[Any]:
+class Scope(TypedDict, total=False):
+    """The executions an analytics call covers: those created in [since, until) (by default the
+    last 30 days, by the database's clock), optionally of one customer, agent and workflow type."""
+
+    customer_id: UUID | str | None
+    agent_id: UUID | str | None
+    workflow_type: WorkflowType | str | None
+    since: datetime | None
+    until: datetime | None
+
+
+def _filters(scope: Scope) -> list[Any]:
     """$1..$5 of the analytics statements: customer, agent, workflow type, window."""
-    since = optional_aware(since, "since")
-    until = optional_aware(until, "until")
+    unknown = scope.keys() - Scope.__annotations__.keys()
+    if unknown:
+        raise TypeError(
+            f"unexpected keyword argument {sorted(unknown)[0]!r}; expected one of {', '.join(Scope.__annotations__)}"
+        )
+    since = optional_aware(scope.get("since"), "since")
+    until = optional_aware(scope.get("until"), "until")
     if since is not None and until is not None and until < since:
         raise InvalidArgument(f"until ({until.isoformat()}) is before since ({since.isoformat()})")
     return [
-        as_optional_uuid(customer_id, "customer_id"),
-        as_optional_uuid(agent_id, "agent_id"),
-        enum_value(workflow_type, WorkflowType, "workflow_type"),
+        as_optional_uuid(scope.get("customer_id"), "customer_id"),
+        as_optional_uuid(scope.get("agent_id"), "agent_id"),
+        enum_value(scope.get("workflow_type"), WorkflowType, "workflow_type"),
         since,
         until,
     ]

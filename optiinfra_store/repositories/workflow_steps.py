@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
 from optiinfra_store.enums import StepStatus
 from optiinfra_store.errors import InvalidTransition, NotFound, RetriesExhausted
-from optiinfra_store.records import WorkflowStep, WorkflowStepCreate
+from optiinfra_store.records import Page, WorkflowStep, WorkflowStepCreate
 from optiinfra_store.records._base import JsonObject
-from optiinfra_store.repositories.base import Repository, as_uuid, audit, enum_values, keyword_filters
+from optiinfra_store.repositories.base import Finishing, as_uuid, audit, enum_values, keyword_filters
 
 _RETRYABLE = (StepStatus.FAILED, StepStatus.RUNNING)
 
 
-class WorkflowSteps(Repository[WorkflowStep]):
-    table = "workflow_steps"
-    entity = "workflow step"
-    record_type = WorkflowStep
+class WorkflowSteps(Finishing[WorkflowStep], table="workflow_steps"):
+    status_type = StepStatus
 
     async def create(self, data: WorkflowStepCreate) -> WorkflowStep:
         """Insert a step. Raises MissingReference for an unknown execution, AlreadyExists
@@ -45,13 +42,13 @@ class WorkflowSteps(Repository[WorkflowStep]):
         execution_id: UUID | str,
         *,
         status: StepStatus | str | Iterable[StepStatus | str] | None = None,
-    ) -> builtins.list[WorkflowStep]:
-        """The steps of one execution, by step_order."""
-        return self._many(
-            await self._db.fetch(
-                self._q.list, as_uuid(execution_id, "execution_id"), enum_values(status, StepStatus, "status")
-            )
-        )
+        limit: int = 1000,
+        cursor: str | None = None,
+    ) -> Page[WorkflowStep]:
+        """The steps of one execution, by step_order; one page (pass its `next_cursor` back as
+        `cursor` for the next)."""
+        filters = [as_uuid(execution_id, "execution_id"), enum_values(status, StepStatus, "status")]
+        return await self._page(self._q.list, filters, limit, cursor, "step_order")
 
     async def start(
         self, id: UUID | str, *, actor: str | None = None, reason: JsonObject | None = None
@@ -61,28 +58,6 @@ class WorkflowSteps(Repository[WorkflowStep]):
 
         Every transition takes an optional `actor` and `reason`, recorded in the audit trail."""
         return await self._move(self._q.start, id, StepStatus.RUNNING, actor, reason)
-
-    async def complete(
-        self,
-        id: UUID | str,
-        output_data: JsonObject | None = None,
-        *,
-        actor: str | None = None,
-        reason: JsonObject | None = None,
-    ) -> WorkflowStep:
-        """running -> completed; sets completed_at and, if given, output_data."""
-        return await self._move(self._q.complete, id, StepStatus.COMPLETED, actor, reason, ("output_data", output_data))
-
-    async def fail(
-        self,
-        id: UUID | str,
-        error_details: JsonObject | None = None,
-        *,
-        actor: str | None = None,
-        reason: JsonObject | None = None,
-    ) -> WorkflowStep:
-        """running -> failed; sets completed_at and, if given, error_details."""
-        return await self._move(self._q.fail, id, StepStatus.FAILED, actor, reason, ("error_details", error_details))
 
     async def skip(self, id: UUID | str, *, actor: str | None = None, reason: JsonObject | None = None) -> WorkflowStep:
         """pending -> skipped."""

@@ -20,6 +20,7 @@ from optiinfra_store.records import (
     RecommendationCreate,
     WorkflowArtifactCreate,
     WorkflowExecutionCreate,
+    WorkflowStepCreate,
 )
 
 ROWS = 5
@@ -73,6 +74,12 @@ async def make_rows(store, name: str, customer, agent) -> dict[str, Any]:
     execution = await store.workflow_executions.create(
         WorkflowExecutionCreate(agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.COST_ANALYSIS)
     )
+    if name == "workflow_steps":  # created out of order: the list is by step_order
+        for order in (3, 1, 5, 2, 4):
+            await store.workflow_steps.create(
+                WorkflowStepCreate(workflow_execution_id=execution.id, step_name=f"s{order}", step_order=order)
+            )
+        return {"execution_id": execution.id}
     for i in range(ROWS):
         await store.workflow_artifacts.create(
             WorkflowArtifactCreate(
@@ -85,7 +92,15 @@ async def make_rows(store, name: str, customer, agent) -> dict[str, Any]:
     return {"execution_id": execution.id}
 
 
-PAGED = ["events", "recommendations", "approvals", "optimizations", "workflow_artifacts", "agent_metrics"]
+PAGED = [
+    "events",
+    "recommendations",
+    "approvals",
+    "optimizations",
+    "workflow_steps",
+    "workflow_artifacts",
+    "agent_metrics",
+]
 
 
 async def every_page(list_page: Callable[..., Awaitable[Page[Any]]], size: int, **filters: Any) -> list[Page[Any]]:
@@ -104,6 +119,8 @@ async def test_pages__visit_every_row_once_in_the_lists_order(store, customer, a
     pages = await every_page(list_page, 2, **filters)
     assert [len(page) for page in pages] == [2, 2, 1]
     assert [row.id for page in pages for row in page] == [row.id for row in whole]
+    if name == "workflow_steps":
+        assert [row.step_order for row in whole] == [1, 2, 3, 4, 5]
     exact = await every_page(list_page, ROWS, **filters)  # a full last page: the next one is empty
     assert [len(page) for page in exact] == [ROWS]
 

@@ -9,12 +9,7 @@ import pytest
 
 from optiinfra_store.enums import AgentStatus, AgentStatusDetail, AgentType, WorkflowType
 from optiinfra_store.errors import AlreadyExists, InvalidArgument, NotFound, StaleVersion
-from optiinfra_store.records import (
-    AgentCreate,
-    AgentStateUpsert,
-    WorkflowExecutionCreate,
-    WorkflowExecutionUpdate,
-)
+from optiinfra_store.records import AgentCreate, AgentStateUpsert, WorkflowExecutionCreate, WorkflowExecutionUpdate
 
 
 def new_execution(agent, customer, **fields) -> WorkflowExecutionCreate:
