@@ -7,8 +7,9 @@ from datetime import timedelta
 from optiinfra_store import migrations, seed
 from optiinfra_store.enums import WorkflowStatus
 from optiinfra_store.report import print_statistics, seconds
+from optiinfra_store.repositories import Repositories
 from optiinfra_store.repositories.base import Repository
-from optiinfra_store.store import Repositories, Store
+from optiinfra_store.store import Store
 
 STALE_AFTER = timedelta(minutes=2)
 

@@ -6,6 +6,7 @@ connection), and any of them can be passed where the database expects its type.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 
@@ -136,21 +137,10 @@ class ArtifactType(StrEnum):
     DIAGNOSTIC = "diagnostic"
 
 
-# database type name -> enum class; the pool registers a codec for each
+# database type name -> enum class, for every enum above (CustomerStatus -> customer_status); the
+# pool registers a codec for each, and a test holds them to the catalog
 DATABASE_ENUMS: dict[str, type[StrEnum]] = {
-    "customer_status": CustomerStatus,
-    "agent_type": AgentType,
-    "agent_status": AgentStatus,
-    "event_type": EventType,
-    "event_severity": EventSeverity,
-    "recommendation_type": RecommendationType,
-    "approval_status": ApprovalStatus,
-    "optimization_status": OptimizationStatus,
-    "config_type": ConfigType,
-    "agent_status_detail": AgentStatusDetail,
-    "metric_type": MetricType,
-    "workflow_type": WorkflowType,
-    "workflow_status": WorkflowStatus,
-    "step_status": StepStatus,
-    "artifact_type": ArtifactType,
+    re.sub(r"(?<!^)(?=[A-Z])", "_", value.__name__).lower(): value
+    for value in list(globals().values())
+    if isinstance(value, type) and issubclass(value, StrEnum) and value.__module__ == __name__
 }

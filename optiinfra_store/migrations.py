@@ -69,6 +69,11 @@ def _migrations() -> MigrationList:
     return read_migrations(str(migrations_dir()))
 
 
+def ids() -> list[str]:
+    """The ids of the package's migrations, in the order they apply."""
+    return [migration.id for migration in _migrations()]
+
+
 def _run(action: str, backend: DatabaseBackend, migrations: MigrationList) -> list[str]:
     done: list[str] = []
     for migration in migrations:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from optiinfra_store.store import Repositories
+from optiinfra_store.repositories import Repositories
 
 
 def seconds(value: float | None) -> str:

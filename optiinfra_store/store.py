@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, get_type_hints
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -16,72 +16,17 @@ from optiinfra_store.executor import (
     CONFINE_SESSION,
     ConfinedExecutor,
     ConnectionExecutor,
-    Executor,
     PoolExecutor,
     raise_confinement_error,
     translated,
 )
 from optiinfra_store.options import DEFAULT_MAX_DOCUMENT_BYTES, PoolOptions
-from optiinfra_store.repositories.agent_capabilities import AgentCapabilities
-from optiinfra_store.repositories.agent_configs import AgentConfigs
-from optiinfra_store.repositories.agent_metrics import AgentMetrics
-from optiinfra_store.repositories.agent_states import AgentStates
-from optiinfra_store.repositories.agents import Agents
-from optiinfra_store.repositories.approvals import Approvals
-from optiinfra_store.repositories.base import Repository, as_optional_uuid, as_uuid
-from optiinfra_store.repositories.customers import Customers
-from optiinfra_store.repositories.events import Events
-from optiinfra_store.repositories.optimizations import Optimizations
-from optiinfra_store.repositories.recommendations import Recommendations
-from optiinfra_store.repositories.workflow_artifacts import WorkflowArtifacts
-from optiinfra_store.repositories.workflow_executions import WorkflowExecutions
-from optiinfra_store.repositories.workflow_steps import WorkflowSteps
+from optiinfra_store.repositories import Repositories
+from optiinfra_store.repositories.base import as_optional_uuid, as_uuid
 from optiinfra_store.secrets import SecretKeys
 from optiinfra_store.workflow_events import WorkflowEvents
 
-
-class Repositories:
-    """The repositories, one per table, bound to one executor (the pool, or one connection in a
-    transaction), optionally confined to one customer.
-
-    The annotations below are the one list of repositories: each attribute is named after its
-    table, and everything else that lists the repositories derives from them (`repository_types`).
-    """
-
-    customers: Customers
-    agents: Agents
-    events: Events
-    recommendations: Recommendations
-    approvals: Approvals
-    optimizations: Optimizations
-    agent_configs: AgentConfigs
-    agent_states: AgentStates
-    agent_capabilities: AgentCapabilities
-    agent_metrics: AgentMetrics
-    workflow_executions: WorkflowExecutions
-    workflow_steps: WorkflowSteps
-    workflow_artifacts: WorkflowArtifacts
-
-    def __init__(
-        self, executor: Executor, secret_keys: SecretKeys | None = None, customer_id: UUID | None = None
-    ) -> None:
-        self._executor = executor
-        self._secret_keys = secret_keys
-        self.customer_id = customer_id
-        """The customer these repositories are confined to (None: not confined)."""
-        for name, repository in repository_types().items():
-            setattr(self, name, repository(executor, customer_id, secret_keys))
-
-
-def repository_types() -> dict[str, type[Repository[Any]]]:
-    """{attribute (the table's name): repository class}, in declaration order."""
-    return _REPOSITORY_TYPES
-
-
-_REPOSITORY_TYPES: dict[str, type[Repository[Any]]] = get_type_hints(Repositories)
-for _name, _type in _REPOSITORY_TYPES.items():
-    if not (isinstance(_type, type) and issubclass(_type, Repository) and _type.table == _name):
-        raise TypeError(f"Repositories.{_name} must be the repository of the table {_name!r}")
+__all__ = ["Repositories", "Store", "Transaction"]  # Repositories is defined in optiinfra_store.repositories
 
 
 class Transaction(Repositories):

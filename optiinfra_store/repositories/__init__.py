@@ -1,60 +1,89 @@
 """One repository per table, a module each; `base.py` holds what they share.
 
-The one list of repositories is the annotations of `optiinfra_store.store.Repositories`; the names
-here resolve through it (the imports below are for type checkers only, and a unit test holds
-them to that list).
+`Repositories` below is the one list of repositories: an import and an annotated attribute each.
+`Store`, `Transaction` and the tests' table lists derive from it (`repository_types`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, get_type_hints
+from uuid import UUID
 
-if TYPE_CHECKING:
-    from optiinfra_store.repositories.agent_capabilities import AgentCapabilities
-    from optiinfra_store.repositories.agent_configs import AgentConfigs
-    from optiinfra_store.repositories.agent_metrics import AgentMetrics
-    from optiinfra_store.repositories.agent_states import AgentStates
-    from optiinfra_store.repositories.agents import Agents
-    from optiinfra_store.repositories.approvals import Approvals
-    from optiinfra_store.repositories.customers import Customers
-    from optiinfra_store.repositories.events import Events
-    from optiinfra_store.repositories.optimizations import Optimizations
-    from optiinfra_store.repositories.recommendations import Recommendations
-    from optiinfra_store.repositories.workflow_artifacts import WorkflowArtifacts
-    from optiinfra_store.repositories.workflow_executions import WorkflowExecutions
-    from optiinfra_store.repositories.workflow_steps import WorkflowSteps
-
-    __all__ = [
-        "AgentCapabilities",
-        "AgentConfigs",
-        "AgentMetrics",
-        "AgentStates",
-        "Agents",
-        "Approvals",
-        "Customers",
-        "Events",
-        "Optimizations",
-        "Recommendations",
-        "WorkflowArtifacts",
-        "WorkflowExecutions",
-        "WorkflowSteps",
-    ]
+from optiinfra_store.executor import Executor
+from optiinfra_store.repositories.agent_capabilities import AgentCapabilities
+from optiinfra_store.repositories.agent_configs import AgentConfigs
+from optiinfra_store.repositories.agent_metrics import AgentMetrics
+from optiinfra_store.repositories.agent_states import AgentStates
+from optiinfra_store.repositories.agents import Agents
+from optiinfra_store.repositories.approvals import Approvals
+from optiinfra_store.repositories.base import Repository
+from optiinfra_store.repositories.customers import Customers
+from optiinfra_store.repositories.events import Events
+from optiinfra_store.repositories.optimizations import Optimizations
+from optiinfra_store.repositories.recommendations import Recommendations
+from optiinfra_store.repositories.workflow_artifacts import WorkflowArtifacts
+from optiinfra_store.repositories.workflow_executions import WorkflowExecutions
+from optiinfra_store.repositories.workflow_steps import WorkflowSteps
+from optiinfra_store.secrets import SecretKeys
 
 
-def _names() -> dict[str, type[Any]]:
-    from optiinfra_store.store import repository_types
+class Repositories:
+    """The repositories, one per table, bound to one executor (the pool, or one connection in a
+    transaction), optionally confined to one customer.
 
-    return {repository.__name__: repository for repository in repository_types().values()}
+    Each attribute is named after its table; everything else that lists the repositories derives
+    from these annotations (`repository_types`).
+    """
+
+    customers: Customers
+    agents: Agents
+    events: Events
+    recommendations: Recommendations
+    approvals: Approvals
+    optimizations: Optimizations
+    agent_configs: AgentConfigs
+    agent_states: AgentStates
+    agent_capabilities: AgentCapabilities
+    agent_metrics: AgentMetrics
+    workflow_executions: WorkflowExecutions
+    workflow_steps: WorkflowSteps
+    workflow_artifacts: WorkflowArtifacts
+
+    def __init__(
+        self, executor: Executor, secret_keys: SecretKeys | None = None, customer_id: UUID | None = None
+    ) -> None:
+        self._executor = executor
+        self._secret_keys = secret_keys
+        self.customer_id = customer_id
+        """The customer these repositories are confined to (None: not confined)."""
+        for name, repository in repository_types().items():
+            setattr(self, name, repository(executor, customer_id, secret_keys))
 
 
-def __getattr__(name: str) -> Any:
-    if name == "__all__":
-        return sorted(_names())
-    try:
-        return _names()[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+def repository_types() -> dict[str, type[Repository[Any]]]:
+    """{attribute (the table's name): repository class}, in declaration order."""
+    return _REPOSITORY_TYPES
 
 
-def __dir__() -> list[str]:
-    return sorted(_names())
+_REPOSITORY_TYPES: dict[str, type[Repository[Any]]] = get_type_hints(Repositories)
+for _name, _type in _REPOSITORY_TYPES.items():
+    if not (isinstance(_type, type) and issubclass(_type, Repository) and _type.table == _name):
+        raise TypeError(f"Repositories.{_name} must be the repository of the table {_name!r}")
+
+__all__ = [
+    "AgentCapabilities",
+    "AgentConfigs",
+    "AgentMetrics",
+    "AgentStates",
+    "Agents",
+    "Approvals",
+    "Customers",
+    "Events",
+    "Optimizations",
+    "Recommendations",
+    "Repositories",
+    "WorkflowArtifacts",
+    "WorkflowExecutions",
+    "WorkflowSteps",
+    "repository_types",
+]

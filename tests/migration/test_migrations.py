@@ -9,23 +9,12 @@ from optiinfra_store import migrations
 from optiinfra_store.errors import MigrationError, StoreUnavailable
 from tests.migration.catalog import snapshot
 
-IDS = [
-    "0001_core",
-    "0002_agent_state",
-    "0003_workflow_history",
-    "0004_workflow_transitions",
-    "0005_history_indexes",
-    "0006_versions_and_idempotency",
-    "0007_tenant_isolation",
-    "0008_config_encryption",
-    "0009_time_ordered_ids",
-    "0010_tenant_wall",
-    "0011_client_side_secrets",
-    "0012_audit_function",
-]
+# every migration in the package's folder, by id: a file added there is applied and rolled back here
+IDS = migrations.ids()
 
 
 def test_apply__applies_all_in_order_then_is_a_no_op(scratch_dsn):
+    assert len(IDS) >= 12 and IDS == sorted(IDS) and IDS[0] == "0001_core"
     assert migrations.apply(scratch_dsn) == IDS
     first = snapshot(scratch_dsn)
     assert migrations.apply(scratch_dsn) == []

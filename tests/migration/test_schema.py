@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from optiinfra_store import migrations, seed
-from optiinfra_store.store import repository_types
+from optiinfra_store.repositories import repository_types
 from tests.migration.catalog import enums, snapshot
 
 C1 = "c1000000-0000-4000-8000-000000000001"  # Acme Corp

@@ -23,7 +23,7 @@ import pydantic
 from hypothesis import strategies as st
 
 from optiinfra_store.errors import StoreError
-from optiinfra_store.store import repository_types
+from optiinfra_store.repositories import repository_types
 
 # -- text ---------------------------------------------------------------------------------------
 
