@@ -5,7 +5,9 @@ types as their StrEnums."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -13,8 +15,25 @@ import asyncpg
 from optiinfra_store.enums import DATABASE_ENUMS
 from optiinfra_store.errors import ConfigurationError, DocumentTooLarge
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _loads = json.JSONDecoder().decode  # the server sends UTF-8 text: json.loads' sniffing is not needed
+
+# A JSON string, or a number in exponent form with a positive exponent (Python writes floats of
+# magnitude >= 1e16 so). jsonb keeps numbers as numeric and writes that one back without its
+# exponent (1e+23 -> 100000000000000000000000), which would read back as an int.
+_STRING_OR_BIG_FLOAT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?[0-9]+(?:\.[0-9]+)?e\+[0-9]+)')
+
+
+def _fixed_point(match: re.Match[str]) -> str:
+    number = match.group(1)
+    # the same shortest digits, in fixed point with a fraction: jsonb keeps the ".0"
+    return match.group(0) if number is None else format(Decimal(number), "f") + ".0"
+
+
+def _dumps(value: Any) -> str:
+    """JSON text of `value`, floats written so that they read back from jsonb as the same floats."""
+    text = _encode_json(value)
+    return _STRING_OR_BIG_FLOAT.sub(_fixed_point, text) if "e+" in text else text
 
 
 DEFAULT_MAX_DOCUMENT_BYTES = 1 << 20
