@@ -345,6 +345,14 @@ def generate_metrics(
         "baselines": [s[3] for s in series],
         "spreads": [s[4] for s in series],
     }
+    # daily partitions for the whole history first, as an import would (else the points land in the
+    # default partition until maintain() files them)
+    conn.execute(
+        "SELECT optiinfra_create_metric_partitions(((%(now)s::timestamptz - make_interval(secs => %(days)s * 86400.0))"
+        " AT TIME ZONE 'UTC')::date, (%(now)s::timestamptz AT TIME ZONE 'UTC')::date)",
+        {"now": now, "days": days},
+    )
+    conn.commit()
     for lo in range(0, count, batch):
         hi = min(lo + batch, count)
         conn.execute(_METRICS, {**params, "lo": lo, "hi": hi})

@@ -14,7 +14,7 @@ from uuid import UUID
 from optiinfra_store import embedded, migrations, seed
 from optiinfra_store.dsn import DSN_ENV, resolve_dsn
 from optiinfra_store.errors import ConfigurationError, InvalidArgument, StoreError
-from optiinfra_store.records import PurgeReport
+from optiinfra_store.records import MaintenanceReport, PurgeReport
 from optiinfra_store.report import print_statistics
 from optiinfra_store.secrets import SECRET_KEY_ENV
 from optiinfra_store.store import Store
@@ -89,6 +89,16 @@ def _cmd_purge(args: argparse.Namespace) -> None:
         f"{verb} {report.executions} workflow executions ({report.steps} steps, {report.artifacts} artifacts, "
         f"{report.transitions} transitions) and {metrics} metric points from before {cutoff:%Y-%m-%d %H:%M:%S} UTC"
     )
+
+
+async def _maintain(dsn: str | None) -> MaintenanceReport:
+    async with Store.connect(dsn, min_size=1, max_size=1) as store:
+        return await store.maintain()
+
+
+def _cmd_maintain(args: argparse.Namespace) -> None:
+    report = asyncio.run(_maintain(args.dsn))
+    print(f"maintained: {report.metric_partitions_created} metric partitions created")
 
 
 async def _stats(dsn: str | None, customer: str | None, days: int) -> None:
@@ -172,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     purge.add_argument("--keep-failed", action="store_true", help="keep failed and timed-out executions")
     purge.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    command(
+        "maintain",
+        "periodic upkeep, idempotent (metric partitions ahead, ...); run it from cron, at least daily",
+        _cmd_maintain,
+    )
     rotate = command(
         "rotate-key",
         f"encrypt every sensitive config under the first key of ${SECRET_KEY_ENV} (keys newest first, "

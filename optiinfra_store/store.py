@@ -9,6 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
+from optiinfra_store import maintenance
 from optiinfra_store.codecs import init_connection
 from optiinfra_store.dsn import resolve_dsn
 from optiinfra_store.errors import AccessDenied, ConfigurationError, InvalidArgument
@@ -20,7 +21,9 @@ from optiinfra_store.executor import (
     raise_confinement_error,
     translated,
 )
+from optiinfra_store.maintenance import DEFAULT_METRIC_DAYS_AHEAD
 from optiinfra_store.options import DEFAULT_MAX_DOCUMENT_BYTES, PoolOptions
+from optiinfra_store.records import MaintenanceReport
 from optiinfra_store.repositories import Repositories
 from optiinfra_store.repositories.base import as_optional_uuid, as_uuid
 from optiinfra_store.secrets import SecretKeys
@@ -168,6 +171,17 @@ class Store(Repositories):
         """
         async with self._executor.transaction() as executor:
             yield Transaction(executor, self._secret_keys, self.customer_id)
+
+    async def maintain(self, *, metric_days_ahead: int = DEFAULT_METRIC_DAYS_AHEAD) -> MaintenanceReport:
+        """Run the periodic upkeep once: agent_metrics partitions from today to `metric_days_ahead`
+        days ahead, and points the default partition caught moved into partitions of their own.
+        Idempotent, and safe from several processes at once; run it at least daily (hourly is
+        cheap). Platform work: a store confined to a customer raises AccessDenied."""
+        if self.customer_id is not None:
+            raise AccessDenied(
+                f"maintain() is platform work: refused in a store confined to customer {self.customer_id}"
+            )
+        return await maintenance.maintain(self._executor, metric_days_ahead=metric_days_ahead)
 
     @asynccontextmanager
     async def workflow_events(

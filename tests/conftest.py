@@ -39,7 +39,11 @@ def _truncate_sql(migrated_dsn: str) -> str:
     with psycopg.connect(migrated_dsn) as conn:
         tables = [
             row[0]
-            for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+            for row in conn.execute(
+                # partitions come and go with the days; truncating their table empties them
+                "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+                " AND relkind IN ('r', 'p') AND NOT relispartition ORDER BY relname"
+            )
             if row[0] not in YOYO_TABLES
         ]
     return f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"

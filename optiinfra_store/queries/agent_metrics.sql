@@ -67,27 +67,47 @@ SELECT date_bin($5::interval, collection_timestamp, $6::timestamptz) AS bucket_s
  ORDER BY 1;
 
 -- name: latest
--- The newest point of each of one agent's metric names (a backward scan of the agent/name/timestamp index).
-SELECT DISTINCT ON (metric_name)
-       id, agent_id, metric_name, metric_type, metric_value, metric_unit, collection_timestamp, metadata,
-       created_at, updated_at
-  FROM agent_metrics
- WHERE agent_id = $1
- ORDER BY metric_name DESC, collection_timestamp DESC;
+-- The newest point of each of one agent's metric names: the names found by a skip scan of the agent/name/timestamp index, then one backward probe per name (no partition or point read beyond that).
+WITH RECURSIVE names AS (
+    (SELECT metric_name FROM agent_metrics WHERE agent_id = $1 ORDER BY metric_name LIMIT 1)
+    UNION ALL
+    SELECT (SELECT m.metric_name FROM agent_metrics m
+             WHERE m.agent_id = $1 AND m.metric_name > n.metric_name
+             ORDER BY m.metric_name LIMIT 1)
+      FROM names n
+     WHERE n.metric_name IS NOT NULL
+)
+SELECT p.id, p.agent_id, p.metric_name, p.metric_type, p.metric_value, p.metric_unit, p.collection_timestamp,
+       p.metadata, p.created_at, p.updated_at
+  FROM names n
+ CROSS JOIN LATERAL (
+       SELECT id, agent_id, metric_name, metric_type, metric_value, metric_unit, collection_timestamp, metadata,
+              created_at, updated_at
+         FROM agent_metrics m
+        WHERE m.agent_id = $1 AND m.metric_name = n.metric_name
+        ORDER BY m.collection_timestamp DESC
+        LIMIT 1) p
+ WHERE n.metric_name IS NOT NULL
+ ORDER BY p.metric_name DESC;
+
+-- name: drop_partitions
+-- Drop the daily partitions wholly before $1 (no row-by-row delete, next to no WAL); returns how many points they held.
+SELECT optiinfra_drop_metric_partitions($1);
 
 -- name: purge_batch
--- Delete up to $2 points collected before $1, oldest first; returns how many went.
+-- Delete up to $2 points collected before $1, oldest first, from the partitions left after drop_partitions (the one holding $1, the default); returns how many went.
 WITH doomed AS MATERIALIZED (
-    SELECT id
+    SELECT id, collection_timestamp
       FROM agent_metrics
      WHERE collection_timestamp < $1
      ORDER BY collection_timestamp
      LIMIT $2
        FOR UPDATE SKIP LOCKED
 ), deleted AS (
-    DELETE FROM agent_metrics
-     WHERE id IN (SELECT id FROM doomed)
-    RETURNING id
+    DELETE FROM agent_metrics m
+     USING doomed d
+     WHERE m.id = d.id AND m.collection_timestamp = d.collection_timestamp AND m.collection_timestamp < $1
+    RETURNING m.id
 )
 SELECT count(*) FROM deleted;
 

@@ -8,6 +8,7 @@ from optiinfra_store.enums import WorkflowStatus, WorkflowType
 from optiinfra_store.records._base import Record
 
 __all__ = [
+    "MaintenanceReport",
     "PurgeReport",
     "TypeStatistics",
     "WorkflowStatistics",
@@ -30,6 +31,13 @@ class PurgeReport(Record):
     steps: int = 0
     artifacts: int = 0
     transitions: int = 0
+
+
+class MaintenanceReport(Record):
+    """What one run of `Store.maintain()` did."""
+
+    metric_partitions_created: int = 0
+    """Daily agent_metrics partitions created (ahead of time, or for points the default partition caught)."""
 
 
 # -- workflow statistics, performance analysis and trend (workflow_executions.statistics / performance / trend)

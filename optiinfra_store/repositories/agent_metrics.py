@@ -165,10 +165,12 @@ class AgentMetrics(Repository[AgentMetric], table="agent_metrics"):
 
     @platform
     async def purge(self, before: datetime, *, batch_size: int = 10_000, dry_run: bool = False) -> int:
-        """Delete the points collected before `before`, in batches of `batch_size` (oldest first,
-        each batch one short statement, its own transaction on a pool) until a batch deletes
-        nothing; returns how many were deleted (with `dry_run`, how many would be, deleting
-        nothing). Raises InvalidArgument."""
+        """Delete the points collected before `before`; returns how many were deleted (with
+        `dry_run`, how many would be, deleting nothing). Raises InvalidArgument.
+
+        Whole days go by dropping their partitions; the rest (the day holding `before`, points the
+        default partition caught) in batches of `batch_size`, oldest first, each batch one short
+        statement, its own transaction on a pool."""
         if before is None:
             raise InvalidArgument("before must be a timezone-aware datetime, got None")
         cutoff = optional_aware(before, "before")
@@ -177,7 +179,7 @@ class AgentMetrics(Repository[AgentMetric], table="agent_metrics"):
         if dry_run:
             would: int = await self._db.fetchval(self._q.purge_count, cutoff)
             return would
-        total = 0
+        total: int = await self._db.fetchval(self._q.drop_partitions, cutoff)
         while deleted := await self._db.fetchval(self._q.purge_batch, cutoff, batch_size):
             total += deleted
         return total

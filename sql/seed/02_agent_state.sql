@@ -68,7 +68,12 @@ INSERT INTO agent_capabilities (id, agent_id, capability_name, capability_versio
      '{"detection_methods": ["fact_checking", "consistency"], "confidence_threshold": 0.7}', false)
 ON CONFLICT DO NOTHING;
 
-INSERT INTO agent_metrics (id, agent_id, metric_name, metric_type, metric_value, metric_unit, collection_timestamp, metadata) VALUES
+-- agent_metrics is partitioned by collection_timestamp, so its key is (id, collection_timestamp):
+-- a second run (a new now()) is told apart by id alone
+INSERT INTO agent_metrics (id, agent_id, metric_name, metric_type, metric_value, metric_unit, collection_timestamp, metadata)
+SELECT v.id::uuid, v.agent_id::uuid, v.metric_name, v.metric_type::metric_type, v.metric_value, v.metric_unit,
+       v.collection_timestamp, v.metadata::jsonb
+  FROM (VALUES
     ('1e000000-0000-4000-8000-000000000001', 'a1000000-0000-4000-8000-000000000001', 'total_savings_identified_usd', 'counter', 125000.00, 'usd', now(),
      '{"period": "last_30_days", "customers_analyzed": 5, "recommendations_generated": 12}'),
     ('1e000000-0000-4000-8000-000000000002', 'a1000000-0000-4000-8000-000000000001', 'average_savings_percent', 'gauge', 42.5, 'percent', now(),
@@ -93,4 +98,5 @@ INSERT INTO agent_metrics (id, agent_id, metric_name, metric_type, metric_value,
      '{"caught_before_production": 3, "auto_rolled_back": 2, "manual_review": 1}'),
     ('1e000000-0000-4000-8000-000000000012', 'a1000000-0000-4000-8000-000000000004', 'check_execution_time_seconds', 'gauge', 28.7, 'seconds', now(),
      '{"samples_per_check": 100, "parallel_checks": 4}')
-ON CONFLICT DO NOTHING;
+  ) AS v (id, agent_id, metric_name, metric_type, metric_value, metric_unit, collection_timestamp, metadata)
+ WHERE NOT EXISTS (SELECT 1 FROM agent_metrics m WHERE m.id = v.id::uuid);

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -200,5 +201,28 @@ async def test_latest__can_use_the_agent_name_timestamp_index(store, clean_dsn, 
         plan = "\n".join(row[0] for row in await conn.fetch("EXPLAIN " + load("agent_metrics").latest, agent.id))
     finally:
         await conn.close()
-    assert "agent_metrics_agent_id_metric_name_collection_timestamp_idx" in plan
-    assert "Sort" not in plan  # the index's order, read backwards, is the statement's order
+    # each partition's copy of the agent/name/timestamp index, probed per name: no sort of the points
+    assert "_agent_id_metric_name_collection" in plan and "Seq Scan" not in plan
+    # no sort below the last one (of one row per name): the partitions' index order is merged
+    assert not re.search(r"->\s+(Incremental )?Sort\s+\(", plan), plan
+
+
+async def test_list__the_range_holds_both_its_ends_exactly(store, agent):
+    start = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    end = start + timedelta(hours=1)
+    tick = timedelta(microseconds=1)
+    at = {
+        "before": start - tick,
+        "start": start,
+        "inside": start + timedelta(minutes=30),
+        "end": end,
+        "after": end + tick,
+    }
+    await store.agent_metrics.record_many(
+        [
+            AgentMetricCreate(agent_id=agent.id, metric_name=name, metric_value=1.0, collection_timestamp=when)
+            for name, when in at.items()
+        ]
+    )
+    page = await store.agent_metrics.list(agent_id=agent.id, start=start, end=end)
+    assert [p.metric_name for p in page] == ["start", "inside", "end"]

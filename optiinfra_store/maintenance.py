@@ -1,0 +1,27 @@
+"""Periodic upkeep, all of it in one idempotent call (`Store.maintain`, `optiinfra-store maintain`):
+agent_metrics partitions created ahead, and points the default partition caught filed into
+partitions of their own. Safe to run from several processes at once: the database serializes it."""
+
+from __future__ import annotations
+
+from optiinfra_store.errors import InvalidArgument
+from optiinfra_store.executor import Executor
+from optiinfra_store.queries import load
+from optiinfra_store.records import MaintenanceReport
+
+DEFAULT_METRIC_DAYS_AHEAD = 7
+"""How many days ahead of today maintain() keeps agent_metrics partitions."""
+
+_q = load("maintenance")
+
+
+async def maintain(executor: Executor, *, metric_days_ahead: int = DEFAULT_METRIC_DAYS_AHEAD) -> MaintenanceReport:
+    """Run every upkeep task once; see the module's docstring."""
+    if (
+        not isinstance(metric_days_ahead, int)
+        or isinstance(metric_days_ahead, bool)
+        or not 0 <= metric_days_ahead <= 366
+    ):
+        raise InvalidArgument(f"metric_days_ahead must be an integer from 0 to 366, got {metric_days_ahead!r}")
+    created: int = await executor.fetchval(_q.metric_partitions, metric_days_ahead)
+    return MaintenanceReport(metric_partitions_created=created)
