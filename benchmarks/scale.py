@@ -191,7 +191,7 @@ async def measure(dsn: str, size: int) -> dict[str, Any]:
             )
             plans["get_detail"] = await _explain(conn, q_exec.get_detail, sample[0])
             plans["statistics"] = await _explain(conn, q_exec.statistics, customer, None, None, since, None)
-            plans["performance"] = await _explain(conn, q_exec.performance, None, None, None, None, None)
+            plans["performance"] = await _explain(conn, q_exec.performance, None, None, None, None, None, True)
             plans["metric_aggregate"] = await _explain(
                 conn, q_metrics.aggregate_buckets, agent, name, start, end, timedelta(hours=1), start
             )

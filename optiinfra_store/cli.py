@@ -98,7 +98,10 @@ async def _maintain(dsn: str | None) -> MaintenanceReport:
 
 def _cmd_maintain(args: argparse.Namespace) -> None:
     report = asyncio.run(_maintain(args.dsn))
-    print(f"maintained: {report.metric_partitions_created} metric partitions created")
+    print(
+        f"maintained: {report.metric_partitions_created} metric partitions created, "
+        f"{report.rollup_hours} hours of workflow history rolled up"
+    )
 
 
 async def _stats(dsn: str | None, customer: str | None, days: int) -> None:

@@ -1,6 +1,8 @@
 """Periodic upkeep, all of it in one idempotent call (`Store.maintain`, `optiinfra-store maintain`):
-agent_metrics partitions created ahead, and points the default partition caught filed into
-partitions of their own. Safe to run from several processes at once: the database serializes it."""
+agent_metrics partitions created ahead, points the default partition caught filed into partitions
+of their own, and the workflow analytics rollups caught up (the closed hours since the last run,
+and the hours changed since they were rolled up), a week of hours per short transaction. Safe to
+run from several processes at once: the database serializes it."""
 
 from __future__ import annotations
 
@@ -11,6 +13,13 @@ from optiinfra_store.records import MaintenanceReport
 
 DEFAULT_METRIC_DAYS_AHEAD = 7
 """How many days ahead of today maintain() keeps agent_metrics partitions."""
+
+ROLL_UP_HOURS = 24 * 7
+"""Hours rolled up per transaction."""
+
+MAX_ROLL_UPS = 10_000
+"""Transactions one maintain() spends on rollups at most (ten thousand weeks of history; more
+than that, or writers changing old hours faster than they are rolled up, waits for the next run)."""
 
 _q = load("maintenance")
 
@@ -24,4 +33,10 @@ async def maintain(executor: Executor, *, metric_days_ahead: int = DEFAULT_METRI
     ):
         raise InvalidArgument(f"metric_days_ahead must be an integer from 0 to 366, got {metric_days_ahead!r}")
     created: int = await executor.fetchval(_q.metric_partitions, metric_days_ahead)
-    return MaintenanceReport(metric_partitions_created=created)
+    hours = 0
+    for _ in range(MAX_ROLL_UPS):
+        rolled: int = await executor.fetchval(_q.roll_up, ROLL_UP_HOURS)
+        if rolled == 0:
+            break
+        hours += rolled
+    return MaintenanceReport(metric_partitions_created=created, rollup_hours=hours)

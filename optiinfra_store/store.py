@@ -174,9 +174,11 @@ class Store(Repositories):
 
     async def maintain(self, *, metric_days_ahead: int = DEFAULT_METRIC_DAYS_AHEAD) -> MaintenanceReport:
         """Run the periodic upkeep once: agent_metrics partitions from today to `metric_days_ahead`
-        days ahead, and points the default partition caught moved into partitions of their own.
-        Idempotent, and safe from several processes at once; run it at least daily (hourly is
-        cheap). Platform work: a store confined to a customer raises AccessDenied."""
+        days ahead, points the default partition caught moved into partitions of their own, and the
+        workflow analytics rollups caught up. Idempotent, and safe from several processes at once;
+        run it hourly (analytics read every hour not yet rolled up from the raw tables, so they are
+        right either way, only slower). Platform work: a store confined to a customer raises
+        AccessDenied."""
         if self.customer_id is not None:
             raise AccessDenied(
                 f"maintain() is platform work: refused in a store confined to customer {self.customer_id}"

@@ -164,137 +164,210 @@ SELECT (SELECT count(*) FROM doomed) AS executions,
        (SELECT count(*) FROM workflow_transitions WHERE workflow_execution_id IN (SELECT id FROM doomed)) AS transitions;
 
 -- name: statistics
--- Counts per status and finished durations in [since, until) (default the last 30 days): per workflow type, and overall (is_total).
+-- Per workflow type, for executions created in [since, until) (default the last 30 days): counts per status, exact duration sums, the max, and the merged duration sketch. Whole days (and, over every customer and agent, whole hours) come from the rollups; the rest of the window from the raw table.
 WITH bounds AS (
     SELECT coalesce($4::timestamptz, now() - interval '30 days') AS since, coalesce($5::timestamptz, now()) AS until
-), e AS (
+), plan AS MATERIALIZED (
+    SELECT p.kind, p.lo, p.hi
+      FROM bounds b, optiinfra_rollup_plan(b.since, b.until, $1::uuid IS NULL AND $2::uuid IS NULL, true) p
+), raw AS MATERIALIZED (
     SELECT x.workflow_type, x.status,
            CASE WHEN x.status IN ('completed', 'failed', 'cancelled', 'timeout')
-                THEN extract(epoch FROM x.completed_at - x.started_at)::float8 END AS duration
-      FROM workflow_executions x, bounds b
-     WHERE ($1::uuid IS NULL OR x.customer_id = $1)
+                THEN extract(epoch FROM x.completed_at - x.started_at) END AS d
+      FROM plan p
+      JOIN workflow_executions x ON x.created_at >= p.lo AND x.created_at < p.hi
+     WHERE p.kind = 'raw'
+       AND ($1::uuid IS NULL OR x.customer_id = $1)
        AND ($2::uuid IS NULL OR x.agent_id = $2)
        AND ($3::text IS NULL OR x.workflow_type = $3::workflow_type)
-       AND x.created_at >= b.since AND x.created_at < b.until
+), rolled AS MATERIALIZED (
+    SELECT r.workflow_type, r.total, r.pending, r.running, r.completed, r.failed, r.cancelled, r.timeout,
+           r.timed, r.duration_sum, r.duration_max, r.duration_sketch
+      FROM plan p
+      JOIN workflow_rollups r ON r.width = p.kind AND r.bucket = p.lo
+     WHERE r.customer_id = coalesce($1::uuid, optiinfra_everyone())
+       AND r.agent_id = coalesce($2::uuid, optiinfra_everyone())
+       AND ($3::text IS NULL OR r.workflow_type = $3::workflow_type)
+), facts AS (
+    SELECT workflow_type, total, pending, running, completed, failed, cancelled, timeout, timed, duration_sum,
+           duration_max
+      FROM rolled
+    UNION ALL
+    SELECT workflow_type, 1, (status = 'pending')::int, (status = 'running')::int, (status = 'completed')::int,
+           (status = 'failed')::int, (status = 'cancelled')::int, (status = 'timeout')::int, (d IS NOT NULL)::int,
+           coalesce(d, 0), d::float8
+      FROM raw
+), per_type AS (
+    SELECT workflow_type, sum(total)::bigint AS total, sum(pending)::bigint AS pending,
+           sum(running)::bigint AS running, sum(completed)::bigint AS completed, sum(failed)::bigint AS failed,
+           sum(cancelled)::bigint AS cancelled, sum(timeout)::bigint AS timeout, sum(timed)::bigint AS timed,
+           sum(duration_sum) AS duration_sum, max(duration_max) AS duration_max
+      FROM facts GROUP BY workflow_type
+), sketches AS (
+    SELECT workflow_type, jsonb_object_agg(key, n) AS sketch
+      FROM (SELECT workflow_type, key, sum(n) AS n
+              FROM (SELECT r.workflow_type, e.key, e.value::bigint AS n
+                      FROM rolled r, jsonb_each_text(r.duration_sketch) e
+                    UNION ALL
+                    SELECT workflow_type, optiinfra_sketch_key(d), 1 FROM raw WHERE d IS NOT NULL) k
+             GROUP BY workflow_type, key) merged
+     GROUP BY workflow_type
 )
-SELECT (SELECT since FROM bounds) AS since, (SELECT until FROM bounds) AS until,
-       grouping(workflow_type) = 1 AS is_total, workflow_type,
-       count(*) AS total,
-       count(*) FILTER (WHERE status = 'pending') AS pending,
-       count(*) FILTER (WHERE status = 'running') AS running,
-       count(*) FILTER (WHERE status = 'completed') AS completed,
-       count(*) FILTER (WHERE status = 'failed') AS failed,
-       count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
-       count(*) FILTER (WHERE status = 'timeout') AS timeout,
-       avg(duration) AS avg_duration_seconds,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY duration) AS p50_duration_seconds,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY duration) AS p95_duration_seconds,
-       max(duration) AS max_duration_seconds
-  FROM e
- GROUP BY GROUPING SETS ((workflow_type), ())
- ORDER BY is_total DESC, workflow_type;
+SELECT b.since, b.until, t.workflow_type, t.total, t.pending, t.running, t.completed, t.failed, t.cancelled,
+       t.timeout, t.timed, t.duration_sum, t.duration_max, coalesce(s.sketch, '{}') AS sketch
+  FROM bounds b
+  LEFT JOIN per_type t ON true
+  LEFT JOIN sketches s ON s.workflow_type = t.workflow_type
+ ORDER BY t.workflow_type;
 
 -- name: trend
--- Executions per date_bin bucket of width $6 microseconds from origin $4 up to $5 (default now): counts per status and average finished duration, empty buckets included.
+-- Executions per date_bin bucket of width $6 microseconds from origin $4 up to $5 (default now): counts per status and the exact duration sum behind the average, empty buckets included. Rolled-up hours ($7) and days ($8) are used where they fall wholly inside one bucket.
 WITH bounds AS (
     SELECT $4::timestamptz AS since, coalesce($5::timestamptz, now()) AS until,
            $6::bigint * interval '1 microsecond' AS width
+), plan AS MATERIALIZED (
+    SELECT p.kind, p.lo, p.hi FROM bounds b, optiinfra_rollup_plan(b.since, b.until, $7, $8) p
 ), buckets AS (
     SELECT s AS start
       FROM bounds b, generate_series(b.since, b.until, b.width) AS s
      WHERE s < b.until
-), counted AS (
-    SELECT date_bin(b.width, x.created_at, b.since) AS start,
-           count(*) AS total,
-           count(*) FILTER (WHERE x.status = 'pending') AS pending,
-           count(*) FILTER (WHERE x.status = 'running') AS running,
-           count(*) FILTER (WHERE x.status = 'completed') AS completed,
-           count(*) FILTER (WHERE x.status = 'failed') AS failed,
-           count(*) FILTER (WHERE x.status = 'cancelled') AS cancelled,
-           count(*) FILTER (WHERE x.status = 'timeout') AS timeout,
-           avg(CASE WHEN x.status IN ('completed', 'failed', 'cancelled', 'timeout')
-                    THEN extract(epoch FROM x.completed_at - x.started_at)::float8 END) AS avg_duration_seconds
-      FROM workflow_executions x, bounds b
+), facts AS (
+    SELECT date_bin(b.width, x.created_at, b.since) AS start, 1 AS total,
+           (x.status = 'pending')::int AS pending, (x.status = 'running')::int AS running,
+           (x.status = 'completed')::int AS completed, (x.status = 'failed')::int AS failed,
+           (x.status = 'cancelled')::int AS cancelled, (x.status = 'timeout')::int AS timeout,
+           (d.d IS NOT NULL)::int AS timed, coalesce(d.d, 0) AS duration_sum
+      FROM bounds b
+      JOIN plan p ON p.kind = 'raw'
+      JOIN workflow_executions x ON x.created_at >= p.lo AND x.created_at < p.hi
+     CROSS JOIN LATERAL (SELECT CASE WHEN x.status IN ('completed', 'failed', 'cancelled', 'timeout')
+                                     THEN extract(epoch FROM x.completed_at - x.started_at) END AS d) d
      WHERE ($1::uuid IS NULL OR x.customer_id = $1)
        AND ($2::uuid IS NULL OR x.agent_id = $2)
        AND ($3::text IS NULL OR x.workflow_type = $3::workflow_type)
-       AND x.created_at >= b.since AND x.created_at < b.until
-     GROUP BY 1
+    UNION ALL
+    SELECT date_bin(b.width, r.bucket, b.since), r.total, r.pending, r.running, r.completed, r.failed,
+           r.cancelled, r.timeout, r.timed, r.duration_sum
+      FROM bounds b
+      JOIN plan p ON p.kind <> 'raw'
+      JOIN workflow_rollups r ON r.width = p.kind AND r.bucket = p.lo
+     WHERE r.customer_id = coalesce($1::uuid, optiinfra_everyone())
+       AND r.agent_id = coalesce($2::uuid, optiinfra_everyone())
+       AND ($3::text IS NULL OR r.workflow_type = $3::workflow_type)
+), counted AS (
+    SELECT start, sum(total)::bigint AS total, sum(pending)::bigint AS pending, sum(running)::bigint AS running,
+           sum(completed)::bigint AS completed, sum(failed)::bigint AS failed,
+           sum(cancelled)::bigint AS cancelled, sum(timeout)::bigint AS timeout,
+           sum(timed)::bigint AS timed, sum(duration_sum) AS duration_sum
+      FROM facts GROUP BY start
 )
 SELECT k.start, k.start + b.width AS "end",
        coalesce(c.total, 0) AS total,
        coalesce(c.pending, 0) AS pending, coalesce(c.running, 0) AS running,
        coalesce(c.completed, 0) AS completed, coalesce(c.failed, 0) AS failed,
        coalesce(c.cancelled, 0) AS cancelled, coalesce(c.timeout, 0) AS timeout,
-       c.avg_duration_seconds
+       coalesce(c.timed, 0) AS timed, coalesce(c.duration_sum, 0) AS duration_sum
   FROM buckets k CROSS JOIN bounds b LEFT JOIN counted c ON c.start = k.start
  ORDER BY k.start;
 
 -- name: performance
--- Duration histogram, error patterns, slowest steps, retry hotspots and the figures the tips use, for executions created in [since, until) (default the last 30 days), as jsonb.
--- The steps are read by execution id through their index (work in proportion to the window, not to
--- the table); error details are kept only for failures, and the per-step figures come from one pass.
+-- For executions created in [since, until) (default the last 30 days) and their steps, as jsonb: execution counts, duration buckets and sketch; per step name counts, exact duration sums and sketches; error patterns. Whole days (per customer or overall) and, over every customer, whole hours come from the rollups ($6: may rollups be used, false with an agent filter); the rest from the raw tables.
 WITH bounds AS (
     SELECT coalesce($4::timestamptz, now() - interval '30 days') AS since, coalesce($5::timestamptz, now()) AS until
+), plan AS MATERIALIZED (
+    SELECT p.kind, p.lo, p.hi
+      FROM bounds b, optiinfra_rollup_plan(b.since, b.until, $6 AND $1::uuid IS NULL, $6) p
 ), e AS MATERIALIZED (
-    SELECT x.id, x.status, CASE WHEN x.status = 'failed' THEN x.error_details END AS error_details,
-           coalesce(x.completed_at, x.updated_at) AS seen_at,
+    SELECT x.id, x.workflow_type, x.status, x.error_details, coalesce(x.completed_at, x.updated_at) AS seen_at,
            CASE WHEN x.status IN ('completed', 'failed', 'cancelled', 'timeout')
-                THEN extract(epoch FROM x.completed_at - x.started_at)::float8 END AS duration
-      FROM workflow_executions x, bounds b
-     WHERE ($1::uuid IS NULL OR x.customer_id = $1)
+                THEN extract(epoch FROM x.completed_at - x.started_at) END AS d
+      FROM plan p
+      JOIN workflow_executions x ON x.created_at >= p.lo AND x.created_at < p.hi
+     WHERE p.kind = 'raw'
+       AND ($1::uuid IS NULL OR x.customer_id = $1)
        AND ($2::uuid IS NULL OR x.agent_id = $2)
        AND ($3::text IS NULL OR x.workflow_type = $3::workflow_type)
-       AND x.created_at >= b.since AND x.created_at < b.until
-), s AS MATERIALIZED (
-    SELECT st.step_name, st.status, st.retry_count,
-           CASE WHEN st.status = 'failed' THEN st.error_details END AS error_details,
+), s AS MATERIALIZED (  -- the raw executions' steps, read by execution id through their index
+    SELECT st.step_name, st.status, st.retry_count, st.error_details,
            coalesce(st.completed_at, st.updated_at) AS seen_at,
-           extract(epoch FROM st.completed_at - st.started_at)::float8 AS duration
+           extract(epoch FROM st.completed_at - st.started_at) AS d
       FROM workflow_steps st
      WHERE st.workflow_execution_id = ANY (ARRAY(SELECT id FROM e))
-), per_step AS MATERIALIZED (
-    SELECT step_name, count(*) AS steps, count(duration) AS timed, avg(duration) AS avg_seconds,
-           percentile_cont(0.95) WITHIN GROUP (ORDER BY duration) AS p95_seconds,
-           sum(retry_count) AS total_retries, count(*) FILTER (WHERE retry_count > 0) AS retried,
-           count(*) FILTER (WHERE status IN ('completed', 'failed')) AS runs,
-           count(*) FILTER (WHERE status = 'failed') AS failed
-      FROM s GROUP BY step_name
-), errors AS (
-    SELECT 'execution' AS source, coalesce(error_details->>'error_type', 'unspecified') AS error_type, seen_at,
-           coalesce(error_details->>'error_message', error_details->>'error') AS message
+), rolled AS MATERIALIZED (
+    SELECT r.* FROM plan p JOIN workflow_rollups r ON r.width = p.kind AND r.bucket = p.lo
+     WHERE r.customer_id = coalesce($1::uuid, optiinfra_everyone()) AND r.agent_id = optiinfra_everyone()
+       AND ($3::text IS NULL OR r.workflow_type = $3::workflow_type)
+), rolled_steps AS MATERIALIZED (
+    SELECT r.* FROM plan p JOIN workflow_step_rollups r ON r.width = p.kind AND r.bucket = p.lo
+     WHERE r.customer_id = coalesce($1::uuid, optiinfra_everyone())
+       AND ($3::text IS NULL OR r.workflow_type = $3::workflow_type)
+), rolled_errors AS (
+    SELECT r.* FROM plan p JOIN workflow_error_rollups r ON r.width = p.kind AND r.bucket = p.lo
+     WHERE r.customer_id = coalesce($1::uuid, optiinfra_everyone())
+       AND ($3::text IS NULL OR r.workflow_type = $3::workflow_type)
+), executions AS (
+    SELECT coalesce(sum(completed), 0)::bigint AS completed,
+           coalesce(sum(completed + failed + cancelled + timeout), 0)::bigint AS ended,
+           coalesce(sum(timed), 0)::bigint AS timed,
+           jsonb_build_array(coalesce(sum(under_1m), 0), coalesce(sum(under_5m), 0), coalesce(sum(under_15m), 0),
+                             coalesce(sum(under_1h), 0), coalesce(sum(over_1h), 0)) AS buckets
+      FROM (SELECT completed, failed, cancelled, timeout, timed, under_1m, under_5m, under_15m, under_1h, over_1h
+              FROM rolled
+            UNION ALL
+            SELECT (status = 'completed')::int, (status = 'failed')::int, (status = 'cancelled')::int,
+                   (status = 'timeout')::int, (d IS NOT NULL)::int, (d < 60)::int, (d >= 60 AND d < 300)::int,
+                   (d >= 300 AND d < 900)::int, (d >= 900 AND d < 3600)::int, (d >= 3600)::int
+              FROM e) f
+), execution_sketch AS (
+    SELECT coalesce(jsonb_object_agg(key, n), '{}') AS sketch
+      FROM (SELECT key, sum(n) AS n
+              FROM (SELECT k.key, k.value::bigint AS n FROM rolled r, jsonb_each_text(r.duration_sketch) k
+                    UNION ALL
+                    SELECT optiinfra_sketch_key(d), 1 FROM e WHERE d IS NOT NULL) keyed
+             GROUP BY key) merged
+), step_facts AS (
+    SELECT step_name, steps, timed, duration_sum, total_retries, retried, runs, failed FROM rolled_steps
+    UNION ALL
+    SELECT step_name, 1, (d IS NOT NULL)::int, coalesce(d, 0), retry_count, (retry_count > 0)::int,
+           (status IN ('completed', 'failed'))::int, (status = 'failed')::int
+      FROM s
+), step_sketches AS (
+    SELECT step_name, jsonb_object_agg(key, n) AS sketch
+      FROM (SELECT step_name, key, sum(n) AS n
+              FROM (SELECT r.step_name, k.key, k.value::bigint AS n
+                      FROM rolled_steps r, jsonb_each_text(r.duration_sketch) k
+                    UNION ALL
+                    SELECT step_name, optiinfra_sketch_key(d), 1 FROM s WHERE d IS NOT NULL) keyed
+             GROUP BY step_name, key) merged
+     GROUP BY step_name
+), per_step AS (
+    SELECT f.step_name, sum(f.steps)::bigint AS steps, sum(f.timed)::bigint AS timed,
+           sum(f.duration_sum) AS duration_sum, sum(f.total_retries)::bigint AS total_retries,
+           sum(f.retried)::bigint AS retried, sum(f.runs)::bigint AS runs, sum(f.failed)::bigint AS failed
+      FROM step_facts f GROUP BY f.step_name
+), error_facts AS (
+    SELECT source, error_type, occurrences, last_seen, message, message_seen FROM rolled_errors
+    UNION ALL
+    SELECT 'execution', coalesce(error_details->>'error_type', 'unspecified'), 1, seen_at,
+           coalesce(error_details->>'error_message', error_details->>'error'), seen_at
       FROM e WHERE status = 'failed'
     UNION ALL
-    SELECT 'step', coalesce(error_details->>'error_type', 'unspecified'), seen_at,
-           coalesce(error_details->>'error_message', error_details->>'error')
+    SELECT 'step', coalesce(error_details->>'error_type', 'unspecified'), 1, seen_at,
+           coalesce(error_details->>'error_message', error_details->>'error'), seen_at
       FROM s WHERE status = 'failed'
+), errors AS (
+    SELECT source, error_type, sum(occurrences)::bigint AS count, max(last_seen) AS last_seen,
+           (array_agg(message ORDER BY message_seen DESC) FILTER (WHERE message IS NOT NULL))[1] AS sample_message
+      FROM error_facts GROUP BY source, error_type
 )
-SELECT (SELECT since FROM bounds) AS since, (SELECT until FROM bounds) AS until,
-       (SELECT jsonb_build_object(
-                   'finished', count(duration),
-                   'completed', count(*) FILTER (WHERE status = 'completed'),
-                   'ended', count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled', 'timeout')),
-                   'p50', percentile_cont(0.5) WITHIN GROUP (ORDER BY duration),
-                   'p95', percentile_cont(0.95) WITHIN GROUP (ORDER BY duration),
-                   'buckets', jsonb_build_array(
-                       count(*) FILTER (WHERE duration < 60),
-                       count(*) FILTER (WHERE duration >= 60 AND duration < 300),
-                       count(*) FILTER (WHERE duration >= 300 AND duration < 900),
-                       count(*) FILTER (WHERE duration >= 900 AND duration < 3600),
-                       count(*) FILTER (WHERE duration >= 3600)))
-          FROM e) AS executions,
-       (SELECT coalesce(jsonb_agg(p ORDER BY p.count DESC, p.last_seen DESC, p.source, p.error_type), '[]')
-          FROM (SELECT source, error_type, count(*) AS count, max(seen_at) AS last_seen,
-                       (array_agg(message ORDER BY seen_at DESC) FILTER (WHERE message IS NOT NULL))[1] AS sample_message
-                  FROM errors GROUP BY source, error_type) p) AS error_patterns,
-       (SELECT coalesce(jsonb_agg(t ORDER BY t.p95_seconds DESC, t.step_name), '[]')
-          FROM (SELECT step_name, timed AS count, avg_seconds, p95_seconds
-                  FROM per_step WHERE timed > 0
-                 ORDER BY p95_seconds DESC, step_name LIMIT 10) t) AS slowest_steps,
-       (SELECT coalesce(jsonb_agg(r ORDER BY r.total_retries DESC, r.step_name), '[]')
-          FROM (SELECT step_name, steps, total_retries, retried::float8 / steps AS share_retried
-                  FROM per_step WHERE total_retries > 0
-                 ORDER BY total_retries DESC, step_name LIMIT 10) r) AS retry_hotspots,
-       (SELECT coalesce(sum(total_retries), 0)::bigint FROM per_step) AS total_retries,
-       (SELECT coalesce(jsonb_agg(f ORDER BY f.step_name), '[]')
-          FROM (SELECT step_name, runs, failed FROM per_step) f) AS step_failures;
+SELECT b.since, b.until,
+       (SELECT to_jsonb(x) FROM executions x) AS executions,
+       (SELECT sketch FROM execution_sketch) AS execution_sketch,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'step_name', p.step_name, 'steps', p.steps, 'timed', p.timed, 'duration_sum', p.duration_sum,
+                   'total_retries', p.total_retries, 'retried', p.retried, 'runs', p.runs, 'failed', p.failed,
+                   'sketch', coalesce(k.sketch, '{}')) ORDER BY p.step_name), '[]')
+          FROM per_step p LEFT JOIN step_sketches k ON k.step_name = p.step_name) AS steps,
+       (SELECT coalesce(jsonb_agg(r ORDER BY r.count DESC, r.last_seen DESC, r.source, r.error_type), '[]')
+          FROM errors r) AS error_patterns
+  FROM bounds b;

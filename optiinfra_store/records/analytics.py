@@ -38,6 +38,8 @@ class MaintenanceReport(Record):
 
     metric_partitions_created: int = 0
     """Daily agent_metrics partitions created (ahead of time, or for points the default partition caught)."""
+    rollup_hours: int = 0
+    """Hours of workflow history rolled up (newly closed, or changed since they were rolled up)."""
 
 
 # -- workflow statistics, performance analysis and trend (workflow_executions.statistics / performance / trend)

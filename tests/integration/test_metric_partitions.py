@@ -162,7 +162,9 @@ async def test_maintain__platform_work_with_checked_arguments(
 async def test_cli_maintain(fresh, capsys):
     _, dsn = fresh
     code = await asyncio.to_thread(cli.main, ["maintain", "--dsn", dsn])
-    assert code == 0 and capsys.readouterr().out == "maintained: 0 metric partitions created\n"
+    assert code == 0 and capsys.readouterr().out == (
+        "maintained: 0 metric partitions created, 0 hours of workflow history rolled up\n"
+    )
 
 
 # -- the migration ---------------------------------------------------------------------------------
@@ -172,7 +174,8 @@ def plain_table_with_points(dsn: str, points: int) -> list[tuple]:
     """Roll the conversion back and fill the plain table: points one minute apart up to now, and one
     ten days ahead. Returns every row."""
     migrations.apply(dsn)
-    assert migrations.rollback(dsn) == ["0013_partitioned_metrics"]
+    while migrations.rollback(dsn) != ["0013_partitioned_metrics"]:  # and whatever came after it
+        pass
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT relkind FROM pg_class WHERE oid = 'agent_metrics'::regclass").fetchone()[0] == "r"
         agent = conn.execute(
@@ -203,7 +206,7 @@ def test_migration__a_table_holding_points_becomes_the_first_partition_without_a
     with psycopg.connect(scratch_dsn) as conn:
         old_table = conn.execute("SELECT relfilenode FROM pg_class WHERE relname = 'agent_metrics'").fetchone()[0]
 
-    assert migrations.apply(scratch_dsn) == ["0013_partitioned_metrics"]
+    assert migrations.apply(scratch_dsn)[0] == "0013_partitioned_metrics"
     with psycopg.connect(scratch_dsn) as conn:
         assert rows(conn) == before
         legacy = conn.execute("SELECT relfilenode FROM pg_class WHERE relname = 'agent_metrics_legacy'").fetchone()[0]
@@ -240,7 +243,8 @@ def test_migration__rollback_puts_every_point_back_in_one_table(scratch_dsn):
         conn.commit()
         after = rows(conn)
     assert len(after) == len(before) + 2
-    assert migrations.rollback(scratch_dsn) == ["0013_partitioned_metrics"]
+    while migrations.rollback(scratch_dsn) != ["0013_partitioned_metrics"]:
+        pass
     with psycopg.connect(scratch_dsn) as conn:
         assert rows(conn) == after
         assert conn.execute("SELECT relkind FROM pg_class WHERE oid = 'agent_metrics'::regclass").fetchone()[0] == "r"

@@ -22,8 +22,16 @@ R2 = "d1000000-0000-4000-8000-000000000002"  # recommendation with a pending app
 AP1 = "d2000000-0000-4000-8000-000000000001"
 AP2 = "d2000000-0000-4000-8000-000000000002"
 
-# every table has a repository, but the audit trail (read through workflow_executions.history)
-TABLES = set(repository_types()) | {"workflow_transitions"}
+# every table has a repository, but the audit trail (read through workflow_executions.history) and
+# the analytics rollups with their bookkeeping (kept by Store.maintain)
+ROLLUP_TABLES = {
+    "workflow_rollups",
+    "workflow_step_rollups",
+    "workflow_error_rollups",
+    "workflow_rollup_state",
+    "workflow_rollup_pending",
+}
+TABLES = set(repository_types()) | {"workflow_transitions"} | ROLLUP_TABLES
 
 # foreign key -> ON DELETE rule (pg_constraint.confdeltype: c cascade, n set null)
 FOREIGN_KEYS = {
@@ -116,6 +124,24 @@ BAD_ROWS = {
     "workflow_artifacts_artifact_size_bytes_check": "INSERT INTO workflow_artifacts (workflow_execution_id, artifact_type, artifact_name, artifact_path, "
     f"artifact_size_bytes) VALUES ('{E1}', 'log', 'x', 's3://x', -1)",
     "workflow_transitions_append_only_check": "UPDATE workflow_transitions SET actor = 'forger'",
+    "workflow_rollup_state_singleton_check": "INSERT INTO workflow_rollup_state (singleton) VALUES (false)",
+    "workflow_rollup_pending_hour_check": "INSERT INTO workflow_rollup_pending (hour) VALUES ('2026-01-01 10:30+00')",
+    "workflow_rollups_width_check": (
+        "INSERT INTO workflow_rollups VALUES ('week', now(), gen_random_uuid(), gen_random_uuid(), 'health_check',"
+        " 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, '{}', 0, 0, 0, 0, 0)"
+    ),
+    "workflow_step_rollups_width_check": (
+        "INSERT INTO workflow_step_rollups VALUES ('week', now(), gen_random_uuid(), 'health_check', 's',"
+        " 0, 0, 0, '{}', 0, 0, 0, 0)"
+    ),
+    "workflow_error_rollups_width_check": (
+        "INSERT INTO workflow_error_rollups VALUES ('week', now(), gen_random_uuid(), 'health_check', 'step', 'E',"
+        " 1, now(), NULL, NULL)"
+    ),
+    "workflow_error_rollups_source_check": (
+        "INSERT INTO workflow_error_rollups VALUES ('day', now(), gen_random_uuid(), 'health_check', 'agent', 'E',"
+        " 1, now(), NULL, NULL)"
+    ),
     # an artifact whose step belongs to another execution
     "workflow_artifacts_workflow_step_id_fkey": "INSERT INTO workflow_artifacts (workflow_execution_id, workflow_step_id, artifact_type, artifact_name, "
     f"artifact_path) VALUES ('{E1}', '{S201}', 'log', 'x', 's3://x')",
@@ -161,7 +187,7 @@ def conn(seeded_dsn: str) -> Iterator[psycopg.Connection]:
 
 def counts(dsn: str) -> dict[str, int]:
     with psycopg.connect(dsn) as c:
-        return {t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in sorted(TABLES)}
+        return {t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in sorted(TABLES - ROLLUP_TABLES)}
 
 
 def test_tables__one_per_repository_and_the_audit_trail(seeded_dsn):
@@ -173,13 +199,14 @@ def test_columns__timestamps_have_time_zone_and_ids_are_generated_uuids(seeded_d
     timestamps = [c for c in columns if c[2].startswith("timestamp")]
     assert timestamps and all(c[2] == "timestamp with time zone" for c in timestamps)
     ids = {c[0]: c for c in columns if c[1] == "id" and c[0] != "workflow_transitions"}
-    assert set(ids) == TABLES - {"workflow_transitions"}  # the audit trail is keyed by a bigint identity
+    # the audit trail is keyed by a bigint identity, the rollups by what they summarize
+    assert set(ids) == TABLES - {"workflow_transitions"} - ROLLUP_TABLES
     assert all(c[3] == "uuid" for c in ids.values())
     time_ordered = {"events", "agent_metrics", "workflow_executions", "workflow_steps", "workflow_artifacts"}
     assert {t: c[5] for t, c in ids.items()} == {
         t: "optiinfra_uuid7()" if t in time_ordered else "gen_random_uuid()" for t in ids
     }
-    for table in TABLES - {"workflow_transitions"}:
+    for table in TABLES - {"workflow_transitions"} - ROLLUP_TABLES:
         assert (table, "created_at") in {(c[0], c[1]) for c in columns}
         assert (table, "updated_at") in {(c[0], c[1]) for c in columns}
 
