@@ -28,6 +28,7 @@ import random
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -103,24 +104,53 @@ def load_history(dsn: str, executions: int, metrics: int) -> dict[str, Any]:
         generate.generate_metrics(conn, fleet.agents, metrics)
     generated = time.perf_counter() - began
     generate.vacuum_analyze(dsn)
+    vacuumed = time.perf_counter() - began - generated
+    maintained = time.perf_counter()
+    with ThreadPoolExecutor(1) as thread:  # (callers may be inside an event loop)
+        report = thread.submit(asyncio.run, _maintain(dsn)).result()  # the whole history's rollups, once
+    maintain_seconds = time.perf_counter() - maintained
+    generate.vacuum_analyze(dsn)
     with psycopg.connect(dsn) as conn:
-        sizes = dict(
-            conn.execute(
-                """SELECT c.relname, pg_total_relation_size(c.oid)
-                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = 'public' AND c.relkind = 'r'
-                  AND c.relname IN ('workflow_executions', 'workflow_steps', 'workflow_artifacts',
-                                    'workflow_transitions', 'agent_metrics')"""
-            ).fetchall()
-        )
+        sizes = {name: _table_bytes(conn, name) for name in TABLES}
         database_bytes = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
     return {
         "rows": {**counts, "metrics": metrics},
         "generate_seconds": generated,
-        "vacuum_seconds": time.perf_counter() - began - generated,
+        "vacuum_seconds": vacuumed,
+        "maintain_seconds": maintain_seconds,
+        "rollup_hours": report.rollup_hours,
         "table_bytes": sizes,
         "database_bytes": database_bytes,
     }
+
+
+TABLES = (
+    "workflow_executions",
+    "workflow_steps",
+    "workflow_artifacts",
+    "workflow_transitions",
+    "agent_metrics",
+    "workflow_rollups",
+    "workflow_step_rollups",
+    "workflow_error_rollups",
+)
+
+
+def _table_bytes(conn: psycopg.Connection, table: str) -> int:
+    """On disk, with indexes and TOAST, and every partition of a partitioned table."""
+    row = conn.execute(
+        "SELECT sum(pg_total_relation_size(relid))::bigint FROM pg_partition_tree(%s::regclass)", (table,)
+    ).fetchone()
+    return int(row[0] or 0)
+
+
+async def _maintain(dsn: str) -> Any:
+    async with Store.connect(dsn, min_size=1, max_size=1) as store:
+        return await store.maintain()
+
+
+async def _wal_lsn(store: Store) -> int:
+    return int(await store.pool.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
 
 
 async def _timed(fn: Callable[[], Awaitable[Any]], calls: int) -> dict[str, Any]:
@@ -210,18 +240,29 @@ async def measure(dsn: str, size: int) -> dict[str, Any]:
             await conn.close()
 
         print("  purging the oldest 10%", flush=True)
+        wal = await _wal_lsn(store)
         t0 = time.perf_counter()
         report = await store.workflow_executions.purge(finished_before=cutoff_executions)
         timings["purge_executions"] = {
             "seconds": time.perf_counter() - t0,
+            "wal_bytes": await _wal_lsn(store) - wal,
             "executions": report.executions,
             "steps": report.steps,
             "artifacts": report.artifacts,
             "transitions": report.transitions,
         }
+        with psycopg.connect(dsn) as sync:
+            metrics_before = _table_bytes(sync, "agent_metrics")
+        wal = await _wal_lsn(store)
         t0 = time.perf_counter()
         deleted = await store.agent_metrics.purge(cutoff_metrics)
-        timings["purge_metrics"] = {"seconds": time.perf_counter() - t0, "metrics": deleted}
+        timings["purge_metrics"] = {
+            "seconds": time.perf_counter() - t0,
+            "wal_bytes": await _wal_lsn(store) - wal,
+            "metrics": deleted,
+        }
+        with psycopg.connect(dsn) as sync:
+            timings["purge_metrics"]["table_bytes"] = [metrics_before, _table_bytes(sync, "agent_metrics")]
 
     return {"timings": timings, "plans": plans}
 
@@ -250,7 +291,7 @@ def _print_size(result: dict[str, Any]) -> None:
     for name in QUERIES:
         print(f"  {LABELS[name]:<36} median {t[name]['median_ms']:9.2f} ms   p95 {t[name]['p95_ms']:9.2f} ms")
     for name in ("purge_executions", "purge_metrics"):
-        print(f"  {LABELS[name]:<36} {t[name]['seconds']:9.2f} s")
+        print(f"  {LABELS[name]:<36} {t[name]['seconds']:9.2f} s  {t[name]['wal_bytes'] / 2**20:9.1f} MiB WAL")
 
 
 BEFORE = RESULTS / "scale_before.json"
@@ -334,6 +375,18 @@ def markdown(document: dict[str, Any]) -> str:
         "| generate + vacuum | "
         + " | ".join(f"{r['generate_seconds']:.0f} s + {r['vacuum_seconds']:.0f} s" for r in rows)
         + " |",
+        "| first maintain() (rollups of the whole history) | "
+        + " | ".join(f"{r.get('maintain_seconds', 0):.0f} s ({r.get('rollup_hours', 0):,} hours)" for r in rows)
+        + " |",
+        "| rollup rows (executions / steps / errors) on disk | "
+        + " | ".join(
+            " / ".join(
+                f"{r['table_bytes'].get(t, 0) / 2**20:.0f} MiB"
+                for t in ("workflow_rollups", "workflow_step_rollups", "workflow_error_rollups")
+            )
+            for r in rows
+        )
+        + " |",
     ]
     for name in QUERIES:
         lines.append(
@@ -344,9 +397,21 @@ def markdown(document: dict[str, Any]) -> str:
     for name, unit in (("purge_executions", "executions"), ("purge_metrics", "metrics")):
         lines.append(
             f"| {LABELS[name]} | "
-            + " | ".join(f"{r['timings'][name]['seconds']:.1f} s ({r['timings'][name][unit]:,} {unit})" for r in rows)
+            + " | ".join(
+                f"{r['timings'][name]['seconds']:.2f} s, {r['timings'][name].get('wal_bytes', 0) / 2**20:.1f} MiB WAL "
+                f"({r['timings'][name][unit]:,} {unit})"
+                for r in rows
+            )
             + " |"
         )
+    lines.append(
+        "| agent_metrics on disk before / after the purge | "
+        + " | ".join(
+            " / ".join(f"{b / 2**20:.0f} MiB" for b in r["timings"]["purge_metrics"].get("table_bytes", [0, 0]))
+            for r in rows
+        )
+        + " |"
+    )
     lines += ["", "Plans: `benchmarks/results/explain_<size>.txt` (EXPLAIN (ANALYZE, BUFFERS) of each statement)."]
     return "\n".join(lines)
 

@@ -4,7 +4,7 @@ A duration of d > 0 seconds counts in bucket ceil(log_GAMMA(d)), a zero duration
 (`optiinfra_sketch_key` in the database computes the same keys). Sketches merge by adding counts,
 so a day's sketch is the sum of its executions' and a month's the sum of its days'. A quantile is
 read as the bucket holding the sample of that rank, estimated as 2 * GAMMA**k / (GAMMA + 1): within
-RELATIVE_ERROR (under 1%) of the exact sample at rank q * (n - 1), rounded down (the sample that
+RELATIVE_ERROR (under 2%) of the exact sample at rank q * (n - 1), rounded down (the sample that
 PostgreSQL's percentile_cont interpolates from).
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-GAMMA = 1.02
+GAMMA = 1.04
 RELATIVE_ERROR = (GAMMA - 1) / (GAMMA + 1)
 ZERO = "z"
 

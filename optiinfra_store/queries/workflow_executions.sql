@@ -184,10 +184,14 @@ WITH bounds AS (
     SELECT r.workflow_type, r.total, r.pending, r.running, r.completed, r.failed, r.cancelled, r.timeout,
            r.timed, r.duration_sum, r.duration_max, r.duration_sketch
       FROM plan p
-      JOIN workflow_rollups r ON r.width = p.kind AND r.bucket = p.lo
-     WHERE r.customer_id = coalesce($1::uuid, optiinfra_everyone())
-       AND r.agent_id = coalesce($2::uuid, optiinfra_everyone())
-       AND ($3::text IS NULL OR r.workflow_type = $3::workflow_type)
+     CROSS JOIN LATERAL (  -- by key, one plan row at a time (OFFSET 0: not flattened into a join)
+           SELECT r.workflow_type, r.total, r.pending, r.running, r.completed, r.failed, r.cancelled, r.timeout,
+                  r.timed, r.duration_sum, r.duration_max, r.duration_sketch
+             FROM workflow_rollups r
+            WHERE r.width = p.kind AND r.bucket = p.lo
+              AND r.customer_id = coalesce($1::uuid, optiinfra_everyone())
+              AND r.agent_id = coalesce($2::uuid, optiinfra_everyone())
+              AND r.workflow_type IS NOT NULL AND ($3::text IS NULL OR r.workflow_type = $3::workflow_type) OFFSET 0) r
 ), facts AS (
     SELECT workflow_type, total, pending, running, completed, failed, cancelled, timeout, timed, duration_sum,
            duration_max
@@ -250,10 +254,14 @@ WITH bounds AS (
            r.cancelled, r.timeout, r.timed, r.duration_sum
       FROM bounds b
       JOIN plan p ON p.kind <> 'raw'
-      JOIN workflow_rollups r ON r.width = p.kind AND r.bucket = p.lo
-     WHERE r.customer_id = coalesce($1::uuid, optiinfra_everyone())
-       AND r.agent_id = coalesce($2::uuid, optiinfra_everyone())
-       AND ($3::text IS NULL OR r.workflow_type = $3::workflow_type)
+     CROSS JOIN LATERAL (
+           SELECT r.bucket, r.total, r.pending, r.running, r.completed, r.failed, r.cancelled, r.timeout, r.timed,
+                  r.duration_sum
+             FROM workflow_rollups r
+            WHERE r.width = p.kind AND r.bucket = p.lo
+              AND r.customer_id = coalesce($1::uuid, optiinfra_everyone())
+              AND r.agent_id = coalesce($2::uuid, optiinfra_everyone())
+              AND r.workflow_type IS NOT DISTINCT FROM $3::text::workflow_type OFFSET 0) r  -- null: the every-type row
 ), counted AS (
     SELECT start, sum(total)::bigint AS total, sum(pending)::bigint AS pending, sum(running)::bigint AS running,
            sum(completed)::bigint AS completed, sum(failed)::bigint AS failed,
@@ -294,17 +302,28 @@ WITH bounds AS (
       FROM workflow_steps st
      WHERE st.workflow_execution_id = ANY (ARRAY(SELECT id FROM e))
 ), rolled AS MATERIALIZED (
-    SELECT r.* FROM plan p JOIN workflow_rollups r ON r.width = p.kind AND r.bucket = p.lo
-     WHERE r.customer_id = coalesce($1::uuid, optiinfra_everyone()) AND r.agent_id = optiinfra_everyone()
-       AND ($3::text IS NULL OR r.workflow_type = $3::workflow_type)
+    SELECT r.* FROM plan p
+     CROSS JOIN LATERAL (
+           SELECT r.completed, r.failed, r.cancelled, r.timeout, r.timed, r.duration_sketch, r.under_1m, r.under_5m,
+                  r.under_15m, r.under_1h, r.over_1h
+             FROM workflow_rollups r
+            WHERE r.width = p.kind AND r.bucket = p.lo AND r.customer_id = coalesce($1::uuid, optiinfra_everyone()) AND r.agent_id = optiinfra_everyone()
+              AND r.workflow_type IS NOT DISTINCT FROM $3::text::workflow_type OFFSET 0) r
 ), rolled_steps AS MATERIALIZED (
-    SELECT r.* FROM plan p JOIN workflow_step_rollups r ON r.width = p.kind AND r.bucket = p.lo
-     WHERE r.customer_id = coalesce($1::uuid, optiinfra_everyone())
-       AND ($3::text IS NULL OR r.workflow_type = $3::workflow_type)
+    SELECT r.* FROM plan p
+     CROSS JOIN LATERAL (
+           SELECT r.step_name, r.steps, r.timed, r.duration_sum, r.duration_sketch, r.total_retries, r.retried,
+                  r.runs, r.failed
+             FROM workflow_step_rollups r
+            WHERE r.width = p.kind AND r.bucket = p.lo AND r.customer_id = coalesce($1::uuid, optiinfra_everyone())
+              AND r.workflow_type IS NOT DISTINCT FROM $3::text::workflow_type OFFSET 0) r
 ), rolled_errors AS (
-    SELECT r.* FROM plan p JOIN workflow_error_rollups r ON r.width = p.kind AND r.bucket = p.lo
-     WHERE r.customer_id = coalesce($1::uuid, optiinfra_everyone())
-       AND ($3::text IS NULL OR r.workflow_type = $3::workflow_type)
+    SELECT r.* FROM plan p
+     CROSS JOIN LATERAL (
+           SELECT r.source, r.error_type, r.occurrences, r.last_seen, r.message, r.message_seen
+             FROM workflow_error_rollups r
+            WHERE r.width = p.kind AND r.bucket = p.lo AND r.customer_id = coalesce($1::uuid, optiinfra_everyone())
+              AND r.workflow_type IS NOT DISTINCT FROM $3::text::workflow_type OFFSET 0) r
 ), executions AS (
     SELECT coalesce(sum(completed), 0)::bigint AS completed,
            coalesce(sum(completed + failed + cancelled + timeout), 0)::bigint AS ended,

@@ -200,7 +200,7 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
 
         Whole days (and, without a customer or agent filter, whole hours) are read from the rollups
         `Store.maintain()` keeps, the rest of the window from the executions themselves. Counts,
-        averages and the max are exact; p50 and p95 come from a duration sketch and are within 1%
+        averages and the max are exact; p50 and p95 come from a duration sketch and are within 2%
         of the exact sample at their rank (see `optiinfra_store.sketch`)."""
         rows = await self._db.fetch(self._q.statistics, *self._filters(scope))
         typed = [row for row in rows if row["workflow_type"] is not None]
@@ -214,7 +214,7 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         """Duration histogram, error patterns, slowest steps, retry hotspots and plain-English tips
         for the executions created in [since, until) (default the last 30 days) and their steps.
         Read from the rollups and the raw tables like `statistics` (with an agent filter, from the
-        raw tables only); percentiles within 1%, everything else exact."""
+        raw tables only); percentiles within 2%, everything else exact."""
         filters = self._filters(scope)
         row = await self._db.fetchrow(self._q.performance, *filters, filters[1] is None)
         assert row is not None  # one row per call: the window

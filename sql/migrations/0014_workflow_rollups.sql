@@ -32,21 +32,22 @@ CREATE FUNCTION optiinfra_everyone() RETURNS uuid
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN '00000000-0000-0000-0000-000000000000'::uuid;
 
--- The duration sketch: a duration of d > 0 seconds counts in bucket ceil(log_1.02(d)), zero in
--- bucket "z". Estimating a bucket by 2 * 1.02^k / 2.02 is within 1% of every value it holds.
+-- The duration sketch: a duration of d > 0 seconds counts in bucket ceil(log_1.04(d)), zero in
+-- bucket "z". Estimating a bucket by 2 * 1.04^k / 2.04 is within 2% of every value it holds.
 CREATE FUNCTION optiinfra_sketch_key(seconds numeric) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE WHEN seconds IS NULL THEN NULL
             WHEN seconds <= 0 THEN 'z'
-            ELSE ceil(ln(seconds::float8) / ln(1.02::float8))::integer::text END;
+            ELSE ceil(ln(seconds::float8) / ln(1.04::float8))::integer::text END;
 
--- Executions: day rows per (customer, agent), per customer, per agent and overall; hour rows overall.
+-- Executions: day rows per (customer, agent), per customer, per agent and overall; hour rows
+-- overall. Each per workflow type and for every type at once (workflow_type null).
 CREATE TABLE workflow_rollups (
     width            text NOT NULL,
     bucket           timestamptz NOT NULL,
     customer_id      uuid NOT NULL,
     agent_id         uuid NOT NULL,
-    workflow_type    workflow_type NOT NULL,
+    workflow_type    workflow_type,  -- null: every type
     total            bigint NOT NULL,
     pending          bigint NOT NULL,
     running          bigint NOT NULL,
@@ -63,16 +64,17 @@ CREATE TABLE workflow_rollups (
     under_15m        bigint NOT NULL,
     under_1h         bigint NOT NULL,
     over_1h          bigint NOT NULL,
-    CONSTRAINT workflow_rollups_pkey PRIMARY KEY (width, customer_id, agent_id, bucket, workflow_type),
+    CONSTRAINT workflow_rollups_key UNIQUE NULLS NOT DISTINCT (width, customer_id, agent_id, bucket, workflow_type),
     CONSTRAINT workflow_rollups_width_check CHECK (width IN ('hour', 'day'))
 );
 
--- Steps, by the hour or day their execution was created: day rows per customer and overall; hour rows overall.
+-- Steps, by the hour or day their execution was created: day rows per customer and overall; hour
+-- rows overall; per workflow type and for every type.
 CREATE TABLE workflow_step_rollups (
     width            text NOT NULL,
     bucket           timestamptz NOT NULL,
     customer_id      uuid NOT NULL,
-    workflow_type    workflow_type NOT NULL,
+    workflow_type    workflow_type,  -- null: every type
     step_name        varchar(255) NOT NULL,
     steps            bigint NOT NULL,
     timed            bigint NOT NULL,
@@ -82,7 +84,8 @@ CREATE TABLE workflow_step_rollups (
     retried          bigint NOT NULL,
     runs             bigint NOT NULL,  -- completed or failed
     failed           bigint NOT NULL,
-    CONSTRAINT workflow_step_rollups_pkey PRIMARY KEY (width, customer_id, bucket, workflow_type, step_name),
+    CONSTRAINT workflow_step_rollups_key
+        UNIQUE NULLS NOT DISTINCT (width, customer_id, bucket, workflow_type, step_name),
     CONSTRAINT workflow_step_rollups_width_check CHECK (width IN ('hour', 'day'))
 );
 
@@ -91,7 +94,7 @@ CREATE TABLE workflow_error_rollups (
     width          text NOT NULL,
     bucket         timestamptz NOT NULL,
     customer_id    uuid NOT NULL,
-    workflow_type  workflow_type NOT NULL,
+    workflow_type  workflow_type,  -- null: every type
     source         text NOT NULL,
     error_type     text NOT NULL,
     occurrences    bigint NOT NULL,
@@ -103,7 +106,7 @@ CREATE TABLE workflow_error_rollups (
 );
 -- error types are free text: keyed by their hash so that a long one still fits the index
 CREATE UNIQUE INDEX workflow_error_rollups_key
-    ON workflow_error_rollups (width, customer_id, bucket, workflow_type, source, md5(error_type));
+    ON workflow_error_rollups (width, customer_id, bucket, workflow_type, source, md5(error_type)) NULLS NOT DISTINCT;
 
 -- A customer's rows only, like the tables they come from (the all-customer rows: nobody's).
 ALTER TABLE workflow_rollups ENABLE ROW LEVEL SECURITY;
@@ -234,6 +237,7 @@ CREATE TRIGGER workflow_steps_rollup_delete AFTER DELETE ON workflow_steps
 CREATE FUNCTION optiinfra_rollup_plan(since timestamptz, until timestamptz, hours boolean, days boolean)
 RETURNS TABLE (kind text, lo timestamptz, hi timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
+ROWS 50
 SET search_path = pg_catalog, public, pg_temp
 SET timezone = 'UTC'
 AS $$
@@ -281,7 +285,7 @@ $$;
 
 -- Rebuild the rollup rows of `buckets` (hours or days, by `width`) from the raw tables. Day rows
 -- are kept per customer and agent, per customer, per agent and overall (steps and errors: per
--- customer and overall); hour rows overall only.
+-- customer and overall); hour rows overall only; each per workflow type and for every type.
 CREATE FUNCTION optiinfra_roll_up_buckets(width text, buckets timestamptz[]) RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, public, pg_temp
@@ -290,16 +294,17 @@ BEGIN ATOMIC
     INSERT INTO workflow_rollups (width, bucket, customer_id, agent_id, workflow_type, total, pending, running,
                                   completed, failed, cancelled, timeout, timed, duration_sum, duration_max,
                                   duration_sketch, under_1m, under_5m, under_15m, under_1h, over_1h)
-    WITH x AS (
+    WITH x AS MATERIALIZED (
         SELECT date_trunc(width, e.created_at) AS bucket, e.customer_id, e.agent_id, e.workflow_type, e.status,
                CASE WHEN e.status IN ('completed', 'failed', 'cancelled', 'timeout')
                     THEN extract(epoch FROM e.completed_at - e.started_at) END AS d
           FROM unnest(buckets) b
           JOIN workflow_executions e ON e.created_at >= b AND e.created_at < b + ('1 ' || width)::interval
     ), m AS (
-        SELECT bucket, workflow_type,
+        SELECT bucket,
                CASE WHEN grouping(customer_id) = 1 THEN optiinfra_everyone() ELSE customer_id END AS c,
                CASE WHEN grouping(agent_id) = 1 THEN optiinfra_everyone() ELSE agent_id END AS a,
+               CASE WHEN grouping(workflow_type) = 0 THEN workflow_type END AS t,
                count(*) AS total,
                count(*) FILTER (WHERE status = 'pending') AS pending,
                count(*) FILTER (WHERE status = 'running') AS running,
@@ -314,23 +319,24 @@ BEGIN ATOMIC
                count(*) FILTER (WHERE d >= 900 AND d < 3600) AS under_1h,
                count(*) FILTER (WHERE d >= 3600) AS over_1h
           FROM x
-         GROUP BY bucket, workflow_type, GROUPING SETS ((customer_id, agent_id), (customer_id), (agent_id), ())
+         GROUP BY bucket, CUBE (customer_id, agent_id, workflow_type)
         HAVING width = 'day' OR (grouping(customer_id) = 1 AND grouping(agent_id) = 1)
     ), k AS (
-        SELECT bucket, workflow_type, c, a, jsonb_object_agg(key, n) AS sketch
-          FROM (SELECT bucket, workflow_type, optiinfra_sketch_key(d) AS key, count(*) AS n,
+        SELECT bucket, c, a, t, jsonb_object_agg(key, n) AS sketch
+          FROM (SELECT bucket, optiinfra_sketch_key(d) AS key, count(*) AS n,
                        CASE WHEN grouping(customer_id) = 1 THEN optiinfra_everyone() ELSE customer_id END AS c,
-                       CASE WHEN grouping(agent_id) = 1 THEN optiinfra_everyone() ELSE agent_id END AS a
+                       CASE WHEN grouping(agent_id) = 1 THEN optiinfra_everyone() ELSE agent_id END AS a,
+                       CASE WHEN grouping(workflow_type) = 0 THEN workflow_type END AS t
                   FROM x WHERE d IS NOT NULL
-                 GROUP BY bucket, workflow_type, optiinfra_sketch_key(d),
-                          GROUPING SETS ((customer_id, agent_id), (customer_id), (agent_id), ())
+                 GROUP BY bucket, optiinfra_sketch_key(d), CUBE (customer_id, agent_id, workflow_type)
                 HAVING width = 'day' OR (grouping(customer_id) = 1 AND grouping(agent_id) = 1)) per_key
-         GROUP BY bucket, workflow_type, c, a
+         GROUP BY bucket, c, a, t
     )
-    SELECT width, m.bucket, m.c, m.a, m.workflow_type, m.total, m.pending, m.running, m.completed, m.failed,
+    SELECT width, m.bucket, m.c, m.a, m.t, m.total, m.pending, m.running, m.completed, m.failed,
            m.cancelled, m.timeout, m.timed, m.duration_sum, m.duration_max, coalesce(k.sketch, '{}'),
            m.under_1m, m.under_5m, m.under_15m, m.under_1h, m.over_1h
-      FROM m LEFT JOIN k ON k.bucket = m.bucket AND k.workflow_type = m.workflow_type AND k.c = m.c AND k.a = m.a;
+      FROM m
+      LEFT JOIN k ON k.bucket = m.bucket AND k.c = m.c AND k.a = m.a AND k.t IS NOT DISTINCT FROM m.t;
 
     INSERT INTO workflow_step_rollups (width, bucket, customer_id, workflow_type, step_name, steps, timed,
                                        duration_sum, duration_sketch, total_retries, retried, runs, failed)
@@ -338,34 +344,37 @@ BEGIN ATOMIC
         SELECT x.id, date_trunc(width, x.created_at) AS bucket, x.customer_id, x.workflow_type
           FROM unnest(buckets) b
           JOIN workflow_executions x ON x.created_at >= b AND x.created_at < b + ('1 ' || width)::interval
-    ), s AS (  -- the steps by their execution id: an index probe each, whatever the planner guesses
+    ), s AS MATERIALIZED (  -- the steps by their execution id: an index probe each, whatever the planner guesses
         SELECT e.bucket, e.customer_id, e.workflow_type, st.step_name, st.status, st.retry_count,
                extract(epoch FROM st.completed_at - st.started_at) AS d
           FROM workflow_steps st JOIN e ON e.id = st.workflow_execution_id
          WHERE st.workflow_execution_id = ANY (ARRAY(SELECT id FROM e))
     ), m AS (
-        SELECT bucket, workflow_type, step_name,
+        SELECT bucket, step_name,
                CASE WHEN grouping(customer_id) = 1 THEN optiinfra_everyone() ELSE customer_id END AS c,
+               CASE WHEN grouping(workflow_type) = 0 THEN workflow_type END AS t,
                count(*) AS steps, count(d) AS timed, coalesce(sum(d), 0) AS duration_sum,
                sum(retry_count) AS total_retries, count(*) FILTER (WHERE retry_count > 0) AS retried,
                count(*) FILTER (WHERE status IN ('completed', 'failed')) AS runs,
                count(*) FILTER (WHERE status = 'failed') AS failed
           FROM s
-         GROUP BY bucket, workflow_type, step_name, GROUPING SETS ((customer_id), ())
+         GROUP BY bucket, step_name, CUBE (customer_id, workflow_type)
         HAVING width = 'day' OR grouping(customer_id) = 1
     ), k AS (
-        SELECT bucket, workflow_type, step_name, c, jsonb_object_agg(key, n) AS sketch
-          FROM (SELECT bucket, workflow_type, step_name, optiinfra_sketch_key(d) AS key, count(*) AS n,
-                       CASE WHEN grouping(customer_id) = 1 THEN optiinfra_everyone() ELSE customer_id END AS c
+        SELECT bucket, step_name, c, t, jsonb_object_agg(key, n) AS sketch
+          FROM (SELECT bucket, step_name, optiinfra_sketch_key(d) AS key, count(*) AS n,
+                       CASE WHEN grouping(customer_id) = 1 THEN optiinfra_everyone() ELSE customer_id END AS c,
+                       CASE WHEN grouping(workflow_type) = 0 THEN workflow_type END AS t
                   FROM s WHERE d IS NOT NULL
-                 GROUP BY bucket, workflow_type, step_name, optiinfra_sketch_key(d), GROUPING SETS ((customer_id), ())
+                 GROUP BY bucket, step_name, optiinfra_sketch_key(d), CUBE (customer_id, workflow_type)
                 HAVING width = 'day' OR grouping(customer_id) = 1) per_key
-         GROUP BY bucket, workflow_type, step_name, c
+         GROUP BY bucket, step_name, c, t
     )
-    SELECT width, m.bucket, m.c, m.workflow_type, m.step_name, m.steps, m.timed, m.duration_sum,
+    SELECT width, m.bucket, m.c, m.t, m.step_name, m.steps, m.timed, m.duration_sum,
            coalesce(k.sketch, '{}'), m.total_retries, m.retried, m.runs, m.failed
-      FROM m LEFT JOIN k ON k.bucket = m.bucket AND k.workflow_type = m.workflow_type
-                        AND k.step_name = m.step_name AND k.c = m.c;
+      FROM m
+      LEFT JOIN k ON k.bucket = m.bucket AND k.step_name = m.step_name AND k.c = m.c
+                 AND k.t IS NOT DISTINCT FROM m.t;
 
     INSERT INTO workflow_error_rollups (width, bucket, customer_id, workflow_type, source, error_type, occurrences,
                                         last_seen, message, message_seen)
@@ -389,11 +398,11 @@ BEGIN ATOMIC
           FROM failures
     )
     SELECT width, bucket, CASE WHEN grouping(customer_id) = 1 THEN optiinfra_everyone() ELSE customer_id END,
-           workflow_type, source, error_type, count(*), max(seen_at),
-           (array_agg(message ORDER BY seen_at DESC) FILTER (WHERE message IS NOT NULL))[1],
+           CASE WHEN grouping(workflow_type) = 0 THEN workflow_type END, source, error_type, count(*),
+           max(seen_at), (array_agg(message ORDER BY seen_at DESC) FILTER (WHERE message IS NOT NULL))[1],
            max(seen_at) FILTER (WHERE message IS NOT NULL)
       FROM f
-     GROUP BY bucket, workflow_type, source, error_type, GROUPING SETS ((customer_id), ())
+     GROUP BY bucket, source, error_type, CUBE (customer_id, workflow_type)
     HAVING width = 'day' OR grouping(customer_id) = 1;
 END;
 

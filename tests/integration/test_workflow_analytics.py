@@ -543,5 +543,5 @@ async def test_explain__statistics_and_list_for_one_customer_use_an_index(store,
             assert scans and all(n["Node Type"] in INDEX_SCANS for n in scans), (name, scans)
             used = [n["Index Name"] for n in nodes if "Index Name" in n]
             # the rollups are read by their key (nothing to read before maintain() runs)
-            prefixes = ("workflow_executions_customer_id", "workflow_rollups_pkey")
+            prefixes = ("workflow_executions_customer_id", "workflow_rollups_key")
             assert used and all(i.startswith(prefixes) for i in used), (name, used)

@@ -134,6 +134,14 @@ BAD_ROWS = {
         "INSERT INTO workflow_step_rollups VALUES ('week', now(), gen_random_uuid(), 'health_check', 's',"
         " 0, 0, 0, '{}', 0, 0, 0, 0)"
     ),
+    "workflow_rollups_key": (
+        "INSERT INTO workflow_rollups SELECT 'day', '2026-01-01', optiinfra_everyone(), optiinfra_everyone(), NULL,"
+        " 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, '{}', 0, 0, 0, 0, 0 FROM generate_series(1, 2)"
+    ),
+    "workflow_step_rollups_key": (
+        "INSERT INTO workflow_step_rollups SELECT 'day', '2026-01-01', optiinfra_everyone(), NULL, 's',"
+        " 0, 0, 0, '{}', 0, 0, 0, 0 FROM generate_series(1, 2)"
+    ),
     "workflow_error_rollups_width_check": (
         "INSERT INTO workflow_error_rollups VALUES ('week', now(), gen_random_uuid(), 'health_check', 'step', 'E',"
         " 1, now(), NULL, NULL)"
