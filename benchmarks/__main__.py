@@ -24,10 +24,11 @@ def _parser() -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="compare",
-        choices=["compare", "scale", "profile", "confinement"],
+        choices=["compare", "scale", "profile", "confinement", "partitions"],
         help="compare the stacks (default); scale: history at 10k/100k/1M executions; "
         "profile: where the store's time goes on get(); confinement: what "
-        "for_customer() costs a get()",
+        "for_customer() costs a get(); partitions: record_many into the partitioned metrics table "
+        "against the plain one",
     )
     parser.add_argument(
         "--dsn",
@@ -73,6 +74,20 @@ def main(argv: list[str] | None = None) -> int:
                 json_path=args.json,
                 write=not args.no_write,
             )
+            return 0
+        if args.command == "partitions":
+            from benchmarks import partitions
+
+            with fresh_database(admin_dsn) as partitioned_dsn, fresh_database(admin_dsn) as plain_dsn:
+                result = asyncio.run(
+                    partitions.run(partitioned_dsn, plain_dsn, rounds=args.rounds or (3 if args.quick else 5))
+                )
+            print(partitions.describe(result))
+            if args.json:
+                Path(args.json).write_text(json.dumps(result, indent=2))
+            if not args.quick and not args.no_write and args.rounds is None:
+                report.write_section(Path(__file__).parent / "RESULTS.md", "partitions", partitions.markdown(result))
+                print("wrote the partitions section of RESULTS.md")
             return 0
         with fresh_database(admin_dsn) as dsn:
             if args.command == "confinement":

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import psycopg
 import pytest
 
 from benchmarks import generate, report, runner, scale
+from optiinfra_store import migrations
 
 
 def _assert_every_operation_ran(result: dict, stacks: tuple[str, ...]) -> None:
@@ -69,3 +71,22 @@ async def test_confinement__every_way_in_runs(databases, clean_dsn):
     assert set(result["per_second"]) == set(confinement.WAYS)
     assert all(value > 0 for value in result["per_second"].values())
     assert "app confined" in confinement.describe(result) and "| app confined |" in confinement.markdown(result)
+
+
+async def test_partitions__both_tables_take_the_points(databases):
+    from benchmarks import partitions
+
+    partitioned, plain = databases.create(), databases.create()
+    migrations.apply(partitioned)
+    migrations.apply(plain)
+    result = await partitions.run(partitioned, plain, rounds=2, count=50)
+    assert set(result["per_second"]) == set(partitions.WAYS) and result["ratio"] > 0
+    for dsn, kind in ((partitioned, "p"), (plain, "r")):
+        with psycopg.connect(dsn) as conn:
+            assert (
+                conn.execute("SELECT relkind FROM pg_class WHERE oid = 'agent_metrics'::regclass").fetchone()[0] == kind
+            )
+            assert (
+                conn.execute("SELECT count(*) FROM agent_metrics").fetchone()[0] == 50 + 2 * 50
+            )  # the warm-up, then two rounds
+    assert "| ratio |" in partitions.markdown(result)
