@@ -8,8 +8,8 @@
 -- rolled up (a late completion, a retry, an imported or purged row) marks that hour in
 -- `workflow_rollup_pending`, in the writer's own transaction; readers take a marked hour from
 -- the raw tables until the next maintain() rolls it up again. A writer holds a shared advisory
--- lock on each hour it writes until it commits, and maintain() takes it exclusively before
--- rolling an hour up, so no write slips between the two.
+-- lock on each hour it writes until it commits, and maintain() rolls up an hour only when it can
+-- take that lock exclusively, so no write slips between the two.
 SET LOCAL lock_timeout = '5s';
 
 CREATE TABLE workflow_rollup_state (
@@ -231,6 +231,27 @@ CREATE TRIGGER workflow_steps_rollup_update AFTER UPDATE ON workflow_steps
 CREATE TRIGGER workflow_steps_rollup_delete AFTER DELETE ON workflow_steps
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION optiinfra_rollup_touch_steps();
 
+-- Emptying the executions (TRUNCATE, which row and statement triggers do not see) empties the
+-- rollups: the next maintain() starts over from the oldest execution.
+CREATE FUNCTION optiinfra_rollup_reset() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    DELETE FROM workflow_rollups;
+    DELETE FROM workflow_step_rollups;
+    DELETE FROM workflow_error_rollups;
+    DELETE FROM workflow_rollup_pending;
+    UPDATE workflow_rollup_state SET rolled_up_to = NULL;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER workflow_executions_rollup_truncate AFTER TRUNCATE ON workflow_executions
+    FOR EACH STATEMENT EXECUTE FUNCTION optiinfra_rollup_reset();
+CREATE TRIGGER workflow_steps_rollup_truncate AFTER TRUNCATE ON workflow_steps
+    FOR EACH STATEMENT EXECUTE FUNCTION optiinfra_rollup_reset();
+
 -- Where an analytics call over [since, until) reads from: whole days ('day', with `days`) and
 -- whole hours ('hour', with `hours`) that are rolled up and not pending, and the raw tables
 -- ('raw') for the rest of the window.
@@ -407,8 +428,9 @@ BEGIN ATOMIC
 END;
 
 -- Roll up at most `max_hours` hours: the closed hours after the watermark (advancing it) and the
--- hours marked pending. Returns how many hours it rolled up; 0 when there is nothing to do. One
--- call at a time (the others wait); each call is one short transaction.
+-- hours marked pending. Returns how many hours it rolled up; 0 when there is nothing to do (or
+-- the next hour has a writer in flight). One call at a time (the others wait for it); each call is
+-- one short transaction.
 CREATE FUNCTION optiinfra_roll_up(max_hours integer) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
@@ -438,9 +460,15 @@ BEGIN
     END IF;
     start := least(coalesce(watermark, start, closed), closed);
     next_mark := least(closed, start + make_interval(hours => max_hours));
-    todo := ARRAY(SELECT generate_series(start, next_mark - interval '1 hour', interval '1 hour'));
-    FOREACH h IN ARRAY todo LOOP  -- wait for the writers of these hours to commit
-        PERFORM pg_advisory_xact_lock(hashtext('optiinfra_rollup_hour'), (extract(epoch FROM h) / 3600)::integer);
+    -- an hour a writer is still in (it holds the hour's lock shared) stops the batch there: that
+    -- hour and the ones after it wait for the next run. Nothing here waits, so nothing deadlocks.
+    todo := '{}';
+    FOR h IN SELECT generate_series(start, next_mark - interval '1 hour', interval '1 hour') LOOP
+        IF NOT pg_try_advisory_xact_lock(hashtext('optiinfra_rollup_hour'), (extract(epoch FROM h) / 3600)::integer) THEN
+            next_mark := h;
+            EXIT;
+        END IF;
+        todo := todo || h;
     END LOOP;
     -- and the marked hours before it; what this statement sees marked is what the statements below
     -- roll up (each later statement sees at least as much); marks added since stay for next time

@@ -253,15 +253,16 @@ async def test_maintain__concurrent_runs_roll_each_hour_up_once_and_agree(store,
     assert_same(await answers(store, customers[0], agents[0]), await raw_answers(store, customers[0], agents[0]))
 
 
-async def test_maintain__waits_for_a_writer_of_the_hour_it_rolls_up(store, fleet, clean_dsn):
+async def test_maintain__leaves_an_hour_with_a_writer_in_flight_for_the_next_run(store, fleet):
     customers, agents = fleet
     await store.maintain()
-    closed = hour(NOW) - timedelta(hours=1)
+    closed = hour(datetime.now(UTC)) - timedelta(hours=1)
     await store.pool.execute("UPDATE workflow_rollup_state SET rolled_up_to = $1", closed)  # the last hour is open
+    window = {"since": closed, "until": closed + timedelta(hours=1)}
     async with store.pool.acquire() as writer:
         tx = writer.transaction()
         await tx.start()
-        # a write into the hour maintain() is about to roll up, not committed yet
+        # a write into the hour maintain() would roll up next, not committed yet
         await writer.execute(
             "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, status, created_at)"
             " VALUES ($1, $2, 'health_check', 'pending', $3)",
@@ -269,19 +270,25 @@ async def test_maintain__waits_for_a_writer_of_the_hour_it_rolls_up(store, fleet
             customers[0].id,
             closed + timedelta(minutes=30),
         )
-        maintaining = asyncio.ensure_future(store.maintain())
-        await asyncio.sleep(0.5)
-        assert not maintaining.done()  # held back by the writer's lock on that hour
+        assert (await asyncio.wait_for(store.maintain(), 5)).rollup_hours == 0  # not waiting for it either
+        assert await store.pool.fetchval("SELECT rolled_up_to FROM workflow_rollup_state") == closed
         await tx.commit()
-    await maintaining
-    stats = await store.workflow_executions.statistics(since=closed, until=closed + timedelta(hours=1))
-    assert stats.total == 1
-    assert (
-        await store.pool.fetchval(
-            "SELECT sum(total) FROM workflow_rollups WHERE width = 'hour' AND workflow_type IS NULL"
-        )
-        == 1
-    )
+    assert (await store.workflow_executions.statistics(**window)).total == 1  # from the raw table meanwhile
+    assert (await store.maintain()).rollup_hours == 1
+    assert (await store.workflow_executions.statistics(**window)).total == 1
+    hourly = "SELECT sum(total) FROM workflow_rollups WHERE width = 'hour' AND workflow_type IS NULL"
+    assert await store.pool.fetchval(hourly) == 1
+
+
+async def test_truncating_the_executions__empties_the_rollups(store, fleet):
+    customers, agents = fleet
+    await random_history(store, random.Random(5), customers, agents, 5)
+    await store.maintain()
+    assert await rolled_up_rows(store) > 0
+    await store.pool.execute("TRUNCATE workflow_executions CASCADE")
+    assert await rolled_up_rows(store) == 0
+    assert await store.pool.fetchval("SELECT rolled_up_to FROM workflow_rollup_state") is None
+    assert (await store.workflow_executions.statistics(since=SINCE, until=UNTIL)).total == 0
 
 
 async def test_confined_store__reads_its_customers_rollups_only(store, fleet):
