@@ -171,15 +171,9 @@ WITH bounds AS (
     SELECT p.kind, p.lo, p.hi
       FROM bounds b, optiinfra_rollup_plan(b.since, b.until, $1::uuid IS NULL AND $2::uuid IS NULL, true) p
 ), raw AS MATERIALIZED (
-    SELECT x.workflow_type, x.status,
-           CASE WHEN x.status IN ('completed', 'failed', 'cancelled', 'timeout')
-                THEN extract(epoch FROM x.completed_at - x.started_at) END AS d
-      FROM plan p
-      JOIN workflow_executions x ON x.created_at >= p.lo AND x.created_at < p.hi
-     WHERE p.kind = 'raw'
-       AND ($1::uuid IS NULL OR x.customer_id = $1)
-       AND ($2::uuid IS NULL OR x.agent_id = $2)
-       AND ($3::text IS NULL OR x.workflow_type = $3::workflow_type)
+    SELECT x.workflow_type, x.status, x.duration AS d
+      FROM (SELECT array_agg(lo) AS los, array_agg(hi) AS his FROM plan WHERE kind = 'raw') p,
+           optiinfra_executions_in(p.los, p.his, $1::uuid, $2::uuid, $3::text) x
 ), rolled AS MATERIALIZED (
     SELECT r.workflow_type, r.total, r.pending, r.running, r.completed, r.failed, r.cancelled, r.timeout,
            r.timed, r.duration_sum, r.duration_max, r.duration_sketch
@@ -240,15 +234,10 @@ WITH bounds AS (
            (x.status = 'pending')::int AS pending, (x.status = 'running')::int AS running,
            (x.status = 'completed')::int AS completed, (x.status = 'failed')::int AS failed,
            (x.status = 'cancelled')::int AS cancelled, (x.status = 'timeout')::int AS timeout,
-           (d.d IS NOT NULL)::int AS timed, coalesce(d.d, 0) AS duration_sum
-      FROM bounds b
-      JOIN plan p ON p.kind = 'raw'
-      JOIN workflow_executions x ON x.created_at >= p.lo AND x.created_at < p.hi
-     CROSS JOIN LATERAL (SELECT CASE WHEN x.status IN ('completed', 'failed', 'cancelled', 'timeout')
-                                     THEN extract(epoch FROM x.completed_at - x.started_at) END AS d) d
-     WHERE ($1::uuid IS NULL OR x.customer_id = $1)
-       AND ($2::uuid IS NULL OR x.agent_id = $2)
-       AND ($3::text IS NULL OR x.workflow_type = $3::workflow_type)
+           (x.duration IS NOT NULL)::int AS timed, coalesce(x.duration, 0) AS duration_sum
+      FROM bounds b,
+           (SELECT array_agg(lo) AS los, array_agg(hi) AS his FROM plan WHERE kind = 'raw') p,
+           optiinfra_executions_in(p.los, p.his, $1::uuid, $2::uuid, $3::text) x
     UNION ALL
     SELECT date_bin(b.width, r.bucket, b.since), r.total, r.pending, r.running, r.completed, r.failed,
            r.cancelled, r.timeout, r.timed, r.duration_sum
@@ -286,15 +275,9 @@ WITH bounds AS (
     SELECT p.kind, p.lo, p.hi
       FROM bounds b, optiinfra_rollup_plan(b.since, b.until, $6 AND $1::uuid IS NULL, $6) p
 ), e AS MATERIALIZED (
-    SELECT x.id, x.workflow_type, x.status, x.error_details, coalesce(x.completed_at, x.updated_at) AS seen_at,
-           CASE WHEN x.status IN ('completed', 'failed', 'cancelled', 'timeout')
-                THEN extract(epoch FROM x.completed_at - x.started_at) END AS d
-      FROM plan p
-      JOIN workflow_executions x ON x.created_at >= p.lo AND x.created_at < p.hi
-     WHERE p.kind = 'raw'
-       AND ($1::uuid IS NULL OR x.customer_id = $1)
-       AND ($2::uuid IS NULL OR x.agent_id = $2)
-       AND ($3::text IS NULL OR x.workflow_type = $3::workflow_type)
+    SELECT x.id, x.workflow_type, x.status, x.error_details, x.seen_at, x.duration AS d
+      FROM (SELECT array_agg(lo) AS los, array_agg(hi) AS his FROM plan WHERE kind = 'raw') p,
+           optiinfra_executions_in(p.los, p.his, $1::uuid, $2::uuid, $3::text) x
 ), s AS MATERIALIZED (  -- the raw executions' steps, read by execution id through their index
     SELECT st.step_name, st.status, st.retry_count, st.error_details,
            coalesce(st.completed_at, st.updated_at) AS seen_at,

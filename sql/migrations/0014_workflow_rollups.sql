@@ -40,6 +40,26 @@ RETURN CASE WHEN seconds IS NULL THEN NULL
             WHEN seconds <= 0 THEN 'z'
             ELSE ceil(ln(seconds::float8) / ln(1.04::float8))::integer::text END;
 
+-- The executions created in the ranges [los[i], his[i]), optionally of one customer, agent and
+-- workflow type, with their duration in seconds (finished ones with both timestamps): what the
+-- rollups count, and the raw side of every analytics query. Inlined into the calling query, under
+-- the caller's row-level security.
+CREATE FUNCTION optiinfra_executions_in(los timestamptz[], his timestamptz[], customer uuid, agent uuid, kind text)
+RETURNS TABLE (id uuid, customer_id uuid, agent_id uuid, workflow_type workflow_type, status workflow_status,
+               created_at timestamptz, error_details jsonb, seen_at timestamptz, duration numeric)
+LANGUAGE sql STABLE
+AS $$
+    SELECT x.id, x.customer_id, x.agent_id, x.workflow_type, x.status, x.created_at, x.error_details,
+           coalesce(x.completed_at, x.updated_at),
+           CASE WHEN x.status IN ('completed', 'failed', 'cancelled', 'timeout')
+                THEN extract(epoch FROM x.completed_at - x.started_at) END
+      FROM unnest(los, his) AS w (lo, hi)
+      JOIN workflow_executions x ON x.created_at >= w.lo AND x.created_at < w.hi
+     WHERE (customer IS NULL OR x.customer_id = customer)
+       AND (agent IS NULL OR x.agent_id = agent)
+       AND (kind IS NULL OR x.workflow_type = kind::workflow_type)
+$$;
+
 -- Executions: day rows per (customer, agent), per customer, per agent and overall; hour rows
 -- overall. Each per workflow type and for every type at once (workflow_type null).
 CREATE TABLE workflow_rollups (
@@ -304,10 +324,11 @@ BEGIN
 END;
 $$;
 
--- Rebuild the rollup rows of `buckets` (hours or days, by `width`) from the raw tables. Day rows
+-- Rebuild the rollup rows of `buckets` (hours or days, by `width`; each ends at the same place in
+-- `bucket_ends`) from the raw tables. Day rows
 -- are kept per customer and agent, per customer, per agent and overall (steps and errors: per
 -- customer and overall); hour rows overall only; each per workflow type and for every type.
-CREATE FUNCTION optiinfra_roll_up_buckets(width text, buckets timestamptz[]) RETURNS void
+CREATE FUNCTION optiinfra_roll_up_buckets(width text, buckets timestamptz[], bucket_ends timestamptz[]) RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, public, pg_temp
 SET timezone = 'UTC'
@@ -317,10 +338,8 @@ BEGIN ATOMIC
                                   duration_sketch, under_1m, under_5m, under_15m, under_1h, over_1h)
     WITH x AS MATERIALIZED (
         SELECT date_trunc(width, e.created_at) AS bucket, e.customer_id, e.agent_id, e.workflow_type, e.status,
-               CASE WHEN e.status IN ('completed', 'failed', 'cancelled', 'timeout')
-                    THEN extract(epoch FROM e.completed_at - e.started_at) END AS d
-          FROM unnest(buckets) b
-          JOIN workflow_executions e ON e.created_at >= b AND e.created_at < b + ('1 ' || width)::interval
+               e.duration AS d
+          FROM optiinfra_executions_in(buckets, bucket_ends, NULL, NULL, NULL) e
     ), m AS (
         SELECT bucket,
                CASE WHEN grouping(customer_id) = 1 THEN optiinfra_everyone() ELSE customer_id END AS c,
@@ -363,8 +382,7 @@ BEGIN ATOMIC
                                        duration_sum, duration_sketch, total_retries, retried, runs, failed)
     WITH e AS MATERIALIZED (
         SELECT x.id, date_trunc(width, x.created_at) AS bucket, x.customer_id, x.workflow_type
-          FROM unnest(buckets) b
-          JOIN workflow_executions x ON x.created_at >= b AND x.created_at < b + ('1 ' || width)::interval
+          FROM optiinfra_executions_in(buckets, bucket_ends, NULL, NULL, NULL) x
     ), s AS MATERIALIZED (  -- the steps by their execution id: an index probe each, whatever the planner guesses
         SELECT e.bucket, e.customer_id, e.workflow_type, st.step_name, st.status, st.retry_count,
                extract(epoch FROM st.completed_at - st.started_at) AS d
@@ -401,9 +419,8 @@ BEGIN ATOMIC
                                         last_seen, message, message_seen)
     WITH e AS MATERIALIZED (
         SELECT date_trunc(width, x.created_at) AS bucket, x.id, x.customer_id, x.workflow_type, x.status,
-               x.error_details, coalesce(x.completed_at, x.updated_at) AS seen_at
-          FROM unnest(buckets) b
-          JOIN workflow_executions x ON x.created_at >= b AND x.created_at < b + ('1 ' || width)::interval
+               x.error_details, x.seen_at
+          FROM optiinfra_executions_in(buckets, bucket_ends, NULL, NULL, NULL) x
     ), failures AS (
         SELECT bucket, customer_id, workflow_type, 'execution' AS source, error_details, seen_at
           FROM e WHERE status = 'failed'
@@ -489,7 +506,7 @@ BEGIN
     DELETE FROM workflow_rollups WHERE width = 'hour' AND bucket = ANY (todo);
     DELETE FROM workflow_step_rollups WHERE width = 'hour' AND bucket = ANY (todo);
     DELETE FROM workflow_error_rollups WHERE width = 'hour' AND bucket = ANY (todo);
-    PERFORM optiinfra_roll_up_buckets('hour', todo);
+    PERFORM optiinfra_roll_up_buckets('hour', todo, ARRAY(SELECT t + interval '1 hour' FROM unnest(todo) t));
 
     -- day rows, for the days of those hours that are wholly rolled up now
     todo := ARRAY(SELECT DISTINCT date_trunc('day', t) FROM unnest(todo) t
@@ -497,7 +514,7 @@ BEGIN
     DELETE FROM workflow_rollups WHERE width = 'day' AND bucket = ANY (todo);
     DELETE FROM workflow_step_rollups WHERE width = 'day' AND bucket = ANY (todo);
     DELETE FROM workflow_error_rollups WHERE width = 'day' AND bucket = ANY (todo);
-    PERFORM optiinfra_roll_up_buckets('day', todo);
+    PERFORM optiinfra_roll_up_buckets('day', todo, ARRAY(SELECT t + interval '1 day' FROM unnest(todo) t));
 
     UPDATE workflow_rollup_state SET rolled_up_to = greatest(rolled_up_to, next_mark);
     RETURN rolled;
