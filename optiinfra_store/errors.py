@@ -160,6 +160,24 @@ _UNAVAILABLE = (
 )
 
 
+def _pooler_cause(exc: BaseException) -> str | None:
+    """What a connection pooler in front of the server (pgbouncer in transaction mode) makes of a
+    store opened without `pooler="transaction"`, or of a setting it does not pass on."""
+    if isinstance(exc, asyncpg.InvalidSQLStatementNameError | asyncpg.DuplicatePreparedStatementError):
+        return (
+            f"{exc} (SQLSTATE {exc.sqlstate}): named prepared statements do not survive a transaction pooler "
+            "(pgbouncer in transaction mode) between the store and the server: open the store with "
+            'Store.connect(..., pooler="transaction")'
+        )
+    if isinstance(exc, asyncpg.ProtocolViolationError) and "startup parameter" in str(exc):
+        return (
+            f"{exc}: the connection pooler refused a session setting the store sends at connection time; "
+            'with Store.connect(..., pooler="transaction") none is sent, or list it in the pooler\'s '
+            "ignore_startup_parameters"
+        )
+    return None
+
+
 def _connection_lost(exc: BaseException) -> bool:
     """asyncpg's ways of saying a connection died under an operation: closed, released back to the
     pool when it was lost, or left by the dying protocol mid-operation."""
@@ -192,6 +210,9 @@ def translate(exc: BaseException) -> StoreError:
         if "row-level security" in str(exc):
             return AccessDenied(f"not this customer's to write: {exc}")
         return AccessDenied(f"this database role may not do that: {exc}")
+    pooler = _pooler_cause(exc)
+    if pooler is not None:
+        return ConfigurationError(pooler)
     if isinstance(exc, asyncpg.QueryCanceledError):
         return StoreTimeout(f"statement cancelled: {exc}")
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):

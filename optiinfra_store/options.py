@@ -35,8 +35,24 @@ class PoolOptions:
     max_document_bytes: int
     extra: dict[str, Any]
     """Other options for asyncpg.create_pool (server_settings, init, reset, ...)."""
+    pooler: str | None = None
+    """"transaction": a transaction pooler (pgbouncer in transaction mode) is in front of the server."""
 
     def __post_init__(self) -> None:
+        if self.pooler not in (None, "transaction"):
+            raise InvalidArgument(f'pooler must be None or "transaction", got {self.pooler!r}')
+        if self.pooler is not None:
+            if self.extra.get("server_settings"):
+                raise InvalidArgument(
+                    "server_settings cannot be sent through a transaction pooler: it keeps no session for them"
+                )
+            if self.extra.get("statement_cache_size"):
+                raise InvalidArgument("a transaction pooler keeps no prepared statements: leave statement_cache_size")
+            if self.statement_timeout is not None:
+                raise InvalidArgument(
+                    "statement_timeout is a session setting, which a transaction pooler does not keep: set it on "
+                    "the database role (ALTER ROLE ... SET statement_timeout) or use command_timeout"
+                )
         _seconds("command_timeout", self.command_timeout)
         _seconds("statement_timeout", self.statement_timeout)
         _seconds("acquire_timeout", self.acquire_timeout)
@@ -46,7 +62,8 @@ class PoolOptions:
 
     @property
     def server_settings(self) -> dict[str, str]:
-        """The session settings every connection starts with (the pool's and workflow_events')."""
+        """The session settings every connection starts with (the pool's and workflow_events');
+        none through a transaction pooler."""
         settings = dict(self.extra.get("server_settings") or {})
         if self.statement_timeout is not None:
             settings["statement_timeout"] = str(max(1, round(self.statement_timeout * 1000)))
@@ -64,6 +81,8 @@ class PoolOptions:
 
         extra.setdefault("reset", keep_session)
         extra["server_settings"] = self.server_settings
+        if self.pooler == "transaction":
+            extra["statement_cache_size"] = 0  # unnamed statements only: each lives within one transaction
         return {
             **extra,
             "min_size": self.min_size,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -75,6 +75,8 @@ class Store(Repositories):
         owns_pool: bool = True,
         server_settings: dict[str, str] | None = None,
         secret_keys: SecretKeys | None = None,
+        pooler: str | None = None,
+        events_dsn: str | None = None,
     ) -> None:
         executor = (
             PoolExecutor(pool, acquire_timeout)
@@ -86,6 +88,8 @@ class Store(Repositories):
         self._dsn = dsn
         self._owns_pool = owns_pool
         self._server_settings = dict(server_settings or {})  # the pool's, for workflow_events' connection
+        self._pooler = pooler
+        self._events_dsn = events_dsn
 
     @classmethod
     def connect(
@@ -99,6 +103,8 @@ class Store(Repositories):
         acquire_timeout: float | None = 30.0,
         max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
         secret_key: str | Sequence[str] | None = None,
+        pooler: Literal["transaction"] | None = None,
+        events_dsn: str | None = None,
         **pool_options: Any,
     ) -> _Connecting:
         """Open a pool on `dsn` (default `$OPTIINFRA_DATABASE_URL`); await it or use `async with`.
@@ -110,8 +116,13 @@ class Store(Repositories):
         With `secret_key` (a string, or a list newest first; default `$OPTIINFRA_SECRET_KEY`),
         sensitive agent configs are encrypted and decrypted in the client: the server never sees
         a key or a plaintext.
+        With `pooler="transaction"` the store works through a transaction pooler such as pgbouncer
+        in transaction mode: no named prepared statements and no session settings on any
+        connection it opens. LISTEN needs a session, so `workflow_events` then needs `events_dsn`,
+        a direct connection to the server (it is also used without a pooler, when given).
         Other `pool_options` go to `asyncpg.create_pool` (server_settings, ...).
-        Raises ConfigurationError without a DSN, StoreUnavailable if the server cannot be reached.
+        Raises ConfigurationError without a DSN, StoreUnavailable if the server cannot be reached,
+        InvalidArgument for options a transaction pooler cannot honour.
         """
         resolved = resolve_dsn(dsn)
         secret_keys = SecretKeys.from_option(secret_key)
@@ -123,7 +134,9 @@ class Store(Repositories):
             acquire_timeout=acquire_timeout,
             max_document_bytes=max_document_bytes,
             extra=pool_options,
+            pooler=pooler,
         )
+        direct = None if events_dsn is None else resolve_dsn(events_dsn)
 
         pool_kwargs = options.pool_kwargs()
 
@@ -136,6 +149,8 @@ class Store(Repositories):
                 acquire_timeout=acquire_timeout,
                 server_settings=options.server_settings,
                 secret_keys=secret_keys,
+                pooler=pooler,
+                events_dsn=direct,
             )
 
         return _Connecting(open_store)
@@ -156,6 +171,8 @@ class Store(Repositories):
             owns_pool=False,
             server_settings=self._server_settings,
             secret_keys=self._secret_keys,
+            pooler=self._pooler,
+            events_dsn=self._events_dsn,
         )
 
     async def close(self) -> None:
@@ -202,7 +219,13 @@ class Store(Repositories):
         Raises NotFound for an unknown `after`, StoreUnavailable if the server cannot be reached."""
         if self._dsn is None:
             raise ConfigurationError("workflow_events needs a Store opened with Store.connect()")
-        dsn = self._dsn
+        if self._pooler is not None and self._events_dsn is None:
+            raise ConfigurationError(
+                "workflow_events listens (LISTEN/NOTIFY), which needs a session of its own: through a "
+                "transaction pooler a notification can reach any client or none. Open the store with "
+                "events_dsn=<a direct connection to the server>"
+            )
+        dsn = self._events_dsn or self._dsn
         settings = {**self._server_settings, "application_name": "optiinfra-events"}
         customer = as_optional_uuid(customer_id, "customer_id")
         if self.customer_id is not None:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
+import socket
+import subprocess
 import tempfile
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -116,3 +120,67 @@ def private_embedded_server(prefix: str) -> Iterator[Any]:
         with contextlib.suppress(Exception):
             server.cleanup()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def pgbouncer(server_dsn: str, *, pool_size: int = 4) -> Iterator[str]:
+    """pgbouncer (Debian's package) in transaction mode in front of the server of `server_dsn`,
+    on a free port of 127.0.0.1, with `pool_size` server connections per database; yields the DSN of
+    the same database through it. Skips the test where pgbouncer is not installed."""
+    binary = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None)
+    if binary is None:
+        pytest.skip("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
+    info = psycopg.conninfo.conninfo_to_dict(server_dsn)
+    user = info.get("user") or "postgres"
+    work = Path(tempfile.mkdtemp(prefix="optiinfra-pgbouncer-"))
+    work.chmod(0o777)  # pgbouncer will not run as root: it drops to another user below
+    port = free_port()
+    (work / "pgbouncer.ini").write_text(
+        f"""[databases]
+* = host={info.get("host") or "127.0.0.1"} port={info.get("port") or 5432} user={user}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = any
+pool_mode = transaction
+default_pool_size = {pool_size}
+max_client_conn = 1000
+ignore_startup_parameters = extra_float_digits
+logfile = {work}/pgbouncer.log
+pidfile = {work}/pgbouncer.pid
+""",
+        encoding="utf-8",
+    )
+    command = [binary, str(work / "pgbouncer.ini")]
+    if os.geteuid() == 0:  # as the owner of the server's socket directory, which it must enter
+        host = info.get("host") or ""
+        owner = pwd.getpwuid(Path(host).stat().st_uid).pw_name if host.startswith("/") else "postgres"
+        command[1:1] = ["-u", owner]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                log = (work / "pgbouncer.log").read_text() if (work / "pgbouncer.log").exists() else ""
+                raise RuntimeError(
+                    f"pgbouncer did not start: {process.stderr.read().decode() if process.stderr else ''}{log}"
+                )
+            time.sleep(0.05)
+        yield f"postgresql://{user}@127.0.0.1:{port}/{info['dbname']}"
+    finally:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        if process.poll() is None:
+            process.kill()
+        shutil.rmtree(work, ignore_errors=True)
