@@ -24,11 +24,11 @@ def _parser() -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="compare",
-        choices=["compare", "scale", "profile", "confinement", "partitions"],
+        choices=["compare", "scale", "profile", "confinement", "partitions", "pooler"],
         help="compare the stacks (default); scale: history at 10k/100k/1M executions; "
         "profile: where the store's time goes on get(); confinement: what "
         "for_customer() costs a get(); partitions: record_many into the partitioned metrics table "
-        "against the plain one",
+        "against the plain one; pooler: concurrent workflows through pgbouncer against direct",
     )
     parser.add_argument(
         "--dsn",
@@ -90,6 +90,17 @@ def main(argv: list[str] | None = None) -> int:
                 print("wrote the partitions section of RESULTS.md")
             return 0
         with fresh_database(admin_dsn) as dsn:
+            if args.command == "pooler":
+                from benchmarks import pooler
+
+                result = asyncio.run(pooler.run(dsn, rounds=args.rounds or (2 if args.quick else 3)))
+                print(pooler.describe(result))
+                if args.json:
+                    Path(args.json).write_text(json.dumps(result, indent=2))
+                if not args.quick and not args.no_write and args.rounds is None:
+                    report.write_section(Path(__file__).parent / "RESULTS.md", "pooler", pooler.markdown(result))
+                    print("wrote the pooler section of RESULTS.md")
+                return 0
             if args.command == "confinement":
                 from benchmarks import confinement
 

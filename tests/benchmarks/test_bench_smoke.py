@@ -90,3 +90,11 @@ async def test_partitions__both_tables_take_the_points(databases):
                 conn.execute("SELECT count(*) FROM agent_metrics").fetchone()[0] == 50 + 2 * 50
             )  # the warm-up, then two rounds
     assert "| ratio |" in partitions.markdown(result)
+
+
+async def test_pooler__both_ways_in_run_workflows(clean_dsn):
+    from benchmarks import pooler
+
+    result = await pooler.run(clean_dsn, rounds=1, agents=3, workflows=2)
+    assert result["errors"] == {"pgbouncer": 0, "direct": 0} and result["ratio"] > 0
+    assert "| pgbouncer, transaction mode |" in pooler.markdown(result)
