@@ -33,6 +33,10 @@ class StoreUnavailable(StoreError):
     """The server cannot be reached, refused the credentials, or dropped the connection."""
 
 
+class ReadOnlyServer(StoreError):
+    """A write reached a read-only server (a hot standby replica): send writes to the primary."""
+
+
 class StoreTimeout(StoreError):
     """A statement, or the wait for a pooled connection, took longer than allowed."""
 
@@ -210,6 +214,10 @@ def translate(exc: BaseException) -> StoreError:
         if "row-level security" in str(exc):
             return AccessDenied(f"not this customer's to write: {exc}")
         return AccessDenied(f"this database role may not do that: {exc}")
+    if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
+        return ReadOnlyServer(
+            f"{exc}: this server takes no writes (a replica, or a read-only transaction); writes go to the primary"
+        )
     pooler = _pooler_cause(exc)
     if pooler is not None:
         return ConfigurationError(pooler)

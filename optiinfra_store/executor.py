@@ -14,6 +14,8 @@ the store's connections.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any, LiteralString, NoReturn
@@ -21,7 +23,7 @@ from uuid import UUID
 
 import asyncpg
 
-from optiinfra_store.errors import ConfigurationError, StoreTimeout, translate
+from optiinfra_store.errors import ConfigurationError, StoreTimeout, StoreUnavailable, translate
 
 CONFINE = "SELECT optiinfra_confine($1)"
 """Confine the current transaction to one customer: take on `optiinfra_tenant`, whatever role the
@@ -48,6 +50,9 @@ def _raise_translated(exc: BaseException | None) -> None:
         error = translate(exc)
         if error is not exc:
             raise error from exc
+
+
+_log = logging.getLogger("optiinfra_store")
 
 
 class _Translated:
@@ -354,3 +359,54 @@ async def _roll_back(conn: asyncpg.Connection) -> None:
     with suppress(Exception):
         if conn.is_in_transaction():
             await conn.execute("ROLLBACK")
+
+
+class ReplicaExecutor(Executor):
+    """Read-only statements on a replica's pool (the next of several in turn), and on the primary's
+    executor when no replica can be reached: a replica that refuses or drops the connection is
+    skipped for `retry_after` seconds (and logged), so a read never fails that the primary could
+    serve. Errors of the statement itself (bad input, a timeout) are not retried elsewhere."""
+
+    __slots__ = ("replicas", "primary", "retry_after", "_down_until", "_next")
+
+    def __init__(self, replicas: Sequence[Executor], primary: Executor, retry_after: float = 5.0) -> None:
+        self.replicas = list(replicas)
+        self.primary = primary
+        self.retry_after = retry_after
+        self._down_until = [0.0] * len(self.replicas)
+        self._next = 0
+
+    def _candidates(self) -> list[tuple[int, Executor]]:
+        now = time.monotonic()
+        count = len(self.replicas)
+        start, self._next = self._next, (self._next + 1) % max(count, 1)
+        order = [(start + i) % count for i in range(count)]
+        return [(i, self.replicas[i]) for i in order if self._down_until[i] <= now]
+
+    async def _run(self, method: str, sql: LiteralString, args: tuple[Any, ...]) -> Any:
+        for index, replica in self._candidates():
+            try:
+                return await getattr(replica, method)(sql, *args)
+            except StoreUnavailable as exc:
+                self._down_until[index] = time.monotonic() + self.retry_after
+                _log.warning("read replica %d unavailable, reading from the primary: %s", index, exc)
+        return await getattr(self.primary, method)(sql, *args)
+
+    async def fetch(self, sql: LiteralString, *args: Any) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self._run("fetch", sql, args)
+        return rows
+
+    async def fetchrow(self, sql: LiteralString, *args: Any) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self._run("fetchrow", sql, args)
+        return row
+
+    async def fetchval(self, sql: LiteralString, *args: Any) -> Any:
+        return await self._run("fetchval", sql, args)
+
+    async def execute(self, sql: LiteralString, *args: Any) -> str:
+        raise TypeError("a replica executor runs reads only: writes go to the primary's executor")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[ConnectionExecutor]:
+        raise TypeError("transactions run on the primary")
+        yield

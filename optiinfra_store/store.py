@@ -18,6 +18,7 @@ from optiinfra_store.executor import (
     ConfinedExecutor,
     ConnectionExecutor,
     PoolExecutor,
+    ReplicaExecutor,
     raise_confinement_error,
     translated,
 )
@@ -77,14 +78,20 @@ class Store(Repositories):
         secret_keys: SecretKeys | None = None,
         pooler: str | None = None,
         events_dsn: str | None = None,
+        read_pools: Sequence[asyncpg.Pool] = (),
     ) -> None:
-        executor = (
-            PoolExecutor(pool, acquire_timeout)
-            if customer_id is None
-            else ConfinedExecutor(pool, acquire_timeout, customer_id)
-        )
-        super().__init__(executor, secret_keys, customer_id)
+
+        def executor_of(pool: asyncpg.Pool) -> PoolExecutor:
+            if customer_id is None:
+                return PoolExecutor(pool, acquire_timeout)
+            return ConfinedExecutor(pool, acquire_timeout, customer_id)
+
+        executor = executor_of(pool)
+        reads = ReplicaExecutor([executor_of(p) for p in read_pools], executor) if read_pools else None
+        super().__init__(executor, secret_keys, customer_id, reads)
         self.pool = pool
+        self.read_pools = tuple(read_pools)
+        """The replicas' pools (empty: every call goes to `pool`)."""
         self._dsn = dsn
         self._owns_pool = owns_pool
         self._server_settings = dict(server_settings or {})  # the pool's, for workflow_events' connection
@@ -105,6 +112,7 @@ class Store(Repositories):
         secret_key: str | Sequence[str] | None = None,
         pooler: Literal["transaction"] | None = None,
         events_dsn: str | None = None,
+        read_dsn: str | Sequence[str] | None = None,
         **pool_options: Any,
     ) -> _Connecting:
         """Open a pool on `dsn` (default `$OPTIINFRA_DATABASE_URL`); await it or use `async with`.
@@ -120,6 +128,12 @@ class Store(Repositories):
         in transaction mode: no named prepared statements and no session settings on any
         connection it opens. LISTEN needs a session, so `workflow_events` then needs `events_dsn`,
         a direct connection to the server (it is also used without a pooler, when given).
+        With `read_dsn` (a replica, or a list of them) the reads that can lag a little go to the
+        replicas in turn: `list`, `get_detail`, `history`, `statistics`, `performance`, `trend`,
+        and metric `aggregate` and `search`. Every write, `get`, and every `transaction()` stays on
+        the primary; `store.primary()` reads from the primary too (to read your own writes). A
+        replica that cannot be reached is skipped for a few seconds, and the read goes to the
+        primary. A write sent to a replica raises ReadOnlyServer.
         Other `pool_options` go to `asyncpg.create_pool` (server_settings, ...).
         Raises ConfigurationError without a DSN, StoreUnavailable if the server cannot be reached,
         InvalidArgument for options a transaction pooler cannot honour.
@@ -137,12 +151,17 @@ class Store(Repositories):
             pooler=pooler,
         )
         direct = None if events_dsn is None else resolve_dsn(events_dsn)
+        replicas = _replica_dsns(read_dsn)
 
         pool_kwargs = options.pool_kwargs()
+        # replicas connect when first used (a replica that is down does not stop the store opening)
+        # and give up on a connection attempt quickly, so that the read goes to the primary
+        replica_kwargs = {**pool_kwargs, "min_size": 0, "timeout": pool_kwargs.get("timeout", 5.0)}
 
         async def open_store() -> Store:
             async with translated():
                 pool = await asyncpg.create_pool(resolved, **pool_kwargs)
+                read_pools = [await asyncpg.create_pool(r, **replica_kwargs) for r in replicas]
             return cls(
                 pool,
                 resolved,
@@ -151,6 +170,7 @@ class Store(Repositories):
                 secret_keys=secret_keys,
                 pooler=pooler,
                 events_dsn=direct,
+                read_pools=read_pools,
             )
 
         return _Connecting(open_store)
@@ -173,12 +193,30 @@ class Store(Repositories):
             secret_keys=self._secret_keys,
             pooler=self._pooler,
             events_dsn=self._events_dsn,
+            read_pools=self.read_pools,
+        )
+
+    def primary(self) -> Store:
+        """The same store with its reads on the primary too: for a read that must see a write just
+        made (a replica replays the primary's changes with a lag, milliseconds usually, more under
+        a heavy write load). Shares this store's pools: closing it does nothing."""
+        return type(self)(
+            self.pool,
+            self._dsn,
+            acquire_timeout=self._executor.acquire_timeout,
+            customer_id=self.customer_id,
+            owns_pool=False,
+            server_settings=self._server_settings,
+            secret_keys=self._secret_keys,
+            pooler=self._pooler,
+            events_dsn=self._events_dsn,
         )
 
     async def close(self) -> None:
-        """Close the pool, waiting for connections in use to be released."""
+        """Close the pools, waiting for connections in use to be released."""
         if self._owns_pool:
-            await self.pool.close()
+            for pool in (*self.read_pools, self.pool):
+                await pool.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -266,6 +304,15 @@ class Store(Repositories):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def _replica_dsns(read_dsn: str | Sequence[str] | None) -> list[str]:
+    if read_dsn is None:
+        return []
+    dsns = [read_dsn] if isinstance(read_dsn, str) else list(read_dsn)
+    if not dsns or not all(isinstance(d, str) and d.strip() for d in dsns):
+        raise InvalidArgument(f"read_dsn must be a DSN or a non-empty list of them, got {read_dsn!r}")
+    return [resolve_dsn(d) for d in dsns]
 
 
 class _Connecting:

@@ -184,3 +184,69 @@ pidfile = {work}/pgbouncer.pid
         if process.poll() is None:
             process.kill()
         shutil.rmtree(work, ignore_errors=True)
+
+
+class ReplicatedCluster:
+    """A throwaway primary and its streaming replica (made with `pg_basebackup -R`), migrated, on
+    free ports of 127.0.0.1, from the machine's PostgreSQL binaries."""
+
+    def __init__(self, bindir: Path, work: Path, run_as: list[str]) -> None:
+        self.bindir, self.work, self._run_as = bindir, work, run_as
+        self.primary_port, self.replica_port = free_port(), free_port()
+        self.primary_dsn = f"postgresql://postgres@127.0.0.1:{self.primary_port}/postgres"
+        self.replica_dsn = f"postgresql://postgres@127.0.0.1:{self.replica_port}/postgres"
+
+    def run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self._run_as, str(self.bindir / tool), *args], check=True, capture_output=True, cwd=self.work)
+
+    def start(self, name: str, port: int) -> None:
+        options = f"-p {port} -k {self.work} -c listen_addresses=127.0.0.1 -c fsync=off -c wal_level=replica"
+        self.run(
+            "pg_ctl", "start", "-w", "-D", str(self.work / name), "-l", str(self.work / f"{name}.log"), "-o", options
+        )
+
+    def stop(self, name: str, mode: str = "fast") -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.run("pg_ctl", "stop", "-w", "-m", mode, "-D", str(self.work / name))
+
+    def caught_up(self, timeout: float = 30.0) -> None:
+        """Wait until the replica has replayed everything the primary has written."""
+        with psycopg.connect(self.primary_dsn, autocommit=True) as primary:
+            target = primary.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(self.replica_dsn, autocommit=True) as replica:
+            while not replica.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)).fetchone()[0]:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the replica did not catch up")
+                time.sleep(0.05)
+
+    def replay(self, paused: bool) -> None:
+        with psycopg.connect(self.replica_dsn, autocommit=True) as replica:
+            replica.execute("SELECT pg_wal_replay_pause()" if paused else "SELECT pg_wal_replay_resume()")
+
+
+@contextlib.contextmanager
+def replicated_cluster() -> Iterator[ReplicatedCluster]:
+    """Skips the test where the machine has no PostgreSQL server binaries."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_basebackup"))
+    if not found:
+        pytest.skip("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin) for a throwaway primary and replica")
+    work = Path(tempfile.mkdtemp(prefix="optiinfra-replica-"))
+    work.chmod(0o777)
+    run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses root
+    cluster = ReplicatedCluster(found[-1].parent, work, run_as)
+    try:
+        cluster.run("initdb", "-D", str(work / "primary"), "-U", "postgres", "--auth=trust", "--no-sync")
+        cluster.start("primary", cluster.primary_port)
+        migrations.apply(cluster.primary_dsn)
+        cluster.run(
+            "pg_basebackup", "-h", "127.0.0.1", "-p", str(cluster.primary_port), "-U", "postgres",
+            "-D", str(work / "replica"), "-R", "-X", "stream", "--no-sync",
+        )  # fmt: skip
+        cluster.start("replica", cluster.replica_port)
+        cluster.caught_up()
+        yield cluster
+    finally:
+        cluster.stop("replica", "immediate")
+        cluster.stop("primary", "immediate")
+        shutil.rmtree(work, ignore_errors=True)

@@ -50,14 +50,18 @@ class Repositories:
     workflow_artifacts: WorkflowArtifacts
 
     def __init__(
-        self, executor: Executor, secret_keys: SecretKeys | None = None, customer_id: UUID | None = None
+        self,
+        executor: Executor,
+        secret_keys: SecretKeys | None = None,
+        customer_id: UUID | None = None,
+        reads: Executor | None = None,
     ) -> None:
         self._executor = executor
         self._secret_keys = secret_keys
         self.customer_id = customer_id
         """The customer these repositories are confined to (None: not confined)."""
         for name, repository in repository_types().items():
-            setattr(self, name, repository(executor, customer_id, secret_keys))
+            setattr(self, name, repository(executor, customer_id, secret_keys, reads))
 
 
 def repository_types() -> dict[str, type[Repository[Any]]]:

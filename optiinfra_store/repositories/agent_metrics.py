@@ -152,9 +152,9 @@ class AgentMetrics(Repository[AgentMetric], table="agent_metrics"):
         if bucket is not None:
             if not isinstance(bucket, timedelta) or bucket <= timedelta(0):
                 raise InvalidArgument(f"bucket must be a positive timedelta, got {bucket!r}")
-            rows = await self._db.fetch(self._q.aggregate_buckets, *args, bucket, start or _EPOCH)
+            rows = await self._reads.fetch(self._q.aggregate_buckets, *args, bucket, start or _EPOCH)
             return [MetricBucket.from_row(row) for row in rows]
-        row = await self._db.fetchrow(self._q.aggregate, *args)
+        row = await self._reads.fetchrow(self._q.aggregate, *args)
         assert row is not None  # an aggregate without GROUP BY returns one row
         return MetricSummary.from_row(row)
 
@@ -191,5 +191,7 @@ class AgentMetrics(Repository[AgentMetric], table="agent_metrics"):
         if not isinstance(metadata, dict):
             raise InvalidArgument(f"metadata must be a dict, got {type(metadata).__name__}")
         return self._many(
-            await self._db.fetch(self._q.search, metadata, as_optional_uuid(agent_id, "agent_id"), check_limit(limit))
+            await self._reads.fetch(
+                self._q.search, metadata, as_optional_uuid(agent_id, "agent_id"), check_limit(limit)
+            )
         )

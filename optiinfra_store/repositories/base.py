@@ -208,9 +208,14 @@ class Repository(Generic[R]):
         cls.entity = re.sub(r"(?<!^)(?=[A-Z])", " ", record_type.__name__).lower()
 
     def __init__(
-        self, executor: Executor, customer_id: UUID | None = None, secret_keys: SecretKeys | None = None
+        self,
+        executor: Executor,
+        customer_id: UUID | None = None,
+        secret_keys: SecretKeys | None = None,
+        reads: Executor | None = None,
     ) -> None:
         self._db = executor
+        self._reads = executor if reads is None else reads  # lists and analytics: a replica, if any
         self._customer_id = customer_id  # the customer a confined store is bound to
         self._keys = secret_keys  # only agent_configs reads them
         self._q: Queries = load(self.table)
@@ -228,7 +233,7 @@ class Repository(Generic[R]):
         (`key`, id) from the cursor (nulls on the first page), then how many rows to read."""
         after = decode_cursor(cursor) if cursor is not None else (None, None)
         size = check_limit(limit, maximum)
-        rows = await self._db.fetch(sql, *filters, *after, size + 1)
+        rows = await self._reads.fetch(sql, *filters, *after, size + 1)
         items = self._many(rows[:size])
         last = items[-1] if len(rows) > size else None
         next_cursor = None if last is None else encode_cursor(getattr(last, key), getattr(last, "id"))  # noqa: B009

@@ -140,7 +140,7 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
     async def get_detail(self, id: UUID | str) -> WorkflowExecutionDetail:
         """The execution with its steps (ordered by step_order) and artifacts. Raises NotFound."""
         key = as_uuid(id)
-        row = await self._db.fetchrow(self._q.get_detail, key)
+        row = await self._reads.fetchrow(self._q.get_detail, key)
         if row is None:
             raise NotFound(self.entity, key)
         values = dict(row)
@@ -182,8 +182,8 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         """Every status change of the execution and of its steps, oldest first, with who made it
         and why. Raises NotFound."""
         key = as_uuid(id)
-        rows = await self._db.fetch(self._q.history, key)
-        if not rows and await self._db.fetchval(self._q.get_status, key) is None:
+        rows = await self._reads.fetch(self._q.history, key)
+        if not rows and await self._reads.fetchval(self._q.get_status, key) is None:
             raise NotFound(self.entity, key)
         return [WorkflowTransition.from_row(row) for row in rows]
 
@@ -202,7 +202,7 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         `Store.maintain()` keeps, the rest of the window from the executions themselves. Counts,
         averages and the max are exact; p50 and p95 come from a duration sketch and are within 2%
         of the exact sample at their rank (see `optiinfra_store.sketch`)."""
-        rows = await self._db.fetch(self._q.statistics, *self._filters(scope))
+        rows = await self._reads.fetch(self._q.statistics, *self._filters(scope))
         typed = [row for row in rows if row["workflow_type"] is not None]
         by_type = {WorkflowType(row["workflow_type"]): _figures(row) for row in typed}
         overall = _Figures.total([_Figures.of(row) for row in typed])
@@ -216,7 +216,7 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         Read from the rollups and the raw tables like `statistics` (with an agent filter, from the
         raw tables only); percentiles within 2%, everything else exact."""
         filters = self._filters(scope)
-        row = await self._db.fetchrow(self._q.performance, *filters, filters[1] is None)
+        row = await self._reads.fetchrow(self._q.performance, *filters, filters[1] is None)
         assert row is not None  # one row per call: the window
         ex = row["executions"]
         ended = ex["ended"]
@@ -306,7 +306,7 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         )
         hours = _aligned(since, bucket, timedelta(hours=1)) and args[0] is None and args[1] is None
         days = _aligned(since, bucket, timedelta(days=1))
-        rows = await self._db.fetch(self._q.trend, *args, bucket // timedelta(microseconds=1), hours, days)
+        rows = await self._reads.fetch(self._q.trend, *args, bucket // timedelta(microseconds=1), hours, days)
         return [
             TrendBucket.model_construct(
                 start=row["start"],
