@@ -139,7 +139,9 @@ TABLES = (
 def _table_bytes(conn: psycopg.Connection, table: str) -> int:
     """On disk, with indexes and TOAST, and every partition of a partitioned table."""
     row = conn.execute(
-        "SELECT sum(pg_total_relation_size(relid))::bigint FROM pg_partition_tree(%s::regclass)", (table,)
+        "SELECT coalesce((SELECT sum(pg_total_relation_size(relid))::bigint FROM pg_partition_tree(%s::regclass)"
+        " WHERE level > 0), pg_total_relation_size(%s::regclass))",
+        (table, table),
     ).fetchone()
     return int(row[0] or 0)
 

@@ -95,14 +95,13 @@ SELECT p.id, p.agent_id, p.metric_name, p.metric_type, p.metric_value, p.metric_
 SELECT optiinfra_drop_metric_partitions($1);
 
 -- name: purge_batch
--- Delete up to $2 points collected before $1, oldest first, from the partitions left after drop_partitions (the one holding $1, the default); returns how many went.
+-- Delete up to $2 points collected before $1, oldest first, from the partitions left after drop_partitions (the one holding $1, the default); returns how many went. No row locks first: points are never updated, and locking them would write each page to the WAL twice.
 WITH doomed AS MATERIALIZED (
     SELECT id, collection_timestamp
       FROM agent_metrics
      WHERE collection_timestamp < $1
      ORDER BY collection_timestamp
      LIMIT $2
-       FOR UPDATE SKIP LOCKED
 ), deleted AS (
     DELETE FROM agent_metrics m
      USING doomed d
