@@ -95,7 +95,7 @@ CREATE TABLE workflow_step_rollups (
     bucket           timestamptz NOT NULL,
     customer_id      uuid NOT NULL,
     workflow_type    workflow_type,  -- null: every type
-    step_name        varchar(255) NOT NULL,
+    step_name        text NOT NULL,
     steps            bigint NOT NULL,
     timed            bigint NOT NULL,
     duration_sum     numeric NOT NULL,
