@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import psycopg
@@ -7,7 +8,7 @@ import pytest
 
 from optiinfra_store import migrations
 from optiinfra_store.migrations import YOYO_TABLES
-from tests.pg import Databases, session_server
+from tests.pg import Databases, pgbouncer, session_server
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -63,10 +64,21 @@ def scratch_dsn(databases: Databases) -> str:
     return databases.create("optiinfra_scratch")
 
 
+POOLER_ENV = "OPTIINFRA_TEST_POOLER"
+"""Set to `pgbouncer`: the session's store goes through pgbouncer in transaction mode."""
+
+
 @pytest.fixture(scope="session")
 async def session_store(migrated_dsn: str):
     from optiinfra_store import Store
 
+    if os.environ.get(POOLER_ENV) == "pgbouncer":
+        with pgbouncer(migrated_dsn, pool_size=4) as bouncer:
+            async with Store.connect(
+                bouncer, pooler="transaction", events_dsn=migrated_dsn, min_size=2, max_size=24
+            ) as store:
+                yield store
+        return
     async with Store.connect(migrated_dsn, min_size=2, max_size=24) as store:
         yield store
 
