@@ -24,11 +24,12 @@ def _parser() -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="compare",
-        choices=["compare", "scale", "profile", "confinement", "partitions", "pooler"],
+        choices=["compare", "scale", "profile", "confinement", "partitions", "pooler", "replicas"],
         help="compare the stacks (default); scale: history at 10k/100k/1M executions; "
         "profile: where the store's time goes on get(); confinement: what "
         "for_customer() costs a get(); partitions: record_many into the partitioned metrics table "
-        "against the plain one; pooler: concurrent workflows through pgbouncer against direct",
+        "against the plain one; pooler: concurrent workflows through pgbouncer against direct; "
+        "replicas: statistics from a replica while the primary takes a bulk load",
     )
     parser.add_argument(
         "--dsn",
@@ -61,6 +62,17 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     began = time.perf_counter()
+    if args.command == "replicas":
+        from benchmarks import replicas
+
+        result = asyncio.run(replicas.run(seconds=5.0 if args.quick else 15.0))
+        print(replicas.describe(result))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+        if not args.quick and not args.no_write:
+            report.write_section(Path(__file__).parent / "RESULTS.md", "replicas", replicas.markdown(result))
+            print("wrote the replicas section of RESULTS.md")
+        return 0
     with admin_server(args.dsn) as (admin_dsn, origin):
         print(f"PostgreSQL from {origin}", flush=True)
         if args.command == "scale":

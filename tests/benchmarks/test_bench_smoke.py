@@ -98,3 +98,11 @@ async def test_pooler__both_ways_in_run_workflows(clean_dsn):
     result = await pooler.run(clean_dsn, rounds=1, agents=3, workflows=2)
     assert result["errors"] == {"pgbouncer": 0, "direct": 0} and result["ratio"] > 0
     assert "| pgbouncer, transaction mode |" in pooler.markdown(result)
+
+
+async def test_replicas__reads_and_writes_run_on_both_servers():
+    from benchmarks import replicas
+
+    result = await replicas.run(seconds=0.3, batch=200, executions=200)
+    assert result["statistics_per_second"]["alone"] > 0 and result["points_per_second"]["during the reads"] > 0
+    assert "| statistics() on the replica, calls/s |" in replicas.markdown(result)
