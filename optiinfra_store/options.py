@@ -63,8 +63,12 @@ class PoolOptions:
     @property
     def server_settings(self) -> dict[str, str]:
         """The session settings every connection starts with (the pool's and workflow_events');
-        none through a transaction pooler."""
+        none through a transaction pooler. JIT compilation is off unless asked for: the store's
+        statements are short, and compiling one (which PostgreSQL does above a cost estimate,
+        easily reached by the analytics over millions of rows) takes longer than running it."""
         settings = dict(self.extra.get("server_settings") or {})
+        if self.pooler is None:
+            settings.setdefault("jit", "off")
         if self.statement_timeout is not None:
             settings["statement_timeout"] = str(max(1, round(self.statement_timeout * 1000)))
         return settings

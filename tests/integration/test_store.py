@@ -86,3 +86,10 @@ async def test_connect__statement_timeout_is_the_servers(clean_dsn):
     async with Store.connect(clean_dsn, statement_timeout=1.5) as store:
         async with store.transaction() as tx:
             assert await tx.connection.fetchval("SHOW statement_timeout") == "1500ms"
+
+
+async def test_connect__jit_off_unless_asked_for(clean_dsn):
+    async with Store.connect(clean_dsn, max_size=1) as store:
+        assert await store.pool.fetchval("SHOW jit") == "off"
+    async with Store.connect(clean_dsn, max_size=1, server_settings={"jit": "on"}) as store:
+        assert await store.pool.fetchval("SHOW jit") == "on"
