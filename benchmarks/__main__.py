@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks import report, runner
 from benchmarks.database import admin_server, fresh_database
@@ -59,22 +60,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report(args: argparse.Namespace, module: Any, name: str, result: dict[str, Any]) -> int:
+    """Print a one-section benchmark's result; write it to --json, and its section of RESULTS.md
+    on a full run (not --quick, --no-write or --rounds)."""
+    print(module.describe(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    if not args.quick and not args.no_write and args.rounds is None:
+        report.write_section(Path(__file__).parent / "RESULTS.md", name, module.markdown(result))
+        print(f"wrote the {name} section of RESULTS.md")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     began = time.perf_counter()
-    if args.command == "replicas":
+    if args.command == "replicas":  # servers of its own
         from benchmarks import replicas
 
-        result = asyncio.run(replicas.run(seconds=5.0 if args.quick else 15.0))
-        print(replicas.describe(result))
-        if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2))
-        if not args.quick and not args.no_write:
-            report.write_section(Path(__file__).parent / "RESULTS.md", "replicas", replicas.markdown(result))
-            print("wrote the replicas section of RESULTS.md")
-        return 0
+        return _report(args, replicas, "replicas", asyncio.run(replicas.run(seconds=5.0 if args.quick else 15.0)))
     with admin_server(args.dsn) as (admin_dsn, origin):
         print(f"PostgreSQL from {origin}", flush=True)
+        rounds = args.rounds or (3 if args.quick else 5)
         if args.command == "scale":
             from benchmarks import scale
 
@@ -91,48 +98,20 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import partitions
 
             with fresh_database(admin_dsn) as partitioned_dsn, fresh_database(admin_dsn) as plain_dsn:
-                result = asyncio.run(
-                    partitions.run(partitioned_dsn, plain_dsn, rounds=args.rounds or (3 if args.quick else 5))
-                )
-            print(partitions.describe(result))
-            if args.json:
-                Path(args.json).write_text(json.dumps(result, indent=2))
-            if not args.quick and not args.no_write and args.rounds is None:
-                report.write_section(Path(__file__).parent / "RESULTS.md", "partitions", partitions.markdown(result))
-                print("wrote the partitions section of RESULTS.md")
-            return 0
+                result = asyncio.run(partitions.run(partitioned_dsn, plain_dsn, rounds=rounds))
+            return _report(args, partitions, "partitions", result)
         with fresh_database(admin_dsn) as dsn:
             if args.command == "pooler":
                 from benchmarks import pooler
 
                 result = asyncio.run(pooler.run(dsn, rounds=args.rounds or (2 if args.quick else 3)))
-                print(pooler.describe(result))
-                if args.json:
-                    Path(args.json).write_text(json.dumps(result, indent=2))
-                if not args.quick and not args.no_write and args.rounds is None:
-                    report.write_section(Path(__file__).parent / "RESULTS.md", "pooler", pooler.markdown(result))
-                    print("wrote the pooler section of RESULTS.md")
-                return 0
+                return _report(args, pooler, "pooler", result)
             if args.command == "confinement":
                 from benchmarks import confinement
 
-                result = asyncio.run(
-                    confinement.run(
-                        dsn,
-                        admin_dsn,
-                        rounds=args.rounds or (3 if args.quick else 5),
-                        calls=500 if args.quick else 2_000,
-                    )
-                )
-                print(confinement.describe(result))
-                if args.json:
-                    Path(args.json).write_text(json.dumps(result, indent=2))
-                if not args.quick and not args.no_write and args.rounds is None:
-                    report.write_section(
-                        Path(__file__).parent / "RESULTS.md", "confinement", confinement.markdown(result)
-                    )
-                    print("wrote the confinement section of RESULTS.md")
-                return 0
+                calls = 500 if args.quick else 2_000
+                result = asyncio.run(confinement.run(dsn, admin_dsn, rounds=rounds, calls=calls))
+                return _report(args, confinement, "confinement", result)
             if args.command == "profile":
                 from benchmarks import profile
 
