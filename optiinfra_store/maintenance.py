@@ -6,10 +6,10 @@ run from several processes at once: the database serializes it."""
 
 from __future__ import annotations
 
-from optiinfra_store.errors import InvalidArgument
 from optiinfra_store.executor import Executor
 from optiinfra_store.queries import load
 from optiinfra_store.records import MaintenanceReport
+from optiinfra_store.repositories.base import check_int
 
 DEFAULT_METRIC_DAYS_AHEAD = 7
 """How many days ahead of today maintain() keeps agent_metrics partitions."""
@@ -26,12 +26,7 @@ _q = load("maintenance")
 
 async def maintain(executor: Executor, *, metric_days_ahead: int = DEFAULT_METRIC_DAYS_AHEAD) -> MaintenanceReport:
     """Run every upkeep task once; see the module's docstring."""
-    if (
-        not isinstance(metric_days_ahead, int)
-        or isinstance(metric_days_ahead, bool)
-        or not 0 <= metric_days_ahead <= 366
-    ):
-        raise InvalidArgument(f"metric_days_ahead must be an integer from 0 to 366, got {metric_days_ahead!r}")
+    check_int(metric_days_ahead, "metric_days_ahead", 0, 366)
     created: int = await executor.fetchval(_q.metric_partitions, metric_days_ahead)
     hours = 0
     for _ in range(MAX_ROLL_UPS):

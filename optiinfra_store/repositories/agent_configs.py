@@ -16,6 +16,7 @@ from optiinfra_store.repositories.base import (
     Repository,
     as_optional_uuid,
     as_uuid,
+    check_int,
     check_limit,
     enum_value,
     insert_args,
@@ -246,8 +247,7 @@ class AgentConfigs(Repository[AgentConfig], table="agent_configs"):
         many entries were written. Open a store with the new key first in its list (e.g.
         `secret_key=[new, old]`), rotate, then drop the old key. Raises SecretKeyError, after the
         batches before it, for a value no key of this store opens."""
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= 10_000:
-            raise InvalidArgument(f"batch_size must be an integer from 1 to 10000, got {batch_size!r}")
+        check_int(batch_size, "batch_size", 1, 10_000)
         keys = self._keys
         if keys is None:
             raise SecretKeyError(f"rotating needs the secret keys, newest first ({SECRET_KEY_ENV} or secret_key=)")

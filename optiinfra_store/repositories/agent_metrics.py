@@ -16,6 +16,7 @@ from optiinfra_store.repositories.base import (
     Repository,
     as_optional_uuid,
     as_uuid,
+    check_int,
     check_limit,
     enum_value,
     keyword_filters,
@@ -174,8 +175,7 @@ class AgentMetrics(Repository[AgentMetric], table="agent_metrics"):
         if before is None:
             raise InvalidArgument("before must be a timezone-aware datetime, got None")
         cutoff = optional_aware(before, "before")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= 100_000:
-            raise InvalidArgument(f"batch_size must be an integer from 1 to 100000, got {batch_size!r}")
+        check_int(batch_size, "batch_size", 1, 100_000)
         if dry_run:
             would: int = await self._db.fetchval(self._q.purge_count, cutoff)
             return would

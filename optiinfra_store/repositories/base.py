@@ -56,9 +56,14 @@ def as_optional_uuid(value: Any, field: str) -> UUID | None:
 
 
 def check_limit(limit: int, maximum: int = 10_000) -> int:
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= maximum:
-        raise InvalidArgument(f"limit must be an integer from 1 to {maximum}, got {limit!r}")
-    return limit
+    return check_int(limit, "limit", 1, maximum)
+
+
+def check_int(value: Any, name: str, minimum: int, maximum: int) -> int:
+    """An integer (not a bool) in [minimum, maximum]; InvalidArgument naming `name` otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise InvalidArgument(f"{name} must be an integer from {minimum} to {maximum}, got {value!r}")
+    return value
 
 
 def optional_aware(value: Any, name: str) -> datetime | None:

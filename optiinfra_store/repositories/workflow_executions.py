@@ -44,6 +44,7 @@ from optiinfra_store.repositories.base import (
     as_optional_uuid,
     as_uuid,
     audit,
+    check_int,
     enum_value,
     enum_values,
     insert_args,
@@ -347,8 +348,7 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         if finished_before is None:
             raise InvalidArgument("finished_before must be a timezone-aware datetime, got None")
         cutoff = optional_aware(finished_before, "finished_before")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= 100_000:
-            raise InvalidArgument(f"batch_size must be an integer from 1 to 100000, got {batch_size!r}")
+        check_int(batch_size, "batch_size", 1, 100_000)
         finished = [WorkflowStatus.COMPLETED.value, WorkflowStatus.CANCELLED.value]
         if not keep_failed:
             finished += [WorkflowStatus.FAILED.value, WorkflowStatus.TIMEOUT.value]
