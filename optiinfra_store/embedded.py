@@ -20,7 +20,9 @@ INSTALL_HINT = (
 def available() -> bool:
     """True when the `embedded` extra (pgserver) is installed."""
     try:
-        import pgserver  # noqa: F401
+        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
+            warnings.simplefilter("ignore")
+            import pgserver  # noqa: F401
     except ImportError:
         return False
     return True
@@ -50,8 +52,13 @@ def embedded_server(data_dir: str | Path | None = None) -> Iterator[str]:
             shutil.rmtree(path, ignore_errors=True)
         raise StoreUnavailable(f"embedded PostgreSQL failed to start in {path}: {exc}") from exc
     try:
-        yield server.get_uri()
+        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR here too
+            warnings.simplefilter("ignore")
+            uri = server.get_uri()
+        yield uri
     finally:
-        server.cleanup()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server.cleanup()
         if temporary:
             shutil.rmtree(path, ignore_errors=True)

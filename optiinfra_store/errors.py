@@ -20,6 +20,11 @@ class ConfigurationError(StoreError):
     """The store was given settings it cannot use (no DSN, a malformed DSN, a missing extra)."""
 
 
+class SchemaNotMigrated(ConfigurationError):
+    """The database lacks a table, function or type of the schema: its migrations are not applied
+    (apply them with `optiinfra_store.migrations.apply(dsn)` or `optiinfra-store migrate`)."""
+
+
 class InvalidArgument(StoreError, ValueError):
     """A method argument is out of its range or of the wrong kind (limits, cursors, intervals)."""
 
@@ -227,6 +232,11 @@ def translate(exc: BaseException) -> StoreError:
         return StoreTimeout("timed out waiting for the database")
     if isinstance(exc, _UNAVAILABLE):
         return StoreUnavailable(f"database unavailable: {exc}")
+    if isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedFunctionError | asyncpg.UndefinedObjectError):
+        return SchemaNotMigrated(
+            f"{exc}: the database schema is missing or out of date; apply the migrations "
+            "(optiinfra_store.migrations.apply, or `optiinfra-store migrate`)"
+        )
     if isinstance(exc, asyncpg.DataError):
         if exc.__cause__ is not None:  # refused while encoding, before anything was sent
             return InvalidData(f"value cannot be stored: {exc}")

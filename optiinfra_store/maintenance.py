@@ -35,3 +35,16 @@ async def maintain(executor: Executor, *, metric_days_ahead: int = DEFAULT_METRI
             break
         hours += rolled
     return MaintenanceReport(metric_partitions_created=created, rollup_hours=hours)
+
+
+async def pending_migrations(executor: Executor) -> list[str]:
+    """The package's migrations the database has not applied, in order (all of them on an empty
+    database)."""
+    from optiinfra_store import migrations
+    from optiinfra_store.errors import SchemaNotMigrated
+
+    try:
+        applied = {row["migration_id"] for row in await executor.fetch(_q.applied_migrations)}
+    except SchemaNotMigrated:  # yoyo has never run here
+        applied = set()
+    return [id_ for id_ in migrations.ids() if id_ not in applied]

@@ -30,8 +30,10 @@ def _order(key: str) -> float:
     return float("-inf") if key == ZERO else int(key)
 
 
-def quantile(sketch: Mapping[str, int], q: float) -> float | None:
-    """The q-quantile (0 <= q <= 1) of the counted durations, in seconds; None if there are none."""
+def quantile(sketch: Mapping[str, int], q: float, maximum: float | None = None) -> float | None:
+    """The q-quantile (0 <= q <= 1) of the counted durations, in seconds; None if there are none.
+    With `maximum` (the exact largest duration) the estimate never exceeds it: a bucket's middle
+    can lie above every value counted in it."""
     total = sum(sketch.values())
     if total == 0:
         return None
@@ -40,5 +42,6 @@ def quantile(sketch: Mapping[str, int], q: float) -> float | None:
     for key in sorted(sketch, key=_order):
         seen += sketch[key]
         if seen > rank:
-            return 0.0 if key == ZERO else 2 * GAMMA ** int(key) / (GAMMA + 1)
+            value = 0.0 if key == ZERO else 2 * GAMMA ** int(key) / (GAMMA + 1)
+            return value if maximum is None else min(value, maximum)
     raise AssertionError("unreachable: the cumulative count reaches the total")  # pragma: no cover

@@ -28,7 +28,7 @@ from optiinfra_store.records import MaintenanceReport
 from optiinfra_store.repositories import Repositories
 from optiinfra_store.repositories.base import as_optional_uuid, as_uuid
 from optiinfra_store.secrets import SecretKeys
-from optiinfra_store.workflow_events import WorkflowEvents
+from optiinfra_store.workflow_events import EventsHub, WorkflowEvents
 
 __all__ = ["Repositories", "Store", "Transaction"]  # Repositories is defined in optiinfra_store.repositories
 
@@ -240,6 +240,16 @@ class Store(Repositories):
             )
         return await maintenance.maintain(self._executor, metric_days_ahead=metric_days_ahead)
 
+    async def pending_migrations(self) -> list[str]:
+        """The ids of the package's migrations this database has not applied, in order: empty when
+        the schema is current (a readiness check). Raises StoreUnavailable if the server cannot be
+        reached."""
+        if self.customer_id is not None:
+            raise AccessDenied(
+                f"pending_migrations() is platform work: refused in a store confined to {self.customer_id}"
+            )
+        return await maintenance.pending_migrations(self._executor)
+
     @asynccontextmanager
     async def workflow_events(
         self,
@@ -248,29 +258,64 @@ class Store(Repositories):
         execution_id: UUID | str | None = None,
         after: int | None = None,
         poll_interval: float = 1.0,
+        hub: EventsHub | None = None,
     ) -> AsyncIterator[WorkflowEvents]:
         """Subscribe to workflow transitions as they are committed (LISTEN/NOTIFY on a connection of
         its own, not the pool's). Yields an async iterator of WorkflowTransition, optionally only of
         one customer or execution. With `after` (a transition id) it first delivers everything since.
         A dropped connection is re-opened and nothing is lost or repeated. A store confined to a
         customer delivers only that customer's transitions.
+
+        With `hub` (from `events_hub()`) it opens no connection: the hub's wakes it, and it reads
+        through this store's pool, holding a connection only while it reads.
         Raises NotFound for an unknown `after`, StoreUnavailable if the server cannot be reached."""
-        if self._dsn is None:
-            raise ConfigurationError("workflow_events needs a Store opened with Store.connect()")
-        if self._pooler is not None and self._events_dsn is None:
-            raise ConfigurationError(
-                "workflow_events listens (LISTEN/NOTIFY), which needs a session of its own: through a "
-                "transaction pooler a notification can reach any client or none. Open the store with "
-                "events_dsn=<a direct connection to the server>"
-            )
-        dsn = self._events_dsn or self._dsn
-        settings = {**self._server_settings, "application_name": "optiinfra-events"}
         customer = as_optional_uuid(customer_id, "customer_id")
         if self.customer_id is not None:
             if customer not in (None, self.customer_id):
                 raise InvalidArgument(f"this store is confined to customer {self.customer_id}")
             customer = self.customer_id
-        confined_to = self.customer_id
+        stream = WorkflowEvents(
+            None if hub is not None else self._listener_factory("workflow_events", self.customer_id),
+            customer_id=customer,
+            execution_id=as_optional_uuid(execution_id, "execution_id"),
+            after=after,
+            poll_interval=poll_interval,
+            hub=hub,
+            reader=self._executor,
+        )
+        try:
+            await stream.open()
+            yield stream
+        finally:
+            await stream.close()
+
+    @asynccontextmanager
+    async def events_hub(self) -> AsyncIterator[EventsHub]:
+        """One listening connection to share among many `workflow_events(hub=...)` subscriptions
+        (of this store and of the stores `for_customer` makes from it): for a server process that
+        streams events to many clients. Platform work: refused in a confined store."""
+        if self.customer_id is not None:
+            raise AccessDenied(f"events_hub() is platform work: refused in a store confined to {self.customer_id}")
+        hub = EventsHub(self._listener_factory("events_hub", None))
+        await hub.open()
+        try:
+            yield hub
+        finally:
+            await hub.close()
+
+    def _listener_factory(self, caller: str, confined_to: UUID | None) -> Callable[[], Awaitable[asyncpg.Connection]]:
+        """Opens a connection of its own for LISTEN (not through a transaction pooler: a
+        notification there can reach any client or none), confined for its whole session if asked."""
+        if self._dsn is None:
+            raise ConfigurationError(f"{caller} needs a Store opened with Store.connect()")
+        if self._pooler is not None and self._events_dsn is None:
+            raise ConfigurationError(
+                f"{caller} listens (LISTEN/NOTIFY), which needs a session of its own: through a "
+                "transaction pooler a notification can reach any client or none. Open the store with "
+                "events_dsn=<a direct connection to the server>"
+            )
+        dsn = self._events_dsn or self._dsn
+        settings = {**self._server_settings, "application_name": "optiinfra-events"}
 
         async def connect() -> asyncpg.Connection:
             conn = await asyncpg.connect(dsn, server_settings=settings)
@@ -286,18 +331,7 @@ class Store(Repositories):
                 raise
             return conn
 
-        stream = WorkflowEvents(
-            connect,
-            customer_id=customer,
-            execution_id=as_optional_uuid(execution_id, "execution_id"),
-            after=after,
-            poll_interval=poll_interval,
-        )
-        try:
-            await stream.open()
-            yield stream
-        finally:
-            await stream.close()
+        return connect
 
     async def __aenter__(self) -> Store:
         return self

@@ -7,14 +7,21 @@ Instead the subscriber keeps a transaction horizon: every row written by a trans
 it is read again on each poll (minus those already delivered), and the horizon only moves up to the
 snapshot's xmin, below which no transaction is still running. After a dropped connection it
 reconnects and resumes from that state.
+
+A server process with many subscribers (the HTTP service's event streams) shares one listening
+connection among them: an `EventsHub`. A wake-up fans out to every subscriber, and each reads its
+new transitions through its own store (so a confined store's subscriber sees only its customer's,
+as the database decides), holding a pooled connection only while it reads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections import deque
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 from uuid import UUID
 
 import asyncpg
@@ -27,28 +34,52 @@ CHANNEL = "optiinfra_workflow_transitions"
 _RECONNECT_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 
+class _Reader(Protocol):
+    """What a subscription reads through: a connection of its own, or a store's executor."""
+
+    async def fetch(self, sql: Any, *args: Any) -> list[asyncpg.Record]: ...
+
+    async def fetchval(self, sql: Any, *args: Any) -> Any: ...
+
+
+_LOST_CONNECTION = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    OSError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+
+
 class WorkflowEvents:
     """An async iterator of WorkflowTransition as they are committed: each poll delivers what became
     visible since the last one, in id order. Use through `store.workflow_events(...)`.
 
     `after=` delivers every transition with a greater id; it resumes exactly when the transactions
     around that id did not overlap (a lower id committed after it would count as seen). While any
-    transaction on the server stays open, each poll re-reads the transitions written since it began."""
+    transaction on the server stays open, each poll re-reads the transitions written since it began.
+
+    It listens on a connection of its own, or, given a hub, shares the hub's and reads through
+    `reader` (the store's executor) only when woken."""
 
     def __init__(
         self,
-        connect: Any,
+        connect: Callable[[], Awaitable[asyncpg.Connection]] | None,
         *,
         customer_id: UUID | None,
         execution_id: UUID | None,
         after: int | None,
         poll_interval: float,
+        hub: EventsHub | None = None,
+        reader: _Reader | None = None,
     ) -> None:
         self._connect_fn = connect
         self._customer_id = customer_id
         self._execution_id = execution_id
         self._after = after
         self._poll_interval = poll_interval
+        self._hub = hub
+        self._reader = reader
         self._q = load("workflow_transitions")
         self._conn: asyncpg.Connection | None = None
         self._wakeup = asyncio.Event()
@@ -61,23 +92,36 @@ class WorkflowEvents:
     @property
     def backend_pid(self) -> int | None:
         """The server process of the listening connection (for operators and tests)."""
+        if self._hub is not None:
+            return self._hub.backend_pid
         return None if self._conn is None else self._conn.get_server_pid()
 
     async def open(self) -> None:
-        await self._connect()
-        if self._after is None:
-            # start from now: what is already committed counts as seen
-            self._horizon = await self._conn.fetchval(self._q.snapshot_xmin)  # type: ignore[union-attr]
-            self._advance(await self._fetch_since(self._horizon), deliver=False)
+        if self._hub is not None:
+            self._hub.register(self._wakeup)
         else:
-            horizon = await self._conn.fetchval(self._q.txid_of, self._after)  # type: ignore[union-attr]
-            if horizon is None:
-                raise NotFound("workflow transition", self._after)
-            self._horizon = horizon
-            self._advance(await self._fetch_since(horizon), deliver=True, seen_up_to=self._after)
+            await self._connect()
+        try:
+            if self._after is None:
+                # start from now: what is already committed counts as seen
+                self._horizon = await self._source().fetchval(self._q.snapshot_xmin)
+                self._advance(await self._fetch_since(self._horizon), deliver=False)
+            else:
+                horizon = await self._source().fetchval(self._q.txid_of, self._after)
+                if horizon is None:
+                    raise NotFound("workflow transition", self._after)
+                self._horizon = horizon
+                self._advance(await self._fetch_since(horizon), deliver=True, seen_up_to=self._after)
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
+        """Stop: a reader waiting for the next transition gets StopAsyncIteration."""
         self._closed = True
+        self._wakeup.set()
+        if self._hub is not None:
+            self._hub.unregister(self._wakeup)
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 await self._conn.close()
@@ -103,7 +147,14 @@ class WorkflowEvents:
     def _notified(self, *_: Any) -> None:
         self._wakeup.set()
 
+    def _source(self) -> _Reader:
+        """The hub's subscribers read through the store; the others through their own connection."""
+        reader: _Reader | None = self._reader if self._hub is not None else self._conn
+        assert reader is not None
+        return reader
+
     async def _connect(self) -> None:
+        assert self._connect_fn is not None
         try:
             conn = await self._connect_fn()
             await conn.add_listener(CHANNEL, self._notified)
@@ -129,24 +180,20 @@ class WorkflowEvents:
         raise StoreUnavailable("workflow events: could not reconnect to the database")
 
     async def _fetch_since(self, horizon: int) -> list[asyncpg.Record]:
-        assert self._conn is not None
-        rows: list[asyncpg.Record] = await self._conn.fetch(
+        rows: list[asyncpg.Record] = await self._source().fetch(
             self._q.events_since, horizon, self._customer_id, self._execution_id
         )
         return rows
 
     async def _poll(self) -> None:
+        if self._hub is not None:  # the store's executor translates its errors and retries nothing
+            self._advance(await self._fetch_since(self._horizon), deliver=True)
+            return
         try:
             if self._conn is None:
                 await self._reconnect()
             rows = await self._fetch_since(self._horizon)
-        except (
-            asyncpg.PostgresConnectionError,
-            asyncpg.InterfaceError,
-            OSError,
-            asyncpg.AdminShutdownError,
-            asyncpg.CannotConnectNowError,
-        ):
+        except _LOST_CONNECTION:
             await self._reconnect()  # the next poll catches up from the same horizon
             return
         except Exception as exc:
@@ -167,3 +214,80 @@ class WorkflowEvents:
         if xmin > self._horizon:
             self._horizon = xmin
             self._seen = {i: t for i, t in self._seen.items() if t >= xmin}
+
+
+class EventsHub:
+    """One listening connection for a whole process. Subscriptions opened with
+    `store.workflow_events(hub=hub)` are woken by its notifications and read through their own
+    store, so a thousand subscribers cost one server connection, plus a pooled one while each reads.
+    If the connection drops, the hub re-opens it and wakes everyone (each catches up from its own
+    horizon; the subscribers' periodic polls cover the gap). Open it with `store.events_hub()`."""
+
+    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
+        self._connect_fn = connect
+        self._conn: asyncpg.Connection | None = None
+        self._subscribers: weakref.WeakSet[asyncio.Event] = weakref.WeakSet()  # a lost subscriber drops out
+        self._watchdog: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+        self.reconnects = 0
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The server process of the listening connection."""
+        return None if self._conn is None else self._conn.get_server_pid()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    async def open(self) -> None:
+        await self._connect()
+        self._watchdog = asyncio.create_task(self._keep_listening(), name="optiinfra-events-hub")
+
+    async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
+        self._wake()
+
+    def register(self, wakeup: asyncio.Event) -> None:
+        self._subscribers.add(wakeup)
+
+    def unregister(self, wakeup: asyncio.Event) -> None:
+        self._subscribers.discard(wakeup)
+
+    def _wake(self, *_: Any) -> None:
+        for wakeup in list(self._subscribers):
+            wakeup.set()
+
+    async def _connect(self) -> None:
+        try:
+            conn = await self._connect_fn()
+            await conn.add_listener(CHANNEL, self._wake)
+            conn.add_termination_listener(lambda _conn: self._lost.set())
+        except Exception as exc:
+            raise translate(exc) from exc
+        self._conn = conn
+
+    async def _keep_listening(self) -> None:
+        while True:
+            await self._lost.wait()
+            self._lost.clear()
+            old, self._conn = self._conn, None
+            if old is not None:
+                old.terminate()
+            attempt = 0
+            while self._conn is None:
+                try:
+                    await self._connect()
+                except StoreUnavailable:
+                    await asyncio.sleep(_RECONNECT_DELAYS[min(attempt, len(_RECONNECT_DELAYS) - 1)])
+                    attempt += 1
+            self.reconnects += 1
+            self._wake()  # what was notified while nobody listened

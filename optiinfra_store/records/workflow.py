@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import Field, StringConstraints, ValidationInfo, computed_field, field_validator
 
 from optiinfra_store.enums import ArtifactType, StepStatus, WorkflowStatus, WorkflowType
 from optiinfra_store.records._base import INT4_MAX, Count, Input, JsonObject, Name, Record, Timestamp
@@ -58,6 +58,7 @@ class WorkflowExecution(Record):
     created_at: datetime
     updated_at: datetime
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def duration_seconds(self) -> float | None:
         """Seconds from start to completion; None until both are set."""
@@ -108,6 +109,7 @@ class WorkflowStep(Record):
     created_at: datetime
     updated_at: datetime
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def duration_seconds(self) -> float | None:
         """Seconds from start to completion; None until both are set."""

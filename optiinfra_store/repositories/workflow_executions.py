@@ -456,8 +456,8 @@ class _Figures:
             count_by_status=self.counts,
             success_rate=self.counts[WorkflowStatus.COMPLETED] / ended if ended else None,
             avg_duration_seconds=float(self.duration_sum / self.timed) if self.timed else None,
-            p50_duration_seconds=sketch.quantile(self.sketch, 0.5),
-            p95_duration_seconds=sketch.quantile(self.sketch, 0.95),
+            p50_duration_seconds=sketch.quantile(self.sketch, 0.5, self.duration_max),
+            p95_duration_seconds=sketch.quantile(self.sketch, 0.95, self.duration_max),
             max_duration_seconds=self.duration_max,
         )
 

@@ -1,0 +1,1 @@
+REVOKE SELECT ON _yoyo_migration FROM optiinfra_app;
