@@ -25,12 +25,13 @@ def _parser() -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="compare",
-        choices=["compare", "scale", "profile", "confinement", "partitions", "pooler", "replicas"],
+        choices=["compare", "scale", "profile", "confinement", "partitions", "pooler", "replicas", "http"],
         help="compare the stacks (default); scale: history at 10k/100k/1M executions; "
         "profile: where the store's time goes on get(); confinement: what "
         "for_customer() costs a get(); partitions: record_many into the partitioned metrics table "
         "against the plain one; pooler: concurrent workflows through pgbouncer against direct; "
-        "replicas: statistics from a replica while the primary takes a bulk load",
+        "replicas: statistics from a replica while the primary takes a bulk load; http: the "
+        "workflow-history service's routes beside the same store calls, and idle event streams",
     )
     parser.add_argument(
         "--dsn",
@@ -106,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
 
                 result = asyncio.run(pooler.run(dsn, rounds=args.rounds or (2 if args.quick else 3)))
                 return _report(args, pooler, "pooler", result)
+            if args.command == "http":
+                from benchmarks import http
+
+                options = {"rounds": 1, "seconds": 2.0, "customers": 3, "executions": 100} if args.quick else {}
+                result = asyncio.run(http.run(dsn, admin_dsn, **options))
+                return _report(args, http, "http", result)
             if args.command == "confinement":
                 from benchmarks import confinement
 

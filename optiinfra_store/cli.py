@@ -55,6 +55,45 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         asyncio.run(run_demo(dsn))
 
 
+def _cmd_serve(args: argparse.Namespace) -> None:
+    try:
+        from optiinfra_store.api.serve import serve
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"serve needs the api extra: pip install 'optiinfra-store[api]' ({exc.name} is missing)"
+        ) from None
+    serve(args.dsn or os.environ.get(DSN_ENV) or None, args.host, args.port, args.data_dir)
+
+
+def _cmd_token(args: argparse.Namespace) -> None:
+    try:
+        from optiinfra_store.api.auth import TokenVerifier, issue_token
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"token needs the api extra: pip install 'optiinfra-store[api]' ({exc.name} is missing)"
+        ) from None
+    secret = os.environ.get("OPTIINFRA_JWT_SECRET", "")
+    if not secret:
+        raise ConfigurationError("set OPTIINFRA_JWT_SECRET to the service's HS256 secret")
+    TokenVerifier.hs256(secret)  # the same checks as the service's: refuses a missing or short secret
+    try:
+        customer = UUID(args.customer)
+    except ValueError:
+        raise InvalidArgument(f"--customer must be a customer id (a UUID), got {args.customer!r}") from None
+    issuer, audience = os.environ.get("OPTIINFRA_JWT_ISSUER"), os.environ.get("OPTIINFRA_JWT_AUDIENCE")
+    print(
+        issue_token(
+            secret,
+            subject=args.subject,
+            customer_id=customer,
+            scope=args.scope,
+            ttl_seconds=args.ttl,
+            issuer=issuer,
+            audience=audience,
+        )
+    )
+
+
 _DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -198,6 +237,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("--batch-size", type=int, default=100, help="entries per transaction (default 100)")
     rotate.add_argument("--dry-run", action="store_true", help="only count what is not yet under the newest key")
+    serve = command(
+        "serve",
+        "the workflow-history service (HTTP, JWT, live page); on the embedded demo unless --dsn is given",
+        _cmd_serve,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--data-dir", help="keep the embedded server's data in this directory")
+    token = commands.add_parser(
+        "token",
+        help="print an HS256 token for the service, signed with $OPTIINFRA_JWT_SECRET",
+        description="print an HS256 token for the service, signed with $OPTIINFRA_JWT_SECRET",
+    )
+    token.set_defaults(handler=_cmd_token)
+    token.add_argument("--customer", required=True, help="the customer id the token speaks for")
+    token.add_argument("--subject", default="operator", help="the token's sub claim (default operator)")
+    token.add_argument("--scope", default="workflows:read", help="space-separated scopes (default workflows:read)")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
     return parser
 
 

@@ -8,6 +8,7 @@ each operation ran, without errors, and that the report and the scale measuremen
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import psycopg
 import pytest
@@ -106,3 +107,20 @@ async def test_replicas__reads_and_writes_run_on_both_servers():
     result = await replicas.run(seconds=0.3, batch=200, executions=200)
     assert result["statistics_per_second"]["alone"] > 0 and result["points_per_second"]["during the reads"] > 0
     assert "| statistics() on the replica, calls/s |" in replicas.markdown(result)
+
+
+async def test_http__every_route_both_ways_and_idle_subscribers(databases, clean_dsn):
+    """The HTTP benchmark at a tiny size: a real `serve` process driven by wrk."""
+    import shutil
+
+    from benchmarks import http
+
+    if shutil.which("wrk") is None and not os.environ.get("OPTIINFRA_REQUIRE_TOOLS"):
+        pytest.skip("wrk is not installed (apt-get install wrk)")
+    result = await http.run(
+        clean_dsn, databases.admin_dsn, rounds=1, seconds=1.0, customers=2, executions=12, idle_subscribers=10
+    )
+    assert set(result["medians"]) == set(http.ROUTES)
+    assert all(way["per_second"] > 0 for ways in result["medians"].values() for way in ways.values())
+    assert result["idle"]["fanout_streams"] == 5
+    assert "## HTTP service" in http.markdown(result)

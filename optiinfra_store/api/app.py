@@ -1,0 +1,398 @@
+"""The workflow-history service: the seed's five routes, live events and the page, over a Store.
+
+Every request with a token runs through `store.for_customer(<the token's customer>)`: the
+database, not a handler, decides what the caller sees (another customer's execution is as absent
+as one that never existed). One listening connection serves every event stream of the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
+from pydantic import AwareDatetime
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from optiinfra_store import __version__
+from optiinfra_store.api import problems
+from optiinfra_store.api.auth import READ_SCOPE, Principal, TokenVerifier
+from optiinfra_store.api.models import DemoCustomer, ExecutionDetails, Health, HistoryPage, Me, Trend
+from optiinfra_store.enums import WorkflowStatus, WorkflowType
+from optiinfra_store.errors import AccessDenied, NotFound, StoreError, StoreTimeout, StoreUnavailable
+from optiinfra_store.records import WorkflowPerformance, WorkflowStatistics
+from optiinfra_store.store import Store
+from optiinfra_store.workflow_events import EventsHub, WorkflowEvents
+
+_log = logging.getLogger("optiinfra_store.api")
+_access = logging.getLogger("optiinfra_store.api.access")
+
+JSON = "application/json"
+KEEPALIVE_SECONDS = 15.0
+MAX_CUSTOMER_STORES = 4096
+STATIC = resources.files("optiinfra_store.api") / "static"
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass
+class Service:
+    """What the routes share: the platform store (never handed to a route), the token verifier,
+    the events hub and the confined stores made so far."""
+
+    store: Store
+    verifier: TokenVerifier
+    cache_max_age: int = 15
+    demo_customers: Sequence[DemoCustomer] = ()
+    poll_interval: float = 30.0  # a backstop: the hub's notifications wake subscribers at once
+    hub: EventsHub | None = None
+    streams: weakref.WeakSet[WorkflowEvents] = field(default_factory=weakref.WeakSet)
+    _confined: OrderedDict[UUID, Store] = field(default_factory=OrderedDict)
+
+    async def close_streams(self) -> None:
+        """End every open event stream (the clients reconnect, to another process if need be)."""
+        for stream in list(self.streams):
+            await stream.close()
+
+    def store_for(self, customer_id: UUID) -> Store:
+        """The store confined to one customer (kept for the next request of that customer)."""
+        store = self._confined.get(customer_id)
+        if store is None:
+            store = self._confined[customer_id] = self.store.for_customer(customer_id)
+            if len(self._confined) > MAX_CUSTOMER_STORES:
+                self._confined.popitem(last=False)
+        else:
+            self._confined.move_to_end(customer_id)
+        return store
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+async def _principal(request: Request) -> Principal:
+    principal = _service(request).verifier.verify(request.headers.get("authorization"))
+    request.state.customer_id = str(principal.customer_id)  # for the request log
+    principal.require(READ_SCOPE)
+    return principal
+
+
+async def _customer_store(request: Request, principal: Annotated[Principal, Depends(_principal)]) -> Store:
+    return _service(request).store_for(principal.customer_id)
+
+
+Caller = Annotated[Store, Depends(_customer_store)]
+Limit = Annotated[int, Query(ge=1, le=1000, description="executions per page")]
+Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
+Days = Annotated[int, Query(ge=1, le=3650, description="the window: this many days back from now")]
+router = APIRouter()
+
+
+def _json(body: str | bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, status_code=status, media_type=JSON, headers=headers)
+
+
+@router.get("/healthz", response_model=Health, tags=["operations"])
+async def healthz() -> Response:
+    """The process is up."""
+    return _json(b'{"status":"ok"}')
+
+
+@router.get("/readyz", response_model=Health, tags=["operations"], responses={503: {"model": Health}})
+async def readyz(request: Request) -> Response:
+    """The database answers and its schema is current."""
+    try:
+        pending = await _service(request).store.pending_migrations()
+    except (StoreUnavailable, StoreTimeout) as exc:
+        _log.warning("not ready: %s", type(exc).__name__)
+        return _json(Health(status="database unavailable").model_dump_json(), 503)
+    except AccessDenied:  # before 0015 the application role may not read the list of migrations
+        return _json(Health(status="schema not current").model_dump_json(), 503)
+    if pending:
+        return _json(Health(status="schema not current", pending_migrations=pending).model_dump_json(), 503)
+    return _json(b'{"status":"ready","pending_migrations":[]}')
+
+
+@router.get("/api/me", response_model=Me, tags=["session"])
+async def me(request: Request, principal: Annotated[Principal, Depends(_principal)]) -> Response:
+    """Who the token speaks for."""
+    store = _service(request).store_for(principal.customer_id)
+    try:
+        name: str | None = (await store.customers.get(principal.customer_id)).name
+    except NotFound:
+        name = None
+    body = Me(
+        sub=principal.subject, customer_id=principal.customer_id, customer_name=name, scopes=sorted(principal.scopes)
+    )
+    return _json(body.model_dump_json())
+
+
+@router.get("/api/demo/customers", response_model=list[DemoCustomer], tags=["session"])
+async def demo_customers(request: Request) -> Response:
+    """Ready tokens for the seeded customers: only when the service runs the embedded demo."""
+    customers = _service(request).demo_customers
+    if not customers:
+        raise problems.Problem(404, "Not found", "no such route")
+    return _json(json.dumps([c.model_dump(mode="json") for c in customers]))
+
+
+async def _history(
+    store: Store,
+    limit: int,
+    cursor: str | None,
+    status: list[WorkflowStatus] | None,
+    workflow_type: WorkflowType | None,
+    agent_id: UUID | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Response:
+    try:
+        page = await store.workflow_executions.list(
+            agent_id=agent_id,
+            workflow_type=workflow_type,
+            status=status or None,
+            started_after=since,
+            started_before=until,
+            limit=limit,
+            cursor=cursor,
+        )
+    except StoreError as exc:
+        if "cursor" in str(exc):
+            raise problems.Problem(400, "Invalid parameter", "cursor: not a cursor this service gave out") from None
+        raise
+    return _json(page.model_dump_json())
+
+
+@router.get("/api/workflows/history", response_model=HistoryPage, tags=["workflows"])
+async def history(
+    store: Caller,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    status: Annotated[list[WorkflowStatus] | None, Query(description="repeat for several")] = None,
+    workflow_type: WorkflowType | None = None,
+    agent_id: UUID | None = None,
+    since: Annotated[AwareDatetime | None, Query(description="started at or after")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="started before")] = None,
+) -> Response:
+    """The caller's executions, newest first, a page at a time."""
+    return await _history(store, limit, cursor, status, workflow_type, agent_id, since, until)
+
+
+@router.get("/api/workflows/statistics", response_model=WorkflowStatistics, tags=["workflows"])
+async def statistics(
+    request: Request, store: Caller, days: Days = 30, workflow_type: WorkflowType | None = None
+) -> Response:
+    """Counts by status, success rate and durations (avg, p50, p95, max), overall and by type."""
+    since = datetime.now(UTC) - timedelta(days=days)
+    figures = await store.workflow_executions.statistics(since=since, workflow_type=workflow_type)
+    return _cached(request, figures)
+
+
+@router.get("/api/workflows/performance-metrics", response_model=WorkflowPerformance, tags=["workflows"])
+async def performance_metrics(
+    request: Request, store: Caller, days: Days = 30, workflow_type: WorkflowType | None = None
+) -> Response:
+    """Duration buckets, error patterns, slowest steps, retry hotspots and tips."""
+    since = datetime.now(UTC) - timedelta(days=days)
+    figures = await store.workflow_executions.performance(since=since, workflow_type=workflow_type)
+    return _cached(request, figures)
+
+
+@router.get("/api/workflows/trend", response_model=Trend, tags=["workflows"])
+async def trend(
+    store: Caller,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+    bucket: Literal["day", "hour"] = "day",
+    workflow_type: WorkflowType | None = None,
+) -> Response:
+    """Executions per day (or hour, at most 31 days) over the window, by status, with their
+    average duration: whole UTC days or hours, the current one last."""
+    width = timedelta(days=1) if bucket == "day" else timedelta(hours=1)
+    if bucket == "hour" and days > 31:
+        raise problems.Problem(422, "Invalid parameter", "days: at most 31 with bucket=hour")
+    now = datetime.now(UTC)
+    current = now.replace(minute=0, second=0, microsecond=0)
+    if bucket == "day":
+        current = current.replace(hour=0)
+    since = current - width * (days * 24 - 1 if bucket == "hour" else days - 1)
+    buckets = await store.workflow_executions.trend(bucket=width, since=since, workflow_type=workflow_type)
+    return _json(Trend.model_construct(buckets=buckets).model_dump_json())
+
+
+@router.get("/api/workflows/events", tags=["workflows"], response_class=StreamingResponse)
+async def events(
+    request: Request,
+    store: Caller,
+    last_event_id: Annotated[int | None, Header(ge=0, le=2**63 - 1, description="resume after this transition")] = None,
+) -> Response:
+    """Server-Sent Events: the caller's workflow transitions as they are committed, each with its
+    id; send `Last-Event-ID` to resume with nothing lost or repeated."""
+    service = _service(request)
+    subscription = store.workflow_events(after=last_event_id, hub=service.hub, poll_interval=service.poll_interval)
+    stream = await subscription.__aenter__()  # an unknown Last-Event-ID answers 404 here
+    service.streams.add(stream)
+    return StreamingResponse(
+        _sse(stream, subscription),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _sse(stream: WorkflowEvents, subscription: Any) -> AsyncIterator[bytes]:
+    pending: asyncio.Future[Any] | None = None
+    try:
+        yield b"retry: 1000\n\n"
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(stream))
+            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SECONDS)
+            if not done:
+                yield b": keepalive\n\n"
+                continue
+            finished, pending = pending, None
+            try:
+                transition = finished.result()
+            except StopAsyncIteration:  # closed: the service is stopping
+                return
+            except StoreError as exc:  # the client reconnects with Last-Event-ID and loses nothing
+                _log.warning("event stream ended: %s", type(exc).__name__)
+                return
+            yield b"id: %d\nevent: transition\ndata: %s\n\n" % (transition.id, transition.model_dump_json().encode())
+    finally:
+        if pending is not None:
+            pending.cancel()
+        await subscription.__aexit__(None, None, None)
+
+
+@router.get("/api/workflows/{execution_id}/details", response_model=ExecutionDetails, tags=["workflows"])
+async def details(store: Caller, execution_id: UUID) -> Response:
+    """One execution with its steps, artifacts and transition trail."""
+    async with store.transaction() as tx:
+        detail = await tx.workflow_executions.get_detail(execution_id)
+        trail = await tx.workflow_executions.history(execution_id)
+    body = ExecutionDetails.model_construct(**dict(detail), transitions=trail)
+    return _json(body.model_dump_json())
+
+
+@router.get("/api/workflows/{workflow_type}/history", response_model=HistoryPage, tags=["workflows"])
+async def type_history(
+    store: Caller,
+    workflow_type: Annotated[WorkflowType, Path()],
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    status: Annotated[list[WorkflowStatus] | None, Query()] = None,
+    agent_id: UUID | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+) -> Response:
+    """The history of one workflow type, same paging as /api/workflows/history."""
+    return await _history(store, limit, cursor, status, workflow_type, agent_id, since, until)
+
+
+def _cached(request: Request, figures: WorkflowStatistics | WorkflowPerformance) -> Response:
+    """The answer with a validator of its figures (the window's bounds, which move with the clock,
+    left out): a client that has them gets 304. The figures come from the rollups in a few
+    milliseconds, so the answer itself is the cheapest validator that is never stale; a change
+    counter would miss purges and executions leaving the window."""
+    digest = hashlib.sha256(figures.model_dump_json(exclude={"since", "until"}).encode()).hexdigest()[:32]
+    etag = f'W/"{digest}"'
+    service = _service(request)
+    headers = {"ETag": etag, "Cache-Control": f"private, max-age={service.cache_max_age}", "Vary": "Authorization"}
+    presented = request.headers.get("if-none-match", "")
+    if any(tag.strip() in (etag, "*") for tag in presented.split(",")):
+        return Response(status_code=304, headers=headers)
+    return _json(figures.model_dump_json(), headers=headers)
+
+
+class RequestLog:
+    """One structured line per request: method, route template, status, duration and customer;
+    never the token, the query string or a raw path."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            line = {
+                "method": scope["method"],
+                "route": getattr(route, "path", None)
+                or ("/static" if scope["path"].startswith("/static/") else "unmatched"),
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "customer_id": scope.get("state", {}).get("customer_id"),
+            }
+            _access.info(json.dumps(line))
+
+
+def create_app(
+    store: Store,
+    verifier: TokenVerifier,
+    *,
+    cache_max_age: int = 15,
+    demo_customers: Sequence[DemoCustomer] = (),
+) -> FastAPI:
+    """The ASGI app over an open (unconfined) store; the caller closes the store. Its lifespan
+    opens the events hub; on shutdown every event stream ends and the hub closes."""
+    service = Service(store, verifier, cache_max_age=cache_max_age, demo_customers=demo_customers)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with store.events_hub() as hub:
+            service.hub = hub
+            try:
+                yield
+            finally:
+                await service.close_streams()
+                service.hub = None
+
+    app = FastAPI(
+        title="OptiInfra workflow history",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,  # the interactive docs load scripts from a CDN; the OpenAPI document is served
+        redoc_url=None,
+    )
+    app.state.service = service
+    problems.install(app)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> Response:
+        return FileResponse(str(STATIC / "index.html"), headers=PAGE_HEADERS)
+
+    app.add_middleware(RequestLog)
+    return app

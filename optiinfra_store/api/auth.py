@@ -1,0 +1,171 @@
+"""Bearer tokens: who is calling, for which customer, allowed to do what.
+
+HS256 with a shared secret, or RS256 / ES256 with a public key: one algorithm per service, fixed
+by the key it is configured with, so a token cannot choose how it is checked (`alg: none`, or an
+HMAC signed with the public key, is refused). `exp` is required; `iss` and `aud` are checked when
+configured. Claims: `sub` (the user), `customer_id` (a UUID), `scope` (space-separated).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from optiinfra_store.errors import ConfigurationError
+
+READ_SCOPE = "workflows:read"
+MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
+
+
+class Unauthenticated(Exception):
+    """No usable token: answered 401 with `WWW-Authenticate: Bearer`."""
+
+
+class Forbidden(Exception):
+    """A valid token without the scope the route needs: answered 403."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller, as its token says."""
+
+    subject: str
+    customer_id: UUID
+    scopes: frozenset[str]
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise Forbidden(f"this token lacks the scope {scope!r}")
+
+
+class TokenVerifier:
+    """Checks bearer tokens against one key and algorithm."""
+
+    def __init__(
+        self, key: Any, algorithm: str, *, issuer: str | None = None, audience: str | None = None, leeway: float = 0
+    ) -> None:
+        self._key = key
+        self.algorithm = algorithm
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway
+        self._options: Any = {"require": ["exp", "sub"], "verify_aud": audience is not None}
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> TokenVerifier:
+        """From OPTIINFRA_JWT_SECRET (HS256) or OPTIINFRA_JWT_PUBLIC_KEY (a PEM file: RS256 for an
+        RSA key, ES256 for a P-256 key), with OPTIINFRA_JWT_ISSUER and OPTIINFRA_JWT_AUDIENCE when
+        set. Raises ConfigurationError when neither or both keys are set, or a key is unusable: the
+        service does not start without a way to check tokens."""
+        env = os.environ if environ is None else environ
+        secret, key_file = env.get("OPTIINFRA_JWT_SECRET"), env.get("OPTIINFRA_JWT_PUBLIC_KEY")
+        options = {
+            "issuer": env.get("OPTIINFRA_JWT_ISSUER") or None,
+            "audience": env.get("OPTIINFRA_JWT_AUDIENCE") or None,
+        }
+        if secret and key_file:
+            raise ConfigurationError("set one of OPTIINFRA_JWT_SECRET and OPTIINFRA_JWT_PUBLIC_KEY, not both")
+        if secret:
+            return cls.hs256(secret, **options)
+        if key_file:
+            return cls.public_key(Path(key_file).read_bytes(), **options)
+        raise ConfigurationError(
+            "no way to check tokens: set OPTIINFRA_JWT_SECRET (HS256, at least 32 bytes) or "
+            "OPTIINFRA_JWT_PUBLIC_KEY (a PEM file with an RSA or P-256 public key)"
+        )
+
+    @classmethod
+    def hs256(cls, secret: str | bytes, **options: Any) -> TokenVerifier:
+        key = secret.encode() if isinstance(secret, str) else secret
+        if len(key) < MIN_SECRET_BYTES:
+            raise ConfigurationError(f"the HS256 secret must be at least {MIN_SECRET_BYTES} bytes, got {len(key)}")
+        return cls(key, "HS256", **options)
+
+    @classmethod
+    def public_key(cls, pem: bytes, **options: Any) -> TokenVerifier:
+        try:
+            key = load_pem_public_key(pem)
+        except ValueError as exc:
+            raise ConfigurationError(f"the JWT public key is not a PEM public key: {exc}") from None
+        if isinstance(key, rsa.RSAPublicKey):
+            if key.key_size < 2048:
+                raise ConfigurationError(f"the RSA key has {key.key_size} bits; at least 2048 are needed")
+            return cls(key, "RS256", **options)
+        if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+            return cls(key, "ES256", **options)
+        raise ConfigurationError("the JWT public key must be RSA (RS256) or EC P-256 (ES256)")
+
+    def verify(self, authorization: str | None) -> Principal:
+        """The principal of an `Authorization: Bearer <token>` header; raises Unauthenticated."""
+        if not authorization:
+            raise Unauthenticated("an Authorization: Bearer token is required")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+        try:
+            claims = jwt.decode(
+                token.strip(),
+                self._key,
+                algorithms=[self.algorithm],
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+                options=self._options,
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the token has expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated(f"the token is not valid: {_reason(exc)}") from None
+        subject, customer, scope = claims.get("sub"), claims.get("customer_id"), claims.get("scope", "")
+        if not isinstance(subject, str) or not subject:
+            raise Unauthenticated("the token's sub claim must be a non-empty string")
+        try:
+            customer_id = UUID(customer) if isinstance(customer, str) else None
+        except ValueError:
+            customer_id = None
+        if customer_id is None:
+            raise Unauthenticated("the token's customer_id claim must be a UUID")
+        if not isinstance(scope, str):
+            raise Unauthenticated("the token's scope claim must be a space-separated string")
+        return Principal(subject, customer_id, frozenset(scope.split()))
+
+
+def _reason(exc: jwt.InvalidTokenError) -> str:
+    """PyJWT's message, which names the failed check and never the token or key."""
+    text = str(exc) or type(exc).__name__
+    return text[:200]
+
+
+def issue_token(
+    secret: str | bytes,
+    *,
+    subject: str,
+    customer_id: UUID | str,
+    scope: str = READ_SCOPE,
+    ttl_seconds: int = 3600,
+    issuer: str | None = None,
+    audience: str | None = None,
+    now: float | None = None,
+) -> str:
+    """An HS256 token for a customer (demos, tests, scripts against a service with a shared secret)."""
+    issued = int(time.time() if now is None else now)
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "customer_id": str(customer_id),
+        "scope": scope,
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+    }
+    if issuer:
+        claims["iss"] = issuer
+    if audience:
+        claims["aud"] = audience
+    return jwt.encode(claims, secret, algorithm="HS256")

@@ -1,0 +1,118 @@
+"""Errors as `application/problem+json` (RFC 9457): a type, a title, the status and a detail that
+speaks to the caller. Never a stack trace, a statement or a DSN: anything unforeseen is a bare
+500 here and a logged traceback on the server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+from optiinfra_store.api.auth import READ_SCOPE, Forbidden, Unauthenticated
+from optiinfra_store.errors import InvalidArgument, NotFound, StoreTimeout, StoreUnavailable
+
+_log = logging.getLogger("optiinfra_store.api")
+
+MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = "5"
+
+
+class Problem(Exception):
+    """A request answered with a problem document."""
+
+    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.extra = extra
+
+
+def problem(
+    status: int, title: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    slug = title.lower().replace(" ", "-")
+    body = {"type": f"https://optiinfra.dev/problems/{slug}", "title": title, "status": status, "detail": detail}
+    return JSONResponse({**body, **extra}, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> tuple[str, str]:
+    """Where a validation error is (query, path, header) and which parameter it names."""
+    where = str(loc[0]) if loc else "request"
+    name = str(loc[1]) if len(loc) > 1 else where  # "status", not "status.0"
+    return where, name
+
+
+async def _invalid_request(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        where, name = _field(error.get("loc", ()))
+        errors.append({"in": where, "parameter": name, "message": error.get("msg", "invalid")})
+    detail = "; ".join(f"{e['parameter']}: {e['message']}" for e in errors)
+    return problem(422, "Invalid parameter", detail, errors=errors)
+
+
+async def _unauthenticated(_: Request, exc: Exception) -> Response:
+    challenge = f'Bearer realm="optiinfra", error="invalid_token", error_description="{exc}"'
+    return problem(401, "Unauthorized", str(exc), headers={"WWW-Authenticate": challenge})
+
+
+async def _forbidden(_: Request, exc: Exception) -> Response:
+    challenge = f'Bearer realm="optiinfra", error="insufficient_scope", scope="{READ_SCOPE}"'
+    return problem(403, "Forbidden", str(exc), headers={"WWW-Authenticate": challenge})
+
+
+async def _not_found(_: Request, exc: Exception) -> Response:
+    # the same for another customer's row as for one that does not exist: the database hid it
+    return problem(404, "Not found", str(exc))
+
+
+async def _invalid_argument(_: Request, exc: Exception) -> Response:
+    return problem(400, "Invalid parameter", str(exc))
+
+
+async def _unavailable(_: Request, exc: Exception) -> Response:
+    _log.warning("database unavailable: %s", type(exc).__name__)
+    return problem(
+        503, "Service unavailable", "the database is unavailable; retry shortly", {"Retry-After": RETRY_AFTER_SECONDS}
+    )
+
+
+async def _problem(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return problem(exc.status, exc.title, exc.detail, **exc.extra)
+
+
+async def _http(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    titles = {404: "Not found", 405: "Method not allowed"}
+    detail = "no such route" if exc.status_code == 404 else str(exc.detail)
+    return problem(exc.status_code, titles.get(exc.status_code, "Error"), detail, headers=exc.headers)
+
+
+async def _internal(_: Request, exc: Exception) -> Response:
+    # the server logs the traceback (Starlette re-raises after this answer is sent)
+    return problem(500, "Internal error", "the request failed on the server; it has been logged")
+
+
+def install(app: FastAPI) -> None:
+    handlers: list[tuple[type[Exception], Any]] = [
+        (RequestValidationError, _invalid_request),
+        (Unauthenticated, _unauthenticated),
+        (Forbidden, _forbidden),
+        (NotFound, _not_found),
+        (InvalidArgument, _invalid_argument),
+        (StoreUnavailable, _unavailable),
+        (StoreTimeout, _unavailable),
+        (Problem, _problem),
+        (HTTPException, _http),
+        (Exception, _internal),
+    ]
+    for cls, handler in handlers:
+        app.add_exception_handler(cls, handler)

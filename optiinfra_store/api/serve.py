@@ -1,0 +1,124 @@
+"""`optiinfra-store serve`: the service under uvicorn, on a database or on the embedded demo."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from optiinfra_store import embedded, migrations, seed
+from optiinfra_store.api.app import create_app
+from optiinfra_store.api.auth import TokenVerifier, issue_token
+from optiinfra_store.api.models import DemoCustomer
+from optiinfra_store.errors import ConfigurationError
+from optiinfra_store.store import Store
+
+DEMO_TOKEN_HOURS = 12
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+class _Server(uvicorn.Server):
+    """Ends the event streams as soon as a stop is asked for (SIGTERM, SIGINT): they never finish
+    on their own, and uvicorn waits for open responses before it runs the app's shutdown."""
+
+    stop_streams: Any = None
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        if self.stop_streams is not None:
+            self.stop_streams()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """SIGTERM and SIGINT stop the server gracefully, and the process then exits 0 (uvicorn
+        would raise the signal again once stopped, ending the process by it)."""
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("optiinfra_store.api", "optiinfra_store.api.access"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+
+
+async def _serve(dsn: str, host: str, port: int, verifier: TokenVerifier, demo_secret: str | None) -> None:
+    async with Store.connect(dsn, min_size=1, max_size=20) as store:
+        demo: list[DemoCustomer] = []
+        if demo_secret is not None:
+            for customer in await store.customers.list():
+                token = issue_token(
+                    demo_secret, subject=customer.email, customer_id=customer.id, ttl_seconds=DEMO_TOKEN_HOURS * 3600
+                )
+                demo.append(DemoCustomer(customer_id=customer.id, name=customer.name, token=token))
+        app = create_app(store, verifier, demo_customers=demo)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,  # the app logs one structured line per request
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
+        server = _Server(config)
+        server.stop_streams = lambda: asyncio.get_running_loop().create_task(app.state.service.close_streams())
+        print(f"serving the workflow history on http://{host}:{port}/", flush=True)
+        for entry in demo:
+            print(f"  token for {entry.name} ({entry.customer_id}):\n    {entry.token}", flush=True)
+        await server.serve()
+
+
+@contextlib.contextmanager
+def _demo_database(data_dir: str | None) -> Iterator[str]:
+    if not embedded.available():
+        raise ConfigurationError(embedded.INSTALL_HINT)
+    print("starting embedded PostgreSQL with the demo data ...", flush=True)
+    with embedded.embedded_server(data_dir) as dsn:
+        migrations.apply(dsn)
+        seed.load(dsn)
+        yield dsn
+
+
+def serve(dsn: str | None, host: str, port: int, data_dir: str | None = None) -> None:
+    """Serve `dsn`, or the embedded demo when it is None: then tokens are printed for each seeded
+    customer, signed with $OPTIINFRA_JWT_SECRET or a secret made for this run, and only a loopback
+    address is accepted (the page hands out those tokens)."""
+    _configure_logging()
+    if dsn is not None:
+        asyncio.run(_serve(dsn, host, port, TokenVerifier.from_env(), None))
+        return
+    if not _loopback(host):
+        raise ConfigurationError(
+            f"the demo hands out tokens to whoever asks: serve it on a loopback address, not {host}"
+        )
+    secret = os.environ.get("OPTIINFRA_JWT_SECRET") or secrets.token_urlsafe(32)
+    verifier = TokenVerifier.from_env({**os.environ, "OPTIINFRA_JWT_SECRET": secret, "OPTIINFRA_JWT_PUBLIC_KEY": ""})
+    with _demo_database(data_dir) as demo_dsn:
+        asyncio.run(_serve(demo_dsn, host, port, verifier, secret))

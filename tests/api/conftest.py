@@ -1,0 +1,121 @@
+"""The service over the session's database, seeded with the demo's two customers, through a pool
+that logs in as an application role (a member of optiinfra_app), as production would."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from optiinfra_store import Store, seed
+from optiinfra_store.api import TokenVerifier, create_app, issue_token
+from tests.pg import ensure_role, with_user
+
+JWT_SECRET = "a-test-secret-of-at-least-32-bytes!!"
+API_LOGIN = "optiinfra_api_login"
+ACME = "c1000000-0000-4000-8000-000000000001"
+TECHSTART = "c1000000-0000-4000-8000-000000000002"
+
+
+def token(customer_id: str = ACME, **claims: Any) -> str:
+    return issue_token(JWT_SECRET, subject=claims.pop("subject", "ana@example.com"), customer_id=customer_id, **claims)
+
+
+def bearer(customer_id: str = ACME, **claims: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(customer_id, **claims)}"}
+
+
+@pytest.fixture(scope="session")
+def api_dsn(databases, migrated_dsn: str) -> str:
+    ensure_role(databases.admin_dsn, API_LOGIN, "LOGIN IN ROLE optiinfra_app")
+    return with_user(migrated_dsn, API_LOGIN)
+
+
+@pytest.fixture(scope="session")
+async def api_store(api_dsn: str) -> AsyncIterator[Store]:
+    async with Store.connect(api_dsn, min_size=1, max_size=8) as store:
+        yield store
+
+
+@pytest.fixture
+async def seeded(store, clean_dsn: str) -> str:
+    """The demo's customers, agents and workflows (loaded by the owner), emptied after the test."""
+    seed.load(clean_dsn)
+    return clean_dsn
+
+
+@dataclass
+class Service:
+    app: Any
+    client: httpx.AsyncClient
+    store: Store  # the platform store the app runs on
+
+
+@contextlib.asynccontextmanager
+async def running(store: Store, **options: Any) -> AsyncIterator[Service]:
+    app = create_app(store, TokenVerifier.hs256(JWT_SECRET, **options))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            yield Service(app, client, store)
+
+
+@pytest.fixture
+async def service(api_store: Store, seeded: str) -> AsyncIterator[Service]:
+    async with running(api_store) as running_service:
+        yield running_service
+
+
+@contextlib.asynccontextmanager
+async def live_server(store: Store, **options: Any) -> AsyncIterator[tuple[str, Any]]:
+    """The app under a real uvicorn server on a free port, in this event loop."""
+    import asyncio
+
+    import uvicorn
+
+    from tests.pg import free_port
+
+    app = create_app(store, TokenVerifier.hs256(JWT_SECRET), **options)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        await app.state.service.close_streams()
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+@dataclass
+class Frame:
+    id: int | None
+    event: str | None
+    data: dict | None
+
+
+async def frames(response: httpx.Response) -> AsyncIterator[Frame]:
+    """The SSE frames of a streaming response (comments and retry fields skipped)."""
+    import json
+
+    fields: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if line == "":
+            if "data" in fields or "id" in fields:
+                yield Frame(
+                    int(fields["id"]) if "id" in fields else None,
+                    fields.get("event"),
+                    json.loads(fields["data"]) if "data" in fields else None,
+                )
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")

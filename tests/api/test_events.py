@@ -1,0 +1,117 @@
+"""The event stream over a real HTTP server: the caller's transitions only, resumed with
+Last-Event-ID with nothing lost or repeated, one listening connection for every subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import httpx
+
+from optiinfra_store.enums import WorkflowType
+from optiinfra_store.records import WorkflowExecutionCreate
+from tests.api.conftest import ACME, TECHSTART, bearer, frames, live_server
+
+SEED_AGENT = "a1000000-0000-4000-8000-000000000001"
+EVENTS = "/api/workflows/events"
+
+
+async def run_workflow(store, customer: str) -> list[int]:
+    """Create, start and complete an execution; the ids of its transitions."""
+    execution = await store.workflow_executions.create(
+        WorkflowExecutionCreate(agent_id=SEED_AGENT, customer_id=customer, workflow_type=WorkflowType.HEALTH_CHECK)
+    )
+    await store.workflow_executions.start(execution.id, actor="worker")
+    await store.workflow_executions.complete(execution.id, actor="worker")
+    return [t.id for t in await store.workflow_executions.history(execution.id)]
+
+
+async def take(stream, n: int, timeout: float = 10.0) -> list:
+    async def collect() -> list:
+        return [await anext(stream) for _ in range(n)]
+
+    return await asyncio.wait_for(collect(), timeout)
+
+
+@contextlib.asynccontextmanager
+async def subscribed(client: httpx.AsyncClient, customer: str, last_event_id: int | None = None):
+    headers = bearer(customer)
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = str(last_event_id)
+    async with client.stream("GET", EVENTS, headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        yield frames(response)
+
+
+async def test_events__only_the_callers_transitions_as_they_commit(api_store, seeded, store):
+    async with live_server(api_store) as (url, _), httpx.AsyncClient(base_url=url, timeout=10) as client:
+        async with subscribed(client, TECHSTART) as stream:
+            await run_workflow(store, ACME)  # not this customer's
+            mine = await run_workflow(store, TECHSTART)
+            received = await take(stream, 3)
+            assert [f.id for f in received] == mine
+            assert {f.event for f in received} == {"transition"}
+            assert [f.data["to_status"] for f in received] == ["pending", "running", "completed"]
+            assert received[1].data["actor"] == "worker" and received[0].data["id"] == mine[0]
+            later = await run_workflow(store, ACME)
+            with contextlib.suppress(TimeoutError):
+                extra = await take(stream, 1, timeout=1.0)
+                raise AssertionError(f"another customer's transition reached the stream: {extra} of {later}")
+
+
+async def test_events__last_event_id_resumes_across_a_dropped_connection(api_store, seeded, store):
+    async with live_server(api_store) as (url, _), httpx.AsyncClient(base_url=url, timeout=10) as client:
+        async with subscribed(client, ACME) as stream:
+            first = await run_workflow(store, ACME)
+            seen = await take(stream, 2)  # then the connection drops with one transition unread
+        missed = first[2:] + await run_workflow(store, ACME) + await run_workflow(store, ACME)
+        async with subscribed(client, ACME, last_event_id=seen[-1].id) as stream:
+            resumed = await take(stream, len(missed))
+            tail = await run_workflow(store, ACME)
+            resumed += await take(stream, 3)
+        delivered = [f.id for f in seen + resumed]
+        assert delivered == first + missed[1:] + tail
+        assert len(delivered) == len(set(delivered))
+
+
+async def test_events__an_unknown_or_foreign_last_event_id_is_not_found(api_store, seeded, store):
+    theirs = (await run_workflow(store, ACME))[-1]
+    async with live_server(api_store) as (url, _), httpx.AsyncClient(base_url=url, timeout=10) as client:
+        foreign = await client.get(EVENTS, headers={**bearer(TECHSTART), "Last-Event-ID": str(theirs)})
+        unknown = await client.get(EVENTS, headers={**bearer(TECHSTART), "Last-Event-ID": str(10**15)})
+        assert foreign.status_code == unknown.status_code == 404
+        assert foreign.json()["title"] == unknown.json()["title"]
+        assert str(theirs) in foreign.json()["detail"] and str(10**15) in unknown.json()["detail"]
+        for bad in ("abc", "-1", "1; DROP TABLE workflow_transitions", str(2**64)):
+            response = await client.get(EVENTS, headers={**bearer(TECHSTART), "Last-Event-ID": bad})
+            assert response.status_code == 422 and response.json()["errors"][0]["parameter"] == "last-event-id"
+
+
+async def test_events__one_listening_connection_and_no_pooled_connection_while_idle(api_store, seeded, store):
+    async def listening() -> int:
+        async with store.transaction() as tx:
+            return await tx.connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND application_name = 'optiinfra-events'"
+            )
+
+    async with live_server(api_store) as (url, app), httpx.AsyncClient(base_url=url, timeout=10) as client:
+        async with contextlib.AsyncExitStack() as stack:
+            streams = {
+                customer: [await stack.enter_async_context(subscribed(client, customer)) for _ in range(10)]
+                for customer in (ACME, TECHSTART)
+            }
+            assert app.state.service.hub.subscribers == 20
+            assert await listening() == 1
+            await asyncio.sleep(0.2)
+            assert api_store.pool.get_size() - api_store.pool.get_idle_size() == 0
+            mine = await run_workflow(store, TECHSTART)
+            for stream in streams[TECHSTART]:
+                assert [f.id for f in await take(stream, 3)] == mine
+            for stream in streams[ACME]:
+                with contextlib.suppress(TimeoutError):
+                    await take(stream, 1, timeout=0.3)
+                    raise AssertionError("a TechStart transition reached an Acme stream")
+        await asyncio.sleep(0.1)
+        assert app.state.service.hub.subscribers == 0  # closed streams leave the hub

@@ -1,0 +1,228 @@
+"""The five routes of the workflow-history service, and the trend and session routes, against the
+store's own answers for the same customer."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import pytest
+
+from optiinfra_store import Store, migrations
+from optiinfra_store.enums import WorkflowStatus, WorkflowType
+from optiinfra_store.records import WorkflowExecutionCreate
+from tests.api.conftest import ACME, JWT_SECRET, TECHSTART, bearer, running
+
+FAILED_QUALITY_CHECK = "f1000000-0000-4000-8000-000000000003"
+SCALING_WITH_RETRIES = "f1000000-0000-4000-8000-000000000004"
+
+
+def aware(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    assert value.tzinfo is not None, f"{text} has no offset"
+    return value
+
+
+async def all_pages(client, path: str, headers, **params) -> list[dict]:
+    items, cursor = [], None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        response = await client.get(path, headers=headers, params=query)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert set(body) == {"items", "next_cursor"}
+        items += body["items"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items
+
+
+@pytest.mark.parametrize("customer", [ACME, TECHSTART])
+async def test_history__the_customers_executions_newest_first_page_by_page(service, customer):
+    items = await all_pages(service.client, "/api/workflows/history", bearer(customer), limit=1)
+    expected = await service.store.for_customer(customer).workflow_executions.list()
+    assert [item["id"] for item in items] == [str(e.id) for e in expected]
+    assert len(items) == 2
+    for item in items:
+        assert item["customer_id"] == customer
+        aware(item["created_at"])
+        assert UUID(item["id"]) and UUID(item["agent_id"])
+        assert "duration_seconds" in item
+
+
+async def test_history__filters(service):
+    headers = bearer(TECHSTART)
+    failed = await all_pages(service.client, "/api/workflows/history", headers, status="failed")
+    assert [i["id"] for i in failed] == [FAILED_QUALITY_CHECK]
+    both = await all_pages(service.client, "/api/workflows/history", headers, status=["failed", "completed"])
+    assert {i["id"] for i in both} == {FAILED_QUALITY_CHECK, SCALING_WITH_RETRIES}
+    typed = await all_pages(service.client, "/api/workflows/history", headers, workflow_type="scaling_decision")
+    assert [i["id"] for i in typed] == [SCALING_WITH_RETRIES]
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    assert await all_pages(service.client, "/api/workflows/history", headers, since=later) == []
+    agent = typed[0]["agent_id"]
+    assert [i["id"] for i in await all_pages(service.client, "/api/workflows/history", headers, agent_id=agent)] == [
+        SCALING_WITH_RETRIES
+    ]
+
+
+async def test_type_history__one_type_and_each_item_carries_it(service):
+    items = await all_pages(service.client, "/api/workflows/scaling_decision/history", bearer(TECHSTART), limit=1)
+    assert [i["id"] for i in items] == [SCALING_WITH_RETRIES]
+    assert {i["workflow_type"] for i in items} == {"scaling_decision"}
+    assert await all_pages(service.client, "/api/workflows/scaling_decision/history", bearer(ACME)) == []
+
+
+async def test_details__steps_artifacts_and_trail_as_the_store_has_them(service):
+    response = await service.client.get(f"/api/workflows/{SCALING_WITH_RETRIES}/details", headers=bearer(TECHSTART))
+    assert response.status_code == 200
+    body = response.json()
+    store = service.store.for_customer(TECHSTART)
+    detail = await store.workflow_executions.get_detail(SCALING_WITH_RETRIES)
+    trail = await store.workflow_executions.history(SCALING_WITH_RETRIES)
+    assert body["id"] == SCALING_WITH_RETRIES and body["status"] == "completed"
+    assert [s["id"] for s in body["steps"]] == [str(s.id) for s in detail.steps]
+    assert [s["retry_count"] for s in body["steps"]] == [s.retry_count for s in detail.steps]
+    assert max(s["retry_count"] for s in body["steps"]) == 2
+    assert [a["id"] for a in body["artifacts"]] == [str(a.id) for a in detail.artifacts]
+    assert [t["id"] for t in body["transitions"]] == [t.id for t in trail] and trail
+    assert body["duration_seconds"] == pytest.approx(detail.duration_seconds)
+    for transition in body["transitions"]:
+        aware(transition["at"])
+
+
+async def test_statistics__the_stores_figures(service):
+    response = await service.client.get("/api/workflows/statistics", headers=bearer(TECHSTART))
+    assert response.status_code == 200
+    body = response.json()
+    figures = await service.store.for_customer(TECHSTART).workflow_executions.statistics()
+    assert body["total"] == figures.total == 2
+    assert body["count_by_status"] == {s.value: n for s, n in figures.count_by_status.items()}
+    assert body["success_rate"] == figures.success_rate == 0.5
+    assert body["max_duration_seconds"] == figures.max_duration_seconds
+    assert body["p50_duration_seconds"] <= body["max_duration_seconds"]
+    assert set(body["by_type"]) == {"quality_check", "scaling_decision"}
+    aware(body["since"]), aware(body["until"])
+    narrowed = await service.client.get(
+        "/api/workflows/statistics", headers=bearer(TECHSTART), params={"days": 7, "workflow_type": "quality_check"}
+    )
+    assert narrowed.json()["total"] == 1
+
+
+async def test_performance_metrics__the_stores_findings(service):
+    response = await service.client.get("/api/workflows/performance-metrics", headers=bearer(TECHSTART))
+    assert response.status_code == 200
+    body = response.json()
+    figures = await service.store.for_customer(TECHSTART).workflow_executions.performance()
+    assert body["finished"] == figures.finished
+    assert [b["count"] for b in body["duration_buckets"]] == [b.count for b in figures.duration_buckets]
+    assert [p["error_type"] for p in body["error_patterns"]] == [p.error_type for p in figures.error_patterns]
+    assert [h["step_name"] for h in body["retry_hotspots"]] == [h.step_name for h in figures.retry_hotspots]
+    assert body["retry_hotspots"] and body["error_patterns"] and body["tips"] == figures.tips
+
+
+async def test_trend__whole_days_with_the_current_one_last(service):
+    response = await service.client.get("/api/workflows/trend", headers=bearer(TECHSTART), params={"days": 7})
+    buckets = response.json()["buckets"]
+    assert len(buckets) == 7
+    assert sum(b["total"] for b in buckets) == 2
+    last = aware(buckets[-1]["start"])
+    assert last <= datetime.now(UTC) < aware(buckets[-1]["end"]) and last.hour == 0
+    hourly = await service.client.get("/api/workflows/trend", headers=bearer(TECHSTART), params={"bucket": "hour"})
+    assert len(hourly.json()["buckets"]) == 30 * 24
+    too_long = await service.client.get(
+        "/api/workflows/trend", headers=bearer(TECHSTART), params={"bucket": "hour", "days": 32}
+    )
+    assert too_long.status_code == 422 and "days" in too_long.json()["detail"]
+
+
+async def test_me__who_the_token_speaks_for(service):
+    body = (await service.client.get("/api/me", headers=bearer(ACME, subject="ana"))).json()
+    assert body == {"sub": "ana", "customer_id": ACME, "customer_name": "Acme Corp", "scopes": ["workflows:read"]}
+    assert (await service.client.get("/api/demo/customers")).status_code == 404  # not the demo
+
+
+async def test_statistics__etag_answers_304_until_something_changes(service, store, agent):
+    headers = bearer(ACME)
+    first = await service.client.get("/api/workflows/statistics", headers=headers)
+    etag = first.headers["etag"]
+    assert first.headers["cache-control"].startswith("private, max-age=")
+    again = await service.client.get("/api/workflows/statistics", headers={**headers, "If-None-Match": etag})
+    assert again.status_code == 304 and again.headers["etag"] == etag and again.content == b""
+    # another customer's work changes nothing for this one
+    await store.workflow_executions.create(
+        WorkflowExecutionCreate(agent_id=agent.id, customer_id=TECHSTART, workflow_type=WorkflowType.HEALTH_CHECK)
+    )
+    assert (
+        await service.client.get("/api/workflows/statistics", headers={**headers, "If-None-Match": etag})
+    ).status_code == 304
+    await store.workflow_executions.create(
+        WorkflowExecutionCreate(agent_id=agent.id, customer_id=ACME, workflow_type=WorkflowType.HEALTH_CHECK)
+    )
+    changed = await service.client.get("/api/workflows/statistics", headers={**headers, "If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert changed.json()["count_by_status"]["pending"] == 1
+    perf = await service.client.get("/api/workflows/performance-metrics", headers=headers)
+    cached = await service.client.get(
+        "/api/workflows/performance-metrics", headers={**headers, "If-None-Match": f'"x", {perf.headers["etag"]}'}
+    )
+    assert cached.status_code == 304
+
+
+async def test_readyz__ready_when_the_schema_is_current_and_not_before(service, scratch_dsn):
+    assert (await service.client.get("/healthz")).json() == {"status": "ok"}
+    assert (await service.client.get("/readyz")).json() == {"status": "ready", "pending_migrations": []}
+    migrations.apply(scratch_dsn)
+    last = migrations.rollback(scratch_dsn, count=1)
+    async with Store.connect(scratch_dsn, min_size=1, max_size=1) as behind, running(behind) as fresh:
+        response = await fresh.client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json() == {"status": "schema not current", "pending_migrations": last}
+
+
+async def test_openapi__documents_every_route(service):
+    paths = set((await service.client.get("/openapi.json")).json()["paths"])
+    assert {
+        "/api/workflows/history",
+        "/api/workflows/{execution_id}/details",
+        "/api/workflows/statistics",
+        "/api/workflows/performance-metrics",
+        "/api/workflows/{workflow_type}/history",
+        "/api/workflows/events",
+        "/healthz",
+        "/readyz",
+    } <= paths
+
+
+async def test_page__served_offline_with_a_content_security_policy(service):
+    page = await service.client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("/static/app.js", "/static/app.css"):
+        assert asset in page.text
+        assert (await service.client.get(asset)).status_code == 200
+    assert "http://" not in page.text and "https://" not in page.text  # nothing from a CDN
+
+
+async def test_request_log__one_line_per_request_without_the_token(service, caplog):
+    headers = bearer(TECHSTART)
+    with caplog.at_level(logging.INFO, logger="optiinfra_store.api.access"):
+        await service.client.get(f"/api/workflows/{FAILED_QUALITY_CHECK}/details", headers=headers)
+        await service.client.get("/api/workflows/history?limit=0", headers=headers)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "optiinfra_store.api.access"]
+    assert lines[0]["route"] == "/api/workflows/{execution_id}/details"
+    assert lines[0]["status"] == 200 and lines[0]["customer_id"] == TECHSTART and lines[0]["method"] == "GET"
+    assert lines[1]["status"] == 422 and lines[1]["route"] == "/api/workflows/history"
+    text = caplog.text
+    assert headers["Authorization"].split()[1] not in text and FAILED_QUALITY_CHECK not in text
+    assert JWT_SECRET not in text
+
+
+async def test_statuses_and_types__the_routes_accept_every_value_of_the_enums(service):
+    headers = bearer(ACME)
+    for status in WorkflowStatus:
+        assert (await service.client.get(f"/api/workflows/history?status={status}", headers=headers)).status_code == 200
+    for kind in WorkflowType:
+        assert (await service.client.get(f"/api/workflows/{kind}/history", headers=headers)).status_code == 200
