@@ -88,15 +88,14 @@ def _service(request: Request) -> Service:
     return service
 
 
-async def _principal(request: Request) -> Principal:
-    principal = _service(request).verifier.verify(request.headers.get("authorization"))
+async def _customer_store(request: Request) -> Store:
+    """The store confined to the customer of the request's token (401 and 403 otherwise)."""
+    service = _service(request)
+    principal = service.verifier.verify(request.headers.get("authorization"))
     request.state.customer_id = str(principal.customer_id)  # for the request log
     principal.require(READ_SCOPE)
-    return principal
-
-
-async def _customer_store(request: Request, principal: Annotated[Principal, Depends(_principal)]) -> Store:
-    return _service(request).store_for(principal.customer_id)
+    request.state.principal = principal
+    return service.store_for(principal.customer_id)
 
 
 Caller = Annotated[Store, Depends(_customer_store)]
@@ -132,9 +131,9 @@ async def readyz(request: Request) -> Response:
 
 
 @router.get("/api/me", response_model=Me, tags=["session"])
-async def me(request: Request, principal: Annotated[Principal, Depends(_principal)]) -> Response:
+async def me(request: Request, store: Caller) -> Response:
     """Who the token speaks for."""
-    store = _service(request).store_for(principal.customer_id)
+    principal: Principal = request.state.principal
     try:
         name: str | None = (await store.customers.get(principal.customer_id)).name
     except NotFound:

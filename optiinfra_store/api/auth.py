@@ -23,6 +23,7 @@ from optiinfra_store.errors import ConfigurationError
 
 READ_SCOPE = "workflows:read"
 MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
+VERIFIED_TOKENS = 4096  # how many verified tokens are remembered until they expire
 
 
 class Unauthenticated(Exception):
@@ -58,6 +59,9 @@ class TokenVerifier:
         self._audience = audience
         self._leeway = leeway
         self._options: Any = {"require": ["exp", "sub"], "verify_aud": audience is not None}
+        # tokens already verified, until they expire: a client sends the same token with every
+        # request, and checking it again costs more than the rest of the route's own work
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> TokenVerifier:
@@ -108,11 +112,22 @@ class TokenVerifier:
         if not authorization:
             raise Unauthenticated("an Authorization: Bearer token is required")
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+        verified = self._verified.get(token)
+        if verified is not None and time.time() < verified[1]:
+            return verified[0]
+        principal, expires = self._decode(token)
+        if len(self._verified) >= VERIFIED_TOKENS:
+            del self._verified[next(iter(self._verified))]  # the oldest
+        self._verified[token] = (principal, expires)
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
-                token.strip(),
+                token,
                 self._key,
                 algorithms=[self.algorithm],
                 issuer=self._issuer,
@@ -135,7 +150,7 @@ class TokenVerifier:
             raise Unauthenticated("the token's customer_id claim must be a UUID")
         if not isinstance(scope, str):
             raise Unauthenticated("the token's scope claim must be a space-separated string")
-        return Principal(subject, customer_id, frozenset(scope.split()))
+        return Principal(subject, customer_id, frozenset(scope.split())), float(claims["exp"])
 
 
 def _reason(exc: jwt.InvalidTokenError) -> str:

@@ -155,3 +155,13 @@ def test_the_verifier_refuses_to_start_without_a_usable_key(tmp_path):
 def test_issued_tokens_verify():
     principal = TokenVerifier.hs256(JWT_SECRET).verify(f"Bearer {token(ACME, subject='bo')}")
     assert str(principal.customer_id) == ACME and principal.subject == "bo" and "workflows:read" in principal.scopes
+
+
+async def test_a_token_verified_before_is_refused_once_it_expires(service):
+    expires = int(time.time()) + 2
+    headers = {"Authorization": f"Bearer {hs256(claims(exp=expires))}"}
+    assert (await service.client.get("/api/me", headers=headers)).status_code == 200
+    assert (await service.client.get("/api/me", headers=headers)).status_code == 200  # remembered
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    expired = await service.client.get("/api/me", headers=headers)
+    assert expired.status_code == 401 and "expired" in expired.json()["detail"]
