@@ -26,7 +26,12 @@ class SchemaNotMigrated(ConfigurationError):
 
 
 class InvalidArgument(StoreError, ValueError):
-    """A method argument is out of its range or of the wrong kind (limits, cursors, intervals)."""
+    """A method argument is out of its range or of the wrong kind (limits, cursors, intervals);
+    `argument` names it when the store knows which."""
+
+    def __init__(self, message: str, *, argument: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
 
 
 class SecretKeyError(ConfigurationError):
@@ -159,6 +164,7 @@ _INTEGRITY: dict[type[asyncpg.PostgresError], type[IntegrityError]] = {
 
 _UNAVAILABLE = (
     asyncpg.PostgresConnectionError,  # connection lost or refused mid-protocol
+    asyncpg.TooManyConnectionsError,  # the server's max_connections reached
     asyncpg.InvalidAuthorizationSpecificationError,  # bad user or password
     asyncpg.CannotConnectNowError,  # server starting or shutting down
     asyncpg.AdminShutdownError,  # backend terminated by an administrator
@@ -185,6 +191,18 @@ def _pooler_cause(exc: BaseException) -> str | None:
             "ignore_startup_parameters"
         )
     return None
+
+
+def _schema_missing(exc: BaseException) -> bool:
+    """A table, function or type of the schema does not exist (not: an operator or a setting
+    that does not exist, which share the SQLSTATEs of the last two)."""
+    if isinstance(exc, asyncpg.UndefinedTableError):
+        return True
+    if isinstance(exc, asyncpg.UndefinedFunctionError):
+        return str(exc).startswith("function ")
+    if isinstance(exc, asyncpg.UndefinedObjectError):
+        return str(exc).startswith(("type ", "role "))
+    return False
 
 
 def _connection_lost(exc: BaseException) -> bool:
@@ -232,7 +250,7 @@ def translate(exc: BaseException) -> StoreError:
         return StoreTimeout("timed out waiting for the database")
     if isinstance(exc, _UNAVAILABLE):
         return StoreUnavailable(f"database unavailable: {exc}")
-    if isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedFunctionError | asyncpg.UndefinedObjectError):
+    if _schema_missing(exc):
         return SchemaNotMigrated(
             f"{exc}: the database schema is missing or out of date; apply the migrations "
             "(optiinfra_store.migrations.apply, or `optiinfra-store migrate`)"

@@ -18,28 +18,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import re
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, LiteralString, Protocol
 from uuid import UUID
 
 import asyncpg
 
-from optiinfra_store.errors import NotFound, StoreUnavailable, translate
+from optiinfra_store.errors import InvalidArgument, NotFound, StoreUnavailable, translate
 from optiinfra_store.queries import load
 from optiinfra_store.records import WorkflowTransition
 
 CHANNEL = "optiinfra_workflow_transitions"
+_log = logging.getLogger(__name__)
 _RECONNECT_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 class _Reader(Protocol):
     """What a subscription reads through: a connection of its own, or a store's executor."""
 
-    async def fetch(self, sql: Any, *args: Any) -> list[asyncpg.Record]: ...
+    async def fetch(self, sql: LiteralString, *args: Any) -> list[asyncpg.Record]: ...
 
-    async def fetchval(self, sql: Any, *args: Any) -> Any: ...
+    async def fetchval(self, sql: LiteralString, *args: Any) -> Any: ...
 
 
 _LOST_CONNECTION = (
@@ -55,9 +58,13 @@ class WorkflowEvents:
     """An async iterator of WorkflowTransition as they are committed: each poll delivers what became
     visible since the last one, in id order. Use through `store.workflow_events(...)`.
 
-    `after=` delivers every transition with a greater id; it resumes exactly when the transactions
-    around that id did not overlap (a lower id committed after it would count as seen). While any
-    transaction on the server stays open, each poll re-reads the transitions written since it began.
+    `position` (after each transition delivered) says exactly what has been delivered: pass it
+    back as `resume=` to a new subscription and it delivers what this one had not, nothing lost or
+    repeated even when transactions overlapped (identity values are handed out at insert, not at
+    commit, so a lower id can commit after a higher one). `after=` (a transition id) delivers every
+    transition with a greater id; it resumes exactly only when the transactions around that id did
+    not overlap. While any transaction on the server stays open, each poll re-reads the transitions
+    written since it began.
 
     It listens on a connection of its own, or, given a hub, shares the hub's and reads through
     `reader` (the store's executor) only when woken."""
@@ -72,6 +79,7 @@ class WorkflowEvents:
         poll_interval: float,
         hub: EventsHub | None = None,
         reader: _Reader | None = None,
+        resume: str | None = None,
     ) -> None:
         self._connect_fn = connect
         self._customer_id = customer_id
@@ -85,7 +93,12 @@ class WorkflowEvents:
         self._wakeup = asyncio.Event()
         self._buffer: deque[WorkflowTransition] = deque()
         self._horizon = 0  # txid: rows from transactions at or above it are read again
-        self._seen: dict[int, int] = {}  # id -> txid of rows at or above the horizon already delivered
+        self._seen: dict[int, int | None] = {}  # id -> txid (None: not read yet) of rows at or above it, delivered
+        self._resume = None if resume is None else parse_position(resume)
+        # the position after the last transition handed out: every row of a transaction below
+        # `_position_horizon` has been, and of the others those in `_position_ids`
+        self._position_horizon = 0
+        self._position_ids: set[int] = set()
         self._closed = False
         self.reconnects = 0
 
@@ -102,16 +115,25 @@ class WorkflowEvents:
         else:
             await self._connect()
         try:
-            if self._after is None:
+            if self._resume is not None:
+                self._horizon, ids = self._resume
+                self._seen = dict.fromkeys(ids)
+                self._mark_position()
+                self._advance(await self._fetch_since(self._horizon), deliver=True)
+            elif self._after is None:
                 # start from now: what is already committed counts as seen
                 self._horizon = await self._source().fetchval(self._q.snapshot_xmin)
                 self._advance(await self._fetch_since(self._horizon), deliver=False)
+                self._mark_position()
             else:
                 horizon = await self._source().fetchval(self._q.txid_of, self._after)
                 if horizon is None:
                     raise NotFound("workflow transition", self._after)
                 self._horizon = horizon
-                self._advance(await self._fetch_since(horizon), deliver=True, seen_up_to=self._after)
+                rows = await self._fetch_since(horizon)
+                self._position_horizon = horizon
+                self._position_ids = {r["id"] for r in rows if r["id"] is not None and r["id"] <= self._after}
+                self._advance(rows, deliver=True, seen_up_to=self._after)
         except BaseException:
             await self.close()
             raise
@@ -127,25 +149,39 @@ class WorkflowEvents:
                 await self._conn.close()
             self._conn = None
 
+    @property
+    def position(self) -> str:
+        """Where this subscription stands, after the last transition it handed out: pass it as
+        `resume=` to continue exactly from here (a short string: a transaction horizon and the ids
+        above it already delivered, as ranges)."""
+        return format_position(self._position_horizon, self._position_ids)
+
     def __aiter__(self) -> WorkflowEvents:
         return self
 
     async def __anext__(self) -> WorkflowTransition:
         while not self._buffer:
-            if self._closed:
+            if self._closed or (self._hub is not None and self._hub.closed):
                 raise StopAsyncIteration
             self._wakeup.clear()  # before reading, so a NOTIFY arriving meanwhile is not lost
+            self._mark_position()  # everything read so far has been handed out
             await self._poll()
             if self._buffer:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
-        return self._buffer.popleft()
+        transition = self._buffer.popleft()
+        self._position_ids.add(transition.id)
+        return transition
 
     # -- internals ---------------------------------------------------------------------------------
 
     def _notified(self, *_: Any) -> None:
         self._wakeup.set()
+
+    def _mark_position(self) -> None:
+        self._position_horizon = self._horizon
+        self._position_ids = set(self._seen)
 
     def _source(self) -> _Reader:
         """The hub's subscribers read through the store; the others through their own connection."""
@@ -172,10 +208,12 @@ class WorkflowEvents:
                 return
             try:
                 await self._connect()
-            except StoreUnavailable:
+            except StoreUnavailable as exc:
+                _log.warning("workflow events: cannot reconnect (%s), retrying in %.2f s", exc, delay)
                 await asyncio.sleep(delay)
                 continue
             self.reconnects += 1
+            _log.info("workflow events: reconnected")
             return
         raise StoreUnavailable("workflow events: could not reconnect to the database")
 
@@ -202,39 +240,90 @@ class WorkflowEvents:
 
     def _advance(self, rows: list[asyncpg.Record], *, deliver: bool, seen_up_to: int = 0) -> None:
         xmin = rows[0]["xmin"] if rows else self._horizon
+        unread = [i for i, txid in self._seen.items() if txid is None]  # ids a resumed position named
         for row in rows:
-            if row["id"] is None or row["id"] in self._seen:
+            if row["id"] is None:
+                continue
+            if row["id"] in self._seen:
+                self._seen[row["id"]] = row["txid"]
                 continue
             self._seen[row["id"]] = row["txid"]
             if deliver and row["id"] > seen_up_to:
                 values = dict(row)
                 del values["xmin"], values["txid"]
                 self._buffer.append(WorkflowTransition.model_construct(**values))
+        for i in unread:  # named but not read: gone since (purged), or not this subscriber's
+            if self._seen.get(i, 0) is None:
+                del self._seen[i]
         # rows of transactions below xmin are final: stop re-reading them
         if xmin > self._horizon:
             self._horizon = xmin
-            self._seen = {i: t for i, t in self._seen.items() if t >= xmin}
+            self._seen = {i: t for i, t in self._seen.items() if t is not None and t >= xmin}
+
+
+MAX_POSITION_IDS = 100_000
+_POSITION = re.compile(r"([0-9]{1,19}):((?:[0-9]{1,19}(?:-[0-9]{1,19})?)(?:,[0-9]{1,19}(?:-[0-9]{1,19})?){0,999})?")
+
+
+def format_position(horizon: int, ids: set[int]) -> str:
+    """`<horizon>:<ids as ranges>`, e.g. `7421:1200-1203,1207`."""
+    ranges: list[str] = []
+    start = previous = None
+    for i in sorted(ids):
+        if previous is not None and i == previous + 1:
+            previous = i
+            continue
+        if start is not None:
+            ranges.append(str(start) if start == previous else f"{start}-{previous}")
+        start = previous = i
+    if start is not None:
+        ranges.append(str(start) if start == previous else f"{start}-{previous}")
+    return f"{horizon}:{','.join(ranges)}"
+
+
+def parse_position(text: str) -> tuple[int, set[int]]:
+    """The horizon and ids of a position; InvalidArgument for anything that is not one."""
+    match = _POSITION.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise InvalidArgument(f"not an event position: {str(text)[:80]!r}")
+    ids: set[int] = set()
+    for part in filter(None, (match.group(2) or "").split(",")):
+        low, _, high = part.partition("-")
+        first, last = int(low), int(high or low)
+        if last < first or len(ids) + last - first >= MAX_POSITION_IDS:
+            raise InvalidArgument(f"not an event position: {text[:80]!r}")
+        ids.update(range(first, last + 1))
+    return int(match.group(1)), ids
 
 
 class EventsHub:
     """One listening connection for a whole process. Subscriptions opened with
     `store.workflow_events(hub=hub)` are woken by its notifications and read through their own
     store, so a thousand subscribers cost one server connection, plus a pooled one while each reads.
-    If the connection drops, the hub re-opens it and wakes everyone (each catches up from its own
-    horizon; the subscribers' periodic polls cover the gap). Open it with `store.events_hub()`."""
+    The hub checks its connection every `check_interval` seconds; if it is lost, the hub re-opens
+    it (backing off, logging each failure) and wakes everyone: each catches up from its own horizon,
+    and the subscribers' periodic polls cover the gap. Closing the hub ends its subscriptions.
+    Open it with `store.events_hub()`."""
 
-    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
+    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], *, check_interval: float = 10.0) -> None:
         self._connect_fn = connect
+        self._check_interval = check_interval
         self._conn: asyncpg.Connection | None = None
         self._subscribers: weakref.WeakSet[asyncio.Event] = weakref.WeakSet()  # a lost subscriber drops out
         self._watchdog: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
+        self.closed = False
         self.reconnects = 0
 
     @property
     def backend_pid(self) -> int | None:
         """The server process of the listening connection."""
         return None if self._conn is None else self._conn.get_server_pid()
+
+    @property
+    def listening(self) -> bool:
+        """Whether the hub holds a live listening connection (else its subscribers only poll)."""
+        return self._conn is not None and not self._conn.is_closed()
 
     @property
     def subscribers(self) -> int:
@@ -245,6 +334,7 @@ class EventsHub:
         self._watchdog = asyncio.create_task(self._keep_listening(), name="optiinfra-events-hub")
 
     async def close(self) -> None:
+        self.closed = True
         if self._watchdog is not None:
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -267,17 +357,32 @@ class EventsHub:
             wakeup.set()
 
     async def _connect(self) -> None:
+        conn = None
         try:
             conn = await self._connect_fn()
             await conn.add_listener(CHANNEL, self._wake)
             conn.add_termination_listener(lambda _conn: self._lost.set())
         except Exception as exc:
+            if conn is not None:
+                conn.terminate()
             raise translate(exc) from exc
         self._conn = conn
 
+    async def _healthy(self) -> bool:
+        """Whether the connection answers (a half-open one raises nothing until it is used)."""
+        try:
+            assert self._conn is not None
+            await self._conn.fetchval("SELECT 1", timeout=self._check_interval)
+        except Exception:
+            return False
+        return True
+
     async def _keep_listening(self) -> None:
         while True:
-            await self._lost.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), self._check_interval)
+            if not self._lost.is_set() and await self._healthy():
+                continue
             self._lost.clear()
             old, self._conn = self._conn, None
             if old is not None:
@@ -286,8 +391,11 @@ class EventsHub:
             while self._conn is None:
                 try:
                     await self._connect()
-                except StoreUnavailable:
-                    await asyncio.sleep(_RECONNECT_DELAYS[min(attempt, len(_RECONNECT_DELAYS) - 1)])
+                except Exception as exc:  # any failure: keep trying, never leave the process deaf
+                    delay = _RECONNECT_DELAYS[min(attempt, len(_RECONNECT_DELAYS) - 1)]
+                    _log.warning("events hub: cannot listen (%s), retrying in %.2f s", type(exc).__name__, delay)
+                    await asyncio.sleep(delay)
                     attempt += 1
             self.reconnects += 1
+            _log.info("events hub: listening again after %d attempts", attempt + 1)
             self._wake()  # what was notified while nobody listened

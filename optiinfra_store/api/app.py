@@ -15,7 +15,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -24,6 +24,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from pydantic import AwareDatetime
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,10 +34,10 @@ from optiinfra_store.api import problems
 from optiinfra_store.api.auth import READ_SCOPE, Principal, TokenVerifier
 from optiinfra_store.api.models import DemoCustomer, ExecutionDetails, Health, HistoryPage, Me, Trend
 from optiinfra_store.enums import WorkflowStatus, WorkflowType
-from optiinfra_store.errors import AccessDenied, NotFound, StoreError, StoreTimeout, StoreUnavailable
+from optiinfra_store.errors import AccessDenied, InvalidArgument, NotFound, StoreError, StoreTimeout, StoreUnavailable
 from optiinfra_store.records import WorkflowPerformance, WorkflowStatistics
 from optiinfra_store.store import Store
-from optiinfra_store.workflow_events import EventsHub, WorkflowEvents
+from optiinfra_store.workflow_events import EventsHub, WorkflowEvents, parse_position
 
 _log = logging.getLogger("optiinfra_store.api")
 _access = logging.getLogger("optiinfra_store.api.access")
@@ -63,11 +64,14 @@ class Service:
     demo_customers: Sequence[DemoCustomer] = ()
     poll_interval: float = 30.0  # a backstop: the hub's notifications wake subscribers at once
     hub: EventsHub | None = None
+    stopping: bool = False
     streams: weakref.WeakSet[WorkflowEvents] = field(default_factory=weakref.WeakSet)
     _confined: OrderedDict[UUID, Store] = field(default_factory=OrderedDict)
 
     async def close_streams(self) -> None:
-        """End every open event stream (the clients reconnect, to another process if need be)."""
+        """End every open event stream and refuse new ones (the clients reconnect, to another
+        process if need be)."""
+        self.stopping = True
         for stream in list(self.streams):
             await stream.close()
 
@@ -103,6 +107,7 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="executions per page")]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
 Days = Annotated[int, Query(ge=1, le=3650, description="the window: this many days back from now")]
 router = APIRouter()
+_PARAMETERS = {"cursor": "cursor", "started_after": "since", "started_before": "until"}  # store -> HTTP
 
 
 def _json(body: str | bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -117,17 +122,21 @@ async def healthz() -> Response:
 
 @router.get("/readyz", response_model=Health, tags=["operations"], responses={503: {"model": Health}})
 async def readyz(request: Request) -> Response:
-    """The database answers and its schema is current."""
+    """The database answers and its schema is current (503 otherwise); `events` says whether live
+    events arrive at once or, while the hub reconnects, by polling."""
+    service = _service(request)
+    events = None if service.hub is None else "listening" if service.hub.listening else "reconnecting"
     try:
-        pending = await _service(request).store.pending_migrations()
+        pending = await service.store.pending_migrations()
     except (StoreUnavailable, StoreTimeout) as exc:
         _log.warning("not ready: %s", type(exc).__name__)
-        return _json(Health(status="database unavailable").model_dump_json(), 503)
+        return _json(Health(status="database unavailable", events=events).model_dump_json(), 503)
     except AccessDenied:  # before 0015 the application role may not read the list of migrations
-        return _json(Health(status="schema not current").model_dump_json(), 503)
+        return _json(Health(status="schema not current", events=events).model_dump_json(), 503)
     if pending:
-        return _json(Health(status="schema not current", pending_migrations=pending).model_dump_json(), 503)
-    return _json(b'{"status":"ready","pending_migrations":[]}')
+        body = Health(status="schema not current", pending_migrations=pending, events=events)
+        return _json(body.model_dump_json(), 503)
+    return _json(Health(status="ready", events=events).model_dump_json())
 
 
 @router.get("/api/me", response_model=Me, tags=["session"])
@@ -173,10 +182,15 @@ async def _history(
             limit=limit,
             cursor=cursor,
         )
-    except StoreError as exc:
-        if "cursor" in str(exc):
+    except InvalidArgument as exc:
+        parameter = _PARAMETERS.get(exc.argument or "")
+        if parameter is None:
+            raise
+        if parameter == "cursor":
             raise problems.Problem(400, "Invalid parameter", "cursor: not a cursor this service gave out") from None
-        raise
+        raise problems.Problem(
+            422, "Invalid parameter", f"{parameter}: outside the range of timestamps stored"
+        ) from None
     return _json(page.model_dump_json())
 
 
@@ -240,28 +254,77 @@ async def trend(
 async def events(
     request: Request,
     store: Caller,
-    last_event_id: Annotated[int | None, Header(ge=0, le=2**63 - 1, description="resume after this transition")] = None,
+    last_event_id: Annotated[
+        str | None, Header(max_length=16_384, description="the id of the last event received: resume after it")
+    ] = None,
 ) -> Response:
-    """Server-Sent Events: the caller's workflow transitions as they are committed, each with its
-    id; send `Last-Event-ID` to resume with nothing lost or repeated."""
+    """Server-Sent Events: the caller's workflow transitions as they are committed. Each event's
+    id is `<transition id>@<position>`; sent back as `Last-Event-ID`, the position resumes the
+    stream with nothing lost or repeated, even when transactions overlapped."""
     service = _service(request)
-    subscription = store.workflow_events(after=last_event_id, hub=service.hub, poll_interval=service.poll_interval)
-    stream = await subscription.__aenter__()  # an unknown Last-Event-ID answers 404 here
-    service.streams.add(stream)
-    return StreamingResponse(
-        _sse(stream, subscription),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    if service.hub is None or service.stopping:
+        raise problems.Problem(503, "Service unavailable", "this server is not streaming events; retry shortly")
+    after, position = _resume_from(last_event_id)
+    stack = AsyncExitStack()
+    subscription = store.workflow_events(
+        after=after, resume=position, hub=service.hub, poll_interval=service.poll_interval
     )
+    try:
+        stream = await stack.enter_async_context(subscription)  # an unknown Last-Event-ID answers 404 here
+    except BaseException:
+        await stack.aclose()
+        raise
+    service.streams.add(stream)
+    stack.callback(service.streams.discard, stream)
+    return _EventStream(_sse(stream), stack)
 
 
-async def _sse(stream: WorkflowEvents, subscription: Any) -> AsyncIterator[bytes]:
+def _resume_from(last_event_id: str | None) -> tuple[int | None, str | None]:
+    """(after, position) from a Last-Event-ID: an event id of this service, or a transition id."""
+    if last_event_id is None:
+        return None, None
+    transition, at, position = last_event_id.partition("@")
+    try:
+        if at:
+            parse_position(position)
+            return None, position
+        if transition.isdigit() and int(transition) < 2**63:
+            return int(transition), None
+    except InvalidArgument:
+        pass
+    raise problems.Problem(422, "Invalid parameter", "last-event-id: not an event id of this service")
+
+
+class _EventStream(StreamingResponse):
+    """An event stream that always ends its subscription, even when the client leaves before the
+    first byte (the body's generator then never starts, so its own cleanup would not run)."""
+
+    def __init__(self, body: AsyncIterator[bytes], subscription: AsyncExitStack) -> None:
+        super().__init__(
+            body, media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
+        self._subscription = subscription
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._subscription.aclose()
+
+
+def _collect(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: a read that ended with the stream is not an unhandled error
+
+
+async def _sse(stream: WorkflowEvents) -> AsyncIterator[bytes]:
     pending: asyncio.Future[Any] | None = None
     try:
         yield b"retry: 1000\n\n"
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(anext(stream))
+                pending.add_done_callback(_collect)
             done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SECONDS)
             if not done:
                 yield b": keepalive\n\n"
@@ -274,11 +337,14 @@ async def _sse(stream: WorkflowEvents, subscription: Any) -> AsyncIterator[bytes
             except StoreError as exc:  # the client reconnects with Last-Event-ID and loses nothing
                 _log.warning("event stream ended: %s", type(exc).__name__)
                 return
-            yield b"id: %d\nevent: transition\ndata: %s\n\n" % (transition.id, transition.model_dump_json().encode())
+            yield b"id: %d@%s\nevent: transition\ndata: %s\n\n" % (
+                transition.id,
+                stream.position.encode(),
+                transition.model_dump_json().encode(),
+            )
     finally:
         if pending is not None:
             pending.cancel()
-        await subscription.__aexit__(None, None, None)
 
 
 @router.get("/api/workflows/{execution_id}/details", response_model=ExecutionDetails, tags=["workflows"])
@@ -316,7 +382,8 @@ def _cached(request: Request, figures: WorkflowStatistics | WorkflowPerformance)
     service = _service(request)
     headers = {"ETag": etag, "Cache-Control": f"private, max-age={service.cache_max_age}", "Vary": "Authorization"}
     presented = request.headers.get("if-none-match", "")
-    if any(tag.strip() in (etag, "*") for tag in presented.split(",")):
+    # weak comparison (RFC 9110 13.1.2): W/"x" and "x" match
+    if any(tag.strip().removeprefix("W/") in (etag.removeprefix("W/"), "*") for tag in presented.split(",")):
         return Response(status_code=304, headers=headers)
     return _json(figures.model_dump_json(), headers=headers)
 
@@ -362,6 +429,7 @@ def create_app(
     *,
     cache_max_age: int = 15,
     demo_customers: Sequence[DemoCustomer] = (),
+    trusted_hosts: Sequence[str] = (),
 ) -> FastAPI:
     """The ASGI app over an open (unconfined) store; the caller closes the store. Its lifespan
     opens the events hub; on shutdown every event stream ends and the hub closes."""
@@ -393,5 +461,7 @@ def create_app(
     async def page() -> Response:
         return FileResponse(str(STATIC / "index.html"), headers=PAGE_HEADERS)
 
+    if trusted_hosts:  # the demo: a page on another name (DNS rebinding) cannot ask it for tokens
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(trusted_hosts))
     app.add_middleware(RequestLog)
     return app

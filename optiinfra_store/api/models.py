@@ -42,3 +42,4 @@ class DemoCustomer(BaseModel):
 class Health(BaseModel):
     status: str
     pending_migrations: list[str] = []
+    events: str | None = None  # "listening", or "reconnecting" while the events hub has no connection

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
 from optiinfra_store.api.auth import READ_SCOPE, Forbidden, Unauthenticated
-from optiinfra_store.errors import InvalidArgument, NotFound, StoreTimeout, StoreUnavailable
+from optiinfra_store.errors import ConfigurationError, InvalidArgument, NotFound, StoreTimeout, StoreUnavailable
 
 _log = logging.getLogger("optiinfra_store.api")
 
@@ -58,8 +58,13 @@ async def _invalid_request(_: Request, exc: Exception) -> Response:
     return problem(422, "Invalid parameter", detail, errors=errors)
 
 
+def _quoted(text: str) -> str:
+    """Text fit for a quoted-string of a WWW-Authenticate parameter (RFC 6750 3)."""
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "'" if c == '"' else "" for c in text)
+
+
 async def _unauthenticated(_: Request, exc: Exception) -> Response:
-    challenge = f'Bearer realm="optiinfra", error="invalid_token", error_description="{exc}"'
+    challenge = f'Bearer realm="optiinfra", error="invalid_token", error_description="{_quoted(str(exc))}"'
     return problem(401, "Unauthorized", str(exc), headers={"WWW-Authenticate": challenge})
 
 
@@ -81,6 +86,14 @@ async def _unavailable(_: Request, exc: Exception) -> Response:
     _log.warning("database unavailable: %s", type(exc).__name__)
     return problem(
         503, "Service unavailable", "the database is unavailable; retry shortly", {"Retry-After": RETRY_AFTER_SECONDS}
+    )
+
+
+async def _misconfigured(request: Request, exc: Exception) -> Response:
+    # the schema is behind, or the role cannot be confined: the operator's to fix, not the caller's
+    _log.error("cannot serve %s: %s", getattr(request.scope.get("route"), "path", "?"), exc)
+    return problem(
+        503, "Service unavailable", "the service cannot answer this now; it has been logged", {"Retry-After": "30"}
     )
 
 
@@ -110,6 +123,7 @@ def install(app: FastAPI) -> None:
         (InvalidArgument, _invalid_argument),
         (StoreUnavailable, _unavailable),
         (StoreTimeout, _unavailable),
+        (ConfigurationError, _misconfigured),
         (Problem, _problem),
         (HTTPException, _http),
         (Exception, _internal),

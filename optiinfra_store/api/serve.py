@@ -78,7 +78,8 @@ async def _serve(dsn: str, host: str, port: int, verifier: TokenVerifier, demo_s
                     demo_secret, subject=customer.email, customer_id=customer.id, ttl_seconds=DEMO_TOKEN_HOURS * 3600
                 )
                 demo.append(DemoCustomer(customer_id=customer.id, name=customer.name, token=token))
-        app = create_app(store, verifier, demo_customers=demo)
+        hosts = (host, "localhost", "127.0.0.1", "::1") if demo else ()
+        app = create_app(store, verifier, demo_customers=demo, trusted_hosts=hosts)
         config = uvicorn.Config(
             app,
             host=host,

@@ -70,12 +70,12 @@ def optional_aware(value: Any, name: str) -> datetime | None:
     """A timezone-aware datetime or None; naive datetimes are refused, never guessed, and so are
     the two instants the driver would send as -infinity and infinity."""
     if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
-        raise InvalidArgument(f"{name} must be a timezone-aware datetime, got {value!r}")
+        raise InvalidArgument(f"{name} must be a timezone-aware datetime, got {value!r}", argument=name)
     if value is not None:
         try:
             storable_instant(value)
         except ValueError as exc:
-            raise InvalidArgument(f"{name} {exc}") from None
+            raise InvalidArgument(f"{name} {exc}", argument=name) from None
     return value
 
 
@@ -136,14 +136,25 @@ def encode_cursor(key: datetime | int, id_: UUID) -> str:
     return base64.urlsafe_b64encode(f"{value}|{id_}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime | int, UUID]:
+def decode_cursor(cursor: str, integer_key: bool = False) -> tuple[datetime | int, UUID]:
+    """The sort key and id of a cursor `encode_cursor` made for a list sorted by a timestamp (or,
+    with `integer_key`, by an integer); InvalidArgument for anything else."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         value, id_ = raw.split("|")
-        key = int(value[1:]) if value.startswith("#") else datetime.fromisoformat(value)
+        key: datetime | int
+        if integer_key:
+            if not value.startswith("#"):
+                raise ValueError("not an integer key")
+            key = check_int(int(value[1:]), "cursor key", -(2**31), 2**31 - 1)
+        else:
+            key = datetime.fromisoformat(value)
+            if key.tzinfo is None:
+                raise ValueError("a naive timestamp")
+            storable_instant(key)
         return key, UUID(id_)
     except Exception as exc:
-        raise InvalidArgument(f"invalid cursor {cursor!r}") from exc
+        raise InvalidArgument(f"invalid cursor {cursor[:100]!r}", argument="cursor") from exc
 
 
 def platform(method: F) -> F:
@@ -238,7 +249,8 @@ class Repository(Generic[R]):
     ) -> Page[R]:
         """One page of a keyset-paginated list: the statement takes `filters`, then the last row's
         (`key`, id) from the cursor (nulls on the first page), then how many rows to read."""
-        after = decode_cursor(cursor) if cursor is not None else (None, None)
+        integer_key = self.record_type.model_fields[key].annotation is int
+        after = decode_cursor(cursor, integer_key) if cursor is not None else (None, None)
         size = check_limit(limit, maximum)
         rows = await self._reads.fetch(sql, *filters, *after, size + 1)
         items = self._many(rows[:size])

@@ -97,9 +97,10 @@ async def live_server(store: Store, **options: Any) -> AsyncIterator[tuple[str, 
 
 @dataclass
 class Frame:
-    id: int | None
+    id: int | None  # the transition's
     event: str | None
     data: dict | None
+    last_event_id: str | None  # the event's whole id, to resume after it
 
 
 async def frames(response: httpx.Response) -> AsyncIterator[Frame]:
@@ -111,9 +112,10 @@ async def frames(response: httpx.Response) -> AsyncIterator[Frame]:
         if line == "":
             if "data" in fields or "id" in fields:
                 yield Frame(
-                    int(fields["id"]) if "id" in fields else None,
+                    int(fields["id"].partition("@")[0]) if "id" in fields else None,
                     fields.get("event"),
                     json.loads(fields["data"]) if "data" in fields else None,
+                    fields.get("id"),
                 )
             fields = {}
         elif not line.startswith(":"):

@@ -3,6 +3,7 @@ configuration failing closed."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -162,6 +163,14 @@ async def test_a_token_verified_before_is_refused_once_it_expires(service):
     headers = {"Authorization": f"Bearer {hs256(claims(exp=expires))}"}
     assert (await service.client.get("/api/me", headers=headers)).status_code == 200
     assert (await service.client.get("/api/me", headers=headers)).status_code == 200  # remembered
-    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    await asyncio.sleep(max(0.0, expires - time.time()) + 0.05)
     expired = await service.client.get("/api/me", headers=headers)
     assert expired.status_code == 401 and "expired" in expired.json()["detail"]
+
+
+async def test_the_bearer_challenge_is_well_formed(service):
+    """RFC 6750: error_description is a quoted-string, so the reason must not break out of it."""
+    response = await service.client.get("/api/me", headers={"Authorization": f"Bearer {hs256(claims(exp=None))}"})
+    challenge = response.headers["www-authenticate"]
+    description = challenge.split('error_description="', 1)[1]
+    assert description.endswith('"') and '"' not in description[:-1] and "exp" in description

@@ -126,3 +126,26 @@ async def test_unknown_routes_and_methods_are_problems_too(service):
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
     wrong = await service.client.post("/api/workflows/history", headers=bearer(ACME))
     assert wrong.status_code == 405 and wrong.json()["status"] == 405
+
+
+def cursor_of(text: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "params, parameter, status",
+    [
+        ({"cursor": cursor_of("#5|f1000000-0000-4000-8000-000000000001")}, "cursor", 400),
+        ({"cursor": cursor_of("0001-01-01T00:00:00+14:00|f1000000-0000-4000-8000-000000000001")}, "cursor", 400),
+        ({"cursor": cursor_of("2026-01-01T00:00:00|f1000000-0000-4000-8000-000000000001")}, "cursor", 400),
+        ({"cursor": cursor_of("2026-01-01T00:00:00+00:00|not-a-uuid")}, "cursor", 400),
+        ({"since": "0001-01-01T00:00:00+14:00"}, "since", 422),
+        ({"until": "9999-12-31T23:59:59.999999-14:00"}, "until", 422),
+    ],
+)
+async def test_well_formed_but_impossible_values_are_4xx_not_500(service, params, parameter, status):
+    response = await service.client.get("/api/workflows/history", params=params, headers=bearer(ACME))
+    assert response.status_code == status, response.text
+    assert response.json()["detail"].startswith(parameter)

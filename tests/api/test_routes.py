@@ -173,13 +173,17 @@ async def test_statistics__etag_answers_304_until_something_changes(service, sto
 
 async def test_readyz__ready_when_the_schema_is_current_and_not_before(service, scratch_dsn):
     assert (await service.client.get("/healthz")).json() == {"status": "ok"}
-    assert (await service.client.get("/readyz")).json() == {"status": "ready", "pending_migrations": []}
+    assert (await service.client.get("/readyz")).json() == {
+        "status": "ready",
+        "pending_migrations": [],
+        "events": "listening",
+    }
     migrations.apply(scratch_dsn)
     last = migrations.rollback(scratch_dsn, count=1)
     async with Store.connect(scratch_dsn, min_size=1, max_size=1) as behind, running(behind) as fresh:
         response = await fresh.client.get("/readyz")
         assert response.status_code == 503
-        assert response.json() == {"status": "schema not current", "pending_migrations": last}
+        assert response.json() == {"status": "schema not current", "pending_migrations": last, "events": "listening"}
 
 
 async def test_openapi__documents_every_route(service):
@@ -226,3 +230,29 @@ async def test_statuses_and_types__the_routes_accept_every_value_of_the_enums(se
         assert (await service.client.get(f"/api/workflows/history?status={status}", headers=headers)).status_code == 200
     for kind in WorkflowType:
         assert (await service.client.get(f"/api/workflows/{kind}/history", headers=headers)).status_code == 200
+
+
+async def test_statistics__if_none_match_compares_weakly(service):
+    headers = bearer(ACME)
+    etag = (await service.client.get("/api/workflows/statistics", headers=headers)).headers["etag"]
+    assert etag.startswith('W/"')
+    strong = etag.removeprefix("W/")
+    response = await service.client.get("/api/workflows/statistics", headers={**headers, "If-None-Match": strong})
+    assert response.status_code == 304
+
+
+async def test_a_pool_role_that_cannot_be_confined_gets_503_never_data(databases, migrated_dsn, seeded):
+    """Fail closed: the service's login role is not a member of optiinfra_app, so it cannot take on
+    the tenant role; every route answers 503 and nothing leaks."""
+    from tests.pg import ensure_role, with_user
+
+    ensure_role(databases.admin_dsn, "optiinfra_api_outsider", "LOGIN")
+    async with (
+        Store.connect(with_user(migrated_dsn, "optiinfra_api_outsider"), min_size=1, max_size=2) as outsider,
+        running(outsider) as fresh,
+    ):
+        for route in ("/api/workflows/history", "/api/workflows/statistics", f"/api/workflows/{ACME}/details"):
+            response = await fresh.client.get(route, headers=bearer(ACME))
+            assert response.status_code == 503, route
+            assert response.headers["content-type"] == "application/problem+json"
+            assert "optiinfra" not in response.json()["detail"] and "Retry-After" in response.headers

@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from optiinfra_store.enums import WorkflowType
-from optiinfra_store.errors import NotFound
+from optiinfra_store.errors import InvalidArgument, NotFound
 from optiinfra_store.records import CustomerCreate, WorkflowExecutionCreate, WorkflowStepCreate
 
 
@@ -147,3 +147,31 @@ async def test_statistics__by_type_keys_are_enums(store, agent, customer):
     stats = await store.workflow_executions.statistics()
     assert list(stats.by_type) == [WorkflowType.HEALTH_CHECK]
     assert all(isinstance(key, WorkflowType) for key in stats.by_type)
+
+
+async def test_events__a_position_resumes_exactly_across_overlapping_transactions(store, agent, customer):
+    """The transition written first commits last: a subscription that stopped between the two
+    and resumes from its position gets it, and one that stopped after both gets neither again."""
+
+    async def create(repositories) -> int:
+        execution = await repositories.workflow_executions.create(
+            WorkflowExecutionCreate(agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK)
+        )
+        return (await repositories.workflow_executions.history(execution.id))[0].id
+
+    async with store.workflow_events(poll_interval=0.1) as events:
+        async with store.transaction() as tx:
+            late = await create(tx)
+            early = await create(store)
+            assert [t.id for t in await next_n(events, 1)] == [early]
+            between = events.position
+        assert [t.id for t in await next_n(events, 1)] == [late]
+        after_both = events.position
+    async with store.workflow_events(resume=between, poll_interval=0.1) as events:
+        assert [t.id for t in await next_n(events, 1)] == [late]
+    async with store.workflow_events(resume=after_both, poll_interval=0.1) as events:
+        newer = await create(store)
+        assert [t.id for t in await next_n(events, 1)] == [newer]
+    with pytest.raises(InvalidArgument):
+        async with store.workflow_events(resume="not a position"):
+            pass

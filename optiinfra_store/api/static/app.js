@@ -684,7 +684,8 @@ async function consumeStream(signal) {
   const headers = authHeaders({ Accept: "text/event-stream" });
   if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
   const res = await fetch("/api/workflows/events", { headers, signal, cache: "no-store" });
-  if (res.status === 404) state.lastEventId = null; // an id the server no longer knows: start afresh
+  // an id the server no longer knows (404) or cannot read (422): start afresh and reload the views
+  if (res.status === 404 || res.status === 422) state.lastEventId = null;
   if (!res.ok) throw await failure(res);
   setLive(true);
   await readEvents(res.body, handleFrame);
