@@ -112,7 +112,8 @@ def raise_confinement_error(exc: Exception, conn: asyncpg.Connection) -> NoRetur
         raise ConfigurationError(f"confinement cannot hold: {exc} ({getattr(exc, 'hint', '')})") from exc
     if sqlstate in ("42883", "22023"):  # no optiinfra_confine(), no optiinfra_tenant role
         raise ConfigurationError(
-            f"this database cannot confine calls to a customer ({exc}): run `optiinfra-store migrate`"
+            f"this database cannot confine calls to a customer ({exc}): apply the migrations "
+            "(optiinfra_store.migrations.apply(dsn), or `optiinfra-store migrate`)"
         ) from exc
     raise translate(exc) from exc
 
@@ -162,8 +163,11 @@ class Executor:
 
     async def copy_records(self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]) -> str:
         """COPY `records`, which may validate as they are iterated: whatever iterating them raises
-        (a ValidationError, the caller's own error) aborts the COPY, which writes nothing, and
-        reaches the caller as it is."""
+        (a ValidationError, the caller's own error) reaches the caller as it is, and nothing is
+        written. The COPY runs in a transaction; when iterating raises, the COPY is ended there
+        and the transaction rolled back (not aborted mid-stream: the driver then also sends a
+        cancel request, which through a transaction pooler can reach the server connection after
+        another client has been given it)."""
         raised: list[BaseException] = []
 
         def rows() -> Iterator[Sequence[Any]]:
@@ -175,19 +179,22 @@ class Executor:
                     return
                 except BaseException as exc:
                     raised.append(exc)
-                    raise
+                    return
                 yield row
 
         try:
             async with self._copy_connection() as conn:
                 status: str = await conn.copy_records_to_table(table, records=rows(), columns=list(columns))
+                if raised:
+                    raise raised[0]  # inside the transaction: rolled back
                 return status
-        except Exception as exc:
+        except BaseException as exc:
             if not (raised and exc is raised[0]):
                 _raise_translated(exc)
             raise
 
     def _copy_connection(self) -> Any:
+        """A connection in a transaction for `copy_records`."""
         return self._connection()
 
 
@@ -248,6 +255,11 @@ class PoolExecutor(Executor):
     async def _bind(self, conn: asyncpg.Connection) -> None:
         """What a transaction does first (nothing, unconfined)."""
 
+    @asynccontextmanager
+    async def _copy_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._connection() as conn, conn.transaction():
+            yield conn
+
 
 class _PooledScope:
     """`_Scope` of a PoolExecutor, written out: acquire, release, translate."""
@@ -305,6 +317,9 @@ class ConfinedExecutor(PoolExecutor):
                 raise
         finally:
             await self.pool.release(conn)
+
+    def _copy_connection(self) -> Any:
+        return self._connection()  # in its confined transaction already
 
     _scope = Executor._scope  # its own _connection(), not the pool's written-out scope
 
