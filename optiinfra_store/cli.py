@@ -1,97 +1,187 @@
-"""`optiinfra-store`: migrate, roll back, inspect and seed a database, or run the demo."""
+"""`optiinfra-store`: migrate, roll back, inspect and seed a database, run the demo or the service.
+
+Exit status: 0 done, 1 an error or a refusal (one line on stderr), 2 a usage error, 3 `check`
+found pending migrations. Destructive commands ask on a terminal and refuse without one unless
+given `--yes`. Passwords in DSNs are masked in every message.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import json
+import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
 from uuid import UUID
 
-from optiinfra_store import embedded, migrations, seed
-from optiinfra_store.dsn import DSN_ENV, resolve_dsn
+from optiinfra_store import __version__, embedded, migrations, seed
+from optiinfra_store.dsn import DSN_ENV, redact, resolve_dsn
 from optiinfra_store.errors import ConfigurationError, InvalidArgument, StoreError
-from optiinfra_store.records import MaintenanceReport, PurgeReport
+from optiinfra_store.records import PurgeReport
 from optiinfra_store.report import print_statistics
 from optiinfra_store.secrets import SECRET_KEY_ENV
 from optiinfra_store.store import Store
 
+PROG = "optiinfra-store"
+EXIT_PENDING = 3
+_PASSWORD = re.compile(r"(?P<user>postgres(?:ql)?://[^:/?#@\s]*):[^@/\s]+@")
+_log = logging.getLogger("optiinfra_store.cli")
+
+
+class Refused(StoreError):
+    """A destructive command was not confirmed: nothing was changed."""
+
+
+def mask(text: str) -> str:
+    """Every postgresql:// DSN in `text` with its password replaced by ***."""
+    return _PASSWORD.sub(r"\g<user>:***@", text)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {mask(message)}\n")
+
+
+# -- output ----------------------------------------------------------------------------------------
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    """The command's result: JSON on stdout with --json, else the text."""
+    print(json.dumps(data, default=str) if getattr(args, "json", False) else text)
+
+
+def _confirm(args: argparse.Namespace, question: str) -> None:
+    """Ask on a terminal; refuse without one unless --yes. Raises Refused."""
+    if getattr(args, "yes", False):
+        return
+    if not sys.stdin.isatty():
+        raise Refused(f"{question} Refusing without a terminal to ask on: pass --yes to go ahead")
+    answer = input(f"{question} [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise Refused("cancelled: nothing was changed")
+
+
+@contextmanager
+def _progress(args: argparse.Namespace, total: int, unit: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal (tqdm), plain lines on stderr otherwise, nothing with -q.
+    Yields `advance(done_so_far)`."""
+    if getattr(args, "quiet", 0) or total <= 0:
+        yield lambda done: None
+        return
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit=f" {unit}", file=sys.stderr)
+        try:
+            yield lambda done: bar.update(done - bar.n)
+        finally:
+            bar.close()
+        return
+    yield lambda done: print(f"{done:,} of {total:,} {unit}", file=sys.stderr, flush=True)
+
+
+# -- schema ----------------------------------------------------------------------------------------
+
 
 def _cmd_migrate(args: argparse.Namespace) -> None:
-    applied = migrations.apply(args.dsn)
-    print(f"applied {', '.join(applied)}" if applied else "schema is up to date")
+    applied = migrations.apply(args.dsn, to=args.to)
+    _emit(args, {"applied": applied}, f"applied {', '.join(applied)}" if applied else "schema is up to date")
 
 
 def _cmd_rollback(args: argparse.Namespace) -> None:
     count = None if args.all else args.count
-    rolled_back = migrations.rollback(args.dsn, count=count)
-    print(f"rolled back {', '.join(rolled_back)}" if rolled_back else "nothing to roll back")
+    targets = migrations.to_roll_back(args.dsn, count=count, to=args.to)
+    if not targets:
+        _emit(args, {"rolled_back": []}, "nothing to roll back")
+        return
+    _confirm(
+        args,
+        f"Roll back {', '.join(targets)} on {redact(resolve_dsn(args.dsn))}? "
+        "This drops what they created, data included.",
+    )
+    rolled_back = migrations.rollback(args.dsn, count=count, to=args.to)
+    _emit(args, {"rolled_back": rolled_back}, f"rolled back {', '.join(rolled_back)}")
 
 
 def _cmd_status(args: argparse.Namespace) -> None:
-    for state in migrations.status(args.dsn):
-        when = f"applied {state.applied_at:%Y-%m-%d %H:%M:%S} UTC" if state.applied else "pending"
-        print(f"{state.id:<28} {when}")
+    states = migrations.status(args.dsn)
+    applied = sum(s.applied for s in states)
+    pending = len(states) - applied
+    lines = [
+        f"{s.id:<28} {f'applied {s.applied_at:%Y-%m-%d %H:%M:%S} UTC' if s.applied else 'pending'}" for s in states
+    ]
+    lines.append(f"{applied} applied, {pending} pending")
+    data = {
+        "migrations": [{"id": s.id, "applied": s.applied, "applied_at": s.applied_at} for s in states],
+        "applied": applied,
+        "pending": pending,
+    }
+    _emit(args, data, "\n".join(lines))
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    pending = [s.id for s in migrations.status(args.dsn) if not s.applied]
+    if pending:
+        _emit(args, {"current": False, "pending": pending}, f"pending migrations: {', '.join(pending)}")
+        return EXIT_PENDING
+    _emit(args, {"current": True, "pending": []}, "schema is up to date")
+    return 0
+
+
+def _cmd_mark(args: argparse.Namespace) -> None:
+    marked = migrations.mark(args.dsn, args.ids)
+    _emit(args, {"marked": marked}, f"marked as applied: {', '.join(marked) or 'none (already applied)'}")
+
+
+def _cmd_unmark(args: argparse.Namespace) -> None:
+    unmarked = migrations.unmark(args.dsn, args.ids)
+    _emit(args, {"unmarked": unmarked}, f"marked as not applied: {', '.join(unmarked) or 'none (not applied)'}")
+
+
+def _cmd_break_lock(args: argparse.Namespace) -> None:
+    _confirm(args, "Break the migration lock? Only do this when no migration is running.")
+    migrations.break_lock(args.dsn)
+    _emit(args, {"lock": "broken"}, "migration lock broken")
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+
+def _guard_demo_data(args: argparse.Namespace, dsn: str) -> None:
+    other = seed.other_data(dsn)
+    if other is not None:
+        _confirm(args, f"{redact(dsn)} holds other data ({other}). Load the demo data into it?")
 
 
 def _cmd_seed(args: argparse.Namespace) -> None:
-    files = seed.load(args.dsn)
-    print(f"loaded {len(files)} seed files: {', '.join(files)}")
+    dsn = resolve_dsn(args.dsn)
+    _guard_demo_data(args, dsn)
+    names = seed.seed_files()
+    with _progress(args, len(names), "files") as advance:
+        loaded = seed.load(dsn, on_file=lambda name: advance(names.index(name) + 1))
+    _emit(args, {"loaded": loaded}, f"loaded {len(loaded)} seed files: {', '.join(loaded)}")
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
     from optiinfra_store.demo import run_demo
 
-    if args.dsn or os.environ.get(DSN_ENV):
-        asyncio.run(run_demo(resolve_dsn(args.dsn)))
+    if args.dsn:
+        _guard_demo_data(args, args.dsn)
+        asyncio.run(run_demo(args.dsn))
         return
     if not embedded.available():
-        raise StoreError(embedded.INSTALL_HINT)
+        raise ConfigurationError(embedded.INSTALL_HINT)
     print("starting embedded PostgreSQL ...", flush=True)
     with embedded.embedded_server(args.data_dir) as dsn:
         asyncio.run(run_demo(dsn))
-
-
-def _cmd_serve(args: argparse.Namespace) -> None:
-    try:
-        from optiinfra_store.api.serve import serve
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"serve needs the api extra: pip install 'optiinfra-store[api]' ({exc.name} is missing)"
-        ) from None
-    serve(args.dsn or os.environ.get(DSN_ENV) or None, args.host, args.port, args.data_dir)
-
-
-def _cmd_token(args: argparse.Namespace) -> None:
-    try:
-        from optiinfra_store.api.auth import TokenVerifier, issue_token
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"token needs the api extra: pip install 'optiinfra-store[api]' ({exc.name} is missing)"
-        ) from None
-    secret = os.environ.get("OPTIINFRA_JWT_SECRET", "")
-    if not secret:
-        raise ConfigurationError("set OPTIINFRA_JWT_SECRET to the service's HS256 secret")
-    TokenVerifier.hs256(secret)  # the same checks as the service's: refuses a missing or short secret
-    try:
-        customer = UUID(args.customer)
-    except ValueError:
-        raise InvalidArgument(f"--customer must be a customer id (a UUID), got {args.customer!r}") from None
-    issuer, audience = os.environ.get("OPTIINFRA_JWT_ISSUER"), os.environ.get("OPTIINFRA_JWT_AUDIENCE")
-    print(
-        issue_token(
-            secret,
-            subject=args.subject,
-            customer_id=customer,
-            scope=args.scope,
-            ttl_seconds=args.ttl,
-            issuer=issuer,
-            audience=audience,
-        )
-    )
 
 
 _DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -108,12 +198,27 @@ def parse_duration(text: str) -> timedelta:
         raise InvalidArgument(f"invalid duration {text!r}: too long") from None
 
 
-async def _purge(dsn: str | None, cutoff: datetime, keep_failed: bool, dry_run: bool) -> tuple[PurgeReport, int]:
-
-    async with Store.connect(dsn, min_size=1, max_size=1) as store:
-        report = await store.workflow_executions.purge(finished_before=cutoff, keep_failed=keep_failed, dry_run=dry_run)
-        metrics = await store.agent_metrics.purge(cutoff, dry_run=dry_run)
-    return report, metrics
+async def _purge(args: argparse.Namespace, cutoff: datetime) -> tuple[PurgeReport, int]:
+    async with Store.connect(args.dsn, min_size=1, max_size=1) as store:
+        history, metrics = store.workflow_executions, store.agent_metrics
+        planned = await history.purge(finished_before=cutoff, keep_failed=args.keep_failed, dry_run=True)
+        points = await metrics.purge(cutoff, dry_run=True)
+        if args.dry_run:
+            return planned, points
+        await asyncio.to_thread(
+            _confirm,
+            args,
+            f"Delete {planned.executions:,} workflow executions (with {planned.steps:,} steps, "
+            f"{planned.transitions:,} transitions) and {points:,} metric points from before "
+            f"{cutoff:%Y-%m-%d %H:%M} UTC on {redact(resolve_dsn(args.dsn))}?",
+        )
+        with _progress(args, planned.executions, "executions") as advance:
+            report = await history.purge(
+                finished_before=cutoff,
+                keep_failed=args.keep_failed,
+                on_batch=lambda so_far: advance(so_far.executions),
+            )
+        return report, await metrics.purge(cutoff)
 
 
 def _cmd_purge(args: argparse.Namespace) -> None:
@@ -122,95 +227,198 @@ def _cmd_purge(args: argparse.Namespace) -> None:
         cutoff = datetime.now(UTC) - older_than
     except OverflowError:
         raise InvalidArgument(f"invalid duration {args.older_than!r}: too long") from None
-    report, metrics = asyncio.run(_purge(args.dsn, cutoff, args.keep_failed, args.dry_run))
+    report, metrics = asyncio.run(_purge(args, cutoff))
     verb = "would purge" if args.dry_run else "purged"
-    print(
+    _emit(
+        args,
+        {"dry_run": args.dry_run, "cutoff": cutoff, **report.model_dump(), "metric_points": metrics},
         f"{verb} {report.executions} workflow executions ({report.steps} steps, {report.artifacts} artifacts, "
-        f"{report.transitions} transitions) and {metrics} metric points from before {cutoff:%Y-%m-%d %H:%M:%S} UTC"
+        f"{report.transitions} transitions) and {metrics} metric points from before {cutoff:%Y-%m-%d %H:%M:%S} UTC",
     )
-
-
-async def _maintain(dsn: str | None) -> MaintenanceReport:
-    async with Store.connect(dsn, min_size=1, max_size=1) as store:
-        return await store.maintain()
 
 
 def _cmd_maintain(args: argparse.Namespace) -> None:
-    report = asyncio.run(_maintain(args.dsn))
-    print(
+    async def maintain() -> Any:
+        async with Store.connect(args.dsn, min_size=1, max_size=1) as store:
+            return await store.maintain()
+
+    report = asyncio.run(maintain())
+    _emit(
+        args,
+        report.model_dump(),
         f"maintained: {report.metric_partitions_created} metric partitions created, "
-        f"{report.rollup_hours} hours of workflow history rolled up"
+        f"{report.rollup_hours} hours of workflow history rolled up",
     )
 
 
-async def _stats(dsn: str | None, customer: str | None, days: int) -> None:
-
-    async with Store.connect(dsn, min_size=1, max_size=1) as store:
+async def _stats(args: argparse.Namespace) -> None:
+    since = datetime.now(UTC) - timedelta(days=args.days)
+    async with Store.connect(args.dsn, min_size=1, max_size=1) as store:
         customer_id = None
-        if customer:
+        if args.customer:
             try:
-                customer_id = UUID(customer)
+                customer_id = (await store.customers.get(UUID(args.customer))).id
             except ValueError:
-                customer_id = (await store.customers.get_by_email(customer)).id
-        await print_statistics(store, customer_id=customer_id, since=datetime.now(UTC) - timedelta(days=days))
+                customer_id = (await store.customers.get_by_email(args.customer)).id
+        if not getattr(args, "json", False):
+            await print_statistics(store, customer_id=customer_id, since=since)
+            return
+        history = store.workflow_executions
+        statistics = await history.statistics(customer_id=customer_id, since=since)
+        performance = await history.performance(customer_id=customer_id, since=since)
+        print(
+            json.dumps(
+                {
+                    "customer_id": customer_id and str(customer_id),
+                    "statistics": statistics.model_dump(mode="json"),
+                    "performance": performance.model_dump(mode="json"),
+                }
+            )
+        )
 
 
 def _cmd_stats(args: argparse.Namespace) -> None:
     if args.days < 1:
         raise InvalidArgument(f"--days must be at least 1, got {args.days}")
-    asyncio.run(_stats(args.dsn, args.customer, args.days))
-
-
-async def _rotate_key(dsn: str | None, batch_size: int, dry_run: bool) -> tuple[int, int]:
-    async with Store.connect(dsn, min_size=1, max_size=1) as store:
-        if store.agent_configs.secret_key_ids is None:
-            raise ConfigurationError(
-                f"rotate-key needs the secret keys in ${SECRET_KEY_ENV}, newest first, separated by commas"
-            )
-        if dry_run:
-            return 0, await store.agent_configs.pending_rotation()
-        written = await store.agent_configs.rotate_key(batch_size=batch_size)
-        return written, await store.agent_configs.pending_rotation()
+    asyncio.run(_stats(args))
 
 
 def _cmd_rotate_key(args: argparse.Namespace) -> None:
-    written, pending = asyncio.run(_rotate_key(args.dsn, args.batch_size, args.dry_run))
+    async def rotate() -> tuple[int, int]:
+        async with Store.connect(args.dsn, min_size=1, max_size=1) as store:
+            if store.agent_configs.secret_key_ids is None:
+                raise ConfigurationError(
+                    f"rotate-key needs the secret keys in ${SECRET_KEY_ENV}, newest first, separated by commas"
+                )
+            if args.dry_run:
+                return 0, await store.agent_configs.pending_rotation()
+            written = await store.agent_configs.rotate_key(batch_size=args.batch_size)
+            return written, await store.agent_configs.pending_rotation()
+
+    written, pending = asyncio.run(rotate())
     if args.dry_run:
         print(f"{pending} sensitive configs are not yet encrypted under the newest key")
     else:
         print(f"re-encrypted {written} sensitive configs under the newest key; {pending} left")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="optiinfra-store",
-        description="PostgreSQL data layer of the OptiInfra agents.",
-    )
-    dsn_help = f"postgresql:// DSN of the database (default: ${DSN_ENV})"
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+# -- the service -----------------------------------------------------------------------------------
 
-    def command(name: str, help_text: str, handler: Callable[[argparse.Namespace], None]) -> argparse.ArgumentParser:
+
+def _api(command: str, module: str) -> Any:
+    """A module of the service (the `api` extra), or a ConfigurationError saying how to get it."""
+    try:
+        return importlib.import_module(f"optiinfra_store.api.{module}")
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"{command} needs the api extra: pip install 'optiinfra-store[api]' ({exc.name} is missing)"
+        ) from None
+
+
+def _cmd_serve(args: argparse.Namespace) -> None:
+    _api("serve", "serve").serve(args.dsn, args.host, args.port, args.data_dir)
+
+
+def _cmd_token(args: argparse.Namespace) -> None:
+    auth = _api("token", "auth")
+    secret = os.environ.get("OPTIINFRA_JWT_SECRET", "")
+    if not secret:
+        raise ConfigurationError("set OPTIINFRA_JWT_SECRET to the service's HS256 secret")
+    auth.TokenVerifier.hs256(secret)  # the same checks as the service's: refuses a short secret
+    try:
+        customer = UUID(args.customer)
+    except ValueError:
+        raise InvalidArgument(f"--customer must be a customer id (a UUID), got {args.customer!r}") from None
+    if args.ttl < 1:
+        raise InvalidArgument(f"--ttl must be at least 1 second, got {args.ttl}")
+    print(
+        auth.issue_token(
+            secret,
+            subject=args.subject,
+            customer_id=customer,
+            scope=args.scope,
+            ttl_seconds=args.ttl,
+            issuer=os.environ.get("OPTIINFRA_JWT_ISSUER"),
+            audience=os.environ.get("OPTIINFRA_JWT_AUDIENCE"),
+        )
+    )
+
+
+# -- the parser ------------------------------------------------------------------------------------
+
+
+def _global_options(parser: argparse.ArgumentParser, *, on_command: bool) -> None:
+    """The options every command takes, before or after its name (on a command, an option given
+    there overrides the same one given before it)."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if on_command else value
+
+    group = parser.add_argument_group("global options")
+    group.add_argument("--dsn", default=default(None), help=f"postgresql:// DSN of the database (default: ${DSN_ENV})")
+    group.add_argument("-v", "--verbose", action="count", default=default(0), help="more log output (-vv: debug)")
+    group.add_argument("-q", "--quiet", action="count", default=default(0), help="errors only, no progress")
+    group.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default=default(None), help="overrides -v/-q"
+    )
+    group.add_argument("--log-format", choices=["text", "json"], default=default("text"), help="log lines on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="PostgreSQL data layer of the OptiInfra agents.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    _global_options(parser, on_command=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    def command(
+        name: str, help_text: str, handler: Callable[[argparse.Namespace], int | None], *, needs_dsn: bool = True
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--dsn", help=dsn_help)
-        sub.set_defaults(handler=handler)
+        _global_options(sub, on_command=True)
+        sub.set_defaults(handler=handler, needs_dsn=needs_dsn)
         return sub
 
-    command("migrate", "apply pending migrations", _cmd_migrate)
+    def json_output(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    def yes(sub: argparse.ArgumentParser, what: str) -> None:
+        sub.add_argument("-y", "--yes", action="store_true", help=f"{what} without asking (needed without a terminal)")
+
+    migrate = command("migrate", "apply pending migrations", _cmd_migrate)
+    migrate.add_argument("--to", metavar="ID", help="apply only up to and including this migration")
+    json_output(migrate)
     rollback = command("rollback", "roll back applied migrations (the last one by default)", _cmd_rollback)
     group = rollback.add_mutually_exclusive_group()
-    group.add_argument("--count", type=int, default=1, help="how many migrations to roll back")
+    group.add_argument("--count", type=int, default=1, help="how many migrations to roll back (default 1)")
     group.add_argument("--all", action="store_true", help="roll back every applied migration")
-    command("status", "list migrations, applied and pending", _cmd_status)
-    command("seed", "load the demo seed data (idempotent)", _cmd_seed)
+    group.add_argument("--to", metavar="ID", help="roll back every migration applied after this one")
+    yes(rollback, "roll back")
+    json_output(rollback)
+    json_output(command("status", "list migrations, applied and pending, then a summary line", _cmd_status))
+    json_output(command("check", f"exit {EXIT_PENDING} when migrations are pending (CI gates, probes)", _cmd_check))
+    for name, handler, text in (
+        ("mark", _cmd_mark, "record migrations as applied without running them"),
+        ("unmark", _cmd_unmark, "record migrations as not applied without rolling them back"),
+    ):
+        sub = command(name, text, handler)
+        sub.add_argument("ids", nargs="+", metavar="ID", help="migration ids, e.g. 0015_readiness")
+        json_output(sub)
+    yes(command("break-lock", "remove a migration lock left by a process that died", _cmd_break_lock), "break it")
+    seed_command = command("seed", "load the demo seed data (idempotent)", _cmd_seed)
+    yes(seed_command, "load into a database holding other data")
+    json_output(seed_command)
     demo = command(
         "demo",
         "migrate, seed and show what the store holds; on an embedded PostgreSQL unless --dsn is given",
         _cmd_demo,
+        needs_dsn=False,
     )
+    demo.add_argument("--data-dir", help="keep the embedded server's data in this directory")
+    yes(demo, "load into a database holding other data")
     stats = command("stats", "workflow statistics and performance findings", _cmd_stats)
     stats.add_argument("--customer", help="a customer id or email (default: all customers)")
     stats.add_argument("--days", type=int, default=30, help="the window, in days back from now (default 30)")
-    demo.add_argument("--data-dir", help="keep the embedded server's data in this directory")
+    json_output(stats)
     purge = command(
         "purge",
         "delete workflow executions that finished, and metric points collected, longer ago than --older-than",
@@ -224,10 +432,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     purge.add_argument("--keep-failed", action="store_true", help="keep failed and timed-out executions")
     purge.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
-    command(
-        "maintain",
-        "periodic upkeep, idempotent (metric partitions ahead, ...); run it from cron, at least daily",
-        _cmd_maintain,
+    yes(purge, "delete")
+    json_output(purge)
+    json_output(
+        command(
+            "maintain",
+            "periodic upkeep, idempotent (metric partitions ahead, rollups); run it hourly from cron",
+            _cmd_maintain,
+        )
     )
     rotate = command(
         "rotate-key",
@@ -241,16 +453,14 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         "the workflow-history service (HTTP, JWT, live page); on the embedded demo unless --dsn is given",
         _cmd_serve,
+        needs_dsn=False,
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     serve.add_argument("--data-dir", help="keep the embedded server's data in this directory")
-    token = commands.add_parser(
-        "token",
-        help="print an HS256 token for the service, signed with $OPTIINFRA_JWT_SECRET",
-        description="print an HS256 token for the service, signed with $OPTIINFRA_JWT_SECRET",
+    token = command(
+        "token", "print an HS256 token for the service, signed with $OPTIINFRA_JWT_SECRET", _cmd_token, needs_dsn=False
     )
-    token.set_defaults(handler=_cmd_token)
     token.add_argument("--customer", required=True, help="the customer id the token speaks for")
     token.add_argument("--subject", default="operator", help="the token's sub claim (default operator)")
     token.add_argument("--scope", default="workflows:read", help="space-separated scopes (default workflows:read)")
@@ -258,16 +468,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": mask(record.getMessage()),
+        }
+        return json.dumps(line)
+
+
+class _TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return mask(super().format(record))
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    """The library logs through `logging` (loggers under `optiinfra_store`) and installs no
+    handler; the command line shows them on stderr at the level asked for."""
+    if args.log_level:
+        level = getattr(logging, args.log_level.upper())
+    elif args.quiet:
+        level = logging.ERROR
+    else:
+        level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(PROG)
+    handler.setFormatter(
+        _JsonFormatter() if args.log_format == "json" else _TextFormatter("%(levelname)s %(name)s: %(message)s")
+    )
+    library = logging.getLogger("optiinfra_store")
+    library.handlers[:] = [h for h in library.handlers if h.get_name() != PROG] + [handler]
+    library.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(args)
+    args.dsn = args.dsn or os.environ.get(DSN_ENV) or None
     try:
-        args.handler(args)
+        if args.needs_dsn and args.dsn is None:
+            raise ConfigurationError(f"no database given: pass --dsn or set {DSN_ENV}")
+        code = args.handler(args)
     except StoreError as exc:
-        print(f"optiinfra-store {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: {mask(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -80,7 +80,8 @@ async def init_connection(conn: asyncpg.Connection, *, max_document_bytes: int =
         await _register_enum_codecs(conn)
     except ValueError as exc:  # asyncpg: "unknown type: public.customer_status"
         raise ConfigurationError(
-            f"the database has no optiinfra schema ({exc}): run `optiinfra-store migrate` first"
+            f"the database has no optiinfra schema ({exc}): apply the migrations first "
+            "(optiinfra_store.migrations.apply(dsn), or `optiinfra-store migrate`)"
         ) from exc
 
 

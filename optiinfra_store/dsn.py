@@ -18,7 +18,7 @@ def resolve_dsn(dsn: str | None = None) -> str:
     """
     resolved = dsn or os.environ.get(DSN_ENV)
     if not resolved:
-        raise ConfigurationError(f"no database given: pass --dsn or set {DSN_ENV}")
+        raise ConfigurationError(f"no database given: pass a postgresql:// DSN or set {DSN_ENV}")
     scheme = urlsplit(resolved).scheme
     if scheme not in _SCHEMES:
         raise ConfigurationError(f"expected a postgresql:// DSN, got {redact(resolved)!r}")

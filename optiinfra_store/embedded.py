@@ -40,7 +40,7 @@ def embedded_server(data_dir: str | Path | None = None) -> Iterator[str]:
             warnings.simplefilter("ignore")
             import pgserver
     except ImportError as exc:
-        raise ConfigurationError(INSTALL_HINT) from exc
+        raise ConfigurationError("the embedded server needs pgserver: pip install 'optiinfra-store[embedded]'") from exc
     temporary = data_dir is None
     path = Path(tempfile.mkdtemp(prefix="optiinfra-pg-")) if data_dir is None else Path(data_dir)
     try:

@@ -7,9 +7,11 @@ Each migration runs in its own transaction: a failing one leaves the database as
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 from yoyo import get_backend, read_migrations
@@ -20,6 +22,8 @@ from yoyo.migrations import MigrationList
 from optiinfra_store.dsn import redact, resolve_dsn, to_yoyo_uri
 from optiinfra_store.errors import InvalidArgument, MigrationError, StoreTimeout, StoreUnavailable
 from optiinfra_store.resources import migrations_dir
+
+_log = logging.getLogger(__name__)
 
 # yoyo's bookkeeping tables; not part of the application schema
 YOYO_TABLES = frozenset({"_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock"})
@@ -88,27 +92,97 @@ def _run(action: str, backend: DatabaseBackend, migrations: MigrationList) -> li
             raise MigrationError(
                 f"{action} of {migration.id} failed, its changes were rolled back: {_first_line(exc)}"
             ) from exc
+        _log.info("%s %s", "applied" if action == "apply" else "rolled back", migration.id)
         done.append(migration.id)
     return done
 
 
-def apply(dsn: str | None = None) -> list[str]:
-    """Apply every pending migration, in order; return the ids applied (empty when up to date).
+def _known(id_: str) -> str:
+    known = ids()
+    if id_ not in known:
+        raise InvalidArgument(f"no migration {id_!r}; the migrations are {', '.join(known)}")
+    return id_
 
-    Raises StoreUnavailable if the server cannot be reached, MigrationError if a migration fails.
+
+def apply(dsn: str | None = None, *, to: str | None = None) -> list[str]:
+    """Apply every pending migration, in order, or those up to and including `to`; return the ids
+    applied (empty when up to date).
+
+    Raises InvalidArgument for an unknown `to`, StoreUnavailable if the server cannot be reached,
+    MigrationError if a migration fails (it is rolled back; those before it stay applied).
     """
+    migrations = _migrations()
+    if to is not None:
+        _known(to)
+        order = [m.id for m in migrations]
+        migrations = MigrationList([m for m in migrations if order.index(m.id) <= order.index(to)])
     with _backend(dsn) as backend, backend.lock():
-        return _run("apply", backend, backend.to_apply(_migrations()))
+        return _run("apply", backend, backend.to_apply(migrations))
 
 
-def rollback(dsn: str | None = None, count: int | None = 1) -> list[str]:
-    """Roll back the last `count` applied migrations (all of them when count is None)."""
+def to_roll_back(dsn: str | None = None, *, count: int | None = 1, to: str | None = None) -> list[str]:
+    """The ids `rollback` would roll back, newest first, without changing anything: the last
+    `count` applied (all of them when count is None), or every one applied after `to`.
+    Raises InvalidArgument for a count beyond what is applied or an unknown or unapplied `to`."""
+    with _backend(dsn) as backend:
+        return [m.id for m in _targets(backend, count, to)]
+
+
+def _targets(backend: DatabaseBackend, count: int | None, to: str | None) -> list[Any]:
+    applied = list(backend.to_rollback(_migrations()))  # newest first
+    if to is not None:
+        _known(to)
+        ids_ = [m.id for m in applied]
+        if to not in ids_:
+            raise InvalidArgument(f"{to} is not applied: nothing to roll back to")
+        return applied[: ids_.index(to)]
+    if count is None:
+        return applied
+    if count < 1:
+        raise InvalidArgument(f"count must be at least 1, got {count}")
+    if count > len(applied):
+        raise InvalidArgument(f"only {len(applied)} migrations are applied: cannot roll back {count}")
+    return applied[:count]
+
+
+def rollback(dsn: str | None = None, count: int | None = 1, *, to: str | None = None) -> list[str]:
+    """Roll back the last `count` applied migrations (all of them when count is None), or every
+    one applied after `to` (which stays applied); return their ids, newest first.
+    Raises InvalidArgument, changing nothing, for a count beyond what is applied or an unknown or
+    unapplied `to`."""
     if count is not None and count < 1:
         raise InvalidArgument(f"count must be at least 1, got {count}")
     with _backend(dsn) as backend, backend.lock():
-        applied = list(backend.to_rollback(_migrations()))
-        targets = applied if count is None else applied[:count]
-        return _run("rollback", backend, MigrationList(targets))
+        return _run("rollback", backend, MigrationList(_targets(backend, count, to)))
+
+
+def mark(dsn: str | None, migration_ids: Sequence[str]) -> list[str]:
+    """Record migrations as applied without running them (their changes were made by hand);
+    return the ids newly marked."""
+    wanted = {_known(i) for i in migration_ids}
+    with _backend(dsn) as backend, backend.lock():
+        todo = [m for m in backend.to_apply(_migrations()) if m.id in wanted]
+        backend.mark_migrations(MigrationList(todo))
+    _log.info("marked as applied: %s", ", ".join(m.id for m in todo) or "none")
+    return [m.id for m in todo]
+
+
+def unmark(dsn: str | None, migration_ids: Sequence[str]) -> list[str]:
+    """Forget that migrations were applied, without rolling them back; return the ids unmarked."""
+    wanted = {_known(i) for i in migration_ids}
+    with _backend(dsn) as backend, backend.lock():
+        todo = [m for m in backend.to_rollback(_migrations()) if m.id in wanted]
+        backend.unmark_migrations(MigrationList(todo))
+    _log.info("marked as not applied: %s", ", ".join(m.id for m in todo) or "none")
+    return [m.id for m in todo]
+
+
+def break_lock(dsn: str | None = None) -> None:
+    """Remove the migration lock left by a process that died while migrating (make sure none is
+    running: two migrating at once is what the lock prevents)."""
+    with _backend(dsn) as backend:
+        backend.break_lock()
+    _log.warning("migration lock broken")
 
 
 def status(dsn: str | None = None) -> list[MigrationState]:

@@ -11,8 +11,8 @@ import asyncpg
 
 from optiinfra_store import maintenance
 from optiinfra_store.codecs import init_connection
-from optiinfra_store.dsn import resolve_dsn
-from optiinfra_store.errors import AccessDenied, ConfigurationError, InvalidArgument
+from optiinfra_store.dsn import redact, resolve_dsn
+from optiinfra_store.errors import AccessDenied, ConfigurationError, InvalidArgument, StoreUnavailable
 from optiinfra_store.executor import (
     CONFINE_SESSION,
     ConfinedExecutor,
@@ -23,7 +23,7 @@ from optiinfra_store.executor import (
     translated,
 )
 from optiinfra_store.maintenance import DEFAULT_METRIC_DAYS_AHEAD
-from optiinfra_store.options import DEFAULT_MAX_DOCUMENT_BYTES, PoolOptions
+from optiinfra_store.options import DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SLOW_STATEMENT, PoolOptions
 from optiinfra_store.records import MaintenanceReport
 from optiinfra_store.repositories import Repositories
 from optiinfra_store.repositories.base import as_optional_uuid, as_uuid
@@ -113,6 +113,7 @@ class Store(Repositories):
         pooler: Literal["transaction"] | None = None,
         events_dsn: str | None = None,
         read_dsn: str | Sequence[str] | None = None,
+        slow_statement: float | None = DEFAULT_SLOW_STATEMENT,
         **pool_options: Any,
     ) -> _Connecting:
         """Open a pool on `dsn` (default `$OPTIINFRA_DATABASE_URL`); await it or use `async with`.
@@ -134,6 +135,9 @@ class Store(Repositories):
         the primary; `store.primary()` reads from the primary too (to read your own writes). A
         replica that cannot be reached is skipped for a few seconds, and the read goes to the
         primary. A write sent to a replica raises ReadOnlyServer.
+        Statements that take `slow_statement` seconds or more are logged (logger
+        `optiinfra_store.statements`, WARNING: the statement's first line and its time, never its
+        arguments); None logs none.
         Other `pool_options` go to `asyncpg.create_pool` (server_settings, ...).
         Raises ConfigurationError without a DSN, StoreUnavailable if the server cannot be reached,
         InvalidArgument for options a transaction pooler cannot honour.
@@ -149,6 +153,7 @@ class Store(Repositories):
             max_document_bytes=max_document_bytes,
             extra=pool_options,
             pooler=pooler,
+            slow_statement=slow_statement,
         )
         direct = None if events_dsn is None else resolve_dsn(events_dsn)
         replicas = _replica_dsns(read_dsn)
@@ -159,8 +164,13 @@ class Store(Repositories):
         replica_kwargs = {**pool_kwargs, "min_size": 0, "timeout": pool_kwargs.get("timeout", 5.0)}
 
         async def open_store() -> Store:
+            try:
+                async with translated():
+                    pool = await asyncpg.create_pool(resolved, **pool_kwargs)
+            except StoreUnavailable as exc:
+                reason = str(exc).removeprefix("database unavailable: ")
+                raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {reason}") from exc
             async with translated():
-                pool = await asyncpg.create_pool(resolved, **pool_kwargs)
                 read_pools = [await asyncpg.create_pool(r, **replica_kwargs) for r in replicas]
             return cls(
                 pool,
@@ -259,12 +269,14 @@ class Store(Repositories):
         after: int | None = None,
         poll_interval: float = 1.0,
         hub: EventsHub | None = None,
+        resume: str | None = None,
     ) -> AsyncIterator[WorkflowEvents]:
         """Subscribe to workflow transitions as they are committed (LISTEN/NOTIFY on a connection of
         its own, not the pool's). Yields an async iterator of WorkflowTransition, optionally only of
         one customer or execution. With `after` (a transition id) it first delivers everything since.
         A dropped connection is re-opened and nothing is lost or repeated. A store confined to a
-        customer delivers only that customer's transitions.
+        customer delivers only that customer's transitions. `resume` takes the `position` of an
+        earlier subscription (with the same filters) and continues exactly where it stopped.
 
         With `hub` (from `events_hub()`) it opens no connection: the hub's wakes it, and it reads
         through this store's pool, holding a connection only while it reads.
@@ -274,6 +286,8 @@ class Store(Repositories):
             if customer not in (None, self.customer_id):
                 raise InvalidArgument(f"this store is confined to customer {self.customer_id}")
             customer = self.customer_id
+        if after is not None and resume is not None:
+            raise InvalidArgument("pass after= or resume=, not both")
         stream = WorkflowEvents(
             None if hub is not None else self._listener_factory("workflow_events", self.customer_id),
             customer_id=customer,
@@ -282,6 +296,7 @@ class Store(Repositories):
             poll_interval=poll_interval,
             hub=hub,
             reader=self._executor,
+            resume=resume,
         )
         try:
             await stream.open()

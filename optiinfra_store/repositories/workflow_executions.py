@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -55,6 +56,8 @@ from optiinfra_store.repositories.base import (
 _STEPS = TypeAdapter(list[WorkflowStep])
 _ARTIFACTS = TypeAdapter(list[WorkflowArtifact])
 C = TypeVar("C", WorkflowStep, WorkflowArtifact)
+
+_purge_log = logging.getLogger("optiinfra_store.purge")
 
 
 def _children(records: TypeAdapter[list[C]], text: str) -> list[C]:
@@ -335,6 +338,7 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         keep_failed: bool = False,
         batch_size: int = 1000,
         dry_run: bool = False,
+        on_batch: Callable[[PurgeReport], None] | None = None,
     ) -> PurgeReport:
         """Delete executions that finished (completed, failed, cancelled, timeout) before
         `finished_before`, with their steps, artifacts and transitions; pending and running
@@ -344,7 +348,9 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         transaction on a pool, so it runs beside live traffic; rows locked by others are skipped
         and left for a later run), until a batch deletes nothing. On a repository bound to a
         transaction the batches share it. `dry_run` counts what would go and deletes nothing.
-        Returns the counts. Raises InvalidArgument."""
+        `on_batch` is called after each batch with the counts so far (for progress); each batch
+        is also logged (logger `optiinfra_store.purge`, INFO). Returns the counts. Raises
+        InvalidArgument."""
         if finished_before is None:
             raise InvalidArgument("finished_before must be a timezone-aware datetime, got None")
         cutoff = optional_aware(finished_before, "finished_before")
@@ -364,6 +370,11 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
                 break
             for name in totals:
                 totals[name] += row[name]
+            _purge_log.info(
+                "purged a batch of %d workflow executions (%d so far)", row["executions"], totals["executions"]
+            )
+            if on_batch is not None:
+                on_batch(PurgeReport(**totals))
         return PurgeReport(**totals)
 
 

@@ -51,3 +51,42 @@ def test_readme__secrets_example_runs(clean_dsn, monkeypatch, capsys):
     out = run_example("asyncio.run(secrets())", clean_dsn, monkeypatch, capsys)
     assert "sk-live-123" not in out[0] and "***" in out[0]
     assert out[1:] == ["still readable: True", "re-encrypted: 1", "after rotation: True"]
+
+
+def test_readme__migrations_from_python_example_runs(scratch_dsn, monkeypatch, capsys):
+    out = run_example("migrations.apply(dsn)  # back to current", scratch_dsn, monkeypatch, capsys)
+    assert out == ["pending: True"]
+    from optiinfra_store import migrations
+
+    assert all(m.applied for m in migrations.status(scratch_dsn))
+
+
+def test_readme__set_up_without_createrole(databases):
+    """The README's set-up for a migrating role without CREATEROLE: an administrator creates the
+    two roles and grants the tenant role; the owner then migrates, and confined calls work."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    import psycopg
+    from psycopg import sql
+
+    from optiinfra_store import Store, migrations
+    from tests.pg import ensure_role, with_user
+
+    owner = "optiinfra_readme_owner"
+    ensure_role(databases.admin_dsn, owner, "LOGIN NOCREATEROLE")
+    dsn = databases.create("optiinfra_readme")
+    with psycopg.connect(databases.admin_dsn, autocommit=True) as admin:
+        database = urlsplit(dsn).path.lstrip("/")
+        admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database), sql.Identifier(owner)))
+        for role in ("optiinfra_app", "optiinfra_tenant"):
+            ensure_role(databases.admin_dsn, role, "NOLOGIN")
+        admin.execute(sql.SQL("GRANT optiinfra_tenant TO optiinfra_app, {}").format(sql.Identifier(owner)))
+    owner_dsn = with_user(dsn, owner)
+    assert migrations.apply(owner_dsn) == migrations.ids()
+
+    async def confined_count() -> int:
+        async with Store.connect(owner_dsn, min_size=1, max_size=1) as store:
+            return await store.for_customer("c1000000-0000-4000-8000-000000000001").customers.count()
+
+    assert asyncio.run(confined_count()) == 0

@@ -313,15 +313,18 @@ async def test_cli_purge__dry_run_then_real_run(store, clean_dsn, history, agent
     assert out.endswith(" UTC\n") and out.count("\n") == 1
     assert await table_counts(clean_dsn) == before
 
-    code, out, err = await run_cli(capsys, "purge", "--older-than", "30d", "--keep-failed", "--dsn", clean_dsn)
-    assert (code, err) == (0, "")
+    code, out, err = await run_cli(capsys, "purge", "--older-than", "30d", "--keep-failed", "--dsn", clean_dsn, "--yes")
+    assert (code, err) == (0, "3 of 3 executions\n")  # progress: plain lines without a terminal
     assert out.startswith("purged 3 workflow executions (") and " and 2 metric points " in out
     assert await store.agent_metrics.count() == 1
     remaining = await remaining_ids(clean_dsn)
     assert {history["old_failed"].id, history["old_timeout"].id, history["old_pending"].id} <= remaining
 
     # 4 weeks: the failed and timed-out ones, and the one that finished just after the 30-day cutoff
-    code, out, _ = await run_cli(capsys, "purge", "--older-than", "4w", "--dsn", clean_dsn)
+    code, out, err = await run_cli(capsys, "purge", "--older-than", "4w", "--dsn", clean_dsn)
+    assert code == 1 and out == "" and "pass --yes" in err  # no terminal to ask on: refused
+    assert len(await remaining_ids(clean_dsn)) == 6
+    code, out, _ = await run_cli(capsys, "purge", "--older-than", "4w", "--dsn", clean_dsn, "-q", "--yes")
     assert code == 0 and out.startswith("purged 3 workflow executions (") and " and 0 metric points " in out
     assert await remaining_ids(clean_dsn) == {
         history[name].id for name in ("recent_completed", "old_pending", "old_running")

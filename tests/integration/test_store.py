@@ -93,3 +93,17 @@ async def test_connect__jit_off_unless_asked_for(clean_dsn):
         assert await store.pool.fetchval("SHOW jit") == "off"
     async with Store.connect(clean_dsn, max_size=1, server_settings={"jit": "on"}) as store:
         assert await store.pool.fetchval("SHOW jit") == "on"
+
+
+async def test_slow_statements_are_logged_without_their_arguments(migrated_dsn, caplog):
+    import logging
+
+    from optiinfra_store import Store
+
+    async with Store.connect(migrated_dsn, min_size=1, max_size=1, slow_statement=0.05) as store:
+        async with store.transaction() as tx:
+            with caplog.at_level(logging.WARNING, logger="optiinfra_store.statements"):
+                await tx.connection.fetchval("SELECT 1")
+                await tx.connection.fetchval("SELECT pg_sleep($1::float8 / 10) -- napping", 1)
+    slow = [r.getMessage() for r in caplog.records if r.name == "optiinfra_store.statements"]
+    assert len(slow) == 1 and slow[0].startswith("slow statement (") and "pg_sleep($1" in slow[0]

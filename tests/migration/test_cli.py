@@ -26,10 +26,12 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_cli__migrate_status_rollback_migrate_seed_twice(scratch_dsn, capsys):
     assert run(capsys, "migrate", "--dsn", scratch_dsn)[:2] == (0, f"applied {', '.join(IDS)}\n")
     code, out, _ = run(capsys, "status", "--dsn", scratch_dsn)
-    assert code == 0 and out.count("applied 20") == len(IDS) and "pending" not in out
-    assert run(capsys, "rollback", "--dsn", scratch_dsn)[:2] == (0, f"rolled back {IDS[-1]}\n")
+    assert code == 0 and out.count("applied 20") == len(IDS)
+    assert out.splitlines()[-1] == f"{len(IDS)} applied, 0 pending"
+    assert run(capsys, "rollback", "--dsn", scratch_dsn, "--yes")[:2] == (0, f"rolled back {IDS[-1]}\n")
     code, out, _ = run(capsys, "status", "--dsn", scratch_dsn)
-    assert out.splitlines()[-1].split() == [IDS[-1], "pending"]
+    assert out.splitlines()[-2].split() == [IDS[-1], "pending"]
+    assert out.splitlines()[-1] == f"{len(IDS) - 1} applied, 1 pending"
     assert run(capsys, "migrate", "--dsn", scratch_dsn)[:2] == (0, f"applied {IDS[-1]}\n")
     assert run(capsys, "migrate", "--dsn", scratch_dsn)[:2] == (0, "schema is up to date\n")
     for _ in range(2):
@@ -41,7 +43,7 @@ def test_cli__migrate_status_rollback_migrate_seed_twice(scratch_dsn, capsys):
 def test_cli__dsn_from_environment(scratch_dsn, capsys, monkeypatch):
     monkeypatch.setenv(DSN_ENV, scratch_dsn)
     assert run(capsys, "migrate")[0] == 0
-    assert run(capsys, "rollback", "--all")[:2] == (0, f"rolled back {', '.join(reversed(IDS))}\n")
+    assert run(capsys, "rollback", "--all", "--yes")[:2] == (0, f"rolled back {', '.join(reversed(IDS))}\n")
 
 
 def test_cli__no_dsn_is_a_one_line_error(capsys, monkeypatch):
