@@ -159,22 +159,23 @@ def rollback(dsn: str | None = None, count: int | None = 1, *, to: str | None = 
 def mark(dsn: str | None, migration_ids: Sequence[str]) -> list[str]:
     """Record migrations as applied without running them (their changes were made by hand);
     return the ids newly marked."""
-    wanted = {_known(i) for i in migration_ids}
-    with _backend(dsn) as backend, backend.lock():
-        todo = [m for m in backend.to_apply(_migrations()) if m.id in wanted]
-        backend.mark_migrations(MigrationList(todo))
-    _log.info("marked as applied: %s", ", ".join(m.id for m in todo) or "none")
-    return [m.id for m in todo]
+    return _record(dsn, migration_ids, applied=True)
 
 
 def unmark(dsn: str | None, migration_ids: Sequence[str]) -> list[str]:
     """Forget that migrations were applied, without rolling them back; return the ids unmarked."""
+    return _record(dsn, migration_ids, applied=False)
+
+
+def _record(dsn: str | None, migration_ids: Sequence[str], *, applied: bool) -> list[str]:
     wanted = {_known(i) for i in migration_ids}
     with _backend(dsn) as backend, backend.lock():
-        todo = [m for m in backend.to_rollback(_migrations()) if m.id in wanted]
-        backend.unmark_migrations(MigrationList(todo))
-    _log.info("marked as not applied: %s", ", ".join(m.id for m in todo) or "none")
-    return [m.id for m in todo]
+        candidates = backend.to_apply(_migrations()) if applied else backend.to_rollback(_migrations())
+        todo = MigrationList([m for m in candidates if m.id in wanted])
+        (backend.mark_migrations if applied else backend.unmark_migrations)(todo)
+    done = [m.id for m in todo]
+    _log.info("marked as %s: %s", "applied" if applied else "not applied", ", ".join(done) or "none")
+    return done
 
 
 def break_lock(dsn: str | None = None) -> None:

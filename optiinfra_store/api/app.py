@@ -36,6 +36,7 @@ from optiinfra_store.api.models import DemoCustomer, ExecutionDetails, Health, H
 from optiinfra_store.enums import WorkflowStatus, WorkflowType
 from optiinfra_store.errors import AccessDenied, InvalidArgument, NotFound, StoreError, StoreTimeout, StoreUnavailable
 from optiinfra_store.records import WorkflowPerformance, WorkflowStatistics
+from optiinfra_store.repositories.workflow_executions import Scope as Window
 from optiinfra_store.store import Store
 from optiinfra_store.workflow_events import EventsHub, WorkflowEvents, parse_position
 
@@ -214,9 +215,7 @@ async def statistics(
     request: Request, store: Caller, days: Days = 30, workflow_type: WorkflowType | None = None
 ) -> Response:
     """Counts by status, success rate and durations (avg, p50, p95, max), overall and by type."""
-    since = datetime.now(UTC) - timedelta(days=days)
-    figures = await store.workflow_executions.statistics(since=since, workflow_type=workflow_type)
-    return _cached(request, figures)
+    return _cached(request, await store.workflow_executions.statistics(**_window(days, workflow_type)))
 
 
 @router.get("/api/workflows/performance-metrics", response_model=WorkflowPerformance, tags=["workflows"])
@@ -224,9 +223,11 @@ async def performance_metrics(
     request: Request, store: Caller, days: Days = 30, workflow_type: WorkflowType | None = None
 ) -> Response:
     """Duration buckets, error patterns, slowest steps, retry hotspots and tips."""
-    since = datetime.now(UTC) - timedelta(days=days)
-    figures = await store.workflow_executions.performance(since=since, workflow_type=workflow_type)
-    return _cached(request, figures)
+    return _cached(request, await store.workflow_executions.performance(**_window(days, workflow_type)))
+
+
+def _window(days: int, workflow_type: WorkflowType | None) -> Window:
+    return Window(since=datetime.now(UTC) - timedelta(days=days), workflow_type=workflow_type)
 
 
 @router.get("/api/workflows/trend", response_model=Trend, tags=["workflows"])
