@@ -115,6 +115,8 @@ class WorkflowEvents:
         else:
             await self._connect()
         try:
+            if self._resume is not None or self._after is not None:
+                await self._check_replay()
             if self._resume is not None:
                 self._horizon, ids = self._resume
                 self._seen = dict.fromkeys(ids)
@@ -178,6 +180,22 @@ class WorkflowEvents:
 
     def _notified(self, *_: Any) -> None:
         self._wakeup.set()
+
+    async def _check_replay(self) -> None:
+        """Refuse (NotFound) a resume that would read more than MAX_REPLAY transitions again: a
+        client that fell that far behind starts afresh instead of loading the history at once."""
+        if self._resume is not None:
+            horizon = self._resume[0]
+        else:
+            horizon = await self._source().fetchval(self._q.txid_of, self._after)
+            if horizon is None:
+                raise NotFound("workflow transition", self._after)
+        size = await self._source().fetchval(
+            self._q.replay_size, horizon, self._customer_id, self._execution_id, MAX_REPLAY
+        )
+        if size > MAX_REPLAY:
+            where = self._after if self._after is not None else "given"
+            raise NotFound("event position", f"{where} (more than {MAX_REPLAY:,} transitions back)")
 
     def _mark_position(self) -> None:
         self._position_horizon = self._horizon
@@ -262,6 +280,8 @@ class WorkflowEvents:
 
 
 MAX_POSITION_IDS = 100_000
+MAX_REPLAY = 10_000  # transitions a resume may read again
+_INT8 = 2**63 - 1
 _POSITION = re.compile(r"([0-9]{1,19}):((?:[0-9]{1,19}(?:-[0-9]{1,19})?)(?:,[0-9]{1,19}(?:-[0-9]{1,19})?){0,999})?")
 
 
@@ -290,10 +310,13 @@ def parse_position(text: str) -> tuple[int, set[int]]:
     for part in filter(None, (match.group(2) or "").split(",")):
         low, _, high = part.partition("-")
         first, last = int(low), int(high or low)
-        if last < first or len(ids) + last - first >= MAX_POSITION_IDS:
+        if last < first or last > _INT8 or len(ids) + last - first >= MAX_POSITION_IDS:
             raise InvalidArgument(f"not an event position: {text[:80]!r}")
         ids.update(range(first, last + 1))
-    return int(match.group(1)), ids
+    horizon = int(match.group(1))
+    if horizon > _INT8:
+        raise InvalidArgument(f"not an event position: {text[:80]!r}")
+    return horizon, ids
 
 
 class EventsHub:

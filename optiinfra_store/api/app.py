@@ -14,7 +14,7 @@ import logging
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,6 +46,9 @@ _access = logging.getLogger("optiinfra_store.api.access")
 JSON = "application/json"
 KEEPALIVE_SECONDS = 15.0
 MAX_CUSTOMER_STORES = 4096
+MAX_STREAMS = 5000  # event streams per server process
+MAX_CUSTOMER_STREAMS = 50  # and per customer
+ANALYTICS_PER_CUSTOMER = 2  # statistics / performance computed at once for one customer
 STATIC = resources.files("optiinfra_store.api") / "static"
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
@@ -68,6 +71,47 @@ class Service:
     stopping: bool = False
     streams: weakref.WeakSet[WorkflowEvents] = field(default_factory=weakref.WeakSet)
     _confined: OrderedDict[UUID, Store] = field(default_factory=OrderedDict)
+    _streams_of: dict[UUID, int] = field(default_factory=dict)
+    _computing: dict[tuple[Any, ...], asyncio.Future[Any]] = field(default_factory=dict)
+    _analytics_slots: dict[UUID, tuple[asyncio.Semaphore, int]] = field(default_factory=dict)  # and its users
+
+    def open_stream(self, customer_id: UUID) -> None:
+        """Count an event stream in; 429 beyond the caps (per customer, per process)."""
+        if len(self.streams) >= MAX_STREAMS or self._streams_of.get(customer_id, 0) >= MAX_CUSTOMER_STREAMS:
+            raise problems.Problem(
+                429, "Too many requests", "too many event streams open; close one or retry later", retry_after="30"
+            )
+        self._streams_of[customer_id] = self._streams_of.get(customer_id, 0) + 1
+
+    def close_stream(self, customer_id: UUID) -> None:
+        left = self._streams_of.get(customer_id, 1) - 1
+        if left:
+            self._streams_of[customer_id] = left
+        else:
+            self._streams_of.pop(customer_id, None)
+
+    async def analytics(self, key: tuple[Any, ...], compute: Callable[[], Awaitable[Any]]) -> Any:
+        """The figures of `compute`, computed once for identical requests in flight (a burst of
+        revalidations costs one query) and at most ANALYTICS_PER_CUSTOMER at once per customer
+        (key[0]), so one customer cannot take the pool from the others."""
+        running = self._computing.get(key)
+        if running is None:
+            running = self._computing[key] = asyncio.ensure_future(self._limited(key[0], compute))
+            running.add_done_callback(lambda _: self._computing.pop(key, None))
+        return await asyncio.shield(running)
+
+    async def _limited(self, customer_id: UUID, compute: Callable[[], Awaitable[Any]]) -> Any:
+        slots, users = self._analytics_slots.get(customer_id) or (asyncio.Semaphore(ANALYTICS_PER_CUSTOMER), 0)
+        self._analytics_slots[customer_id] = (slots, users + 1)
+        try:
+            async with slots:
+                return await compute()
+        finally:
+            slots, users = self._analytics_slots[customer_id]
+            if users == 1:
+                del self._analytics_slots[customer_id]
+            else:
+                self._analytics_slots[customer_id] = (slots, users - 1)
 
     async def close_streams(self) -> None:
         """End every open event stream and refuse new ones (the clients reconnect, to another
@@ -106,13 +150,17 @@ async def _customer_store(request: Request) -> Store:
 Caller = Annotated[Store, Depends(_customer_store)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="executions per page")]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
-Days = Annotated[int, Query(ge=1, le=3650, description="the window: this many days back from now")]
+Days = Annotated[int, Query(ge=1, le=366, description="the window: this many days back from now")]
 router = APIRouter()
 _PARAMETERS = {"cursor": "cursor", "started_after": "since", "started_before": "until"}  # store -> HTTP
 
 
+_PRIVATE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
 def _json(body: str | bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(body, status_code=status, media_type=JSON, headers=headers)
+    """A JSON answer; not stored by caches unless `headers` say otherwise."""
+    return Response(body, status_code=status, media_type=JSON, headers={**_PRIVATE, **(headers or {})})
 
 
 @router.get("/healthz", response_model=Health, tags=["operations"])
@@ -215,7 +263,11 @@ async def statistics(
     request: Request, store: Caller, days: Days = 30, workflow_type: WorkflowType | None = None
 ) -> Response:
     """Counts by status, success rate and durations (avg, p50, p95, max), overall and by type."""
-    return _cached(request, await store.workflow_executions.statistics(**_window(days, workflow_type)))
+    key = (store.customer_id, "statistics", days, workflow_type)
+    figures = await _service(request).analytics(
+        key, lambda: store.workflow_executions.statistics(**_window(days, workflow_type))
+    )
+    return _cached(request, figures)
 
 
 @router.get("/api/workflows/performance-metrics", response_model=WorkflowPerformance, tags=["workflows"])
@@ -223,7 +275,11 @@ async def performance_metrics(
     request: Request, store: Caller, days: Days = 30, workflow_type: WorkflowType | None = None
 ) -> Response:
     """Duration buckets, error patterns, slowest steps, retry hotspots and tips."""
-    return _cached(request, await store.workflow_executions.performance(**_window(days, workflow_type)))
+    key = (store.customer_id, "performance", days, workflow_type)
+    figures = await _service(request).analytics(
+        key, lambda: store.workflow_executions.performance(**_window(days, workflow_type))
+    )
+    return _cached(request, figures)
 
 
 def _window(days: int, workflow_type: WorkflowType | None) -> Window:
@@ -266,7 +322,10 @@ async def events(
     if service.hub is None or service.stopping:
         raise problems.Problem(503, "Service unavailable", "this server is not streaming events; retry shortly")
     after, position = _resume_from(last_event_id)
+    principal: Principal = request.state.principal
+    service.open_stream(principal.customer_id)
     stack = AsyncExitStack()
+    stack.callback(service.close_stream, principal.customer_id)
     subscription = store.workflow_events(
         after=after, resume=position, hub=service.hub, poll_interval=service.poll_interval
     )
@@ -277,7 +336,7 @@ async def events(
         raise
     service.streams.add(stream)
     stack.callback(service.streams.discard, stream)
-    return _EventStream(_sse(stream), stack)
+    return _EventStream(_sse(stream, principal.expires), stack)
 
 
 def _resume_from(last_event_id: str | None) -> tuple[int | None, str | None]:
@@ -318,17 +377,23 @@ def _collect(task: asyncio.Future[Any]) -> None:
         task.exception()  # retrieved: a read that ended with the stream is not an unhandled error
 
 
-async def _sse(stream: WorkflowEvents) -> AsyncIterator[bytes]:
+async def _sse(stream: WorkflowEvents, token_expires: float) -> AsyncIterator[bytes]:
+    """The stream's frames, until it closes or the token it was opened with expires (the client
+    then reconnects with a fresh token and its Last-Event-ID)."""
     pending: asyncio.Future[Any] | None = None
     try:
         yield b"retry: 1000\n\n"
         while True:
+            left = token_expires - time.time()
+            if left <= 0:
+                return
             if pending is None:
                 pending = asyncio.ensure_future(anext(stream))
                 pending.add_done_callback(_collect)
-            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SECONDS)
+            done, _ = await asyncio.wait({pending}, timeout=min(KEEPALIVE_SECONDS, left))
             if not done:
-                yield b": keepalive\n\n"
+                if time.time() < token_expires:
+                    yield b": keepalive\n\n"
                 continue
             finished, pending = pending, None
             try:
@@ -387,6 +452,15 @@ def _cached(request: Request, figures: WorkflowStatistics | WorkflowPerformance)
     if any(tag.strip().removeprefix("W/") in (etag.removeprefix("W/"), "*") for tag in presented.split(",")):
         return Response(status_code=304, headers=headers)
     return _json(figures.model_dump_json(), headers=headers)
+
+
+class _Static(StaticFiles):
+    """The page's files, with the page's headers (index.html is reachable here too)."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(PAGE_HEADERS)
+        return response
 
 
 class RequestLog:
@@ -456,7 +530,7 @@ def create_app(
     app.state.service = service
     problems.install(app)
     app.include_router(router)
-    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.mount("/static", _Static(directory=str(STATIC)), name="static")
 
     @app.get("/", include_in_schema=False)
     async def page() -> Response:

@@ -41,6 +41,7 @@ class Principal:
     subject: str
     customer_id: UUID
     scopes: frozenset[str]
+    expires: float = float("inf")  # the token's exp (seconds since the epoch)
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -150,7 +151,11 @@ class TokenVerifier:
             raise Unauthenticated("the token's customer_id claim must be a UUID")
         if not isinstance(scope, str):
             raise Unauthenticated("the token's scope claim must be a space-separated string")
-        return Principal(subject, customer_id, frozenset(scope.split())), float(claims["exp"])
+        try:
+            expires = float(claims["exp"])
+        except (OverflowError, ValueError, TypeError):
+            raise Unauthenticated("the token's exp claim is not a usable time") from None
+        return Principal(subject, customer_id, frozenset(scope.split()), expires), expires
 
 
 def _reason(exc: jwt.InvalidTokenError) -> str:

@@ -99,7 +99,10 @@ async def _misconfigured(request: Request, exc: Exception) -> Response:
 
 async def _problem(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
-    return problem(exc.status, exc.title, exc.detail, **exc.extra)
+    extra = dict(exc.extra)
+    retry_after = extra.pop("retry_after", None)
+    headers = {"Retry-After": retry_after} if retry_after else None
+    return problem(exc.status, exc.title, exc.detail, headers, **extra)
 
 
 async def _http(_: Request, exc: Exception) -> Response:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import os
 import secrets
 import signal
 import sys
@@ -24,6 +23,7 @@ from optiinfra_store.store import Store
 
 DEMO_TOKEN_HOURS = 12
 GRACEFUL_SHUTDOWN_SECONDS = 10
+MAX_CONNECTIONS = 6000  # HTTP connections at once, event streams included (those are capped at 5,000)
 
 
 class _Server(uvicorn.Server):
@@ -70,7 +70,7 @@ def _configure_logging() -> None:
 
 
 async def _serve(dsn: str, host: str, port: int, verifier: TokenVerifier, demo_secret: str | None) -> None:
-    async with Store.connect(dsn, min_size=1, max_size=20) as store:
+    async with Store.connect(dsn, min_size=1, max_size=20, command_timeout=30) as store:
         demo: list[DemoCustomer] = []
         if demo_secret is not None:
             for customer in await store.customers.list():
@@ -87,6 +87,8 @@ async def _serve(dsn: str, host: str, port: int, verifier: TokenVerifier, demo_s
             log_config=None,
             access_log=False,  # the app logs one structured line per request
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            limit_concurrency=MAX_CONNECTIONS,  # beyond: 503 at once, not file descriptors run out
+            timeout_keep_alive=5,
         )
         server = _Server(config)
         server.stop_streams = lambda: asyncio.get_running_loop().create_task(app.state.service.close_streams())
@@ -109,8 +111,8 @@ def _demo_database(data_dir: str | None) -> Iterator[str]:
 
 def serve(dsn: str | None, host: str, port: int, data_dir: str | None = None) -> None:
     """Serve `dsn`, or the embedded demo when it is None: then tokens are printed for each seeded
-    customer, signed with $OPTIINFRA_JWT_SECRET or a secret made for this run, and only a loopback
-    address is accepted (the page hands out those tokens)."""
+    customer, signed with a secret made for this run (never $OPTIINFRA_JWT_SECRET), and only a
+    loopback address is accepted (the page hands out those tokens)."""
     _configure_logging()
     if dsn is not None:
         asyncio.run(_serve(dsn, host, port, TokenVerifier.from_env(), None))
@@ -119,7 +121,8 @@ def serve(dsn: str | None, host: str, port: int, data_dir: str | None = None) ->
         raise ConfigurationError(
             f"the demo hands out tokens to whoever asks: serve it on a loopback address, not {host}"
         )
-    secret = os.environ.get("OPTIINFRA_JWT_SECRET") or secrets.token_urlsafe(32)
-    verifier = TokenVerifier.from_env({**os.environ, "OPTIINFRA_JWT_SECRET": secret, "OPTIINFRA_JWT_PUBLIC_KEY": ""})
+    # a secret of its own, never the service's: the tokens it hands out must not work elsewhere
+    secret = secrets.token_urlsafe(32)
+    verifier = TokenVerifier.hs256(secret)
     with _demo_database(data_dir) as demo_dsn:
         asyncio.run(_serve(demo_dsn, host, port, verifier, secret))

@@ -30,3 +30,15 @@ SELECT least(txid::text::bigint,
 -- name: snapshot_xmin
 -- The oldest transaction still running (as a txid): where a new subscription starts reading.
 SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint;
+
+-- name: replay_size
+-- How many transitions a subscription starting at horizon $1 would read again (filters: customer
+-- $2, execution $3), counted up to $4 + 1: a resume from too far back is refused, not loaded.
+SELECT count(*)
+  FROM (SELECT 1
+          FROM workflow_transitions w
+          JOIN workflow_executions e ON e.id = w.workflow_execution_id
+         WHERE w.txid >= $1::bigint::text::xid8
+           AND ($2::uuid IS NULL OR e.customer_id = $2)
+           AND ($3::uuid IS NULL OR w.workflow_execution_id = $3)
+         LIMIT $4 + 1) AS replay;

@@ -174,3 +174,8 @@ async def test_the_bearer_challenge_is_well_formed(service):
     challenge = response.headers["www-authenticate"]
     description = challenge.split('error_description="', 1)[1]
     assert description.endswith('"') and '"' not in description[:-1] and "exp" in description
+
+
+async def test_an_exp_too_large_for_a_float_is_401_not_500(service):
+    response = await service.client.get("/api/me", headers={"Authorization": f"Bearer {hs256(claims(exp=10**400))}"})
+    assert response.status_code == 401

@@ -194,3 +194,50 @@ async def test_events__a_client_gone_before_the_first_byte_leaves_nothing_behind
                 break
             await asyncio.sleep(0.05)
         assert hub.subscribers == 0 and not list(app.state.service.streams)
+
+
+async def test_events__a_resume_from_too_far_back_is_refused_not_loaded(api_store, seeded, store, monkeypatch):
+    from optiinfra_store import workflow_events
+
+    monkeypatch.setattr(workflow_events, "MAX_REPLAY", 10)
+    async with live_server(api_store) as (url, _), httpx.AsyncClient(base_url=url, timeout=10) as client:
+        async with subscribed(client, ACME) as stream:
+            first = await run_workflow(store, ACME)
+            (seen,) = await take(stream, 1)
+        await run_workflow(store, ACME)  # 6 transitions since the first: it still resumes
+        async with subscribed(client, ACME, last_event_id=seen.last_event_id) as stream:
+            assert len(await take(stream, 5)) == 5
+        await run_workflow(store, ACME)
+        await run_workflow(store, ACME)  # 12 since: too far back
+        for last in (seen.last_event_id, str(first[0]), "1@1:"):
+            too_far = await client.get(EVENTS, headers={**bearer(ACME), "Last-Event-ID": last})
+            assert too_far.status_code == 404 and "transitions back" in too_far.json()["detail"], last
+        huge = await client.get(EVENTS, headers={**bearer(ACME), "Last-Event-ID": f"1@{2**63}:"})
+        assert huge.status_code == 422
+
+
+async def test_events__streams_are_capped_per_customer(api_store, seeded, monkeypatch):
+    from optiinfra_store.api import app as service_module
+
+    monkeypatch.setattr(service_module, "MAX_CUSTOMER_STREAMS", 2)
+    async with live_server(api_store) as (url, _), httpx.AsyncClient(base_url=url, timeout=10) as client:
+        async with subscribed(client, ACME), subscribed(client, ACME):
+            refused = await client.get(EVENTS, headers=bearer(ACME))
+            assert refused.status_code == 429 and refused.headers["retry-after"]
+            async with subscribed(client, TECHSTART):  # another customer's are counted apart
+                pass
+        async with subscribed(client, ACME):  # closed ones no longer count
+            pass
+
+
+async def test_events__a_stream_ends_when_its_token_expires(api_store, seeded):
+    import time
+
+    expires = int(time.time()) + 2
+    async with live_server(api_store) as (url, _), httpx.AsyncClient(base_url=url, timeout=10) as client:
+        headers = bearer(ACME, ttl_seconds=expires - int(time.time()))
+        began = time.monotonic()
+        async with client.stream("GET", EVENTS, headers=headers) as response:
+            assert response.status_code == 200
+            await asyncio.wait_for(response.aread(), 10)  # the server ends it
+        assert time.monotonic() - began < 5

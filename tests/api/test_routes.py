@@ -256,3 +256,35 @@ async def test_a_pool_role_that_cannot_be_confined_gets_503_never_data(databases
             assert response.status_code == 503, route
             assert response.headers["content-type"] == "application/problem+json"
             assert "optiinfra" not in response.json()["detail"] and "Retry-After" in response.headers
+
+
+async def test_headers__json_is_not_stored_and_every_copy_of_the_page_has_its_policy(service):
+    history = await service.client.get("/api/workflows/history", headers=bearer(ACME))
+    assert history.headers["cache-control"] == "no-store" and history.headers["x-content-type-options"] == "nosniff"
+    for path in ("/", "/static/index.html", "/static/app.js"):
+        response = await service.client.get(path)
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"], path
+
+
+async def test_identical_analytics_requests_in_flight_share_one_query(service, monkeypatch):
+    import asyncio
+
+    from optiinfra_store.repositories.workflow_executions import WorkflowExecutions
+
+    calls = 0
+    original = WorkflowExecutions.statistics
+
+    async def counted(self, **scope):
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.2)  # long enough for the others to arrive
+        return await original(self, **scope)
+
+    monkeypatch.setattr(WorkflowExecutions, "statistics", counted)
+    answers = await asyncio.gather(
+        *(service.client.get("/api/workflows/statistics", headers=bearer(ACME)) for _ in range(20))
+    )
+    assert {a.status_code for a in answers} == {200} and len({a.headers["etag"] for a in answers}) == 1
+    assert calls == 1
+    await service.client.get("/api/workflows/statistics", headers=bearer(ACME))
+    assert calls == 2  # nothing kept once answered: never stale

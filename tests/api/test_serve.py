@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from optiinfra_store.api.auth import TokenVerifier, Unauthenticated
 from tests.api.conftest import JWT_SECRET, TECHSTART
 from tests.pg import free_port
 
@@ -104,7 +105,8 @@ def test_serve__the_readme_examples_and_a_clean_stop_on_sigterm(api_dsn, seeded)
 def test_serve__the_embedded_demo_hands_out_a_token_per_customer(tmp_path):
     pytest.importorskip("pgserver")
     port = free_port()
-    with serving(["--data-dir", str(tmp_path / "pg")], cli_env(), port, timeout=120) as process:
+    env = cli_env(OPTIINFRA_JWT_SECRET=JWT_SECRET)  # the demo must not sign with the service's secret
+    with serving(["--data-dir", str(tmp_path / "pg")], env, port, timeout=120) as process:
         customers = httpx.get(f"http://127.0.0.1:{port}/api/demo/customers").json()
         assert {c["name"] for c in customers} == {"Acme Corp", "TechStart Inc"}
         for customer in customers:
@@ -113,6 +115,10 @@ def test_serve__the_embedded_demo_hands_out_a_token_per_customer(tmp_path):
         out, err = stop(process)
     assert f"http://127.0.0.1:{port}/" in out
     assert all(c["token"] in out for c in customers)
+    service = TokenVerifier.hs256(JWT_SECRET)
+    for customer in customers:
+        with pytest.raises(Unauthenticated):
+            service.verify(f"Bearer {customer['token']}")
     assert "Warning" not in err and "Traceback" not in err
 
 
