@@ -98,6 +98,7 @@ class Service:
         if running is None:
             running = self._computing[key] = asyncio.ensure_future(self._limited(key[0], compute))
             running.add_done_callback(lambda _: self._computing.pop(key, None))
+            running.add_done_callback(_collect)  # every waiter may have left
         return await asyncio.shield(running)
 
     async def _limited(self, customer_id: UUID, compute: Callable[[], Awaitable[Any]]) -> Any:
