@@ -376,6 +376,10 @@ HTTP at 0.5x or more of the store call's throughput at 32 clients.
 |---|---:|---:|---:|---:|---:|---:|---:|---:|
 {table}
 
+Statistics and performance at 32 clients are faster through HTTP than the bare call: the
+service computes identical requests in flight once and gives every one of them the answer (the
+benchmark's clients all ask the same question), where the store call runs each.
+
 Idle event streams: with 0 and with {idle["subscribers"]} subscribers the server held
 {idle["before"]["connections"]} and {idle["after"]["connections"]} database connections; its resident
 memory went from {idle["before"]["rss_kib"]:,} to {idle["after"]["rss_kib"]:,} KiB,
