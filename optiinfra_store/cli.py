@@ -31,7 +31,6 @@ from optiinfra_store.store import Store
 
 PROG = "optiinfra-store"
 EXIT_PENDING = 3
-_PASSWORD = re.compile(r"(?P<user>postgres(?:ql)?://[^:/?#@\s]*):[^@/\s]+@")
 _log = logging.getLogger("optiinfra_store.cli")
 
 
@@ -41,7 +40,7 @@ class Refused(StoreError):
 
 def mask(text: str) -> str:
     """Every postgresql:// DSN in `text` with its password replaced by ***."""
-    return _PASSWORD.sub(r"\g<user>:***@", text)
+    return redact(text)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,8 +62,9 @@ def _confirm(args: argparse.Namespace, question: str) -> None:
     if getattr(args, "yes", False):
         return
     if not sys.stdin.isatty():
-        raise Refused(f"{question} Refusing without a terminal to ask on: pass --yes to go ahead")
-    answer = input(f"{question} [y/N] ")
+        raise Refused(f"{mask(question)} Refusing without a terminal to ask on: pass --yes to go ahead")
+    print(f"{mask(question)} [y/N] ", end="", file=sys.stderr, flush=True)  # stdout may be --json
+    answer = sys.stdin.readline()  # "" at end of input: a refusal
     if answer.strip().lower() not in ("y", "yes"):
         raise Refused("cancelled: nothing was changed")
 
@@ -107,7 +107,7 @@ def _cmd_rollback(args: argparse.Namespace) -> None:
         f"Roll back {', '.join(targets)} on {redact(resolve_dsn(args.dsn))}? "
         "This drops what they created, data included.",
     )
-    rolled_back = migrations.rollback(args.dsn, count=count, to=args.to)
+    rolled_back = migrations.rollback(args.dsn, count=count, to=args.to, expected=targets)
     _emit(args, {"rolled_back": rolled_back}, f"rolled back {', '.join(rolled_back)}")
 
 
@@ -198,27 +198,23 @@ def parse_duration(text: str) -> timedelta:
         raise InvalidArgument(f"invalid duration {text!r}: too long") from None
 
 
-async def _purge(args: argparse.Namespace, cutoff: datetime) -> tuple[PurgeReport, int]:
+async def _purge_counts(args: argparse.Namespace, cutoff: datetime) -> tuple[PurgeReport, int]:
     async with Store.connect(args.dsn, min_size=1, max_size=1) as store:
-        history, metrics = store.workflow_executions, store.agent_metrics
-        planned = await history.purge(finished_before=cutoff, keep_failed=args.keep_failed, dry_run=True)
-        points = await metrics.purge(cutoff, dry_run=True)
-        if args.dry_run:
-            return planned, points
-        await asyncio.to_thread(
-            _confirm,
-            args,
-            f"Delete {planned.executions:,} workflow executions (with {planned.steps:,} steps, "
-            f"{planned.transitions:,} transitions) and {points:,} metric points from before "
-            f"{cutoff:%Y-%m-%d %H:%M} UTC on {redact(resolve_dsn(args.dsn))}?",
+        planned = await store.workflow_executions.purge(
+            finished_before=cutoff, keep_failed=args.keep_failed, dry_run=True
         )
+        return planned, await store.agent_metrics.purge(cutoff, dry_run=True)
+
+
+async def _purge(args: argparse.Namespace, cutoff: datetime, planned: PurgeReport) -> tuple[PurgeReport, int]:
+    async with Store.connect(args.dsn, min_size=1, max_size=1) as store:
         with _progress(args, planned.executions, "executions") as advance:
-            report = await history.purge(
+            report = await store.workflow_executions.purge(
                 finished_before=cutoff,
                 keep_failed=args.keep_failed,
                 on_batch=lambda so_far: advance(so_far.executions),
             )
-        return report, await metrics.purge(cutoff)
+        return report, await store.agent_metrics.purge(cutoff)
 
 
 def _cmd_purge(args: argparse.Namespace) -> None:
@@ -227,7 +223,15 @@ def _cmd_purge(args: argparse.Namespace) -> None:
         cutoff = datetime.now(UTC) - older_than
     except OverflowError:
         raise InvalidArgument(f"invalid duration {args.older_than!r}: too long") from None
-    report, metrics = asyncio.run(_purge(args, cutoff))
+    report, metrics = asyncio.run(_purge_counts(args, cutoff))
+    if not args.dry_run:
+        _confirm(  # asked here, outside the event loop: Ctrl-C stops it at once
+            args,
+            f"Delete {report.executions:,} workflow executions (with {report.steps:,} steps, "
+            f"{report.transitions:,} transitions) and {metrics:,} metric points from before "
+            f"{cutoff:%Y-%m-%d %H:%M} UTC on {redact(resolve_dsn(args.dsn))}?",
+        )
+        report, metrics = asyncio.run(_purge(args, cutoff, report))
     verb = "would purge" if args.dry_run else "purged"
     _emit(
         args,
@@ -252,7 +256,7 @@ def _cmd_maintain(args: argparse.Namespace) -> None:
 
 
 async def _stats(args: argparse.Namespace) -> None:
-    since = datetime.now(UTC) - timedelta(days=args.days)
+    since = datetime.now(UTC) - timedelta(days=args.days)  # days checked: at most 36,500
     async with Store.connect(args.dsn, min_size=1, max_size=1) as store:
         customer_id = None
         if args.customer:
@@ -278,8 +282,8 @@ async def _stats(args: argparse.Namespace) -> None:
 
 
 def _cmd_stats(args: argparse.Namespace) -> None:
-    if args.days < 1:
-        raise InvalidArgument(f"--days must be at least 1, got {args.days}")
+    if not 1 <= args.days <= 36_500:
+        raise InvalidArgument(f"--days must be from 1 to 36500, got {args.days}")
     asyncio.run(_stats(args))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 from optiinfra_store.errors import ConfigurationError
@@ -19,20 +20,22 @@ def resolve_dsn(dsn: str | None = None) -> str:
     resolved = dsn or os.environ.get(DSN_ENV)
     if not resolved:
         raise ConfigurationError(f"no database given: pass a postgresql:// DSN or set {DSN_ENV}")
-    scheme = urlsplit(resolved).scheme
+    scheme = resolved.split("://", 1)[0] if "://" in resolved else ""
     if scheme not in _SCHEMES:
         raise ConfigurationError(f"expected a postgresql:// DSN, got {redact(resolved)!r}")
     return resolved
 
 
-def redact(dsn: str) -> str:
-    """The DSN with its password replaced by ***, fit for logs and error messages."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.rsplit("@", 1)
-    userinfo = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{userinfo}:***@{netloc[1]}"))
+# user:password@ up to the last @ of the run (a password may hold an unencoded @, # or /), and a
+# password=... parameter; any case of the scheme
+_USERINFO = re.compile(r"(?i)(postgres(?:ql)?://[^:/?#@\s]*):\S*@")
+_PASSWORD_PARAMETER = re.compile(r"(?i)(\bpassword=)[^&\s]*")
+
+
+def redact(text: str) -> str:
+    """`text` (a DSN, or a message holding DSNs) with every password replaced by ***, fit for logs
+    and error messages: the password of user:password@ and a password= parameter."""
+    return _PASSWORD_PARAMETER.sub(r"\1***", _USERINFO.sub(r"\1:***@", text))
 
 
 def to_yoyo_uri(dsn: str) -> str:

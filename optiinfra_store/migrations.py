@@ -20,7 +20,7 @@ from yoyo.exceptions import LockTimeout
 from yoyo.migrations import MigrationList
 
 from optiinfra_store.dsn import redact, resolve_dsn, to_yoyo_uri
-from optiinfra_store.errors import InvalidArgument, MigrationError, StoreTimeout, StoreUnavailable
+from optiinfra_store.errors import ConfigurationError, InvalidArgument, MigrationError, StoreTimeout, StoreUnavailable
 from optiinfra_store.resources import migrations_dir
 
 _log = logging.getLogger(__name__)
@@ -48,6 +48,10 @@ def _backend(dsn: str | None) -> Iterator[DatabaseBackend]:
         try:
             backend = get_backend(to_yoyo_uri(resolved))
             break
+        except ValueError:  # yoyo could not parse it; its message may quote the password
+            raise ConfigurationError(
+                f"cannot read the DSN {redact(resolved)}: percent-encode special characters"
+            ) from None
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {_first_line(exc)}") from exc
         except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable) as exc:
@@ -145,15 +149,25 @@ def _targets(backend: DatabaseBackend, count: int | None, to: str | None) -> lis
     return applied[:count]
 
 
-def rollback(dsn: str | None = None, count: int | None = 1, *, to: str | None = None) -> list[str]:
+def rollback(
+    dsn: str | None = None, count: int | None = 1, *, to: str | None = None, expected: Sequence[str] | None = None
+) -> list[str]:
     """Roll back the last `count` applied migrations (all of them when count is None), or every
-    one applied after `to` (which stays applied); return their ids, newest first.
-    Raises InvalidArgument, changing nothing, for a count beyond what is applied or an unknown or
-    unapplied `to`."""
+    one applied after `to` (which stays applied); return their ids, newest first. With `expected`
+    (the ids `to_roll_back` gave, which someone confirmed) nothing happens unless those are still
+    the ones, checked under the migration lock.
+    Raises InvalidArgument, changing nothing, for a count beyond what is applied, an unknown or
+    unapplied `to`, or targets other than `expected`."""
     if count is not None and count < 1:
         raise InvalidArgument(f"count must be at least 1, got {count}")
     with _backend(dsn) as backend, backend.lock():
-        return _run("rollback", backend, MigrationList(_targets(backend, count, to)))
+        targets = _targets(backend, count, to)
+        if expected is not None and [m.id for m in targets] != list(expected):
+            raise InvalidArgument(
+                "the applied migrations changed since the rollback was confirmed "
+                f"(now it would roll back {', '.join(m.id for m in targets) or 'nothing'}): nothing was rolled back"
+            )
+        return _run("rollback", backend, MigrationList(targets))
 
 
 def mark(dsn: str | None, migration_ids: Sequence[str]) -> list[str]:

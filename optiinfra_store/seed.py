@@ -8,7 +8,7 @@ from collections.abc import Callable
 import psycopg
 
 from optiinfra_store.dsn import redact, resolve_dsn
-from optiinfra_store.errors import MigrationError, SchemaNotMigrated, StoreUnavailable
+from optiinfra_store.errors import ConfigurationError, MigrationError, SchemaNotMigrated, StoreUnavailable
 from optiinfra_store.migrations import YOYO_TABLES
 from optiinfra_store.resources import seed_dir
 
@@ -27,8 +27,10 @@ def _connect(dsn: str | None) -> psycopg.Connection:
     try:
         return psycopg.connect(resolved, autocommit=False)
     except psycopg.OperationalError as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = redact((str(exc).strip().splitlines() or [type(exc).__name__])[0])
         raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {reason}") from exc
+    except psycopg.Error as exc:  # libpq could not parse the DSN; its message quotes it
+        raise ConfigurationError(f"cannot read the DSN {redact(resolved)}: percent-encode special characters") from exc
 
 
 def load(dsn: str | None = None, *, on_file: Callable[[str], None] | None = None) -> list[str]:
@@ -66,24 +68,29 @@ def load(dsn: str | None = None, *, on_file: Callable[[str], None] | None = None
 
 def other_data(dsn: str | None = None) -> str | None:
     """What the database holds besides this package's schema and the demo data, in a few words
-    (None when nothing): tables of another application, or customers the seed did not write.
-    Loading the demo there mixes it into real data."""
-    with _connect(dsn) as conn:
-        tables = [
-            name
-            for (name,) in conn.execute(
-                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+    (None when nothing): tables of another application (in any schema), or customers the seed did
+    not write. Loading the demo there mixes it into real data. A database it cannot inspect counts
+    as holding other data."""
+    try:
+        with _connect(dsn) as conn:
+            tables = conn.execute(
+                "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition"
+                " AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'"
             ).fetchall()
-        ]
-        if "customers" in tables:
-            (customers,) = conn.execute(
-                "SELECT count(*) FROM customers WHERE id <> ALL(%s::uuid[])", (list(DEMO_CUSTOMERS),)
-            ).fetchone() or (0,)
-            if customers:
-                return f"{customers} customers that are not the demo's"
-        if "agents" not in tables:  # no schema of this package: any table is another application's
-            foreign = [t for t in tables if t not in YOYO_TABLES]
+            public = {name for schema, name in tables if schema == "public"}
+            ours = "agents" in public and "workflow_executions" in public
+            foreign = [f"{schema}.{name}" for schema, name in tables if schema != "public"]
+            if not ours:
+                foreign += [name for name in public if name not in YOYO_TABLES]
             if foreign:
                 return f"{len(foreign)} tables of another schema ({', '.join(sorted(foreign)[:3])}...)"
+            if ours:
+                row = conn.execute(
+                    "SELECT count(*) FROM customers WHERE id::text <> ALL(%s::text[])", (list(DEMO_CUSTOMERS),)
+                ).fetchone()
+                if row and row[0]:
+                    return f"{row[0]} customers that are not the demo's"
+    except psycopg.Error as exc:
+        return f"it could not be inspected: {redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)}"
     return None

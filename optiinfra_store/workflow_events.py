@@ -152,11 +152,16 @@ class WorkflowEvents:
             self._conn = None
 
     @property
-    def position(self) -> str:
+    def position(self) -> str | None:
         """Where this subscription stands, after the last transition it handed out: pass it as
         `resume=` to continue exactly from here (a short string: a transaction horizon and the ids
-        above it already delivered, as ranges)."""
-        return format_position(self._position_horizon, self._position_ids)
+        above it already delivered, as ranges). None while a transaction left open on the server
+        holds the horizon back so long that more than MAX_POSITION_RANGES ranges would be needed
+        (then only `after=<last id>` can resume, exact only without overlapping transactions)."""
+        if len(self._position_ids) > MAX_POSITION_RANGES * 4:
+            return None
+        position = format_position(self._position_horizon, self._position_ids)
+        return position if position.count(",") < MAX_POSITION_RANGES else None
 
     def __aiter__(self) -> WorkflowEvents:
         return self
@@ -280,9 +285,11 @@ class WorkflowEvents:
 
 
 MAX_POSITION_IDS = 100_000
+MAX_POSITION_RANGES = 1000  # what parse_position takes, and so what `position` gives
 MAX_REPLAY = 10_000  # transitions a resume may read again
 _INT8 = 2**63 - 1
-_POSITION = re.compile(r"([0-9]{1,19}):((?:[0-9]{1,19}(?:-[0-9]{1,19})?)(?:,[0-9]{1,19}(?:-[0-9]{1,19})?){0,999})?")
+_RANGE = r"[0-9]{1,19}(?:-[0-9]{1,19})?"
+_POSITION = re.compile(rf"([0-9]{{1,19}}):((?:{_RANGE})(?:,{_RANGE}){{0,{MAX_POSITION_RANGES - 1}}})?")
 
 
 def format_position(horizon: int, ids: set[int]) -> str:

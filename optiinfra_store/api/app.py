@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import time
 import weakref
 from collections import OrderedDict
@@ -49,6 +50,7 @@ MAX_CUSTOMER_STORES = 4096
 MAX_STREAMS = 5000  # event streams per server process
 MAX_CUSTOMER_STREAMS = 50  # and per customer
 ANALYTICS_PER_CUSTOMER = 2  # statistics / performance computed at once for one customer
+ANALYTICS_QUEUED_PER_CUSTOMER = 8  # different ones waiting or running (429 beyond)
 STATIC = resources.files("optiinfra_store.api") / "static"
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
@@ -72,18 +74,21 @@ class Service:
     streams: weakref.WeakSet[WorkflowEvents] = field(default_factory=weakref.WeakSet)
     _confined: OrderedDict[UUID, Store] = field(default_factory=OrderedDict)
     _streams_of: dict[UUID, int] = field(default_factory=dict)
+    _open_streams: int = 0
     _computing: dict[tuple[Any, ...], asyncio.Future[Any]] = field(default_factory=dict)
     _analytics_slots: dict[UUID, tuple[asyncio.Semaphore, int]] = field(default_factory=dict)  # and its users
 
     def open_stream(self, customer_id: UUID) -> None:
         """Count an event stream in; 429 beyond the caps (per customer, per process)."""
-        if len(self.streams) >= MAX_STREAMS or self._streams_of.get(customer_id, 0) >= MAX_CUSTOMER_STREAMS:
+        if self._open_streams >= MAX_STREAMS or self._streams_of.get(customer_id, 0) >= MAX_CUSTOMER_STREAMS:
             raise problems.Problem(
                 429, "Too many requests", "too many event streams open; close one or retry later", retry_after="30"
             )
         self._streams_of[customer_id] = self._streams_of.get(customer_id, 0) + 1
+        self._open_streams += 1
 
     def close_stream(self, customer_id: UUID) -> None:
+        self._open_streams -= 1
         left = self._streams_of.get(customer_id, 1) - 1
         if left:
             self._streams_of[customer_id] = left
@@ -96,6 +101,10 @@ class Service:
         (key[0]), so one customer cannot take the pool from the others."""
         running = self._computing.get(key)
         if running is None:
+            if sum(1 for k in self._computing if k[0] == key[0]) >= ANALYTICS_QUEUED_PER_CUSTOMER:
+                raise problems.Problem(
+                    429, "Too many requests", "too many analytics requests of this customer at once", retry_after="5"
+                )
             running = self._computing[key] = asyncio.ensure_future(self._limited(key[0], compute))
             running.add_done_callback(lambda _: self._computing.pop(key, None))
             running.add_done_callback(_collect)  # every waiter may have left
@@ -313,7 +322,7 @@ async def events(
     request: Request,
     store: Caller,
     last_event_id: Annotated[
-        str | None, Header(max_length=16_384, description="the id of the last event received: resume after it")
+        str | None, Header(max_length=48_000, description="the id of the last event received: resume after it")
     ] = None,
 ) -> Response:
     """Server-Sent Events: the caller's workflow transitions as they are committed. Each event's
@@ -349,7 +358,7 @@ def _resume_from(last_event_id: str | None) -> tuple[int | None, str | None]:
         if at:
             parse_position(position)
             return None, position
-        if transition.isdigit() and int(transition) < 2**63:
+        if re.fullmatch(r"[0-9]{1,19}", transition) and int(transition) < 2**63:
             return int(transition), None
     except InvalidArgument:
         pass
@@ -404,9 +413,10 @@ async def _sse(stream: WorkflowEvents, token_expires: float) -> AsyncIterator[by
             except StoreError as exc:  # the client reconnects with Last-Event-ID and loses nothing
                 _log.warning("event stream ended: %s", type(exc).__name__)
                 return
-            yield b"id: %d@%s\nevent: transition\ndata: %s\n\n" % (
-                transition.id,
-                stream.position.encode(),
+            position = stream.position  # None in the rare case it has grown too long: the bare id
+            event_id = f"{transition.id}@{position}" if position is not None else str(transition.id)
+            yield b"id: %s\nevent: transition\ndata: %s\n\n" % (
+                event_id.encode(),
                 transition.model_dump_json().encode(),
             )
     finally:

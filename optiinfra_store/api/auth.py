@@ -152,7 +152,7 @@ class TokenVerifier:
         if not isinstance(scope, str):
             raise Unauthenticated("the token's scope claim must be a space-separated string")
         try:
-            expires = float(claims["exp"])
+            expires = float(claims["exp"]) + self._leeway  # accepted until then
         except (OverflowError, ValueError, TypeError):
             raise Unauthenticated("the token's exp claim is not a usable time") from None
         return Principal(subject, customer_id, frozenset(scope.split()), expires), expires

@@ -15,6 +15,7 @@ import pytest
 
 from optiinfra_store import migrations
 from optiinfra_store.dsn import DSN_ENV
+from optiinfra_store.errors import InvalidArgument
 
 CLI = [sys.executable, "-m", "optiinfra_store.cli"]
 SECRET = "s3cr3t-Pa55"
@@ -195,3 +196,50 @@ def test_passwords_are_masked_in_usage_errors_and_logs(monkeypatch):
         assert SECRET not in done.stderr + done.stdout
     done = subprocess.run([*CLI, "-vv", "status"], env={**env(), DSN_ENV: UNREACHABLE}, capture_output=True, text=True)
     assert done.returncode == 1 and SECRET not in done.stderr and "***" in done.stderr
+
+
+def test_rollback__refuses_when_what_was_confirmed_is_no_longer_what_it_would_do(scratch_dsn):
+    ids = migrations.ids()
+    migrations.apply(scratch_dsn, to=ids[-2])
+    confirmed = migrations.to_roll_back(scratch_dsn, count=1)
+    assert confirmed == [ids[-2]]
+    migrations.apply(scratch_dsn)  # another process migrates meanwhile
+    with pytest.raises(InvalidArgument, match="changed since the rollback was confirmed"):
+        migrations.rollback(scratch_dsn, count=1, expected=confirmed)
+    assert applied(scratch_dsn) == ids
+
+
+def test_confirmation__end_of_input_refuses_and_the_question_goes_to_stderr(scratch_dsn):
+    cli("migrate", "--dsn", scratch_dsn)
+    child = pexpect.spawn(CLI[0], [*CLI[1:], "rollback", "--json", "--dsn", scratch_dsn], env=env(), encoding="utf-8")
+    child.expect(r"\[y/N\] ")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1 and "cancelled" in child.before
+    assert applied(scratch_dsn) == migrations.ids()
+    # without a terminal the question lands on stderr, never in the --json on stdout
+    done = cli("rollback", "--json", "--dsn", scratch_dsn, check=1)
+    assert done.stdout == "" and "Roll back" in done.stderr
+
+
+def test_other_data_is_recognised_in_any_schema_and_shape(scratch_dsn):
+    from optiinfra_store import seed
+
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE customers (id integer PRIMARY KEY, name text)")  # another application's
+        conn.execute("INSERT INTO customers VALUES (1, 'x')")
+    assert "tables of another schema (customers" in seed.other_data(scratch_dsn)
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE customers")
+        conn.execute("CREATE SCHEMA billing")
+        conn.execute("CREATE TABLE billing.invoices (id integer)")
+    migrations.apply(scratch_dsn)
+    assert "billing.invoices" in seed.other_data(scratch_dsn)
+    assert "billing.invoices" in cli("seed", "--dsn", scratch_dsn, check=1).stderr
+
+
+def test_stats_days_out_of_range_is_a_clean_error(scratch_dsn):
+    cli("migrate", "--dsn", scratch_dsn)
+    done = cli("stats", "--days", "3000000", "--dsn", scratch_dsn, check=1)
+    assert "--days must be from 1 to 36500" in done.stderr and "Traceback" not in done.stderr
