@@ -1,6 +1,6 @@
 """Live workflow events: transitions as they are committed, with no loss or repeat across reconnects.
 
-The transition trigger sends a NOTIFY (payload: the transition id) that wakes the subscriber; the
+The transition trigger sends a NOTIFY (payload: `<transition id>:<customer id>`) that wakes the subscriber; the
 rows themselves are read from `workflow_transitions`. Identity values are handed out at insert time,
 not at commit, so "everything after the last id" could skip a row whose transaction committed late.
 Instead the subscriber keeps a transaction horizon: every row written by a transaction at or above
@@ -111,7 +111,7 @@ class WorkflowEvents:
 
     async def open(self) -> None:
         if self._hub is not None:
-            self._hub.register(self._wakeup)
+            self._hub.register(self._wakeup, self._customer_id)
         else:
             await self._connect()
         try:
@@ -339,7 +339,9 @@ class EventsHub:
         self._connect_fn = connect
         self._check_interval = check_interval
         self._conn: asyncpg.Connection | None = None
-        self._subscribers: weakref.WeakSet[asyncio.Event] = weakref.WeakSet()  # a lost subscriber drops out
+        # by customer (None: every customer's); weak: a lost subscriber drops out
+        self._subscribers: dict[UUID | None, weakref.WeakSet[asyncio.Event]] = {}
+        self.woken = 0  # subscriber wake-ups so far (for operators and tests)
         self._watchdog: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
         self.closed = False
@@ -357,7 +359,7 @@ class EventsHub:
 
     @property
     def subscribers(self) -> int:
-        return len(self._subscribers)
+        return sum(len(group) for group in self._subscribers.values())
 
     async def open(self) -> None:
         await self._connect()
@@ -376,21 +378,37 @@ class EventsHub:
             self._conn = None
         self._wake()
 
-    def register(self, wakeup: asyncio.Event) -> None:
-        self._subscribers.add(wakeup)
+    def register(self, wakeup: asyncio.Event, customer_id: UUID | None = None) -> None:
+        """Wake `wakeup` on every notification about `customer_id`'s workflows (None: anyone's)."""
+        self._subscribers.setdefault(customer_id, weakref.WeakSet()).add(wakeup)
 
     def unregister(self, wakeup: asyncio.Event) -> None:
-        self._subscribers.discard(wakeup)
+        for customer_id, group in list(self._subscribers.items()):
+            group.discard(wakeup)
+            if not group:
+                del self._subscribers[customer_id]
 
-    def _wake(self, *_: Any) -> None:
-        for wakeup in list(self._subscribers):
-            wakeup.set()
+    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        _, _, customer = payload.partition(":")
+        try:
+            about = UUID(customer)
+        except ValueError:  # a payload without a customer: anyone's
+            self._wake()
+            return
+        self._wake([about, None])
+
+    def _wake(self, customers: list[UUID | None] | None = None) -> None:
+        groups = self._subscribers.values() if customers is None else [self._subscribers.get(c, ()) for c in customers]
+        for group in list(groups):
+            for wakeup in list(group):
+                self.woken += 1
+                wakeup.set()
 
     async def _connect(self) -> None:
         conn = None
         try:
             conn = await self._connect_fn()
-            await conn.add_listener(CHANNEL, self._wake)
+            await conn.add_listener(CHANNEL, self._notified)
             conn.add_termination_listener(lambda _conn: self._lost.set())
         except Exception as exc:
             if conn is not None:

@@ -114,9 +114,12 @@ async def test_events__one_listening_connection_and_no_pooled_connection_while_i
             assert await listening() == 1
             await asyncio.sleep(0.2)
             assert api_store.pool.get_size() - api_store.pool.get_idle_size() == 0
+            woken = app.state.service.hub.woken
             mine = await run_workflow(store, TECHSTART)
             for stream in streams[TECHSTART]:
                 assert [f.id for f in await take(stream, 3)] == mine
+            # each notification names its customer: only TechStart's ten streams were woken
+            assert app.state.service.hub.woken - woken == 10 * len(mine)
             for stream in streams[ACME]:
                 with contextlib.suppress(TimeoutError):
                     await take(stream, 1, timeout=0.3)
