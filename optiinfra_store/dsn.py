@@ -38,6 +38,11 @@ def redact(text: str) -> str:
     return _PASSWORD_PARAMETER.sub(r"\1***", _USERINFO.sub(r"\1:***@", text))
 
 
+def unreadable(dsn: str) -> ConfigurationError:
+    """The error for a DSN a driver cannot parse (its own message would quote the DSN, password and all)."""
+    return ConfigurationError(f"cannot read the DSN {redact(dsn)}: percent-encode special characters")
+
+
 def to_yoyo_uri(dsn: str) -> str:
     """Translate a postgresql:// DSN into the URI yoyo's psycopg 3 backend expects."""
     scheme, rest = dsn.split("://", 1)

@@ -216,6 +216,12 @@ def _connection_lost(exc: BaseException) -> bool:
     return False
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def translate(exc: BaseException) -> StoreError:
     """Map a driver (or socket) exception to the StoreError a caller should see."""
     if isinstance(exc, StoreError):

@@ -6,6 +6,8 @@ run from several processes at once: the database serializes it."""
 
 from __future__ import annotations
 
+from optiinfra_store import migrations
+from optiinfra_store.errors import SchemaNotMigrated
 from optiinfra_store.executor import Executor
 from optiinfra_store.queries import load
 from optiinfra_store.records import MaintenanceReport
@@ -40,9 +42,6 @@ async def maintain(executor: Executor, *, metric_days_ahead: int = DEFAULT_METRI
 async def pending_migrations(executor: Executor) -> list[str]:
     """The package's migrations the database has not applied, in order (all of them on an empty
     database)."""
-    from optiinfra_store import migrations
-    from optiinfra_store.errors import SchemaNotMigrated
-
     try:
         applied = {row["migration_id"] for row in await executor.fetch(_q.applied_migrations)}
     except SchemaNotMigrated:  # yoyo has never run here

@@ -19,8 +19,8 @@ from yoyo.backends.base import DatabaseBackend
 from yoyo.exceptions import LockTimeout
 from yoyo.migrations import MigrationList
 
-from optiinfra_store.dsn import redact, resolve_dsn, to_yoyo_uri
-from optiinfra_store.errors import ConfigurationError, InvalidArgument, MigrationError, StoreTimeout, StoreUnavailable
+from optiinfra_store.dsn import redact, resolve_dsn, to_yoyo_uri, unreadable
+from optiinfra_store.errors import InvalidArgument, MigrationError, StoreTimeout, StoreUnavailable, first_line
 from optiinfra_store.resources import migrations_dir
 
 _log = logging.getLogger(__name__)
@@ -36,11 +36,6 @@ class MigrationState:
     applied_at: datetime | None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 @contextlib.contextmanager
 def _backend(dsn: str | None) -> Iterator[DatabaseBackend]:
     resolved = resolve_dsn(dsn)
@@ -49,25 +44,23 @@ def _backend(dsn: str | None) -> Iterator[DatabaseBackend]:
             backend = get_backend(to_yoyo_uri(resolved))
             break
         except ValueError:  # yoyo could not parse it; its message may quote the password
-            raise ConfigurationError(
-                f"cannot read the DSN {redact(resolved)}: percent-encode special characters"
-            ) from None
+            raise unreadable(resolved) from None
         except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {_first_line(exc)}") from exc
+            raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {first_line(exc)}") from exc
         except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable) as exc:
             # another process created yoyo's bookkeeping tables at the same moment: they exist now
             if attempt == 2:
-                raise MigrationError(f"{redact(resolved)}: {_first_line(exc)}") from exc
+                raise MigrationError(f"{redact(resolved)}: {first_line(exc)}") from exc
         except psycopg.Error as exc:
-            raise MigrationError(f"{redact(resolved)}: {_first_line(exc)}") from exc
+            raise MigrationError(f"{redact(resolved)}: {first_line(exc)}") from exc
     try:
         yield backend
     except LockTimeout as exc:
         raise StoreTimeout(f"another migration holds the lock on {redact(resolved)}: {exc}") from exc
     except psycopg.OperationalError as exc:
-        raise StoreUnavailable(f"{redact(resolved)}: {_first_line(exc)}") from exc
+        raise StoreUnavailable(f"{redact(resolved)}: {first_line(exc)}") from exc
     except psycopg.Error as exc:
-        raise MigrationError(f"{redact(resolved)}: {_first_line(exc)}") from exc
+        raise MigrationError(f"{redact(resolved)}: {first_line(exc)}") from exc
     finally:
         with contextlib.suppress(Exception):
             backend.connection.close()
@@ -91,10 +84,10 @@ def _run(action: str, backend: DatabaseBackend, migrations: MigrationList) -> li
             else:
                 backend.rollback_one(migration)
         except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"{action} {migration.id}: {_first_line(exc)}") from exc
+            raise StoreUnavailable(f"{action} {migration.id}: {first_line(exc)}") from exc
         except psycopg.Error as exc:
             raise MigrationError(
-                f"{action} of {migration.id} failed, its changes were rolled back: {_first_line(exc)}"
+                f"{action} of {migration.id} failed, its changes were rolled back: {first_line(exc)}"
             ) from exc
         _log.info("%s %s", "applied" if action == "apply" else "rolled back", migration.id)
         done.append(migration.id)

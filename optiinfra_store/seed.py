@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import psycopg
 
-from optiinfra_store.dsn import redact, resolve_dsn
-from optiinfra_store.errors import ConfigurationError, MigrationError, SchemaNotMigrated, StoreUnavailable
+from optiinfra_store.dsn import redact, resolve_dsn, unreadable
+from optiinfra_store.errors import MigrationError, SchemaNotMigrated, StoreUnavailable, first_line
 from optiinfra_store.migrations import YOYO_TABLES
 from optiinfra_store.resources import seed_dir
 
@@ -27,10 +27,9 @@ def _connect(dsn: str | None) -> psycopg.Connection:
     try:
         return psycopg.connect(resolved, autocommit=False)
     except psycopg.OperationalError as exc:
-        reason = redact((str(exc).strip().splitlines() or [type(exc).__name__])[0])
-        raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {reason}") from exc
+        raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {redact(first_line(exc))}") from exc
     except psycopg.Error as exc:  # libpq could not parse the DSN; its message quotes it
-        raise ConfigurationError(f"cannot read the DSN {redact(resolved)}: percent-encode special characters") from exc
+        raise unreadable(resolved) from exc
 
 
 def load(dsn: str | None = None, *, on_file: Callable[[str], None] | None = None) -> list[str]:
@@ -55,14 +54,12 @@ def load(dsn: str | None = None, *, on_file: Callable[[str], None] | None = None
             conn.rollback()
             raise SchemaNotMigrated(
                 f"seed file {current} needs the schema, which is missing or out of date "
-                f"({str(exc).strip().splitlines()[0]}): apply the migrations first "
+                f"({first_line(exc)}): apply the migrations first "
                 "(optiinfra_store.migrations.apply, or `optiinfra-store migrate`)"
             ) from exc
         except psycopg.Error as exc:
             conn.rollback()
-            raise MigrationError(
-                f"seed file {current} failed, nothing was loaded: {str(exc).strip().splitlines()[0]}"
-            ) from exc
+            raise MigrationError(f"seed file {current} failed, nothing was loaded: {first_line(exc)}") from exc
     return names
 
 
@@ -92,5 +89,5 @@ def other_data(dsn: str | None = None) -> str | None:
                 if row and row[0]:
                     return f"{row[0]} customers that are not the demo's"
     except psycopg.Error as exc:
-        return f"it could not be inspected: {redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)}"
+        return f"it could not be inspected: {redact(first_line(exc))}"
     return None

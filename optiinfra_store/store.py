@@ -244,20 +244,14 @@ class Store(Repositories):
         run it hourly (analytics read every hour not yet rolled up from the raw tables, so they are
         right either way, only slower). Platform work: a store confined to a customer raises
         AccessDenied."""
-        if self.customer_id is not None:
-            raise AccessDenied(
-                f"maintain() is platform work: refused in a store confined to customer {self.customer_id}"
-            )
+        self._refuse_if_confined("maintain()")
         return await maintenance.maintain(self._executor, metric_days_ahead=metric_days_ahead)
 
     async def pending_migrations(self) -> list[str]:
         """The ids of the package's migrations this database has not applied, in order: empty when
         the schema is current (a readiness check). Raises StoreUnavailable if the server cannot be
         reached."""
-        if self.customer_id is not None:
-            raise AccessDenied(
-                f"pending_migrations() is platform work: refused in a store confined to {self.customer_id}"
-            )
+        self._refuse_if_confined("pending_migrations()")
         return await maintenance.pending_migrations(self._executor)
 
     @asynccontextmanager
@@ -309,14 +303,18 @@ class Store(Repositories):
         """One listening connection to share among many `workflow_events(hub=...)` subscriptions
         (of this store and of the stores `for_customer` makes from it): for a server process that
         streams events to many clients. Platform work: refused in a confined store."""
-        if self.customer_id is not None:
-            raise AccessDenied(f"events_hub() is platform work: refused in a store confined to {self.customer_id}")
+        self._refuse_if_confined("events_hub()")
         hub = EventsHub(self._listener_factory("events_hub", None))
         await hub.open()
         try:
             yield hub
         finally:
             await hub.close()
+
+    def _refuse_if_confined(self, what: str) -> None:
+        """Platform work reaches past one customer: AccessDenied in a confined store."""
+        if self.customer_id is not None:
+            raise AccessDenied(f"{what} is platform work: refused in a store confined to customer {self.customer_id}")
 
     def _listener_factory(self, caller: str, confined_to: UUID | None) -> Callable[[], Awaitable[asyncpg.Connection]]:
         """Opens a connection of its own for LISTEN (not through a transaction pooler: a

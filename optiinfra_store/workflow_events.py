@@ -54,6 +54,21 @@ _LOST_CONNECTION = (
 )
 
 
+async def _listening(
+    connect: Callable[[], Awaitable[asyncpg.Connection]], on_notify: Callable[..., None]
+) -> asyncpg.Connection:
+    """A new connection listening on CHANNEL; closed again if LISTEN fails. Raises StoreError."""
+    conn = None
+    try:
+        conn = await connect()
+        await conn.add_listener(CHANNEL, on_notify)
+    except Exception as exc:
+        if conn is not None:
+            conn.terminate()
+        raise translate(exc) from exc
+    return conn
+
+
 class WorkflowEvents:
     """An async iterator of WorkflowTransition as they are committed: each poll delivers what became
     visible since the last one, in id order. Use through `store.workflow_events(...)`.
@@ -214,12 +229,7 @@ class WorkflowEvents:
 
     async def _connect(self) -> None:
         assert self._connect_fn is not None
-        try:
-            conn = await self._connect_fn()
-            await conn.add_listener(CHANNEL, self._notified)
-        except Exception as exc:
-            raise translate(exc) from exc
-        self._conn = conn
+        self._conn = await _listening(self._connect_fn, self._notified)
 
     async def _reconnect(self) -> None:
         if self._conn is not None:
@@ -405,15 +415,8 @@ class EventsHub:
                 wakeup.set()
 
     async def _connect(self) -> None:
-        conn = None
-        try:
-            conn = await self._connect_fn()
-            await conn.add_listener(CHANNEL, self._notified)
-            conn.add_termination_listener(lambda _conn: self._lost.set())
-        except Exception as exc:
-            if conn is not None:
-                conn.terminate()
-            raise translate(exc) from exc
+        conn = await _listening(self._connect_fn, self._notified)
+        conn.add_termination_listener(lambda _conn: self._lost.set())
         self._conn = conn
 
     async def _healthy(self) -> bool:

@@ -37,7 +37,6 @@ from optiinfra_store.api.models import DemoCustomer, ExecutionDetails, Health, H
 from optiinfra_store.enums import WorkflowStatus, WorkflowType
 from optiinfra_store.errors import AccessDenied, InvalidArgument, NotFound, StoreError, StoreTimeout, StoreUnavailable
 from optiinfra_store.records import WorkflowPerformance, WorkflowStatistics
-from optiinfra_store.repositories.workflow_executions import Scope as Window
 from optiinfra_store.store import Store
 from optiinfra_store.workflow_events import EventsHub, WorkflowEvents, parse_position
 
@@ -273,11 +272,7 @@ async def statistics(
     request: Request, store: Caller, days: Days = 30, workflow_type: WorkflowType | None = None
 ) -> Response:
     """Counts by status, success rate and durations (avg, p50, p95, max), overall and by type."""
-    key = (store.customer_id, "statistics", days, workflow_type)
-    figures = await _service(request).analytics(
-        key, lambda: store.workflow_executions.statistics(**_window(days, workflow_type))
-    )
-    return _cached(request, figures)
+    return await _analytics(request, store, store.workflow_executions.statistics, days, workflow_type)
 
 
 @router.get("/api/workflows/performance-metrics", response_model=WorkflowPerformance, tags=["workflows"])
@@ -285,15 +280,22 @@ async def performance_metrics(
     request: Request, store: Caller, days: Days = 30, workflow_type: WorkflowType | None = None
 ) -> Response:
     """Duration buckets, error patterns, slowest steps, retry hotspots and tips."""
-    key = (store.customer_id, "performance", days, workflow_type)
-    figures = await _service(request).analytics(
-        key, lambda: store.workflow_executions.performance(**_window(days, workflow_type))
-    )
+    return await _analytics(request, store, store.workflow_executions.performance, days, workflow_type)
+
+
+async def _analytics(
+    request: Request,
+    store: Store,
+    compute: Callable[..., Awaitable[WorkflowStatistics | WorkflowPerformance]],
+    days: int,
+    workflow_type: WorkflowType | None,
+) -> Response:
+    """The figures of `compute` over the last `days`, shared with identical requests in flight,
+    answered with their validator."""
+    key = (store.customer_id, compute.__name__, days, workflow_type)
+    since = datetime.now(UTC) - timedelta(days=days)
+    figures = await _service(request).analytics(key, lambda: compute(since=since, workflow_type=workflow_type))
     return _cached(request, figures)
-
-
-def _window(days: int, workflow_type: WorkflowType | None) -> Window:
-    return Window(since=datetime.now(UTC) - timedelta(days=days), workflow_type=workflow_type)
 
 
 @router.get("/api/workflows/trend", response_model=Trend, tags=["workflows"])
