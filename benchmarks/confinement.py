@@ -24,17 +24,16 @@ from optiinfra_store import Store
 from optiinfra_store.enums import AgentType, WorkflowType
 from optiinfra_store.queries import load
 from optiinfra_store.records import AgentCreate, CustomerCreate, WorkflowExecutionCreate
-from tests.pg import ensure_role, with_user
+from tests.pg import app_login
 
 APP_LOGIN = "optiinfra_bench_agent"
 WAYS = ("owner", "owner confined", "app confined", "raw")
 
 
 async def run(dsn: str, admin_dsn: str, *, rounds: int = 5, calls: int = 2_000) -> dict[str, Any]:
-    ensure_role(admin_dsn, APP_LOGIN, "LOGIN IN ROLE optiinfra_app")
     async with (
         Store.connect(dsn, min_size=4, max_size=4) as owner,
-        Store.connect(with_user(dsn, APP_LOGIN), min_size=4, max_size=4) as app,
+        Store.connect(app_login(admin_dsn, dsn, APP_LOGIN), min_size=4, max_size=4) as app,
     ):
         customer = await owner.customers.create(CustomerCreate(name="Bench", email=f"{uuid.uuid4().hex}@bench.example"))
         agent = await owner.agents.create(AgentCreate(type=AgentType.COST, name="Cost", version="1"))

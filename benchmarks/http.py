@@ -31,7 +31,7 @@ from optiinfra_store import Store
 from optiinfra_store.api import issue_token
 from optiinfra_store.enums import AgentType, StepStatus, WorkflowStatus, WorkflowType
 from optiinfra_store.records import AgentCreate, CustomerCreate, WorkflowExecutionCreate, WorkflowStepCreate
-from tests.pg import ensure_role, free_port, with_user
+from tests.pg import app_login, free_port
 
 APP_LOGIN = "optiinfra_bench_service"
 SECRET = "benchmark-secret-of-at-least-32-bytes"
@@ -245,8 +245,7 @@ async def run(
 ) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise RuntimeError("the http benchmark drives the service with wrk: apt-get install wrk")
-    ensure_role(admin_dsn, APP_LOGIN, "LOGIN IN ROLE optiinfra_app")
-    app_dsn = with_user(dsn, APP_LOGIN)
+    app_dsn = app_login(admin_dsn, dsn, APP_LOGIN)
     port = free_port()
     async with (
         Store.connect(dsn, min_size=1, max_size=4) as owner,

@@ -109,7 +109,10 @@ def raise_confinement_error(exc: Exception, conn: asyncpg.Connection) -> NoRetur
             f"GRANT optiinfra_tenant TO {role or '<that role>'} (as an administrator). ({exc})"
         ) from exc
     if sqlstate == "OI001":
-        raise ConfigurationError(f"confinement cannot hold: {exc} ({getattr(exc, 'hint', '')})") from exc
+        detail = getattr(exc, "detail", None)
+        raise ConfigurationError(
+            f"confinement cannot hold: {exc}{f': {detail}' if detail else ''} ({getattr(exc, 'hint', '')})"
+        ) from exc
     if sqlstate in ("42883", "22023"):  # no optiinfra_confine(), no optiinfra_tenant role
         raise ConfigurationError(
             f"this database cannot confine calls to a customer ({exc}): apply the migrations "

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import asyncpg
@@ -12,7 +14,7 @@ import asyncpg
 from optiinfra_store import maintenance
 from optiinfra_store.codecs import init_connection
 from optiinfra_store.dsn import redact, resolve_dsn
-from optiinfra_store.errors import AccessDenied, ConfigurationError, InvalidArgument, StoreUnavailable
+from optiinfra_store.errors import AccessDenied, ConfigurationError, InvalidArgument, StoreError, StoreUnavailable
 from optiinfra_store.executor import (
     CONFINE_SESSION,
     ConfinedExecutor,
@@ -170,6 +172,8 @@ class Store(Repositories):
             except StoreUnavailable as exc:
                 reason = str(exc).removeprefix("database unavailable: ")
                 raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {reason}") from exc
+            except AccessDenied as exc:
+                raise _connect_refused(resolved, exc) from exc.__cause__
             async with translated():
                 read_pools = [await asyncpg.create_pool(r, **replica_kwargs) for r in replicas]
             return cls(
@@ -192,12 +196,22 @@ class Store(Repositories):
         customer's row reads as NotFound; writing one raises AccessDenied, and so does a change to
         what every customer shares (see the README's table). If the pool's role cannot take on
         `optiinfra_tenant`, the first call raises ConfigurationError: it never runs unconfined.
-        Shares this store's pool: closing it does nothing."""
+        Shares this store's pool: closing it does nothing.
+
+        A confined store stays confined: its `for_customer` of its own customer is itself, of
+        another customer AccessDenied."""
+        customer = as_uuid(customer_id, "customer_id")
+        if self.customer_id is not None:
+            if customer != self.customer_id:
+                raise AccessDenied(
+                    f"this store is confined to customer {self.customer_id}: it cannot act for another customer"
+                )
+            return self
         return type(self)(
             self.pool,
             self._dsn,
             acquire_timeout=self._executor.acquire_timeout,
-            customer_id=as_uuid(customer_id, "customer_id"),
+            customer_id=customer,
             owns_pool=False,
             server_settings=self._server_settings,
             secret_keys=self._secret_keys,
@@ -351,6 +365,19 @@ class Store(Repositories):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def _connect_refused(dsn: str, exc: AccessDenied) -> StoreError:
+    """A login the database does not let connect (0020: only members of `<database>_connect` may)
+    is a deployment's mistake: ConfigurationError naming the grant; any other refusal unchanged."""
+    match = re.search(r'permission denied for database "([^"]+)"', str(exc))
+    if match is None:
+        return exc
+    login = urlsplit(dsn).username or "<the login role>"
+    return ConfigurationError(
+        f"cannot connect to {redact(dsn)}: the login role may not connect to database {match[1]}; "
+        f"GRANT {match[1]}_connect TO {login} (as an administrator)"
+    )
 
 
 def _replica_dsns(read_dsn: str | Sequence[str] | None) -> list[str]:

@@ -1,7 +1,8 @@
 """Live workflow events: transitions as they are committed, with no loss or repeat across reconnects.
 
-The transition trigger sends a NOTIFY (payload: `<transition id>:<customer id>`) that wakes the subscriber; the
-rows themselves are read from `workflow_transitions`. Identity values are handed out at insert time,
+The transition trigger sends a NOTIFY (payload: `<transition id>:<customer tag>`, the tag a keyed digest of
+the customer's id that only roles holding the key can compute: see `customer_tag`) that wakes the
+subscriber; the rows themselves are read from `workflow_transitions`. Identity values are handed out at insert time,
 not at commit, so "everything after the last id" could skip a row whose transaction committed late.
 Instead the subscriber keeps a transaction horizon: every row written by a transaction at or above
 it is read again on each poll (minus those already delivered), and the horizon only moves up to the
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import re
 import weakref
@@ -336,6 +339,12 @@ def parse_position(text: str) -> tuple[int, set[int]]:
     return horizon, ids
 
 
+def customer_tag(key: bytes, customer_id: UUID) -> str:
+    """The tag a notification carries for a customer: hex of the first 16 bytes of
+    HMAC-SHA256(key, the id's 16 bytes), as `optiinfra_notify_tag` computes it in the database."""
+    return hmac.new(key, customer_id.bytes, hashlib.sha256).hexdigest()[:32]
+
+
 class EventsHub:
     """One listening connection for a whole process. Subscriptions opened with
     `store.workflow_events(hub=hub)` are woken by its notifications and read through their own
@@ -348,9 +357,12 @@ class EventsHub:
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], *, check_interval: float = 10.0) -> None:
         self._connect_fn = connect
         self._check_interval = check_interval
+        self._q = load("workflow_transitions")
         self._conn: asyncpg.Connection | None = None
         # by customer (None: every customer's); weak: a lost subscriber drops out
         self._subscribers: dict[UUID | None, weakref.WeakSet[asyncio.Event]] = {}
+        self._key: bytes | None = None  # of the notifications' customer tags, read when listening
+        self._customers: dict[str, UUID] = {}  # tag -> customer, of the customers subscribed
         self.woken = 0  # subscriber wake-ups so far (for operators and tests)
         self._watchdog: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
@@ -391,21 +403,24 @@ class EventsHub:
     def register(self, wakeup: asyncio.Event, customer_id: UUID | None = None) -> None:
         """Wake `wakeup` on every notification about `customer_id`'s workflows (None: anyone's)."""
         self._subscribers.setdefault(customer_id, weakref.WeakSet()).add(wakeup)
+        if customer_id is not None and self._key is not None:
+            self._customers[customer_tag(self._key, customer_id)] = customer_id
 
     def unregister(self, wakeup: asyncio.Event) -> None:
         for customer_id, group in list(self._subscribers.items()):
             group.discard(wakeup)
             if not group:
                 del self._subscribers[customer_id]
+                if customer_id is not None and self._key is not None:
+                    self._customers.pop(customer_tag(self._key, customer_id), None)
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        _, _, customer = payload.partition(":")
-        try:
-            about = UUID(customer)
-        except ValueError:  # a payload without a customer: anyone's
+        _, _, tag = payload.partition(":")
+        if not tag or self._key is None:  # a payload without a customer, or no key to read it: anyone's
             self._wake()
             return
-        self._wake([about, None])
+        about = self._customers.get(tag)
+        self._wake([None] if about is None else [about, None])
 
     def _wake(self, customers: list[UUID | None] | None = None) -> None:
         groups = self._subscribers.values() if customers is None else [self._subscribers.get(c, ()) for c in customers]
@@ -416,6 +431,14 @@ class EventsHub:
 
     async def _connect(self) -> None:
         conn = await _listening(self._connect_fn, self._notified)
+        try:
+            key = await conn.fetchval(self._q.notify_key)
+        except Exception as exc:
+            conn.terminate()
+            raise translate(exc) from exc
+        if self._key != key:
+            self._key = bytes(key)
+            self._customers = {customer_tag(self._key, c): c for c in self._subscribers if c is not None}
         conn.add_termination_listener(lambda _conn: self._lost.set())
         self._conn = conn
 

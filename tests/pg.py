@@ -78,10 +78,30 @@ class Databases:
         return with_database(self.admin_dsn, name)
 
     def drop_all(self) -> None:
+        """Drop the databases, and the connect role each migrated one made (roles outlive databases)."""
         with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
             for name in self.created:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+                with contextlib.suppress(psycopg.errors.DependentObjectsStillExist):
+                    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(connect_role(name))))
         self.created.clear()
+
+
+def connect_role(database: str) -> str:
+    """The role whose members may connect to a migrated database (0020): `<database>_connect`."""
+    return f"{database}_connect"
+
+
+def app_login(admin_dsn: str, dsn: str, name: str) -> str:
+    """A login of the kind the README tells agents to use, for the database of `dsn`: a member of
+    optiinfra_app and of that database's connect role. Returns `dsn` logged in as it."""
+    ensure_role(admin_dsn, name, "LOGIN IN ROLE optiinfra_app")
+    database = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("GRANT {} TO {}").format(sql.Identifier(connect_role(str(database))), sql.Identifier(name))
+        )
+    return with_user(dsn, name)
 
 
 def with_user(dsn: str, user: str) -> str:

@@ -42,3 +42,8 @@ SELECT count(*)
            AND ($2::uuid IS NULL OR e.customer_id = $2)
            AND ($3::uuid IS NULL OR w.workflow_execution_id = $3)
          LIMIT $4 + 1) AS replay;
+
+-- name: notify_key
+-- The key of the notifications' customer tags (0017), for the events hub: readable by the
+-- application role only.
+SELECT optiinfra_notify_key();

@@ -13,7 +13,7 @@ import pytest
 
 from optiinfra_store import Store, seed
 from optiinfra_store.api import TokenVerifier, create_app, issue_token
-from tests.pg import ensure_role, with_user
+from tests.pg import app_login
 
 JWT_SECRET = "a-test-secret-of-at-least-32-bytes!!"
 API_LOGIN = "optiinfra_api_login"
@@ -31,8 +31,7 @@ def bearer(customer_id: str = ACME, **claims: Any) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def api_dsn(databases, migrated_dsn: str) -> str:
-    ensure_role(databases.admin_dsn, API_LOGIN, "LOGIN IN ROLE optiinfra_app")
-    return with_user(migrated_dsn, API_LOGIN)
+    return app_login(databases.admin_dsn, migrated_dsn, API_LOGIN)
 
 
 @pytest.fixture(scope="session")

@@ -79,7 +79,7 @@ def test_readme__set_up_without_createrole(databases):
     with psycopg.connect(databases.admin_dsn, autocommit=True) as admin:
         database = urlsplit(dsn).path.lstrip("/")
         admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database), sql.Identifier(owner)))
-        for role in ("optiinfra_app", "optiinfra_tenant"):
+        for role in ("optiinfra_app", "optiinfra_tenant", f"{database}_connect"):
             ensure_role(databases.admin_dsn, role, "NOLOGIN")
         admin.execute(sql.SQL("GRANT optiinfra_tenant TO optiinfra_app, {}").format(sql.Identifier(owner)))
     owner_dsn = with_user(dsn, owner)

@@ -22,16 +22,18 @@ R2 = "d1000000-0000-4000-8000-000000000002"  # recommendation with a pending app
 AP1 = "d2000000-0000-4000-8000-000000000001"
 AP2 = "d2000000-0000-4000-8000-000000000002"
 
-# every table has a repository, but the audit trail (read through workflow_executions.history) and
-# the analytics rollups with their bookkeeping (kept by Store.maintain)
-ROLLUP_TABLES = {
+# every table has a repository, but the audit trail (read through workflow_executions.history), the
+# analytics rollups with their bookkeeping (kept by Store.maintain), and the key of the live
+# events' customer tags (read by the events hub)
+BOOKKEEPING_TABLES = {
     "workflow_rollups",
     "workflow_step_rollups",
     "workflow_error_rollups",
     "workflow_rollup_state",
     "workflow_rollup_pending",
+    "optiinfra_notify_key",
 }
-TABLES = set(repository_types()) | {"workflow_transitions"} | ROLLUP_TABLES
+TABLES = set(repository_types()) | {"workflow_transitions"} | BOOKKEEPING_TABLES
 
 # foreign key -> ON DELETE rule (pg_constraint.confdeltype: c cascade, n set null)
 FOREIGN_KEYS = {
@@ -98,7 +100,7 @@ BAD_ROWS = {
     f"VALUES ('{A1}', 'not_secret', NULL, '\\x00', false)",
     "agent_configs_secret_key_id_check": "INSERT INTO agent_configs (agent_id, config_key, config_value, config_secret, is_sensitive, secret_key_id) "
     f"VALUES ('{A1}', 'bad_key_id', NULL, '\\x00', true, 'not-hex')",
-    "workflow_executions_agent_id_idempotency_key_key": "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, idempotency_key) "
+    "workflow_executions_customer_id_agent_id_idempotency_key_key": "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, idempotency_key) "
     f"SELECT '{A1}', '{C1}', 'cost_analysis', 'twice' FROM generate_series(1, 2)",
     "workflow_executions_idempotency_key_check": "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, idempotency_key) "
     f"VALUES ('{A1}', '{C1}', 'cost_analysis', ' ')",
@@ -106,6 +108,9 @@ BAD_ROWS = {
     f"VALUES ('{A1}', '{C1}', 'cost_analysis', 0)",
     # (an UPDATE cannot break it: the trigger sets the next version over any value given)
     "agent_states_version_check": f"INSERT INTO agent_states (agent_id, version) VALUES ('{A1}', 0)",
+    "optiinfra_notify_key_one_row_check": "INSERT INTO optiinfra_notify_key (id, key, inner_key, outer_key) "
+    "SELECT false, key, inner_key, outer_key FROM optiinfra_notify_key",
+    "optiinfra_notify_key_key_check": "UPDATE optiinfra_notify_key SET key = '\\x00'",
     "workflow_steps_execution_id_step_order_key": f"INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order) VALUES ('{E1}', 'again', 1)",
     "workflow_steps_step_name_check": f"INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order) VALUES ('{E1}', ' ', 9)",
     "workflow_steps_step_order_check": f"INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order) VALUES ('{E1}', 'x', 0)",
@@ -195,7 +200,7 @@ def conn(seeded_dsn: str) -> Iterator[psycopg.Connection]:
 
 def counts(dsn: str) -> dict[str, int]:
     with psycopg.connect(dsn) as c:
-        return {t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in sorted(TABLES - ROLLUP_TABLES)}
+        return {t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in sorted(TABLES - BOOKKEEPING_TABLES)}
 
 
 def test_tables__one_per_repository_and_the_audit_trail(seeded_dsn):
@@ -206,15 +211,15 @@ def test_columns__timestamps_have_time_zone_and_ids_are_generated_uuids(seeded_d
     columns = snapshot(seeded_dsn)["columns"]
     timestamps = [c for c in columns if c[2].startswith("timestamp")]
     assert timestamps and all(c[2] == "timestamp with time zone" for c in timestamps)
-    ids = {c[0]: c for c in columns if c[1] == "id" and c[0] != "workflow_transitions"}
+    ids = {c[0]: c for c in columns if c[1] == "id" and c[0] not in {"workflow_transitions"} | BOOKKEEPING_TABLES}
     # the audit trail is keyed by a bigint identity, the rollups by what they summarize
-    assert set(ids) == TABLES - {"workflow_transitions"} - ROLLUP_TABLES
+    assert set(ids) == TABLES - {"workflow_transitions"} - BOOKKEEPING_TABLES
     assert all(c[3] == "uuid" for c in ids.values())
     time_ordered = {"events", "agent_metrics", "workflow_executions", "workflow_steps", "workflow_artifacts"}
     assert {t: c[5] for t, c in ids.items()} == {
         t: "optiinfra_uuid7()" if t in time_ordered else "gen_random_uuid()" for t in ids
     }
-    for table in TABLES - {"workflow_transitions"} - ROLLUP_TABLES:
+    for table in TABLES - {"workflow_transitions"} - BOOKKEEPING_TABLES:
         assert (table, "created_at") in {(c[0], c[1]) for c in columns}
         assert (table, "updated_at") in {(c[0], c[1]) for c in columns}
 
