@@ -1,8 +1,11 @@
 -- name: insert
 -- An agent's first state row; columns in AgentStateCreate's field order, heartbeat defaults to now.
+-- Nothing is written and nothing returned when the agent has a state: the caller tells whether it
+-- is one it may see (without aborting the caller's transaction on a unique violation).
 INSERT INTO agent_states (agent_id, status, current_workflow, current_workflow_id, workflow_data,
                           resource_locks, error_count, last_error, last_heartbeat)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))
+ON CONFLICT (agent_id) DO NOTHING
 RETURNING id, agent_id, customer_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
           error_count, last_error, last_heartbeat, version, created_at, updated_at;
 

@@ -1,18 +1,19 @@
 -- name: insert
 -- A new execution; columns in WorkflowExecutionCreate's field order. With an idempotency key the agent
--- has used before, nothing is written and nothing returned: the caller reads the first row instead.
+-- has used before for the same customer, nothing is written and nothing returned: the caller reads
+-- the first row instead.
 INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, status, started_at, completed_at,
                                  input_data, output_data, error_details, metadata, idempotency_key)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-ON CONFLICT (agent_id, idempotency_key) DO NOTHING
+ON CONFLICT (customer_id, agent_id, idempotency_key) DO NOTHING
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 
 -- name: get_by_idempotency_key
--- The execution an agent created with this idempotency key.
+-- The execution an agent created for a customer with this idempotency key.
 SELECT id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
        input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at
-  FROM workflow_executions WHERE agent_id = $1 AND idempotency_key = $2;
+  FROM workflow_executions WHERE customer_id = $1 AND agent_id = $2 AND idempotency_key = $3;
 
 -- name: get_by_id
 -- One execution.

@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from optiinfra_store.enums import AgentStatusDetail
-from optiinfra_store.errors import InvalidArgument, MissingReference, NotFound
+from optiinfra_store.errors import AccessDenied, AlreadyExists, InvalidArgument, MissingReference, NotFound
 from optiinfra_store.records import AgentState, AgentStateCreate, AgentStateUpsert
 from optiinfra_store.repositories.base import (
     Repository,
@@ -27,8 +27,19 @@ class AgentStates(Repository[AgentState], table="agent_states"):
 
     async def create(self, data: AgentStateCreate) -> AgentState:
         """Insert an agent's state. Raises MissingReference for an unknown agent or workflow,
-        AlreadyExists (agent_states_agent_id_key) if the agent has one: use `upsert`."""
-        return await self._insert(AgentStateCreate.model_validate(data))
+        AlreadyExists (agent_states_agent_id_key) if the agent has one: use `upsert`. In a store
+        confined to a customer, a state that describes another customer's work raises AccessDenied,
+        as `upsert` does (which customer's it is, and what it holds, stay hidden)."""
+        data = AgentStateCreate.model_validate(data)
+        row = await self._db.fetchrow(self._q.insert, *insert_args(data))
+        if row is not None:
+            return self._one(row)
+        seen = await self._db.fetchval(self._q.get_version, data.agent_id)
+        if seen is None and self._customer_id is not None:  # there, but not this customer's to see
+            raise AccessDenied(f"not this customer's to write: the state of agent {data.agent_id} describes other work")
+        raise AlreadyExists(
+            f"agent {data.agent_id} has a state already: use upsert", constraint="agent_states_agent_id_key"
+        )
 
     async def upsert(self, data: AgentStateUpsert, *, expected_version: int | None = None) -> AgentState:
         """Insert the agent's state, or update the fields set in `data` on the existing row (the

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from optiinfra_store import sketch
 from optiinfra_store.analytics import performance_tips
 from optiinfra_store.enums import WorkflowStatus, WorkflowType
-from optiinfra_store.errors import AlreadyExists, InvalidArgument, NotFound
+from optiinfra_store.errors import AlreadyExists, ConcurrentChange, InvalidArgument, NotFound
 from optiinfra_store.records import (
     Page,
     PurgeReport,
@@ -76,31 +76,32 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
     async def create(self, data: WorkflowExecutionCreate) -> WorkflowExecution:
         """Insert an execution (pending unless `data` imports a status).
 
-        With an `idempotency_key` the agent has used before, nothing is written and the row the
-        first call made is returned, so a create retried after a lost reply makes one row.
+        With an `idempotency_key` the agent has used before for the same customer, nothing is
+        written and the row the first call made is returned, so a create retried after a lost reply
+        makes one row. Keys are the customer's own: another customer's use of a key changes nothing.
         Raises MissingReference for an unknown agent or customer, AlreadyExists if the key was
-        used for an execution of another customer or workflow type."""
+        used for an execution of another workflow type."""
         data = WorkflowExecutionCreate.model_validate(data)
+        key = (data.customer_id, data.agent_id, data.idempotency_key)
         for _ in range(2):  # a second time if the first row went between the two statements
             row = await self._db.fetchrow(self._q.insert, *insert_args(data))
             if row is not None:
                 return self._one(row)
             # the key was used before: return that row, if it is the same request
-            found = await self._db.fetchrow(self._q.get_by_idempotency_key, data.agent_id, data.idempotency_key)
+            found = await self._db.fetchrow(self._q.get_by_idempotency_key, *key)
             if found is not None:
                 break
-        else:  # the key's row exists but this store cannot see it: another customer's
-            raise AlreadyExists(
-                f"idempotency key {data.idempotency_key!r} of agent {data.agent_id} was used for "
-                "another customer's execution",
-                constraint="workflow_executions_agent_id_idempotency_key_key",
+        else:  # the key's row was deleted between the insert and the read, twice
+            raise ConcurrentChange(
+                f"idempotency key {data.idempotency_key!r} of agent {data.agent_id}: its execution was "
+                "deleted while this create ran; try again"
             )
         first = self._one(found)
-        if (first.customer_id, first.workflow_type) != (data.customer_id, data.workflow_type):
+        if first.workflow_type != data.workflow_type:
             raise AlreadyExists(
                 f"idempotency key {data.idempotency_key!r} of agent {data.agent_id} was used for "
-                f"execution {first.id} ({first.workflow_type} for customer {first.customer_id})",
-                constraint="workflow_executions_agent_id_idempotency_key_key",
+                f"execution {first.id} ({first.workflow_type})",
+                constraint="workflow_executions_customer_id_agent_id_idempotency_key_key",
             )
         return first
 

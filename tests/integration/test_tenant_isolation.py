@@ -3,6 +3,7 @@ security. Another customer's rows read as NotFound, cannot be changed, and never
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,7 @@ from optiinfra_store.records import (
     AgentConfigCreate,
     AgentCreate,
     AgentMetricCreate,
+    AgentStateCreate,
     AgentStateUpsert,
     AgentUpdate,
     ApprovalCreate,
@@ -52,7 +54,7 @@ from optiinfra_store.records import (
     WorkflowExecutionUpdate,
     WorkflowStepCreate,
 )
-from tests.pg import ensure_role, with_user
+from tests.pg import app_login, ensure_role, private_embedded_server, with_user
 
 
 @dataclass
@@ -126,8 +128,7 @@ APP_LOGIN = "optiinfra_test_agent"
 
 @pytest.fixture(scope="session")
 def app_login_dsn(databases, migrated_dsn) -> str:
-    ensure_role(databases.admin_dsn, APP_LOGIN, "LOGIN IN ROLE optiinfra_app")
-    return with_user(migrated_dsn, APP_LOGIN)
+    return app_login(databases.admin_dsn, migrated_dsn, APP_LOGIN)
 
 
 @pytest.fixture(scope="session")
@@ -278,7 +279,9 @@ async def test_shared_agent__cannot_be_deleted_by_the_application_role(pool, app
     assert await store.recommendations.get(theirs.recommendation.id) == theirs.recommendation
 
 
-async def test_idempotency_key__of_another_customer_is_already_exists_not_a_crash(pool, store, tenants):
+async def test_idempotency_key__another_customers_use_of_it_changes_nothing(pool, store, tenants):
+    """Keys are each customer's own: the answer is the same whether another customer used the key
+    or not, and another customer's uncommitted create under it makes nobody wait."""
     mine, theirs = tenants
     keyed = WorkflowExecutionCreate(
         agent_id=theirs.execution.agent_id,
@@ -288,10 +291,20 @@ async def test_idempotency_key__of_another_customer_is_already_exists_not_a_cras
     )
     first = await store.workflow_executions.create(keyed)
     acme = pool.for_customer(mine.customer.id)
-    with pytest.raises(AlreadyExists, match="another customer"):
-        await acme.workflow_executions.create(keyed.model_copy(update={"customer_id": mine.customer.id}))
-    assert await store.workflow_executions.count() == 3  # two tenants' executions and `first`
+    async with pool.for_customer(theirs.customer.id).transaction() as open_create:  # holds "run-8" uncommitted
+        await open_create.workflow_executions.create(keyed.model_copy(update={"idempotency_key": "run-8"}))
+        for key in ("run-7", "run-8", "run-9"):  # used and committed, used and open, never used
+            mine_now = await asyncio.wait_for(
+                acme.workflow_executions.create(
+                    keyed.model_copy(update={"customer_id": mine.customer.id, "idempotency_key": key})
+                ),
+                timeout=5,
+            )
+            assert (mine_now.customer_id, mine_now.idempotency_key) == (mine.customer.id, key)
+            again = keyed.model_copy(update={"customer_id": mine.customer.id, "idempotency_key": key})
+            assert await acme.workflow_executions.create(again) == mine_now  # a retry: the same row
     assert (await store.workflow_executions.get(first.id)).customer_id == theirs.customer.id
+    assert await store.workflow_executions.count() == 2 + 1 + 1 + 3  # tenants', theirs x2, mine x3
 
 
 async def test_lists__never_include_other_customers(pool, tenants):
@@ -361,6 +374,17 @@ async def test_live_events__confined_store_sees_only_its_customer(pool, store, t
                 break
     assert {t.workflow_execution_id for t in seen} <= {mine.execution.id}
     assert seen[-1].workflow_execution_id == mine.execution.id
+
+
+async def test_for_customer__of_a_confined_store_never_reaches_another_customer(pool, store, tenants):
+    mine, theirs = tenants
+    acme = pool.for_customer(mine.customer.id)
+    assert acme.for_customer(str(mine.customer.id)) is acme
+    with pytest.raises(AccessDenied, match="confined"):
+        acme.for_customer(theirs.customer.id)
+    with pytest.raises(AccessDenied):
+        acme.primary().for_customer(theirs.customer.id)
+    assert (await store.workflow_executions.get(theirs.execution.id)).status == theirs.execution.status
 
 
 async def test_for_customer__validates_the_id_and_shares_the_pool(pool):
@@ -443,28 +467,36 @@ async def test_pool_role_that_cannot_take_on_the_tenant_role__configuration_erro
         admin.close()
 
 
-@pytest.mark.parametrize("weakening", ["BYPASSRLS", "member of the tables' owner"])
-async def test_tenant_role_that_row_level_security_does_not_hold_for__configuration_error(
-    weakening, pool, databases, migrated_dsn, tenants
-):
-    mine, _ = tenants
-    with psycopg.connect(migrated_dsn) as conn:
-        owner = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'customers'").fetchone()[0]
-    weaken, restore = {
-        "BYPASSRLS": ("ALTER ROLE optiinfra_tenant BYPASSRLS", "ALTER ROLE optiinfra_tenant NOBYPASSRLS"),
-        "member of the tables' owner": (
-            sql.SQL("GRANT {} TO optiinfra_tenant").format(sql.Identifier(owner)),
-            sql.SQL("REVOKE {} FROM optiinfra_tenant").format(sql.Identifier(owner)),
-        ),
-    }[weakening]
-    with psycopg.connect(databases.admin_dsn, autocommit=True) as admin:
-        admin.execute(weaken)
-        try:
-            with pytest.raises(ConfigurationError, match="row-level security does not hold"):
-                await pool.for_customer(mine.customer.id).workflow_executions.list()
-        finally:
-            admin.execute(restore)
-    assert len((await pool.for_customer(mine.customer.id).workflow_executions.list()).items) == 1
+@pytest.mark.parametrize("login", ["owner", "application role"])
+@pytest.mark.parametrize("weakening", ["BYPASSRLS", "member of the tables' owner", "a policy's table unguarded"])
+async def test_tenant_role_that_row_level_security_does_not_hold_for__configuration_error(login, weakening):
+    """On a server of the test's own: role attributes are the whole server's, and every other
+    database's confined calls would fail while optiinfra_tenant bypasses row-level security."""
+    with private_embedded_server("optiinfra-weakened-") as server:
+        dsn = server.get_uri()
+        login_dsn = dsn if login == "owner" else app_login(dsn, dsn, APP_LOGIN)
+        with psycopg.connect(dsn) as conn:
+            owner = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'customers'").fetchone()[0]
+        weaken = {
+            "BYPASSRLS": sql.SQL("ALTER ROLE optiinfra_tenant BYPASSRLS"),
+            "member of the tables' owner": sql.SQL("GRANT {} TO optiinfra_tenant").format(sql.Identifier(owner)),
+            # a table with a policy whose row-level security is off: found in the catalog, no list names it
+            "a policy's table unguarded": sql.SQL(
+                "CREATE TABLE later_table (customer_id uuid); GRANT SELECT ON later_table TO optiinfra_tenant;"
+                " CREATE POLICY later_table_customer_isolation ON later_table"
+                " USING (customer_id = optiinfra_customer_id())"
+            ),
+        }[weakening]
+        async with Store.connect(dsn) as admin, Store.connect(login_dsn) as store:
+            customer = await admin.customers.create(CustomerCreate(name="a", email="ops@a.example"))
+            confined = store.for_customer(customer.id)
+            assert [c.id for c in await confined.customers.list()] == [customer.id]
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(weaken)
+            with pytest.raises(ConfigurationError, match="row-level security does not hold") as refused:
+                await confined.customers.list()
+            if weakening == "a policy's table unguarded":
+                assert "not in force on: later_table" in str(refused.value)
 
 
 async def test_security_definer_trigger__no_temporary_object_stands_in(app_login_dsn, store, tenants):
@@ -639,8 +671,17 @@ async def test_agent_state__of_one_customers_work_is_hidden_from_the_others(pool
     ):
         with pytest.raises(NotFound):
             await attempt
-    with pytest.raises(AccessDenied):  # an upsert over it is a write into another customer's row
+    # a create or an upsert over it is a write into another customer's row: the same answer for both
+    with pytest.raises(AccessDenied):
         await globex.agent_states.upsert(AgentStateUpsert(agent_id=agent.id, workflow_data={"bucket": "s3://attacker"}))
+    with pytest.raises(AccessDenied):
+        await globex.agent_states.create(AgentStateCreate(agent_id=agent.id, workflow_data={"bucket": "s3://attacker"}))
+    async with globex.transaction() as tx:  # refused without aborting the caller's transaction
+        with pytest.raises(AccessDenied):
+            await tx.agent_states.create(AgentStateCreate(agent_id=agent.id))
+        assert await tx.agent_states.list() == []
+    with pytest.raises(AlreadyExists):  # the customer whose work it describes is told it exists
+        await acme.agent_states.create(AgentStateCreate(agent_id=agent.id))
     assert await globex.agent_states.list() == []
     assert await store.agent_states.get_for_agent(agent.id) == await acme.agent_states.get_for_agent(agent.id)
     assert (await store.agent_states.get_for_agent(agent.id)).workflow_data == {"bucket": "s3://acme-private"}
