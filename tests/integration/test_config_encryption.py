@@ -6,11 +6,15 @@ import psycopg
 import pytest
 
 from optiinfra_store import Store
+from optiinfra_store.enums import AgentType
 from optiinfra_store.errors import ConfigurationError, InvalidArgument, InvalidData, SecretKeyError
-from optiinfra_store.records import AgentConfigCreate
+from optiinfra_store.records import AgentConfigCreate, AgentCreate
 from optiinfra_store.secrets import SecretKeys
 
 SECRET = "sk-live-0123456789"
+
+NONCE_BYTES = 12
+"""A stored ciphertext is the AES-GCM nonce (96 bits) followed by the sealed value."""
 
 
 @pytest.fixture
@@ -65,6 +69,22 @@ async def test_same_value_twice__different_ciphertexts(keyed, clean_dsn, agent):
     first = await keyed.agent_configs.set(agent.id, "a", SECRET, is_sensitive=True)
     second = await keyed.agent_configs.set(agent.id, "b", SECRET, is_sensitive=True)
     assert stored(clean_dsn, first.id)[1] != stored(clean_dsn, second.id)[1]
+
+
+async def test_encryption__a_fresh_nonce_every_time(keyed, clean_dsn, agent):
+    # GCM under one key with a repeated nonce gives away the XOR of two plaintexts and lets tags be
+    # forged; whole ciphertexts cannot show it (the associated data differs between entries), the
+    # nonces can: the same value set twice on the same entry, and on another entry
+    config = await keyed.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
+    first = bytes(stored(clean_dsn, config.id)[1])
+    await keyed.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
+    second = bytes(stored(clean_dsn, config.id)[1])
+    other = await keyed.agent_configs.set(agent.id, "other_key", SECRET, is_sensitive=True)
+    third = bytes(stored(clean_dsn, other.id)[1])
+    assert len({first[:NONCE_BYTES], second[:NONCE_BYTES], third[:NONCE_BYTES]}) == 3
+    keys = SecretKeys(["key-one"])
+    nonces = {keys.encrypt(SECRET, agent.id, "api_key", "string")[0][:NONCE_BYTES] for _ in range(1000)}
+    assert len(nonces) == 1000
 
 
 async def test_plain_value__stays_text_with_a_key(keyed, clean_dsn, agent):
@@ -131,6 +151,31 @@ async def test_ciphertext__bound_to_its_entry(keyed, clean_dsn, agent):
         )
     with pytest.raises(SecretKeyError, match="altered, or it belongs to another entry"):
         await keyed.agent_configs.get(other.id)
+
+
+async def test_ciphertext__bound_to_its_agent(keyed, clean_dsn, agent):
+    # the same key name on two agents: agent 1's ciphertext copied onto agent 2's entry must not
+    # decrypt there (agent 2 would read agent 1's secret)
+    second = await keyed.agents.create(AgentCreate(type=AgentType.COST, name="Second", version="1.0"))
+    source = await keyed.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
+    target = await keyed.agent_configs.set(second.id, "api_key", "second-agent-secret", is_sensitive=True)
+    with psycopg.connect(clean_dsn) as conn:
+        conn.execute(
+            "UPDATE agent_configs AS target SET config_secret = source.config_secret, "
+            "secret_key_id = source.secret_key_id FROM agent_configs AS source "
+            "WHERE source.agent_id = %s AND source.config_key = 'api_key' "
+            "AND target.agent_id = %s AND target.config_key = 'api_key'",
+            (agent.id, second.id),
+        )
+    assert stored(clean_dsn, target.id)[1:] == stored(clean_dsn, source.id)[1:]
+    for read in (
+        lambda: keyed.agent_configs.get(target.id),
+        lambda: keyed.agent_configs.get_value(second.id, "api_key"),
+        lambda: keyed.agent_configs.list(agent_id=second.id),
+    ):
+        with pytest.raises(SecretKeyError, match="belongs to another entry") as raised:
+            await read()
+        assert SECRET not in str(raised.value)
 
 
 async def test_rotation__new_key_first_then_the_old_key_can_go(clean_dsn, agent):
