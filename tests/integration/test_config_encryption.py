@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
+import pydantic
 import pytest
 
 from optiinfra_store import Store
@@ -10,6 +13,7 @@ from optiinfra_store.enums import AgentType
 from optiinfra_store.errors import ConfigurationError, InvalidArgument, InvalidData, SecretKeyError
 from optiinfra_store.records import AgentConfigCreate, AgentCreate
 from optiinfra_store.secrets import SecretKeys
+from tests.unit.test_config_values import MARKER, REVEAL, said
 
 SECRET = "sk-live-0123456789"
 
@@ -291,3 +295,66 @@ async def test_blank_secret_key__refused(clean_dsn, bad, monkeypatch):
     monkeypatch.setenv("OPTIINFRA_SECRET_KEY", f"new,{bad}")
     with pytest.raises(ConfigurationError, match="empty key"):
         Store.connect(clean_dsn)
+
+
+def told(exc: BaseException) -> str:
+    """All that an exception says, through its chain."""
+    parts = [said(exc)] if isinstance(exc, pydantic.ValidationError) else [str(exc)]
+    while exc is not None:
+        parts += [repr(exc), repr(vars(exc))]
+        exc = exc.__cause__ or exc.__context__
+    return "\n".join(parts)
+
+
+BAD_SETS = [
+    pytest.param(f"{MARKER}\x00", {}, id="nul"),
+    pytest.param(f"{MARKER}\ud800", {}, id="lone surrogate"),
+    pytest.param(MARKER, {"config_type": "number"}, id="not a number"),
+    pytest.param(MARKER, {"config_type": "json"}, id="not json"),
+    pytest.param(MARKER, {"config_type": "boolean"}, id="not a boolean"),
+    pytest.param(MARKER * 60_000, {}, id="too long"),
+    pytest.param([MARKER], {"config_type": "number"}, id="a list as a number"),
+    pytest.param({"token": MARKER}, {"config_type": "boolean"}, id="a dict as a boolean"),
+    pytest.param(MARKER.encode(), {}, id="bytes"),
+]
+
+
+@pytest.mark.parametrize("value, options", BAD_SETS)
+async def test_sensitive_value__refused_without_quoting_it(keyed, clean_dsn, agent, value, options):
+    await keyed.agent_configs.set(agent.id, "sticky", "kept", is_sensitive=True)
+    before = everything(clean_dsn)
+    writes: list[Any] = [
+        lambda: keyed.agent_configs.set(agent.id, "api_key", value, is_sensitive=True, **options),
+        lambda: keyed.agent_configs.set(agent.id, "sticky", value, **options),  # sensitive as stored
+    ]
+    if isinstance(value, str):
+        fields = {"agent_id": agent.id, "config_key": "api_key", "config_value": value, "is_sensitive": True}
+        writes.append(lambda: keyed.agent_configs.create({**fields, **options}))
+    for write in writes:
+        with pytest.raises((pydantic.ValidationError, InvalidArgument)) as raised:
+            await write()
+        assert MARKER not in told(raised.value)
+    assert everything(clean_dsn) == before
+
+
+async def test_decrypted_record__no_dump_holds_the_value_unless_revealed(keyed, agent):
+    written = await keyed.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
+    read = [
+        written,
+        await keyed.agent_configs.get(written.id),
+        await keyed.agent_configs.get_by_key(agent.id, "api_key"),
+        *await keyed.agent_configs.list(agent_id=agent.id),
+    ]
+    for config in read:
+        dumps = {
+            "model_dump()": repr(config.model_dump()),
+            "model_dump(mode='json')": repr(config.model_dump(mode="json")),
+            "model_dump_json()": config.model_dump_json(),
+            "dict()": repr(dict(config)),
+            "repr()": repr(config),
+            "str()": str(config),
+        }
+        assert [form for form, text in dumps.items() if SECRET in text] == []
+        assert config.config_value == SECRET
+        assert config.model_dump(context=REVEAL)["config_value"] == SECRET
+    assert await keyed.agent_configs.get_value(agent.id, "api_key") == SECRET
