@@ -61,10 +61,11 @@ def _confirm(args: argparse.Namespace, question: str) -> None:
     """Ask on a terminal; refuse without one unless --yes. Raises Refused."""
     if getattr(args, "yes", False):
         return
-    if not sys.stdin.isatty():
+    stdin = sys.stdin  # None when the process was started with standard input closed (<&-)
+    if stdin is None or not stdin.isatty():
         raise Refused(f"{mask(question)} Refusing without a terminal to ask on: pass --yes to go ahead")
     print(f"{mask(question)} [y/N] ", end="", file=sys.stderr, flush=True)  # stdout may be --json
-    answer = sys.stdin.readline()  # "" at end of input: a refusal
+    answer = stdin.readline()  # "" at end of input: a refusal
     if answer.strip().lower() not in ("y", "yes"):
         raise Refused("cancelled: nothing was changed")
 

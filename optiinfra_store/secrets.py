@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from optiinfra_store import legacy_pgp
-from optiinfra_store.errors import ConfigurationError, InvalidArgument, SecretKeyError
+from optiinfra_store.errors import ConfigurationError, InvalidArgument, InvalidData, SecretKeyError
 
 SECRET_KEY_ENV = "OPTIINFRA_SECRET_KEY"
 """Keys, newest first, separated by commas (a key given here cannot contain a comma)."""
@@ -43,6 +43,24 @@ def _derive(secret: str) -> tuple[str, AESGCM]:
     material = Scrypt(salt=_SALT, length=64, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P).derive(secret.encode("utf-8"))
     key_id = hmac.new(material[32:], b"key id", hashlib.sha256).hexdigest()[:16]
     return key_id, AESGCM(material[:32])
+
+
+def _utf8(text: str) -> bytes:
+    """`text` as UTF-8; InvalidArgument for a lone surrogate."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        pass  # raised below, outside the handler: a chained UnicodeEncodeError would hold the text
+    raise InvalidArgument("a sensitive config value must be valid Unicode: a lone surrogate cannot be stored")
+
+
+def _plaintext(data: bytes, where: str) -> str:
+    """A decrypted value as text; InvalidData if it is not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass  # raised below, outside the handler: a chained UnicodeDecodeError would hold the plaintext
+    raise InvalidData(f"{where} decrypts to bytes that are not UTF-8 text")
 
 
 def _associated(agent_id: UUID, config_key: str, config_type: str) -> bytes:
@@ -91,18 +109,19 @@ class SecretKeys:
         return f"SecretKeys(ids={self.ids})"
 
     def encrypt(self, plaintext: str, agent_id: UUID, config_key: str, config_type: str) -> tuple[bytes, str]:
-        """(ciphertext, key id) of `plaintext` under the newest key."""
+        """(ciphertext, key id) of `plaintext` under the newest key. Raises InvalidArgument for a
+        text that is not Unicode (a lone surrogate)."""
+        data = _utf8(plaintext)
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = self._ciphers[self.newest_id].encrypt(
-            nonce, plaintext.encode("utf-8"), _associated(agent_id, config_key, config_type)
-        )
+        sealed = self._ciphers[self.newest_id].encrypt(nonce, data, _associated(agent_id, config_key, config_type))
         return nonce + sealed, self.newest_id
 
     def decrypt(self, ciphertext: bytes, key_id: str | None, agent_id: UUID, config_key: str, config_type: str) -> str:
         """The plaintext of a stored value; SecretKeyError if no key held here opens it, or it was
-        altered or moved. A null `key_id` marks a value pgcrypto encrypted on the server: such
-        values predate the binding to their entry, and are accepted only with pgcrypto's
-        integrity check."""
+        altered or moved; InvalidData if it opens to bytes that are not UTF-8 (which only a holder
+        of the key can have written). A null `key_id` marks a value pgcrypto encrypted on the
+        server: such values predate the binding to their entry, and are accepted only with
+        pgcrypto's integrity check."""
         where = f"agent config {config_key!r} of agent {agent_id}"
         if key_id is None:
             return self._decrypt_pgcrypto(ciphertext, where)
@@ -120,14 +139,15 @@ class SecretKeys:
             raise SecretKeyError(
                 f"{where} does not decrypt: its ciphertext or type was altered, or it belongs to another entry"
             ) from None
-        return plain.decode("utf-8")
+        return _plaintext(plain, where)
 
     def _decrypt_pgcrypto(self, ciphertext: bytes, where: str) -> str:
         for secret in self._secrets:
             try:
-                return legacy_pgp.decrypt(ciphertext, secret, require_integrity=True).decode("utf-8")
+                plain = legacy_pgp.decrypt(ciphertext, secret, require_integrity=True)
             except legacy_pgp.LegacyDecryptError:
                 continue
+            return _plaintext(plain, where)
         raise SecretKeyError(
             f"{where} was encrypted by pgcrypto with a key this store does not hold: open the store with it"
         )

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Self, cast
 from uuid import UUID
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FieldSerializationInfo,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticKnownError
+from pydantic_core.core_schema import ErrorType
 
 from optiinfra_store.enums import AgentStatusDetail, ConfigType, MetricType
 from optiinfra_store.records._base import (
@@ -44,6 +58,9 @@ NUMBER_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 
 MASK = "***"
 
+REVEAL_SECRETS = "reveal_secrets"
+"""The dump context key that asks for sensitive values: `config.model_dump(context={"reveal_secrets": True})`."""
+
 
 MAX_NUMBER_DIGITS = 1000
 """The longest number a config holds (Python reads at most 4300-digit integers back by default)."""
@@ -59,28 +76,105 @@ def check_config_value(config_type: ConfigType, value: str) -> None:
         )
     if config_type is ConfigType.BOOLEAN and value not in ("true", "false"):
         raise ValueError("a boolean config_value must be 'true' or 'false'")
-    if config_type is ConfigType.JSON:
+    if config_type is ConfigType.JSON and not _is_json(value):
+        raise ValueError("a json config_value must be a JSON document (nested at most a few hundred levels)")
+
+
+def _is_json(text: str) -> bool:
+    # apart from check_config_value's raise: a chained JSONDecodeError would hold the value (.doc)
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+class Concealed:
+    """A config value on its way through validation. pydantic puts the input of a failed field in
+    its error (errors(), json(), and str() unless hidden), and error trackers serialise them; in
+    a Concealed the value shows there as '***'."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return repr(MASK)
+
+    def __str__(self) -> str:
+        return MASK
+
+
+def _checked_concealed(value: Any, check: ValidatorFunctionWrapHandler) -> Any:
+    """The field's own checks, on the value inside a Concealed; an error they raise is raised again
+    without the value, so pydantic reports the Concealed as its input."""
+    try:
+        return check(value.value if isinstance(value, Concealed) else value)
+    except ValidationError as exc:
+        # a text field fails one check at a time, each one of pydantic's own error types
+        error = exc.errors(include_url=False, include_input=False)[0]
+    raise PydanticKnownError(cast(ErrorType, error["type"]), error.get("ctx"))  # outside the handler: none chained
+
+
+class _HoldsConfigValue(BaseModel):
+    """What a config record and a config input share. Their value (sensitive or not: a key's
+    sensitivity may be stored, not given) is in no validation error; a sensitive value is in no
+    dump (model_dump in either mode, model_dump_json, dict(), repr, str) unless asked for with
+    `context={"reveal_secrets": True}`. Reading `config_value` returns it."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    if TYPE_CHECKING:
+        is_sensitive: bool
+
+    @model_validator(mode="before")
+    @classmethod
+    def _conceal(cls, data: Any) -> Any:
+        # the value, and whatever comes under a name the model does not declare (a misspelt
+        # config_value); an error such as `missing` quotes the whole input, so it is hidden there too
+        if not isinstance(data, Mapping):
+            return data
+        return {
+            name: value if name in cls.model_fields and name != "config_value" else Concealed(value)
+            for name, value in data.items()
+        }
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **options: Any) -> Self:
+        """BaseModel's, except that a document that is not JSON is refused without quoting it
+        (pydantic's error carries the whole document, the value in it)."""
         try:
-            json.loads(value)
-        except (ValueError, RecursionError):
-            raise ValueError(
-                "a json config_value must be a JSON document (nested at most a few hundred levels)"
-            ) from None
+            return super().model_validate_json(json_data, **options)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            if first["type"] != "json_invalid":
+                raise
+        error = InitErrorDetails(type="json_invalid", loc=(), input=Concealed(json_data), ctx=first.get("ctx") or {})
+        raise ValidationError.from_exception_data(cls.__name__, [error], input_type="json", hide_input=True)
+
+    @field_serializer("config_value", check_fields=False)
+    def _masked_unless_revealed(self, value: str, info: FieldSerializationInfo) -> str:
+        revealed = isinstance(info.context, Mapping) and info.context.get(REVEAL_SECRETS) is True
+        return value if revealed or not self.is_sensitive else MASK
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, MASK if self.is_sensitive and name == "config_value" else value
+
+    def __iter__(self) -> Generator[tuple[str, Any], None, None]:  # dict(config) is a dump too
+        for name, value in super().__iter__():
+            yield name, MASK if self.is_sensitive and name == "config_value" else value
 
 
-def _masked(args: Iterator[tuple[str | None, Any]], sensitive: bool) -> Iterator[tuple[str | None, Any]]:
-    for name, value in args:
-        yield (name, MASK) if sensitive and name == "config_value" else (name, value)
-
-
-class AgentConfig(Record):
-    """One configuration entry. repr() and str() show '***' for the value of a sensitive entry;
-    `config_value` itself still returns it."""
+class AgentConfig(_HoldsConfigValue, Record):
+    """One configuration entry. repr(), str() and every dump show '***' for the value of a
+    sensitive entry (see _HoldsConfigValue); `config_value` itself returns it."""
 
     id: UUID
     agent_id: UUID
     config_key: str
-    config_value: str
+    config_value: Annotated[str, WrapValidator(_checked_concealed)]
     config_type: ConfigType
     description: str | None
     is_sensitive: bool
@@ -89,25 +183,16 @@ class AgentConfig(Record):
     created_at: datetime
     updated_at: datetime
 
-    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        return _masked(iter(super().__repr_args__()), self.is_sensitive)
 
-    @field_serializer("config_value", when_used="json")
-    def _mask_in_json(self, value: str) -> str:
-        # structured logs serialise to JSON; code that asks reads config.config_value
-        return MASK if self.is_sensitive else value
-
-
-class AgentConfigCreate(Input):
+class AgentConfigCreate(_HoldsConfigValue, Input):
     """A configuration entry; config_value is text that must parse as config_type.
-    Validation errors never echo the input (it may be a secret)."""
-
-    model_config = ConfigDict(hide_input_in_errors=True)
+    Validation errors never echo the value (it may be a secret); dumps mask a sensitive one."""
 
     agent_id: UUID
     config_key: Name
     config_type: ConfigType = ConfigType.STRING
-    config_value: Text  # after config_type, so its validator can check the value against the type
+    # after config_type, so its validator can check the value against the type
+    config_value: Annotated[Text, WrapValidator(_checked_concealed)]
     description: Text | None = None
     is_sensitive: bool = False
 
@@ -118,9 +203,6 @@ class AgentConfigCreate(Input):
         if config_type is not None:
             check_config_value(config_type, value)
         return value
-
-    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        return _masked(iter(super().__repr_args__()), self.is_sensitive)
 
 
 class AgentState(Record):

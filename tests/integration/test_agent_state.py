@@ -928,11 +928,12 @@ async def test_state__upsert_keeps_error_history_it_was_not_given(store, agent):
     assert (reset.error_count, reset.last_error, reset.status) == (0, None, "busy")
 
 
-async def test_config__sensitive_value_masked_in_json_too(keyed_store, agent):
+async def test_config__sensitive_value_masked_in_every_dump(keyed_store, agent):
     config = await keyed_store.agent_configs.set(agent.id, "api_key", "secret_key_123", is_sensitive=True)
     assert "secret_key_123" not in config.model_dump_json()
-    assert config.config_value == "secret_key_123"
-    assert config.model_dump()["config_value"] == "secret_key_123"  # code that asks still gets it
+    assert config.model_dump()["config_value"] == "***"
+    assert config.config_value == "secret_key_123"  # code that asks still gets it
+    assert config.model_dump(context={"reveal_secrets": True})["config_value"] == "secret_key_123"
 
 
 async def test_deprecated_aliases__warn_and_still_work(store, agent, capability):

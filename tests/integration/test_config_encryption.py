@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
+import pydantic
 import pytest
 
 from optiinfra_store import Store
+from optiinfra_store.enums import AgentType
 from optiinfra_store.errors import ConfigurationError, InvalidArgument, InvalidData, SecretKeyError
-from optiinfra_store.records import AgentConfigCreate
+from optiinfra_store.records import AgentConfigCreate, AgentCreate
 from optiinfra_store.secrets import SecretKeys
+from tests.unit.test_config_values import MARKER, REVEAL, said
 
 SECRET = "sk-live-0123456789"
+
+NONCE_BYTES = 12
+"""A stored ciphertext is the AES-GCM nonce (96 bits) followed by the sealed value."""
 
 
 @pytest.fixture
@@ -65,6 +73,22 @@ async def test_same_value_twice__different_ciphertexts(keyed, clean_dsn, agent):
     first = await keyed.agent_configs.set(agent.id, "a", SECRET, is_sensitive=True)
     second = await keyed.agent_configs.set(agent.id, "b", SECRET, is_sensitive=True)
     assert stored(clean_dsn, first.id)[1] != stored(clean_dsn, second.id)[1]
+
+
+async def test_encryption__a_fresh_nonce_every_time(keyed, clean_dsn, agent):
+    # GCM under one key with a repeated nonce gives away the XOR of two plaintexts and lets tags be
+    # forged; whole ciphertexts cannot show it (the associated data differs between entries), the
+    # nonces can: the same value set twice on the same entry, and on another entry
+    config = await keyed.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
+    first = bytes(stored(clean_dsn, config.id)[1])
+    await keyed.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
+    second = bytes(stored(clean_dsn, config.id)[1])
+    other = await keyed.agent_configs.set(agent.id, "other_key", SECRET, is_sensitive=True)
+    third = bytes(stored(clean_dsn, other.id)[1])
+    assert len({first[:NONCE_BYTES], second[:NONCE_BYTES], third[:NONCE_BYTES]}) == 3
+    keys = SecretKeys(["key-one"])
+    nonces = {keys.encrypt(SECRET, agent.id, "api_key", "string")[0][:NONCE_BYTES] for _ in range(1000)}
+    assert len(nonces) == 1000
 
 
 async def test_plain_value__stays_text_with_a_key(keyed, clean_dsn, agent):
@@ -131,6 +155,31 @@ async def test_ciphertext__bound_to_its_entry(keyed, clean_dsn, agent):
         )
     with pytest.raises(SecretKeyError, match="altered, or it belongs to another entry"):
         await keyed.agent_configs.get(other.id)
+
+
+async def test_ciphertext__bound_to_its_agent(keyed, clean_dsn, agent):
+    # the same key name on two agents: agent 1's ciphertext copied onto agent 2's entry must not
+    # decrypt there (agent 2 would read agent 1's secret)
+    second = await keyed.agents.create(AgentCreate(type=AgentType.COST, name="Second", version="1.0"))
+    source = await keyed.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
+    target = await keyed.agent_configs.set(second.id, "api_key", "second-agent-secret", is_sensitive=True)
+    with psycopg.connect(clean_dsn) as conn:
+        conn.execute(
+            "UPDATE agent_configs AS target SET config_secret = source.config_secret, "
+            "secret_key_id = source.secret_key_id FROM agent_configs AS source "
+            "WHERE source.agent_id = %s AND source.config_key = 'api_key' "
+            "AND target.agent_id = %s AND target.config_key = 'api_key'",
+            (agent.id, second.id),
+        )
+    assert stored(clean_dsn, target.id)[1:] == stored(clean_dsn, source.id)[1:]
+    for read in (
+        lambda: keyed.agent_configs.get(target.id),
+        lambda: keyed.agent_configs.get_value(second.id, "api_key"),
+        lambda: keyed.agent_configs.list(agent_id=second.id),
+    ):
+        with pytest.raises(SecretKeyError, match="belongs to another entry") as raised:
+            await read()
+        assert SECRET not in str(raised.value)
 
 
 async def test_rotation__new_key_first_then_the_old_key_can_go(clean_dsn, agent):
@@ -246,3 +295,66 @@ async def test_blank_secret_key__refused(clean_dsn, bad, monkeypatch):
     monkeypatch.setenv("OPTIINFRA_SECRET_KEY", f"new,{bad}")
     with pytest.raises(ConfigurationError, match="empty key"):
         Store.connect(clean_dsn)
+
+
+def told(exc: BaseException) -> str:
+    """All that an exception says, through its chain."""
+    parts = [said(exc)] if isinstance(exc, pydantic.ValidationError) else [str(exc)]
+    while exc is not None:
+        parts += [repr(exc), repr(vars(exc))]
+        exc = exc.__cause__ or exc.__context__
+    return "\n".join(parts)
+
+
+BAD_SETS = [
+    pytest.param(f"{MARKER}\x00", {}, id="nul"),
+    pytest.param(f"{MARKER}\ud800", {}, id="lone surrogate"),
+    pytest.param(MARKER, {"config_type": "number"}, id="not a number"),
+    pytest.param(MARKER, {"config_type": "json"}, id="not json"),
+    pytest.param(MARKER, {"config_type": "boolean"}, id="not a boolean"),
+    pytest.param(MARKER * 60_000, {}, id="too long"),
+    pytest.param([MARKER], {"config_type": "number"}, id="a list as a number"),
+    pytest.param({"token": MARKER}, {"config_type": "boolean"}, id="a dict as a boolean"),
+    pytest.param(MARKER.encode(), {}, id="bytes"),
+]
+
+
+@pytest.mark.parametrize("value, options", BAD_SETS)
+async def test_sensitive_value__refused_without_quoting_it(keyed, clean_dsn, agent, value, options):
+    await keyed.agent_configs.set(agent.id, "sticky", "kept", is_sensitive=True)
+    before = everything(clean_dsn)
+    writes: list[Any] = [
+        lambda: keyed.agent_configs.set(agent.id, "api_key", value, is_sensitive=True, **options),
+        lambda: keyed.agent_configs.set(agent.id, "sticky", value, **options),  # sensitive as stored
+    ]
+    if isinstance(value, str):
+        fields = {"agent_id": agent.id, "config_key": "api_key", "config_value": value, "is_sensitive": True}
+        writes.append(lambda: keyed.agent_configs.create({**fields, **options}))
+    for write in writes:
+        with pytest.raises((pydantic.ValidationError, InvalidArgument)) as raised:
+            await write()
+        assert MARKER not in told(raised.value)
+    assert everything(clean_dsn) == before
+
+
+async def test_decrypted_record__no_dump_holds_the_value_unless_revealed(keyed, agent):
+    written = await keyed.agent_configs.set(agent.id, "api_key", SECRET, is_sensitive=True)
+    read = [
+        written,
+        await keyed.agent_configs.get(written.id),
+        await keyed.agent_configs.get_by_key(agent.id, "api_key"),
+        *await keyed.agent_configs.list(agent_id=agent.id),
+    ]
+    for config in read:
+        dumps = {
+            "model_dump()": repr(config.model_dump()),
+            "model_dump(mode='json')": repr(config.model_dump(mode="json")),
+            "model_dump_json()": config.model_dump_json(),
+            "dict()": repr(dict(config)),
+            "repr()": repr(config),
+            "str()": str(config),
+        }
+        assert [form for form, text in dumps.items() if SECRET in text] == []
+        assert config.config_value == SECRET
+        assert config.model_dump(context=REVEAL)["config_value"] == SECRET
+    assert await keyed.agent_configs.get_value(agent.id, "api_key") == SECRET

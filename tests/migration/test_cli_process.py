@@ -34,6 +34,12 @@ def cli(*args: str, check: int | None = 0) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def stdin_closed(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command with standard input closed (`<&-`: Python then has no sys.stdin at all),
+    as cron or a supervisor may start it; /dev/null would be an open, empty stdin."""
+    return subprocess.run(["sh", "-c", '"$@" <&-', "sh", *CLI, *args], env=env(), capture_output=True, text=True)
+
+
 def on_terminal(*args: str, answer: str) -> tuple[int, str]:
     """Run the command on a pseudo-terminal, answer its question; the exit status and output."""
     child = pexpect.spawn(CLI[0], [*CLI[1:], *args], env=env(), encoding="utf-8", timeout=60)
@@ -221,6 +227,30 @@ def test_confirmation__end_of_input_refuses_and_the_question_goes_to_stderr(scra
     # without a terminal the question lands on stderr, never in the --json on stdout
     done = cli("rollback", "--json", "--dsn", scratch_dsn, check=1)
     assert done.stdout == "" and "Roll back" in done.stderr
+
+
+def test_destructive_commands__stdin_closed_refuse_in_one_line_and_change_nothing(scratch_dsn):
+    cli("migrate", "--dsn", scratch_dsn)
+    cli("seed", "--dsn", scratch_dsn)
+    with psycopg.connect(scratch_dsn) as conn:  # a lock as a migrating process that died leaves it
+        conn.execute("INSERT INTO yoyo_lock (locked, ctime, pid) VALUES (1, now(), 999999)")
+
+    def state() -> tuple:
+        with psycopg.connect(scratch_dsn) as conn:
+            counts = conn.execute(
+                "SELECT (SELECT count(*) FROM yoyo_lock), (SELECT count(*) FROM workflow_executions),"
+                " (SELECT count(*) FROM agent_metrics)"
+            ).fetchone()
+        return applied(scratch_dsn), counts
+
+    before = state()
+    assert before[1][1] > 0  # the purge below has executions to delete
+    for command in (["rollback"], ["rollback", "--all"], ["break-lock"], ["purge", "--older-than", "30m"]):
+        done = stdin_closed(*command, "--dsn", scratch_dsn)
+        assert done.returncode == 1, (command, done.stderr)
+        assert done.stderr.count("\n") == 1 and "Refusing without a terminal" in done.stderr, (command, done.stderr)
+        assert done.stderr.startswith(f"optiinfra-store {command[0]}: error: ") and done.stdout == ""
+    assert state() == before
 
 
 def test_other_data_is_recognised_in_any_schema_and_shape(scratch_dsn):
