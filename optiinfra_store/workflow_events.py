@@ -433,10 +433,15 @@ class EventsHub:
         conn = await _listening(self._connect_fn, self._notified)
         try:
             key = await conn.fetchval(self._q.notify_key)
+        except asyncpg.InsufficientPrivilegeError:
+            # a login that is not the application's: no tags to read, so every notification wakes
+            # every subscriber (each still reads only what its own store may see)
+            _log.warning("events hub: this role may not read the notification key; every notification wakes everyone")
+            key = None
         except Exception as exc:
             conn.terminate()
             raise translate(exc) from exc
-        if self._key != key:
+        if key is not None and self._key != key:
             self._key = bytes(key)
             self._customers = {customer_tag(self._key, c): c for c in self._subscribers if c is not None}
         conn.add_termination_listener(lambda _conn: self._lost.set())

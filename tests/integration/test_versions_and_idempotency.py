@@ -146,5 +146,5 @@ async def test_create__key_reused_for_another_request_is_refused(store, agent, c
                 idempotency_key="k",
             )
         )
-    assert info.value.constraint == "workflow_executions_agent_id_idempotency_key_key"
+    assert info.value.constraint == "workflow_executions_customer_id_agent_id_idempotency_key_key"
     assert await store.workflow_executions.count() == 1
