@@ -7,7 +7,7 @@ Every error a caller sees derives from StoreError; the driver's exception is cha
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 
@@ -222,8 +222,19 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def translate(exc: BaseException) -> StoreError:
-    """Map a driver (or socket) exception to the StoreError a caller should see."""
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,  # the server's (every SQLSTATE)
+    asyncpg.InterfaceError,  # the driver's: closed connection, argument it cannot encode, bad option
+    asyncpg.InternalClientError,  # the driver's protocol state
+    OSError,  # sockets
+    TimeoutError,  # asyncio's too
+)
+
+
+def translate(exc: BaseException) -> BaseException:
+    """Map a driver (or socket) exception to the StoreError a caller should see. Anything else,
+    a programming error (TypeError, AttributeError, ...) or a cancellation, is returned as it is:
+    it is not the database's."""
     if isinstance(exc, StoreError):
         return exc
     if isinstance(exc.__cause__, StoreError):  # raised by one of our codecs while encoding an argument
@@ -267,4 +278,14 @@ def translate(exc: BaseException) -> StoreError:
         return InvalidData(f"value rejected by the database: {exc}")
     if _connection_lost(exc):
         return StoreUnavailable(f"database unavailable: the connection was lost ({exc})")
-    return StoreError(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, _DRIVER_ERRORS):
+        return StoreError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+def raise_translated(exc: BaseException) -> NoReturn:
+    """Raise what `translate` makes of `exc`: a StoreError with `exc` chained, or `exc` itself."""
+    error = translate(exc)
+    if error is exc:
+        raise exc
+    raise error from exc

@@ -23,7 +23,7 @@ from uuid import UUID
 
 import asyncpg
 
-from optiinfra_store.errors import ConfigurationError, StoreTimeout, StoreUnavailable, translate
+from optiinfra_store.errors import ConfigurationError, StoreTimeout, StoreUnavailable, raise_translated, translate
 
 CONFINE = "SELECT optiinfra_confine($1)"
 """Confine the current transaction to one customer: take on `optiinfra_tenant`, whatever role the
@@ -118,7 +118,7 @@ def raise_confinement_error(exc: Exception, conn: asyncpg.Connection) -> NoRetur
             f"this database cannot confine calls to a customer ({exc}): apply the migrations "
             "(optiinfra_store.migrations.apply(dsn), or `optiinfra-store migrate`)"
         ) from exc
-    raise translate(exc) from exc
+    raise_translated(exc)
 
 
 class Executor:

@@ -13,7 +13,7 @@ import asyncpg
 
 from optiinfra_store import maintenance
 from optiinfra_store.codecs import init_connection
-from optiinfra_store.dsn import redact, resolve_dsn
+from optiinfra_store.dsn import redact, resolve_dsn, unreadable
 from optiinfra_store.errors import AccessDenied, ConfigurationError, InvalidArgument, StoreError, StoreUnavailable
 from optiinfra_store.executor import (
     CONFINE_SESSION,
@@ -174,6 +174,8 @@ class Store(Repositories):
                 raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {reason}") from exc
             except AccessDenied as exc:
                 raise _connect_refused(resolved, exc) from exc.__cause__
+            except ValueError:  # the driver could not parse the DSN; its message may quote it
+                raise unreadable(resolved) from None
             async with translated():
                 read_pools = [await asyncpg.create_pool(r, **replica_kwargs) for r in replicas]
             return cls(

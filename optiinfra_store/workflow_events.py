@@ -31,7 +31,7 @@ from uuid import UUID
 
 import asyncpg
 
-from optiinfra_store.errors import InvalidArgument, NotFound, StoreUnavailable, translate
+from optiinfra_store.errors import InvalidArgument, NotFound, StoreUnavailable, raise_translated
 from optiinfra_store.queries import load
 from optiinfra_store.records import WorkflowTransition
 
@@ -68,7 +68,7 @@ async def _listening(
     except Exception as exc:
         if conn is not None:
             conn.terminate()
-        raise translate(exc) from exc
+        raise_translated(exc)
     return conn
 
 
@@ -271,7 +271,7 @@ class WorkflowEvents:
             await self._reconnect()  # the next poll catches up from the same horizon
             return
         except Exception as exc:
-            raise translate(exc) from exc
+            raise_translated(exc)
         self._advance(rows, deliver=True)
 
     def _advance(self, rows: list[asyncpg.Record], *, deliver: bool, seen_up_to: int = 0) -> None:
@@ -440,7 +440,7 @@ class EventsHub:
             key = None
         except Exception as exc:
             conn.terminate()
-            raise translate(exc) from exc
+            raise_translated(exc)
         if key is not None and self._key != key:
             self._key = bytes(key)
             self._customers = {customer_tag(self._key, c): c for c in self._subscribers if c is not None}
