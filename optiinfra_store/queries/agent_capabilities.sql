@@ -1,7 +1,7 @@
 -- name: insert
--- A new capability version; columns in AgentCapabilityCreate's field order.
+-- A new capability version.
 INSERT INTO agent_capabilities (agent_id, capability_name, capability_version, description, parameters, is_enabled)
-VALUES ($1, $2, $3, $4, $5, $6)
+VALUES (:agent_id, :capability_name, :capability_version, :description, :parameters, :is_enabled)
 RETURNING id, agent_id, capability_name, capability_version, description, parameters, is_enabled,
           created_at, updated_at;
 
@@ -16,12 +16,12 @@ SELECT id, agent_id, capability_name, capability_version, description, parameter
 DELETE FROM agent_capabilities WHERE id = $1 RETURNING id;
 
 -- name: update
--- Partial update: each field comes as (was it given, value); a given null description clears it.
+-- Partial update: each field comes as (was it given, value), by name; a given null description clears it.
 UPDATE agent_capabilities
-   SET description = CASE WHEN $2 THEN $3 ELSE description END,
-       parameters = CASE WHEN $4 THEN coalesce($5, parameters) ELSE parameters END,
-       is_enabled = CASE WHEN $6 THEN coalesce($7, is_enabled) ELSE is_enabled END
- WHERE id = $1
+   SET description = CASE WHEN :given_description THEN :description ELSE description END,
+       parameters = CASE WHEN :given_parameters THEN coalesce(:parameters, parameters) ELSE parameters END,
+       is_enabled = CASE WHEN :given_is_enabled THEN coalesce(:is_enabled, is_enabled) ELSE is_enabled END
+ WHERE id = :id
 RETURNING id, agent_id, capability_name, capability_version, description, parameters, is_enabled,
           created_at, updated_at;
 

@@ -4,10 +4,10 @@
 -- key was set, as text; pgcrypto-era values have config_secret and no secret_key_id.
 
 -- name: insert
--- A new config entry: a plain value ($4), or a sensitive one encrypted ($7, under key $8).
+-- A new config entry: a plain value, or a sensitive one encrypted (config_secret, under secret_key_id).
 INSERT INTO agent_configs (agent_id, config_key, config_type, config_value, description, is_sensitive,
                            config_secret, secret_key_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+VALUES (:agent_id, :config_key, :config_type, :config_value, :description, :is_sensitive, :config_secret, :secret_key_id)
 RETURNING id, agent_id, config_key, config_value, config_type, description, is_sensitive,
           config_secret, secret_key_id, created_at, updated_at;
 
@@ -18,11 +18,12 @@ SELECT is_sensitive, config_secret, secret_key_id, config_type
 
 -- name: upsert
 -- Set a key to what the client computed (plain or encrypted; sensitivity is sticky, so the client
--- keeps it), only if the stored entry is still as the client read it: sensitive as $9, with the
--- ciphertext $10. Otherwise nothing is written and nothing is returned.
+-- keeps it), only if the stored entry is still as the client read it: as sensitive, and with the
+-- same ciphertext. Otherwise nothing is written and nothing is returned.
 INSERT INTO agent_configs (agent_id, config_key, config_type, config_value, description, is_sensitive,
                            config_secret, secret_key_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+VALUES (:agent_id, :config_key, :config_type, :config_value, :description, :is_sensitive, :config_secret,
+        :secret_key_id)
 ON CONFLICT (agent_id, config_key) DO UPDATE
    SET config_value = EXCLUDED.config_value,
        config_secret = EXCLUDED.config_secret,
@@ -30,8 +31,8 @@ ON CONFLICT (agent_id, config_key) DO UPDATE
        config_type = EXCLUDED.config_type,
        description = coalesce(EXCLUDED.description, agent_configs.description),
        is_sensitive = EXCLUDED.is_sensitive
- WHERE agent_configs.is_sensitive = $9
-   AND agent_configs.config_secret IS NOT DISTINCT FROM $10::bytea
+ WHERE agent_configs.is_sensitive = :stored_sensitive
+   AND agent_configs.config_secret IS NOT DISTINCT FROM :stored_secret::bytea
 RETURNING id, agent_id, config_key, config_value, config_type, description, is_sensitive,
           config_secret, secret_key_id, created_at, updated_at;
 

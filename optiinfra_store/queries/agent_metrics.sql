@@ -1,8 +1,8 @@
 -- name: insert
--- One metric point; columns in AgentMetricCreate's field order, collected now when not given.
+-- One metric point, collected now when not given.
 INSERT INTO agent_metrics (agent_id, metric_name, metric_type, metric_value, metric_unit,
                            collection_timestamp, metadata)
-VALUES ($1, $2, $3, $4, $5, coalesce($6, now()), $7)
+VALUES (:agent_id, :metric_name, :metric_type, :metric_value, :metric_unit, coalesce(:collection_timestamp, now()), :metadata)
 RETURNING id, agent_id, metric_name, metric_type, metric_value, metric_unit, collection_timestamp, metadata,
           created_at, updated_at;
 

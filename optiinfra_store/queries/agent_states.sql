@@ -1,37 +1,38 @@
 -- name: insert
--- An agent's first state row; columns in AgentStateCreate's field order, heartbeat defaults to now.
+-- An agent's first state row, heartbeat defaults to now.
 -- Nothing is written and nothing returned when the agent has a state: the caller tells whether it
 -- is one it may see (without aborting the caller's transaction on a unique violation).
 INSERT INTO agent_states (agent_id, status, current_workflow, current_workflow_id, workflow_data,
                           resource_locks, error_count, last_error, last_heartbeat)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))
+VALUES (:agent_id, :status, :current_workflow, :current_workflow_id, :workflow_data, :resource_locks, :error_count, :last_error, coalesce(:last_heartbeat, now()))
 ON CONFLICT (agent_id) DO NOTHING
 RETURNING id, agent_id, customer_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
           error_count, last_error, last_heartbeat, version, created_at, updated_at;
 
 -- name: upsert
--- Insert an agent's state, or update the fields the caller gave ($10: their names) on the one it has;
--- with an expected version ($11), only update, and only a row still at that version.
+-- Insert an agent's state, or update the fields the caller gave (`given`: their names) on the one it
+-- has; with an expected version, only update, and only a row still at that version.
 INSERT INTO agent_states (agent_id, status, current_workflow, current_workflow_id, workflow_data,
                           resource_locks, error_count, last_error, last_heartbeat)
-SELECT $1::uuid, $2::agent_status_detail, $3::varchar, $4::uuid, $5::jsonb, $6::text[], $7::integer, $8::jsonb,
-       coalesce($9::timestamptz, now())
- WHERE $11::integer IS NULL OR EXISTS (SELECT FROM agent_states WHERE agent_id = $1::uuid)
+SELECT :agent_id::uuid, :status::agent_status_detail, :current_workflow::varchar, :current_workflow_id::uuid,
+       :workflow_data::jsonb, :resource_locks::text[], :error_count::integer, :last_error::jsonb,
+       coalesce(:last_heartbeat::timestamptz, now())
+ WHERE :expected_version::integer IS NULL OR EXISTS (SELECT FROM agent_states WHERE agent_id = :agent_id::uuid)
 ON CONFLICT (agent_id) DO UPDATE
-   SET status = CASE WHEN 'status' = ANY($10::text[]) THEN EXCLUDED.status ELSE agent_states.status END,
-       current_workflow = CASE WHEN 'current_workflow' = ANY($10::text[])
+   SET status = CASE WHEN 'status' = ANY(:given::text[]) THEN EXCLUDED.status ELSE agent_states.status END,
+       current_workflow = CASE WHEN 'current_workflow' = ANY(:given::text[])
                                THEN EXCLUDED.current_workflow ELSE agent_states.current_workflow END,
-       current_workflow_id = CASE WHEN 'current_workflow_id' = ANY($10::text[])
+       current_workflow_id = CASE WHEN 'current_workflow_id' = ANY(:given::text[])
                                   THEN EXCLUDED.current_workflow_id ELSE agent_states.current_workflow_id END,
-       workflow_data = CASE WHEN 'workflow_data' = ANY($10::text[])
+       workflow_data = CASE WHEN 'workflow_data' = ANY(:given::text[])
                             THEN EXCLUDED.workflow_data ELSE agent_states.workflow_data END,
-       resource_locks = CASE WHEN 'resource_locks' = ANY($10::text[])
+       resource_locks = CASE WHEN 'resource_locks' = ANY(:given::text[])
                              THEN EXCLUDED.resource_locks ELSE agent_states.resource_locks END,
-       error_count = CASE WHEN 'error_count' = ANY($10::text[])
+       error_count = CASE WHEN 'error_count' = ANY(:given::text[])
                           THEN EXCLUDED.error_count ELSE agent_states.error_count END,
-       last_error = CASE WHEN 'last_error' = ANY($10::text[]) THEN EXCLUDED.last_error ELSE agent_states.last_error END,
+       last_error = CASE WHEN 'last_error' = ANY(:given::text[]) THEN EXCLUDED.last_error ELSE agent_states.last_error END,
        last_heartbeat = EXCLUDED.last_heartbeat
- WHERE $11::integer IS NULL OR agent_states.version = $11
+ WHERE :expected_version::integer IS NULL OR agent_states.version = :expected_version
 RETURNING id, agent_id, customer_id, status, current_workflow, current_workflow_id, workflow_data, resource_locks,
           error_count, last_error, last_heartbeat, version, created_at, updated_at;
 

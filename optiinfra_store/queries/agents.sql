@@ -1,7 +1,7 @@
 -- name: insert
--- A new agent; columns in AgentCreate's field order.
+-- A new agent.
 INSERT INTO agents (type, name, version, status, endpoint, capabilities, last_heartbeat, metadata)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+VALUES (:type, :name, :version, :status, :endpoint, :capabilities, :last_heartbeat, :metadata)
 RETURNING id, type, name, version, status, endpoint, capabilities, last_heartbeat, metadata, created_at, updated_at;
 
 -- name: get_by_id
@@ -14,15 +14,15 @@ SELECT id, type, name, version, status, endpoint, capabilities, last_heartbeat, 
 DELETE FROM agents WHERE id = $1 RETURNING id;
 
 -- name: update
--- Partial update: each field comes as (was it given, value).
+-- Partial update: each field comes as (was it given, value), by name.
 UPDATE agents
-   SET name = CASE WHEN $2 THEN coalesce($3, name) ELSE name END,
-       version = CASE WHEN $4 THEN coalesce($5, version) ELSE version END,
-       status = CASE WHEN $6 THEN coalesce($7, status) ELSE status END,
-       endpoint = CASE WHEN $8 THEN $9 ELSE endpoint END,
-       capabilities = CASE WHEN $10 THEN coalesce($11, capabilities) ELSE capabilities END,
-       metadata = CASE WHEN $12 THEN coalesce($13, metadata) ELSE metadata END
- WHERE id = $1
+   SET name = CASE WHEN :given_name THEN coalesce(:name, name) ELSE name END,
+       version = CASE WHEN :given_version THEN coalesce(:version, version) ELSE version END,
+       status = CASE WHEN :given_status THEN coalesce(:status, status) ELSE status END,
+       endpoint = CASE WHEN :given_endpoint THEN :endpoint ELSE endpoint END,
+       capabilities = CASE WHEN :given_capabilities THEN coalesce(:capabilities, capabilities) ELSE capabilities END,
+       metadata = CASE WHEN :given_metadata THEN coalesce(:metadata, metadata) ELSE metadata END
+ WHERE id = :id
 RETURNING id, type, name, version, status, endpoint, capabilities, last_heartbeat, metadata, created_at, updated_at;
 
 -- name: list

@@ -1,7 +1,7 @@
 -- name: insert
--- A new, pending approval; columns in ApprovalCreate's field order.
+-- A new, pending approval.
 INSERT INTO approvals (recommendation_id, requested_by, comment, expires_at)
-VALUES ($1, $2, $3, $4)
+VALUES (:recommendation_id, :requested_by, :comment, :expires_at)
 RETURNING id, recommendation_id, status, requested_by, decided_by, comment, decided_at, expires_at,
           created_at, updated_at;
 

@@ -1,7 +1,7 @@
 -- name: insert
--- A new customer; columns in CustomerCreate's field order.
+-- A new customer.
 INSERT INTO customers (name, email, status, metadata)
-VALUES ($1, $2, $3, $4)
+VALUES (:name, :email, :status, :metadata)
 RETURNING id, name, email, status, metadata, created_at, updated_at;
 
 -- name: get_by_id
@@ -14,13 +14,13 @@ SELECT id, name, email, status, metadata, created_at, updated_at
 DELETE FROM customers WHERE id = $1 RETURNING id;
 
 -- name: update
--- Partial update: each field comes as (was it given, value).
+-- Partial update: each field comes as (was it given, value), by name.
 UPDATE customers
-   SET name = CASE WHEN $2 THEN coalesce($3, name) ELSE name END,
-       email = CASE WHEN $4 THEN coalesce($5, email) ELSE email END,
-       status = CASE WHEN $6 THEN coalesce($7, status) ELSE status END,
-       metadata = CASE WHEN $8 THEN coalesce($9, metadata) ELSE metadata END
- WHERE id = $1
+   SET name = CASE WHEN :given_name THEN coalesce(:name, name) ELSE name END,
+       email = CASE WHEN :given_email THEN coalesce(:email, email) ELSE email END,
+       status = CASE WHEN :given_status THEN coalesce(:status, status) ELSE status END,
+       metadata = CASE WHEN :given_metadata THEN coalesce(:metadata, metadata) ELSE metadata END
+ WHERE id = :id
 RETURNING id, name, email, status, metadata, created_at, updated_at;
 
 -- name: list

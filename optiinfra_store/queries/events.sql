@@ -1,7 +1,7 @@
 -- name: insert
--- A new event; columns in EventCreate's field order (occurred_at defaults to now()).
+-- A new event (occurred_at defaults to now()).
 INSERT INTO events (customer_id, agent_id, event_type, severity, title, description, data, occurred_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8::timestamptz, now()))
+VALUES (:customer_id, :agent_id, :event_type, :severity, :title, :description, :data, coalesce(:occurred_at::timestamptz, now()))
 RETURNING id, customer_id, agent_id, event_type, severity, title, description, data, occurred_at,
           created_at, updated_at;
 

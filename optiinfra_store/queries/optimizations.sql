@@ -1,8 +1,8 @@
 -- name: insert
--- A new, pending optimization; columns in OptimizationCreate's field order.
+-- A new, pending optimization.
 -- The trigger optimizations_require_approval refuses it unless the approval is approved.
 INSERT INTO optimizations (recommendation_id, approval_id)
-VALUES ($1, $2)
+VALUES (:recommendation_id, :approval_id)
 RETURNING id, recommendation_id, approval_id, status, started_at, completed_at, result, error_details,
           created_at, updated_at;
 

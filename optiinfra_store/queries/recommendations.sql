@@ -1,8 +1,8 @@
 -- name: insert
--- A new recommendation; columns in RecommendationCreate's field order.
+-- A new recommendation.
 INSERT INTO recommendations (customer_id, agent_id, recommendation_type, title, description,
                              estimated_savings_usd, confidence_score, details)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+VALUES (:customer_id, :agent_id, :recommendation_type, :title, :description, :estimated_savings_usd, :confidence_score, :details)
 RETURNING id, customer_id, agent_id, recommendation_type, title, description, estimated_savings_usd,
           confidence_score, details, created_at, updated_at;
 
@@ -17,14 +17,14 @@ SELECT id, customer_id, agent_id, recommendation_type, title, description, estim
 DELETE FROM recommendations WHERE id = $1 RETURNING id;
 
 -- name: update
--- Partial update: each field comes as (was it given, value); None clears the nullable columns.
+-- Partial update: each field comes as (was it given, value), by name; None clears the nullable columns.
 UPDATE recommendations
-   SET title = CASE WHEN $2 THEN coalesce($3, title) ELSE title END,
-       description = CASE WHEN $4 THEN $5 ELSE description END,
-       estimated_savings_usd = CASE WHEN $6 THEN $7 ELSE estimated_savings_usd END,
-       confidence_score = CASE WHEN $8 THEN $9 ELSE confidence_score END,
-       details = CASE WHEN $10 THEN coalesce($11, details) ELSE details END
- WHERE id = $1
+   SET title = CASE WHEN :given_title THEN coalesce(:title, title) ELSE title END,
+       description = CASE WHEN :given_description THEN :description ELSE description END,
+       estimated_savings_usd = CASE WHEN :given_estimated_savings_usd THEN :estimated_savings_usd ELSE estimated_savings_usd END,
+       confidence_score = CASE WHEN :given_confidence_score THEN :confidence_score ELSE confidence_score END,
+       details = CASE WHEN :given_details THEN coalesce(:details, details) ELSE details END
+ WHERE id = :id
 RETURNING id, customer_id, agent_id, recommendation_type, title, description, estimated_savings_usd,
           confidence_score, details, created_at, updated_at;
 

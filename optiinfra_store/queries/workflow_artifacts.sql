@@ -1,8 +1,8 @@
 -- name: insert
--- A new artifact; columns in WorkflowArtifactCreate's field order.
+-- A new artifact.
 INSERT INTO workflow_artifacts (workflow_execution_id, workflow_step_id, artifact_type, artifact_name,
                                 artifact_path, artifact_size_bytes, content_type, metadata)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+VALUES (:workflow_execution_id, :workflow_step_id, :artifact_type, :artifact_name, :artifact_path, :artifact_size_bytes, :content_type, :metadata)
 RETURNING id, workflow_execution_id, workflow_step_id, artifact_type, artifact_name, artifact_path,
           artifact_size_bytes, content_type, metadata, created_at, updated_at;
 

@@ -1,10 +1,10 @@
 -- name: insert
--- A new execution; columns in WorkflowExecutionCreate's field order. With an idempotency key the agent
+-- A new execution. With an idempotency key the agent
 -- has used before for the same customer, nothing is written and nothing returned: the caller reads
 -- the first row instead.
 INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, status, started_at, completed_at,
                                  input_data, output_data, error_details, metadata, idempotency_key)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+VALUES (:agent_id, :customer_id, :workflow_type, :status, :started_at, :completed_at, :input_data, :output_data, :error_details, :metadata, :idempotency_key)
 ON CONFLICT (customer_id, agent_id, idempotency_key) DO NOTHING
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
@@ -36,13 +36,13 @@ SELECT (SELECT status FROM workflow_executions WHERE id = $1)
 DELETE FROM workflow_executions WHERE id = $1 RETURNING id;
 
 -- name: update
--- Partial update of the data columns: each field comes as (was it given, value); with $8, only if
--- the row is still at that version.
+-- Partial update of the data columns: each field comes as (was it given, value); with an expected
+-- version, only if the row is still at that version.
 UPDATE workflow_executions
-   SET metadata = CASE WHEN $2 THEN coalesce($3, metadata) ELSE metadata END,
-       input_data = CASE WHEN $4 THEN coalesce($5, input_data) ELSE input_data END,
-       output_data = CASE WHEN $6 THEN coalesce($7, output_data) ELSE output_data END
- WHERE id = $1 AND ($8::integer IS NULL OR version = $8)
+   SET metadata = CASE WHEN :given_metadata THEN coalesce(:metadata, metadata) ELSE metadata END,
+       input_data = CASE WHEN :given_input_data THEN coalesce(:input_data, input_data) ELSE input_data END,
+       output_data = CASE WHEN :given_output_data THEN coalesce(:output_data, output_data) ELSE output_data END
+ WHERE id = :id AND (:expected_version::integer IS NULL OR version = :expected_version)
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 

@@ -1,8 +1,8 @@
 -- name: insert
--- A new step; columns in WorkflowStepCreate's field order.
+-- A new step.
 INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, status, started_at, completed_at,
                             input_data, output_data, error_details, retry_count, max_retries, metadata)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+VALUES (:workflow_execution_id, :step_name, :step_order, :status, :started_at, :completed_at, :input_data, :output_data, :error_details, :retry_count, :max_retries, :metadata)
 RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 

@@ -19,7 +19,6 @@ from optiinfra_store.repositories.base import (
     check_int,
     check_limit,
     enum_value,
-    insert_args,
     keyword_filters,
     platform,
     text,
@@ -140,19 +139,18 @@ class AgentConfigs(Repository[AgentConfig], table="agent_configs"):
         agent, AlreadyExists (agent_configs_agent_id_config_key_key) for a key the agent already
         has (use `set`), SecretKeyError for a sensitive value and no key."""
         data = AgentConfigCreate.model_validate(data)
-        return self._one(await self._db.fetchrow(self._q.insert, *self._stored(data, data.is_sensitive)))
+        stored = self._stored(data, data.is_sensitive)
+        return self._one(await self._db.fetchrow(self._q.insert, *self._q.args("insert", data, **stored)))
 
-    def _stored(self, data: AgentConfigCreate, sensitive: bool) -> list[Any]:
-        """The insert's arguments: the value as text, or, if sensitive, encrypted (never in clear)."""
-        args = insert_args(data)
-        args[5] = sensitive
+    def _stored(self, data: AgentConfigCreate, sensitive: bool) -> dict[str, Any]:
+        """How the value is stored, as arguments of the insert and upsert statements beside
+        `data`'s fields: as text, or, if sensitive, encrypted (never in clear)."""
         if not sensitive:
-            return [*args, None, None]
+            return {"is_sensitive": False, "config_secret": None, "secret_key_id": None}
         secret, key_id = self._require_keys(data.agent_id, data.config_key).encrypt(
             data.config_value, data.agent_id, data.config_key, data.config_type.value
         )
-        args[3] = None
-        return [*args, secret, key_id]
+        return {"is_sensitive": True, "config_value": None, "config_secret": secret, "secret_key_id": key_id}
 
     @platform
     async def set(
@@ -194,8 +192,9 @@ class AgentConfigs(Repository[AgentConfig], table="agent_configs"):
                 self._require_keys(data.agent_id, data.config_key).decrypt(
                     stored_secret, state["secret_key_id"], data.agent_id, data.config_key, state["config_type"].value
                 )
-            args = self._stored(data, data.is_sensitive or was_sensitive)
-            row = await self._db.fetchrow(self._q.upsert, *args, was_sensitive, stored_secret)
+            stored = self._stored(data, data.is_sensitive or was_sensitive)
+            args = self._q.args("upsert", data, **stored, stored_sensitive=was_sensitive, stored_secret=stored_secret)
+            row = await self._db.fetchrow(self._q.upsert, *args)
             if row is not None:
                 return self._one(row)
         raise ConcurrentChange(

@@ -16,7 +16,6 @@ from optiinfra_store.repositories.base import (
     check_limit,
     check_version,
     enum_value,
-    insert_args,
     optional_object,
     platform,
 )
@@ -31,7 +30,7 @@ class AgentStates(Repository[AgentState], table="agent_states"):
         confined to a customer, a state that describes another customer's work raises AccessDenied,
         as `upsert` does (which customer's it is, and what it holds, stay hidden)."""
         data = AgentStateCreate.model_validate(data)
-        row = await self._db.fetchrow(self._q.insert, *insert_args(data))
+        row = await self._db.fetchrow(self._q.insert, *self._q.args("insert", data))
         if row is not None:
             return self._one(row)
         seen = await self._db.fetchval(self._q.get_version, data.agent_id)
@@ -51,7 +50,9 @@ class AgentStates(Repository[AgentState], table="agent_states"):
         data = AgentStateUpsert.model_validate(data)
         expected = check_version(expected_version)
         given = sorted(data.model_fields_set)
-        row = await self._db.fetchrow(self._q.upsert, *insert_args(data), given, expected)
+        row = await self._db.fetchrow(
+            self._q.upsert, *self._q.args("upsert", data, given=given, expected_version=expected)
+        )
         if row is not None:
             return self._one(row)
         return await self._stale(data.agent_id, expected)

@@ -114,21 +114,6 @@ def audit(actor: Any, reason: Any) -> tuple[str | None, dict[str, Any] | None]:
     return optional_text(actor, "actor", max_length=255), optional_object(reason, "reason")
 
 
-def insert_args(data: Input) -> list[Any]:
-    """An input model's values in field order: the order of the insert statement's columns."""
-    return [getattr(data, name) for name in type(data).model_fields]
-
-
-def update_args(data: Input) -> list[Any]:
-    """(was it set, value) for each field in order: partial updates with a static statement."""
-    given = data.model_fields_set
-    args: list[Any] = []
-    for name in type(data).model_fields:
-        args.append(name in given)
-        args.append(getattr(data, name))
-    return args
-
-
 def encode_cursor(key: datetime | int, id_: UUID) -> str:
     """The opaque cursor after a row: its sort key (a timestamp, or an integer such as a step's
     order) and its id."""
@@ -324,7 +309,7 @@ class Repository(Generic[R]):
     # -- the methods every repository has --------------------------------------------------------
 
     async def _insert(self, data: Input) -> R:
-        row = await self._db.fetchrow(self._q.insert, *insert_args(data))
+        row = await self._db.fetchrow(self._q.insert, *self._q.args("insert", data))
         assert row is not None  # INSERT ... RETURNING always returns the row
         return self._one(row)
 
@@ -346,13 +331,13 @@ class Repository(Generic[R]):
 
     async def _update(self, id: UUID | str, data: Input) -> R:
         key = as_uuid(id)
-        return self._found(await self._db.fetchrow(self._q.update, key, *update_args(data)), key)
+        return self._found(await self._db.fetchrow(self._q.update, *self._q.args("update", data, id=key)), key)
 
     async def _update_versioned(self, id: UUID | str, data: Input, expected_version: int | None) -> R:
         """`_update` whose statement takes the expected version last (null: any version)."""
         key = as_uuid(id)
         expected = check_version(expected_version)
-        row = await self._db.fetchrow(self._q.update, key, *update_args(data), expected)
+        row = await self._db.fetchrow(self._q.update, *self._q.args("update", data, id=key, expected_version=expected))
         if row is not None:
             return self._one(row)
         return await self._stale(key, expected)

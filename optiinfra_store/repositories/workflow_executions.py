@@ -48,7 +48,6 @@ from optiinfra_store.repositories.base import (
     check_int,
     enum_value,
     enum_values,
-    insert_args,
     optional_aware,
     platform,
 )
@@ -84,7 +83,7 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         data = WorkflowExecutionCreate.model_validate(data)
         key = (data.customer_id, data.agent_id, data.idempotency_key)
         for _ in range(2):  # a second time if the first row went between the two statements
-            row = await self._db.fetchrow(self._q.insert, *insert_args(data))
+            row = await self._db.fetchrow(self._q.insert, *self._q.args("insert", data))
             if row is not None:
                 return self._one(row)
             # the key was used before: return that row, if it is the same request

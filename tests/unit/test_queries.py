@@ -57,13 +57,14 @@ def test_repository__each_statement_documented_and_never_select_star(repo):
 
 
 @pytest.mark.parametrize("repo", REPOSITORIES, ids=lambda r: r.table)
-def test_insert__columns_in_create_model_field_order(repo):
+def test_insert__binds_every_create_model_field_by_name(repo):
     create_model = getattr(records, f"{repo.record_type.__name__}Create")
-    sql = load(repo.table).insert
-    columns = re.search(r"INSERT INTO \w+ \(([^)]*)\)", sql, re.S).group(1)
-    # agent_configs takes the encrypted form of a sensitive value after the model's fields
-    extra = ["config_secret", "secret_key_id"] if repo.table == "agent_configs" else []
-    assert [c.strip() for c in columns.split(",")] == [*create_model.model_fields, *extra]
+    q = load(repo.table)
+    columns = re.search(r"INSERT INTO \w+ \(([^)]*)\)", q.insert, re.S).group(1)
+    # agent_configs takes the encrypted form of a sensitive value beside the model's fields
+    extra = {"config_secret", "secret_key_id"} if repo.table == "agent_configs" else set()
+    assert set(q.params("insert")) == set(create_model.model_fields) | extra
+    assert {c.strip() for c in columns.split(",")} == set(q.params("insert"))
 
 
 UPDATABLE = [r for r in REPOSITORIES if hasattr(records, f"{r.record_type.__name__}Update")]
@@ -83,12 +84,41 @@ VERSIONED = {"workflow_executions"}  # their update takes the expected version l
 
 
 @pytest.mark.parametrize("repo", UPDATABLE, ids=lambda r: r.table)
-def test_update__two_parameters_per_update_model_field(repo):
+def test_update__a_value_and_whether_it_was_given_for_each_update_model_field(repo):
     update_model = getattr(records, f"{repo.record_type.__name__}Update")
     q = load(repo.table)
-    placeholders = {int(n) for n in re.findall(r"\$(\d+)", q.update)}
-    expected_version = 1 if repo.table in VERSIONED else 0
-    assert placeholders == set(range(1, 2 + 2 * len(update_model.model_fields) + expected_version))
+    fields = set(update_model.model_fields)
+    versioned = {"expected_version"} if repo.table in VERSIONED else set()
+    assert set(q.params("update")) == {"id"} | fields | {f"given_{f}" for f in fields} | versioned
+
+
+def test_named_parameters__sent_in_order_of_first_use_with_casts_and_quoted_text_left_alone():
+    q = parse(
+        "t.sql",
+        "-- name: one\n-- x\nSELECT :b::int, ':a', \"c:d\", 'it''s :a', :a, :b FROM t WHERE x::text = :a -- isn't :c\n;\n"
+        "-- name: two\n-- y\nSELECT $2, $1;\n",
+    )
+    assert q.one == "SELECT $1::int, ':a', \"c:d\", 'it''s :a', $2, $1 FROM t WHERE x::text = $2 -- isn't :c\n"
+    assert q.params("one") == ("b", "a") and q.params("two") == ()
+
+
+def test_named_parameters__args_follow_the_names_not_the_models_field_order():
+    from pydantic import BaseModel
+
+    class Reordered(BaseModel):
+        b: int
+        a: int
+
+    q = parse(
+        "t.sql", "-- name: one\n-- x\nUPDATE t SET a = CASE WHEN :given_a THEN :a END WHERE id = :id AND b = :b;\n"
+    )
+    assert q.args("one", Reordered(b=2, a=1), id=9) == [True, 1, 9, 2]
+    assert q.args("one", Reordered.model_construct(b=2, a=1, _fields_set={"b"}), id=9) == [False, 1, 9, 2]
+
+
+def test_named_parameters__mixed_with_positional_ones_are_refused():
+    with pytest.raises(ValueError, match="mixes"):
+        parse("t.sql", "-- name: one\n-- x\nSELECT :a, $2;\n")
 
 
 def test_repositories_package__exports_every_repository_it_lists():
