@@ -58,10 +58,26 @@ class Repositories:
     ) -> None:
         self._executor = executor
         self._secret_keys = secret_keys
+        self._reads = reads
         self.customer_id = customer_id
         """The customer these repositories are confined to (None: not confined)."""
-        for name, repository in repository_types().items():
-            setattr(self, name, repository(executor, customer_id, secret_keys, reads))
+
+
+class _MadeOnFirstUse:
+    """A repository attribute: the repository is made when first read, then kept on the instance
+    (so a store made for one call, `store.for_customer(id)`, makes only what that call uses)."""
+
+    __slots__ = ("_name", "_type")
+
+    def __init__(self, name: str, repository: type[Repository[Any]]) -> None:
+        self._name, self._type = name, repository
+
+    def __get__(self, owner: Repositories | None, cls: type[Repositories]) -> Any:
+        if owner is None:
+            return self
+        repository = self._type(owner._executor, owner.customer_id, owner._secret_keys, owner._reads)
+        owner.__dict__[self._name] = repository  # read from the instance from now on
+        return repository
 
 
 def repository_types() -> dict[str, type[Repository[Any]]]:
@@ -73,6 +89,7 @@ _REPOSITORY_TYPES: dict[str, type[Repository[Any]]] = get_type_hints(Repositorie
 for _name, _type in _REPOSITORY_TYPES.items():
     if not (isinstance(_type, type) and issubclass(_type, Repository) and _type.table == _name):
         raise TypeError(f"Repositories.{_name} must be the repository of the table {_name!r}")
+    setattr(Repositories, _name, _MadeOnFirstUse(_name, _type))
 
 __all__ = [
     "AgentCapabilities",
