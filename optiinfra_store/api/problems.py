@@ -33,11 +33,16 @@ class Problem(Exception):
         self.extra = extra
 
 
+def document(status: int, title: str, detail: str) -> dict[str, Any]:
+    """The problem document's members (RFC 9457 3.1)."""
+    slug = title.lower().replace(" ", "-")
+    return {"type": f"https://optiinfra.dev/problems/{slug}", "title": title, "status": status, "detail": detail}
+
+
 def problem(
     status: int, title: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
-    slug = title.lower().replace(" ", "-")
-    body = {"type": f"https://optiinfra.dev/problems/{slug}", "title": title, "status": status, "detail": detail}
+    body = document(status, title, detail)
     return JSONResponse({**body, **extra}, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
