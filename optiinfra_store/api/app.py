@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
-from pydantic import AwareDatetime
+from pydantic import AfterValidator, BeforeValidator
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.staticfiles import StaticFiles
@@ -160,8 +160,30 @@ Caller = Annotated[Store, Depends(_customer_store)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="executions per page")]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
 Days = Annotated[int, Query(ge=1, le=366, description="the window: this many days back from now")]
+# RFC 3339 section 5.6 (T and Z in either case); the day, hour and offset ranges are checked by parsing
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+# the store's range: years 1 to 9999 in UTC, less the two instants the driver sends as infinities
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(microseconds=1)
+_LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(microseconds=1)
+
+
+def _rfc3339(value: object) -> datetime:
+    """Only an RFC 3339 date-time, as the document says (pydantic alone would also read a number
+    as a Unix time, or a date without a time)."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 date-time with an offset, like 2026-01-01T00:00:00Z")
+    return datetime.fromisoformat(value.upper())
+
+
+def _within_the_store(value: datetime) -> datetime:
+    """A bound beyond the store's range selects what the end of the range selects."""
+    return min(max(value, _EARLIEST), _LATEST)
+
+
+Instant = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_within_the_store)]
 router = APIRouter()
-_PARAMETERS = {"cursor": "cursor", "started_after": "since", "started_before": "until"}  # store -> HTTP
 
 
 _PRIVATE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
@@ -241,14 +263,9 @@ async def _history(
             cursor=cursor,
         )
     except InvalidArgument as exc:
-        parameter = _PARAMETERS.get(exc.argument or "")
-        if parameter is None:
+        if exc.argument != "cursor":  # since and until are within the store's range (Instant)
             raise
-        if parameter == "cursor":
-            raise problems.Problem(400, "Invalid parameter", "cursor: not a cursor this service gave out") from None
-        raise problems.Problem(
-            422, "Invalid parameter", f"{parameter}: outside the range of timestamps stored"
-        ) from None
+        raise problems.Problem(400, "Invalid parameter", "cursor: not a cursor this service gave out") from None
     return _json(page.model_dump_json())
 
 
@@ -260,8 +277,8 @@ async def history(
     status: Annotated[list[WorkflowStatus] | None, Query(description="repeat for several")] = None,
     workflow_type: WorkflowType | None = None,
     agent_id: UUID | None = None,
-    since: Annotated[AwareDatetime | None, Query(description="started at or after")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="started before")] = None,
+    since: Annotated[Instant | None, Query(description="started at or after")] = None,
+    until: Annotated[Instant | None, Query(description="started before")] = None,
 ) -> Response:
     """The caller's executions, newest first, a page at a time."""
     return await _history(store, limit, cursor, status, workflow_type, agent_id, since, until)
@@ -319,12 +336,17 @@ async def trend(
     return _json(Trend.model_construct(buckets=buckets).model_dump_json())
 
 
+# an event's id, `<transition id>@<position>`, or a bare transition id
+EVENT_ID = r"^[0-9]{1,19}(@[0-9]{1,19}:([0-9]{1,19}(-[0-9]{1,19})?(,[0-9]{1,19}(-[0-9]{1,19})?)*)?)?$"
+
+
 @router.get("/api/workflows/events", tags=["workflows"], response_class=StreamingResponse)
 async def events(
     request: Request,
     store: Caller,
     last_event_id: Annotated[
-        str | None, Header(max_length=48_000, description="the id of the last event received: resume after it")
+        str | None,
+        Header(max_length=48_000, pattern=EVENT_ID, description="the id of the last event received: resume after it"),
     ] = None,
 ) -> Response:
     """Server-Sent Events: the caller's workflow transitions as they are committed. Each event's
@@ -352,7 +374,9 @@ async def events(
 
 
 def _resume_from(last_event_id: str | None) -> tuple[int | None, str | None]:
-    """(after, position) from a Last-Event-ID: an event id of this service, or a transition id."""
+    """(after, position) from a Last-Event-ID of the form EVENT_ID; 404 for one no event of this
+    service can carry (a number beyond int8, a range reversed or too long): like one too far back,
+    the client starts without it."""
     if last_event_id is None:
         return None, None
     transition, at, position = last_event_id.partition("@")
@@ -360,11 +384,11 @@ def _resume_from(last_event_id: str | None) -> tuple[int | None, str | None]:
         if at:
             parse_position(position)
             return None, position
-        if re.fullmatch(r"[0-9]{1,19}", transition) and int(transition) < 2**63:
+        if int(transition) < 2**63:
             return int(transition), None
     except InvalidArgument:
         pass
-    raise problems.Problem(422, "Invalid parameter", "last-event-id: not an event id of this service")
+    raise problems.Problem(404, "Not found", "last-event-id: no event of this service has this id; start without it")
 
 
 class _EventStream(StreamingResponse):
@@ -444,8 +468,8 @@ async def type_history(
     cursor: Cursor = None,
     status: Annotated[list[WorkflowStatus] | None, Query()] = None,
     agent_id: UUID | None = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
 ) -> Response:
     """The history of one workflow type, same paging as /api/workflows/history."""
     return await _history(store, limit, cursor, status, workflow_type, agent_id, since, until)
