@@ -336,6 +336,12 @@ def _cmd_token(args: argparse.Namespace) -> None:
         raise InvalidArgument(f"--customer must be a customer id (a UUID), got {args.customer!r}") from None
     if args.ttl < 1:
         raise InvalidArgument(f"--ttl must be at least 1 second, got {args.ttl}")
+    longest = auth.max_lifetime_from_env()
+    if args.ttl > longest:  # the service would refuse it
+        raise InvalidArgument(
+            f"--ttl must be at most {longest} seconds, the longest token the service accepts "
+            f"(${auth.MAX_LIFETIME_ENV}), got {args.ttl}"
+        )
     print(
         auth.issue_token(
             secret,
@@ -469,7 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--customer", required=True, help="the customer id the token speaks for")
     token.add_argument("--subject", default="operator", help="the token's sub claim (default operator)")
     token.add_argument("--scope", default="workflows:read", help="space-separated scopes (default workflows:read)")
-    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
+    token.add_argument(
+        "--ttl",
+        type=int,
+        default=3600,
+        help="seconds until it expires (default 3600; at most $OPTIINFRA_JWT_MAX_LIFETIME, a day unless set)",
+    )
     return parser
 
 

@@ -24,16 +24,18 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
-from pydantic import AwareDatetime
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator, BeforeValidator
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from optiinfra_store import __version__
-from optiinfra_store.api import problems
+from optiinfra_store.api import openapi, problems
 from optiinfra_store.api.auth import READ_SCOPE, Principal, TokenVerifier
 from optiinfra_store.api.models import DemoCustomer, ExecutionDetails, Health, HistoryPage, Me, Trend
+from optiinfra_store.api.problems import responses
 from optiinfra_store.enums import WorkflowStatus, WorkflowType
 from optiinfra_store.errors import AccessDenied, InvalidArgument, NotFound, StoreError, StoreTimeout, StoreUnavailable
 from optiinfra_store.records import WorkflowPerformance, WorkflowStatistics
@@ -146,7 +148,17 @@ def _service(request: Request) -> Service:
     return service
 
 
-async def _customer_store(request: Request) -> Store:
+# in the OpenAPI document only: the verifier reads the header itself, to say what is wrong with it
+BEARER = HTTPBearer(
+    bearerFormat="JWT",
+    description=f"a JWT with exp, sub, customer_id and scope (reads need {READ_SCOPE})",
+    auto_error=False,
+)
+
+
+async def _customer_store(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+) -> Store:
     """The store confined to the customer of the request's token (401 and 403 otherwise)."""
     service = _service(request)
     principal = service.verifier.verify(request.headers.get("authorization"))
@@ -160,8 +172,30 @@ Caller = Annotated[Store, Depends(_customer_store)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="executions per page")]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
 Days = Annotated[int, Query(ge=1, le=366, description="the window: this many days back from now")]
+# RFC 3339 section 5.6 (T and Z in either case); the day, hour and offset ranges are checked by parsing
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+# the store's range: years 1 to 9999 in UTC, less the two instants the driver sends as infinities
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(microseconds=1)
+_LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(microseconds=1)
+
+
+def _rfc3339(value: object) -> datetime:
+    """Only an RFC 3339 date-time, as the document says (pydantic alone would also read a number
+    as a Unix time, or a date without a time)."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 date-time with an offset, like 2026-01-01T00:00:00Z")
+    return datetime.fromisoformat(value.upper())
+
+
+def _within_the_store(value: datetime) -> datetime:
+    """A bound beyond the store's range selects what the end of the range selects."""
+    return min(max(value, _EARLIEST), _LATEST)
+
+
+Instant = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_within_the_store)]
 router = APIRouter()
-_PARAMETERS = {"cursor": "cursor", "started_after": "since", "started_before": "until"}  # store -> HTTP
 
 
 _PRIVATE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
@@ -197,7 +231,7 @@ async def readyz(request: Request) -> Response:
     return _json(Health(status="ready", events=events).model_dump_json())
 
 
-@router.get("/api/me", response_model=Me, tags=["session"])
+@router.get("/api/me", response_model=Me, tags=["session"], responses=responses(401, 403, 503))
 async def me(request: Request, store: Caller) -> Response:
     """Who the token speaks for."""
     principal: Principal = request.state.principal
@@ -211,7 +245,12 @@ async def me(request: Request, store: Caller) -> Response:
     return _json(body.model_dump_json())
 
 
-@router.get("/api/demo/customers", response_model=list[DemoCustomer], tags=["session"])
+@router.get(
+    "/api/demo/customers",
+    response_model=list[DemoCustomer],
+    tags=["session"],
+    responses=responses((404, "the service is not running the embedded demo")),
+)
 async def demo_customers(request: Request) -> Response:
     """Ready tokens for the seeded customers: only when the service runs the embedded demo."""
     customers = _service(request).demo_customers
@@ -241,18 +280,16 @@ async def _history(
             cursor=cursor,
         )
     except InvalidArgument as exc:
-        parameter = _PARAMETERS.get(exc.argument or "")
-        if parameter is None:
+        if exc.argument != "cursor":  # since and until are within the store's range (Instant)
             raise
-        if parameter == "cursor":
-            raise problems.Problem(400, "Invalid parameter", "cursor: not a cursor this service gave out") from None
-        raise problems.Problem(
-            422, "Invalid parameter", f"{parameter}: outside the range of timestamps stored"
-        ) from None
+        raise problems.Problem(400, "Invalid parameter", "cursor: not a cursor this service gave out") from None
     return _json(page.model_dump_json())
 
 
-@router.get("/api/workflows/history", response_model=HistoryPage, tags=["workflows"])
+HISTORY_PROBLEMS = responses(400, 401, 403, 422, 503)
+
+
+@router.get("/api/workflows/history", response_model=HistoryPage, tags=["workflows"], responses=HISTORY_PROBLEMS)
 async def history(
     store: Caller,
     limit: Limit = 50,
@@ -260,27 +297,54 @@ async def history(
     status: Annotated[list[WorkflowStatus] | None, Query(description="repeat for several")] = None,
     workflow_type: WorkflowType | None = None,
     agent_id: UUID | None = None,
-    since: Annotated[AwareDatetime | None, Query(description="started at or after")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="started before")] = None,
+    since: Annotated[Instant | None, Query(description="started at or after")] = None,
+    until: Annotated[Instant | None, Query(description="started before")] = None,
 ) -> Response:
     """The caller's executions, newest first, a page at a time."""
     return await _history(store, limit, cursor, status, workflow_type, agent_id, since, until)
 
 
-@router.get("/api/workflows/statistics", response_model=WorkflowStatistics, tags=["workflows"])
+# statistics and performance: answered with a validator of their figures
+IfNoneMatch = Annotated[str | None, Header(description="the ETag of figures the client has: 304 while unchanged")]
+_VALIDATED = {
+    "ETag": {"description": "a weak validator of the figures", "required": True, "schema": {"type": "string"}}
+}
+ANALYTICS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"headers": _VALIDATED},
+    304: {"description": "the figures are those of If-None-Match", "headers": _VALIDATED},
+    **responses(401, 403, 422, 429, 503),
+}
+
+
+@router.get(
+    "/api/workflows/statistics", response_model=WorkflowStatistics, tags=["workflows"], responses=ANALYTICS_RESPONSES
+)
 async def statistics(
-    request: Request, store: Caller, days: Days = 30, workflow_type: WorkflowType | None = None
+    request: Request,
+    store: Caller,
+    days: Days = 30,
+    workflow_type: WorkflowType | None = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     """Counts by status, success rate and durations (avg, p50, p95, max), overall and by type."""
-    return await _analytics(request, store, store.workflow_executions.statistics, days, workflow_type)
+    return await _analytics(request, store, store.workflow_executions.statistics, days, workflow_type, if_none_match)
 
 
-@router.get("/api/workflows/performance-metrics", response_model=WorkflowPerformance, tags=["workflows"])
+@router.get(
+    "/api/workflows/performance-metrics",
+    response_model=WorkflowPerformance,
+    tags=["workflows"],
+    responses=ANALYTICS_RESPONSES,
+)
 async def performance_metrics(
-    request: Request, store: Caller, days: Days = 30, workflow_type: WorkflowType | None = None
+    request: Request,
+    store: Caller,
+    days: Days = 30,
+    workflow_type: WorkflowType | None = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     """Duration buckets, error patterns, slowest steps, retry hotspots and tips."""
-    return await _analytics(request, store, store.workflow_executions.performance, days, workflow_type)
+    return await _analytics(request, store, store.workflow_executions.performance, days, workflow_type, if_none_match)
 
 
 async def _analytics(
@@ -289,19 +353,20 @@ async def _analytics(
     compute: Callable[..., Awaitable[WorkflowStatistics | WorkflowPerformance]],
     days: int,
     workflow_type: WorkflowType | None,
+    if_none_match: str | None,
 ) -> Response:
     """The figures of `compute` over the last `days`, shared with identical requests in flight,
     answered with their validator."""
     key = (store.customer_id, compute.__name__, days, workflow_type)
     since = datetime.now(UTC) - timedelta(days=days)
     figures = await _service(request).analytics(key, lambda: compute(since=since, workflow_type=workflow_type))
-    return _cached(request, figures)
+    return _cached(request, figures, if_none_match)
 
 
-@router.get("/api/workflows/trend", response_model=Trend, tags=["workflows"])
+@router.get("/api/workflows/trend", response_model=Trend, tags=["workflows"], responses=responses(401, 403, 422, 503))
 async def trend(
     store: Caller,
-    days: Annotated[int, Query(ge=1, le=366)] = 30,
+    days: Annotated[int, Query(ge=1, le=366, description="the window, in days: at most 31 with bucket=hour")] = 30,
     bucket: Literal["day", "hour"] = "day",
     workflow_type: WorkflowType | None = None,
 ) -> Response:
@@ -319,12 +384,44 @@ async def trend(
     return _json(Trend.model_construct(buckets=buckets).model_dump_json())
 
 
-@router.get("/api/workflows/events", tags=["workflows"], response_class=StreamingResponse)
+# an event's id, `<transition id>@<position>`, or a bare transition id
+EVENT_ID = r"^[0-9]{1,19}(@[0-9]{1,19}:([0-9]{1,19}(-[0-9]{1,19})?(,[0-9]{1,19}(-[0-9]{1,19})?)*)?)?$"
+TRANSITION_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"const": "transition"},
+        "id": {"type": "string", "pattern": EVENT_ID},
+        "data": {
+            "type": "string",
+            "contentMediaType": JSON,
+            "contentSchema": {"$ref": "#/components/schemas/WorkflowTransition"},
+        },
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the stream, one event per transition",
+        "content": {"text/event-stream": {"itemSchema": TRANSITION_EVENT}},
+    },
+    **responses(
+        401,
+        403,
+        (404, "Last-Event-ID names no event to resume after (unknown, or too far back): start without it"),
+        422,
+        429,
+        503,
+    ),
+}
+
+
+@router.get("/api/workflows/events", tags=["workflows"], response_class=StreamingResponse, responses=EVENTS_RESPONSES)
 async def events(
     request: Request,
     store: Caller,
     last_event_id: Annotated[
-        str | None, Header(max_length=48_000, description="the id of the last event received: resume after it")
+        str | None,
+        Header(max_length=48_000, pattern=EVENT_ID, description="the id of the last event received: resume after it"),
     ] = None,
 ) -> Response:
     """Server-Sent Events: the caller's workflow transitions as they are committed. Each event's
@@ -332,7 +429,9 @@ async def events(
     stream with nothing lost or repeated, even when transactions overlapped."""
     service = _service(request)
     if service.hub is None or service.stopping:
-        raise problems.Problem(503, "Service unavailable", "this server is not streaming events; retry shortly")
+        raise problems.Problem(
+            503, "Service unavailable", "this server is not streaming events; retry shortly", retry_after="5"
+        )
     after, position = _resume_from(last_event_id)
     principal: Principal = request.state.principal
     service.open_stream(principal.customer_id)
@@ -352,7 +451,9 @@ async def events(
 
 
 def _resume_from(last_event_id: str | None) -> tuple[int | None, str | None]:
-    """(after, position) from a Last-Event-ID: an event id of this service, or a transition id."""
+    """(after, position) from a Last-Event-ID of the form EVENT_ID; 404 for one no event of this
+    service can carry (a number beyond int8, a range reversed or too long): like one too far back,
+    the client starts without it."""
     if last_event_id is None:
         return None, None
     transition, at, position = last_event_id.partition("@")
@@ -360,11 +461,11 @@ def _resume_from(last_event_id: str | None) -> tuple[int | None, str | None]:
         if at:
             parse_position(position)
             return None, position
-        if re.fullmatch(r"[0-9]{1,19}", transition) and int(transition) < 2**63:
+        if int(transition) < 2**63:
             return int(transition), None
     except InvalidArgument:
         pass
-    raise problems.Problem(422, "Invalid parameter", "last-event-id: not an event id of this service")
+    raise problems.Problem(404, "Not found", "last-event-id: no event of this service has this id; start without it")
 
 
 class _EventStream(StreamingResponse):
@@ -426,7 +527,12 @@ async def _sse(stream: WorkflowEvents, token_expires: float) -> AsyncIterator[by
             pending.cancel()
 
 
-@router.get("/api/workflows/{execution_id}/details", response_model=ExecutionDetails, tags=["workflows"])
+@router.get(
+    "/api/workflows/{execution_id}/details",
+    response_model=ExecutionDetails,
+    tags=["workflows"],
+    responses=responses(401, 403, (404, "no execution of the caller's has this id"), 422, 503),
+)
 async def details(store: Caller, execution_id: UUID) -> Response:
     """One execution with its steps, artifacts and transition trail."""
     async with store.transaction() as tx:
@@ -436,7 +542,9 @@ async def details(store: Caller, execution_id: UUID) -> Response:
     return _json(body.model_dump_json())
 
 
-@router.get("/api/workflows/{workflow_type}/history", response_model=HistoryPage, tags=["workflows"])
+@router.get(
+    "/api/workflows/{workflow_type}/history", response_model=HistoryPage, tags=["workflows"], responses=HISTORY_PROBLEMS
+)
 async def type_history(
     store: Caller,
     workflow_type: Annotated[WorkflowType, Path()],
@@ -444,14 +552,14 @@ async def type_history(
     cursor: Cursor = None,
     status: Annotated[list[WorkflowStatus] | None, Query()] = None,
     agent_id: UUID | None = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
 ) -> Response:
     """The history of one workflow type, same paging as /api/workflows/history."""
     return await _history(store, limit, cursor, status, workflow_type, agent_id, since, until)
 
 
-def _cached(request: Request, figures: WorkflowStatistics | WorkflowPerformance) -> Response:
+def _cached(request: Request, figures: WorkflowStatistics | WorkflowPerformance, presented: str | None) -> Response:
     """The answer with a validator of its figures (the window's bounds, which move with the clock,
     left out): a client that has them gets 304. The figures come from the rollups in a few
     milliseconds, so the answer itself is the cheapest validator that is never stale; a change
@@ -460,9 +568,8 @@ def _cached(request: Request, figures: WorkflowStatistics | WorkflowPerformance)
     etag = f'W/"{digest}"'
     service = _service(request)
     headers = {"ETag": etag, "Cache-Control": f"private, max-age={service.cache_max_age}", "Vary": "Authorization"}
-    presented = request.headers.get("if-none-match", "")
     # weak comparison (RFC 9110 13.1.2): W/"x" and "x" match
-    if any(tag.strip().removeprefix("W/") in (etag.removeprefix("W/"), "*") for tag in presented.split(",")):
+    if any(tag.strip().removeprefix("W/") in (etag.removeprefix("W/"), "*") for tag in (presented or "").split(",")):
         return Response(status_code=304, headers=headers)
     return _json(figures.model_dump_json(), headers=headers)
 
@@ -511,6 +618,15 @@ class RequestLog:
             _access.info(json.dumps(line))
 
 
+class _App(FastAPI):
+    """FastAPI, with the OpenAPI document completed by openapi.document."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = openapi.document(self)
+        return self.openapi_schema
+
+
 def create_app(
     store: Store,
     verifier: TokenVerifier,
@@ -533,7 +649,7 @@ def create_app(
                 await service.close_streams()
                 service.hub = None
 
-    app = FastAPI(
+    app = _App(
         title="OptiInfra workflow history",
         version=__version__,
         lifespan=lifespan,

@@ -2,14 +2,16 @@
 
 HS256 with a shared secret, or RS256 / ES256 with a public key: one algorithm per service, fixed
 by the key it is configured with, so a token cannot choose how it is checked (`alg: none`, or an
-HMAC signed with the public key, is refused). `exp` is required; `iss` and `aud` are checked when
-configured. Claims: `sub` (the user), `customer_id` (a UUID), `scope` (space-separated).
+HMAC signed with the public key, is refused). `exp` is required, at most the maximum lifetime
+after `iat` (or, without `iat`, after now); `iss` and `aud` are checked when configured. Claims:
+`sub` (the user), `customer_id` (a UUID), `scope` (space-separated).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,9 @@ from optiinfra_store.errors import ConfigurationError
 READ_SCOPE = "workflows:read"
 MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
 VERIFIED_TOKENS = 4096  # how many verified tokens are remembered until they expire
+# a stolen token is good for at most this long, and an event stream lasts at most as long as its token
+MAX_LIFETIME_SECONDS = 24 * 3600
+MAX_LIFETIME_ENV = "OPTIINFRA_JWT_MAX_LIFETIME"
 
 
 class Unauthenticated(Exception):
@@ -52,29 +57,38 @@ class TokenVerifier:
     """Checks bearer tokens against one key and algorithm."""
 
     def __init__(
-        self, key: Any, algorithm: str, *, issuer: str | None = None, audience: str | None = None, leeway: float = 0
+        self,
+        key: Any,
+        algorithm: str,
+        *,
+        issuer: str | None = None,
+        audience: str | None = None,
+        leeway: float = 0,
+        max_lifetime: int = MAX_LIFETIME_SECONDS,
     ) -> None:
         self._key = key
         self.algorithm = algorithm
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway
+        self.max_lifetime = max_lifetime
         self._options: Any = {"require": ["exp", "sub"], "verify_aud": audience is not None}
         # tokens already verified, until they expire: a client sends the same token with every
         # request, and checking it again costs more than the rest of the route's own work
         self._verified: dict[str, tuple[Principal, float]] = {}
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> TokenVerifier:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> TokenVerifier:
         """From OPTIINFRA_JWT_SECRET (HS256) or OPTIINFRA_JWT_PUBLIC_KEY (a PEM file: RS256 for an
-        RSA key, ES256 for a P-256 key), with OPTIINFRA_JWT_ISSUER and OPTIINFRA_JWT_AUDIENCE when
-        set. Raises ConfigurationError when neither or both keys are set, or a key is unusable: the
-        service does not start without a way to check tokens."""
+        RSA key, ES256 for a P-256 key), with OPTIINFRA_JWT_ISSUER, OPTIINFRA_JWT_AUDIENCE and
+        OPTIINFRA_JWT_MAX_LIFETIME when set. Raises ConfigurationError when neither or both keys are
+        set, or a setting is unusable: the service does not start without a way to check tokens."""
         env = os.environ if environ is None else environ
         secret, key_file = env.get("OPTIINFRA_JWT_SECRET"), env.get("OPTIINFRA_JWT_PUBLIC_KEY")
         options = {
             "issuer": env.get("OPTIINFRA_JWT_ISSUER") or None,
             "audience": env.get("OPTIINFRA_JWT_AUDIENCE") or None,
+            "max_lifetime": max_lifetime_from_env(env),
         }
         if secret and key_file:
             raise ConfigurationError("set one of OPTIINFRA_JWT_SECRET and OPTIINFRA_JWT_PUBLIC_KEY, not both")
@@ -153,9 +167,24 @@ class TokenVerifier:
             raise Unauthenticated("the token's scope claim must be a space-separated string")
         try:
             expires = float(claims["exp"]) + self._leeway  # accepted until then
+            # PyJWT has refused an iat in the future, so the token is good for at most its lifetime
+            lifetime = float(claims["exp"]) - (float(claims["iat"]) if "iat" in claims else time.time())
         except (OverflowError, ValueError, TypeError):
-            raise Unauthenticated("the token's exp claim is not a usable time") from None
+            raise Unauthenticated("the token's exp or iat claim is not a usable time") from None
+        if lifetime > self.max_lifetime:
+            raise Unauthenticated(
+                f"the token's lifetime is longer than the {self.max_lifetime} seconds this service accepts"
+            )
         return Principal(subject, customer_id, frozenset(scope.split()), expires), expires
+
+
+def max_lifetime_from_env(environ: Mapping[str, str] | None = None) -> int:
+    """OPTIINFRA_JWT_MAX_LIFETIME (whole seconds), MAX_LIFETIME_SECONDS when unset; raises
+    ConfigurationError for anything but a positive whole number."""
+    text = (os.environ if environ is None else environ).get(MAX_LIFETIME_ENV) or str(MAX_LIFETIME_SECONDS)
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise ConfigurationError(f"{MAX_LIFETIME_ENV} must be a whole number of seconds, at least 1, got {text!r}")
+    return int(text)
 
 
 def _reason(exc: jwt.InvalidTokenError) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from optiinfra_store.records import TrendBucket, WorkflowExecution, WorkflowExecutionDetail, WorkflowTransition
 
@@ -43,3 +43,20 @@ class Health(BaseModel):
     status: str
     pending_migrations: list[str] = []
     events: str | None = None  # "listening", or "reconnecting" while the events hub has no connection
+
+
+class InvalidParameter(BaseModel):
+    in_: str = Field(alias="in", description="query, path or header")
+    parameter: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 describes it: `detail` speaks to the caller and names the parameter
+    at fault; a 422 of a parameter's type or range lists each in `errors`."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[InvalidParameter] = []

@@ -33,11 +33,55 @@ class Problem(Exception):
         self.extra = extra
 
 
+_CHALLENGE = {
+    "WWW-Authenticate": {
+        "description": "a Bearer challenge (RFC 6750) with the error and its description",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+# what each status means on every route that can answer it, and the headers it always carries
+_MEANINGS: dict[int, tuple[str, dict[str, Any]]] = {
+    400: ("a cursor the service did not give out", {}),
+    401: ("no usable token: missing, malformed, expired, living too long or badly signed", _CHALLENGE),
+    403: (f"the token lacks the scope {READ_SCOPE}", _CHALLENGE),
+    404: ("not found", {}),
+    422: ("a parameter out of its type, format or range: named in detail, listed in errors", {}),
+    429: ("too many at once: retry later", _RETRY_AFTER),
+    503: ("the database is unavailable or the service cannot answer now: retry later", _RETRY_AFTER),
+}
+
+
+def responses(*statuses: int | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI responses of a route's problem documents: each a status, or a status and what it
+    means on that route."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for entry in statuses:
+        status, meaning = entry if isinstance(entry, tuple) else (entry, _MEANINGS[entry][0])
+        content = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        documented[status] = {"description": meaning, "content": content}
+        if _MEANINGS[status][1]:
+            documented[status]["headers"] = _MEANINGS[status][1]
+    return documented
+
+
+def document(status: int, title: str, detail: str) -> dict[str, Any]:
+    """The problem document's members (RFC 9457 3.1)."""
+    slug = title.lower().replace(" ", "-")
+    return {"type": f"https://optiinfra.dev/problems/{slug}", "title": title, "status": status, "detail": detail}
+
+
 def problem(
     status: int, title: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
-    slug = title.lower().replace(" ", "-")
-    body = {"type": f"https://optiinfra.dev/problems/{slug}", "title": title, "status": status, "detail": detail}
+    body = document(status, title, detail)
     return JSONResponse({**body, **extra}, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 

@@ -18,6 +18,7 @@ from optiinfra_store import embedded, migrations, seed
 from optiinfra_store.api.app import create_app
 from optiinfra_store.api.auth import TokenVerifier, issue_token
 from optiinfra_store.api.models import DemoCustomer
+from optiinfra_store.api.protocol import HEADER_TIMEOUT_SECONDS, MAX_HEADER_BYTES, bounded_protocol
 from optiinfra_store.errors import ConfigurationError
 from optiinfra_store.store import Store
 
@@ -80,22 +81,35 @@ async def _serve(dsn: str, host: str, port: int, verifier: TokenVerifier, demo_s
                 demo.append(DemoCustomer(customer_id=customer.id, name=customer.name, token=token))
         hosts = (host, "localhost", "127.0.0.1", "::1") if demo else ()
         app = create_app(store, verifier, demo_customers=demo, trusted_hosts=hosts)
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,  # the app logs one structured line per request
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-            limit_concurrency=MAX_CONNECTIONS,  # beyond: 503 at once, not file descriptors run out
-            timeout_keep_alive=5,
-        )
-        server = _Server(config)
+        server = _Server(server_config(app, host, port))
         server.stop_streams = lambda: asyncio.get_running_loop().create_task(app.state.service.close_streams())
         print(f"serving the workflow history on http://{host}:{port}/", flush=True)
         for entry in demo:
             print(f"  token for {entry.name} ({entry.customer_id}):\n    {entry.token}", flush=True)
         await server.serve()
+
+
+def server_config(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    header_timeout: float = HEADER_TIMEOUT_SECONDS,
+    max_header_bytes: int = MAX_HEADER_BYTES,
+) -> uvicorn.Config:
+    """uvicorn's configuration for the service: its HTTP protocol bounds each request head in time
+    and size (408, 431), so slow or oversized heads cannot hold connections or memory."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=bounded_protocol(header_timeout, max_header_bytes),
+        log_config=None,
+        access_log=False,  # the app logs one structured line per request
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        limit_concurrency=MAX_CONNECTIONS,  # beyond: 503 at once, not file descriptors run out
+        timeout_keep_alive=5,
+    )
 
 
 @contextlib.contextmanager

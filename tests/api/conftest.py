@@ -70,17 +70,21 @@ async def service(api_store: Store, seeded: str) -> AsyncIterator[Service]:
 
 
 @contextlib.asynccontextmanager
-async def live_server(store: Store, **options: Any) -> AsyncIterator[tuple[str, Any]]:
-    """The app under a real uvicorn server on a free port, in this event loop."""
+async def live_server(
+    store: Store, *, bounds: dict[str, Any] | None = None, **options: Any
+) -> AsyncIterator[tuple[str, Any]]:
+    """The app under a real uvicorn server on a free port, in this event loop, configured as
+    `optiinfra-store serve` configures it (`bounds`: its header_timeout and max_header_bytes)."""
     import asyncio
 
     import uvicorn
 
+    from optiinfra_store.api.serve import server_config
     from tests.pg import free_port
 
     app = create_app(store, TokenVerifier.hs256(JWT_SECRET), **options)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, **(bounds or {})))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -63,6 +63,9 @@ UNUSABLE = {
     "no customer": f"Bearer {hs256(claims(customer_id=None))}",
     "customer not a uuid": f"Bearer {hs256(claims(customer_id='acme OR 1=1'))}",
     "scope not a string": f"Bearer {hs256(claims(scope=['workflows:read']))}",
+    "longer than a day": f"Bearer {hs256(claims(exp=int(time.time()) + 24 * 3600 + 60))}",
+    "exp 10**30, no iat": f"Bearer {hs256(claims(iat=None, exp=10**30))}",
+    "issued long ago": f"Bearer {hs256(claims(iat=int(time.time()) - 30 * 24 * 3600))}",
     "tampered payload": None,  # filled below: a valid token with its customer swapped
 }
 header, _, signature = hs256(claims()).split(".")
@@ -179,3 +182,24 @@ async def test_the_bearer_challenge_is_well_formed(service):
 async def test_an_exp_too_large_for_a_float_is_401_not_500(service):
     response = await service.client.get("/api/me", headers={"Authorization": f"Bearer {hs256(claims(exp=10**400))}"})
     assert response.status_code == 401
+
+
+async def test_verify__a_token_lives_at_most_the_maximum_lifetime(api_store, seeded):
+    now = int(time.time())
+    a_day = {"Authorization": f"Bearer {hs256(claims(iat=now, exp=now + 24 * 3600))}"}
+    async with running(api_store) as service:  # the default: a day
+        assert (await service.client.get("/api/me", headers=a_day)).status_code == 200
+    async with running(api_store, max_lifetime=600) as service:
+        assert (await service.client.get("/api/me", headers=a_day)).status_code == 401
+        refused = await service.client.get("/api/me", headers=bearer(ttl_seconds=601))
+        assert refused.status_code == 401 and "600 seconds" in refused.headers["www-authenticate"]
+        assert (await service.client.get("/api/me", headers=bearer(ttl_seconds=600))).status_code == 200
+
+
+def test_verify__the_maximum_lifetime_from_the_environment():
+    environ = {"OPTIINFRA_JWT_SECRET": JWT_SECRET}
+    assert TokenVerifier.from_env(environ).max_lifetime == 24 * 3600
+    assert TokenVerifier.from_env({**environ, "OPTIINFRA_JWT_MAX_LIFETIME": "3600"}).max_lifetime == 3600
+    for wrong in ("0", "-5", "1h", "1e9", "٣"):
+        with pytest.raises(ConfigurationError, match="OPTIINFRA_JWT_MAX_LIFETIME"):
+            TokenVerifier.from_env({**environ, "OPTIINFRA_JWT_MAX_LIFETIME": wrong})

@@ -83,17 +83,13 @@ async def test_events__an_unknown_or_foreign_last_event_id_is_not_found(api_stor
         assert foreign.status_code == unknown.status_code == 404
         assert foreign.json()["title"] == unknown.json()["title"]
         assert str(theirs) in foreign.json()["detail"] and str(10**15) in unknown.json()["detail"]
-        for bad in (
-            "abc",
-            "-1",
-            "1; DROP TABLE workflow_transitions",
-            str(2**64),
-            "5@x:1",
-            "5@1:3-2",
-            "5@1:1-999999999",
-        ):
+        for bad in ("abc", "-1", "1; DROP TABLE workflow_transitions", str(2**64), "5@x:1", "null", "5@1:2,"):
             response = await client.get(EVENTS, headers={**bearer(TECHSTART), "Last-Event-ID": bad})
             assert response.status_code == 422 and response.json()["detail"].startswith("last-event-id"), bad
+        # of an event id's form, but no event can carry them: not found, as an unknown id
+        for impossible in (str(2**63), "5@1:3-2", "5@1:1-999999999", f"5@{2**63}:"):
+            response = await client.get(EVENTS, headers={**bearer(TECHSTART), "Last-Event-ID": impossible})
+            assert response.status_code == 404 and response.json()["detail"].startswith("last-event-id"), impossible
 
 
 async def test_events__one_listening_connection_and_no_pooled_connection_while_idle(api_store, seeded, store):
@@ -215,8 +211,6 @@ async def test_events__a_resume_from_too_far_back_is_refused_not_loaded(api_stor
         for last in (seen.last_event_id, str(first[0]), "1@1:"):
             too_far = await client.get(EVENTS, headers={**bearer(ACME), "Last-Event-ID": last})
             assert too_far.status_code == 404 and "transitions back" in too_far.json()["detail"], last
-        huge = await client.get(EVENTS, headers={**bearer(ACME), "Last-Event-ID": f"1@{2**63}:"})
-        assert huge.status_code == 422
 
 
 async def test_events__streams_are_capped_per_customer(api_store, seeded, monkeypatch):

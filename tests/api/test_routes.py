@@ -294,3 +294,19 @@ async def test_identical_analytics_requests_in_flight_share_one_query(service, m
     assert calls == 1
     await service.client.get("/api/workflows/statistics", headers=bearer(ACME))
     assert calls == 2  # nothing kept once answered: never stale
+
+
+@pytest.mark.parametrize(
+    "value", ["0.5", "1700000000", "2026-01-01", "2026-01-01 00:00:00Z", "2026-02-30T00:00:00Z", "null"]
+)
+async def test_history__since_and_until_are_rfc_3339_date_times_only(service, value):
+    for parameter in ("since", "until"):
+        response = await service.client.get("/api/workflows/history", params={parameter: value}, headers=bearer(ACME))
+        assert response.status_code == 422, (parameter, value, response.text)
+        assert response.json()["detail"].startswith(parameter)
+
+
+async def test_history__rfc_3339_in_either_case(service):
+    for value in ("2026-01-01T00:00:00Z", "2026-01-01t00:00:00.5z", "2026-01-01T05:30:00+05:30"):
+        response = await service.client.get("/api/workflows/history", params={"until": value}, headers=bearer(ACME))
+        assert response.status_code == 200, (value, response.text)

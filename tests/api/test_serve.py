@@ -130,3 +130,14 @@ def test_serve__the_demo_refuses_a_public_address_and_a_service_refuses_to_start
     )
     assert keyless.returncode == 1 and "OPTIINFRA_JWT_SECRET" in keyless.stderr
     assert "Traceback" not in keyless.stderr
+
+
+def test_token__a_ttl_beyond_the_maximum_lifetime_is_refused():
+    args = [*CLI, "token", "--customer", TECHSTART, "--ttl", str(24 * 3600 + 1)]
+    refused = subprocess.run(args, env=cli_env(OPTIINFRA_JWT_SECRET=JWT_SECRET), capture_output=True, text=True)
+    assert refused.returncode != 0 and refused.stdout == ""
+    assert "--ttl must be at most 86400 seconds" in refused.stderr and "OPTIINFRA_JWT_MAX_LIFETIME" in refused.stderr
+    longer = cli_env(OPTIINFRA_JWT_SECRET=JWT_SECRET, OPTIINFRA_JWT_MAX_LIFETIME=str(2 * 24 * 3600))
+    issued = subprocess.run(args, env=longer, capture_output=True, text=True, check=True).stdout.strip()
+    service = TokenVerifier.from_env(longer)
+    assert str(service.verify(f"Bearer {issued}").customer_id) == TECHSTART
