@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from optiinfra_store import migrations, seed
 from optiinfra_store.enums import WorkflowStatus
 from optiinfra_store.report import print_statistics, seconds
-from optiinfra_store.repositories import Repositories
+from optiinfra_store.repositories import Repositories, repository_types
 from optiinfra_store.repositories.base import Repository
 from optiinfra_store.store import Store
 
@@ -28,9 +29,9 @@ async def run_demo(dsn: str) -> None:
 
 async def _print_counts(store: Repositories) -> None:
     print("\nrows per table")
-    for name, repo in vars(store).items():
-        if isinstance(repo, Repository):
-            print(f"  {name:<22} {await repo.count():>6}")
+    for name in repository_types():
+        repo: Repository[Any] = getattr(store, name)
+        print(f"  {name:<22} {await repo.count():>6}")
 
 
 async def _print_workflows(store: Repositories) -> None:
