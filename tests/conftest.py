@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 
@@ -8,18 +9,25 @@ import pytest
 
 from optiinfra_store import migrations
 from optiinfra_store.migrations import YOYO_TABLES
-from tests.pg import Databases, pgbouncer, session_server
+from tests.pg import Databases, pgbouncer, session_server, sources
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return "PostgreSQL for tests: $OPTIINFRA_TEST_DSN, else testcontainers, else embedded pgserver"
+    return f"PostgreSQL for tests: {sources()}"
+
+
+def announce(config: pytest.Config, line: str) -> None:
+    """Print `line` past pytest's capture: which server a run used is part of its result."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        print(f"\n{line}")
 
 
 @pytest.fixture(scope="session")
-def databases() -> Iterator[Databases]:
+def databases(request: pytest.FixtureRequest) -> Iterator[Databases]:
     """Factory of fresh databases on the session's PostgreSQL server."""
-    with session_server() as (admin_dsn, origin):
-        print(f"\nusing PostgreSQL from {origin}")
+    with session_server(say=lambda line: announce(request.config, line)) as (admin_dsn, origin):
+        announce(request.config, f"using PostgreSQL from {origin}")
         dbs = Databases(admin_dsn)
         try:
             yield dbs

@@ -1,11 +1,14 @@
 """A real PostgreSQL server for the test session, and scratch databases on it.
 
 Order: $OPTIINFRA_TEST_DSN (a database is created on that server for the session), else a
-testcontainers PostgreSQL when a Docker engine answers, else the embedded pgserver.
+testcontainers PostgreSQL when a Docker engine on this machine answers and has (or can pull) the
+image of $OPTIINFRA_TEST_IMAGE (default postgres:16-alpine) and testcontainers' reaper, else the
+embedded pgserver. $OPTIINFRA_TEST_SERVER=testcontainers or =embedded takes that source alone.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pwd
@@ -16,7 +19,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -29,6 +32,18 @@ from optiinfra_store import migrations
 from optiinfra_store.dsn import with_database
 
 TEST_DSN_ENV = "OPTIINFRA_TEST_DSN"
+TEST_SERVER_ENV = "OPTIINFRA_TEST_SERVER"
+"""`testcontainers` or `embedded`: the session's server comes from there, with no fallback."""
+TEST_IMAGE_ENV = "OPTIINFRA_TEST_IMAGE"
+DEFAULT_TEST_IMAGE = "postgres:16-alpine"
+LOCAL_TEST_IMAGE = "optiinfra-postgres:15-bookworm"
+"""What tests/docker/build-image makes from Debian's packages, for engines without a registry."""
+CONTAINER_LABEL = "optiinfra-store.test-session"
+"""Label of the session's container; its value, `<host name>:<pid>`, names the session that owns it."""
+CONTAINER_SETTINGS = "postgres -c fsync=off -c max_connections=200"
+"""A throwaway server: nothing to keep after a crash, so no fsync (databases are created by the
+hundred); twice the 100 connections of the embedded server, room to spare for the session's pools,
+the pgbouncers in front of it and the CLI processes."""
 
 
 def docker_engine_available() -> bool:
@@ -44,23 +59,144 @@ def docker_engine_available() -> bool:
     return True
 
 
+def session_image() -> str:
+    return os.environ.get(TEST_IMAGE_ENV) or DEFAULT_TEST_IMAGE
+
+
+def sources() -> str:
+    """Where the session's server will come from, in order, for the report header."""
+    container = f"testcontainers ({session_image()})"
+    forced = os.environ.get(TEST_SERVER_ENV)
+    if forced:
+        return f"{container if forced == 'testcontainers' else forced} only (${TEST_SERVER_ENV})"
+    return f"${TEST_DSN_ENV}, else {container}, else embedded pgserver"
+
+
 @contextlib.contextmanager
-def session_server() -> Iterator[tuple[str, str]]:
-    """Yield (admin DSN, where it came from) of a server the session may create databases on."""
+def session_server(say: Callable[[str], None] = print) -> Iterator[tuple[str, str]]:
+    """Yield (admin DSN, where it came from) of a server the session may create databases on.
+    `say` prints one line: why the session falls back from testcontainers."""
+    forced = os.environ.get(TEST_SERVER_ENV, "")
+    if forced not in ("", "testcontainers", "embedded"):
+        raise pytest.UsageError(f"${TEST_SERVER_ENV} is {forced!r}: testcontainers, embedded, or unset")
     dsn = os.environ.get(TEST_DSN_ENV)
-    if dsn:
+    if dsn and not forced:
         yield dsn, f"${TEST_DSN_ENV}"
         return
-    if docker_engine_available():
-        from testcontainers.postgres import PostgresContainer
-
-        with PostgresContainer("postgres:16-alpine", driver=None) as container:
-            yield container.get_connection_url(), "testcontainers"
-        return
+    engine = forced != "embedded" and docker_engine_available()
+    if forced == "testcontainers" and not engine:
+        raise RuntimeError(f"${TEST_SERVER_ENV}=testcontainers, but no Docker engine answers")
+    if engine:
+        image = session_image()
+        unavailable = unavailable_images(image)
+        if unavailable and forced:
+            raise RuntimeError(f"${TEST_SERVER_ENV}=testcontainers, but {unavailable}")
+        if not unavailable:
+            started = time.monotonic()
+            with postgres_container(image) as container_dsn:
+                yield container_dsn, f"testcontainers ({image}, up in {time.monotonic() - started:.1f} s)"
+            return
+        say(f"testcontainers: {unavailable}; using the embedded server instead")
     from optiinfra_store.embedded import embedded_server
 
     with embedded_server() as embedded_dsn:
         yield embedded_dsn, "embedded pgserver"
+
+
+def unavailable_images(image: str) -> str | None:
+    """None when the engine has, or can pull, `image` and (unless it is disabled) testcontainers'
+    reaper; else one line saying which cannot be had and why."""
+    import docker
+    import requests
+    from testcontainers.core.config import testcontainers_config
+
+    client = docker.from_env()
+    wanted = [image] if testcontainers_config.ryuk_disabled else [image, testcontainers_config.ryuk_image]
+    for name in wanted:
+        try:
+            client.images.get(name)
+            continue
+        except docker.errors.ImageNotFound:
+            pass
+        try:
+            client.images.pull(name)
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            if name == image:
+                hint = f"tests/docker/build-image makes {LOCAL_TEST_IMAGE} from Debian's packages, ${TEST_IMAGE_ENV} names it"
+            else:
+                hint = "TESTCONTAINERS_RYUK_DISABLED=true runs without the reaper (the session removes its container)"
+            # the engine's own words (e.g. the registry's "no such host"), not the whole HTTP error
+            reason = (getattr(exc, "explanation", None) or str(exc) or type(exc).__name__).splitlines()[0]
+            return f"image {name} is not on the Docker engine and cannot be pulled ({reason}); {hint}"
+    return None
+
+
+@contextlib.contextmanager
+def postgres_container(image: str) -> Iterator[str]:
+    """A PostgreSQL container of `image` (the official image's contract) for the session; yields its
+    superuser DSN. It is removed on exit, or at interpreter exit should the session end without
+    its teardown; a session killed outright leaves it to the next one, which removes it."""
+    import docker
+    from testcontainers.core.config import ConnectionMode, testcontainers_config
+
+    with warnings.catch_warnings():  # 4.15 moved it to testcontainers.community.postgres, and warns here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from testcontainers.postgres import PostgresContainer
+
+    # Through 127.0.0.1, where the port is published: finding /.dockerenv, testcontainers would
+    # otherwise connect to the engine's gateway or bridge address.
+    testcontainers_config.tc_host_override = "127.0.0.1"
+    testcontainers_config.connection_mode_override = ConnectionMode.docker_host
+    remove_leftover_containers(docker.from_env())
+    container = PostgresContainer(
+        image,
+        username="postgres",
+        dbname="postgres",
+        driver=None,
+        labels={CONTAINER_LABEL: f"{socket.gethostname()}:{os.getpid()}"},
+        shm_size="256m",  # parallel queries' shared memory; Docker gives 64 MB
+    )
+    # The suite logs in as the roles it creates, without passwords, as on the other test servers;
+    # trusting host connections is safe because the port is published on 127.0.0.1 alone.
+    container.with_env("POSTGRES_HOST_AUTH_METHOD", "trust").with_command(CONTAINER_SETTINGS)
+    container.ports["5432"] = ("127.0.0.1", None)  # docker-py: (address, any free port)
+    try:
+        container.start()
+        atexit.register(remove_container, container)
+        yield container.get_connection_url()
+    finally:
+        atexit.unregister(remove_container)
+        remove_container(container)
+
+
+def remove_container(container: Any) -> None:
+    """Remove the container (and its volume) if it is still there."""
+    import docker
+
+    with contextlib.suppress(docker.errors.NotFound):  # already removed: at exit, or by hand
+        container.stop()
+
+
+def remove_leftover_containers(client: Any) -> None:
+    """Remove the containers of this machine's earlier sessions whose process is gone."""
+    import docker
+
+    host = socket.gethostname()
+    for leftover in client.containers.list(all=True, filters={"label": CONTAINER_LABEL}):
+        owner_host, _, pid = leftover.labels[CONTAINER_LABEL].rpartition(":")
+        if owner_host == host and pid.isdigit() and not process_alive(int(pid)):
+            with contextlib.suppress(docker.errors.APIError):  # gone, or being removed by another session
+                leftover.remove(force=True, v=True)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        pass
+    return True
 
 
 class Databases:
