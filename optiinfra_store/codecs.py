@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from optiinfra_store.enums import DATABASE_ENUMS
-from optiinfra_store.errors import ConfigurationError, DocumentTooLarge
+from optiinfra_store.errors import ConfigurationError, DocumentTooLarge, InvalidData
 
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _loads = json.JSONDecoder().decode  # the server sends UTF-8 text: json.loads' sniffing is not needed
@@ -62,7 +62,18 @@ def _encode_label(value: Any) -> bytes:
 
 def _label_decoder(enum: type[Any]) -> Callable[[bytes], Any]:
     members = {member.value.encode("utf-8"): member for member in enum}
-    return members.__getitem__
+
+    def decode(label: bytes) -> Any:
+        try:
+            return members[label]
+        except KeyError:
+            pass  # raised below: the value the database holds is not a programming error
+        raise InvalidData(
+            f"the database holds {enum.__name__} {label.decode('utf-8', 'replace')!r}, which this version of "
+            "optiinfra-store does not know (a newer migration added it?)"
+        )
+
+    return decode
 
 
 async def init_connection(conn: asyncpg.Connection, *, max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES) -> None:

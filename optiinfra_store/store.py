@@ -6,7 +6,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import asyncpg
@@ -159,6 +159,8 @@ class Store(Repositories):
         )
         direct = None if events_dsn is None else resolve_dsn(events_dsn)
         replicas = _replica_dsns(read_dsn)
+        for each in (resolved, direct, *replicas):
+            _check_readable(each)
 
         pool_kwargs = options.pool_kwargs()
         # replicas connect when first used (a replica that is down does not stop the store opening)
@@ -174,8 +176,6 @@ class Store(Repositories):
                 raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {reason}") from exc
             except AccessDenied as exc:
                 raise _connect_refused(resolved, exc) from exc.__cause__
-            except ValueError:  # the driver could not parse the DSN; its message may quote it
-                raise unreadable(resolved) from None
             async with translated():
                 read_pools = [await asyncpg.create_pool(r, **replica_kwargs) for r in replicas]
             return cls(
@@ -369,17 +369,38 @@ class Store(Repositories):
         await self.close()
 
 
+def _check_readable(dsn: str | None) -> None:
+    """ConfigurationError, without quoting it, for a DSN whose port the driver could not read (an
+    unencoded '#' or '/' in a password ends the host part early; the driver's message would show
+    what follows)."""
+    if dsn is None:
+        return
+    try:
+        for host in urlsplit(dsn).netloc.rsplit("@", 1)[-1].split(","):
+            port = host.rpartition("]")[2].rpartition(":")[2] if ":" in host.rpartition("]")[2] else ""
+            if port:
+                int(port)
+    except ValueError:
+        raise unreadable(dsn) from None
+
+
 def _connect_refused(dsn: str, exc: AccessDenied) -> StoreError:
     """A login the database does not let connect (0020: only members of `<database>_connect` may)
     is a deployment's mistake: ConfigurationError naming the grant; any other refusal unchanged."""
-    match = re.search(r'permission denied for database "([^"]+)"', str(exc))
+    match = re.search(r'permission denied for database "(.+)"', str(exc))
     if match is None:
         return exc
-    login = urlsplit(dsn).username or "<the login role>"
+    database = match[1]
+    login = unquote(urlsplit(dsn).username or "") or "<the login role>"
     return ConfigurationError(
-        f"cannot connect to {redact(dsn)}: the login role may not connect to database {match[1]}; "
-        f"GRANT {match[1]}_connect TO {login} (as an administrator)"
+        f"cannot connect to {redact(dsn)}: the login role may not connect to database {database}; "
+        f"GRANT {quote_ident(database + '_connect')} TO {quote_ident(login)} (as an administrator)"
     )
+
+
+def quote_ident(name: str) -> str:
+    """`name` as an SQL identifier, quoted unless it is a plain lower-case one."""
+    return name if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) else '"' + name.replace('"', '""') + '"'
 
 
 def _replica_dsns(read_dsn: str | Sequence[str] | None) -> list[str]:

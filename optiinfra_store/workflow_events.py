@@ -433,9 +433,10 @@ class EventsHub:
         conn = await _listening(self._connect_fn, self._notified)
         try:
             key = await conn.fetchval(self._q.notify_key)
-        except asyncpg.InsufficientPrivilegeError:
-            # a login that is not the application's: no tags to read, so every notification wakes
-            # every subscriber (each still reads only what its own store may see)
+        except (asyncpg.InsufficientPrivilegeError, asyncpg.UndefinedFunctionError):
+            # a login that is not the application's, or a schema from before 0017: no tags to read,
+            # so every notification wakes every subscriber (each still reads only what its own
+            # store may see)
             _log.warning("events hub: this role may not read the notification key; every notification wakes everyone")
             key = None
         except Exception as exc:

@@ -17,10 +17,31 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def announce(config: pytest.Config, line: str) -> None:
-    """Print `line` past pytest's capture: which server a run used is part of its result."""
+    """Print `line` past pytest's capture: which server a run used is part of its result. A
+    pytest-xdist worker's output goes nowhere: it hands the line to the controller, which prints
+    it in the summary."""
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput.setdefault("announcements", []).append(line)
+        return
     capture = config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
         print(f"\n{line}")
+
+
+_from_workers: list[str] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    for line in getattr(node, "workeroutput", {}).get("announcements", []):
+        if line not in _from_workers:
+            _from_workers.append(line)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in _from_workers:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

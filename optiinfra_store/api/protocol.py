@@ -47,6 +47,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         # counted before the parser sees it: httptools keeps an unfinished header to itself
         if self._reading_head:
+            if self._head_timer is None:  # bytes between requests (blank lines) start the clock too
+                self._start_head_timer()
             self._head_bytes += len(data)
             if self._head_bytes > self.max_header_bytes:
                 self._refuse(431, "Request header fields too large", self._too_large())

@@ -1,11 +1,12 @@
 -- name: insert
--- A new execution. With an idempotency key the agent
--- has used before for the same customer, nothing is written and nothing returned: the caller reads
--- the first row instead.
+-- A new execution. With an idempotency key the agent has used before for the same customer,
+-- nothing is written and nothing returned: the caller reads the first row instead. No conflict
+-- target: the statement works on the unique key of 0021 (customer, agent, key) and on the one
+-- before it (agent, key), so this code can be deployed before the migration runs.
 INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, status, started_at, completed_at,
                                  input_data, output_data, error_details, metadata, idempotency_key)
 VALUES (:agent_id, :customer_id, :workflow_type, :status, :started_at, :completed_at, :input_data, :output_data, :error_details, :metadata, :idempotency_key)
-ON CONFLICT (customer_id, agent_id, idempotency_key) DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 

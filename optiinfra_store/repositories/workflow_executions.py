@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from optiinfra_store import sketch
 from optiinfra_store.analytics import performance_tips
 from optiinfra_store.enums import WorkflowStatus, WorkflowType
-from optiinfra_store.errors import AlreadyExists, ConcurrentChange, InvalidArgument, NotFound
+from optiinfra_store.errors import AlreadyExists, InvalidArgument, NotFound
 from optiinfra_store.records import (
     Page,
     PurgeReport,
@@ -90,10 +90,11 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
             found = await self._db.fetchrow(self._q.get_by_idempotency_key, *key)
             if found is not None:
                 break
-        else:  # the key's row was deleted between the insert and the read, twice
-            raise ConcurrentChange(
-                f"idempotency key {data.idempotency_key!r} of agent {data.agent_id}: its execution was "
-                "deleted while this create ran; try again"
+        else:  # another customer's row holds the key (a database not yet migrated to 0021)
+            raise AlreadyExists(
+                f"idempotency key {data.idempotency_key!r} of agent {data.agent_id} was used for another "
+                "customer's execution (keys are per customer once the migrations are applied)",
+                constraint="workflow_executions_agent_id_idempotency_key_key",
             )
         first = self._one(found)
         if first.workflow_type != data.workflow_type:

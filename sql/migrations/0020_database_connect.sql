@@ -19,7 +19,7 @@ DO $$
 DECLARE
     connect_role text := current_database() || '_connect';
 BEGIN
-    IF length(connect_role) > 63 THEN
+    IF octet_length(connect_role) > 63 THEN  -- role names are cut at 63 bytes
         RAISE EXCEPTION 'database name too long for its connect role % (at most 55 characters)', connect_role
             USING ERRCODE = 'name_too_long';
     END IF;
@@ -35,6 +35,12 @@ BEGIN
     EXECUTE format('REVOKE CONNECT ON DATABASE %I FROM PUBLIC', current_database());
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = connect_role) THEN
         EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), connect_role);
+    END IF;
+    -- a role that does not own the database gets a warning from REVOKE, not an error: fail here
+    IF EXISTS (SELECT FROM pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+                WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CONNECT') THEN
+        RAISE EXCEPTION 'database % still lets every role connect: run the migrations as its owner', current_database()
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
 END;
 $$;

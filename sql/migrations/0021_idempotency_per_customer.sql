@@ -6,6 +6,10 @@
 -- customer's open transaction had just taken waited for that transaction. The new key leads with
 -- customer_id, as a table distributed by customer needs.
 --
+-- Deploy the code of this release before running it: its insert names no conflict target and
+-- works on both keys; code of an earlier release names (agent_id, idempotency_key) and fails on
+-- the new key.
+--
 -- The index is built beside writers (CONCURRENTLY); the swap of the constraints is one short
 -- transaction. Every step can run again after a failure (an index left invalid by a failed build:
 -- DROP INDEX CONCURRENTLY it, then run this again).

@@ -69,6 +69,15 @@ async def test_serve__a_head_not_complete_within_the_header_timeout_is_408_and_c
             await asyncio.sleep(1.0)  # longer than the header timeout, shorter than keep-alive's
             writer.write(HEAD)
             assert (await until_closed(reader, timeout=5)).startswith(b"HTTP/1.1 408 ")
+        async with connected(url) as (reader, writer):  # blank lines between requests, forever
+            writer.write(HEAD + b"\r\n")
+            assert (await answer(reader))[0] == 200
+            started = time.monotonic()
+            closed = asyncio.ensure_future(until_closed(reader, timeout=5))
+            while not closed.done() and time.monotonic() - started < 4:
+                writer.write(b"\r\n")
+                await asyncio.sleep(0.1)
+            assert closed.done() and time.monotonic() - started < 2
 
 
 async def test_serve__a_head_over_the_cap_is_431_and_closed(api_store):

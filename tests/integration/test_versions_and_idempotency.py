@@ -148,3 +148,25 @@ async def test_create__key_reused_for_another_request_is_refused(store, agent, c
         )
     assert info.value.constraint == "workflow_executions_customer_id_agent_id_idempotency_key_key"
     assert await store.workflow_executions.count() == 1
+
+
+async def test_create__this_code_before_and_after_keys_became_per_customer(scratch_dsn):
+    """The code is deployed before 0021 runs: on the key per agent it answers as it did, on the key
+    per customer each customer's keys are its own."""
+    from optiinfra_store import Store, migrations
+    from optiinfra_store.records import CustomerCreate
+
+    migrations.apply(scratch_dsn, to="0020_database_connect")
+    async with Store.connect(scratch_dsn, min_size=1, max_size=2) as store:
+        agent = await store.agents.create(AgentCreate(type=AgentType.COST, name="Cost", version="1"))
+        acme, globex = [
+            await store.customers.create(CustomerCreate(name=n, email=f"ops@{n}.example")) for n in ("acme", "globex")
+        ]
+        first = await store.workflow_executions.create(new_execution(agent, acme, idempotency_key="k"))
+        assert await store.workflow_executions.create(new_execution(agent, acme, idempotency_key="k")) == first
+        with pytest.raises(AlreadyExists, match="another customer"):
+            await store.workflow_executions.create(new_execution(agent, globex, idempotency_key="k"))
+        migrations.apply(scratch_dsn)
+        theirs = await store.workflow_executions.create(new_execution(agent, globex, idempotency_key="k"))
+        assert theirs.id != first.id and theirs.customer_id == globex.id
+        assert await store.workflow_executions.create(new_execution(agent, acme, idempotency_key="k")) == first

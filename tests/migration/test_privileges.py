@@ -200,3 +200,13 @@ async def test_live_events__tags_differ_between_databases(databases, migrated_ds
         with psycopg.connect(dsn) as conn:
             keys.append(conn.execute("SELECT optiinfra_notify_key()").fetchone()[0])
     assert len(keys[0]) == 32 and keys[0] != keys[1]
+
+
+async def test_confinement__a_policy_on_a_table_outside_the_schema_does_not_stop_it(nobody_dsn, store):
+    """Any role that may connect can make a temporary table with a policy and row-level security
+    off; confinement checks the schema's tables, so it goes on for everyone else."""
+    customer = await store.customers.create(CustomerCreate(name="Acme", email="ops@acme.example"))
+    with psycopg.connect(nobody_dsn) as nobody:
+        nobody.execute("CREATE TEMP TABLE decoy (customer_id uuid); CREATE POLICY decoy_everyone ON decoy USING (true)")
+        nobody.commit()
+        assert [c.id for c in await store.for_customer(customer.id).customers.list()] == [customer.id]

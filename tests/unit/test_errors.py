@@ -38,3 +38,27 @@ async def test_translated__the_drivers_errors_become_store_errors_with_the_origi
         async with translated():
             raise error
     assert raised.value.__cause__ is error
+
+
+@pytest.mark.parametrize("option", ["dsn", "read_dsn", "events_dsn"])
+async def test_connect__a_dsn_the_driver_cannot_read_is_configuration_error_without_its_password(option):
+    from optiinfra_store import Store
+    from optiinfra_store.errors import ConfigurationError
+
+    unreadable = "postgresql://agent:s3c#ret@db.example/optiinfra"  # '#' ends the host part early
+    options = {"dsn": "postgresql://agent@127.0.0.1:1/optiinfra", option: unreadable}
+    with pytest.raises(ConfigurationError, match="cannot read the DSN") as refused:
+        await Store.connect(**options)
+    assert "s3c" not in str(refused.value) and refused.value.__cause__ is None
+
+
+def test_enum_decoder__a_label_this_version_does_not_know_is_invalid_data():
+    from optiinfra_store.codecs import _label_decoder
+    from optiinfra_store.enums import WorkflowStatus
+    from optiinfra_store.errors import InvalidData
+
+    decode = _label_decoder(WorkflowStatus)
+    assert decode(b"running") is WorkflowStatus.RUNNING
+    with pytest.raises(InvalidData, match="'paused'") as refused:
+        decode(b"paused")
+    assert refused.value.__context__ is None
