@@ -11,6 +11,36 @@ from optiinfra_store import migrations
 from optiinfra_store.migrations import YOYO_TABLES
 from tests.pg import Databases, pgbouncer, session_server, sources
 
+# Modules marked `slow`: they start processes or servers of their own (a replica, pgbouncer,
+# `serve`, Chromium, the CLI), migrate databases from scratch, or sweep hundreds of hostile inputs.
+# `python -m pytest -m "not slow"` runs the rest, the quick loop while changing the code.
+SLOW_MODULES = {
+    "tests/api/test_browser.py",
+    "tests/api/test_limits.py",
+    "tests/api/test_serve.py",
+    "tests/benchmarks/test_bench_smoke.py",
+    "tests/integration/test_metric_partitions.py",
+    "tests/integration/test_pgbouncer.py",
+    "tests/integration/test_readme.py",
+    "tests/integration/test_replicas.py",
+    "tests/migration/test_cli.py",
+    "tests/migration/test_cli_process.py",
+    "tests/migration/test_migrations.py",
+    "tests/reliability/test_faults.py",
+    "tests/reliability/test_hostile_input.py",
+    "tests/reliability/test_injection.py",
+    "tests/reliability/test_lifecycle_races.py",
+    "tests/reliability/test_server_logs.py",
+    "tests/reliability/test_soak.py",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+    for item in items:
+        if item.path.relative_to(root).as_posix() in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"PostgreSQL for tests: {sources()}"

@@ -467,6 +467,7 @@ async def test_pool_role_that_cannot_take_on_the_tenant_role__configuration_erro
         admin.close()
 
 
+@pytest.mark.slow  # a server of its own per case
 @pytest.mark.parametrize("login", ["owner", "application role"])
 @pytest.mark.parametrize("weakening", ["BYPASSRLS", "member of the tables' owner", "a policy's table unguarded"])
 async def test_tenant_role_that_row_level_security_does_not_hold_for__configuration_error(login, weakening):
