@@ -278,6 +278,8 @@ def translate(exc: BaseException) -> BaseException:
         return InvalidData(f"value rejected by the database: {exc}")
     if _connection_lost(exc):
         return StoreUnavailable(f"database unavailable: the connection was lost ({exc})")
+    if isinstance(exc, OverflowError):  # the driver decoding a value beyond Python's range (a date)
+        return InvalidData(f"a value the database returned cannot be read here: {exc}")
     if isinstance(exc, _DRIVER_ERRORS):
         return StoreError(f"{type(exc).__name__}: {exc}")
     return exc

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from optiinfra_store.errors import AlreadyExists, StoreError, StoreTimeout, StoreUnavailable, translate
+from optiinfra_store.errors import AlreadyExists, InvalidData, StoreError, StoreTimeout, StoreUnavailable, translate
 from optiinfra_store.executor import translated
 
 
@@ -31,6 +31,7 @@ async def test_translated__a_programming_error_goes_through_as_it_is(error):
         ),
         (ConnectionResetError("reset by peer"), StoreUnavailable),
         (TimeoutError(), StoreTimeout),
+        (OverflowError("date value out of range"), InvalidData),  # decoding a date beyond Python's
     ],
 )
 async def test_translated__the_drivers_errors_become_store_errors_with_the_original_chained(error, expected):
