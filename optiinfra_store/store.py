@@ -394,11 +394,11 @@ def _connect_refused(dsn: str, exc: AccessDenied) -> StoreError:
     login = unquote(urlsplit(dsn).username or "") or "<the login role>"
     return ConfigurationError(
         f"cannot connect to {redact(dsn)}: the login role may not connect to database {database}; "
-        f"GRANT {quote_ident(database + '_connect')} TO {quote_ident(login)} (as an administrator)"
+        f"GRANT {_quote_ident(database + '_connect')} TO {_quote_ident(login)} (as an administrator)"
     )
 
 
-def quote_ident(name: str) -> str:
+def _quote_ident(name: str) -> str:
     """`name` as an SQL identifier, quoted unless it is a plain lower-case one."""
     return name if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) else '"' + name.replace('"', '""') + '"'
 
