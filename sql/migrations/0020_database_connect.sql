@@ -20,7 +20,7 @@ DECLARE
     connect_role text := current_database() || '_connect';
 BEGIN
     IF octet_length(connect_role) > 63 THEN  -- role names are cut at 63 bytes
-        RAISE EXCEPTION 'database name too long for its connect role % (at most 55 characters)', connect_role
+        RAISE EXCEPTION 'database name too long for its connect role % (at most 55 bytes)', connect_role
             USING ERRCODE = 'name_too_long';
     END IF;
     BEGIN
