@@ -14,7 +14,6 @@ import logging
 import re
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -47,7 +46,6 @@ _access = logging.getLogger("optiinfra_store.api.access")
 
 JSON = "application/json"
 KEEPALIVE_SECONDS = 15.0
-MAX_CUSTOMER_STORES = 4096
 MAX_STREAMS = 5000  # event streams per server process
 MAX_CUSTOMER_STREAMS = 50  # and per customer
 ANALYTICS_PER_CUSTOMER = 2  # statistics / performance computed at once for one customer
@@ -73,7 +71,6 @@ class Service:
     hub: EventsHub | None = None
     stopping: bool = False
     streams: weakref.WeakSet[WorkflowEvents] = field(default_factory=weakref.WeakSet)
-    _confined: OrderedDict[UUID, Store] = field(default_factory=OrderedDict)
     _streams_of: dict[UUID, int] = field(default_factory=dict)
     _open_streams: int = 0
     _computing: dict[tuple[Any, ...], asyncio.Future[Any]] = field(default_factory=dict)
@@ -132,15 +129,8 @@ class Service:
             await stream.close()
 
     def store_for(self, customer_id: UUID) -> Store:
-        """The store confined to one customer (kept for the next request of that customer)."""
-        store = self._confined.get(customer_id)
-        if store is None:
-            store = self._confined[customer_id] = self.store.for_customer(customer_id)
-            if len(self._confined) > MAX_CUSTOMER_STORES:
-                self._confined.popitem(last=False)
-        else:
-            self._confined.move_to_end(customer_id)
-        return store
+        """The store confined to one customer: made for each request (a few microseconds)."""
+        return self.store.for_customer(customer_id)
 
 
 def _service(request: Request) -> Service:
