@@ -228,16 +228,25 @@ def connect_role(database: str) -> str:
     return f"{database}_connect"
 
 
+def database_of(dsn: str) -> str:
+    return str(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])
+
+
+def may_connect(admin_dsn: str, dsn: str, name: str) -> str:
+    """Let role `name` connect to the database of `dsn` (its connect role); returns `dsn` logged
+    in as it."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("GRANT {} TO {}").format(sql.Identifier(connect_role(database_of(dsn))), sql.Identifier(name))
+        )
+    return with_user(dsn, name)
+
+
 def app_login(admin_dsn: str, dsn: str, name: str) -> str:
     """A login of the kind the README tells agents to use, for the database of `dsn`: a member of
     optiinfra_app and of that database's connect role. Returns `dsn` logged in as it."""
     ensure_role(admin_dsn, name, "LOGIN IN ROLE optiinfra_app")
-    database = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("GRANT {} TO {}").format(sql.Identifier(connect_role(str(database))), sql.Identifier(name))
-        )
-    return with_user(dsn, name)
+    return may_connect(admin_dsn, dsn, name)
 
 
 def with_user(dsn: str, user: str) -> str:
@@ -257,10 +266,10 @@ def ensure_role(admin_dsn: str, name: str, options: str = "LOGIN") -> None:
 
 
 @contextlib.contextmanager
-def private_embedded_server(prefix: str) -> Iterator[Any]:
-    """An embedded PostgreSQL (pgserver) of the caller's own, migrated, in a temporary directory
-    removed afterwards; for tests that change server settings, restart it or read its log
-    (`server.log`). Skips the test where pgserver is not installed."""
+def private_embedded_server(prefix: str, *, migrated: bool = True) -> Iterator[Any]:
+    """An embedded PostgreSQL (pgserver) of the caller's own, migrated unless asked otherwise, in a
+    temporary directory removed afterwards; for tests that change server settings or roles, restart
+    it or read its log (`server.log`). Skips the test where pgserver is not installed."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -270,7 +279,8 @@ def private_embedded_server(prefix: str) -> Iterator[Any]:
     data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     server = pgserver.get_server(data_dir, cleanup_mode="stop")
     try:
-        migrations.apply(server.get_uri())
+        if migrated:
+            migrations.apply(server.get_uri())
         yield server
     finally:
         with contextlib.suppress(Exception):

@@ -8,7 +8,6 @@ import logging
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-import psycopg
 import pytest
 
 from optiinfra_store import Store, migrations
@@ -245,16 +244,12 @@ async def test_statistics__if_none_match_compares_weakly(service):
 async def test_a_pool_role_that_cannot_be_confined_gets_503_never_data(databases, migrated_dsn, seeded):
     """Fail closed: the service's login role is not a member of optiinfra_app, so it cannot take on
     the tenant role; every route answers 503 and nothing leaks."""
-    from psycopg import sql
-
-    from tests.pg import connect_role, ensure_role, with_user
+    from tests.pg import ensure_role, may_connect
 
     ensure_role(databases.admin_dsn, "optiinfra_api_outsider", "LOGIN")
-    with psycopg.connect(databases.admin_dsn, autocommit=True) as admin:  # it may connect, nothing more
-        database = psycopg.conninfo.conninfo_to_dict(migrated_dsn)["dbname"]
-        admin.execute(sql.SQL("GRANT {} TO optiinfra_api_outsider").format(sql.Identifier(connect_role(database))))
+    outsider_dsn = may_connect(databases.admin_dsn, migrated_dsn, "optiinfra_api_outsider")  # nothing more
     async with (
-        Store.connect(with_user(migrated_dsn, "optiinfra_api_outsider"), min_size=1, max_size=2) as outsider,
+        Store.connect(outsider_dsn, min_size=1, max_size=2) as outsider,
         running(outsider) as fresh,
     ):
         for route in ("/api/workflows/history", "/api/workflows/statistics", f"/api/workflows/{ACME}/details"):

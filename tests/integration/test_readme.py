@@ -61,32 +61,33 @@ def test_readme__migrations_from_python_example_runs(scratch_dsn, monkeypatch, c
     assert all(m.applied for m in migrations.status(scratch_dsn))
 
 
-def test_readme__set_up_without_createrole(databases):
-    """The README's set-up for a migrating role without CREATEROLE: an administrator creates the
-    two roles and grants the tenant role; the owner then migrates, and confined calls work."""
+def test_readme__set_up_without_createrole():
+    """The README's set-up for a migrating role without CREATEROLE, on a server of the test's own
+    (it makes the roles every database of a server shares): an administrator creates the roles and
+    grants the tenant role; the owner then migrates, and confined calls work."""
     import asyncio
-    from urllib.parse import urlsplit
 
     import psycopg
     from psycopg import sql
 
     from optiinfra_store import Store, migrations
-    from tests.pg import ensure_role, with_user
+    from optiinfra_store.dsn import with_database
+    from tests.pg import ensure_role, private_embedded_server, with_user
 
     owner = "optiinfra_readme_owner"
-    ensure_role(databases.admin_dsn, owner, "LOGIN NOCREATEROLE")
-    dsn = databases.create("optiinfra_readme")
-    with psycopg.connect(databases.admin_dsn, autocommit=True) as admin:
-        database = urlsplit(dsn).path.lstrip("/")
-        admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database), sql.Identifier(owner)))
-        for role in ("optiinfra_app", "optiinfra_tenant", f"{database}_connect"):
-            ensure_role(databases.admin_dsn, role, "NOLOGIN")
-        admin.execute(sql.SQL("GRANT optiinfra_tenant TO optiinfra_app, {}").format(sql.Identifier(owner)))
-    owner_dsn = with_user(dsn, owner)
-    assert migrations.apply(owner_dsn) == migrations.ids()
+    with private_embedded_server("optiinfra-readme-", migrated=False) as server:
+        admin_dsn = server.get_uri()
+        ensure_role(admin_dsn, owner, "LOGIN NOCREATEROLE")
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE optiinfra OWNER {}").format(sql.Identifier(owner)))
+            for role in ("optiinfra_app", "optiinfra_tenant", "optiinfra_connect"):
+                ensure_role(admin_dsn, role, "NOLOGIN")
+            admin.execute(sql.SQL("GRANT optiinfra_tenant TO optiinfra_app, {}").format(sql.Identifier(owner)))
+        owner_dsn = with_user(with_database(admin_dsn, "optiinfra"), owner)
+        assert migrations.apply(owner_dsn) == migrations.ids()
 
-    async def confined_count() -> int:
-        async with Store.connect(owner_dsn, min_size=1, max_size=1) as store:
-            return await store.for_customer("c1000000-0000-4000-8000-000000000001").customers.count()
+        async def confined_count() -> int:
+            async with Store.connect(owner_dsn, min_size=1, max_size=1) as store:
+                return await store.for_customer("c1000000-0000-4000-8000-000000000001").customers.count()
 
-    assert asyncio.run(confined_count()) == 0
+        assert asyncio.run(confined_count()) == 0

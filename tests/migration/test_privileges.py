@@ -10,14 +10,13 @@ import uuid
 import asyncpg
 import psycopg
 import pytest
-from psycopg import sql
 
 from optiinfra_store import Store
 from optiinfra_store.enums import AgentType, WorkflowType
 from optiinfra_store.errors import ConfigurationError
 from optiinfra_store.records import AgentCreate, CustomerCreate, WorkflowExecutionCreate
 from optiinfra_store.workflow_events import CHANNEL, customer_tag
-from tests.pg import app_login, connect_role, ensure_role, with_user
+from tests.pg import app_login, connect_role, database_of, ensure_role, may_connect, with_user
 
 # SECURITY DEFINER functions that a role with no grants (PUBLIC) or a confined transaction
 # (optiinfra_tenant) may run, and why each is safe to.
@@ -33,18 +32,10 @@ NOBODY = "optiinfra_test_nobody"
 """A login role with no grants at all, but CONNECT to the session's database."""
 
 
-def dbname(dsn: str) -> str:
-    return str(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])
-
-
 @pytest.fixture(scope="module")
 def nobody_dsn(databases, migrated_dsn) -> str:
     ensure_role(databases.admin_dsn, NOBODY, "LOGIN")
-    with psycopg.connect(databases.admin_dsn, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("GRANT {} TO {}").format(sql.Identifier(connect_role(dbname(migrated_dsn))), sql.Identifier(NOBODY))
-        )
-    return with_user(migrated_dsn, NOBODY)
+    return may_connect(databases.admin_dsn, migrated_dsn, NOBODY)
 
 
 def owner_functions(dsn: str, grantee: str) -> set[str]:
@@ -131,7 +122,7 @@ def test_database__only_its_connect_role_may_connect(migrated_dsn):
              WHERE d.datname = current_database() AND a.privilege_type = 'CONNECT' AND a.grantee <> d.datdba
             """
         ).fetchall()
-    assert [g for (g,) in grantees] == [connect_role(dbname(migrated_dsn))]
+    assert [g for (g,) in grantees] == [connect_role(database_of(migrated_dsn))]
 
 
 async def test_two_databases_on_one_server__a_login_of_one_cannot_reach_the_other(databases, migrated_dsn):
@@ -144,7 +135,7 @@ async def test_two_databases_on_one_server__a_login_of_one_cannot_reach_the_othe
     login = app_login(databases.admin_dsn, migrated_dsn, "optiinfra_test_agent")  # the session database's
     async with Store.connect(login, min_size=1, max_size=1) as own:
         assert await own.customers.count() >= 0
-    with pytest.raises(ConfigurationError, match=f"GRANT {connect_role(dbname(other))} TO optiinfra_test_agent"):
+    with pytest.raises(ConfigurationError, match=f"GRANT {connect_role(database_of(other))} TO optiinfra_test_agent"):
         await Store.connect(with_user(other, "optiinfra_test_agent"), min_size=1, max_size=1)
     with pytest.raises(asyncpg.InsufficientPrivilegeError):  # and not through the driver either
         await asyncpg.connect(with_user(other, "optiinfra_test_agent"))
