@@ -43,6 +43,20 @@ def unreadable(dsn: str) -> ConfigurationError:
     return ConfigurationError(f"cannot read the DSN {redact(dsn)}: percent-encode special characters")
 
 
+def check_readable(dsn: str | None) -> None:
+    """`unreadable(dsn)` for a DSN whose ports the driver could not read (an unencoded '#' or '/' in
+    a password ends the host part early, and the driver's message would show what follows)."""
+    if dsn is None:
+        return
+    try:
+        for host in urlsplit(dsn).netloc.rsplit("@", 1)[-1].split(","):
+            address = host.rpartition("]")[2]  # an IPv6 address holds colons of its own
+            if ":" in address and (port := address.rpartition(":")[2]):
+                int(port)
+    except ValueError:
+        raise unreadable(dsn) from None
+
+
 def to_yoyo_uri(dsn: str) -> str:
     """Translate a postgresql:// DSN into the URI yoyo's psycopg 3 backend expects."""
     scheme, rest = dsn.split("://", 1)

@@ -13,7 +13,7 @@ import asyncpg
 
 from optiinfra_store import maintenance
 from optiinfra_store.codecs import init_connection
-from optiinfra_store.dsn import redact, resolve_dsn, unreadable
+from optiinfra_store.dsn import check_readable, redact, resolve_dsn
 from optiinfra_store.errors import AccessDenied, ConfigurationError, InvalidArgument, StoreError, StoreUnavailable
 from optiinfra_store.executor import (
     CONFINE_SESSION,
@@ -160,7 +160,7 @@ class Store(Repositories):
         direct = None if events_dsn is None else resolve_dsn(events_dsn)
         replicas = _replica_dsns(read_dsn)
         for each in (resolved, direct, *replicas):
-            _check_readable(each)
+            check_readable(each)
 
         pool_kwargs = options.pool_kwargs()
         # replicas connect when first used (a replica that is down does not stop the store opening)
@@ -367,21 +367,6 @@ class Store(Repositories):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-
-def _check_readable(dsn: str | None) -> None:
-    """ConfigurationError, without quoting it, for a DSN whose port the driver could not read (an
-    unencoded '#' or '/' in a password ends the host part early; the driver's message would show
-    what follows)."""
-    if dsn is None:
-        return
-    try:
-        for host in urlsplit(dsn).netloc.rsplit("@", 1)[-1].split(","):
-            port = host.rpartition("]")[2].rpartition(":")[2] if ":" in host.rpartition("]")[2] else ""
-            if port:
-                int(port)
-    except ValueError:
-        raise unreadable(dsn) from None
 
 
 def _connect_refused(dsn: str, exc: AccessDenied) -> StoreError:
