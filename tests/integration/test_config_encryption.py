@@ -13,7 +13,7 @@ from optiinfra_store.enums import AgentType
 from optiinfra_store.errors import ConfigurationError, InvalidArgument, InvalidData, SecretKeyError
 from optiinfra_store.records import AgentConfigCreate, AgentCreate
 from optiinfra_store.secrets import SecretKeys
-from tests.unit.test_config_values import MARKER, REVEAL, said
+from tests.unit.test_config_values import MARKER, REVEAL, dumps, said
 
 SECRET = "sk-live-0123456789"
 
@@ -346,15 +346,7 @@ async def test_decrypted_record__no_dump_holds_the_value_unless_revealed(keyed, 
         *await keyed.agent_configs.list(agent_id=agent.id),
     ]
     for config in read:
-        dumps = {
-            "model_dump()": repr(config.model_dump()),
-            "model_dump(mode='json')": repr(config.model_dump(mode="json")),
-            "model_dump_json()": config.model_dump_json(),
-            "dict()": repr(dict(config)),
-            "repr()": repr(config),
-            "str()": str(config),
-        }
-        assert [form for form, text in dumps.items() if SECRET in text] == []
+        assert [form for form, text in dumps(config).items() if SECRET in text] == []
         assert config.config_value == SECRET
         assert config.model_dump(context=REVEAL)["config_value"] == SECRET
     assert await keyed.agent_configs.get_value(agent.id, "api_key") == SECRET
