@@ -26,7 +26,7 @@ def admin_server(dsn: str | None) -> Iterator[tuple[str, str]]:
     if os.environ.get(TEST_DSN_ENV):
         yield os.environ[TEST_DSN_ENV], f"${TEST_DSN_ENV}"
         return
-    from optiinfra_store.embedded import embedded_server
+    from optiinfra_store.commands.embedded import embedded_server
 
     with embedded_server() as embedded_dsn:
         yield embedded_dsn, "embedded pgserver"

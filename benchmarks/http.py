@@ -215,7 +215,7 @@ def start_server(dsn: str, port: int) -> subprocess.Popen[str]:
     env = {**os.environ, "OPTIINFRA_JWT_SECRET": SECRET}
     env.pop("OPTIINFRA_DATABASE_URL", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "optiinfra_store.cli", "serve", "--dsn", dsn, "--port", str(port)],
+        [sys.executable, "-m", "optiinfra_store.commands.cli", "serve", "--dsn", dsn, "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

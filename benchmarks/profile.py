@@ -61,7 +61,7 @@ def _micro(fn: Callable[[], Any], number: int = 20_000) -> float:
 
 
 async def components(store: StoreStack, raw: RawStack, ids: list, detail_id: Any) -> dict[str, float]:
-    from optiinfra_store.codecs import _decode_jsonb, _label_decoder
+    from optiinfra_store.connection.codecs import _decode_jsonb, _label_decoder
     from optiinfra_store.enums import WorkflowStatus
     from optiinfra_store.errors import translate
     from optiinfra_store.queries import load

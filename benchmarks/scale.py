@@ -41,7 +41,7 @@ from benchmarks import generate
 from benchmarks.database import fresh_database
 from benchmarks.report import machine, write_json, write_section
 from optiinfra_store import Store
-from optiinfra_store.codecs import init_connection
+from optiinfra_store.connection.codecs import init_connection
 from optiinfra_store.queries import load
 
 RESULTS = Path(__file__).parent / "results"

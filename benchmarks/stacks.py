@@ -19,7 +19,7 @@ from uuid import UUID
 import asyncpg
 
 from optiinfra_store import Store
-from optiinfra_store.codecs import init_connection
+from optiinfra_store.connection.codecs import init_connection
 from optiinfra_store.enums import ArtifactType, MetricType, WorkflowType
 from optiinfra_store.queries import load
 from optiinfra_store.records import WorkflowArtifactCreate, WorkflowExecutionCreate, WorkflowStepCreate
@@ -178,7 +178,7 @@ class RawStack:
 
     @classmethod
     async def open(cls, dsn: str, pool_size: int) -> RawStack:
-        from optiinfra_store.codecs import keep_session  # the store's pool reset: no reset query
+        from optiinfra_store.connection.codecs import keep_session  # the store's pool reset: no reset query
 
         pool = await asyncpg.create_pool(
             dsn,

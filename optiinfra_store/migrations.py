@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -19,9 +20,28 @@ from yoyo.backends.base import DatabaseBackend
 from yoyo.exceptions import LockTimeout
 from yoyo.migrations import MigrationList
 
-from optiinfra_store.dsn import redact, resolve_dsn, to_yoyo_uri, unreadable
+from optiinfra_store.connection.dsn import redact, resolve_dsn, to_yoyo_uri, unreadable
 from optiinfra_store.errors import InvalidArgument, MigrationError, StoreTimeout, StoreUnavailable, first_line
-from optiinfra_store.resources import migrations_dir
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def sql_dir() -> Path:
+    """The `sql/` tree that ships with the package: inside an installed wheel, else beside the
+    package in a checkout."""
+    for candidate in (_PACKAGE_DIR / "sql", _PACKAGE_DIR.parent / "sql"):
+        if (candidate / "migrations").is_dir():
+            return candidate
+    raise FileNotFoundError(f"no sql/ directory found near {_PACKAGE_DIR}")
+
+
+def migrations_dir() -> Path:
+    return sql_dir() / "migrations"
+
+
+def seed_dir() -> Path:
+    return sql_dir() / "seed"
+
 
 _log = logging.getLogger(__name__)
 

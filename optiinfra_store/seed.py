@@ -7,10 +7,9 @@ from collections.abc import Callable
 
 import psycopg
 
-from optiinfra_store.dsn import redact, resolve_dsn, unreadable
+from optiinfra_store.connection.dsn import redact, resolve_dsn, unreadable
 from optiinfra_store.errors import MigrationError, SchemaNotMigrated, StoreUnavailable, first_line
-from optiinfra_store.migrations import YOYO_TABLES
-from optiinfra_store.resources import seed_dir
+from optiinfra_store.migrations import YOYO_TABLES, seed_dir
 
 _log = logging.getLogger(__name__)
 

@@ -11,11 +11,9 @@ from uuid import UUID
 
 import asyncpg
 
-from optiinfra_store import maintenance
-from optiinfra_store.codecs import init_connection
-from optiinfra_store.dsn import check_readable, redact, resolve_dsn
-from optiinfra_store.errors import AccessDenied, ConfigurationError, InvalidArgument, StoreError, StoreUnavailable
-from optiinfra_store.executor import (
+from optiinfra_store.connection.codecs import init_connection
+from optiinfra_store.connection.dsn import check_readable, redact, resolve_dsn
+from optiinfra_store.connection.executor import (
     CONFINE_SESSION,
     ConfinedExecutor,
     ConnectionExecutor,
@@ -24,12 +22,13 @@ from optiinfra_store.executor import (
     raise_confinement_error,
     translated,
 )
-from optiinfra_store.maintenance import DEFAULT_METRIC_DAYS_AHEAD
-from optiinfra_store.options import DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SLOW_STATEMENT, PoolOptions
+from optiinfra_store.connection.options import DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SLOW_STATEMENT, PoolOptions
+from optiinfra_store.crypto.secrets import SecretKeys
+from optiinfra_store.errors import AccessDenied, ConfigurationError, InvalidArgument, StoreError, StoreUnavailable
 from optiinfra_store.records import MaintenanceReport
-from optiinfra_store.repositories import Repositories
+from optiinfra_store.repositories import Repositories, maintenance
 from optiinfra_store.repositories.base import as_optional_uuid, as_uuid
-from optiinfra_store.secrets import SecretKeys
+from optiinfra_store.repositories.maintenance import DEFAULT_METRIC_DAYS_AHEAD
 from optiinfra_store.workflow_events import EventsHub, WorkflowEvents
 
 __all__ = ["Repositories", "Store", "Transaction"]  # Repositories is defined in optiinfra_store.repositories

@@ -37,8 +37,9 @@ import asyncpg
 if __package__ in (None, ""):  # run as a file: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from optiinfra_store import Store, embedded, migrations  # noqa: E402
-from optiinfra_store.dsn import DSN_ENV, redact  # noqa: E402
+from optiinfra_store import Store, migrations  # noqa: E402
+from optiinfra_store.commands import embedded  # noqa: E402
+from optiinfra_store.connection.dsn import DSN_ENV, redact  # noqa: E402
 from optiinfra_store.enums import AgentStatus, AgentType, ArtifactType, StepStatus, WorkflowStatus, WorkflowType  # noqa: E402
 from optiinfra_store.errors import StoreError, StoreTimeout, StoreUnavailable  # noqa: E402
 from optiinfra_store.records import (  # noqa: E402

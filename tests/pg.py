@@ -29,7 +29,7 @@ import pytest
 from psycopg import sql
 
 from optiinfra_store import migrations
-from optiinfra_store.dsn import with_database
+from optiinfra_store.connection.dsn import with_database
 
 TEST_DSN_ENV = "OPTIINFRA_TEST_DSN"
 TEST_SERVER_ENV = "OPTIINFRA_TEST_SERVER"
@@ -97,7 +97,7 @@ def session_server(say: Callable[[str], None] = print) -> Iterator[tuple[str, st
                 yield container_dsn, f"testcontainers ({image}, up in {time.monotonic() - started:.1f} s)"
             return
         say(f"testcontainers: {unavailable}; using the embedded server instead")
-    from optiinfra_store.embedded import embedded_server
+    from optiinfra_store.commands.embedded import embedded_server
 
     with embedded_server() as embedded_dsn:
         yield embedded_dsn, "embedded pgserver"

@@ -1,4 +1,4 @@
--- Sensitive values are encrypted and decrypted in the client (optiinfra_store/secrets.py): these
+-- Sensitive values are encrypted and decrypted in the client (optiinfra_store/crypto/secrets.py): these
 -- statements move ciphertext (config_secret) and the id of its key (secret_key_id), never a key.
 -- A sensitive value is kept either encrypted (config_value null) or, if it was written before a
 -- key was set, as text; pgcrypto-era values have config_secret and no secret_key_id.

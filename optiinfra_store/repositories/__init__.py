@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any, get_type_hints
 from uuid import UUID
 
-from optiinfra_store.executor import Executor
+from optiinfra_store.connection.executor import Executor
+from optiinfra_store.crypto.secrets import SecretKeys
 from optiinfra_store.repositories.agent_capabilities import AgentCapabilities
 from optiinfra_store.repositories.agent_configs import AgentConfigs
 from optiinfra_store.repositories.agent_metrics import AgentMetrics
@@ -24,7 +25,6 @@ from optiinfra_store.repositories.recommendations import Recommendations
 from optiinfra_store.repositories.workflow_artifacts import WorkflowArtifacts
 from optiinfra_store.repositories.workflow_executions import WorkflowExecutions
 from optiinfra_store.repositories.workflow_steps import WorkflowSteps
-from optiinfra_store.secrets import SecretKeys
 
 
 class Repositories:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from optiinfra_store.crypto.secrets import SECRET_KEY_ENV, SecretKeys
 from optiinfra_store.enums import ConfigType
 from optiinfra_store.errors import ConcurrentChange, InvalidArgument, InvalidData, NotFound, SecretKeyError
 from optiinfra_store.records import AgentConfig, AgentConfigCreate
@@ -23,7 +24,6 @@ from optiinfra_store.repositories.base import (
     platform,
     text,
 )
-from optiinfra_store.secrets import SECRET_KEY_ENV, SecretKeys
 
 ConfigValue = str | int | float | bool | Decimal | dict[str, Any] | list[Any]
 

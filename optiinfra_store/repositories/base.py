@@ -17,8 +17,9 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, create_model
 
+from optiinfra_store.connection.executor import Executor
+from optiinfra_store.crypto.secrets import SecretKeys
 from optiinfra_store.errors import AccessDenied, InvalidArgument, InvalidTransition, NotFound, StaleVersion
-from optiinfra_store.executor import Executor
 from optiinfra_store.queries import Queries, load
 from optiinfra_store.records._base import (
     Input,
@@ -29,7 +30,6 @@ from optiinfra_store.records._base import (
     storable_json,
     storable_text,
 )
-from optiinfra_store.secrets import SecretKeys
 
 R = TypeVar("R", bound=Record)
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])

@@ -14,8 +14,6 @@ from uuid import UUID
 
 from pydantic import TypeAdapter, ValidationError
 
-from optiinfra_store import sketch
-from optiinfra_store.analytics import performance_tips
 from optiinfra_store.enums import WorkflowStatus, WorkflowType
 from optiinfra_store.errors import AlreadyExists, InvalidArgument, NotFound
 from optiinfra_store.records import (
@@ -51,6 +49,8 @@ from optiinfra_store.repositories.base import (
     optional_aware,
     platform,
 )
+from optiinfra_store.rules import sketch
+from optiinfra_store.rules.tips import performance_tips
 
 _STEPS = TypeAdapter(list[WorkflowStep])
 _ARTIFACTS = TypeAdapter(list[WorkflowArtifact])
@@ -206,7 +206,7 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         Whole days (and, without a customer or agent filter, whole hours) are read from the rollups
         `Store.maintain()` keeps, the rest of the window from the executions themselves. Counts,
         averages and the max are exact; p50 and p95 come from a duration sketch and are within 2%
-        of the exact sample at their rank (see `optiinfra_store.sketch`)."""
+        of the exact sample at their rank (see `optiinfra_store.rules.sketch`)."""
         rows = await self._reads.fetch(self._q.statistics, *self._filters(scope))
         typed = [row for row in rows if row["workflow_type"] is not None]
         by_type = {WorkflowType(row["workflow_type"]): _figures(row) for row in typed}

@@ -1,4 +1,4 @@
--- Sensitive agent configs encrypted in the client (AES-256-GCM, see optiinfra_store/secrets.py):
+-- Sensitive agent configs encrypted in the client (AES-256-GCM, see optiinfra_store/crypto/secrets.py):
 -- the server stores ciphertext it cannot read, and never receives a key or a plaintext.
 -- `secret_key_id` names the key a value was encrypted with, so several keys can be live during a
 -- rotation. Values pgcrypto encrypted before (config_secret set, secret_key_id null) stay

@@ -79,7 +79,7 @@ async def live_server(
 
     import uvicorn
 
-    from optiinfra_store.api.serve import server_config
+    from optiinfra_store.commands.serve import server_config
     from tests.pg import free_port
 
     app = create_app(store, TokenVerifier.hs256(JWT_SECRET), **options)

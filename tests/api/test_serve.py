@@ -22,7 +22,7 @@ from tests.api.conftest import JWT_SECRET, TECHSTART
 from tests.pg import free_port
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-CLI = [sys.executable, "-m", "optiinfra_store.cli"]
+CLI = [sys.executable, "-m", "optiinfra_store.commands.cli"]
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -9,10 +9,10 @@ import pydantic
 import pytest
 
 from optiinfra_store import Store
+from optiinfra_store.crypto.secrets import SecretKeys
 from optiinfra_store.enums import AgentType
 from optiinfra_store.errors import ConfigurationError, InvalidArgument, InvalidData, SecretKeyError
 from optiinfra_store.records import AgentConfigCreate, AgentCreate
-from optiinfra_store.secrets import SecretKeys
 from tests.unit.test_config_values import MARKER, REVEAL, dumps, said
 
 SECRET = "sk-live-0123456789"

@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime, time, timedelta
 import psycopg
 import pytest
 
-from optiinfra_store import cli, migrations
+from optiinfra_store import migrations
+from optiinfra_store.commands import cli
 from optiinfra_store.errors import AccessDenied, InvalidArgument
 from optiinfra_store.records import AgentCreate, AgentMetricCreate
 from optiinfra_store.store import Store

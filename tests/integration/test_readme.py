@@ -71,7 +71,7 @@ def test_readme__set_up_without_createrole():
     from psycopg import sql
 
     from optiinfra_store import Store, migrations
-    from optiinfra_store.dsn import with_database
+    from optiinfra_store.connection.dsn import with_database
     from tests.pg import ensure_role, private_embedded_server, with_user
 
     owner = "optiinfra_readme_owner"

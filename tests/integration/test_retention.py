@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from optiinfra_store import cli
+from optiinfra_store.commands import cli
 from optiinfra_store.enums import ArtifactType, StepStatus, WorkflowStatus, WorkflowType
 from optiinfra_store.errors import InvalidArgument
 from optiinfra_store.records import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from optiinfra_store import Store
-from optiinfra_store.dsn import DSN_ENV
+from optiinfra_store.connection.dsn import DSN_ENV
 from optiinfra_store.enums import WorkflowType
 from optiinfra_store.errors import ConfigurationError, InvalidArgument, StoreUnavailable
 from optiinfra_store.records import WorkflowExecutionCreate

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from optiinfra_store import sketch
-from optiinfra_store.analytics import performance_tips
 from optiinfra_store.enums import AgentStatus, AgentType, StepStatus, WorkflowStatus, WorkflowType
 from optiinfra_store.errors import InvalidArgument
 from optiinfra_store.queries import load
 from optiinfra_store.records import AgentCreate, CustomerCreate, WorkflowExecutionCreate, WorkflowStepCreate
+from optiinfra_store.rules import sketch
+from optiinfra_store.rules.tips import performance_tips
 
 FINISHED = {WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED, WorkflowStatus.TIMEOUT}
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -8,11 +8,12 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from optiinfra_store import Store, cli, embedded
-from optiinfra_store.dsn import DSN_ENV
+from optiinfra_store import Store
+from optiinfra_store.commands import cli, embedded
+from optiinfra_store.connection.dsn import DSN_ENV
+from optiinfra_store.crypto.secrets import SECRET_KEY_ENV, SecretKeys
 from optiinfra_store.enums import AgentType
 from optiinfra_store.records import AgentCreate
-from optiinfra_store.secrets import SECRET_KEY_ENV, SecretKeys
 from tests.migration.test_migrations import IDS
 from tests.migration.test_schema import SEEDED_COUNTS, counts
 

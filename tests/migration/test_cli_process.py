@@ -14,10 +14,10 @@ import psycopg
 import pytest
 
 from optiinfra_store import migrations
-from optiinfra_store.dsn import DSN_ENV
+from optiinfra_store.connection.dsn import DSN_ENV
 from optiinfra_store.errors import InvalidArgument
 
-CLI = [sys.executable, "-m", "optiinfra_store.cli"]
+CLI = [sys.executable, "-m", "optiinfra_store.commands.cli"]
 SECRET = "s3cr3t-Pa55"
 UNREACHABLE = f"postgresql://someone:{SECRET}@127.0.0.1:1/db?connect_timeout=2"
 

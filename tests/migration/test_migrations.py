@@ -79,7 +79,7 @@ def test_apply__two_processes_at_once_one_applies_the_other_waits(scratch_dsn):
     import subprocess
     import sys
 
-    command = [sys.executable, "-m", "optiinfra_store.cli", "migrate", "--dsn", scratch_dsn]
+    command = [sys.executable, "-m", "optiinfra_store.commands.cli", "migrate", "--dsn", scratch_dsn]
     runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = [(run.wait(timeout=60), run.stdout.read(), run.stderr.read()) for run in runs]
     assert [code for code, _, _ in results] == [0, 0], results

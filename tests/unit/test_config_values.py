@@ -13,10 +13,10 @@ from uuid import uuid4
 import pydantic
 import pytest
 
+from optiinfra_store.crypto.secrets import SecretKeys, _associated, _derive
 from optiinfra_store.enums import ConfigType
 from optiinfra_store.errors import InvalidArgument, InvalidData, SecretKeyError
 from optiinfra_store.records import AgentConfig, AgentConfigCreate
-from optiinfra_store.secrets import SecretKeys, _associated, _derive
 
 MARKER = "MARKER-sk-live-7f3a"
 """Stands for the secret: distinctive, so finding it anywhere is a leak."""

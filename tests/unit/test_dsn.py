@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from optiinfra_store.dsn import redact
+from optiinfra_store.connection.dsn import redact
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from optiinfra_store.connection.executor import translated
 from optiinfra_store.errors import AlreadyExists, InvalidData, StoreError, StoreTimeout, StoreUnavailable, translate
-from optiinfra_store.executor import translated
 
 
 @pytest.mark.parametrize("error", [TypeError("bad call"), AttributeError("no such"), KeyError("k"), ValueError("v")])
@@ -54,7 +54,7 @@ async def test_connect__a_dsn_the_driver_cannot_read_is_configuration_error_with
 
 
 def test_enum_decoder__a_label_this_version_does_not_know_is_invalid_data():
-    from optiinfra_store.codecs import _label_decoder
+    from optiinfra_store.connection.codecs import _label_decoder
     from optiinfra_store.enums import WorkflowStatus
     from optiinfra_store.errors import InvalidData
 

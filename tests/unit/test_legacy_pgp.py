@@ -1,4 +1,4 @@
-"""optiinfra_store.legacy_pgp against real pgcrypto output (pgp_sym_encrypt[_bytea]).
+"""optiinfra_store.crypto.legacy_pgp against real pgcrypto output (pgp_sym_encrypt[_bytea]).
 
 Ciphertexts are made by pgcrypto in a throwaway database on $OPTIINFRA_TEST_DSN's server (else
 postgresql://postgres@127.0.0.1:5432/postgres); the module is skipped when that server is
@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from optiinfra_store.dsn import redact
-from optiinfra_store.legacy_pgp import LegacyDecryptError, decrypt, is_pgp_message
+from optiinfra_store.connection.dsn import redact
+from optiinfra_store.crypto.legacy_pgp import LegacyDecryptError, decrypt, is_pgp_message
 
 DSN = os.environ.get("OPTIINFRA_TEST_DSN") or "postgresql://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "correct horse battery staple"

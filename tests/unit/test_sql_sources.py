@@ -146,7 +146,7 @@ ALLOWED: dict[tuple[str, str], Allowance] = {
         "yoyo names its bookkeeping table; format_sql fills in yoyo's own quoted name",
         yoyo_format_sql,
     ),
-    ("executor.py", "ConfinedExecutor._connection"): Allowance(
+    ("connection/executor.py", "ConfinedExecutor._connection"): Allowance(
         "BEGIN and the confinement in one round trip: a simple-protocol query takes no parameters, "
         "so the customer's UUID goes in as its hexadecimal digits",
         confinement_begin,
@@ -238,7 +238,7 @@ class _Module:
         self.constants = {
             name: values[0] for name, values in bindings.items() if len(values) == 1 and name not in mutated
         }
-        # `from optiinfra_store.executor import BIND_CUSTOMER`: (module file, name) of each import
+        # `from optiinfra_store.connection.executor import BIND_CUSTOMER`: (module file, name) of each import
         self.imports = {
             alias.asname or alias.name: (
                 node.module.removeprefix("optiinfra_store.").replace(".", "/") + ".py",
@@ -535,8 +535,8 @@ def test_package__the_check_sees_the_sql_calls():
     report = check_sources(package_sources())
     seen = {(module, call) for module, _, call in report.calls}
     assert {
-        ("executor.py", "fetchrow"),
-        ("executor.py", "copy_records_to_table"),
+        ("connection/executor.py", "fetchrow"),
+        ("connection/executor.py", "copy_records_to_table"),
         ("workflow_events.py", "fetch"),
         ("seed.py", "execute"),
         ("migrations.py", "execute"),
@@ -704,9 +704,9 @@ def test_checker__q_bound_to_anything_but_a_statement_file_is_caught():
 def test_checker__constants_imported_from_another_module_are_followed():
     report = check_sources(
         {
-            "executor.py": 'BIND = "SELECT set_config($1, $2, true)"\nDYNAMIC = "SELECT " + X\n',
+            "connection/executor.py": 'BIND = "SELECT set_config($1, $2, true)"\nDYNAMIC = "SELECT " + X\n',
             "store.py": textwrap.dedent("""
-            from optiinfra_store.executor import BIND, DYNAMIC
+            from optiinfra_store.connection.executor import BIND, DYNAMIC
 
             async def bind(conn):
                 await conn.execute(BIND, 1, 2)

@@ -14,11 +14,12 @@ from typing import Any
 
 import uvicorn
 
-from optiinfra_store import embedded, migrations, seed
+from optiinfra_store import migrations, seed
 from optiinfra_store.api.app import create_app
 from optiinfra_store.api.auth import TokenVerifier, issue_token
 from optiinfra_store.api.models import DemoCustomer
 from optiinfra_store.api.protocol import HEADER_TIMEOUT_SECONDS, MAX_HEADER_BYTES, bounded_protocol
+from optiinfra_store.commands import embedded
 from optiinfra_store.errors import ConfigurationError
 from optiinfra_store.store import Store
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from optiinfra_store.codecs import DEFAULT_MAX_DOCUMENT_BYTES, init_connection, keep_session
+from optiinfra_store.connection.codecs import DEFAULT_MAX_DOCUMENT_BYTES, init_connection, keep_session
 from optiinfra_store.errors import InvalidArgument
 
 __all__ = ["DEFAULT_MAX_DOCUMENT_BYTES", "DEFAULT_SLOW_STATEMENT", "PoolOptions"]

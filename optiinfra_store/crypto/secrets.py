@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from optiinfra_store import legacy_pgp
+from optiinfra_store.crypto import legacy_pgp
 from optiinfra_store.errors import ConfigurationError, InvalidArgument, InvalidData, SecretKeyError
 
 SECRET_KEY_ENV = "OPTIINFRA_SECRET_KEY"

@@ -7,8 +7,8 @@ run from several processes at once: the database serializes it."""
 from __future__ import annotations
 
 from optiinfra_store import migrations
+from optiinfra_store.connection.executor import Executor
 from optiinfra_store.errors import SchemaNotMigrated
-from optiinfra_store.executor import Executor
 from optiinfra_store.queries import load
 from optiinfra_store.records import MaintenanceReport
 from optiinfra_store.repositories.base import check_int

@@ -21,17 +21,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 from uuid import UUID
 
-from optiinfra_store import __version__, embedded, migrations, seed
-from optiinfra_store.dsn import DSN_ENV, redact, resolve_dsn
+from optiinfra_store import __version__, migrations, seed
+from optiinfra_store.commands import embedded
+from optiinfra_store.commands.report import print_statistics
+from optiinfra_store.connection.dsn import DSN_ENV, redact, resolve_dsn
+from optiinfra_store.crypto.secrets import SECRET_KEY_ENV
 from optiinfra_store.errors import ConfigurationError, InvalidArgument, StoreError
 from optiinfra_store.records import PurgeReport
-from optiinfra_store.report import print_statistics
-from optiinfra_store.secrets import SECRET_KEY_ENV
 from optiinfra_store.store import Store
 
 PROG = "optiinfra-store"
 EXIT_PENDING = 3
-_log = logging.getLogger("optiinfra_store.cli")
+_log = logging.getLogger("optiinfra_store.commands.cli")
 
 
 class Refused(StoreError):
@@ -172,7 +173,7 @@ def _cmd_seed(args: argparse.Namespace) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
-    from optiinfra_store.demo import run_demo
+    from optiinfra_store.commands.demo import run_demo
 
     if args.dsn:
         _guard_demo_data(args, args.dsn)
@@ -311,9 +312,9 @@ def _cmd_rotate_key(args: argparse.Namespace) -> None:
 
 
 def _api(command: str, module: str) -> Any:
-    """A module of the service (the `api` extra), or a ConfigurationError saying how to get it."""
+    """A module that needs the `api` extra, or a ConfigurationError saying how to get it."""
     try:
-        return importlib.import_module(f"optiinfra_store.api.{module}")
+        return importlib.import_module(f"optiinfra_store.{module}")
     except ImportError as exc:
         raise ConfigurationError(
             f"{command} needs the api extra: pip install 'optiinfra-store[api]' ({exc.name} is missing)"
@@ -321,11 +322,11 @@ def _api(command: str, module: str) -> Any:
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
-    _api("serve", "serve").serve(args.dsn, args.host, args.port, args.data_dir)
+    _api("serve", "commands.serve").serve(args.dsn, args.host, args.port, args.data_dir)
 
 
 def _cmd_token(args: argparse.Namespace) -> None:
-    auth = _api("token", "auth")
+    auth = _api("token", "api.auth")
     secret = os.environ.get("OPTIINFRA_JWT_SECRET", "")
     if not secret:
         raise ConfigurationError("set OPTIINFRA_JWT_SECRET to the service's HS256 secret")

@@ -6,8 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 from optiinfra_store import migrations, seed
+from optiinfra_store.commands.report import print_statistics, seconds
 from optiinfra_store.enums import WorkflowStatus
-from optiinfra_store.report import print_statistics, seconds
 from optiinfra_store.repositories import Repositories, repository_types
 from optiinfra_store.repositories.base import Repository
 from optiinfra_store.store import Store
