@@ -115,12 +115,12 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def store(session_store, migrated_dsn, _truncate_sql):
+async def store(session_store, migrated_dsn, _reset_sql):
     """The session's Store, shared by the whole module: every check here compares row counts before
     and after a call, so earlier tests' rows do not matter. The tables are emptied at the end."""
     yield session_store
     with psycopg.connect(migrated_dsn, autocommit=True) as conn:
-        conn.execute(_truncate_sql)
+        conn.execute(_reset_sql)
 
 
 @pytest.fixture(scope="module")
