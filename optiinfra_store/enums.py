@@ -1,4 +1,4 @@
-"""The 15 database enum types as StrEnums, value for value (a test compares them with the catalog).
+"""The database enum types as StrEnums, value for value (a test compares them with the catalog).
 
 Values read from the database arrive as these enums (a codec is registered on every pooled
 connection), and any of them can be passed where the database expects its type.

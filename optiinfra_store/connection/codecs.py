@@ -97,11 +97,21 @@ async def init_connection(conn: asyncpg.Connection, *, max_document_bytes: int =
 
 
 async def _register_enum_codecs(conn: asyncpg.Connection) -> None:
+    """A codec for each enum type of DATABASE_ENUMS the database has. A type a later migration adds
+    is skipped on a database not migrated that far (the code runs against the schema before its
+    migrations are applied, `Store.pending_migrations()` says which are pending); a database
+    without any of them has no optiinfra schema (ValueError)."""
+    unknown: list[ValueError] = []
     for type_name, enum in DATABASE_ENUMS.items():
-        # binary (an enum's wire form is its label) so COPY can write enum columns too
-        await conn.set_type_codec(
-            type_name, schema="public", encoder=_encode_label, decoder=_label_decoder(enum), format="binary"
-        )
+        try:
+            # binary (an enum's wire form is its label) so COPY can write enum columns too
+            await conn.set_type_codec(
+                type_name, schema="public", encoder=_encode_label, decoder=_label_decoder(enum), format="binary"
+            )
+        except ValueError as exc:  # asyncpg: "unknown type: public.<type_name>"
+            unknown.append(exc)
+    if len(unknown) == len(DATABASE_ENUMS):
+        raise unknown[0]
 
 
 async def keep_session(conn: asyncpg.Connection) -> None:

@@ -39,6 +39,7 @@ from optiinfra_store.records import (
     RecommendationCreate,
     RecommendationUpdate,
 )
+from optiinfra_store.repositories import repository_types
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -759,20 +760,10 @@ async def test_delete__optimization(store, optimization):
         await store.optimizations.delete(optimization.id)
 
 
-# -- NotFound on every table ---------------------------------------------------------------------
+# -- NotFound on every table (every repository's) ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "table",
-    [
-        "customers",
-        "agents",
-        "events",
-        "recommendations",
-        "approvals",
-        "optimizations",
-    ],
-)
+@pytest.mark.parametrize("table", list(repository_types()))
 async def test_get__not_found(store, table):
     key = uuid4()
     with pytest.raises(NotFound) as info:

@@ -54,6 +54,7 @@ from optiinfra_store.records import (
     WorkflowExecutionUpdate,
     WorkflowStepCreate,
 )
+from optiinfra_store.repositories import repository_types
 from tests.pg import app_login, ensure_role, private_embedded_server, with_user
 
 
@@ -67,6 +68,9 @@ class Tenant:
     recommendation: Any
     approval: Any
     optimization: Any
+    rows: dict[str, Any]
+    """{table: this customer's row}, one for every table of customers' rows (a table with a policy
+    `<table>_customer_isolation`): the checks below that take every table take them from here."""
 
 
 async def make_tenant(store: Store, name: str, agent) -> Tenant:
@@ -119,7 +123,17 @@ async def make_tenant(store: Store, name: str, agent) -> Tenant:
             approval_id=approval.id,
         )
     )
-    return Tenant(customer, execution, step, artifact, event, recommendation, approval, optimization)
+    rows = {
+        "customers": customer,
+        "workflow_executions": execution,
+        "workflow_steps": step,
+        "workflow_artifacts": artifact,
+        "events": event,
+        "recommendations": recommendation,
+        "approvals": approval,
+        "optimizations": optimization,
+    }
+    return Tenant(customer, execution, step, artifact, event, recommendation, approval, optimization, rows)
 
 
 APP_LOGIN = "optiinfra_test_agent"
@@ -148,6 +162,45 @@ def pool(request, session_store, app_store) -> Store:
 @pytest.fixture
 async def tenants(store, agent):
     return await make_tenant(store, "acme", agent), await make_tenant(store, "globex", agent)
+
+
+def customer_isolated_tables(dsn: str) -> set[str]:
+    """The tables of customers' rows, as the catalog has them: a policy `<table>_customer_isolation`."""
+    with psycopg.connect(dsn) as conn:
+        return {
+            row[0]
+            for row in conn.execute(
+                "SELECT c.relname FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid"
+                " WHERE c.relnamespace = 'public'::regnamespace AND c.relrowsecurity"
+                " AND p.polname = c.relname || '_customer_isolation'"
+            )
+        }
+
+
+async def test_tenant__has_a_row_in_every_table_of_customers_rows(migrated_dsn, tenants):
+    tables = customer_isolated_tables(migrated_dsn) & set(repository_types())
+    assert len(tables) >= 8
+    for tenant in tenants:
+        assert set(tenant.rows) == tables
+        assert all(getattr(row, "id", None) for row in tenant.rows.values())
+
+
+async def test_every_table_of_customers_rows__only_its_own_rows_reached(pool, store, tenants):
+    """In every table of customers' rows a confined store gets and counts its own rows; another
+    customer's row reads as NotFound and cannot be deleted (NotFound, or AccessDenied where
+    deleting is platform work), and is still there."""
+    mine, theirs = tenants
+    acme = pool.for_customer(mine.customer.id)
+    for table, row in theirs.rows.items():
+        repository = getattr(acme, table)
+        assert await repository.get(mine.rows[table].id) == mine.rows[table], table
+        assert await repository.count() == 1, table
+        with pytest.raises(NotFound):
+            await repository.get(row.id)
+        platform = getattr(type(repository).delete, "platform", False)
+        with pytest.raises(AccessDenied if platform else NotFound):
+            await repository.delete(row.id)
+        assert await getattr(store, table).get(row.id) == row, table
 
 
 async def test_own_rows__every_repository_reads_and_writes_them(pool, tenants):
@@ -179,19 +232,9 @@ async def test_own_rows__every_repository_reads_and_writes_them(pool, tenants):
 async def test_other_customers_rows__read_as_not_found(pool, tenants):
     mine, theirs = tenants
     acme = pool.for_customer(mine.customer.id)
-    reads = [
-        (acme.customers, theirs.customer),
-        (acme.workflow_executions, theirs.execution),
-        (acme.workflow_steps, theirs.step),
-        (acme.workflow_artifacts, theirs.artifact),
-        (acme.events, theirs.event),
-        (acme.recommendations, theirs.recommendation),
-        (acme.approvals, theirs.approval),
-        (acme.optimizations, theirs.optimization),
-    ]
-    for repository, row in reads:
+    for table, row in theirs.rows.items():
         with pytest.raises(NotFound):
-            await repository.get(row.id)
+            await getattr(acme, table).get(row.id)
     with pytest.raises(NotFound):
         await acme.workflow_executions.get_detail(theirs.execution.id)
     with pytest.raises(NotFound):
@@ -335,19 +378,10 @@ async def test_unconfined_app_role__sees_no_customer_rows(app_store, store, tena
     # fail closed: a pool of the application role that forgot for_customer() sees nothing
     mine, _ = tenants
     await store.workflow_executions.start(mine.execution.id, actor="agent")  # a transition more
-    for name in (
-        "customers",
-        "events",
-        "recommendations",
-        "approvals",
-        "optimizations",
-        "workflow_executions",
-        "workflow_steps",
-        "workflow_artifacts",
-    ):
+    for name, row in mine.rows.items():
         assert await getattr(app_store, name).count() == 0, name
         with pytest.raises(NotFound):
-            await getattr(app_store, name).get(getattr(mine, name.removesuffix("s").removeprefix("workflow_")).id)
+            await getattr(app_store, name).get(row.id)
     async with app_store.transaction() as tx:
         assert await tx.connection.fetchval("SELECT count(*) FROM workflow_transitions") == 0
     assert (await app_store.workflow_executions.list()).items == []

@@ -461,3 +461,15 @@ async def test_connect__unmigrated_database_says_to_migrate(scratch_dsn):
 
     with pytest.raises(ConfigurationError, match="optiinfra-store migrate"):
         await Store.connect(scratch_dsn, min_size=1, max_size=1)
+
+
+async def test_connect__database_behind_the_code_connects_and_says_what_is_pending(scratch_dsn):
+    """The code is deployed before its migrations run: enum types of later migrations are not
+    there yet, and the store still connects, reads what exists and names what is pending."""
+    from optiinfra_store import Store, migrations
+
+    migrations.apply(scratch_dsn, to="0002_agent_state")  # without 0003's workflow enum types
+    async with Store.connect(scratch_dsn, min_size=1, max_size=1) as store:
+        assert await store.customers.count() == 0
+        pending = await store.pending_migrations()
+        assert pending[0] == "0003_workflow_history" and pending[-1] == migrations.ids()[-1]

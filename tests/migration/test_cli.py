@@ -15,7 +15,7 @@ from optiinfra_store.crypto.secrets import SECRET_KEY_ENV, SecretKeys
 from optiinfra_store.enums import AgentType
 from optiinfra_store.records import AgentCreate
 from tests.migration.test_migrations import IDS
-from tests.migration.test_schema import SEEDED_COUNTS, counts
+from tests.migration.test_schema import counts, seeded_counts
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -38,7 +38,7 @@ def test_cli__migrate_status_rollback_migrate_seed_twice(scratch_dsn, capsys):
     for _ in range(2):
         code, out, _ = run(capsys, "seed", "--dsn", scratch_dsn)
         assert code == 0 and out.startswith("loaded 3 seed files")
-    assert counts(scratch_dsn) == SEEDED_COUNTS
+    assert counts(scratch_dsn) == seeded_counts()
 
 
 def test_cli__dsn_from_environment(scratch_dsn, capsys, monkeypatch):
@@ -92,7 +92,7 @@ def test_cli__demo_against_given_server(scratch_dsn, capsys):
     assert code == 0, err
     assert "  workflow_steps             15" in out.splitlines()
     assert "transition history of the failed quality_check" in out
-    assert counts(scratch_dsn) == SEEDED_COUNTS
+    assert counts(scratch_dsn) == seeded_counts()
 
 
 def test_cli__demo_without_embedded_extra_says_how_to_get_one(capsys, monkeypatch):

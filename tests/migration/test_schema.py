@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -35,28 +37,31 @@ BOOKKEEPING_TABLES = {
 }
 TABLES = set(repository_types()) | {"workflow_transitions"} | BOOKKEEPING_TABLES
 
-# foreign key -> ON DELETE rule (pg_constraint.confdeltype: c cascade, n set null)
-FOREIGN_KEYS = {
-    "events_customer_id_fkey": "c",
-    "events_agent_id_fkey": "n",  # events outlive the agent that raised them
-    "recommendations_customer_id_fkey": "c",
-    "recommendations_agent_id_fkey": "c",
-    "approvals_recommendation_id_fkey": "c",
-    "optimizations_recommendation_id_fkey": "c",
-    "optimizations_approval_id_fkey": "c",
-    "agent_configs_agent_id_fkey": "c",
-    "agent_states_agent_id_fkey": "c",
-    "agent_capabilities_agent_id_fkey": "c",
-    "agent_metrics_agent_id_fkey": "c",
-    "agent_states_current_workflow_id_fkey": "n",
-    "agent_states_customer_id_fkey": "n",  # the state outlives the customer it last worked for
-    "workflow_executions_agent_id_fkey": "c",
-    "workflow_executions_customer_id_fkey": "c",
-    "workflow_steps_workflow_execution_id_fkey": "c",
-    "workflow_artifacts_workflow_execution_id_fkey": "c",
-    "workflow_artifacts_workflow_step_id_fkey": "c",
-    "workflow_transitions_workflow_execution_id_fkey": "c",
+# The ON DELETE rule of a foreign key follows from its columns: a reference that may be null is set
+# null when its row goes (an event outlives its agent, a state the customer and the execution it
+# last worked for); any other cascades. Exceptions, each with its reason:
+ON_DELETE_EXCEPTIONS = {
+    # the trail of a step (null on an execution's own transitions) goes with the step
     "workflow_transitions_workflow_step_id_fkey": "c",
+}
+# pg_constraint.confdeltype: c cascade, n set null
+SET_NULL_FOREIGN_KEYS = {
+    "events_agent_id_fkey",
+    "agent_states_current_workflow_id_fkey",
+    "agent_states_customer_id_fkey",
+}  # the references the README names as kept when their row goes; every other one cascades
+
+# Ids: generated UUIDs, time-ordered (optiinfra_uuid7(), 0009) on every table but these, which
+# predate 0009 and keep random (v4) ids.
+RANDOM_ID_TABLES = {
+    "customers",
+    "agents",
+    "recommendations",
+    "approvals",
+    "optimizations",
+    "agent_configs",
+    "agent_states",
+    "agent_capabilities",
 }
 
 # every CHECK and UNIQUE rule, each with a statement it must reject
@@ -164,6 +169,7 @@ BAD_ROWS = {
 # any duplicate first, so no row can break them on its own
 FK_TARGET_KEYS = {"approvals_id_recommendation_id_key", "workflow_steps_id_execution_id_key"}
 
+# the seed's rows per table; a table not named here holds none
 SEEDED_COUNTS = {
     "workflow_transitions": 19,  # the creation of each of the 4 executions and 15 steps
     "customers": 2,
@@ -215,24 +221,55 @@ def test_columns__timestamps_have_time_zone_and_ids_are_generated_uuids(seeded_d
     # the audit trail is keyed by a bigint identity, the rollups by what they summarize
     assert set(ids) == TABLES - {"workflow_transitions"} - BOOKKEEPING_TABLES
     assert all(c[3] == "uuid" for c in ids.values())
-    time_ordered = {"events", "agent_metrics", "workflow_executions", "workflow_steps", "workflow_artifacts"}
+    assert RANDOM_ID_TABLES < set(ids)
     assert {t: c[5] for t, c in ids.items()} == {
-        t: "optiinfra_uuid7()" if t in time_ordered else "gen_random_uuid()" for t in ids
+        t: "gen_random_uuid()" if t in RANDOM_ID_TABLES else "optiinfra_uuid7()" for t in ids
     }
     for table in TABLES - {"workflow_transitions"} - BOOKKEEPING_TABLES:
         assert (table, "created_at") in {(c[0], c[1]) for c in columns}
         assert (table, "updated_at") in {(c[0], c[1]) for c in columns}
 
 
+def foreign_keys(dsn: str) -> dict[str, tuple[str, str, list[str], bool]]:
+    """{name: (table, ON DELETE rule, its columns, whether every one of them may be null)}."""
+    with psycopg.connect(dsn) as c:
+        rows = c.execute("""
+            SELECT con.conname, con.conrelid::regclass::text, con.confdeltype::text,
+                   array_agg(a.attname::text ORDER BY k.n), bool_and(NOT a.attnotnull)
+              FROM pg_constraint con
+             CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(attnum, n)
+              JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+             WHERE con.contype = 'f' AND con.connamespace = 'public'::regnamespace
+               AND NOT EXISTS (SELECT 1 FROM pg_class p WHERE p.oid = con.conrelid AND p.relispartition)
+             GROUP BY con.oid, con.conname, con.conrelid, con.confdeltype
+        """).fetchall()
+    return {name: (table, rule, columns, nullable) for name, table, rule, columns, nullable in rows}
+
+
 def test_foreign_keys__on_delete_rules(seeded_dsn):
-    with psycopg.connect(seeded_dsn) as c:
-        rows = dict(
-            c.execute(
-                "SELECT conname, confdeltype::text FROM pg_constraint "
-                "WHERE contype = 'f' AND connamespace = 'public'::regnamespace"
-            ).fetchall()
-        )
-    assert rows == FOREIGN_KEYS
+    keys = foreign_keys(seeded_dsn)
+    assert {name: rule for name, (_, rule, _, _) in keys.items()} == {
+        name: ON_DELETE_EXCEPTIONS.get(name, "n" if nullable else "c") for name, (*_, nullable) in keys.items()
+    }
+    assert SET_NULL_FOREIGN_KEYS | set(ON_DELETE_EXCEPTIONS) <= set(keys)
+    assert {name for name, (_, rule, _, _) in keys.items() if rule == "n"} == SET_NULL_FOREIGN_KEYS
+
+
+def test_foreign_keys__every_id_column_references_its_row(seeded_dsn):
+    """Every uuid column named `*_id` (but the rollups' keys) leads a foreign key of its table,
+    named `<table>_<column>_fkey`."""
+    keys = foreign_keys(seeded_dsn)
+    references = {(table, columns[0]): name for name, (table, _, columns, _) in keys.items()}
+    id_columns = {
+        (c[0], c[1])
+        for c in snapshot(seeded_dsn)["columns"]
+        if c[1].endswith("_id") and c[3] == "uuid" and c[0] not in BOOKKEEPING_TABLES
+    }
+    assert len(id_columns) >= 20 and len(references) == len(keys)
+    assert {column: references.get(column) for column in id_columns} == {
+        (table, column): f"{table}_{column}_fkey" for table, column in id_columns
+    }
+    assert set(references) == id_columns  # and no foreign key leads with another column
 
 
 def test_constraints__every_check_and_unique_rule_has_a_bad_row(seeded_dsn):
@@ -374,15 +411,21 @@ def test_indexes__gin_on_metric_metadata(seeded_dsn):
     assert any("USING gin (metadata jsonb_path_ops)" in d for d in defs)
 
 
+def seeded_counts() -> dict[str, int]:
+    """What the seed holds: SEEDED_COUNTS, and no row in any other table."""
+    return {t: SEEDED_COUNTS.get(t, 0) for t in sorted(TABLES - BOOKKEEPING_TABLES)}
+
+
 def test_seed__counts_match_the_scenarios(seeded_dsn):
-    assert counts(seeded_dsn) == SEEDED_COUNTS
+    assert set(SEEDED_COUNTS) <= TABLES - BOOKKEEPING_TABLES
+    assert counts(seeded_dsn) == seeded_counts()
 
 
 def test_seed__loading_twice_changes_nothing(seeded_dsn):
     with psycopg.connect(seeded_dsn) as c:
         before = c.execute("SELECT max(updated_at) FROM workflow_steps").fetchone()[0]
     seed.load(seeded_dsn)
-    assert counts(seeded_dsn) == SEEDED_COUNTS
+    assert counts(seeded_dsn) == seeded_counts()
     with psycopg.connect(seeded_dsn) as c:
         assert c.execute("SELECT max(updated_at) FROM workflow_steps").fetchone()[0] == before
 
@@ -422,3 +465,24 @@ def test_records__every_column_is_a_field(seeded_dsn):
         columns.setdefault(table, set()).add(RECORD_FORMS.get((table, column), column))
     for repo in repository_types().values():
         assert set(repo.record_type.model_fields) == columns[repo.table], repo.table
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_schema_rows() -> dict[str, tuple[str, str]]:
+    """README's "Schema at a glance" table: {migration: (its tables, its enum types)}."""
+    section = README.read_text().split("## Schema at a glance", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| (.*?) \|(.*)\|$", section, re.MULTILINE)
+    return {migration: (tables, enum_types) for migration, tables, enum_types in rows}
+
+
+def test_readme__schema_at_a_glance_has_every_migration_table_and_enum_type(seeded_dsn):
+    rows = readme_schema_rows()
+    assert list(rows) == [
+        path.stem for path in sorted(migrations.migrations_dir().glob("*.sql")) if "." not in path.stem
+    ]
+    named_tables = set(re.findall(r"\w+", " ".join(tables for tables, _ in rows.values())))
+    assert TABLES <= named_tables, TABLES - named_tables
+    named_enums = [name for _, enum_types in rows.values() for name in re.findall(r"\w+", enum_types)]
+    assert sorted(named_enums) == sorted(enums(seeded_dsn))
