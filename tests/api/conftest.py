@@ -13,6 +13,7 @@ import pytest
 
 from optiinfra_store import Store, seed
 from optiinfra_store.api import TokenVerifier, create_app, issue_token
+from optiinfra_store.api.settings import DEFAULTS, Settings
 from tests.pg import app_login
 
 JWT_SECRET = "a-test-secret-of-at-least-32-bytes!!"
@@ -70,11 +71,9 @@ async def service(api_store: Store, seeded: str) -> AsyncIterator[Service]:
 
 
 @contextlib.asynccontextmanager
-async def live_server(
-    store: Store, *, bounds: dict[str, Any] | None = None, **options: Any
-) -> AsyncIterator[tuple[str, Any]]:
+async def live_server(store: Store, *, settings: Settings = DEFAULTS, **options: Any) -> AsyncIterator[tuple[str, Any]]:
     """The app under a real uvicorn server on a free port, in this event loop, configured as
-    `optiinfra-store serve` configures it (`bounds`: its header_timeout and max_header_bytes)."""
+    `optiinfra-store serve` configures it, with `settings` (the service's limits by default)."""
     import asyncio
 
     import uvicorn
@@ -82,9 +81,9 @@ async def live_server(
     from optiinfra_store.commands.serve import server_config
     from tests.pg import free_port
 
-    app = create_app(store, TokenVerifier.hs256(JWT_SECRET), **options)
+    app = create_app(store, TokenVerifier.hs256(JWT_SECRET), settings=settings, **options)
     port = free_port()
-    server = uvicorn.Server(server_config(app, "127.0.0.1", port, **(bounds or {})))
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, settings))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
