@@ -6,17 +6,18 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 
-from optiinfra_store.api.dependencies import CustomerStore, not_stored
+from optiinfra_store.api.dependencies import CustomerStore
 from optiinfra_store.api.models import ExecutionDetails, HistoryPage
 from optiinfra_store.api.parameters import Cursor, Instant, Limit
 from optiinfra_store.api.problems import Problem, responses
+from optiinfra_store.api.routing import NotStoredRoute
 from optiinfra_store.enums import WorkflowStatus, WorkflowType
 from optiinfra_store.errors import InvalidArgument
 from optiinfra_store.store import Store
 
-router = APIRouter(tags=["workflows"], dependencies=[Depends(not_stored)])
+router = APIRouter(tags=["workflows"], route_class=NotStoredRoute)
 
 HISTORY_PROBLEMS = responses(400, 401, 403, 422, 503)
 

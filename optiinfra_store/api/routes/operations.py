@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
-from optiinfra_store.api.dependencies import CurrentService, not_stored
+from optiinfra_store.api.dependencies import CurrentService
 from optiinfra_store.api.models import Health
+from optiinfra_store.api.routing import NotStoredRoute
 from optiinfra_store.errors import AccessDenied, StoreTimeout, StoreUnavailable
 
 _log = logging.getLogger("optiinfra_store.api")
 
-router = APIRouter(tags=["operations"], dependencies=[Depends(not_stored)])
+router = APIRouter(tags=["operations"], route_class=NotStoredRoute)
 
 
 # the defaults left out: the probe's answer is {"status":"ok"}, nothing more

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from optiinfra_store.api.dependencies import CurrentPrincipal, CurrentService, CustomerStore, not_stored
+from optiinfra_store.api.dependencies import CurrentPrincipal, CurrentService, CustomerStore
 from optiinfra_store.api.models import DemoCustomer, Me
 from optiinfra_store.api.problems import Problem, responses
+from optiinfra_store.api.routing import NotStoredRoute
 from optiinfra_store.errors import NotFound
 
-router = APIRouter(tags=["session"], dependencies=[Depends(not_stored)])
+router = APIRouter(tags=["session"], route_class=NotStoredRoute)
 
 
 @router.get("/api/me", responses=responses(401, 403, 503))
