@@ -9,7 +9,6 @@ after `iat` (or, without `iat`, after now); `iss` and `aud` are checked when con
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,14 +20,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from optiinfra_store.api.settings import DEFAULTS, PUBLIC_KEY_ENV, SECRET_ENV, Settings
 from optiinfra_store.errors import ConfigurationError
 
 READ_SCOPE = "workflows:read"
 MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
-VERIFIED_TOKENS = 4096  # how many verified tokens are remembered until they expire
-# a stolen token is good for at most this long, and an event stream lasts at most as long as its token
-MAX_LIFETIME_SECONDS = 24 * 3600
-MAX_LIFETIME_ENV = "OPTIINFRA_JWT_MAX_LIFETIME"
 
 
 class Unauthenticated(Exception):
@@ -64,7 +60,8 @@ class TokenVerifier:
         issuer: str | None = None,
         audience: str | None = None,
         leeway: float = 0,
-        max_lifetime: int = MAX_LIFETIME_SECONDS,
+        max_lifetime: int = DEFAULTS.jwt_max_lifetime,
+        remembered: int = DEFAULTS.verified_tokens,
     ) -> None:
         self._key = key
         self.algorithm = algorithm
@@ -72,6 +69,7 @@ class TokenVerifier:
         self._audience = audience
         self._leeway = leeway
         self.max_lifetime = max_lifetime
+        self._remembered = remembered
         self._options: Any = {"require": ["exp", "sub"], "verify_aud": audience is not None}
         # tokens already verified, until they expire: a client sends the same token with every
         # request, and checking it again costs more than the rest of the route's own work
@@ -79,26 +77,31 @@ class TokenVerifier:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TokenVerifier:
-        """From OPTIINFRA_JWT_SECRET (HS256) or OPTIINFRA_JWT_PUBLIC_KEY (a PEM file: RS256 for an
-        RSA key, ES256 for a P-256 key), with OPTIINFRA_JWT_ISSUER, OPTIINFRA_JWT_AUDIENCE and
-        OPTIINFRA_JWT_MAX_LIFETIME when set. Raises ConfigurationError when neither or both keys are
-        set, or a setting is unusable: the service does not start without a way to check tokens."""
-        env = os.environ if environ is None else environ
-        secret, key_file = env.get("OPTIINFRA_JWT_SECRET"), env.get("OPTIINFRA_JWT_PUBLIC_KEY")
+        """The verifier of `Settings.from_environ(environ)` (the process's environment by default)."""
+        return cls.from_settings(Settings.from_environ() if environ is None else Settings.from_environ(environ))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenVerifier:
+        """From the secret (HS256) or the PEM public key file (RS256 for an RSA key, ES256 for a
+        P-256 key), with the issuer, audience and maximum lifetime. Raises ConfigurationError when
+        neither or both keys are set, or a key is unusable: the service does not start without a
+        way to check tokens."""
+        secret, key_file = settings.jwt_secret, settings.jwt_public_key
         options = {
-            "issuer": env.get("OPTIINFRA_JWT_ISSUER") or None,
-            "audience": env.get("OPTIINFRA_JWT_AUDIENCE") or None,
-            "max_lifetime": max_lifetime_from_env(env),
+            "issuer": settings.jwt_issuer,
+            "audience": settings.jwt_audience,
+            "max_lifetime": settings.jwt_max_lifetime,
+            "remembered": settings.verified_tokens,
         }
         if secret and key_file:
-            raise ConfigurationError("set one of OPTIINFRA_JWT_SECRET and OPTIINFRA_JWT_PUBLIC_KEY, not both")
+            raise ConfigurationError(f"set one of {SECRET_ENV} and {PUBLIC_KEY_ENV}, not both")
         if secret:
             return cls.hs256(secret, **options)
         if key_file:
             return cls.public_key(Path(key_file).read_bytes(), **options)
         raise ConfigurationError(
-            "no way to check tokens: set OPTIINFRA_JWT_SECRET (HS256, at least 32 bytes) or "
-            "OPTIINFRA_JWT_PUBLIC_KEY (a PEM file with an RSA or P-256 public key)"
+            f"no way to check tokens: set {SECRET_ENV} (HS256, at least 32 bytes) or "
+            f"{PUBLIC_KEY_ENV} (a PEM file with an RSA or P-256 public key)"
         )
 
     @classmethod
@@ -134,7 +137,7 @@ class TokenVerifier:
         if verified is not None and time.time() < verified[1]:
             return verified[0]
         principal, expires = self._decode(token)
-        if len(self._verified) >= VERIFIED_TOKENS:
+        if len(self._verified) >= self._remembered:
             del self._verified[next(iter(self._verified))]  # the oldest
         self._verified[token] = (principal, expires)
         return principal
@@ -176,15 +179,6 @@ class TokenVerifier:
                 f"the token's lifetime is longer than the {self.max_lifetime} seconds this service accepts"
             )
         return Principal(subject, customer_id, frozenset(scope.split()), expires), expires
-
-
-def max_lifetime_from_env(environ: Mapping[str, str] | None = None) -> int:
-    """OPTIINFRA_JWT_MAX_LIFETIME (whole seconds), MAX_LIFETIME_SECONDS when unset; raises
-    ConfigurationError for anything but a positive whole number."""
-    text = (os.environ if environ is None else environ).get(MAX_LIFETIME_ENV) or str(MAX_LIFETIME_SECONDS)
-    if not text.isascii() or not text.isdigit() or int(text) < 1:
-        raise ConfigurationError(f"{MAX_LIFETIME_ENV} must be a whole number of seconds, at least 1, got {text!r}")
-    return int(text)
 
 
 def _reason(exc: jwt.InvalidTokenError) -> str:

@@ -15,17 +15,14 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from optiinfra_store.api.problems import MEDIA_TYPE, document
-
-HEADER_TIMEOUT_SECONDS = 10.0
-# the longest Last-Event-ID the service accepts (48,000 characters) and a token fit, with room
-MAX_HEADER_BYTES = 64 * 1024
+from optiinfra_store.api.settings import DEFAULTS
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """HttpToolsProtocol with a deadline and a size cap for each request head."""
 
-    header_timeout: float = HEADER_TIMEOUT_SECONDS
-    max_header_bytes: int = MAX_HEADER_BYTES
+    header_timeout: float = DEFAULTS.header_timeout
+    max_header_bytes: int = DEFAULTS.max_header_bytes
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -327,7 +327,9 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 
 def _cmd_token(args: argparse.Namespace) -> None:
     auth = _api("token", "api.auth")
-    secret = os.environ.get("OPTIINFRA_JWT_SECRET", "")
+    config = _api("token", "api.settings")
+    settings = config.Settings.from_environ()  # as `serve` reads them
+    secret = settings.jwt_secret
     if not secret:
         raise ConfigurationError("set OPTIINFRA_JWT_SECRET to the service's HS256 secret")
     auth.TokenVerifier.hs256(secret)  # the same checks as the service's: refuses a short secret
@@ -337,11 +339,10 @@ def _cmd_token(args: argparse.Namespace) -> None:
         raise InvalidArgument(f"--customer must be a customer id (a UUID), got {args.customer!r}") from None
     if args.ttl < 1:
         raise InvalidArgument(f"--ttl must be at least 1 second, got {args.ttl}")
-    longest = auth.max_lifetime_from_env()
-    if args.ttl > longest:  # the service would refuse it
+    if args.ttl > settings.jwt_max_lifetime:  # the service would refuse it
         raise InvalidArgument(
-            f"--ttl must be at most {longest} seconds, the longest token the service accepts "
-            f"(${auth.MAX_LIFETIME_ENV}), got {args.ttl}"
+            f"--ttl must be at most {settings.jwt_max_lifetime} seconds, the longest token the service accepts "
+            f"(${config.MAX_LIFETIME_ENV}), got {args.ttl}"
         )
     print(
         auth.issue_token(
@@ -350,8 +351,8 @@ def _cmd_token(args: argparse.Namespace) -> None:
             customer_id=customer,
             scope=args.scope,
             ttl_seconds=args.ttl,
-            issuer=os.environ.get("OPTIINFRA_JWT_ISSUER"),
-            audience=os.environ.get("OPTIINFRA_JWT_AUDIENCE"),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
         )
     )
 

@@ -18,14 +18,11 @@ from optiinfra_store import migrations, seed
 from optiinfra_store.api.app import create_app
 from optiinfra_store.api.auth import TokenVerifier, issue_token
 from optiinfra_store.api.models import DemoCustomer
-from optiinfra_store.api.protocol import HEADER_TIMEOUT_SECONDS, MAX_HEADER_BYTES, bounded_protocol
+from optiinfra_store.api.protocol import bounded_protocol
+from optiinfra_store.api.settings import DEFAULTS, Settings
 from optiinfra_store.commands import embedded
 from optiinfra_store.errors import ConfigurationError
 from optiinfra_store.store import Store
-
-DEMO_TOKEN_HOURS = 12
-GRACEFUL_SHUTDOWN_SECONDS = 10
-MAX_CONNECTIONS = 6000  # HTTP connections at once, event streams included (those are capped at 5,000)
 
 
 class _Server(uvicorn.Server):
@@ -71,18 +68,21 @@ def _configure_logging() -> None:
             logger.propagate = False
 
 
-async def _serve(dsn: str, host: str, port: int, verifier: TokenVerifier, demo_secret: str | None) -> None:
-    async with Store.connect(dsn, min_size=1, max_size=20, command_timeout=30) as store:
+async def _serve(
+    dsn: str, host: str, port: int, settings: Settings, verifier: TokenVerifier, demo_secret: str | None
+) -> None:
+    async with Store.connect(
+        dsn, min_size=1, max_size=settings.pool_max_size, command_timeout=settings.command_timeout
+    ) as store:
         demo: list[DemoCustomer] = []
         if demo_secret is not None:
+            lifetime = settings.demo_token_hours * 3600
             for customer in await store.customers.list():
-                token = issue_token(
-                    demo_secret, subject=customer.email, customer_id=customer.id, ttl_seconds=DEMO_TOKEN_HOURS * 3600
-                )
+                token = issue_token(demo_secret, subject=customer.email, customer_id=customer.id, ttl_seconds=lifetime)
                 demo.append(DemoCustomer(customer_id=customer.id, name=customer.name, token=token))
         hosts = (host, "localhost", "127.0.0.1", "::1") if demo else ()
-        app = create_app(store, verifier, demo_customers=demo, trusted_hosts=hosts)
-        server = _Server(server_config(app, host, port))
+        app = create_app(store, verifier, settings=settings, demo_customers=demo, trusted_hosts=hosts)
+        server = _Server(server_config(app, host, port, settings))
         server.stop_streams = lambda: asyncio.get_running_loop().create_task(app.state.service.close_streams())
         print(f"serving the workflow history on http://{host}:{port}/", flush=True)
         for entry in demo:
@@ -90,26 +90,19 @@ async def _serve(dsn: str, host: str, port: int, verifier: TokenVerifier, demo_s
         await server.serve()
 
 
-def server_config(
-    app: Any,
-    host: str,
-    port: int,
-    *,
-    header_timeout: float = HEADER_TIMEOUT_SECONDS,
-    max_header_bytes: int = MAX_HEADER_BYTES,
-) -> uvicorn.Config:
+def server_config(app: Any, host: str, port: int, settings: Settings = DEFAULTS) -> uvicorn.Config:
     """uvicorn's configuration for the service: its HTTP protocol bounds each request head in time
     and size (408, 431), so slow or oversized heads cannot hold connections or memory."""
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        http=bounded_protocol(header_timeout, max_header_bytes),
+        http=bounded_protocol(settings.header_timeout, settings.max_header_bytes),
         log_config=None,
         access_log=False,  # the app logs one structured line per request
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        limit_concurrency=MAX_CONNECTIONS,  # beyond: 503 at once, not file descriptors run out
-        timeout_keep_alive=5,
+        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
+        limit_concurrency=settings.max_connections,  # beyond: 503 at once, not file descriptors run out
+        timeout_keep_alive=settings.keep_alive_timeout,
     )
 
 
@@ -125,12 +118,14 @@ def _demo_database(data_dir: str | None) -> Iterator[str]:
 
 
 def serve(dsn: str | None, host: str, port: int, data_dir: str | None = None) -> None:
-    """Serve `dsn`, or the embedded demo when it is None: then tokens are printed for each seeded
-    customer, signed with a secret made for this run (never $OPTIINFRA_JWT_SECRET), and only a
-    loopback address is accepted (the page hands out those tokens)."""
+    """Serve `dsn`, with the settings of the environment (read here, once), or the embedded demo
+    when it is None: then tokens are printed for each seeded customer, signed with a secret made
+    for this run (the environment's OPTIINFRA_JWT_* are not read), and only a loopback address is
+    accepted (the page hands out those tokens)."""
     _configure_logging()
     if dsn is not None:
-        asyncio.run(_serve(dsn, host, port, TokenVerifier.from_env(), None))
+        settings = Settings.from_environ()
+        asyncio.run(_serve(dsn, host, port, settings, TokenVerifier.from_settings(settings), None))
         return
     if not _loopback(host):
         raise ConfigurationError(
@@ -138,6 +133,5 @@ def serve(dsn: str | None, host: str, port: int, data_dir: str | None = None) ->
         )
     # a secret of its own, never the service's: the tokens it hands out must not work elsewhere
     secret = secrets.token_urlsafe(32)
-    verifier = TokenVerifier.hs256(secret)
     with _demo_database(data_dir) as demo_dsn:
-        asyncio.run(_serve(demo_dsn, host, port, verifier, secret))
+        asyncio.run(_serve(demo_dsn, host, port, DEFAULTS, TokenVerifier.hs256(secret), secret))

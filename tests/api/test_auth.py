@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from optiinfra_store.api import TokenVerifier
+from optiinfra_store.api import Settings, TokenVerifier
 from optiinfra_store.errors import ConfigurationError
 from tests.api.conftest import ACME, JWT_SECRET, bearer, running, token
 
@@ -203,3 +203,21 @@ def test_verify__the_maximum_lifetime_from_the_environment():
     for wrong in ("0", "-5", "1h", "1e9", "٣"):
         with pytest.raises(ConfigurationError, match="OPTIINFRA_JWT_MAX_LIFETIME"):
             TokenVerifier.from_env({**environ, "OPTIINFRA_JWT_MAX_LIFETIME": wrong})
+
+
+def test_settings__every_token_variable_from_one_reading_and_the_secret_never_in_its_repr():
+    settings = Settings.from_environ(
+        {
+            "OPTIINFRA_JWT_SECRET": JWT_SECRET,
+            "OPTIINFRA_JWT_ISSUER": "https://id.example",
+            "OPTIINFRA_JWT_AUDIENCE": "",  # empty is unset
+            "OPTIINFRA_JWT_MAX_LIFETIME": "3600",
+        }
+    )
+    assert (settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience) == (JWT_SECRET, "https://id.example", None)
+    assert settings.jwt_max_lifetime == 3600 and JWT_SECRET not in repr(settings)
+    assert Settings.from_environ({}) == Settings()  # the limits are the defaults, whatever the environment
+    verifier = TokenVerifier.from_settings(settings)
+    assert verifier.algorithm == "HS256" and verifier.max_lifetime == 3600
+    with pytest.raises(ConfigurationError, match="OPTIINFRA_JWT_SECRET"):
+        TokenVerifier.from_settings(Settings())

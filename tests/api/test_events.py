@@ -213,11 +213,14 @@ async def test_events__a_resume_from_too_far_back_is_refused_not_loaded(api_stor
             assert too_far.status_code == 404 and "transitions back" in too_far.json()["detail"], last
 
 
-async def test_events__streams_are_capped_per_customer(api_store, seeded, monkeypatch):
-    from optiinfra_store.api import app as service_module
+async def test_events__streams_are_capped_per_customer(api_store, seeded):
+    from optiinfra_store.api.settings import Settings
 
-    monkeypatch.setattr(service_module, "MAX_CUSTOMER_STREAMS", 2)
-    async with live_server(api_store) as (url, _), httpx.AsyncClient(base_url=url, timeout=10) as client:
+    capped = Settings(max_customer_streams=2)
+    async with (
+        live_server(api_store, settings=capped) as (url, _),
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
         async with subscribed(client, ACME), subscribed(client, ACME):
             refused = await client.get(EVENTS, headers=bearer(ACME))
             assert refused.status_code == 429 and refused.headers["retry-after"]

@@ -9,6 +9,7 @@ import json
 import time
 from urllib.parse import urlsplit
 
+from optiinfra_store.api.settings import Settings
 from tests.api.conftest import JWT_SECRET, live_server
 from tests.api.test_auth import claims, hs256
 
@@ -48,7 +49,7 @@ async def until_closed(reader: asyncio.StreamReader, timeout: float) -> bytes:
 
 
 async def test_serve__a_head_not_complete_within_the_header_timeout_is_408_and_closed(api_store):
-    async with live_server(api_store, bounds={"header_timeout": 0.5}) as (url, _):
+    async with live_server(api_store, settings=Settings(header_timeout=0.5)) as (url, _):
         async with connected(url) as (reader, writer):  # half a head, then a byte now and then
             started = time.monotonic()
             closed = asyncio.ensure_future(until_closed(reader, timeout=5))
@@ -81,7 +82,7 @@ async def test_serve__a_head_not_complete_within_the_header_timeout_is_408_and_c
 
 
 async def test_serve__a_head_over_the_cap_is_431_and_closed(api_store):
-    async with live_server(api_store, bounds={"max_header_bytes": 4096}) as (url, _):
+    async with live_server(api_store, settings=Settings(max_header_bytes=4096)) as (url, _):
         async with connected(url) as (reader, writer):
             writer.write(HEAD + b"X-Filler: " + b"a" * 5000 + b"\r\n\r\n")
             status, headers, body = await answer(reader)

@@ -4,12 +4,15 @@ with this document; these keep its main promises in the normal suite."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
+from pydantic import ValidationError
 
 from optiinfra_store.api.models import Problem
-from tests.api.conftest import ACME, bearer
+from tests.api.conftest import ACME, bearer, declared
 
 PROBLEM = "application/problem+json"
+PROBLEM_TYPE = {"content-type": PROBLEM}
 
 
 @pytest.fixture
@@ -78,3 +81,20 @@ async def test_openapi__a_problem_the_service_answers_fits_the_documented_schema
     assert invalid.status_code == problem.status == 422 and [e.parameter for e in problem.errors] == ["limit"]
     unauthenticated = await service.client.get("/api/workflows/history")
     assert Problem.model_validate(unauthenticated.json()).status == 401
+
+
+async def test_openapi__an_answer_that_drifts_from_its_declared_model_is_caught(service):
+    """Every client of the route tests holds each answer to its declared model (conftest.declared):
+    here, that the check sees a member missing, one of the wrong type and one not declared."""
+    check = declared()
+    request = httpx.Request("GET", "http://service/api/me")
+    me = {"sub": "ana", "customer_id": ACME, "customer_name": "Acme Corp", "scopes": ["workflows:read"]}
+    await check(httpx.Response(200, json=me, request=request))
+    with pytest.raises(ValidationError):
+        await check(httpx.Response(200, json={"sub": "ana"}, request=request))
+    with pytest.raises(ValidationError):
+        await check(httpx.Response(200, json={**me, "scopes": "workflows:read"}, request=request))
+    with pytest.raises(AssertionError):
+        await check(httpx.Response(200, json={**me, "token": "..."}, request=request))
+    with pytest.raises(ValidationError):
+        await check(httpx.Response(401, json={"title": "Unauthorized"}, request=request, headers=PROBLEM_TYPE))

@@ -1,0 +1,46 @@
+"""The access log: one structured line per request."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_access = logging.getLogger("optiinfra_store.api.access")
+
+
+class RequestLog:
+    """One JSON line per request: method, route template, status, duration and customer (set by
+    the principal dependency); never the token, the query string or a raw path."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            line = {
+                "method": scope["method"],
+                "route": getattr(route, "path", None)
+                or ("/static" if scope["path"].startswith("/static/") else "unmatched"),
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "customer_id": scope.get("state", {}).get("customer_id"),
+            }
+            _access.info(json.dumps(line))

@@ -1,0 +1,91 @@
+"""The caller's executions: the history, a page at a time, and one execution in full."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Query
+
+from optiinfra_store.api.dependencies import CustomerStore
+from optiinfra_store.api.models import ExecutionDetails, HistoryPage
+from optiinfra_store.api.parameters import Cursor, Instant, Limit
+from optiinfra_store.api.problems import Problem, responses
+from optiinfra_store.api.routing import NotStoredRoute
+from optiinfra_store.enums import WorkflowStatus, WorkflowType
+from optiinfra_store.errors import InvalidArgument
+from optiinfra_store.store import Store
+
+router = APIRouter(tags=["workflows"], route_class=NotStoredRoute)
+
+HISTORY_PROBLEMS = responses(400, 401, 403, 422, 503)
+
+
+@router.get("/api/workflows/history", responses=HISTORY_PROBLEMS)
+async def history(
+    store: CustomerStore,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    status: Annotated[list[WorkflowStatus] | None, Query(description="repeat for several")] = None,
+    workflow_type: WorkflowType | None = None,
+    agent_id: UUID | None = None,
+    since: Annotated[Instant | None, Query(description="started at or after")] = None,
+    until: Annotated[Instant | None, Query(description="started before")] = None,
+) -> HistoryPage:
+    """The caller's executions, newest first, a page at a time."""
+    return await _history(store, limit, cursor, status, workflow_type, agent_id, since, until)
+
+
+@router.get(
+    "/api/workflows/{execution_id}/details",
+    responses=responses(401, 403, (404, "no execution of the caller's has this id"), 422, 503),
+)
+async def details(store: CustomerStore, execution_id: UUID) -> ExecutionDetails:
+    """One execution with its steps, artifacts and transition trail."""
+    async with store.transaction() as tx:
+        detail = await tx.workflow_executions.get_detail(execution_id)
+        trail = await tx.workflow_executions.history(execution_id)
+    return ExecutionDetails.model_construct(**dict(detail), transitions=trail)
+
+
+@router.get("/api/workflows/{workflow_type}/history", responses=HISTORY_PROBLEMS)
+async def type_history(
+    store: CustomerStore,
+    workflow_type: Annotated[WorkflowType, Path()],
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    status: Annotated[list[WorkflowStatus] | None, Query()] = None,
+    agent_id: UUID | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
+) -> HistoryPage:
+    """The history of one workflow type, same paging as /api/workflows/history."""
+    return await _history(store, limit, cursor, status, workflow_type, agent_id, since, until)
+
+
+async def _history(
+    store: Store,
+    limit: int,
+    cursor: str | None,
+    status: list[WorkflowStatus] | None,
+    workflow_type: WorkflowType | None,
+    agent_id: UUID | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> HistoryPage:
+    try:
+        page = await store.workflow_executions.list(
+            agent_id=agent_id,
+            workflow_type=workflow_type,
+            status=status or None,
+            started_after=since,
+            started_before=until,
+            limit=limit,
+            cursor=cursor,
+        )
+    except InvalidArgument as exc:
+        if exc.argument != "cursor":  # since and until are within the store's range (Instant)
+            raise
+        raise Problem(400, "Invalid parameter", "cursor: not a cursor this service gave out") from None
+    return HistoryPage.model_construct(items=page.items, next_cursor=page.next_cursor)
