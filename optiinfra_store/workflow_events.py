@@ -205,16 +205,20 @@ class WorkflowEvents:
         self._wakeup.set()
 
     async def _check_replay(self) -> None:
-        """Refuse (NotFound) a resume that would read more than MAX_REPLAY transitions again: a
+        """Refuse (NotFound) a resume that would hand out more than MAX_REPLAY transitions again: a
         client that fell that far behind starts afresh instead of loading the history at once."""
+        delivered: list[int] = []
+        after = None
         if self._resume is not None:
-            horizon = self._resume[0]
+            horizon, ids = self._resume
+            delivered = sorted(ids)
         else:
-            horizon = await self._source().fetchval(self._q.txid_of, self._after)
+            after = self._after
+            horizon = await self._source().fetchval(self._q.txid_of, after)
             if horizon is None:
-                raise NotFound("workflow transition", self._after)
+                raise NotFound("workflow transition", after)
         size = await self._source().fetchval(
-            self._q.replay_size, horizon, self._customer_id, self._execution_id, MAX_REPLAY
+            self._q.replay_size, horizon, self._customer_id, self._execution_id, MAX_REPLAY, delivered, after
         )
         if size > MAX_REPLAY:
             where = self._after if self._after is not None else "given"

@@ -32,8 +32,10 @@ SELECT least(txid::text::bigint,
 SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint;
 
 -- name: replay_size
--- How many transitions a subscription starting at horizon $1 would read again (filters: customer
--- $2, execution $3), counted up to $4 + 1: a resume from too far back is refused, not loaded.
+-- How many transitions a subscription starting at horizon $1 would hand out again (filters:
+-- customer $2, execution $3), counted up to $4 + 1: a resume from too far back is refused, not
+-- loaded. Those its position names as delivered ($5) or at or below the id it resumes after ($6)
+-- are not counted, so a horizon held back by a transaction open elsewhere does not inflate it.
 SELECT count(*)
   FROM (SELECT 1
           FROM workflow_transitions w
@@ -41,6 +43,8 @@ SELECT count(*)
          WHERE w.txid >= $1::bigint::text::xid8
            AND ($2::uuid IS NULL OR e.customer_id = $2)
            AND ($3::uuid IS NULL OR w.workflow_execution_id = $3)
+           AND w.id <> ALL ($5::bigint[])
+           AND ($6::bigint IS NULL OR w.id > $6)
          LIMIT $4 + 1) AS replay;
 
 -- name: notify_key

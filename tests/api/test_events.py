@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import asyncpg
 import httpx
+import pytest
 
 from optiinfra_store.enums import WorkflowType
 from optiinfra_store.records import WorkflowExecutionCreate
@@ -195,11 +197,24 @@ async def test_events__a_client_gone_before_the_first_byte_leaves_nothing_behind
         assert hub.subscribers == 0 and not list(app.state.service.streams)
 
 
-async def test_events__a_resume_from_too_far_back_is_refused_not_loaded(api_store, seeded, store, monkeypatch):
+@pytest.mark.parametrize("horizon", ["current", "held back by a transaction open elsewhere"])
+async def test_events__a_resume_from_too_far_back_is_refused_not_loaded(
+    api_store, api_dsn, seeded, store, monkeypatch, horizon
+):
     from optiinfra_store import workflow_events
 
     monkeypatch.setattr(workflow_events, "MAX_REPLAY", 10)
-    async with live_server(api_store) as (url, _), httpx.AsyncClient(base_url=url, timeout=10) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        if horizon != "current":  # what counts is what a resume hands out again, not how far back it reads
+            other = await asyncpg.connect(api_dsn)
+            stack.push_async_callback(other.close)
+            await stack.enter_async_context(other.transaction())
+            await other.fetchval("SELECT pg_current_xact_id()")
+        await _resume_from_too_far_back(api_store, store, client_timeout=10)
+
+
+async def _resume_from_too_far_back(api_store, store, client_timeout: float) -> None:
+    async with live_server(api_store) as (url, _), httpx.AsyncClient(base_url=url, timeout=client_timeout) as client:
         async with subscribed(client, ACME) as stream:
             first = await run_workflow(store, ACME)
             (seen,) = await take(stream, 1)
