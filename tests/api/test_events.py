@@ -210,6 +210,8 @@ async def test_events__a_resume_from_too_far_back_is_refused_not_loaded(
             stack.push_async_callback(other.close)
             await stack.enter_async_context(other.transaction())
             await other.fetchval("SELECT pg_current_xact_id()")
+            for _ in range(2):  # committed before the subscription, above the held horizon: seen, not new
+                await run_workflow(store, ACME)
         await _resume_from_too_far_back(api_store, store, client_timeout=10)
 
 
