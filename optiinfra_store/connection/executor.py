@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any, LiteralString, NoReturn
 from uuid import UUID
@@ -53,6 +53,28 @@ def _raise_translated(exc: BaseException | None) -> None:
 
 
 _log = logging.getLogger("optiinfra_store")
+_statements = logging.getLogger("optiinfra_store.statements")
+_clock = time.monotonic
+
+
+def log_slow(sql: str, elapsed: float) -> None:
+    """Log a slow statement: its first line and its time, never its arguments."""
+    text = sql.strip()
+    first = text.splitlines()[0] if text else "?"
+    _statements.warning("slow statement (%.0f ms): %s", elapsed * 1000, first[:200])
+
+
+def slow_statement_logger(threshold: float) -> Callable[[Any], None]:
+    """A query logger (asyncpg's) that logs statements taking `threshold` seconds or more. Given
+    to a connection while a transaction holds it (what is run on `tx.connection` included); the
+    executors time their own statements, which costs a statement far less than asyncpg's
+    logging (a context manager, a record and a callback scheduled on the loop for every query)."""
+
+    def log(query: Any) -> None:
+        if query.elapsed >= threshold:
+            log_slow(query.query, query.elapsed)
+
+    return log
 
 
 class _Translated:
@@ -145,24 +167,59 @@ class Executor:
     def _scope(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
         return _Scope(self._connection())
 
+    slow_statement: float | None = None
+    """Statements taking at least this many seconds are logged (None: none is)."""
+
     async def fetch(self, sql: LiteralString, *args: Any) -> list[asyncpg.Record]:
         async with self._scope() as conn:
-            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-            return rows
+            if self.slow_statement is None:
+                rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+                return rows
+            began = _clock()
+            try:
+                rows = await conn.fetch(sql, *args)
+                return rows
+            finally:
+                self._timed(sql, began)
 
     async def fetchrow(self, sql: LiteralString, *args: Any) -> asyncpg.Record | None:
         async with self._scope() as conn:
-            row: asyncpg.Record | None = await conn.fetchrow(sql, *args)
-            return row
+            if self.slow_statement is None:
+                row: asyncpg.Record | None = await conn.fetchrow(sql, *args)
+                return row
+            began = _clock()
+            try:
+                row = await conn.fetchrow(sql, *args)
+                return row
+            finally:
+                self._timed(sql, began)
 
     async def fetchval(self, sql: LiteralString, *args: Any) -> Any:
         async with self._scope() as conn:
-            return await conn.fetchval(sql, *args)
+            if self.slow_statement is None:
+                return await conn.fetchval(sql, *args)
+            began = _clock()
+            try:
+                return await conn.fetchval(sql, *args)
+            finally:
+                self._timed(sql, began)
 
     async def execute(self, sql: LiteralString, *args: Any) -> str:
         async with self._scope() as conn:
-            status: str = await conn.execute(sql, *args)
-            return status
+            if self.slow_statement is None:
+                status: str = await conn.execute(sql, *args)
+                return status
+            began = _clock()
+            try:
+                status = await conn.execute(sql, *args)
+                return status
+            finally:
+                self._timed(sql, began)
+
+    def _timed(self, sql: str, began: float) -> None:
+        elapsed = _clock() - began
+        if self.slow_statement is not None and elapsed >= self.slow_statement:
+            log_slow(sql, elapsed)
 
     async def copy_records(self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]) -> str:
         """COPY `records`, which may validate as they are iterated: whatever iterating them raises
@@ -204,11 +261,12 @@ class Executor:
 class PoolExecutor(Executor):
     """Each statement on a pooled connection of its own, given back after it."""
 
-    __slots__ = ("pool", "acquire_timeout")
+    __slots__ = ("pool", "acquire_timeout", "slow_statement")
 
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float | None) -> None:
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float | None, slow_statement: float | None = None) -> None:
         self.pool = pool
         self.acquire_timeout = acquire_timeout
+        self.slow_statement = slow_statement
 
     async def acquire(self) -> asyncpg.Connection:
         """A connection from the pool; StoreTimeout if none is free within `acquire_timeout`."""
@@ -239,7 +297,10 @@ class PoolExecutor(Executor):
     async def transaction(self) -> AsyncIterator[ConnectionExecutor]:
         async with translated():
             conn = await self.acquire()
+        logger = None if self.slow_statement is None else slow_statement_logger(self.slow_statement)
         try:
+            if logger is not None:  # every statement of the transaction, its own included
+                conn.add_query_logger(logger)
             transaction = conn.transaction()
             async with translated():
                 await transaction.start()
@@ -253,6 +314,8 @@ class PoolExecutor(Executor):
             async with translated():
                 await transaction.commit()
         finally:
+            if logger is not None:
+                conn.remove_query_logger(logger)
             await self.pool.release(conn)
 
     async def _bind(self, conn: asyncpg.Connection) -> None:
@@ -291,8 +354,10 @@ class ConfinedExecutor(PoolExecutor):
 
     __slots__ = ("customer_id", "_begin")
 
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float | None, customer_id: UUID) -> None:
-        super().__init__(pool, acquire_timeout)
+    def __init__(
+        self, pool: asyncpg.Pool, acquire_timeout: float | None, customer_id: UUID, slow_statement: float | None = None
+    ) -> None:
+        super().__init__(pool, acquire_timeout, slow_statement)
         self.customer_id = customer_id
         self._begin = begin_confined(customer_id)
 

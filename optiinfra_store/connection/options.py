@@ -3,7 +3,6 @@ asyncpg pool's options."""
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,19 +16,6 @@ from optiinfra_store.errors import InvalidArgument
 __all__ = ["DEFAULT_MAX_DOCUMENT_BYTES", "DEFAULT_SLOW_STATEMENT", "PoolOptions"]
 
 DEFAULT_SLOW_STATEMENT = 1.0
-_statements = logging.getLogger("optiinfra_store.statements")
-
-
-def _slow_statement_logger(threshold: float) -> Callable[[Any], None]:
-    """A query logger (asyncpg's) that logs statements taking `threshold` seconds or more: their
-    first line and time, never their arguments."""
-
-    def log(query: Any) -> None:
-        if query.elapsed >= threshold:
-            first = query.query.strip().splitlines()[0] if query.query.strip() else "?"
-            _statements.warning("slow statement (%.0f ms): %s", query.elapsed * 1000, first[:200])
-
-    return log
 
 
 def _seconds(name: str, value: Any) -> float | None:
@@ -54,7 +40,8 @@ class PoolOptions:
     pooler: str | None = None
     """"transaction": a transaction pooler (pgbouncer in transaction mode) is in front of the server."""
     slow_statement: float | None = DEFAULT_SLOW_STATEMENT
-    """Statements taking at least this many seconds are logged (None: none is)."""
+    """Statements taking at least this many seconds are logged (None: none is). The store's
+    executors time their statements (see connection/executor.py), not the pool's connections."""
 
     def __post_init__(self) -> None:
         if self.pooler not in (None, "transaction"):
@@ -96,12 +83,9 @@ class PoolOptions:
         extra = dict(self.extra)
         user_init: Callable[[asyncpg.Connection], Awaitable[None]] | None = extra.pop("init", None)
         limit = self.max_document_bytes
-        slow = self.slow_statement
 
         async def init(conn: asyncpg.Connection) -> None:
             await init_connection(conn, max_document_bytes=limit)
-            if slow is not None:
-                conn.add_query_logger(_slow_statement_logger(slow))
             if user_init is not None:
                 await user_init(conn)
 
