@@ -86,7 +86,8 @@ class Store(Repositories):
         def executor_of(pool: asyncpg.Pool) -> PoolExecutor:
             if customer_id is None:
                 return PoolExecutor(pool, acquire_timeout, slow_statement)
-            return ConfinedExecutor(pool, acquire_timeout, customer_id, slow_statement)
+            # bound for the session on a direct connection; behind a transaction pooler, per transaction
+            return ConfinedExecutor(pool, acquire_timeout, customer_id, slow_statement, session=pooler is None)
 
         executor = executor_of(pool)
         reads = ReplicaExecutor([executor_of(p) for p in read_pools], executor) if read_pools else None

@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from contextvars import ContextVar
 from typing import Any, LiteralString, NoReturn
 from uuid import UUID
 
@@ -31,7 +33,44 @@ connection logged in as, and bind the customer the row-level security policies r
 0010). Both are transaction-local, so nothing of it stays on a pooled connection."""
 
 CONFINE_SESSION = "SELECT optiinfra_confine($1, false)"
-"""The same for the whole session of a connection of the store's own (workflow_events)."""
+"""The same for the whole session: a connection of the store's own (workflow_events), and a pooled
+connection bound for one confined statement (see `ConfinedExecutor`)."""
+
+UNBIND = "RESET ROLE; RESET optiinfra.customer_id"
+"""Undo a session's binding: the role it logged in as, no customer."""
+
+_bound: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
+"""Pooled connections that may hold a session binding to a customer: added before the binding is
+sent (so a binding cut short counts too), removed only once UNBIND has run."""
+
+_confining: ContextVar[bool] = ContextVar("optiinfra_confining", default=False)
+"""True while a ConfinedExecutor acquires a connection for one statement: it binds the connection
+to its own customer (and has that checked) before using it, so the pool need not unbind it first."""
+
+
+def _driver_connection(conn: asyncpg.Connection) -> asyncpg.Connection:
+    """The connection under a pool's proxy (the proxy is new on every acquire)."""
+    inner = getattr(conn, "_con", None)
+    return conn if inner is None else inner
+
+
+async def unbind_session(conn: asyncpg.Connection) -> None:
+    """The pool's `setup`, run on every acquire: a connection that may still be bound to a customer
+    is unbound before anyone else gets it (another customer's confined statement binds it anew
+    instead). If UNBIND fails, the pool closes the connection and the acquire fails: nobody gets
+    a connection that may still be bound."""
+    raw = _driver_connection(conn)
+    if raw in _bound and not _confining.get():
+        await conn.execute(UNBIND)
+        _bound.discard(raw)
+
+
+unbind_session.unbinds_sessions = True  # type: ignore[attr-defined]
+
+
+def unbinds_sessions(pool: asyncpg.Pool) -> bool:
+    """Whether every acquire from `pool` runs `unbind_session` (a pool `Store.connect` opened)."""
+    return bool(getattr(getattr(pool, "_setup", None), "unbinds_sessions", False))
 
 
 def begin_confined(customer_id: UUID) -> str:
@@ -347,19 +386,45 @@ class _PooledScope:
 
 
 class ConfinedExecutor(PoolExecutor):
-    """Like PoolExecutor, but each statement runs in a transaction confined to one customer
-    (`optiinfra_tenant` and the customer, see CONFINE), so the database shows and accepts only that
-    customer's rows, whatever role the pool logs in as. Three round trips: BEGIN with the
-    confinement, the statement, COMMIT."""
+    """Like PoolExecutor, but each statement runs confined to one customer (`optiinfra_tenant` and
+    the customer, see CONFINE), so the database shows and accepts only that customer's rows,
+    whatever role the pool logs in as.
 
-    __slots__ = ("customer_id", "_begin")
+    Two ways, both checked by the database on every call (optiinfra_confine refuses when
+    row-level security would not hold):
+
+    - `session` (a direct connection, on a pool that runs `unbind_session` on every acquire):
+      two round trips, the binding for the session (`CONFINE_SESSION`), then the statement. The
+      binding is made anew for every statement, never taken on trust from an earlier call; the
+      connection stays bound when it goes back to the pool, and the pool unbinds it before any
+      other caller gets it (an unconfined one, a transaction, the pool's own users).
+    - otherwise (behind a transaction pooler, which may hand each transaction another server
+      connection, or on a pool of the caller's own): three round trips, a transaction with the
+      confinement in it (BEGIN with CONFINE), the statement, COMMIT. Nothing stays on the
+      connection.
+
+    Transactions and COPY always take the second way."""
+
+    __slots__ = ("customer_id", "_begin", "_session")
 
     def __init__(
-        self, pool: asyncpg.Pool, acquire_timeout: float | None, customer_id: UUID, slow_statement: float | None = None
+        self,
+        pool: asyncpg.Pool,
+        acquire_timeout: float | None,
+        customer_id: UUID,
+        slow_statement: float | None = None,
+        *,
+        session: bool = False,
     ) -> None:
         super().__init__(pool, acquire_timeout, slow_statement)
         self.customer_id = customer_id
         self._begin = begin_confined(customer_id)
+        self._session = session and unbinds_sessions(pool)
+
+    def _scope(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        if self._session:
+            return _SessionScope(self)
+        return _Scope(self._connection())
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -389,13 +454,49 @@ class ConfinedExecutor(PoolExecutor):
     def _copy_connection(self) -> Any:
         return self._connection()  # in its confined transaction already
 
-    _scope = Executor._scope  # its own _connection(), not the pool's written-out scope
-
     async def _bind(self, conn: asyncpg.Connection) -> None:
         try:
             await conn.execute(CONFINE, self.customer_id)
         except Exception as exc:
             raise_confinement_error(exc, conn)
+
+
+class _SessionScope:
+    """A ConfinedExecutor's scope on a direct connection: acquire, bind the session to the
+    customer (checked by the database), run, release still bound (see ConfinedExecutor)."""
+
+    __slots__ = ("_executor", "_conn")
+
+    def __init__(self, executor: ConfinedExecutor) -> None:
+        self._executor = executor
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        executor = self._executor
+        token = _confining.set(True)
+        try:
+            async with _TRANSLATED:
+                conn = await executor.acquire()
+        finally:
+            _confining.reset(token)
+        _bound.add(_driver_connection(conn))  # from here on the pool unbinds it for anyone else
+        try:
+            await conn.execute(CONFINE_SESSION, executor.customer_id)
+        except Exception as exc:
+            try:
+                raise_confinement_error(exc, conn)
+            finally:
+                await executor.pool.release(conn)
+        except BaseException:
+            _drop(conn)  # cut short: what the session holds is unknown
+            await executor.pool.release(conn)
+            raise
+        self._conn = conn
+        return conn
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> bool:
+        await self._executor.pool.release(self._conn)
+        _raise_translated(exc)
+        return False
 
 
 class ConnectionExecutor(Executor):

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from optiinfra_store.connection.codecs import DEFAULT_MAX_DOCUMENT_BYTES, init_connection, keep_session
+from optiinfra_store.connection.executor import unbind_session
 from optiinfra_store.errors import InvalidArgument
 
 __all__ = ["DEFAULT_MAX_DOCUMENT_BYTES", "DEFAULT_SLOW_STATEMENT", "PoolOptions"]
@@ -89,6 +90,16 @@ class PoolOptions:
             if user_init is not None:
                 await user_init(conn)
 
+        user_setup: Callable[[asyncpg.Connection], Awaitable[None]] | None = extra.pop("setup", None)
+        setup: Callable[[asyncpg.Connection], Awaitable[None]] = unbind_session
+        if user_setup is not None:
+
+            async def setup(conn: asyncpg.Connection) -> None:
+                await unbind_session(conn)
+                await user_setup(conn)
+
+            setup.unbinds_sessions = True  # type: ignore[attr-defined]
+
         extra.setdefault("reset", keep_session)
         extra["server_settings"] = self.server_settings
         if self.pooler == "transaction":
@@ -99,4 +110,5 @@ class PoolOptions:
             "max_size": self.max_size,
             "command_timeout": self.command_timeout,
             "init": init,
+            "setup": setup,
         }
