@@ -112,7 +112,7 @@ def markdown(result: dict[str, Any]) -> str:
 `python -m benchmarks analytics`: `performance()` over every customer for the last 30 days, on a
 history where a tenth of the executions never finish (pending or running since they were created)
 and the rest finish over {DAYS:.0f} days; fresh database per size, rollups caught up with
-`maintain()`, median of {result["calls"]} calls after two untimed ones, PostgreSQL {first["server"]}.
+`maintain()`, median of {result["calls"]} calls after two untimed ones, {first["server"].split(" on ")[0]}.
 Plans: `results/analytics_<size>.txt`. Target: at most 2x for 10x the history.
 
 | executions | median ms | range ms | first maintain() |

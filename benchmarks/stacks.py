@@ -107,6 +107,10 @@ class StoreStack:
     async def get_execution(self, id: UUID) -> Any:
         return await self.store.workflow_executions.get(id)
 
+    async def get_confined(self, id: UUID, customer_id: UUID) -> Any:
+        """get() on a store confined to the execution's customer, made per call as the service does."""
+        return await self.store.for_customer(customer_id).workflow_executions.get(id)
+
     async def get_detail(self, id: UUID) -> Any:
         return await self.store.workflow_executions.get_detail(id)
 
