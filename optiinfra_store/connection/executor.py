@@ -36,12 +36,20 @@ CONFINE_SESSION = "SELECT optiinfra_confine($1, false)"
 """The same for the whole session: a connection of the store's own (workflow_events), and a pooled
 connection bound for one confined statement (see `ConfinedExecutor`)."""
 
+BIND_SESSION = "SELECT pg_backend_pid() FROM optiinfra_confine($1, false)"
+"""CONFINE_SESSION for a pooled connection, answering which server process it ran in: the one
+the connection opened (`get_server_pid()`), or a pooler sits in between and the binding is refused."""
+
 UNBIND = "RESET ROLE; RESET optiinfra.customer_id"
 """Undo a session's binding: the role it logged in as, no customer."""
 
 _bound: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
 """Pooled connections that may hold a session binding to a customer: added before the binding is
 sent (so a binding cut short counts too), removed only once UNBIND has run."""
+
+_direct: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
+"""Pooled connections that talk to one server process, found when each is opened (`note_direct`):
+only those may be bound for the session."""
 
 _confining: ContextVar[bool] = ContextVar("optiinfra_confining", default=False)
 """True while a ConfinedExecutor acquires a connection for one statement: it binds the connection
@@ -66,6 +74,15 @@ async def unbind_session(conn: asyncpg.Connection) -> None:
 
 
 unbind_session.unbinds_sessions = True  # type: ignore[attr-defined]
+
+
+async def note_direct(conn: asyncpg.Connection) -> None:
+    """Part of the pool's `init`: remember `conn` as direct when the server process answering it is
+    the one its startup named. A pooler answers the startup itself (pgbouncer makes up the process
+    id and the cancel key), so a connection through one, in any pool mode, is never bound for the
+    session: its confined calls take a transaction each."""
+    if await conn.fetchval("SELECT pg_backend_pid()") == conn.get_server_pid():
+        _direct.add(_driver_connection(conn))
 
 
 def unbinds_sessions(pool: asyncpg.Pool) -> bool:
@@ -394,7 +411,9 @@ class ConfinedExecutor(PoolExecutor):
     row-level security would not hold):
 
     - `session` (a direct connection, on a pool that runs `unbind_session` on every acquire):
-      two round trips, the binding for the session (`CONFINE_SESSION`), then the statement. The
+      two round trips, the binding for the session (`BIND_SESSION`), then the statement. A
+      connection is direct when the server process that answers it is the one its startup named
+      (`note_direct`; a pooler makes up its own), and every binding checks that again. The
       binding is made anew for every statement, never taken on trust from an earlier call; the
       connection stays bound when it goes back to the pool, and the pool unbinds it before any
       other caller gets it (an unconfined one, a transaction, the pool's own users).
@@ -465,7 +484,7 @@ class _SessionScope:
     """A ConfinedExecutor's scope on a direct connection: acquire, bind the session to the
     customer (checked by the database), run, release still bound (see ConfinedExecutor)."""
 
-    __slots__ = ("_executor", "_conn")
+    __slots__ = ("_executor", "_conn", "_fallback")
 
     def __init__(self, executor: ConfinedExecutor) -> None:
         self._executor = executor
@@ -478,9 +497,24 @@ class _SessionScope:
                 conn = await executor.acquire()
         finally:
             _confining.reset(token)
-        _bound.add(_driver_connection(conn))  # from here on the pool unbinds it for anyone else
+        raw = _driver_connection(conn)
+        if raw not in _direct:  # through a pooler: a transaction of its own, as pooler="transaction"
+            await executor.pool.release(conn)
+            self._fallback: AbstractAsyncContextManager[asyncpg.Connection] | None = _Scope(executor._connection())
+            return await self._fallback.__aenter__()
+        self._fallback = None
+        _bound.add(raw)  # from here on the pool unbinds it for anyone else
         try:
-            await conn.execute(CONFINE_SESSION, executor.customer_id)
+            server_pid = await conn.fetchval(BIND_SESSION, executor.customer_id)
+            if server_pid != conn.get_server_pid():
+                _drop(conn)
+                raise ConfigurationError(
+                    "a confined call's binding ran in another server process than its connection's: "
+                    "a pooler sits between the store and the server; open the store with pooler='transaction'"
+                )
+        except ConfigurationError:
+            await executor.pool.release(conn)
+            raise
         except Exception as exc:
             try:
                 raise_confinement_error(exc, conn)
@@ -494,6 +528,8 @@ class _SessionScope:
         return conn
 
     async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> bool:
+        if self._fallback is not None:
+            return bool(await self._fallback.__aexit__(kind, exc, traceback))
         await self._executor.pool.release(self._conn)
         _raise_translated(exc)
         return False

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from optiinfra_store.connection.codecs import DEFAULT_MAX_DOCUMENT_BYTES, init_connection, keep_session
-from optiinfra_store.connection.executor import unbind_session
+from optiinfra_store.connection.executor import note_direct, unbind_session
 from optiinfra_store.errors import InvalidArgument
 
 __all__ = ["DEFAULT_MAX_DOCUMENT_BYTES", "DEFAULT_SLOW_STATEMENT", "PoolOptions"]
@@ -87,6 +87,7 @@ class PoolOptions:
 
         async def init(conn: asyncpg.Connection) -> None:
             await init_connection(conn, max_document_bytes=limit)
+            await note_direct(conn)
             if user_init is not None:
                 await user_init(conn)
 
