@@ -25,9 +25,22 @@ def _parser() -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="compare",
-        choices=["compare", "scale", "profile", "confinement", "partitions", "pooler", "replicas", "http"],
+        choices=[
+            "compare",
+            "scale",
+            "profile",
+            "hotpath",
+            "confinement",
+            "analytics",
+            "partitions",
+            "pooler",
+            "replicas",
+            "http",
+        ],
         help="compare the stacks (default); scale: history at 10k/100k/1M executions; "
-        "profile: where the store's time goes on get(); confinement: what "
+        "profile: where the store's time goes on get(); hotpath: the store against raw asyncpg building "
+        "the same records, and a confined get against an unconfined one; analytics: performance() on "
+        "an untidy history at 20k and 200k executions; confinement: what "
         "for_customer() costs a get(); partitions: record_many into the partitioned metrics table "
         "against the plain one; pooler: concurrent workflows through pgbouncer against direct; "
         "replicas: statistics from a replica while the primary takes a bulk load; http: the "
@@ -95,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
                 write=not args.no_write,
             )
             return 0
+        if args.command == "analytics":
+            from benchmarks import analytics
+
+            sizes = (2_000, 20_000) if args.quick else (20_000, 200_000)
+            return _report(args, analytics, "analytics", analytics.run(admin_dsn, sizes))
         if args.command == "partitions":
             from benchmarks import partitions
 
@@ -113,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
                 options = {"rounds": 1, "seconds": 2.0, "customers": 3, "executions": 100} if args.quick else {}
                 result = asyncio.run(http.run(dsn, admin_dsn, **options))
                 return _report(args, http, "http", result)
+            if args.command == "hotpath":
+                from benchmarks import hotpath
+
+                result = asyncio.run(hotpath.run(dsn, admin_dsn, quick=args.quick))
+                return _report(args, hotpath, "hotpath", result)
             if args.command == "confinement":
                 from benchmarks import confinement
 

@@ -6,8 +6,8 @@ on four ways in, interleaved round by round in one process on the same rows:
 - `app confined`: a pool logged in as an application login role (IN ROLE optiinfra_app), confined;
 - `raw`: asyncpg's `fetchrow` of the same statement on the owner's pool, no records built.
 
-A confined call is three round trips (BEGIN with the confinement in one simple-protocol query,
-the statement, COMMIT); an unconfined one is one. Ratios are per round, then the median.
+A confined call on a direct connection is two round trips (the session bound to the customer,
+checked by the database, then the statement); an unconfined one is one. Ratios are per round, then the median.
 """
 
 from __future__ import annotations
@@ -107,8 +107,11 @@ Target: a confined get at 0.7x or more of an unconfined one (application role ag
 |---|---:|---:|
 {rows}
 
-A confined call is three round trips (BEGIN with `optiinfra_confine()` in one simple-protocol
-query, the statement, COMMIT) where an unconfined one is one; a round trip costs about 0.1 ms on
-this machine, which is what the gap is made of. The target is not met: it would need the
-confinement to travel with the statement, which asyncpg cannot send in one round trip.
+A confined call on a direct connection is two round trips (`optiinfra_confine(customer, false)`,
+which binds the session and checks that row-level security holds, then the statement) where an
+unconfined one is one (behind a transaction pooler: three, BEGIN with the confinement, the
+statement, COMMIT). A round trip costs about 0.1 ms on this machine, which is what the gap is
+made of. The 0.7x target would need one round trip, i.e. the check to travel with the statement,
+which asyncpg cannot pipeline; skipping the check on a connection already bound would let a
+role change (BYPASSRLS, a table's row-level security turned off) go unnoticed.
 """

@@ -137,6 +137,7 @@ WITH x AS MATERIALIZED (
            c.agents[1 + floor(random() * cardinality(c.agents))::int] AS agent_id,
            (enum_range(NULL::workflow_type))[1 + floor(random() * 8)::int] AS workflow_type,
            CASE WHEN g > c.total - greatest(c.total / 1000, 1)   -- the newest 0.1 percent: still in flight
+                     OR random() < c.unfinished                   -- untidy: never finished, at any age
                 THEN (CASE WHEN random() < 0.4 THEN 'pending' ELSE 'running' END)::workflow_status
                 ELSE (CASE WHEN r < 0.85 THEN 'completed' WHEN r < 0.93 THEN 'failed'
                            WHEN r < 0.96 THEN 'cancelled' ELSE 'timeout' END)::workflow_status
@@ -144,6 +145,7 @@ WITH x AS MATERIALIZED (
            random() * 30 AS start_delay,
            CASE WHEN r < 0.93 THEN exp(ln(60) + random() * 3.5) ELSE 3600 + random() * 600 END AS duration
       FROM (SELECT %(now)s::timestamptz AS now, %(days)s::float8 AS days, %(total)s::int AS total,
+                   %(unfinished)s::float8 AS unfinished,
                    %(customers)s::uuid[] AS customers, %(agents)s::uuid[] AS agents) c,
            LATERAL (SELECT g, random() AS r FROM generate_series(%(lo)s::int, %(hi)s::int - 1) g) gr
 ), t AS MATERIALIZED (
@@ -285,9 +287,13 @@ def generate_history(
     batch: int = 25_000,
     now: datetime | None = None,
     quiet: bool = False,
+    unfinished: float = 0.0,
 ) -> dict[str, int]:
     """Insert `executions` executions (5 steps and `artifacts` (2 or 3) artifacts each, with their
-    audit trail) spread over `days` days up to `now`; returns the row counts per table."""
+    audit trail) spread over `days` days up to `now`; returns the row counts per table. With
+    `unfinished` (a fraction), that share of the executions, at any age, never finished: pending
+    or running since they were created (an untidy history); otherwise only the newest 0.1 percent
+    are still in flight."""
     if artifacts not in (2, 3):
         raise ValueError("artifacts must be 2 or 3")
     now = now or datetime.now(UTC)
@@ -306,6 +312,7 @@ def generate_history(
                     "agents": fleet.agents,
                     "now": now,
                     "days": days,
+                    "unfinished": unfinished,
                     "artifacts": artifacts,
                     "step_names": STEP_NAMES,
                 },

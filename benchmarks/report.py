@@ -18,6 +18,7 @@ POINT_VS_RAW = 0.85
 POINT_VS_ORM = 2.5
 BULK_VS_ORM = 10.0
 BULK_VS_COPY = 0.8
+CONFINED_VS_UNCONFINED = 0.7
 
 
 def machine(dsn: str) -> dict[str, Any]:
@@ -79,6 +80,10 @@ def build(result: dict[str, Any], config: Config, machine_info: dict[str, Any], 
             ratio = paired_ratio(store or [], by_stack.get(other, []))
             if ratio is not None:
                 entry["ratios"][f"store/{other}"] = ratio
+        if op.name == "get_confined":  # the store's confined get against its unconfined one, per round
+            ratio = paired_ratio(store or [], samples.get("get_execution", {}).get("store", []))
+            if ratio is not None:
+                entry["ratios"]["confined/unconfined"] = ratio
         if op.name == "record_many":
             ratio = paired_ratio(store or [], samples.get("record_many_executemany", {}).get("raw", []))
             if ratio is not None:
@@ -114,6 +119,12 @@ def targets(operations: dict[str, Any]) -> list[dict[str, Any]]:
         if entry["kind"] == "point":
             check(f"{name}: store >= {POINT_VS_RAW}x raw asyncpg", name, "store/raw", POINT_VS_RAW)
             check(f"{name}: store >= {POINT_VS_ORM}x ORM", name, "store/orm", POINT_VS_ORM)
+    check(
+        f"get_confined: confined get >= {CONFINED_VS_UNCONFINED}x the unconfined get",
+        "get_confined",
+        "confined/unconfined",
+        CONFINED_VS_UNCONFINED,
+    )
     check(f"record_many: store >= {BULK_VS_ORM}x ORM bulk insert", "record_many", "store/orm", BULK_VS_ORM)
     check(f"record_many: store >= {BULK_VS_COPY}x raw COPY", "record_many", "store/raw", BULK_VS_COPY)
     return checks
@@ -148,6 +159,8 @@ def table(document: dict[str, Any]) -> str:
             cells.append(cell)
         for ratio in ("store/raw", "store/orm"):
             value = entry["ratios"].get(ratio)
+            if name == "get_confined" and ratio == "store/raw":  # against the store's unconfined get
+                value = entry["ratios"].get("confined/unconfined")
             if name == "record_many_executemany" and ratio == "store/raw":  # the store's COPY vs executemany
                 value = document["operations"].get("record_many", {}).get("ratios", {}).get("store/raw_executemany")
             cells.append("—" if value is None else f"{value:.2f}x")

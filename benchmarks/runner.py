@@ -103,6 +103,13 @@ class Operation:
 OPERATIONS = [
     Operation("create_execution", "create execution", "point", "op", {}),
     Operation("get_execution", "get by id", "point", "op", {}),
+    Operation(
+        "get_confined",
+        "get by id, confined (store/raw: vs the unconfined get)",
+        "point",
+        "op",
+        {"store": "get_confined"},
+    ),
     Operation("get_detail", "get_detail (5 steps, 3 artifacts)", "point", "op", {}),
     Operation("start_complete", "start + complete", "point", "op", {}),
     Operation("step_retry", "step retry", "point", "op", {}),
@@ -165,6 +172,7 @@ class Fixture:
     metric_end: datetime
     bulk_agent: UUID
     rng: random.Random = field(default_factory=lambda: random.Random(42))
+    customer_of: dict[UUID, UUID] = field(default_factory=dict)  # execution -> its customer
 
 
 def build_fixture(dsn: str, config: Config, log: Callable[[str], None]) -> Fixture:
@@ -173,9 +181,10 @@ def build_fixture(dsn: str, config: Config, log: Callable[[str], None]) -> Fixtu
         log(f"  history: {config.base_executions:,} executions (5 steps, 2 artifacts each)")
         generate.generate_history(conn, fleet, config.base_executions, artifacts=2, quiet=True)
         generate.generate_history(conn, fleet, config.detail_executions, artifacts=3, quiet=True)
-        execution_ids = [
-            row[0] for row in conn.execute("SELECT id FROM workflow_executions ORDER BY random() LIMIT 5000")
-        ]
+        customer_of = dict(
+            conn.execute("SELECT id, customer_id FROM workflow_executions ORDER BY random() LIMIT 5000").fetchall()
+        )
+        execution_ids = list(customer_of)
         detail_ids = [
             row[0]
             for row in conn.execute(
@@ -211,6 +220,7 @@ def build_fixture(dsn: str, config: Config, log: Callable[[str], None]) -> Fixtu
         end - timedelta(days=days + 1),
         end,
         bulk_agent,
+        customer_of=customer_of,
     )
 
 
@@ -253,6 +263,9 @@ def prepare(
             return [(rng.choice(fx.agents), rng.choice(fx.writers)) for _ in range(calls)]
         case "get_execution":
             return [(rng.choice(fx.execution_ids),) for _ in range(calls)]
+        case "get_confined":
+            ids = [rng.choice(fx.execution_ids) for _ in range(calls)]
+            return [(id, fx.customer_of[id]) for id in ids]
         case "get_detail":
             return [(rng.choice(fx.detail_ids),) for _ in range(calls)]
         case "start_complete":

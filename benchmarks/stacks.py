@@ -22,7 +22,13 @@ from optiinfra_store import Store
 from optiinfra_store.connection.codecs import init_connection
 from optiinfra_store.enums import ArtifactType, MetricType, WorkflowType
 from optiinfra_store.queries import load
-from optiinfra_store.records import WorkflowArtifactCreate, WorkflowExecutionCreate, WorkflowStepCreate
+from optiinfra_store.records import (
+    WorkflowArtifactCreate,
+    WorkflowExecution,
+    WorkflowExecutionCreate,
+    WorkflowExecutionDetail,
+    WorkflowStepCreate,
+)
 
 HOUR = timedelta(hours=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -100,6 +106,10 @@ class StoreStack:
 
     async def get_execution(self, id: UUID) -> Any:
         return await self.store.workflow_executions.get(id)
+
+    async def get_confined(self, id: UUID, customer_id: UUID) -> Any:
+        """get() on a store confined to the execution's customer, made per call as the service does."""
+        return await self.store.for_customer(customer_id).workflow_executions.get(id)
 
     async def get_detail(self, id: UUID) -> Any:
         return await self.store.workflow_executions.get_detail(id)
@@ -347,3 +357,41 @@ def metric_points(agent_id: UUID, count: int, *, orm: bool = False) -> list[dict
         }
         for i in range(count)
     ]
+
+
+class RecordStack(RawStack):
+    """Raw asyncpg building the records the store returns: the same statements on a pool with the
+    same codecs and reset, the caller's input model built as a store caller builds it, and each
+    row made into its Pydantic record (`Record.from_row`; get_detail's steps and artifacts parsed
+    as the store parses them). The honest floor under the store: what is left between the two is
+    what the store does beyond the driver and the records (argument checks, the executor, error
+    translation, timeouts)."""
+
+    name = "raw+record"
+
+    async def create_execution(self, agent_id: UUID, customer_id: UUID) -> Any:
+        data = WorkflowExecutionCreate(
+            agent_id=agent_id, customer_id=customer_id, workflow_type=WorkflowType.COST_ANALYSIS, input_data=INPUT_DATA
+        )
+        row = await self.pool.fetchrow(self.executions.insert, *[getattr(data, f) for f in self._execution_fields])
+        return WorkflowExecution.from_row(row)
+
+    async def get_execution(self, id: UUID) -> Any:
+        return WorkflowExecution.from_row(await super().get_execution(id))
+
+    async def get_detail(self, id: UUID) -> Any:
+        from optiinfra_store.repositories.workflow_executions import _ARTIFACTS, _STEPS
+
+        values = dict(await super().get_detail(id))
+        values["steps"] = _STEPS.validate_json(values["steps"])
+        values["artifacts"] = _ARTIFACTS.validate_json(values["artifacts"])
+        return WorkflowExecutionDetail.from_row(values)
+
+    async def start_execution(self, id: UUID) -> Any:
+        return WorkflowExecution.from_row(await super().start_execution(id))
+
+    async def complete_execution(self, id: UUID) -> Any:
+        return WorkflowExecution.from_row(await super().complete_execution(id))
+
+    async def list_page(self, customer_id: UUID) -> Any:
+        return [WorkflowExecution.from_row(row) for row in await super().list_page(customer_id)]

@@ -80,12 +80,14 @@ class Store(Repositories):
         pooler: str | None = None,
         events_dsn: str | None = None,
         read_pools: Sequence[asyncpg.Pool] = (),
+        slow_statement: float | None = None,
     ) -> None:
 
         def executor_of(pool: asyncpg.Pool) -> PoolExecutor:
             if customer_id is None:
-                return PoolExecutor(pool, acquire_timeout)
-            return ConfinedExecutor(pool, acquire_timeout, customer_id)
+                return PoolExecutor(pool, acquire_timeout, slow_statement)
+            # bound for the session on a direct connection; behind a transaction pooler, per transaction
+            return ConfinedExecutor(pool, acquire_timeout, customer_id, slow_statement, session=pooler is None)
 
         executor = executor_of(pool)
         reads = ReplicaExecutor([executor_of(p) for p in read_pools], executor) if read_pools else None
@@ -186,6 +188,7 @@ class Store(Repositories):
                 pooler=pooler,
                 events_dsn=direct,
                 read_pools=read_pools,
+                slow_statement=options.slow_statement,
             )
 
         return _Connecting(open_store)
@@ -212,6 +215,7 @@ class Store(Repositories):
             self.pool,
             self._dsn,
             acquire_timeout=self._executor.acquire_timeout,
+            slow_statement=self._executor.slow_statement,
             customer_id=customer,
             owns_pool=False,
             server_settings=self._server_settings,
@@ -229,6 +233,7 @@ class Store(Repositories):
             self.pool,
             self._dsn,
             acquire_timeout=self._executor.acquire_timeout,
+            slow_statement=self._executor.slow_statement,
             customer_id=self.customer_id,
             owns_pool=False,
             server_settings=self._server_settings,

@@ -295,10 +295,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def pgbouncer(server_dsn: str, *, pool_size: int = 4) -> Iterator[str]:
-    """pgbouncer (Debian's package) in transaction mode in front of the server of `server_dsn`,
+def pgbouncer(
+    server_dsn: str, *, pool_size: int = 4, pool_mode: str = "transaction", ignore: str = "extra_float_digits"
+) -> Iterator[str]:
+    """pgbouncer (Debian's package) in `pool_mode` in front of the server of `server_dsn`,
     on a free port of 127.0.0.1, with `pool_size` server connections per database; yields the DSN of
-    the same database through it. Skips the test where pgbouncer is not installed."""
+    the same database through it; `ignore` is its ignore_startup_parameters. Skips the test where pgbouncer is not installed."""
     binary = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None)
     if binary is None:
         pytest.skip("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
@@ -316,10 +318,10 @@ listen_addr = 127.0.0.1
 listen_port = {port}
 unix_socket_dir =
 auth_type = any
-pool_mode = transaction
+pool_mode = {pool_mode}
 default_pool_size = {pool_size}
 max_client_conn = 1000
-ignore_startup_parameters = extra_float_digits
+ignore_startup_parameters = {ignore}
 logfile = {work}/pgbouncer.log
 pidfile = {work}/pgbouncer.pid
 """,

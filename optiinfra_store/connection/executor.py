@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from contextvars import ContextVar
 from typing import Any, LiteralString, NoReturn
 from uuid import UUID
 
@@ -31,7 +33,61 @@ connection logged in as, and bind the customer the row-level security policies r
 0010). Both are transaction-local, so nothing of it stays on a pooled connection."""
 
 CONFINE_SESSION = "SELECT optiinfra_confine($1, false)"
-"""The same for the whole session of a connection of the store's own (workflow_events)."""
+"""The same for the whole session: a connection of the store's own (workflow_events), and a pooled
+connection bound for one confined statement (see `ConfinedExecutor`)."""
+
+BIND_SESSION = "SELECT pg_backend_pid() FROM optiinfra_confine($1, false)"
+"""CONFINE_SESSION for a pooled connection, answering which server process it ran in: the one
+the connection opened (`get_server_pid()`), or a pooler sits in between and the binding is refused."""
+
+UNBIND = "RESET ROLE; RESET optiinfra.customer_id"
+"""Undo a session's binding: the role it logged in as, no customer."""
+
+_bound: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
+"""Pooled connections that may hold a session binding to a customer: added before the binding is
+sent (so a binding cut short counts too), removed only once UNBIND has run."""
+
+_direct: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
+"""Pooled connections that talk to one server process, found when each is opened (`note_direct`):
+only those may be bound for the session."""
+
+_confining: ContextVar[bool] = ContextVar("optiinfra_confining", default=False)
+"""True while a ConfinedExecutor acquires a connection for one statement: it binds the connection
+to its own customer (and has that checked) before using it, so the pool need not unbind it first."""
+
+
+def _driver_connection(conn: asyncpg.Connection) -> asyncpg.Connection:
+    """The connection under a pool's proxy (the proxy is new on every acquire)."""
+    inner = getattr(conn, "_con", None)
+    return conn if inner is None else inner
+
+
+async def unbind_session(conn: asyncpg.Connection) -> None:
+    """The pool's `setup`, run on every acquire: a connection that may still be bound to a customer
+    is unbound before anyone else gets it (another customer's confined statement binds it anew
+    instead). If UNBIND fails, the pool closes the connection and the acquire fails: nobody gets
+    a connection that may still be bound."""
+    raw = _driver_connection(conn)
+    if raw in _bound and not _confining.get():
+        await conn.execute(UNBIND)
+        _bound.discard(raw)
+
+
+unbind_session.unbinds_sessions = True  # type: ignore[attr-defined]
+
+
+async def note_direct(conn: asyncpg.Connection) -> None:
+    """Part of the pool's `init`: remember `conn` as direct when the server process answering it is
+    the one its startup named. A pooler answers the startup itself (pgbouncer makes up the process
+    id and the cancel key), so a connection through one, in any pool mode, is never bound for the
+    session: its confined calls take a transaction each."""
+    if await conn.fetchval("SELECT pg_backend_pid()") == conn.get_server_pid():
+        _direct.add(_driver_connection(conn))
+
+
+def unbinds_sessions(pool: asyncpg.Pool) -> bool:
+    """Whether every acquire from `pool` runs `unbind_session` (a pool `Store.connect` opened)."""
+    return bool(getattr(getattr(pool, "_setup", None), "unbinds_sessions", False))
 
 
 def begin_confined(customer_id: UUID) -> str:
@@ -53,6 +109,28 @@ def _raise_translated(exc: BaseException | None) -> None:
 
 
 _log = logging.getLogger("optiinfra_store")
+_statements = logging.getLogger("optiinfra_store.statements")
+_clock = time.monotonic
+
+
+def log_slow(sql: str, elapsed: float) -> None:
+    """Log a slow statement: its first line and its time, never its arguments."""
+    text = sql.strip()
+    first = text.splitlines()[0] if text else "?"
+    _statements.warning("slow statement (%.0f ms): %s", elapsed * 1000, first[:200])
+
+
+def slow_statement_logger(threshold: float) -> Callable[[Any], None]:
+    """A query logger (asyncpg's) that logs statements taking `threshold` seconds or more. Given
+    to a connection while a transaction holds it (what is run on `tx.connection` included); the
+    executors time their own statements, which costs a statement far less than asyncpg's
+    logging (a context manager, a record and a callback scheduled on the loop for every query)."""
+
+    def log(query: Any) -> None:
+        if query.elapsed >= threshold:
+            log_slow(query.query, query.elapsed)
+
+    return log
 
 
 class _Translated:
@@ -145,24 +223,59 @@ class Executor:
     def _scope(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
         return _Scope(self._connection())
 
+    slow_statement: float | None = None
+    """Statements taking at least this many seconds are logged (None: none is)."""
+
     async def fetch(self, sql: LiteralString, *args: Any) -> list[asyncpg.Record]:
         async with self._scope() as conn:
-            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-            return rows
+            if self.slow_statement is None:
+                rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+                return rows
+            began = _clock()
+            try:
+                rows = await conn.fetch(sql, *args)
+                return rows
+            finally:
+                self._timed(sql, began)
 
     async def fetchrow(self, sql: LiteralString, *args: Any) -> asyncpg.Record | None:
         async with self._scope() as conn:
-            row: asyncpg.Record | None = await conn.fetchrow(sql, *args)
-            return row
+            if self.slow_statement is None:
+                row: asyncpg.Record | None = await conn.fetchrow(sql, *args)
+                return row
+            began = _clock()
+            try:
+                row = await conn.fetchrow(sql, *args)
+                return row
+            finally:
+                self._timed(sql, began)
 
     async def fetchval(self, sql: LiteralString, *args: Any) -> Any:
         async with self._scope() as conn:
-            return await conn.fetchval(sql, *args)
+            if self.slow_statement is None:
+                return await conn.fetchval(sql, *args)
+            began = _clock()
+            try:
+                return await conn.fetchval(sql, *args)
+            finally:
+                self._timed(sql, began)
 
     async def execute(self, sql: LiteralString, *args: Any) -> str:
         async with self._scope() as conn:
-            status: str = await conn.execute(sql, *args)
-            return status
+            if self.slow_statement is None:
+                status: str = await conn.execute(sql, *args)
+                return status
+            began = _clock()
+            try:
+                status = await conn.execute(sql, *args)
+                return status
+            finally:
+                self._timed(sql, began)
+
+    def _timed(self, sql: str, began: float) -> None:
+        elapsed = _clock() - began
+        if self.slow_statement is not None and elapsed >= self.slow_statement:
+            log_slow(sql, elapsed)
 
     async def copy_records(self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]) -> str:
         """COPY `records`, which may validate as they are iterated: whatever iterating them raises
@@ -204,11 +317,12 @@ class Executor:
 class PoolExecutor(Executor):
     """Each statement on a pooled connection of its own, given back after it."""
 
-    __slots__ = ("pool", "acquire_timeout")
+    __slots__ = ("pool", "acquire_timeout", "slow_statement")
 
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float | None) -> None:
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float | None, slow_statement: float | None = None) -> None:
         self.pool = pool
         self.acquire_timeout = acquire_timeout
+        self.slow_statement = slow_statement
 
     async def acquire(self) -> asyncpg.Connection:
         """A connection from the pool; StoreTimeout if none is free within `acquire_timeout`."""
@@ -239,7 +353,10 @@ class PoolExecutor(Executor):
     async def transaction(self) -> AsyncIterator[ConnectionExecutor]:
         async with translated():
             conn = await self.acquire()
+        logger = None if self.slow_statement is None else slow_statement_logger(self.slow_statement)
         try:
+            if logger is not None:  # every statement of the transaction, its own included
+                conn.add_query_logger(logger)
             transaction = conn.transaction()
             async with translated():
                 await transaction.start()
@@ -253,6 +370,8 @@ class PoolExecutor(Executor):
             async with translated():
                 await transaction.commit()
         finally:
+            if logger is not None:
+                conn.remove_query_logger(logger)
             await self.pool.release(conn)
 
     async def _bind(self, conn: asyncpg.Connection) -> None:
@@ -284,17 +403,47 @@ class _PooledScope:
 
 
 class ConfinedExecutor(PoolExecutor):
-    """Like PoolExecutor, but each statement runs in a transaction confined to one customer
-    (`optiinfra_tenant` and the customer, see CONFINE), so the database shows and accepts only that
-    customer's rows, whatever role the pool logs in as. Three round trips: BEGIN with the
-    confinement, the statement, COMMIT."""
+    """Like PoolExecutor, but each statement runs confined to one customer (`optiinfra_tenant` and
+    the customer, see CONFINE), so the database shows and accepts only that customer's rows,
+    whatever role the pool logs in as.
 
-    __slots__ = ("customer_id", "_begin")
+    Two ways, both checked by the database on every call (optiinfra_confine refuses when
+    row-level security would not hold):
 
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float | None, customer_id: UUID) -> None:
-        super().__init__(pool, acquire_timeout)
+    - `session` (a direct connection, on a pool that runs `unbind_session` on every acquire):
+      two round trips, the binding for the session (`BIND_SESSION`), then the statement. A
+      connection is direct when the server process that answers it is the one its startup named
+      (`note_direct`; a pooler makes up its own), and every binding checks that again. The
+      binding is made anew for every statement, never taken on trust from an earlier call; the
+      connection stays bound when it goes back to the pool, and the pool unbinds it before any
+      other caller gets it (an unconfined one, a transaction, the pool's own users).
+    - otherwise (behind a transaction pooler, which may hand each transaction another server
+      connection, or on a pool of the caller's own): three round trips, a transaction with the
+      confinement in it (BEGIN with CONFINE), the statement, COMMIT. Nothing stays on the
+      connection.
+
+    Transactions and COPY always take the second way."""
+
+    __slots__ = ("customer_id", "_begin", "_session")
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        acquire_timeout: float | None,
+        customer_id: UUID,
+        slow_statement: float | None = None,
+        *,
+        session: bool = False,
+    ) -> None:
+        super().__init__(pool, acquire_timeout, slow_statement)
         self.customer_id = customer_id
         self._begin = begin_confined(customer_id)
+        self._session = session and unbinds_sessions(pool)
+
+    def _scope(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        if self._session:
+            return _SessionScope(self)
+        return _Scope(self._connection())
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -324,13 +473,66 @@ class ConfinedExecutor(PoolExecutor):
     def _copy_connection(self) -> Any:
         return self._connection()  # in its confined transaction already
 
-    _scope = Executor._scope  # its own _connection(), not the pool's written-out scope
-
     async def _bind(self, conn: asyncpg.Connection) -> None:
         try:
             await conn.execute(CONFINE, self.customer_id)
         except Exception as exc:
             raise_confinement_error(exc, conn)
+
+
+class _SessionScope:
+    """A ConfinedExecutor's scope on a direct connection: acquire, bind the session to the
+    customer (checked by the database), run, release still bound (see ConfinedExecutor)."""
+
+    __slots__ = ("_executor", "_conn", "_fallback")
+
+    def __init__(self, executor: ConfinedExecutor) -> None:
+        self._executor = executor
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        executor = self._executor
+        token = _confining.set(True)
+        try:
+            async with _TRANSLATED:
+                conn = await executor.acquire()
+        finally:
+            _confining.reset(token)
+        raw = _driver_connection(conn)
+        if raw not in _direct:  # through a pooler: a transaction of its own, as pooler="transaction"
+            await executor.pool.release(conn)
+            self._fallback: AbstractAsyncContextManager[asyncpg.Connection] | None = _Scope(executor._connection())
+            return await self._fallback.__aenter__()
+        self._fallback = None
+        _bound.add(raw)  # from here on the pool unbinds it for anyone else
+        try:
+            server_pid = await conn.fetchval(BIND_SESSION, executor.customer_id)
+            if server_pid != conn.get_server_pid():
+                _drop(conn)
+                raise ConfigurationError(
+                    "a confined call's binding ran in another server process than its connection's: "
+                    "a pooler sits between the store and the server; open the store with pooler='transaction'"
+                )
+        except ConfigurationError:
+            await executor.pool.release(conn)
+            raise
+        except Exception as exc:
+            try:
+                raise_confinement_error(exc, conn)
+            finally:
+                await executor.pool.release(conn)
+        except BaseException:
+            _drop(conn)  # cut short: what the session holds is unknown
+            await executor.pool.release(conn)
+            raise
+        self._conn = conn
+        return conn
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> bool:
+        if self._fallback is not None:
+            return bool(await self._fallback.__aexit__(kind, exc, traceback))
+        await self._executor.pool.release(self._conn)
+        _raise_translated(exc)
+        return False
 
 
 class ConnectionExecutor(Executor):

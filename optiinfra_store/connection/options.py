@@ -3,7 +3,6 @@ asyncpg pool's options."""
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -12,24 +11,12 @@ from typing import Any
 import asyncpg
 
 from optiinfra_store.connection.codecs import DEFAULT_MAX_DOCUMENT_BYTES, init_connection, keep_session
+from optiinfra_store.connection.executor import note_direct, unbind_session
 from optiinfra_store.errors import InvalidArgument
 
 __all__ = ["DEFAULT_MAX_DOCUMENT_BYTES", "DEFAULT_SLOW_STATEMENT", "PoolOptions"]
 
 DEFAULT_SLOW_STATEMENT = 1.0
-_statements = logging.getLogger("optiinfra_store.statements")
-
-
-def _slow_statement_logger(threshold: float) -> Callable[[Any], None]:
-    """A query logger (asyncpg's) that logs statements taking `threshold` seconds or more: their
-    first line and time, never their arguments."""
-
-    def log(query: Any) -> None:
-        if query.elapsed >= threshold:
-            first = query.query.strip().splitlines()[0] if query.query.strip() else "?"
-            _statements.warning("slow statement (%.0f ms): %s", query.elapsed * 1000, first[:200])
-
-    return log
 
 
 def _seconds(name: str, value: Any) -> float | None:
@@ -54,7 +41,8 @@ class PoolOptions:
     pooler: str | None = None
     """"transaction": a transaction pooler (pgbouncer in transaction mode) is in front of the server."""
     slow_statement: float | None = DEFAULT_SLOW_STATEMENT
-    """Statements taking at least this many seconds are logged (None: none is)."""
+    """Statements taking at least this many seconds are logged (None: none is). The store's
+    executors time their statements (see connection/executor.py), not the pool's connections."""
 
     def __post_init__(self) -> None:
         if self.pooler not in (None, "transaction"):
@@ -96,14 +84,22 @@ class PoolOptions:
         extra = dict(self.extra)
         user_init: Callable[[asyncpg.Connection], Awaitable[None]] | None = extra.pop("init", None)
         limit = self.max_document_bytes
-        slow = self.slow_statement
 
         async def init(conn: asyncpg.Connection) -> None:
             await init_connection(conn, max_document_bytes=limit)
-            if slow is not None:
-                conn.add_query_logger(_slow_statement_logger(slow))
+            await note_direct(conn)
             if user_init is not None:
                 await user_init(conn)
+
+        user_setup: Callable[[asyncpg.Connection], Awaitable[None]] | None = extra.pop("setup", None)
+        setup: Callable[[asyncpg.Connection], Awaitable[None]] = unbind_session
+        if user_setup is not None:
+
+            async def setup(conn: asyncpg.Connection) -> None:
+                await unbind_session(conn)
+                await user_setup(conn)
+
+            setup.unbinds_sessions = True  # type: ignore[attr-defined]
 
         extra.setdefault("reset", keep_session)
         extra["server_settings"] = self.server_settings
@@ -115,4 +111,5 @@ class PoolOptions:
             "max_size": self.max_size,
             "command_timeout": self.command_timeout,
             "init": init,
+            "setup": setup,
         }

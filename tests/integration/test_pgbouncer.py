@@ -13,7 +13,7 @@ import pytest
 from optiinfra_store import Store
 from optiinfra_store.enums import WorkflowStatus, WorkflowType
 from optiinfra_store.errors import ConfigurationError, InvalidArgument, InvalidTransition
-from optiinfra_store.records import AgentMetricCreate, WorkflowExecutionCreate, WorkflowStepCreate
+from optiinfra_store.records import AgentMetricCreate, CustomerCreate, WorkflowExecutionCreate, WorkflowStepCreate
 from tests.pg import pgbouncer
 
 
@@ -140,3 +140,35 @@ async def test_a_startup_setting_the_pooler_refuses__is_a_configuration_error(bo
 async def test_pooler_options__what_a_transaction_pooler_cannot_honour_is_refused(options):
     with pytest.raises(InvalidArgument):
         await Store.connect("postgresql://nobody@127.0.0.1:1/none", **options)
+
+
+async def test_session_pooler__confined_calls_take_a_transaction_each_and_leave_nothing_bound(
+    migrated_dsn, clean_dsn, agent, customer
+):
+    """pgbouncer answers a client's startup itself (its own process id), so the store never binds a
+    connection through it for the session, in any pool mode: confined calls take a transaction
+    each, even without pooler="transaction"."""
+    from optiinfra_store.connection import executor
+
+    with pgbouncer(migrated_dsn, pool_size=1, pool_mode="session", ignore="extra_float_digits, jit") as session_bouncer:
+        async with Store.connect(session_bouncer, min_size=1, max_size=1) as store:
+            other = await store.customers.create(CustomerCreate(name="Other Corp", email="ops@other.example"))
+            mine = await store.workflow_executions.create(
+                WorkflowExecutionCreate(
+                    agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.COST_ANALYSIS
+                )
+            )
+            acme = store.for_customer(customer.id)
+            assert (await acme.workflow_executions.get(mine.id)).id == mine.id
+            assert await store.for_customer(other.id).workflow_executions.count() == 0
+            async with store.pool.acquire() as conn:
+                assert executor._driver_connection(conn) not in executor._direct
+                role, bound = await conn.fetchrow("SELECT current_user, current_setting('optiinfra.customer_id', true)")
+            assert role != "optiinfra_tenant" and not bound
+            # a connection taken for direct by mistake: the binding names another server process
+            # than the connection's startup did, and the call is refused
+            async with store.pool.acquire() as conn:
+                executor._direct.add(executor._driver_connection(conn))
+            with pytest.raises(ConfigurationError, match="pooler='transaction'"):
+                await acme.workflow_executions.get(mine.id)
+            assert (await acme.workflow_executions.get(mine.id)).id == mine.id  # a new connection

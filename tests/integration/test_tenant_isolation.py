@@ -464,6 +464,100 @@ async def test_one_pooled_connection__nothing_of_a_confined_call_stays(login, mi
         assert visible == (2 if login == "owner" else 0)
 
 
+async def _session_of(conn: Any) -> tuple[str, str]:
+    role, bound = await conn.fetchrow("SELECT current_user, current_setting('optiinfra.customer_id', true)")
+    return role, bound
+
+
+@pytest.mark.parametrize("login", ["owner", "application role"])
+async def test_one_pooled_connection__bound_to_one_customer_never_serves_another_or_an_unconfined_call(
+    login, migrated_dsn, app_login_dsn, tenants
+):
+    mine, theirs = tenants
+    dsn = migrated_dsn if login == "owner" else app_login_dsn
+    async with Store.connect(dsn, min_size=1, max_size=1) as one:
+        acme, other = one.for_customer(mine.customer.id), one.for_customer(theirs.customer.id)
+        assert acme._executor._session  # a direct pool: the connection stays bound between calls
+        await acme.workflow_executions.get(mine.execution.id)
+        # the connection went back to the pool bound to Acme: another customer never sees Acme's rows
+        with pytest.raises(NotFound):
+            await other.workflow_executions.get(mine.execution.id)
+        assert (await other.workflow_executions.get(theirs.execution.id)).id == theirs.execution.id
+        with pytest.raises(NotFound):
+            await acme.workflow_executions.get(theirs.execution.id)
+        # the pool's own users and an unconfined call get it unbound
+        async with one.pool.acquire() as conn:
+            role, bound = await _session_of(conn)
+        assert role != "optiinfra_tenant" and not bound
+        await acme.workflow_executions.get(mine.execution.id)
+        assert await one.workflow_executions.count() == (2 if login == "owner" else 0)
+        await acme.workflow_executions.get(mine.execution.id)
+        async with one.transaction() as tx:
+            role, bound = await _session_of(tx.connection)
+        assert role != "optiinfra_tenant" and not bound
+
+
+async def test_one_pooled_connection__a_binding_changed_behind_the_stores_back_is_not_trusted(app_login_dsn, tenants):
+    mine, theirs = tenants
+    async with Store.connect(app_login_dsn, min_size=1, max_size=1) as one:
+        acme = one.for_customer(mine.customer.id)
+        await acme.workflow_executions.get(mine.execution.id)
+        # the idle connection's session is changed underneath the pool: bound to the other customer
+        (holder,) = one.pool._holders
+        await holder._con.execute(f"SELECT set_config('optiinfra.customer_id', '{theirs.customer.id}', false)")
+        # a confined call binds the session itself and has it checked, whatever it found
+        with pytest.raises(NotFound):
+            await acme.workflow_executions.get(theirs.execution.id)
+        assert (await acme.workflow_executions.get(mine.execution.id)).id == mine.execution.id
+        # the role changed back underneath: the next call is confined all the same
+        await holder._con.execute("RESET ROLE")
+        with pytest.raises(NotFound):
+            await acme.workflow_executions.get(theirs.execution.id)
+        # a session that may be bound is unbound before anyone else gets it, even after tampering
+        await holder._con.execute(f"SELECT set_config('optiinfra.customer_id', '{theirs.customer.id}', false)")
+        async with one.pool.acquire() as conn:
+            role, bound = await _session_of(conn)
+        assert role != "optiinfra_tenant" and not bound
+
+
+async def test_confined_binding__per_transaction_behind_a_pooler_or_on_a_pool_of_ones_own(
+    migrated_dsn, app_login_dsn, tenants
+):
+    mine, theirs = tenants
+    async with Store.connect(app_login_dsn, min_size=1, max_size=1, pooler="transaction") as pooled:
+        acme = pooled.for_customer(mine.customer.id)
+        assert not acme._executor._session
+        await acme.workflow_executions.get(mine.execution.id)
+        async with pooled.pool.acquire() as conn:  # nothing stays: the confinement was the transaction's
+            role, bound = await _session_of(conn)
+        assert role != "optiinfra_tenant" and not bound
+    # a pool opened without the store's options does not unbind on acquire: per transaction too
+    pool = await asyncpg.create_pool(app_login_dsn, min_size=1, max_size=1)
+    try:
+        acme = Store(pool, owns_pool=False).for_customer(mine.customer.id)
+        assert not acme._executor._session
+        with pytest.raises(NotFound):
+            await acme.workflow_executions.get(theirs.execution.id)
+        role, bound = await _session_of(pool)
+        assert role != "optiinfra_tenant" and not bound
+    finally:
+        await pool.close()
+
+
+async def test_confined_binding__cut_short_leaves_the_connection_to_be_replaced(app_login_dsn, tenants):
+    mine, _ = tenants
+    async with Store.connect(app_login_dsn, min_size=1, max_size=1) as one:
+        acme = one.for_customer(mine.customer.id)
+        call = asyncio.ensure_future(acme.workflow_executions.get(mine.execution.id))
+        await asyncio.sleep(0)  # cancelled while binding or running: the connection is not reused as it is
+        call.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await call
+        async with one.pool.acquire() as conn:
+            role, bound = await _session_of(conn)
+        assert role != "optiinfra_tenant" and not bound
+
+
 async def test_pool_role_that_cannot_take_on_the_tenant_role__configuration_error(databases, migrated_dsn):
     # the owner is an ordinary role (not a superuser) that ran the migrations but may not grant roles
     owner = "optiinfra_test_owner"
