@@ -371,7 +371,9 @@ class PoolExecutor(Executor):
                 await transaction.commit()
         finally:
             if logger is not None:
-                conn.remove_query_logger(logger)
+                # a connection closed underneath is detached from its proxy already: nothing to remove
+                with suppress(asyncpg.InterfaceError):
+                    conn.remove_query_logger(logger)
             await self.pool.release(conn)
 
     async def _bind(self, conn: asyncpg.Connection) -> None:
