@@ -56,7 +56,7 @@ async def _measure(dsn: str, calls: int) -> dict[str, Any]:
     return {"times_ms": times, "median_ms": statistics.median(times), "plan": plan}
 
 
-def measure_size(admin_dsn: str, size: int, calls: int = 5) -> dict[str, Any]:
+def measure_size(admin_dsn: str, size: int, calls: int = 9) -> dict[str, Any]:
     with fresh_database(admin_dsn) as dsn:
         began = time.perf_counter()
         with generate.connect(dsn) as conn:
@@ -82,7 +82,7 @@ def measure_size(admin_dsn: str, size: int, calls: int = 5) -> dict[str, Any]:
     }
 
 
-def run(admin_dsn: str, sizes: tuple[int, ...] = (20_000, 200_000), calls: int = 5) -> dict[str, Any]:
+def run(admin_dsn: str, sizes: tuple[int, ...] = (20_000, 200_000), calls: int = 9) -> dict[str, Any]:
     by_size = [measure_size(admin_dsn, size, calls) for size in sizes]
     return {
         "sizes": by_size,

@@ -194,9 +194,11 @@ class Store(Repositories):
         return _Connecting(open_store)
 
     def for_customer(self, customer_id: UUID | str) -> Store:
-        """The same repositories, confined to one customer by the database: every call runs in a
-        transaction that takes on the role `optiinfra_tenant` and binds `customer_id`, whatever
-        role the pool logs in as, and row-level security shows only that customer's rows. Another
+        """The same repositories, confined to one customer by the database: every call takes on
+        the role `optiinfra_tenant` and binds `customer_id` first (for its statement on a direct
+        connection, which the pool unbinds before anyone else gets it; in a transaction of its own
+        through a pooler), whatever role the pool logs in as, and row-level security shows only
+        that customer's rows. Another
         customer's row reads as NotFound; writing one raises AccessDenied, and so does a change to
         what every customer shares (see the README's table). If the pool's role cannot take on
         `optiinfra_tenant`, the first call raises ConfigurationError: it never runs unconfined.

@@ -133,6 +133,9 @@ def _reset_sql(migrated_dsn: str) -> str:
     restarts = "\n".join(f"  PERFORM setval('{s}', 1, false);" for _, s in sequences)
     return f"""DO $reset$
 BEGIN
+  -- as TRUNCATE would: wait for a transaction still open on them (a test's leftover), so none of
+  -- its rows, committed after the deletes, reaches the next test
+  LOCK TABLE {", ".join(tables)} IN ACCESS EXCLUSIVE MODE;
   IF current_setting('is_superuser') <> 'on' OR {large} THEN
     TRUNCATE {", ".join(tables)} RESTART IDENTITY CASCADE;
   ELSE

@@ -3,7 +3,8 @@ translates whatever the driver raises into a StoreError. Three executors, one pe
 connection is bound:
 
 - `PoolExecutor`: each statement on a pooled connection of its own, with a bounded wait for it;
-- `ConfinedExecutor`: the same, each statement in a transaction confined to one customer;
+- `ConfinedExecutor`: the same, each statement confined to one customer (its session bound for
+  the statement on a direct connection, else a transaction of its own);
 - `ConnectionExecutor`: every statement on one connection, inside a transaction.
 
 `transaction()` on any of them opens a transaction (a savepoint on a ConnectionExecutor) and
@@ -36,9 +37,9 @@ CONFINE_SESSION = "SELECT optiinfra_confine($1, false)"
 """The same for the whole session: a connection of the store's own (workflow_events), and a pooled
 connection bound for one confined statement (see `ConfinedExecutor`)."""
 
-BIND_SESSION = "SELECT pg_backend_pid() FROM optiinfra_confine($1, false)"
-"""CONFINE_SESSION for a pooled connection, answering which server process it ran in: the one
-the connection opened (`get_server_pid()`), or a pooler sits in between and the binding is refused."""
+BIND_SESSION = "SELECT optiinfra_confine($1, false) WHERE pg_backend_pid() = $2"
+"""CONFINE_SESSION for a pooled connection, made only in the server process the connection opened
+(`get_server_pid()`, $2): no row back means a pooler sits in between, and nothing was bound."""
 
 UNBIND = "RESET ROLE; RESET optiinfra.customer_id"
 """Undo a session's binding: the role it logged in as, no customer."""
@@ -51,9 +52,11 @@ _direct: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
 """Pooled connections that talk to one server process, found when each is opened (`note_direct`):
 only those may be bound for the session."""
 
-_confining: ContextVar[bool] = ContextVar("optiinfra_confining", default=False)
-"""True while a ConfinedExecutor acquires a connection for one statement: it binds the connection
-to its own customer (and has that checked) before using it, so the pool need not unbind it first."""
+_confining: ContextVar[list[bool] | None] = ContextVar("optiinfra_confining", default=None)
+"""Set while a ConfinedExecutor acquires a connection for one statement: it binds the connection to
+its own customer (and has that checked) before using it, so the pool need not unbind it first. One
+use: the first `unbind_session` of the acquire takes it, so no other acquire (from a user's hook,
+another pool) is spared the unbinding."""
 
 
 def _driver_connection(conn: asyncpg.Connection) -> asyncpg.Connection:
@@ -68,7 +71,24 @@ async def unbind_session(conn: asyncpg.Connection) -> None:
     instead). If UNBIND fails, the pool closes the connection and the acquire fails: nobody gets
     a connection that may still be bound."""
     raw = _driver_connection(conn)
-    if raw in _bound and not _confining.get():
+    spared = _confining.get()
+    if spared:
+        spared.clear()
+        if raw in _bound:
+            return
+    if raw in _bound:
+        await conn.execute(UNBIND)
+        _bound.discard(raw)
+
+
+async def unbind_always(conn: asyncpg.Connection) -> None:
+    """`unbind_session` for a pool with a setup of the caller's own, which must never run on a
+    connection still bound to a customer: no acquire is spared."""
+    spared = _confining.get()
+    if spared:
+        spared.clear()
+    raw = _driver_connection(conn)
+    if raw in _bound:
         await conn.execute(UNBIND)
         _bound.discard(raw)
 
@@ -77,11 +97,12 @@ unbind_session.unbinds_sessions = True  # type: ignore[attr-defined]
 
 
 async def note_direct(conn: asyncpg.Connection) -> None:
-    """Part of the pool's `init`: remember `conn` as direct when the server process answering it is
-    the one its startup named. A pooler answers the startup itself (pgbouncer makes up the process
-    id and the cancel key), so a connection through one, in any pool mode, is never bound for the
-    session: its confined calls take a transaction each."""
-    if await conn.fetchval("SELECT pg_backend_pid()") == conn.get_server_pid():
+    """The end of the pool's `init`: remember `conn` as direct when the server process answering
+    it is the one its startup named, and it runs as the role it logged in as. A pooler answers the
+    startup itself (pgbouncer makes up the process id and the cancel key), so a connection through
+    one, in any pool mode, is never bound for the session: its confined calls take a transaction
+    each. So is one whose `init` took on another role (RESET ROLE would not give it back)."""
+    if await conn.fetchval("SELECT pg_backend_pid() = $1 AND current_user = session_user", conn.get_server_pid()):
         _direct.add(_driver_connection(conn))
 
 
@@ -271,6 +292,29 @@ class Executor:
                 return status
             finally:
                 self._timed(sql, began)
+
+    async def fetch_planned(self, sql: LiteralString, *args: Any) -> list[asyncpg.Record]:
+        """`fetch`, planned for these arguments every time. A statement the driver keeps prepared
+        gets PostgreSQL's generic plan from its sixth run on; for the analytics, whose best plan
+        depends on the window and the filters, that plan ran 3-4x slower on a large history. So on
+        a direct connection the statement is prepared afresh (one round trip more); through a
+        pooler it goes unnamed, which PostgreSQL plans for its arguments anyway."""
+        async with self._scope() as conn:
+            began = _clock()
+            try:
+                if _driver_connection(conn) in _direct:
+                    statement = await conn.prepare(sql)
+                    rows: list[asyncpg.Record] = await statement.fetch(*args)
+                    return rows
+                rows = await conn.fetch(sql, *args)
+                return rows
+            finally:
+                self._timed(sql, began)
+
+    async def fetchrow_planned(self, sql: LiteralString, *args: Any) -> asyncpg.Record | None:
+        """`fetchrow`, planned for these arguments every time (see `fetch_planned`)."""
+        rows = await self.fetch_planned(sql, *args)
+        return rows[0] if rows else None
 
     def _timed(self, sql: str, began: float) -> None:
         elapsed = _clock() - began
@@ -493,7 +537,7 @@ class _SessionScope:
 
     async def __aenter__(self) -> asyncpg.Connection:
         executor = self._executor
-        token = _confining.set(True)
+        token = _confining.set([True])
         try:
             async with _TRANSLATED:
                 conn = await executor.acquire()
@@ -507,8 +551,7 @@ class _SessionScope:
         self._fallback = None
         _bound.add(raw)  # from here on the pool unbinds it for anyone else
         try:
-            server_pid = await conn.fetchval(BIND_SESSION, executor.customer_id)
-            if server_pid != conn.get_server_pid():
+            if await conn.fetchrow(BIND_SESSION, executor.customer_id, conn.get_server_pid()) is None:
                 _drop(conn)
                 raise ConfigurationError(
                     "a confined call's binding ran in another server process than its connection's: "
@@ -624,6 +667,14 @@ class ReplicaExecutor(Executor):
 
     async def fetchval(self, sql: LiteralString, *args: Any) -> Any:
         return await self._run("fetchval", sql, args)
+
+    async def fetch_planned(self, sql: LiteralString, *args: Any) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self._run("fetch_planned", sql, args)
+        return rows
+
+    async def fetchrow_planned(self, sql: LiteralString, *args: Any) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self._run("fetchrow_planned", sql, args)
+        return row
 
     async def execute(self, sql: LiteralString, *args: Any) -> str:
         raise TypeError("a replica executor runs reads only: writes go to the primary's executor")

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from optiinfra_store.connection.codecs import DEFAULT_MAX_DOCUMENT_BYTES, init_connection, keep_session
-from optiinfra_store.connection.executor import note_direct, unbind_session
+from optiinfra_store.connection.executor import note_direct, unbind_always, unbind_session
 from optiinfra_store.errors import InvalidArgument
 
 __all__ = ["DEFAULT_MAX_DOCUMENT_BYTES", "DEFAULT_SLOW_STATEMENT", "PoolOptions"]
@@ -87,16 +87,16 @@ class PoolOptions:
 
         async def init(conn: asyncpg.Connection) -> None:
             await init_connection(conn, max_document_bytes=limit)
-            await note_direct(conn)
             if user_init is not None:
                 await user_init(conn)
+            await note_direct(conn)  # after the caller's init: the role it leaves counts
 
         user_setup: Callable[[asyncpg.Connection], Awaitable[None]] | None = extra.pop("setup", None)
         setup: Callable[[asyncpg.Connection], Awaitable[None]] = unbind_session
         if user_setup is not None:
 
             async def setup(conn: asyncpg.Connection) -> None:
-                await unbind_session(conn)
+                await unbind_always(conn)  # the caller's setup never sees a customer's binding
                 await user_setup(conn)
 
             setup.unbinds_sessions = True  # type: ignore[attr-defined]

@@ -207,7 +207,7 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         `Store.maintain()` keeps, the rest of the window from the executions themselves. Counts,
         averages and the max are exact; p50 and p95 come from a duration sketch and are within 2%
         of the exact sample at their rank (see `optiinfra_store.rules.sketch`)."""
-        rows = await self._reads.fetch(self._q.statistics, *self._filters(scope))
+        rows = await self._reads.fetch_planned(self._q.statistics, *self._filters(scope))
         typed = [row for row in rows if row["workflow_type"] is not None]
         by_type = {WorkflowType(row["workflow_type"]): _figures(row) for row in typed}
         overall = _Figures.total([_Figures.of(row) for row in typed])
@@ -221,7 +221,7 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         Read from the rollups and the raw tables like `statistics` (with an agent filter, from the
         raw tables only); percentiles within 2%, everything else exact."""
         filters = self._filters(scope)
-        row = await self._reads.fetchrow(self._q.performance, *filters, filters[1] is None)
+        row = await self._reads.fetchrow_planned(self._q.performance, *filters, filters[1] is None)
         assert row is not None  # one row per call: the window
         ex = row["executions"]
         ended = ex["ended"]
@@ -311,7 +311,7 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         )
         hours = _aligned(since, bucket, timedelta(hours=1)) and args[0] is None and args[1] is None
         days = _aligned(since, bucket, timedelta(days=1))
-        rows = await self._reads.fetch(self._q.trend, *args, bucket // timedelta(microseconds=1), hours, days)
+        rows = await self._reads.fetch_planned(self._q.trend, *args, bucket // timedelta(microseconds=1), hours, days)
         return [
             TrendBucket.model_construct(
                 start=row["start"],

@@ -849,3 +849,26 @@ async def test_transition_trail__written_by_the_trigger_alone(app_store, app_log
         ("pending", None, None),
         ("running", "agent-7", {"why": "scheduled"}),
     ]
+
+
+async def test_confined_binding__a_pool_whose_init_takes_on_a_role_keeps_it(migrated_dsn, tenants):
+    """A pool's own `init` may take on a less privileged role for the session; unbinding a customer
+    (RESET ROLE) would give back the login's, so such connections are never bound for the session."""
+    mine, _ = tenants
+
+    async def as_application(conn: Any) -> None:
+        await conn.execute("SET ROLE optiinfra_app")
+
+    async def setup_seen(conn: Any) -> None:
+        seen.append(await _session_of(conn))
+
+    seen: list[tuple[str, str]] = []
+    async with Store.connect(migrated_dsn, min_size=1, max_size=1, init=as_application, setup=setup_seen) as one:
+        acme = one.for_customer(mine.customer.id)
+        for _ in range(2):
+            assert (await acme.workflow_executions.get(mine.execution.id)).id == mine.execution.id
+            async with one.pool.acquire() as conn:
+                role, bound = await _session_of(conn)
+            assert (role, bound) == ("optiinfra_app", "")
+    # the caller's setup never ran on a connection bound to a customer
+    assert seen and all(role == "optiinfra_app" and not bound for role, bound in seen)
