@@ -544,12 +544,12 @@ async def test_confined_binding__per_transaction_behind_a_pooler_or_on_a_pool_of
         await pool.close()
 
 
-async def test_confined_binding__cut_short_leaves_the_connection_to_be_replaced(app_login_dsn, tenants):
+async def test_confined_binding__a_call_cut_short_leaves_nothing_bound_for_the_next_caller(app_login_dsn, tenants):
     mine, _ = tenants
     async with Store.connect(app_login_dsn, min_size=1, max_size=1) as one:
         acme = one.for_customer(mine.customer.id)
         call = asyncio.ensure_future(acme.workflow_executions.get(mine.execution.id))
-        await asyncio.sleep(0)  # cancelled while binding or running: the connection is not reused as it is
+        await asyncio.sleep(0)  # cancelled while binding or running
         call.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await call
