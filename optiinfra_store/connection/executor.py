@@ -70,25 +70,24 @@ async def unbind_session(conn: asyncpg.Connection) -> None:
     is unbound before anyone else gets it (another customer's confined statement binds it anew
     instead). If UNBIND fails, the pool closes the connection and the acquire fails: nobody gets
     a connection that may still be bound."""
-    raw = _driver_connection(conn)
-    spared = _confining.get()
-    if spared:
-        spared.clear()
-        if raw in _bound:
-            return
-    if raw in _bound:
-        await conn.execute(UNBIND)
-        _bound.discard(raw)
+    await _unbind(conn, spare=True)
 
 
 async def unbind_always(conn: asyncpg.Connection) -> None:
     """`unbind_session` for a pool with a setup of the caller's own, which must never run on a
     connection still bound to a customer: no acquire is spared."""
-    spared = _confining.get()
-    if spared:
-        spared.clear()
+    await _unbind(conn, spare=False)
+
+
+async def _unbind(conn: asyncpg.Connection, *, spare: bool) -> None:
+    """Unbind `conn` if it may be bound, unless `spare` and a confined acquire marked it for itself
+    (the mark is taken either way: it spares one acquire at most)."""
+    mark = _confining.get()
+    marked = bool(mark)
+    if mark:
+        mark.clear()
     raw = _driver_connection(conn)
-    if raw in _bound:
+    if raw in _bound and not (spare and marked):
         await conn.execute(UNBIND)
         _bound.discard(raw)
 
