@@ -30,6 +30,23 @@ APP_LOGIN = "optiinfra_bench_agent"
 WAYS = ("owner", "owner confined", "app confined", "raw")
 
 
+async def interleaved_rounds(
+    ways: dict[str, Callable[[], Awaitable[Any]]], rounds: int, calls: int
+) -> dict[str, list[float]]:
+    """Calls per second of each way, round by round: `calls` calls of one way after another, each
+    round starting one way further on, so no way always runs first (or last) on a warm host."""
+    names = list(ways)
+    per_round: dict[str, list[float]] = {name: [] for name in names}
+    for number in range(rounds):
+        shift = number % len(names)
+        for name in names[shift:] + names[:shift]:
+            began = time.perf_counter()
+            for _ in range(calls):
+                await ways[name]()
+            per_round[name].append(calls / (time.perf_counter() - began))
+    return per_round
+
+
 async def run(dsn: str, admin_dsn: str, *, rounds: int = 5, calls: int = 2_000) -> dict[str, Any]:
     async with (
         Store.connect(dsn, min_size=4, max_size=4) as owner,
@@ -61,14 +78,7 @@ async def run(dsn: str, admin_dsn: str, *, rounds: int = 5, calls: int = 2_000) 
         for call in ways.values():  # warm up: connections, prepared statements, plpgsql
             for _ in range(50):
                 await call()
-        per_round: dict[str, list[float]] = {way: [] for way in WAYS}
-        for number in range(rounds):
-            order = WAYS[number % len(WAYS) :] + WAYS[: number % len(WAYS)]
-            for way in order:
-                began = time.perf_counter()
-                for _ in range(calls):
-                    await ways[way]()
-                per_round[way].append(calls / (time.perf_counter() - began))
+        per_round = await interleaved_rounds(ways, rounds, calls)
     with psycopg.connect(dsn) as conn:
         server = conn.execute("SHOW server_version").fetchone()[0]
     return {

@@ -14,7 +14,6 @@ get against an unconfined one.
 from __future__ import annotations
 
 import statistics
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import psycopg
 
 from benchmarks import runner
+from benchmarks.confinement import interleaved_rounds
 from benchmarks.stacks import RecordStack, StoreStack
 from optiinfra_store import Store
 from optiinfra_store.enums import AgentType, WorkflowType
@@ -115,14 +115,7 @@ async def confined(dsn: str, admin_dsn: str, *, rounds: int = 5, calls: int = 2_
             for call in ways.values():  # warm up: connections, prepared statements, plpgsql
                 for _ in range(100):
                     await call()
-            per_round: dict[str, list[float]] = {way: [] for way in WAYS}
-            for number in range(rounds):
-                order = WAYS[number % len(WAYS) :] + WAYS[: number % len(WAYS)]
-                for way in order:
-                    began = time.perf_counter()
-                    for _ in range(calls):
-                        await ways[way]()
-                    per_round[way].append(calls / (time.perf_counter() - began))
+            per_round = await interleaved_rounds(ways, rounds, calls)
         finally:
             await raw.close()
     ratios = {
