@@ -25,6 +25,7 @@ SLOW_MODULES = {
     "tests/integration/test_replicas.py",
     "tests/migration/test_cli.py",
     "tests/migration/test_cli_process.py",
+    "tests/migration/test_customer_columns.py",
     "tests/migration/test_migrations.py",
     "tests/reliability/test_faults.py",
     "tests/reliability/test_hostile_input.py",

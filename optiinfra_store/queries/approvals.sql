@@ -2,12 +2,12 @@
 -- A new, pending approval.
 INSERT INTO approvals (recommendation_id, requested_by, comment, expires_at)
 VALUES (:recommendation_id, :requested_by, :comment, :expires_at)
-RETURNING id, recommendation_id, status, requested_by, decided_by, comment, decided_at, expires_at,
+RETURNING id, recommendation_id, customer_id, status, requested_by, decided_by, comment, decided_at, expires_at,
           created_at, updated_at;
 
 -- name: get_by_id
 -- One approval.
-SELECT id, recommendation_id, status, requested_by, decided_by, comment, decided_at, expires_at,
+SELECT id, recommendation_id, customer_id, status, requested_by, decided_by, comment, decided_at, expires_at,
        created_at, updated_at
   FROM approvals WHERE id = $1;
 
@@ -21,7 +21,7 @@ DELETE FROM approvals WHERE id = $1 RETURNING id;
 
 -- name: list
 -- Approvals, oldest first, optionally of one recommendation and statuses; one page, keyset after $3, $4 (the cursor).
-SELECT id, recommendation_id, status, requested_by, decided_by, comment, decided_at, expires_at,
+SELECT id, recommendation_id, customer_id, status, requested_by, decided_by, comment, decided_at, expires_at,
        created_at, updated_at
   FROM approvals
  WHERE ($1::uuid IS NULL OR recommendation_id = $1)
@@ -35,7 +35,7 @@ SELECT id, recommendation_id, status, requested_by, decided_by, comment, decided
 UPDATE approvals
    SET status = 'approved', decided_at = now(), decided_by = $2, comment = coalesce($3, comment)
  WHERE id = $1 AND status = 'pending'
-RETURNING id, recommendation_id, status, requested_by, decided_by, comment, decided_at, expires_at,
+RETURNING id, recommendation_id, customer_id, status, requested_by, decided_by, comment, decided_at, expires_at,
           created_at, updated_at;
 
 -- name: reject
@@ -43,7 +43,7 @@ RETURNING id, recommendation_id, status, requested_by, decided_by, comment, deci
 UPDATE approvals
    SET status = 'rejected', decided_at = now(), decided_by = $2, comment = coalesce($3, comment)
  WHERE id = $1 AND status = 'pending'
-RETURNING id, recommendation_id, status, requested_by, decided_by, comment, decided_at, expires_at,
+RETURNING id, recommendation_id, customer_id, status, requested_by, decided_by, comment, decided_at, expires_at,
           created_at, updated_at;
 
 -- name: expire
@@ -51,7 +51,7 @@ RETURNING id, recommendation_id, status, requested_by, decided_by, comment, deci
 UPDATE approvals
    SET status = 'expired', decided_at = now()
  WHERE id = $1 AND status = 'pending'
-RETURNING id, recommendation_id, status, requested_by, decided_by, comment, decided_at, expires_at,
+RETURNING id, recommendation_id, customer_id, status, requested_by, decided_by, comment, decided_at, expires_at,
           created_at, updated_at;
 
 -- name: count

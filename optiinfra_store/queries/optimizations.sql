@@ -3,12 +3,12 @@
 -- The trigger optimizations_require_approval refuses it unless the approval is approved.
 INSERT INTO optimizations (recommendation_id, approval_id)
 VALUES (:recommendation_id, :approval_id)
-RETURNING id, recommendation_id, approval_id, status, started_at, completed_at, result, error_details,
+RETURNING id, recommendation_id, approval_id, customer_id, status, started_at, completed_at, result, error_details,
           created_at, updated_at;
 
 -- name: get_by_id
 -- One optimization.
-SELECT id, recommendation_id, approval_id, status, started_at, completed_at, result, error_details,
+SELECT id, recommendation_id, approval_id, customer_id, status, started_at, completed_at, result, error_details,
        created_at, updated_at
   FROM optimizations WHERE id = $1;
 
@@ -22,7 +22,7 @@ DELETE FROM optimizations WHERE id = $1 RETURNING id;
 
 -- name: list
 -- Optimizations, oldest first, optionally of one recommendation, approval and statuses; one page, keyset after $4, $5 (the cursor).
-SELECT id, recommendation_id, approval_id, status, started_at, completed_at, result, error_details,
+SELECT id, recommendation_id, approval_id, customer_id, status, started_at, completed_at, result, error_details,
        created_at, updated_at
   FROM optimizations
  WHERE ($1::uuid IS NULL OR recommendation_id = $1)
@@ -36,7 +36,7 @@ SELECT id, recommendation_id, approval_id, status, started_at, completed_at, res
 -- pending -> in_progress.
 UPDATE optimizations SET status = 'in_progress', started_at = now()
  WHERE id = $1 AND status = 'pending'
-RETURNING id, recommendation_id, approval_id, status, started_at, completed_at, result, error_details,
+RETURNING id, recommendation_id, approval_id, customer_id, status, started_at, completed_at, result, error_details,
           created_at, updated_at;
 
 -- name: complete
@@ -44,7 +44,7 @@ RETURNING id, recommendation_id, approval_id, status, started_at, completed_at, 
 UPDATE optimizations
    SET status = 'completed', completed_at = greatest(now(), started_at), result = coalesce($2, result)
  WHERE id = $1 AND status = 'in_progress'
-RETURNING id, recommendation_id, approval_id, status, started_at, completed_at, result, error_details,
+RETURNING id, recommendation_id, approval_id, customer_id, status, started_at, completed_at, result, error_details,
           created_at, updated_at;
 
 -- name: fail
@@ -52,14 +52,14 @@ RETURNING id, recommendation_id, approval_id, status, started_at, completed_at, 
 UPDATE optimizations
    SET status = 'failed', completed_at = greatest(now(), started_at), error_details = coalesce($2, error_details)
  WHERE id = $1 AND status = 'in_progress'
-RETURNING id, recommendation_id, approval_id, status, started_at, completed_at, result, error_details,
+RETURNING id, recommendation_id, approval_id, customer_id, status, started_at, completed_at, result, error_details,
           created_at, updated_at;
 
 -- name: roll_back
 -- completed or failed -> rolled_back.
 UPDATE optimizations SET status = 'rolled_back'
  WHERE id = $1 AND status IN ('completed', 'failed')
-RETURNING id, recommendation_id, approval_id, status, started_at, completed_at, result, error_details,
+RETURNING id, recommendation_id, approval_id, customer_id, status, started_at, completed_at, result, error_details,
           created_at, updated_at;
 
 -- name: count

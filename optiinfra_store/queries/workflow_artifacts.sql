@@ -3,12 +3,12 @@
 INSERT INTO workflow_artifacts (workflow_execution_id, workflow_step_id, artifact_type, artifact_name,
                                 artifact_path, artifact_size_bytes, content_type, metadata)
 VALUES (:workflow_execution_id, :workflow_step_id, :artifact_type, :artifact_name, :artifact_path, :artifact_size_bytes, :content_type, :metadata)
-RETURNING id, workflow_execution_id, workflow_step_id, artifact_type, artifact_name, artifact_path,
+RETURNING id, workflow_execution_id, workflow_step_id, customer_id, artifact_type, artifact_name, artifact_path,
           artifact_size_bytes, content_type, metadata, created_at, updated_at;
 
 -- name: get_by_id
 -- One artifact.
-SELECT id, workflow_execution_id, workflow_step_id, artifact_type, artifact_name, artifact_path,
+SELECT id, workflow_execution_id, workflow_step_id, customer_id, artifact_type, artifact_name, artifact_path,
        artifact_size_bytes, content_type, metadata, created_at, updated_at
   FROM workflow_artifacts WHERE id = $1;
 
@@ -18,7 +18,7 @@ DELETE FROM workflow_artifacts WHERE id = $1 RETURNING id;
 
 -- name: list
 -- Artifacts, filtered by execution, step and type, oldest first; one page, keyset after $4, $5 (the cursor).
-SELECT id, workflow_execution_id, workflow_step_id, artifact_type, artifact_name, artifact_path,
+SELECT id, workflow_execution_id, workflow_step_id, customer_id, artifact_type, artifact_name, artifact_path,
        artifact_size_bytes, content_type, metadata, created_at, updated_at
   FROM workflow_artifacts
  WHERE ($1::uuid IS NULL OR workflow_execution_id = $1)

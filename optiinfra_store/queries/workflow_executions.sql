@@ -82,14 +82,14 @@ SELECT e.id, e.agent_id, e.customer_id, e.workflow_type, e.status, e.started_at,
        e.created_at, e.updated_at,
        coalesce((
            SELECT json_agg(s ORDER BY s.step_order)
-             FROM (SELECT id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+             FROM (SELECT id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
                           input_data, output_data, error_details, retry_count, max_retries, metadata,
                           created_at, updated_at
                      FROM workflow_steps WHERE workflow_execution_id = e.id) s
        )::text, '[]') AS steps,
        coalesce((
            SELECT json_agg(a ORDER BY a.created_at, a.id)
-             FROM (SELECT id, workflow_execution_id, workflow_step_id, artifact_type, artifact_name,
+             FROM (SELECT id, workflow_execution_id, workflow_step_id, customer_id, artifact_type, artifact_name,
                           artifact_path, artifact_size_bytes, content_type, metadata, created_at, updated_at
                      FROM workflow_artifacts WHERE workflow_execution_id = e.id) a
        )::text, '[]') AS artifacts
@@ -125,7 +125,7 @@ SELECT count(*) FROM workflow_executions;
 
 -- name: history
 -- Every status change of the execution and its steps, oldest first.
-SELECT id, workflow_execution_id, workflow_step_id, from_status, to_status, at, actor, reason
+SELECT id, workflow_execution_id, workflow_step_id, customer_id, from_status, to_status, at, actor, reason
   FROM workflow_transitions
  WHERE workflow_execution_id = $1
  ORDER BY id;

@@ -3,7 +3,7 @@
 INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, status, started_at, completed_at,
                             input_data, output_data, error_details, retry_count, max_retries, metadata)
 VALUES (:workflow_execution_id, :step_name, :step_order, :status, :started_at, :completed_at, :input_data, :output_data, :error_details, :retry_count, :max_retries, :metadata)
-RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+RETURNING id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 
 -- name: insert_many
@@ -16,12 +16,12 @@ SELECT s.workflow_execution_id, s.step_name, s.step_order, s.status, s.started_a
               $6::timestamptz[], $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::int[], $11::int[], $12::jsonb[])
        AS s (workflow_execution_id, step_name, step_order, status, started_at, completed_at,
              input_data, output_data, error_details, retry_count, max_retries, metadata)
-RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+RETURNING id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 
 -- name: get_by_id
 -- One step.
-SELECT id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+SELECT id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
        input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at
   FROM workflow_steps WHERE id = $1;
 
@@ -44,7 +44,7 @@ DELETE FROM workflow_steps WHERE id = $1 RETURNING id;
 
 -- name: list
 -- The steps of an execution, in order (optionally of some statuses); one page, keyset after $3, $4 (the cursor).
-SELECT id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+SELECT id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
        input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at
   FROM workflow_steps
  WHERE workflow_execution_id = $1
@@ -57,7 +57,7 @@ SELECT id, workflow_execution_id, step_name, step_order, status, started_at, com
 -- pending or retrying -> running; started_at is kept from the first start.
 UPDATE workflow_steps SET status = 'running', started_at = coalesce(started_at, now()), completed_at = NULL
  WHERE id = $1 AND optiinfra_audit($2::text, $3::jsonb) AND status IN ('pending', 'retrying')
-RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+RETURNING id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 
 -- name: finish
@@ -67,14 +67,14 @@ UPDATE workflow_steps
        output_data = coalesce($3, output_data), error_details = coalesce($4, error_details)
  WHERE id = $1 AND optiinfra_audit($5::text, $6::jsonb) AND status = 'running'
    AND $2::step_status IN ('completed', 'failed')
-RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+RETURNING id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 
 -- name: skip
 -- pending -> skipped.
 UPDATE workflow_steps SET status = 'skipped', completed_at = greatest(now(), started_at)
  WHERE id = $1 AND optiinfra_audit($2::text, $3::jsonb) AND status = 'pending'
-RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+RETURNING id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 
 -- name: retry
@@ -82,7 +82,7 @@ RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, 
 -- and each re-checks the budget, so none is lost and none overspends.
 UPDATE workflow_steps SET status = 'retrying', retry_count = retry_count + 1, completed_at = NULL
  WHERE id = $1 AND optiinfra_audit($2::text, $3::jsonb) AND status IN ('failed', 'running') AND retry_count < max_retries
-RETURNING id, workflow_execution_id, step_name, step_order, status, started_at, completed_at,
+RETURNING id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 
 -- name: count

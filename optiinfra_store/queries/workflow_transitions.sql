@@ -5,16 +5,15 @@
 -- Transitions written by transactions from $1 on (a txid), with the snapshot's xmin: every transaction
 -- below it has finished, so its rows are final. Filters: customer $2, execution $3.
 WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin)
-SELECT snap.xmin, t.id, t.workflow_execution_id, t.workflow_step_id, t.from_status, t.to_status, t.at,
+SELECT snap.xmin, t.id, t.workflow_execution_id, t.workflow_step_id, t.customer_id, t.from_status, t.to_status, t.at,
        t.actor, t.reason, t.txid
   FROM snap
   LEFT JOIN LATERAL (
-      SELECT w.id, w.workflow_execution_id, w.workflow_step_id, w.from_status, w.to_status, w.at, w.actor,
-             w.reason, w.txid::text::bigint AS txid
+      SELECT w.id, w.workflow_execution_id, w.workflow_step_id, w.customer_id, w.from_status, w.to_status, w.at,
+             w.actor, w.reason, w.txid::text::bigint AS txid
         FROM workflow_transitions w
-        JOIN workflow_executions e ON e.id = w.workflow_execution_id
        WHERE w.txid >= $1::bigint::text::xid8
-         AND ($2::uuid IS NULL OR e.customer_id = $2)
+         AND ($2::uuid IS NULL OR w.customer_id = $2)
          AND ($3::uuid IS NULL OR w.workflow_execution_id = $3)
   ) t ON true
  ORDER BY t.id;
@@ -39,9 +38,8 @@ SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint;
 SELECT count(*)
   FROM (SELECT 1
           FROM workflow_transitions w
-          JOIN workflow_executions e ON e.id = w.workflow_execution_id
          WHERE w.txid >= $1::bigint::text::xid8
-           AND ($2::uuid IS NULL OR e.customer_id = $2)
+           AND ($2::uuid IS NULL OR w.customer_id = $2)
            AND ($3::uuid IS NULL OR w.workflow_execution_id = $3)
            AND w.id <> ALL ($5::bigint[])
            AND ($6::bigint IS NULL OR w.id > $6)

@@ -172,6 +172,7 @@ class RecommendationUpdate(Input):
 class Approval(Record):
     id: UUID
     recommendation_id: UUID
+    customer_id: UUID
     status: ApprovalStatus
     requested_by: str | None
     decided_by: str | None
@@ -195,6 +196,7 @@ class Optimization(Record):
     id: UUID
     recommendation_id: UUID
     approval_id: UUID
+    customer_id: UUID
     status: OptimizationStatus
     started_at: datetime | None
     completed_at: datetime | None

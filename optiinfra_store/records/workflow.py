@@ -95,6 +95,7 @@ class WorkflowExecutionUpdate(Input):
 class WorkflowStep(Record):
     id: UUID
     workflow_execution_id: UUID
+    customer_id: UUID
     step_name: str
     step_order: int
     status: StepStatus
@@ -145,6 +146,7 @@ class WorkflowArtifact(Record):
     id: UUID
     workflow_execution_id: UUID
     workflow_step_id: UUID | None
+    customer_id: UUID
     artifact_type: ArtifactType
     artifact_name: str
     artifact_path: str
@@ -180,6 +182,7 @@ class WorkflowTransition(Record):
     id: int
     workflow_execution_id: UUID
     workflow_step_id: UUID | None
+    customer_id: UUID
     from_status: str | None
     to_status: str
     at: datetime
