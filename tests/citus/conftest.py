@@ -1,7 +1,8 @@
 """tests/citus: the session's databases are made on a Citus cluster (a coordinator and two workers,
 `citus_cluster()` in tests/pg.py), one per pytest-xdist worker, so the fixtures of tests/conftest.py
-(`migrated_dsn`, `clean_dsn`, `store`, `customer`, ...) run on the coordinator unchanged. Only
-`python -m pytest tests/citus` runs them (tests/conftest.py: `collect_ignore`)."""
+(`migrated_dsn`, `clean_dsn`, `store`, `customer`, ...) run on the coordinator unchanged. Each
+test_integration_<name>.py imports tests/integration/test_<name>.py, whose tests pytest then
+collects here. Only `python -m pytest tests/citus` runs them (tests/conftest.py: `collect_ignore`)."""
 
 from __future__ import annotations
 

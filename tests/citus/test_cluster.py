@@ -1,7 +1,10 @@
 """The Citus harness: a coordinator with two active workers, where a distributed table's shards
-and rows land, and the project's schema and store on the coordinator."""
+and rows land, the project's schema and store on the coordinator, and tests/integration run here
+whole (each of its modules imported by a test_integration_*.py of this directory)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -69,3 +72,11 @@ async def test_schema__migrations_apply_on_the_coordinator_and_the_store_reads_b
         assert await store.customers.get(customer.id) == customer
         assert await store.agents.get(agent.id) == agent
         assert await store.workflow_executions.get(execution.id) == execution
+
+
+def test_integration_suites__every_module_is_imported_here():
+    integration = Path(__file__).parents[1] / "integration"
+    imported = {
+        path.name.removeprefix("test_integration_") for path in Path(__file__).parent.glob("test_integration_*.py")
+    }
+    assert imported == {path.name.removeprefix("test_") for path in integration.glob("test_*.py")}
