@@ -20,6 +20,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -417,4 +418,159 @@ def replicated_cluster() -> Iterator[ReplicatedCluster]:
     finally:
         cluster.stop("replica", "immediate")
         cluster.stop("primary", "immediate")
+        shutil.rmtree(work, ignore_errors=True)
+
+
+CITUS_SETTINGS = {
+    "shared_preload_libraries": "citus",
+    "listen_addresses": "127.0.0.1",
+    "fsync": "off",
+    "max_connections": "200",
+    # Citus commits a transaction that wrote to several nodes (reference tables, multi-shard
+    # writes) with two-phase commit, which needs prepared-transaction slots
+    "max_prepared_transactions": "200",
+    # a throwaway cluster sends no anonymous usage reports (Citus built with libcurl does by default)
+    "citus.enable_statistics_collection": "off",
+    # no TLS between nodes on the loopback: with its default (sslmode=require) CREATE EXTENSION
+    # citus turns ssl on by ALTER SYSTEM, writing a self-signed certificate into the data directory
+    "citus.node_conninfo": "sslmode=disable",
+}
+"""The nodes' settings. wal_level stays `replica`: only shard moves need `logical`."""
+
+
+def postgres_versions() -> list[tuple[int, Path]]:
+    """(major version, bindir) of each PostgreSQL server under /usr/lib/postgresql, oldest first."""
+    found = [
+        (int(bindir.parent.name), bindir)
+        for bindir in (initdb.parent for initdb in Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if bindir.parent.name.isdigit()
+    ]
+    return sorted(found)
+
+
+def citus_missing(bindir: Path) -> str | None:
+    """None when Citus is installed for the PostgreSQL of `bindir`; else what is missing."""
+    configured = subprocess.run(
+        [str(bindir / "pg_config"), "--pkglibdir", "--sharedir"], check=True, capture_output=True, text=True
+    )
+    libdir, sharedir = (Path(line) for line in configured.stdout.splitlines())
+    if not (libdir / "citus.so").exists():
+        return f"no citus.so in {libdir}"
+    if not (sharedir / "extension" / "citus.control").exists():
+        return f"no citus.control in {sharedir / 'extension'}"
+    return None
+
+
+class CitusCluster:
+    """A throwaway Citus coordinator and two workers on free ports of 127.0.0.1, from the machine's
+    PostgreSQL binaries. Each database is made on all three nodes, the coordinator's copy holding
+    the metadata; tests connect to the workers' copies to see what reached them."""
+
+    def __init__(self, version: int, bindir: Path, work: Path, run_as: list[str]) -> None:
+        self.version, self.bindir, self.work, self._run_as = version, bindir, work, run_as
+        self.coordinator_port = free_port()
+        self.worker_ports = [free_port(), free_port()]
+        self.admin_dsn = self.dsn(self.coordinator_port)
+        """The coordinator's `postgres` database, where databases are created."""
+        self.created: list[str] = []
+
+    @property
+    def nodes(self) -> dict[str, int]:
+        """Port of each node by name (its data directory in `work`): coordinator, worker1, worker2."""
+        return {"coordinator": self.coordinator_port} | {
+            f"worker{i}": port for i, port in enumerate(self.worker_ports, 1)
+        }
+
+    @staticmethod
+    def dsn(port: int, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{port}/{database}"
+
+    def worker_dsns(self, dsn: str) -> list[str]:
+        """DSNs of the workers' copies of the database of `dsn` (one made by `create_database`)."""
+        return [self.dsn(port, database_of(dsn)) for port in self.worker_ports]
+
+    def run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self._run_as, str(self.bindir / tool), *args], check=True, capture_output=True, cwd=self.work)
+
+    def start(self, name: str) -> None:
+        """initdb and start node `name`."""
+        data = str(self.work / name)
+        self.run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "--no-sync")
+        options = " ".join(
+            [f"-p {self.nodes[name]}", f"-k {self.work}", *(f"-c {k}={v}" for k, v in CITUS_SETTINGS.items())]
+        )
+        log = self.work / f"{name}.log"
+        try:
+            self.run("pg_ctl", "start", "-w", "-D", data, "-l", str(log), "-o", options)
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(f"the Citus {name} did not start: {log.read_text()[-2000:]}") from exc
+
+    def stop(self, name: str) -> None:
+        if (self.work / name / "postmaster.pid").exists():
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self.run("pg_ctl", "stop", "-w", "-m", "immediate", "-D", str(self.work / name))
+
+    def create_database(self, prefix: str = "optiinfra_test") -> str:
+        """Create a uniquely named database on every node with the citus extension, and add the
+        workers to the coordinator's; returns the coordinator's DSN of it."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        self.created.append(name)
+
+        def create(port: int) -> None:
+            with psycopg.connect(self.dsn(port), autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            with psycopg.connect(self.dsn(port, name), autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION citus")
+
+        with ThreadPoolExecutor() as pool:  # on the three nodes at once
+            list(pool.map(create, self.nodes.values()))
+        coordinator = self.dsn(self.coordinator_port, name)
+        with psycopg.connect(coordinator, autocommit=True) as conn:
+            conn.execute("SELECT citus_set_coordinator_host('127.0.0.1', %s)", (self.coordinator_port,))
+            for port in self.worker_ports:
+                conn.execute("SELECT citus_add_node('127.0.0.1', %s)", (port,))
+        return coordinator
+
+    def drop_all(self) -> None:
+        """Drop the databases made here from every node, the coordinator first."""
+        for port in self.nodes.values():
+            with psycopg.connect(self.dsn(port), autocommit=True) as conn:
+                for name in self.created:
+                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        self.created.clear()
+
+
+def citus_server() -> tuple[int, Path] | str:
+    """(major version, bindir) of the newest PostgreSQL server under /usr/lib/postgresql with Citus
+    installed; where there is none, one line saying why."""
+    versions = postgres_versions()
+    if not versions:
+        return "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin): the Citus suites skip"
+    missing = {version: citus_missing(bindir) for version, bindir in versions}
+    with_citus = [(version, bindir) for version, bindir in versions if missing[version] is None]
+    if not with_citus:
+        version = versions[-1][0]
+        return f"Citus is not installed for PostgreSQL {version} ({missing[version]}): the Citus suites skip"
+    return with_citus[-1]
+
+
+@contextlib.contextmanager
+def citus_cluster() -> Iterator[CitusCluster]:
+    """A started CitusCluster, stopped and removed afterwards. Skips, in one line, where
+    `citus_server()` finds none."""
+    found = citus_server()
+    if isinstance(found, str):
+        pytest.skip(found)
+    version, bindir = found
+    work = Path(tempfile.mkdtemp(prefix="optiinfra-citus-"))
+    work.chmod(0o777)
+    run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses root
+    cluster = CitusCluster(version, bindir, work, run_as)
+    try:
+        with ThreadPoolExecutor() as pool:  # initdb and start the three at once
+            list(pool.map(cluster.start, cluster.nodes))
+        yield cluster
+    finally:
+        for name in cluster.nodes:
+            cluster.stop(name)
         shutil.rmtree(work, ignore_errors=True)

@@ -170,7 +170,7 @@ async def test_events__the_hub_listens_again_after_its_connection_is_killed(api_
         hub = app.state.service.hub
         async with subscribed(client, ACME) as stream:
             async with store.transaction() as tx:
-                await tx.connection.execute("SELECT pg_terminate_backend($1)", hub.backend_pid)
+                await tx.connection.execute("SELECT pg_terminate_backend($1::int)", hub.backend_pid)
             for _ in range(100):
                 if hub.reconnects:
                     break

@@ -80,7 +80,7 @@ async def test_events__killed_connection_loses_and_repeats_nothing(store, clean_
         first = await next_n(events, 6)
         admin = await asyncpg.connect(clean_dsn)
         try:
-            assert await admin.fetchval("SELECT pg_terminate_backend($1)", events.backend_pid)
+            assert await admin.fetchval("SELECT pg_terminate_backend($1::int)", events.backend_pid)
         finally:
             await admin.close()
         during = await run_one(store, agent, customer, steps=2)  # written while the subscriber is down

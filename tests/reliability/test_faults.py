@@ -83,7 +83,7 @@ class Backends:
         return [row["pid"] for row in rows]
 
     async def kill(self, pid: int) -> None:
-        assert await self.admin.fetchval("SELECT pg_terminate_backend($1)", pid), f"backend {pid} not found"
+        assert await self.admin.fetchval("SELECT pg_terminate_backend($1::int)", pid), f"backend {pid} not found"
         await eventually(lambda: self._gone(pid), f"backend {pid} exited")
 
     async def _gone(self, pid: int) -> bool:

@@ -1,0 +1,1 @@
+from tests.integration.test_agent_state import *  # noqa: F403

@@ -1,0 +1,1 @@
+from tests.integration.test_config_encryption import *  # noqa: F403

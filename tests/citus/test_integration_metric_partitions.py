@@ -1,0 +1,1 @@
+from tests.integration.test_metric_partitions import *  # noqa: F403

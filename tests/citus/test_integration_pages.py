@@ -1,0 +1,1 @@
+from tests.integration.test_pages import *  # noqa: F403

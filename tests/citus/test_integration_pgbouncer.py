@@ -1,0 +1,1 @@
+from tests.integration.test_pgbouncer import *  # noqa: F403

@@ -1,0 +1,1 @@
+from tests.integration.test_readme import *  # noqa: F403

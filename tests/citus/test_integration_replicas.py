@@ -1,0 +1,1 @@
+from tests.integration.test_replicas import *  # noqa: F403

@@ -1,0 +1,1 @@
+from tests.integration.test_retention import *  # noqa: F403

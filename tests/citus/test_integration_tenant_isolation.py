@@ -1,0 +1,1 @@
+from tests.integration.test_tenant_isolation import *  # noqa: F403

@@ -1,0 +1,1 @@
+from tests.integration.test_workflow_analytics import *  # noqa: F403
