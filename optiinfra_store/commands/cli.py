@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 from uuid import UUID
 
-from optiinfra_store import __version__, migrations, seed
+from optiinfra_store import __version__, distribution, migrations, seed
 from optiinfra_store.commands import embedded
 from optiinfra_store.commands.report import print_statistics
 from optiinfra_store.connection.dsn import DSN_ENV, redact, resolve_dsn
@@ -161,6 +161,11 @@ def _guard_demo_data(args: argparse.Namespace, dsn: str) -> None:
     other = seed.other_data(dsn)
     if other is not None:
         _confirm(args, f"{redact(dsn)} holds other data ({other}). Load the demo data into it?")
+
+
+def _cmd_distribute(args: argparse.Namespace) -> None:
+    done = distribution.distribute(args.dsn)
+    _emit(args, {"done": done}, "\n".join(done) if done else "the schema is distributed already")
 
 
 def _cmd_seed(args: argparse.Namespace) -> None:
@@ -417,6 +422,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("ids", nargs="+", metavar="ID", help="migration ids, e.g. 0015_readiness")
         json_output(sub)
     yes(command("break-lock", "remove a migration lock left by a process that died", _cmd_break_lock), "break it")
+    json_output(
+        command(
+            "distribute",
+            "on a Citus coordinator: distribute the tables by customer (metrics by agent), the rest as reference tables",
+            _cmd_distribute,
+        )
+    )
     seed_command = command("seed", "load the demo seed data (idempotent)", _cmd_seed)
     yes(seed_command, "load into a database holding other data")
     json_output(seed_command)

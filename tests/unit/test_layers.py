@@ -22,6 +22,7 @@ LAYER_OF = {
     "rules": "rules",
     "migrations": "schema",
     "seed": "schema",
+    "distribution": "schema",
     "repositories": "repositories",
     "store": "store",
     "workflow_events": "store",
