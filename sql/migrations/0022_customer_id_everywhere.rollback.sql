@@ -123,6 +123,16 @@ BEGIN
 END;
 $$;
 
+-- the function above tells by table name again; the triggers lose their argument
+CREATE OR REPLACE TRIGGER workflow_executions_record_insert AFTER INSERT ON workflow_executions
+    FOR EACH ROW EXECUTE FUNCTION optiinfra_record_transition();
+CREATE OR REPLACE TRIGGER workflow_executions_record_transition AFTER UPDATE OF status ON workflow_executions
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION optiinfra_record_transition();
+CREATE OR REPLACE TRIGGER workflow_steps_record_insert AFTER INSERT ON workflow_steps
+    FOR EACH ROW EXECUTE FUNCTION optiinfra_record_transition();
+CREATE OR REPLACE TRIGGER workflow_steps_record_transition AFTER UPDATE OF status ON workflow_steps
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION optiinfra_record_transition();
+
 DROP TRIGGER IF EXISTS approvals_customer ON approvals;
 DROP TRIGGER IF EXISTS optimizations_customer ON optimizations;
 DROP TRIGGER IF EXISTS workflow_steps_customer ON workflow_steps;

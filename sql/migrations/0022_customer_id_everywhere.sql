@@ -78,6 +78,19 @@ CREATE OR REPLACE TRIGGER workflow_artifacts_customer BEFORE INSERT ON workflow_
 CREATE OR REPLACE TRIGGER workflow_transitions_customer BEFORE INSERT ON workflow_transitions
     FOR EACH ROW EXECUTE FUNCTION optiinfra_customer_of_execution('workflow_transitions_workflow_execution_id_fkey');
 
+-- The trail's triggers say whose change they record ('execution' or 'step'): the function used to
+-- tell by TG_TABLE_NAME, which on a shard of a distributed table is the shard's name
+-- (workflow_steps_102008), and would record a step's id as an execution's. The triggers first
+-- (the function in place until the next statement ignores their argument), then the function.
+CREATE OR REPLACE TRIGGER workflow_executions_record_insert AFTER INSERT ON workflow_executions
+    FOR EACH ROW EXECUTE FUNCTION optiinfra_record_transition('execution');
+CREATE OR REPLACE TRIGGER workflow_executions_record_transition AFTER UPDATE OF status ON workflow_executions
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION optiinfra_record_transition('execution');
+CREATE OR REPLACE TRIGGER workflow_steps_record_insert AFTER INSERT ON workflow_steps
+    FOR EACH ROW EXECUTE FUNCTION optiinfra_record_transition('step');
+CREATE OR REPLACE TRIGGER workflow_steps_record_transition AFTER UPDATE OF status ON workflow_steps
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION optiinfra_record_transition('step');
+
 -- The trail records the customer of the row that changed, without looking its execution up (but
 -- for a step not filled in yet, while this migration runs).
 CREATE OR REPLACE FUNCTION optiinfra_record_transition() RETURNS trigger
@@ -88,7 +101,7 @@ DECLARE
     step_id uuid;
     customer uuid := NEW.customer_id;
 BEGIN
-    IF TG_TABLE_NAME = 'workflow_steps' THEN
+    IF TG_ARGV[0] = 'step' THEN
         execution_id := NEW.workflow_execution_id;
         step_id := NEW.id;
         IF customer IS NULL THEN
