@@ -36,7 +36,7 @@ $$;
 
 -- As in 0022: a statement locking a parent and its child, under a short lock_timeout, until it
 -- gets both (waiting while holding one could deadlock with a writer).
-CREATE FUNCTION pg_temp.optiinfra_locked(statement text) RETURNS void
+CREATE OR REPLACE FUNCTION pg_temp.optiinfra_locked(statement text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     FOR attempt IN 1..600 LOOP

@@ -12,8 +12,8 @@
 -- (as the foreign key's owner would see it: a missing parent is a foreign-key violation of the key
 -- it replaces, under the same name). Code of an earlier release keeps working.
 --
--- Online: the columns are nullable at first (no rewrite); rows are filled in batches of 5,000,
--- each batch in its own short transaction (which holds the table against other writers, not
+-- Online: the columns are nullable at first (no rewrite); rows are filled in batches of 5,000 by
+-- id, each batch in its own short transaction (which holds the table against other writers, not
 -- readers, for the length of one batch: its triggers for updated_at, the rollups and the
 -- append-only trail are switched off inside it, since filling the column changes nothing they
 -- track); keys are built CONCURRENTLY; constraints are added NOT VALID and validated beside
@@ -175,7 +175,7 @@ $$;
 -- step, its trail), so waiting for one while holding the other could deadlock with it, and the
 -- deadlock detector would abort one of them; a wait cut short after 100 ms never lasts that long.
 -- Writers wait at most that long per try. For this session only (pg_temp).
-CREATE FUNCTION pg_temp.optiinfra_locked(statement text) RETURNS void
+CREATE OR REPLACE FUNCTION pg_temp.optiinfra_locked(statement text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     FOR attempt IN 1..600 LOOP
@@ -225,91 +225,50 @@ BEGIN
 END;
 $$;
 
--- Fill the existing rows, 5,000 at a time, each batch committed on its own.
+-- Fill the existing rows in batches of 5,000 by id (each batch read through the primary key, so the
+-- work grows with the table, not with its square), each batch committed on its own with the
+-- table's triggers for updated_at, the rollups and the append-only trail off inside it: filling
+-- the column changes nothing they track. Disabling a trigger holds the table against writers (not
+-- readers) until the batch commits.
 DO $$
 DECLARE
-    filled integer;
+    k record;
+    id_type text;
+    lo text;
+    hi text;
+    trigger_name text;
 BEGIN
-    LOOP
-        ALTER TABLE approvals DISABLE TRIGGER approvals_set_updated_at;
-        UPDATE approvals a SET customer_id = r.customer_id
-          FROM recommendations r
-         WHERE r.id = a.recommendation_id
-           AND a.id IN (SELECT id FROM approvals WHERE customer_id IS NULL LIMIT 5000);
-        GET DIAGNOSTICS filled = ROW_COUNT;
-        ALTER TABLE approvals ENABLE TRIGGER approvals_set_updated_at;
-        COMMIT;
-        EXIT WHEN filled = 0;
-    END LOOP;
-END;
-$$;
-DO $$
-DECLARE
-    filled integer;
-BEGIN
-    LOOP
-        ALTER TABLE optimizations DISABLE TRIGGER optimizations_set_updated_at;
-        UPDATE optimizations o SET customer_id = r.customer_id
-          FROM recommendations r
-         WHERE r.id = o.recommendation_id
-           AND o.id IN (SELECT id FROM optimizations WHERE customer_id IS NULL LIMIT 5000);
-        GET DIAGNOSTICS filled = ROW_COUNT;
-        ALTER TABLE optimizations ENABLE TRIGGER optimizations_set_updated_at;
-        COMMIT;
-        EXIT WHEN filled = 0;
-    END LOOP;
-END;
-$$;
-DO $$
-DECLARE
-    filled integer;
-BEGIN
-    LOOP
-        ALTER TABLE workflow_steps DISABLE TRIGGER workflow_steps_set_updated_at;
-        ALTER TABLE workflow_steps DISABLE TRIGGER workflow_steps_rollup_update;
-        UPDATE workflow_steps s SET customer_id = e.customer_id
-          FROM workflow_executions e
-         WHERE e.id = s.workflow_execution_id
-           AND s.id IN (SELECT id FROM workflow_steps WHERE customer_id IS NULL LIMIT 5000);
-        GET DIAGNOSTICS filled = ROW_COUNT;
-        ALTER TABLE workflow_steps ENABLE TRIGGER workflow_steps_set_updated_at;
-        ALTER TABLE workflow_steps ENABLE TRIGGER workflow_steps_rollup_update;
-        COMMIT;
-        EXIT WHEN filled = 0;
-    END LOOP;
-END;
-$$;
-DO $$
-DECLARE
-    filled integer;
-BEGIN
-    LOOP
-        ALTER TABLE workflow_artifacts DISABLE TRIGGER workflow_artifacts_set_updated_at;
-        UPDATE workflow_artifacts a SET customer_id = e.customer_id
-          FROM workflow_executions e
-         WHERE e.id = a.workflow_execution_id
-           AND a.id IN (SELECT id FROM workflow_artifacts WHERE customer_id IS NULL LIMIT 5000);
-        GET DIAGNOSTICS filled = ROW_COUNT;
-        ALTER TABLE workflow_artifacts ENABLE TRIGGER workflow_artifacts_set_updated_at;
-        COMMIT;
-        EXIT WHEN filled = 0;
-    END LOOP;
-END;
-$$;
-DO $$
-DECLARE
-    filled integer;
-BEGIN
-    LOOP
-        ALTER TABLE workflow_transitions DISABLE TRIGGER workflow_transitions_append_only;
-        UPDATE workflow_transitions t SET customer_id = e.customer_id
-          FROM workflow_executions e
-         WHERE e.id = t.workflow_execution_id
-           AND t.id IN (SELECT id FROM workflow_transitions WHERE customer_id IS NULL LIMIT 5000);
-        GET DIAGNOSTICS filled = ROW_COUNT;
-        ALTER TABLE workflow_transitions ENABLE TRIGGER workflow_transitions_append_only;
-        COMMIT;
-        EXIT WHEN filled = 0;
+    FOR k IN SELECT * FROM (VALUES
+        ('approvals', 'recommendations', 'recommendation_id', ARRAY['approvals_set_updated_at']),
+        ('optimizations', 'recommendations', 'recommendation_id', ARRAY['optimizations_set_updated_at']),
+        ('workflow_steps', 'workflow_executions', 'workflow_execution_id',
+         ARRAY['workflow_steps_set_updated_at', 'workflow_steps_rollup_update']),
+        ('workflow_artifacts', 'workflow_executions', 'workflow_execution_id',
+         ARRAY['workflow_artifacts_set_updated_at']),
+        ('workflow_transitions', 'workflow_executions', 'workflow_execution_id',
+         ARRAY['workflow_transitions_append_only'])) AS v (tab, parent, parent_id, triggers) LOOP
+        id_type := (SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+                     WHERE attrelid = format('public.%I', k.tab)::regclass AND attname = 'id');
+        lo := NULL;
+        LOOP
+            EXECUTE format('SELECT b.id::text FROM (SELECT id FROM %I WHERE $1::text IS NULL OR id > $1::%s '
+                           'ORDER BY id LIMIT 5000) AS b ORDER BY b.id DESC LIMIT 1', k.tab, id_type)
+                INTO hi USING lo;
+            EXIT WHEN hi IS NULL;
+            FOREACH trigger_name IN ARRAY k.triggers LOOP
+                EXECUTE format('ALTER TABLE %I DISABLE TRIGGER %I', k.tab, trigger_name);
+            END LOOP;
+            EXECUTE format('UPDATE %1$I c SET customer_id = p.customer_id FROM %2$I p '
+                           'WHERE p.id = c.%3$I AND c.customer_id IS NULL '
+                           'AND ($1::text IS NULL OR c.id > $1::%4$s) AND c.id <= $2::%4$s',
+                           k.tab, k.parent, k.parent_id, id_type)
+                USING lo, hi;
+            FOREACH trigger_name IN ARRAY k.triggers LOOP
+                EXECUTE format('ALTER TABLE %I ENABLE TRIGGER %I', k.tab, trigger_name);
+            END LOOP;
+            COMMIT;
+            lo := hi;
+        END LOOP;
     END LOOP;
 END;
 $$;
