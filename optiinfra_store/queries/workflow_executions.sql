@@ -76,7 +76,8 @@ RETURNING id, agent_id, customer_id, workflow_type, status, started_at, complete
 
 -- name: get_detail
 -- An execution with its steps (by step_order) and artifacts, in one round trip; the steps and
--- artifacts as JSON text, which the records parse and validate in one pass.
+-- artifacts as JSON text, which the records parse and validate in one pass. Joined by customer
+-- too: on a cluster distributed by customer, the join stays on the execution's node.
 SELECT e.id, e.agent_id, e.customer_id, e.workflow_type, e.status, e.started_at, e.completed_at,
        e.input_data, e.output_data, e.error_details, e.metadata, e.idempotency_key, e.version,
        e.created_at, e.updated_at,
@@ -85,13 +86,13 @@ SELECT e.id, e.agent_id, e.customer_id, e.workflow_type, e.status, e.started_at,
              FROM (SELECT id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
                           input_data, output_data, error_details, retry_count, max_retries, metadata,
                           created_at, updated_at
-                     FROM workflow_steps WHERE workflow_execution_id = e.id) s
+                     FROM workflow_steps WHERE workflow_execution_id = e.id AND customer_id = e.customer_id) s
        )::text, '[]') AS steps,
        coalesce((
            SELECT json_agg(a ORDER BY a.created_at, a.id)
              FROM (SELECT id, workflow_execution_id, workflow_step_id, customer_id, artifact_type, artifact_name,
                           artifact_path, artifact_size_bytes, content_type, metadata, created_at, updated_at
-                     FROM workflow_artifacts WHERE workflow_execution_id = e.id) a
+                     FROM workflow_artifacts WHERE workflow_execution_id = e.id AND customer_id = e.customer_id) a
        )::text, '[]') AS artifacts
   FROM workflow_executions e
  WHERE e.id = $1;
