@@ -35,7 +35,7 @@ BELOW = {
     "queries": {"base"},
     "crypto": {"base"},
     "rules": {"base"},
-    "schema": {"base", "connection"},
+    "schema": {"base", "connection", "queries"},  # queries: distribution.sql
     "repositories": {"base", "connection", "queries", "crypto", "rules", "schema"},
     "store": {"base", "connection", "queries", "crypto", "repositories", "schema"},
     "api": {"base", "store"},

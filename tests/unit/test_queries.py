@@ -37,8 +37,9 @@ def test_parse__name_that_would_shadow_an_attribute_refused():
 
 
 def test_every_query_file_belongs_to_a_repository():
-    # and workflow_transitions.sql to the live workflow events, maintenance.sql to Store.maintain
-    tables = {repo.table for repo in REPOSITORIES} | {"workflow_transitions", "maintenance"}
+    # and workflow_transitions.sql to the live workflow events, maintenance.sql to Store.maintain,
+    # distribution.sql to `distribute`
+    tables = {repo.table for repo in REPOSITORIES} | {"workflow_transitions", "maintenance", "distribution"}
     assert {p.stem for p in QUERY_DIR.glob("*.sql")} == tables
 
 
