@@ -129,6 +129,21 @@ def _cmd_status(args: argparse.Namespace) -> None:
     _emit(args, data, "\n".join(lines))
 
 
+def _cmd_current(args: argparse.Namespace) -> None:
+    states = migrations.status(args.dsn)
+    applied = [s for s in states if s.applied]
+    pending = [s.id for s in states if not s.applied]
+    newest = applied[-1] if applied else None
+    data = {
+        "migration": newest.id if newest else None,
+        "applied_at": newest.applied_at if newest else None,
+        "current": not pending,
+        "pending": pending,
+    }
+    state = f"{len(pending)} pending" if pending else "up to date"
+    _emit(args, data, f"{newest.id if newest else 'none'} ({state})")
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     pending = [s.id for s in migrations.status(args.dsn) if not s.applied]
     if pending:
@@ -389,9 +404,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def command(
-        name: str, help_text: str, handler: Callable[[argparse.Namespace], int | None], *, needs_dsn: bool = True
+        name: str,
+        help_text: str,
+        handler: Callable[[argparse.Namespace], int | None],
+        *,
+        needs_dsn: bool = True,
+        aliases: Sequence[str] = (),
     ) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = commands.add_parser(name, help=help_text, description=help_text, aliases=aliases)
         _global_options(sub, on_command=True)
         sub.set_defaults(handler=handler, needs_dsn=needs_dsn)
         return sub
@@ -412,7 +432,19 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--to", metavar="ID", help="roll back every migration applied after this one")
     yes(rollback, "roll back")
     json_output(rollback)
-    json_output(command("status", "list migrations, applied and pending, then a summary line", _cmd_status))
+    json_output(
+        command(
+            "status",
+            "list migrations, applied (and when) or pending, then a summary line",
+            _cmd_status,
+            aliases=["history"],
+        )
+    )
+    json_output(
+        command(
+            "current", "the newest applied migration ('none' before the first), and how many are pending", _cmd_current
+        )
+    )
     json_output(command("check", f"exit {EXIT_PENDING} when migrations are pending (CI gates, probes)", _cmd_check))
     for name, handler, text in (
         ("mark", _cmd_mark, "record migrations as applied without running them"),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
-from optiinfra_store import Store
+from optiinfra_store import Store, migrations
 from optiinfra_store.commands import cli, embedded
 from optiinfra_store.connection.dsn import DSN_ENV
 from optiinfra_store.crypto.secrets import SECRET_KEY_ENV, SecretKeys
@@ -160,3 +161,21 @@ def test_cli__rotate_key_moves_every_sensitive_config_to_the_newest_key(scratch_
         assert conn.execute("SELECT DISTINCT secret_key_id FROM agent_configs").fetchall() == [
             (SecretKeys(["new"]).newest_id,)
         ]
+
+
+def test_cli__current_says_the_newest_applied_migration_and_history_is_status(scratch_dsn, capsys):
+    assert run(capsys, "current", "--dsn", scratch_dsn)[:2] == (0, f"none ({len(IDS)} pending)\n")
+    assert json.loads(run(capsys, "current", "--json", "--dsn", scratch_dsn)[1]) == {
+        "migration": None,
+        "applied_at": None,
+        "current": False,
+        "pending": IDS,
+    }
+    run(capsys, "migrate", "--to", IDS[3], "--dsn", scratch_dsn)
+    assert run(capsys, "current", "--dsn", scratch_dsn)[1] == f"{IDS[3]} ({len(IDS) - 4} pending)\n"
+    run(capsys, "migrate", "--dsn", scratch_dsn)
+    assert run(capsys, "current", "--dsn", scratch_dsn)[1] == f"{IDS[-1]} (up to date)\n"
+    current = json.loads(run(capsys, "current", "--json", "--dsn", scratch_dsn)[1])
+    assert (current["migration"], current["current"], current["pending"]) == (IDS[-1], True, [])
+    assert current["applied_at"] == str(migrations.status(scratch_dsn)[-1].applied_at)
+    assert run(capsys, "history", "--dsn", scratch_dsn) == run(capsys, "status", "--dsn", scratch_dsn)
