@@ -3,6 +3,11 @@
 Exit status: 0 done, 1 an error or a refusal (one line on stderr), 2 a usage error, 3 `check`
 found pending migrations. Destructive commands ask on a terminal and refuse without one unless
 given `--yes`. Passwords in DSNs are masked in every message.
+
+`-q` leaves errors only, as git's does: no progress, no logs below ERROR, no line saying what a
+command did (`migrate`, `seed`, `maintain`, `serve`'s banner and access log, ...; `check` keeps its
+exit status, as `grep -q` does). What was asked for still prints: a query's answer (`status`,
+`current`, `stats`, `token`, a `--dry-run`'s counts, the demo's tour) and a `--json` document.
 """
 
 from __future__ import annotations
@@ -54,7 +59,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
-    """The command's result: JSON on stdout with --json, else the text."""
+    """What a command did: JSON on stdout with --json, else the text unless -q."""
+    if getattr(args, "json", False):
+        print(json.dumps(data, default=str))
+    elif not getattr(args, "quiet", 0):
+        print(text)
+
+
+def _answer(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    """What a query was asked for: JSON on stdout with --json, else the text, -q or not."""
     print(json.dumps(data, default=str) if getattr(args, "json", False) else text)
 
 
@@ -126,7 +139,7 @@ def _cmd_status(args: argparse.Namespace) -> None:
         "applied": applied,
         "pending": pending,
     }
-    _emit(args, data, "\n".join(lines))
+    _answer(args, data, "\n".join(lines))
 
 
 def _cmd_current(args: argparse.Namespace) -> None:
@@ -141,7 +154,7 @@ def _cmd_current(args: argparse.Namespace) -> None:
         "pending": pending,
     }
     state = f"{len(pending)} pending" if pending else "up to date"
-    _emit(args, data, f"{newest.id if newest else 'none'} ({state})")
+    _answer(args, data, f"{newest.id if newest else 'none'} ({state})")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -201,7 +214,8 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         return
     if not embedded.available():
         raise ConfigurationError(embedded.INSTALL_HINT)
-    print("starting embedded PostgreSQL ...", flush=True)
+    if not args.quiet:
+        print("starting embedded PostgreSQL ...", flush=True)
     with embedded.embedded_server(args.data_dir) as dsn:
         asyncio.run(run_demo(dsn))
 
@@ -255,7 +269,7 @@ def _cmd_purge(args: argparse.Namespace) -> None:
         )
         report, metrics = asyncio.run(_purge(args, cutoff, report))
     verb = "would purge" if args.dry_run else "purged"
-    _emit(
+    (_answer if args.dry_run else _emit)(
         args,
         {"dry_run": args.dry_run, "cutoff": cutoff, **report.model_dump(), "metric_points": metrics},
         f"{verb} {report.executions} workflow executions ({report.steps} steps, {report.artifacts} artifacts, "
@@ -322,10 +336,11 @@ def _cmd_rotate_key(args: argparse.Namespace) -> None:
             return written, await store.agent_configs.pending_rotation()
 
     written, pending = asyncio.run(rotate())
+    counts = {"written": written, "pending": pending}
     if args.dry_run:
-        print(f"{pending} sensitive configs are not yet encrypted under the newest key")
+        _answer(args, counts, f"{pending} sensitive configs are not yet encrypted under the newest key")
     else:
-        print(f"re-encrypted {written} sensitive configs under the newest key; {pending} left")
+        _emit(args, counts, f"re-encrypted {written} sensitive configs under the newest key; {pending} left")
 
 
 # -- the service -----------------------------------------------------------------------------------
@@ -342,7 +357,14 @@ def _api(command: str, module: str) -> Any:
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
-    _api("serve", "commands.serve").serve(args.dsn, args.host, args.port, args.data_dir)
+    _api("serve", "commands.serve").serve(
+        args.dsn,
+        args.host,
+        args.port,
+        args.data_dir,
+        quiet=bool(args.quiet),
+        log_level=getattr(logging, args.log_level.upper()) if args.log_level else None,
+    )
 
 
 def _cmd_token(args: argparse.Namespace) -> None:
@@ -390,7 +412,14 @@ def _global_options(parser: argparse.ArgumentParser, *, on_command: bool) -> Non
     group = parser.add_argument_group("global options")
     group.add_argument("--dsn", default=default(None), help=f"postgresql:// DSN of the database (default: ${DSN_ENV})")
     group.add_argument("-v", "--verbose", action="count", default=default(0), help="more log output (-vv: debug)")
-    group.add_argument("-q", "--quiet", action="count", default=default(0), help="errors only, no progress")
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=default(0),
+        help="errors only: no progress, no logs, no report of what was done (check: its exit status alone); "
+        "what was asked for still prints (status, current, stats, token, --dry-run, --json)",
+    )
     group.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], default=default(None), help="overrides -v/-q"
     )

@@ -132,6 +132,13 @@ def test_serve__the_demo_refuses_a_public_address_and_a_service_refuses_to_start
     assert "Traceback" not in keyless.stderr
 
 
+def test_serve__quiet_prints_nothing_and_logs_no_requests(api_dsn):
+    port = free_port()
+    with serving(["-q", "--dsn", api_dsn], cli_env(OPTIINFRA_JWT_SECRET=JWT_SECRET), port) as process:
+        assert httpx.get(f"http://127.0.0.1:{port}/api/me").status_code == 401
+        assert stop(process) == ("", "")
+
+
 def test_token__a_ttl_beyond_the_maximum_lifetime_is_refused():
     args = [*CLI, "token", "--customer", TECHSTART, "--ttl", str(24 * 3600 + 1)]
     refused = subprocess.run(args, env=cli_env(OPTIINFRA_JWT_SECRET=JWT_SECRET), capture_output=True, text=True)
