@@ -362,6 +362,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         args.host,
         args.port,
         args.data_dir,
+        dsn_source=args.dsn_source,
         quiet=bool(args.quiet),
         log_level=getattr(logging, args.log_level.upper()) if args.log_level else None,
     )
@@ -597,6 +598,7 @@ def configure_logging(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args)
+    args.dsn_source = "--dsn" if args.dsn else f"${DSN_ENV}"  # named where a command's error needs it
     args.dsn = args.dsn or os.environ.get(DSN_ENV) or None
     try:
         if args.needs_dsn and args.dsn is None:

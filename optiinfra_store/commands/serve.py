@@ -21,6 +21,7 @@ from optiinfra_store.api.models import DemoCustomer
 from optiinfra_store.api.protocol import bounded_protocol
 from optiinfra_store.api.settings import DEFAULTS, Settings
 from optiinfra_store.commands import embedded
+from optiinfra_store.connection.dsn import redact
 from optiinfra_store.errors import ConfigurationError
 from optiinfra_store.store import Store
 
@@ -129,6 +130,7 @@ def serve(
     port: int,
     data_dir: str | None = None,
     *,
+    dsn_source: str | None = None,
     quiet: bool = False,
     log_level: int | None = None,
 ) -> None:
@@ -137,7 +139,8 @@ def serve(
     for this run (the environment's OPTIINFRA_JWT_* are not read), and only a loopback address is
     accepted (the page hands out those tokens).
 
-    `quiet` prints nothing on stdout; the service's logs (the access log is INFO) are at
+    `dsn_source` (`--dsn`, `$OPTIINFRA_DATABASE_URL`) is named when the settings refuse to serve
+    `dsn`. `quiet` prints nothing on stdout; the service's logs (the access log is INFO) are at
     `log_level`, by default INFO, or ERROR when quiet. Raises ConfigurationError."""
     _configure_logging(log_level or (logging.ERROR if quiet else logging.INFO))
 
@@ -146,8 +149,13 @@ def serve(
             print(line, flush=True)
 
     if dsn is not None:
-        settings = Settings.from_environ()
-        asyncio.run(_serve(dsn, host, port, settings, TokenVerifier.from_settings(settings), None, say))
+        try:
+            settings = Settings.from_environ()
+            verifier = TokenVerifier.from_settings(settings)
+        except ConfigurationError as exc:
+            given = f" (from {dsn_source}; without a DSN, serve runs the embedded demo)" if dsn_source else ""
+            raise ConfigurationError(f"cannot serve {redact(dsn)}{given}: {exc}") from None
+        asyncio.run(_serve(dsn, host, port, settings, verifier, None, say))
         return
     if not _loopback(host):
         raise ConfigurationError(
