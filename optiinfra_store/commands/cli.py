@@ -3,6 +3,11 @@
 Exit status: 0 done, 1 an error or a refusal (one line on stderr), 2 a usage error, 3 `check`
 found pending migrations. Destructive commands ask on a terminal and refuse without one unless
 given `--yes`. Passwords in DSNs are masked in every message.
+
+`-q` leaves errors only, as git's does: no progress, no logs below ERROR, no line saying what a
+command did (`migrate`, `seed`, `maintain`, `serve`'s banner and access log, ...; `check` keeps its
+exit status, as `grep -q` does). What was asked for still prints: a query's answer (`status`,
+`current`, `stats`, `token`, a `--dry-run`'s counts, the demo's tour) and a `--json` document.
 """
 
 from __future__ import annotations
@@ -54,7 +59,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
-    """The command's result: JSON on stdout with --json, else the text."""
+    """What a command did: JSON on stdout with --json, else the text unless -q."""
+    if getattr(args, "json", False):
+        print(json.dumps(data, default=str))
+    elif not getattr(args, "quiet", 0):
+        print(text)
+
+
+def _answer(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    """What a query was asked for: JSON on stdout with --json, else the text, -q or not."""
     print(json.dumps(data, default=str) if getattr(args, "json", False) else text)
 
 
@@ -126,7 +139,22 @@ def _cmd_status(args: argparse.Namespace) -> None:
         "applied": applied,
         "pending": pending,
     }
-    _emit(args, data, "\n".join(lines))
+    _answer(args, data, "\n".join(lines))
+
+
+def _cmd_current(args: argparse.Namespace) -> None:
+    states = migrations.status(args.dsn)
+    applied = [s for s in states if s.applied]
+    pending = [s.id for s in states if not s.applied]
+    newest = applied[-1] if applied else None
+    data = {
+        "migration": newest.id if newest else None,
+        "applied_at": newest.applied_at if newest else None,
+        "current": not pending,
+        "pending": pending,
+    }
+    state = f"{len(pending)} pending" if pending else "up to date"
+    _answer(args, data, f"{newest.id if newest else 'none'} ({state})")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -186,7 +214,8 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         return
     if not embedded.available():
         raise ConfigurationError(embedded.INSTALL_HINT)
-    print("starting embedded PostgreSQL ...", flush=True)
+    if not args.quiet:
+        print("starting embedded PostgreSQL ...", flush=True)
     with embedded.embedded_server(args.data_dir) as dsn:
         asyncio.run(run_demo(dsn))
 
@@ -240,7 +269,7 @@ def _cmd_purge(args: argparse.Namespace) -> None:
         )
         report, metrics = asyncio.run(_purge(args, cutoff, report))
     verb = "would purge" if args.dry_run else "purged"
-    _emit(
+    (_answer if args.dry_run else _emit)(
         args,
         {"dry_run": args.dry_run, "cutoff": cutoff, **report.model_dump(), "metric_points": metrics},
         f"{verb} {report.executions} workflow executions ({report.steps} steps, {report.artifacts} artifacts, "
@@ -307,10 +336,11 @@ def _cmd_rotate_key(args: argparse.Namespace) -> None:
             return written, await store.agent_configs.pending_rotation()
 
     written, pending = asyncio.run(rotate())
+    counts = {"written": written, "pending": pending}
     if args.dry_run:
-        print(f"{pending} sensitive configs are not yet encrypted under the newest key")
+        _answer(args, counts, f"{pending} sensitive configs are not yet encrypted under the newest key")
     else:
-        print(f"re-encrypted {written} sensitive configs under the newest key; {pending} left")
+        _emit(args, counts, f"re-encrypted {written} sensitive configs under the newest key; {pending} left")
 
 
 # -- the service -----------------------------------------------------------------------------------
@@ -327,7 +357,15 @@ def _api(command: str, module: str) -> Any:
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
-    _api("serve", "commands.serve").serve(args.dsn, args.host, args.port, args.data_dir)
+    _api("serve", "commands.serve").serve(
+        args.dsn,
+        args.host,
+        args.port,
+        args.data_dir,
+        dsn_source=args.dsn_source,
+        quiet=bool(args.quiet),
+        log_level=getattr(logging, args.log_level.upper()) if args.log_level else None,
+    )
 
 
 def _cmd_token(args: argparse.Namespace) -> None:
@@ -375,7 +413,14 @@ def _global_options(parser: argparse.ArgumentParser, *, on_command: bool) -> Non
     group = parser.add_argument_group("global options")
     group.add_argument("--dsn", default=default(None), help=f"postgresql:// DSN of the database (default: ${DSN_ENV})")
     group.add_argument("-v", "--verbose", action="count", default=default(0), help="more log output (-vv: debug)")
-    group.add_argument("-q", "--quiet", action="count", default=default(0), help="errors only, no progress")
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=default(0),
+        help="errors only: no progress, no logs, no report of what was done (check: its exit status alone); "
+        "what was asked for still prints (status, current, stats, token, --dry-run, --json)",
+    )
     group.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], default=default(None), help="overrides -v/-q"
     )
@@ -389,9 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def command(
-        name: str, help_text: str, handler: Callable[[argparse.Namespace], int | None], *, needs_dsn: bool = True
+        name: str,
+        help_text: str,
+        handler: Callable[[argparse.Namespace], int | None],
+        *,
+        needs_dsn: bool = True,
+        aliases: Sequence[str] = (),
     ) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = commands.add_parser(name, help=help_text, description=help_text, aliases=aliases)
         _global_options(sub, on_command=True)
         sub.set_defaults(handler=handler, needs_dsn=needs_dsn)
         return sub
@@ -412,7 +462,19 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--to", metavar="ID", help="roll back every migration applied after this one")
     yes(rollback, "roll back")
     json_output(rollback)
-    json_output(command("status", "list migrations, applied and pending, then a summary line", _cmd_status))
+    json_output(
+        command(
+            "status",
+            "list migrations, applied (and when) or pending, then a summary line",
+            _cmd_status,
+            aliases=["history"],
+        )
+    )
+    json_output(
+        command(
+            "current", "the newest applied migration ('none' before the first), and how many are pending", _cmd_current
+        )
+    )
     json_output(command("check", f"exit {EXIT_PENDING} when migrations are pending (CI gates, probes)", _cmd_check))
     for name, handler, text in (
         ("mark", _cmd_mark, "record migrations as applied without running them"),
@@ -536,6 +598,7 @@ def configure_logging(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args)
+    args.dsn_source = "--dsn" if args.dsn else f"${DSN_ENV}"  # named where a command's error needs it
     args.dsn = args.dsn or os.environ.get(DSN_ENV) or None
     try:
         if args.needs_dsn and args.dsn is None:

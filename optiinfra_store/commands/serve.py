@@ -9,7 +9,7 @@ import logging
 import secrets
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -21,6 +21,7 @@ from optiinfra_store.api.models import DemoCustomer
 from optiinfra_store.api.protocol import bounded_protocol
 from optiinfra_store.api.settings import DEFAULTS, Settings
 from optiinfra_store.commands import embedded
+from optiinfra_store.connection.dsn import redact
 from optiinfra_store.errors import ConfigurationError
 from optiinfra_store.store import Store
 
@@ -57,19 +58,25 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _configure_logging() -> None:
+def _configure_logging(level: int) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     for name in ("optiinfra_store.api", "optiinfra_store.api.access"):
         logger = logging.getLogger(name)
         if not logger.handlers:
             logger.addHandler(handler)
-            logger.setLevel(logging.INFO)
+            logger.setLevel(level)
             logger.propagate = False
 
 
 async def _serve(
-    dsn: str, host: str, port: int, settings: Settings, verifier: TokenVerifier, demo_secret: str | None
+    dsn: str,
+    host: str,
+    port: int,
+    settings: Settings,
+    verifier: TokenVerifier,
+    demo_secret: str | None,
+    say: Callable[[str], None],
 ) -> None:
     async with Store.connect(
         dsn, min_size=1, max_size=settings.pool_max_size, command_timeout=settings.command_timeout
@@ -84,9 +91,9 @@ async def _serve(
         app = create_app(store, verifier, settings=settings, demo_customers=demo, trusted_hosts=hosts)
         server = _Server(server_config(app, host, port, settings))
         server.stop_streams = lambda: asyncio.get_running_loop().create_task(app.state.service.close_streams())
-        print(f"serving the workflow history on http://{host}:{port}/", flush=True)
+        say(f"serving the workflow history on http://{host}:{port}/")
         for entry in demo:
-            print(f"  token for {entry.name} ({entry.customer_id}):\n    {entry.token}", flush=True)
+            say(f"  token for {entry.name} ({entry.customer_id}):\n    {entry.token}")
         await server.serve()
 
 
@@ -107,25 +114,48 @@ def server_config(app: Any, host: str, port: int, settings: Settings = DEFAULTS)
 
 
 @contextlib.contextmanager
-def _demo_database(data_dir: str | None) -> Iterator[str]:
+def _demo_database(data_dir: str | None, say: Callable[[str], None]) -> Iterator[str]:
     if not embedded.available():
         raise ConfigurationError(embedded.INSTALL_HINT)
-    print("starting embedded PostgreSQL with the demo data ...", flush=True)
+    say("starting embedded PostgreSQL with the demo data ...")
     with embedded.embedded_server(data_dir) as dsn:
         migrations.apply(dsn)
         seed.load(dsn)
         yield dsn
 
 
-def serve(dsn: str | None, host: str, port: int, data_dir: str | None = None) -> None:
+def serve(
+    dsn: str | None,
+    host: str,
+    port: int,
+    data_dir: str | None = None,
+    *,
+    dsn_source: str | None = None,
+    quiet: bool = False,
+    log_level: int | None = None,
+) -> None:
     """Serve `dsn`, with the settings of the environment (read here, once), or the embedded demo
     when it is None: then tokens are printed for each seeded customer, signed with a secret made
     for this run (the environment's OPTIINFRA_JWT_* are not read), and only a loopback address is
-    accepted (the page hands out those tokens)."""
-    _configure_logging()
+    accepted (the page hands out those tokens).
+
+    `dsn_source` (`--dsn`, `$OPTIINFRA_DATABASE_URL`) is named when the settings refuse to serve
+    `dsn`. `quiet` prints nothing on stdout; the service's logs (the access log is INFO) are at
+    `log_level`, by default INFO, or ERROR when quiet. Raises ConfigurationError."""
+    _configure_logging(log_level or (logging.ERROR if quiet else logging.INFO))
+
+    def say(line: str) -> None:
+        if not quiet:
+            print(line, flush=True)
+
     if dsn is not None:
-        settings = Settings.from_environ()
-        asyncio.run(_serve(dsn, host, port, settings, TokenVerifier.from_settings(settings), None))
+        try:
+            settings = Settings.from_environ()
+            verifier = TokenVerifier.from_settings(settings)
+        except ConfigurationError as exc:
+            given = f" (from {dsn_source}; without a DSN, serve runs the embedded demo)" if dsn_source else ""
+            raise ConfigurationError(f"cannot serve {redact(dsn)}{given}: {exc}") from None
+        asyncio.run(_serve(dsn, host, port, settings, verifier, None, say))
         return
     if not _loopback(host):
         raise ConfigurationError(
@@ -133,5 +163,5 @@ def serve(dsn: str | None, host: str, port: int, data_dir: str | None = None) ->
         )
     # a secret of its own, never the service's: the tokens it hands out must not work elsewhere
     secret = secrets.token_urlsafe(32)
-    with _demo_database(data_dir) as demo_dsn:
-        asyncio.run(_serve(demo_dsn, host, port, DEFAULTS, TokenVerifier.hs256(secret), secret))
+    with _demo_database(data_dir, say) as demo_dsn:
+        asyncio.run(_serve(demo_dsn, host, port, DEFAULTS, TokenVerifier.hs256(secret), secret, say))

@@ -110,7 +110,12 @@ def optional_text(value: Any, name: str, *, max_length: int | None = None) -> st
 
 
 def audit(actor: Any, reason: Any) -> tuple[str | None, dict[str, Any] | None]:
-    """The (actor, reason) a transition records in workflow_transitions."""
+    """The (actor, reason) a transition records in workflow_transitions: the reason a dict as
+    given, or a string as {"message": reason}; InvalidArgument for anything else."""
+    if isinstance(reason, str):
+        reason = {"message": reason}
+    elif reason is not None and not isinstance(reason, dict):
+        raise InvalidArgument(f"reason must be a string or a dict, got {type(reason).__name__}")
     return optional_text(actor, "actor", max_length=255), optional_object(reason, "reason")
 
 
@@ -363,12 +368,13 @@ class Finishing(Repository[R]):
         output_data: JsonObject | None = None,
         *,
         actor: str | None = None,
-        reason: JsonObject | None = None,
+        reason: str | JsonObject | None = None,
     ) -> R:
         """running -> completed; sets completed_at and, if given, output_data.
         Raises NotFound, InvalidTransition (of two concurrent completes, one gets it).
 
-        Every transition takes an optional `actor` and `reason`, recorded in the audit trail."""
+        Every transition takes an optional `actor` (who) and `reason` (why: a dict, or a string,
+        recorded as {"message": reason}), recorded in the audit trail; InvalidArgument otherwise."""
         return await self._finish(id, "completed", output_data, None, actor, reason)
 
     async def fail(
@@ -377,7 +383,7 @@ class Finishing(Repository[R]):
         error_details: JsonObject | None = None,
         *,
         actor: str | None = None,
-        reason: JsonObject | None = None,
+        reason: str | JsonObject | None = None,
     ) -> R:
         """running -> failed; sets completed_at and, if given, error_details.
         Raises NotFound, InvalidTransition."""

@@ -114,11 +114,12 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         return await self._update_versioned(id, data, expected_version)
 
     async def start(
-        self, id: UUID | str, *, actor: str | None = None, reason: JsonObject | None = None
+        self, id: UUID | str, *, actor: str | None = None, reason: str | JsonObject | None = None
     ) -> WorkflowExecution:
         """pending -> running; sets started_at. Raises NotFound, InvalidTransition.
 
-        Every transition takes an optional `actor` and `reason`, recorded in the audit trail."""
+        Every transition takes an optional `actor` (who) and `reason` (why: a dict, or a string,
+        recorded as {"message": reason}), recorded in the audit trail; InvalidArgument otherwise."""
         return await self._move(self._q.start, id, WorkflowStatus.RUNNING, actor, reason)
 
     async def cancel(
@@ -137,7 +138,7 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         error_details: JsonObject | None = None,
         *,
         actor: str | None = None,
-        reason: JsonObject | None = None,
+        reason: str | JsonObject | None = None,
     ) -> WorkflowExecution:
         """running -> timeout; sets completed_at and, if given, error_details."""
         return await self._finish(id, WorkflowStatus.TIMEOUT, None, error_details, actor, reason)

@@ -51,20 +51,23 @@ class WorkflowSteps(Finishing[WorkflowStep], table="workflow_steps"):
         return await self._page(self._q.list, filters, limit, cursor, "step_order")
 
     async def start(
-        self, id: UUID | str, *, actor: str | None = None, reason: JsonObject | None = None
+        self, id: UUID | str, *, actor: str | None = None, reason: str | JsonObject | None = None
     ) -> WorkflowStep:
         """pending or retrying -> running; started_at set on the first start.
         Raises NotFound, InvalidTransition.
 
-        Every transition takes an optional `actor` and `reason`, recorded in the audit trail."""
+        Every transition takes an optional `actor` (who) and `reason` (why: a dict, or a string,
+        recorded as {"message": reason}), recorded in the audit trail; InvalidArgument otherwise."""
         return await self._move(self._q.start, id, StepStatus.RUNNING, actor, reason)
 
-    async def skip(self, id: UUID | str, *, actor: str | None = None, reason: JsonObject | None = None) -> WorkflowStep:
+    async def skip(
+        self, id: UUID | str, *, actor: str | None = None, reason: str | JsonObject | None = None
+    ) -> WorkflowStep:
         """pending -> skipped."""
         return await self._move(self._q.skip, id, StepStatus.SKIPPED, actor, reason)
 
     async def retry(
-        self, id: UUID | str, *, actor: str | None = None, reason: JsonObject | None = None
+        self, id: UUID | str, *, actor: str | None = None, reason: str | JsonObject | None = None
     ) -> WorkflowStep:
         """failed or running -> retrying, incrementing retry_count.
         Raises RetriesExhausted when retry_count already equals max_retries, else

@@ -4,6 +4,9 @@ with this document; these keep its main promises in the normal suite."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import httpx
 import pytest
 from pydantic import ValidationError
@@ -98,3 +101,11 @@ async def test_openapi__an_answer_that_drifts_from_its_declared_model_is_caught(
         await check(httpx.Response(200, json={**me, "token": "..."}, request=request))
     with pytest.raises(ValidationError):
         await check(httpx.Response(401, json={"title": "Unauthorized"}, request=request, headers=PROBLEM_TYPE))
+
+
+async def test_openapi__the_readme_lists_every_route(document):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## The workflow-history service (HTTP)", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ", 1)[0] for line in section.splitlines() if line.startswith("| `GET ")]
+    listed = {route for row in rows for route in re.findall(r"`(GET [^`]+)`", row)}
+    assert listed == {name for name, _ in operations(document)} | {"GET /openapi.json"}

@@ -132,6 +132,30 @@ def test_serve__the_demo_refuses_a_public_address_and_a_service_refuses_to_start
     assert "Traceback" not in keyless.stderr
 
 
+def test_serve__without_a_key_names_the_database_where_it_came_from_and_what_to_set():
+    """An exported OPTIINFRA_DATABASE_URL turns `serve` from the demo into the service, which needs a key."""
+    dsn = "postgresql://ops:hunter2@db.example:5432/optiinfra"
+    shown = "postgresql://ops:***@db.example:5432/optiinfra"
+    for args, env, source in (
+        ([], cli_env(OPTIINFRA_DATABASE_URL=dsn), "$OPTIINFRA_DATABASE_URL"),
+        (["--dsn", dsn], cli_env(), "--dsn"),
+    ):
+        done = subprocess.run([*CLI, "serve", *args], env=env, capture_output=True, text=True)
+        assert (done.returncode, done.stdout) == (1, "")
+        assert done.stderr == (
+            f"optiinfra-store serve: error: cannot serve {shown} (from {source}; without a DSN, serve runs the "
+            "embedded demo): no way to check tokens: set OPTIINFRA_JWT_SECRET (HS256, at least 32 bytes) or "
+            "OPTIINFRA_JWT_PUBLIC_KEY (a PEM file with an RSA or P-256 public key)\n"
+        )
+
+
+def test_serve__quiet_prints_nothing_and_logs_no_requests(api_dsn):
+    port = free_port()
+    with serving(["-q", "--dsn", api_dsn], cli_env(OPTIINFRA_JWT_SECRET=JWT_SECRET), port) as process:
+        assert httpx.get(f"http://127.0.0.1:{port}/api/me").status_code == 401
+        assert stop(process) == ("", "")
+
+
 def test_token__a_ttl_beyond_the_maximum_lifetime_is_refused():
     args = [*CLI, "token", "--customer", TECHSTART, "--ttl", str(24 * 3600 + 1)]
     refused = subprocess.run(args, env=cli_env(OPTIINFRA_JWT_SECRET=JWT_SECRET), capture_output=True, text=True)

@@ -58,6 +58,29 @@ async def test_history__every_change_oldest_first_with_actor_and_reason(store, a
     assert cancelled.error_details == {"error_type": "Cancelled", "reason": "operator stopped it"}
 
 
+async def test_history__a_string_reason_is_recorded_as_a_message(store, agent, customer):
+    execution = await store.workflow_executions.create(
+        WorkflowExecutionCreate(agent_id=agent.id, customer_id=customer.id, workflow_type=WorkflowType.HEALTH_CHECK)
+    )
+    step = await store.workflow_steps.create(
+        WorkflowStepCreate(workflow_execution_id=execution.id, step_name="probe", step_order=1)
+    )
+    await store.workflow_executions.start(execution.id, reason="nightly run")
+    await store.workflow_steps.start(step.id, reason="")
+    await store.workflow_steps.fail(step.id, reason={"threshold": 0.85})  # a dict as before
+    await store.workflow_steps.retry(step.id, reason="transient: 503 from the metrics API")
+    await store.workflow_executions.time_out(execution.id, reason="no heartbeat for 10m")
+    assert [t.reason for t in await store.workflow_executions.history(execution.id)] == [
+        None,  # created, the execution and its step
+        None,
+        {"message": "nightly run"},
+        {"message": ""},
+        {"threshold": 0.85},
+        {"message": "transient: 503 from the metrics API"},
+        {"message": "no heartbeat for 10m"},
+    ]
+
+
 async def test_history__refused_transition_records_nothing(store, agent, customer):
     execution, _ = await run_workflow(store, agent, customer)
     before = await store.workflow_executions.history(execution.id)
@@ -121,8 +144,11 @@ async def test_history__bad_actor_or_reason_refused_before_sql(store, agent, cus
     )
     with pytest.raises(InvalidArgument, match="actor"):
         await store.workflow_executions.start(execution.id, actor="x" * 256)
+    for reason in (["not", "a", "dict"], b"bytes", 7):
+        with pytest.raises(InvalidArgument, match=f"reason must be a string or a dict, got {type(reason).__name__}"):
+            await store.workflow_executions.start(execution.id, reason=reason)
     with pytest.raises(InvalidArgument, match="reason"):
-        await store.workflow_executions.start(execution.id, reason=["not", "a", "dict"])
+        await store.workflow_executions.start(execution.id, reason="nul \x00 inside")
     assert len(await store.workflow_executions.history(execution.id)) == 1
     with pytest.raises(NotFound):
         await store.workflow_executions.history(uuid.uuid4())

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
-from optiinfra_store import Store
+from optiinfra_store import Store, migrations
 from optiinfra_store.commands import cli, embedded
 from optiinfra_store.connection.dsn import DSN_ENV
 from optiinfra_store.crypto.secrets import SECRET_KEY_ENV, SecretKeys
@@ -160,3 +161,62 @@ def test_cli__rotate_key_moves_every_sensitive_config_to_the_newest_key(scratch_
         assert conn.execute("SELECT DISTINCT secret_key_id FROM agent_configs").fetchall() == [
             (SecretKeys(["new"]).newest_id,)
         ]
+
+
+def test_cli__current_says_the_newest_applied_migration_and_history_is_status(scratch_dsn, capsys):
+    assert run(capsys, "current", "--dsn", scratch_dsn)[:2] == (0, f"none ({len(IDS)} pending)\n")
+    assert json.loads(run(capsys, "current", "--json", "--dsn", scratch_dsn)[1]) == {
+        "migration": None,
+        "applied_at": None,
+        "current": False,
+        "pending": IDS,
+    }
+    run(capsys, "migrate", "--to", IDS[3], "--dsn", scratch_dsn)
+    assert run(capsys, "current", "--dsn", scratch_dsn)[1] == f"{IDS[3]} ({len(IDS) - 4} pending)\n"
+    run(capsys, "migrate", "--dsn", scratch_dsn)
+    assert run(capsys, "current", "--dsn", scratch_dsn)[1] == f"{IDS[-1]} (up to date)\n"
+    current = json.loads(run(capsys, "current", "--json", "--dsn", scratch_dsn)[1])
+    assert (current["migration"], current["current"], current["pending"]) == (IDS[-1], True, [])
+    assert current["applied_at"] == str(migrations.status(scratch_dsn)[-1].applied_at)
+    assert run(capsys, "history", "--dsn", scratch_dsn) == run(capsys, "status", "--dsn", scratch_dsn)
+
+
+def test_cli__quiet_prints_errors_and_what_was_asked_for_only(scratch_dsn, capsys, monkeypatch):
+    def quiet(*argv: str) -> tuple[int, str, str]:
+        return run(capsys, *argv, "-q", "--dsn", scratch_dsn)
+
+    # what was done: nothing on either stream
+    for argv in (
+        ("migrate",),
+        ("seed",),
+        ("maintain",),
+        ("purge", "--older-than", "90d", "--yes"),
+        ("rollback", "--yes"),
+        ("unmark", IDS[-1]),
+        ("mark", IDS[-1]),
+        ("break-lock", "--yes"),
+    ):
+        assert quiet(*argv) == (0, "", ""), argv
+    assert quiet("check") == (0, "", "")  # its exit status says it
+    run(capsys, "rollback", "--yes", "--dsn", scratch_dsn)
+    assert quiet("check") == (cli.EXIT_PENDING, "", "")
+    run(capsys, "migrate", "--dsn", scratch_dsn)
+    # --json is asked for
+    assert json.loads(quiet("migrate", "--json")[1]) == {"applied": []}
+    # the answers asked for
+    for argv in (("status",), ("current",), ("stats",), ("purge", "--older-than", "90d", "--dry-run")):
+        code, out, err = quiet(*argv)
+        assert code == 0 and err == "" and out == run(capsys, *argv, "--dsn", scratch_dsn)[1] != "", argv
+    monkeypatch.setenv(SECRET_KEY_ENV, "new")
+    assert quiet("rotate-key", "--dry-run") == (
+        0,
+        "0 sensitive configs are not yet encrypted under the newest key\n",
+        "",
+    )
+    assert quiet("rotate-key") == (0, "", "")
+    monkeypatch.setenv("OPTIINFRA_JWT_SECRET", "s" * 32)
+    code, token, _ = quiet("token", "--customer", "c1000000-0000-4000-8000-000000000001")
+    assert code == 0 and token.count(".") == 2
+    # errors
+    code, out, err = quiet("rollback")  # no terminal to ask on, no --yes
+    assert code == 1 and out == "" and "pass --yes" in err

@@ -1006,8 +1006,8 @@ def _transitioned(payload_field: str | None):
         last = history[-1]
         assert (last.actor, last.to_status) == (kwargs.get("actor"), str(row.status))
         reason = kwargs.get("reason")
-        if payload_field == "cancel" and isinstance(reason, str):
-            reason = {"reason": reason}
+        if isinstance(reason, str):  # cancel's reason goes to error_details too, under its own name
+            reason = {"reason" if payload_field == "cancel" else "message": reason}
         assert same(last.reason, reason) if reason is not None else last.reason is None
         if payload_field in ("output_data", "error_details") and kwargs.get(payload_field) is not None:
             assert same(getattr(row, payload_field), kwargs[payload_field])
