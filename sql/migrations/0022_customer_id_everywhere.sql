@@ -9,14 +9,16 @@
 -- must include the distribution column.
 --
 -- The store's inserts need not name the column: a BEFORE INSERT trigger fills it from the parent
--- (as the foreign key's owner would see it: a missing parent is a foreign-key violation of the key
--- it replaces, under the same name). Code of an earlier release keeps working.
+-- (a missing parent is a foreign-key violation of the key it replaces, under the same name; a
+-- confined caller's is refused by row-level security, as before). Code of an earlier release
+-- keeps working.
 --
--- Online: the columns are nullable at first (no rewrite); rows are filled in batches of 5,000 by
--- id, each batch in its own short transaction (which holds the table against other writers, not
--- readers, for the length of one batch: its triggers for updated_at, the rollups and the
--- append-only trail are switched off inside it, since filling the column changes nothing they
--- track); keys are built CONCURRENTLY; constraints are added NOT VALID and validated beside
+-- Online: the columns are nullable at first (no rewrite); rows are filled in batches of 1,000 by
+-- id, each in its own short transaction, which holds the table against other writers (not
+-- readers) for the length of the batch: its triggers for updated_at, the rollups and the
+-- append-only trail are off inside it, since filling the column changes nothing they track.
+-- Writers of the table being filled wait for each batch, tens of milliseconds, while that table
+-- is filled. Keys are built CONCURRENTLY; constraints are added NOT VALID and validated beside
 -- writers; NOT NULL comes from a validated CHECK; every lock is taken under lock_timeout. Every
 -- step can run again after a failure (an index left invalid by a failed build: DROP INDEX
 -- CONCURRENTLY it, then run this again).
@@ -31,14 +33,16 @@ ALTER TABLE workflow_artifacts ADD COLUMN IF NOT EXISTS customer_id uuid;
 ALTER TABLE workflow_transitions ADD COLUMN IF NOT EXISTS customer_id uuid;
 
 -- The customer of a new row that names none, from its parent; TG_ARGV[0]: the foreign key to
--- name when there is no parent. SECURITY DEFINER: it sees the parent as the foreign key does, so a
--- confined caller naming another customer's parent meets the row-level security check, as before.
+-- name when there is no parent. It reads the parent as its caller may: under row-level security (a
+-- confined caller) a parent of another customer's is as invisible as one that does not exist, and
+-- both are left to the policy, which refuses the row alike (as before this migration: naming
+-- another customer's parent must not answer differently from naming none).
 CREATE OR REPLACE FUNCTION optiinfra_customer_of_recommendation() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     IF NEW.customer_id IS NULL THEN
         SELECT r.customer_id INTO NEW.customer_id FROM recommendations r WHERE r.id = NEW.recommendation_id;
-        IF NOT FOUND THEN
+        IF NOT FOUND AND NOT row_security_active(TG_RELID) THEN
             RAISE EXCEPTION 'insert on table "%" violates foreign key constraint "%"', TG_TABLE_NAME, TG_ARGV[0]
                 USING ERRCODE = 'foreign_key_violation', CONSTRAINT = TG_ARGV[0], TABLE = TG_TABLE_NAME,
                       DETAIL = format('Key (recommendation_id)=(%s) is not present in table "recommendations".',
@@ -51,11 +55,11 @@ $$;
 REVOKE ALL ON FUNCTION optiinfra_customer_of_recommendation() FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION optiinfra_customer_of_execution() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     IF NEW.customer_id IS NULL THEN
         SELECT e.customer_id INTO NEW.customer_id FROM workflow_executions e WHERE e.id = NEW.workflow_execution_id;
-        IF NOT FOUND THEN
+        IF NOT FOUND AND NOT row_security_active(TG_RELID) THEN
             RAISE EXCEPTION 'insert on table "%" violates foreign key constraint "%"', TG_TABLE_NAME, TG_ARGV[0]
                 USING ERRCODE = 'foreign_key_violation', CONSTRAINT = TG_ARGV[0], TABLE = TG_TABLE_NAME,
                       DETAIL = format('Key (workflow_execution_id)=(%s) is not present in table "workflow_executions".',
@@ -127,7 +131,9 @@ BEGIN
 END;
 $$;
 
--- The parents' keys with their customer, for the foreign keys below.
+-- The parents' keys with their customer, for the foreign keys below. Built beside writers; a build
+-- waits for transactions older than it, which blocks no one, so without lock_timeout.
+SET lock_timeout = 0;
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS recommendations_id_customer_id_key
     ON recommendations (id, customer_id);
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS approvals_id_recommendation_id_customer_id_key
@@ -136,6 +142,8 @@ CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS workflow_executions_id_customer_i
     ON workflow_executions (id, customer_id);
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS workflow_steps_id_execution_id_customer_id_key
     ON workflow_steps (id, workflow_execution_id, customer_id);
+
+SET lock_timeout = '5s';
 
 DO $$
 BEGIN
@@ -225,11 +233,13 @@ BEGIN
 END;
 $$;
 
--- Fill the existing rows in batches of 5,000 by id (each batch read through the primary key, so the
+-- Fill the existing rows in batches of 1,000 by id (each batch read through the primary key, so the
 -- work grows with the table, not with its square), each batch committed on its own with the
 -- table's triggers for updated_at, the rollups and the append-only trail off inside it: filling
 -- the column changes nothing they track. Disabling a trigger holds the table against writers (not
--- readers) until the batch commits.
+-- readers) until the batch commits. A batch waits at most 100 ms for a lock, then gives way and
+-- is tried again: holding the table while waiting for a parent row that a writer holds (a purge
+-- deleting an execution, whose cascade then waits for this table) would be a deadlock.
 DO $$
 DECLARE
     k record;
@@ -237,6 +247,7 @@ DECLARE
     lo text;
     hi text;
     trigger_name text;
+    done boolean;
 BEGIN
     FOR k IN SELECT * FROM (VALUES
         ('approvals', 'recommendations', 'recommendation_id', ARRAY['approvals_set_updated_at']),
@@ -252,22 +263,32 @@ BEGIN
         lo := NULL;
         LOOP
             EXECUTE format('SELECT b.id::text FROM (SELECT id FROM %I WHERE $1::text IS NULL OR id > $1::%s '
-                           'ORDER BY id LIMIT 5000) AS b ORDER BY b.id DESC LIMIT 1', k.tab, id_type)
+                           'ORDER BY id LIMIT 1000) AS b ORDER BY b.id DESC LIMIT 1', k.tab, id_type)
                 INTO hi USING lo;
             EXIT WHEN hi IS NULL;
-            FOREACH trigger_name IN ARRAY k.triggers LOOP
-                EXECUTE format('ALTER TABLE %I DISABLE TRIGGER %I', k.tab, trigger_name);
-            END LOOP;
-            EXECUTE format('UPDATE %1$I c SET customer_id = p.customer_id FROM %2$I p '
-                           'WHERE p.id = c.%3$I AND c.customer_id IS NULL '
-                           'AND ($1::text IS NULL OR c.id > $1::%4$s) AND c.id <= $2::%4$s',
-                           k.tab, k.parent, k.parent_id, id_type)
-                USING lo, hi;
-            FOREACH trigger_name IN ARRAY k.triggers LOOP
-                EXECUTE format('ALTER TABLE %I ENABLE TRIGGER %I', k.tab, trigger_name);
-            END LOOP;
+            BEGIN
+                PERFORM set_config('lock_timeout', '100ms', true);
+                FOREACH trigger_name IN ARRAY k.triggers LOOP
+                    EXECUTE format('ALTER TABLE %I DISABLE TRIGGER %I', k.tab, trigger_name);
+                END LOOP;
+                EXECUTE format('UPDATE %1$I c SET customer_id = p.customer_id FROM %2$I p '
+                               'WHERE p.id = c.%3$I AND c.customer_id IS NULL '
+                               'AND ($1::text IS NULL OR c.id > $1::%4$s) AND c.id <= $2::%4$s',
+                               k.tab, k.parent, k.parent_id, id_type)
+                    USING lo, hi;
+                FOREACH trigger_name IN ARRAY k.triggers LOOP
+                    EXECUTE format('ALTER TABLE %I ENABLE TRIGGER %I', k.tab, trigger_name);
+                END LOOP;
+                done := true;
+            EXCEPTION WHEN lock_not_available THEN
+                done := false;  -- the batch is undone, its triggers on again; tried again below
+            END;
             COMMIT;
-            lo := hi;
+            IF done THEN
+                lo := hi;
+            ELSE
+                PERFORM pg_sleep(0.05);
+            END IF;
         END LOOP;
     END LOOP;
 END;

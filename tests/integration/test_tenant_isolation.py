@@ -310,6 +310,22 @@ async def test_writing_into_another_customer__access_denied(pool, store, tenants
         assert await getattr(store, name).count() == count
 
 
+async def test_writing_under_a_parent__another_customers_answers_as_one_that_does_not_exist(pool, tenants):
+    """A child row under another customer's parent is refused exactly as one under a parent that
+    does not exist: the refusal tells a confined caller nothing about the other customer's ids."""
+    mine, theirs = tenants
+    acme = pool.for_customer(mine.customer.id)
+    for parent in (theirs.execution.id, uuid4()):
+        with pytest.raises(AccessDenied) as refused:
+            await acme.workflow_steps.create(
+                WorkflowStepCreate(workflow_execution_id=parent, step_name="probe", step_order=1)
+            )
+        assert str(parent) not in str(refused.value)
+    for parent in (theirs.recommendation.id, uuid4()):
+        with pytest.raises(AccessDenied):
+            await acme.approvals.create(ApprovalCreate(recommendation_id=parent))
+
+
 async def test_shared_agent__cannot_be_deleted_by_the_application_role(pool, app_store, store, tenants):
     # a deletion would cascade into every customer's executions, past row-level security
     mine, theirs = tenants

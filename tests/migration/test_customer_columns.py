@@ -58,11 +58,20 @@ def test_apply__fills_every_row_from_its_parent_and_changes_nothing_else(scratch
 
 def test_apply__beside_writers_of_the_previous_release(scratch_dsn):
     """Code of the previous release keeps writing while the migration runs (executions, steps,
-    their transitions): nothing it does fails or deadlocks, and every row has its customer after."""
+    their transitions, and a purge deleting old executions with their steps and trail, the rows
+    the fill reaches first): nothing it does fails or deadlocks, and every row has its customer."""
     migrations.apply(scratch_dsn, to=BEFORE)
     seed.load(scratch_dsn)
     with psycopg.connect(scratch_dsn) as c:
         customer, agent = c.execute("SELECT customer_id, agent_id FROM workflow_executions LIMIT 1").fetchone()
+        # enough rows for several batches of every child, and old executions for the purge to take
+        c.execute(
+            "WITH x AS (INSERT INTO workflow_executions (agent_id, customer_id, workflow_type) "
+            "SELECT %s, %s, 'resource_optimization' FROM generate_series(1, 600) RETURNING id) "
+            "INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order) "
+            "SELECT x.id, 's', n FROM x, generate_series(1, 4) n",
+            (agent, customer),
+        )
     stop, errors, written = threading.Event(), [], [0, 0]
 
     def write(worker: int) -> None:
@@ -85,7 +94,19 @@ def test_apply__beside_writers_of_the_previous_release(scratch_dsn):
                 except psycopg.Error as exc:  # pragma: no cover - the failure this test looks for
                     errors.append(exc)
 
-    writers = [threading.Thread(target=write, args=(n,)) for n in range(2)]
+    def purge() -> None:  # deletes old executions, their steps and trail by cascade, as purge does
+        with psycopg.connect(scratch_dsn, autocommit=True) as c:
+            while not stop.is_set():
+                try:
+                    with c.transaction():
+                        c.execute(
+                            "DELETE FROM workflow_executions WHERE id IN (SELECT id FROM workflow_executions "
+                            "WHERE workflow_type = 'resource_optimization' ORDER BY id LIMIT 5 FOR UPDATE SKIP LOCKED)"
+                        )
+                except psycopg.Error as exc:  # pragma: no cover - the failure this test looks for
+                    errors.append(exc)
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(2)] + [threading.Thread(target=purge)]
     for writer in writers:
         writer.start()
     try:
