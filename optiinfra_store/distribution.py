@@ -22,6 +22,8 @@ All of it is one transaction: it ends distributed, or as it was. Running it agai
 
 from __future__ import annotations
 
+import contextlib
+
 import psycopg
 
 from optiinfra_store import migrations
@@ -67,19 +69,22 @@ def distribute(dsn: str | None = None) -> list[str]:
     refuses (nothing is changed then).
     """
     resolved = resolve_dsn(dsn)
-    with _connect(resolved) as conn:
+    with contextlib.closing(_connect(resolved)) as conn:  # closing: whatever is left open rolls back
         try:
             _check(conn, resolved)
             conn.execute(_q.define)
-            done = [
-                line
-                for (line,) in conn.execute(_q.distribute, (sorted(migrations.YOYO_TABLES), ANCHOR, list(BY_AGENT)))
-            ]
-        except psycopg.OperationalError as exc:
-            conn.rollback()
-            raise StoreUnavailable(f"distributing stopped, nothing was changed: {redact(first_line(exc))}") from exc
+            rows = conn.execute(_q.distribute, (sorted(migrations.YOYO_TABLES), ANCHOR, list(BY_AGENT))).fetchall()
         except psycopg.Error as exc:
-            conn.rollback()
+            with contextlib.suppress(psycopg.Error):  # on a lost connection the server rolled back itself
+                conn.rollback()
+            if isinstance(exc, psycopg.OperationalError):
+                raise StoreUnavailable(f"distributing stopped, nothing was changed: {redact(first_line(exc))}") from exc
             raise MigrationError(f"distributing failed, nothing was changed: {first_line(exc)}") from exc
-        conn.commit()
-    return done
+        try:
+            conn.commit()
+        except psycopg.Error as exc:
+            raise StoreUnavailable(
+                "the connection failed while committing, so whether the schema was distributed is not known "
+                f"({redact(first_line(exc))}): run distribute again, it finishes what is not done"
+            ) from exc
+    return [line for (line,) in rows]

@@ -27,7 +27,10 @@ BEGIN
       FROM pg_class c
      WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
        AND c.relname <> ALL (skip)
-       AND NOT EXISTS (SELECT FROM pg_dist_partition d WHERE d.logicalrelid = c.oid);
+       -- placed as planned already: distributed ('h'), or a reference table ('n' replicated to every
+       -- node, 't'); a table Citus made a coordinator-only table on its own ('n', 's') is not
+       AND NOT EXISTS (SELECT FROM pg_dist_partition d
+                        WHERE d.logicalrelid = c.oid AND (d.partmethod = 'h' OR d.repmodel = 't'));
     IF NOT EXISTS (SELECT FROM optiinfra_placement) THEN
         RETURN;
     END IF;
@@ -41,7 +44,9 @@ BEGIN
            pg_get_constraintdef(con.oid) AS definition
       FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
      WHERE con.contype = 'f' AND c.relnamespace = 'public'::regnamespace AND NOT c.relispartition
-       AND c.relname <> ALL (skip);
+       AND c.relname <> ALL (skip)
+       AND (c.relname IN (SELECT tab FROM optiinfra_placement)
+            OR con.confrelid::regclass::text IN (SELECT tab FROM optiinfra_placement));
     FOR k IN SELECT * FROM optiinfra_foreign_keys ORDER BY tab, name LOOP
         EXECUTE format('ALTER TABLE %I DROP CONSTRAINT %I', k.tab, k.name);
     END LOOP;
@@ -75,14 +80,16 @@ BEGIN
         END LOOP;
     END LOOP;
 
-    -- off while the rows are copied into the shards (a step copied must not write its trail again)
+    -- off while the rows are copied into the shards (a step copied must not write its trail again),
+    -- then back as each was (on, ALWAYS or REPLICA)
     CREATE TEMP TABLE optiinfra_triggers ON COMMIT DROP AS
-    SELECT g.tgrelid::regclass::text AS tab, g.tgname::text AS name
+    SELECT g.tgrelid::regclass::text AS tab, g.tgname::text AS name,
+           CASE g.tgenabled WHEN 'A' THEN 'ENABLE ALWAYS' WHEN 'R' THEN 'ENABLE REPLICA' ELSE 'ENABLE' END AS mode
       FROM pg_trigger g
-     WHERE NOT g.tgisinternal AND g.tgenabled = 'O' AND g.tgparentid = 0
+     WHERE NOT g.tgisinternal AND g.tgenabled <> 'D' AND g.tgparentid = 0
        AND g.tgrelid::regclass::text IN (SELECT tab FROM optiinfra_placement);
-    FOR t IN SELECT DISTINCT tab FROM optiinfra_triggers ORDER BY tab LOOP
-        EXECUTE format('ALTER TABLE %I DISABLE TRIGGER USER', t.tab);
+    FOR k IN SELECT * FROM optiinfra_triggers ORDER BY tab, name LOOP
+        EXECUTE format('ALTER TABLE %I DISABLE TRIGGER %I', k.tab, k.name);
     END LOOP;
 
     FOR t IN SELECT * FROM optiinfra_placement ORDER BY after_anchor, tab LOOP
@@ -97,7 +104,7 @@ BEGIN
     END LOOP;
 
     FOR k IN SELECT * FROM optiinfra_triggers ORDER BY tab, name LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE TRIGGER %I', k.tab, k.name);
+        EXECUTE format('ALTER TABLE %I %s TRIGGER %I', k.tab, k.mode, k.name);
     END LOOP;
     FOR k IN SELECT f.tab, f.name, f.definition, dt.partmethod AS tab_method, dp.partmethod AS parent_method
                FROM optiinfra_foreign_keys f

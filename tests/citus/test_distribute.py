@@ -7,7 +7,7 @@ import pytest
 
 from optiinfra_store import distribution, migrations, seed
 from optiinfra_store.commands.cli import main
-from optiinfra_store.errors import SchemaNotMigrated
+from optiinfra_store.errors import MigrationError, SchemaNotMigrated
 
 OWNED_BY_CUSTOMER = {
     "events", "recommendations", "approvals", "optimizations", "workflow_executions", "workflow_steps",
@@ -115,3 +115,34 @@ def test_transition_trigger__on_a_shard_records_the_steps_execution(scratch_dsn)
         ).fetchall()
         c.rollback()
     assert trail == [(execution, step, customer, "pending")]
+
+
+def test_distribute__again_after_a_later_table_places_it_and_keeps_trigger_modes(scratch_dsn):
+    migrations.apply(scratch_dsn)
+    with psycopg.connect(scratch_dsn, autocommit=True) as c:  # a trigger an operator set to fire always
+        c.execute("ALTER TABLE events ENABLE ALWAYS TRIGGER events_set_updated_at")
+    distribution.distribute(scratch_dsn)
+    with psycopg.connect(scratch_dsn, autocommit=True) as c:
+        assert c.execute("SELECT tgenabled FROM pg_trigger WHERE tgname = 'events_set_updated_at'").fetchone() == ("A",)
+        # a later table of customers' rows; pointing at a reference table, Citus keeps it on the
+        # coordinator by itself until it is distributed
+        c.execute(
+            "CREATE TABLE later_notes (id uuid PRIMARY KEY DEFAULT optiinfra_uuid7(), "
+            "customer_id uuid NOT NULL REFERENCES customers (id) ON DELETE CASCADE)"
+        )
+    keys = foreign_keys(scratch_dsn)
+    assert distribution.distribute(scratch_dsn) == [
+        "later_notes: later_notes_pkey now over (id, customer_id)",
+        "later_notes: by customer_id",
+    ]
+    assert placements(scratch_dsn)["later_notes"][:2] == ("h", "customer_id")
+    assert foreign_keys(scratch_dsn) == keys
+
+
+def test_distribute__refused_by_citus_changes_nothing(scratch_dsn):
+    migrations.apply(scratch_dsn)
+    with psycopg.connect(scratch_dsn, autocommit=True) as c:  # a customer column Citus cannot co-locate
+        c.execute("CREATE TABLE odd_notes (id text PRIMARY KEY, customer_id text NOT NULL)")
+    with pytest.raises(MigrationError, match="distributing failed, nothing was changed"):
+        distribution.distribute(scratch_dsn)
+    assert placements(scratch_dsn) == {}
