@@ -11,10 +11,11 @@ from typing import Any
 import asyncpg
 
 from optiinfra_store.connection.codecs import DEFAULT_MAX_DOCUMENT_BYTES, init_connection, keep_session
+from optiinfra_store.connection.dsn import redact, servers
 from optiinfra_store.connection.executor import note_direct, unbind_always, unbind_session
-from optiinfra_store.errors import InvalidArgument
+from optiinfra_store.errors import InvalidArgument, translate_connect
 
-__all__ = ["DEFAULT_MAX_DOCUMENT_BYTES", "DEFAULT_SLOW_STATEMENT", "PoolOptions"]
+__all__ = ["DEFAULT_MAX_DOCUMENT_BYTES", "DEFAULT_SLOW_STATEMENT", "PoolOptions", "connector"]
 
 DEFAULT_SLOW_STATEMENT = 1.0
 
@@ -80,8 +81,10 @@ class PoolOptions:
             settings["statement_timeout"] = str(max(1, round(self.statement_timeout * 1000)))
         return settings
 
-    def pool_kwargs(self) -> dict[str, Any]:
+    def pool_kwargs(self, dsn: str) -> dict[str, Any]:
+        """asyncpg.create_pool's options for a pool on `dsn`."""
         extra = dict(self.extra)
+        extra["connect"] = connector(dsn, extra.get("connect"))
         user_init: Callable[[asyncpg.Connection], Awaitable[None]] | None = extra.pop("init", None)
         limit = self.max_document_bytes
 
@@ -113,3 +116,25 @@ class PoolOptions:
             "init": init,
             "setup": setup,
         }
+
+
+Connect = Callable[..., Awaitable[asyncpg.Connection]]
+
+
+def connector(dsn: str, connect: Connect | None = None) -> Connect:
+    """What opens every connection on `dsn` (a pool's `connect=`, the live events' listener):
+    `connect` (asyncpg.connect by default) with its failure translated by `translate_connect`,
+    which names every server the DSN lists."""
+    named = servers(dsn) or [redact(dsn)]
+    opener = connect or asyncpg.connect
+
+    async def open_connection(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+        try:
+            return await opener(*args, **kwargs)
+        except Exception as exc:
+            error = translate_connect(exc, named)
+            if error is exc:
+                raise
+            raise error from exc
+
+    return open_connection

@@ -1,5 +1,5 @@
 """errors.translate: the driver's and the server's errors become StoreErrors; a programming error
-is not disguised as one."""
+is not disguised as one. A failure to connect names every server the DSN lists."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ import asyncpg
 import pytest
 
 from optiinfra_store.connection.executor import translated
-from optiinfra_store.errors import AlreadyExists, InvalidData, StoreError, StoreTimeout, StoreUnavailable, translate
+from optiinfra_store.errors import (
+    AlreadyExists,
+    InvalidData,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+    translate,
+    translate_connect,
+)
+from tests.pg import free_port
 
 
 @pytest.mark.parametrize("error", [TypeError("bad call"), AttributeError("no such"), KeyError("k"), ValueError("v")])
@@ -63,3 +72,27 @@ def test_enum_decoder__a_label_this_version_does_not_know_is_invalid_data():
     with pytest.raises(InvalidData, match="'paused'") as refused:
         decode(b"paused")
     assert refused.value.__context__ is None
+
+
+def test_translate__no_server_matching_target_session_attrs_is_store_unavailable():
+    error = asyncpg.TargetServerAttributeNotMatched(
+        "None of the hosts match the target attribute requirement <SessionAttribute.read_write: 'read-write'>"
+    )
+    assert type(translate(error)) is StoreUnavailable
+    assert str(translate(error)) == "no listed server is a primary (target_session_attrs=read-write)"
+    assert str(translate_connect(error, ["h1:6001", "h2:6002"])) == (
+        "no listed server is a primary: h1:6001, h2:6002 answered, but each is a standby or read-only "
+        "(target_session_attrs=read-write)"
+    )
+
+
+async def test_connect__no_listed_server_answers_names_every_one_without_the_password():
+    from optiinfra_store import Store
+
+    first, second = free_port(), free_port()  # nothing listens there
+    dsn = f"postgresql://agent:s3cret@127.0.0.1:{first},127.0.0.1:{second}/optiinfra?target_session_attrs=read-write"
+    with pytest.raises(StoreUnavailable) as by_asyncpg:
+        await Store.connect(dsn, timeout=5)
+    message = str(by_asyncpg.value)
+    assert f"127.0.0.1:{first}" in message and f"127.0.0.1:{second}" in message, message
+    assert "s3cret" not in message
