@@ -28,8 +28,9 @@ import psycopg
 from psycopg import sql
 
 from optiinfra_store import migrations
-from optiinfra_store.connection.dsn import redact, resolve_dsn, unreadable
-from optiinfra_store.errors import ConfigurationError, MigrationError, SchemaNotMigrated, StoreUnavailable, first_line
+from optiinfra_store.connection.dsn import resolve_dsn
+from optiinfra_store.connection.primary import connect as connect_to_primary
+from optiinfra_store.errors import ConfigurationError, MigrationError, SchemaNotMigrated, first_line
 
 ANCHOR = "workflow_executions"
 """The table the customer-distributed tables are co-located with."""
@@ -47,15 +48,6 @@ class Placement:
 
     def describe(self) -> str:
         return f"{self.table}: reference table" if self.column is None else f"{self.table}: by {self.column}"
-
-
-def _connect(resolved: str) -> psycopg.Connection:
-    try:
-        return psycopg.connect(resolved, autocommit=False)
-    except psycopg.OperationalError as exc:
-        raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {redact(first_line(exc))}") from exc
-    except psycopg.Error as exc:  # libpq could not parse the DSN; its message quotes it
-        raise unreadable(resolved) from exc
 
 
 def plan(conn: psycopg.Connection) -> list[Placement]:
@@ -154,7 +146,7 @@ def distribute(dsn: str | None = None) -> list[str]:
     migrations pending, MigrationError if Citus refuses (nothing is changed then).
     """
     resolved = resolve_dsn(dsn)
-    with _connect(resolved) as conn:
+    with connect_to_primary(resolved) as conn:
         _check(conn, resolved)
         placements = plan(conn)
         todo = [p for p in placements if p.table not in _placed(conn)]

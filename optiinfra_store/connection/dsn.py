@@ -98,14 +98,6 @@ def server_name(host: str, port: str | int | None) -> str:
     return f"{shown}:{port}" if port else shown
 
 
-def to_yoyo_uri(dsn: str) -> str:
-    """Translate a postgresql:// DSN into the URI yoyo's psycopg 3 backend expects."""
-    scheme, rest = dsn.split("://", 1)
-    if scheme not in _SCHEMES:
-        raise ConfigurationError(f"expected a postgresql:// DSN, got {redact(dsn)!r}")
-    return f"postgresql+psycopg://{rest}"
-
-
 def with_database(dsn: str, database: str) -> str:
     """The same server and credentials, another database."""
     return urlunsplit(urlsplit(dsn)._replace(path=f"/{database}"))

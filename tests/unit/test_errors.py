@@ -87,12 +87,15 @@ def test_translate__no_server_matching_target_session_attrs_is_store_unavailable
 
 
 async def test_connect__no_listed_server_answers_names_every_one_without_the_password():
-    from optiinfra_store import Store
+    from optiinfra_store import Store, migrations
 
     first, second = free_port(), free_port()  # nothing listens there
     dsn = f"postgresql://agent:s3cret@127.0.0.1:{first},127.0.0.1:{second}/optiinfra?target_session_attrs=read-write"
     with pytest.raises(StoreUnavailable) as by_asyncpg:
         await Store.connect(dsn, timeout=5)
-    message = str(by_asyncpg.value)
-    assert f"127.0.0.1:{first}" in message and f"127.0.0.1:{second}" in message, message
-    assert "s3cret" not in message
+    with pytest.raises(StoreUnavailable) as by_psycopg:
+        migrations.status(f"{dsn}&connect_timeout=5")
+    for refused in (by_asyncpg.value, by_psycopg.value):
+        message = str(refused)
+        assert f"127.0.0.1:{first}" in message and f"127.0.0.1:{second}" in message, message
+        assert "s3cret" not in message
