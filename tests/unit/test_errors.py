@@ -3,10 +3,13 @@ is not disguised as one. A failure to connect names every server the DSN lists."
 
 from __future__ import annotations
 
+import logging
+
 import asyncpg
 import pytest
 
 from optiinfra_store.connection.executor import translated
+from optiinfra_store.connection.options import connector
 from optiinfra_store.errors import (
     AlreadyExists,
     InvalidData,
@@ -99,3 +102,25 @@ async def test_connect__no_listed_server_answers_names_every_one_without_the_pas
         message = str(refused)
         assert f"127.0.0.1:{first}" in message and f"127.0.0.1:{second}" in message, message
         assert "s3cret" not in message
+
+
+def test_pool_failure_logs__the_stores_become_one_line_on_its_logger_others_pass(caplog):
+    pool_log = logging.getLogger("asyncpg.pool")
+    connector("postgresql://agent@127.0.0.1:1/optiinfra")  # installs the filter, as every store pool does
+
+    def floor_failure(error: Exception) -> None:
+        try:
+            raise error
+        except Exception:
+            pool_log.warning("Failed to restore the pool connection floor; retrying", exc_info=True)
+
+    with caplog.at_level(logging.WARNING):
+        floor_failure(StoreUnavailable("cannot connect to 127.0.0.1:1: refused"))
+        floor_failure(ConnectionRefusedError("a pool of someone else's"))
+    ours, theirs = caplog.records
+    assert (ours.name, ours.levelno, ours.exc_info) == ("optiinfra_store.pool", logging.WARNING, None)
+    assert (
+        ours.getMessage()
+        == "Failed to restore the pool connection floor; retrying: cannot connect to 127.0.0.1:1: refused"
+    )
+    assert theirs.name == "asyncpg.pool" and theirs.exc_info is not None
