@@ -392,6 +392,10 @@ class ReplicatedCluster:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.run("pg_ctl", "stop", "-w", "-m", mode, "-D", str(self.work / name))
 
+    def promote(self) -> None:
+        """Make the replica a primary (a failover: stop the primary first)."""
+        self.run("pg_ctl", "promote", "-w", "-D", str(self.work / "replica"))
+
     def caught_up(self, timeout: float = 30.0) -> None:
         """Wait until the replica has replayed everything the primary has written."""
         with psycopg.connect(self.primary_dsn, autocommit=True) as primary:

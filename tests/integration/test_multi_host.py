@@ -1,7 +1,8 @@
 """Multi-host DSNs on a real primary and its streaming replica (a throwaway pair), the replica
 listed first: with target_session_attrs=read-write the store's connections land on the primary in
 both forms; a DSN listing only the standby, or servers none of which answers, is StoreUnavailable
-naming every server, never its password."""
+naming every server, never its password; after the standby is promoted, the same store writes
+to it."""
 
 from __future__ import annotations
 
@@ -86,3 +87,24 @@ async def test_calls__no_listed_server_answering_names_every_one_then_the_store_
                 if attempt == 49:
                     raise
                 await asyncio.sleep(0.1)
+
+
+async def test_failover__the_same_store_writes_to_the_promoted_standby():
+    with replicated_cluster() as pair:  # its own: the promotion leaves no replica behind
+        dsn = pair.listing(pair.primary_port, pair.replica_port, form="uri", **READ_WRITE)
+        async with Store.connect(dsn, min_size=1, max_size=2) as store:
+            before = await store.customers.create(CustomerCreate(name="Before", email="before@failover.example"))
+            pair.caught_up()
+            pair.stop("primary")
+            pair.promote()
+            for attempt in range(50):  # calls in flight fail; a new connection finds the new primary
+                try:
+                    after = await store.customers.create(CustomerCreate(name="After", email="after@failover.example"))
+                    break
+                except StoreUnavailable:
+                    if attempt == 49:
+                        raise
+                    await asyncio.sleep(0.1)
+            async with store.transaction() as tx:
+                assert await server_of(tx.connection) == (pair.replica_port, False)
+                assert {c.id for c in await tx.customers.list()} >= {before.id, after.id}
