@@ -242,11 +242,14 @@ def no_primary(servers: Sequence[str], wanted: str = "read-write") -> StoreUnava
     )
 
 
+def _any_of(servers: Sequence[str]) -> str:
+    return servers[0] if len(servers) == 1 else f"any of {', '.join(servers)}"
+
+
 def cannot_connect(servers: Sequence[str], reason: str) -> StoreUnavailable:
     """No connection could be opened to any of `servers` (every one is named); `reason` is the
-    driver's: for the last one tried, or each one's."""
-    which = servers[0] if len(servers) == 1 else f"any of {', '.join(servers)}"
-    return StoreUnavailable(f"cannot connect to {which}: {reason}")
+    driver's, for the last one tried."""
+    return StoreUnavailable(f"cannot connect to {_any_of(servers)}: {reason}")
 
 
 def cannot_connect_each(reasons: Sequence[tuple[str, str]]) -> StoreUnavailable:
@@ -267,8 +270,7 @@ def translate_connect(exc: BaseException, servers: Sequence[str]) -> BaseExcepti
     if isinstance(exc, asyncpg.TargetServerAttributeNotMatched):
         return no_primary(servers, _wanted(exc))
     if isinstance(exc, TimeoutError):
-        which = servers[0] if len(servers) == 1 else f"any of {', '.join(servers)}"
-        return StoreTimeout(f"timed out connecting to {which}")
+        return StoreTimeout(f"timed out connecting to {_any_of(servers)}")
     if isinstance(exc, _UNAVAILABLE) and _pooler_cause(exc) is None:
         return cannot_connect(servers, first_line(exc))
     return translate(exc)
