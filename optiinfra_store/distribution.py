@@ -27,7 +27,8 @@ import contextlib
 import psycopg
 
 from optiinfra_store import migrations
-from optiinfra_store.connection.dsn import redact, resolve_dsn, unreadable
+from optiinfra_store.connection.dsn import redact, resolve_dsn
+from optiinfra_store.connection.primary import connect as connect_to_primary
 from optiinfra_store.errors import ConfigurationError, MigrationError, SchemaNotMigrated, StoreUnavailable, first_line
 from optiinfra_store.queries import load
 
@@ -37,15 +38,6 @@ BY_AGENT = ("agent_metrics",)
 """Tables distributed by their agent, not their customer."""
 
 _q = load("distribution")
-
-
-def _connect(resolved: str) -> psycopg.Connection:
-    try:
-        return psycopg.connect(resolved, autocommit=False)
-    except psycopg.OperationalError as exc:
-        raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {redact(first_line(exc))}") from exc
-    except psycopg.Error as exc:  # libpq could not parse the DSN; its message quotes it
-        raise unreadable(resolved) from exc
 
 
 def _check(conn: psycopg.Connection, dsn: str) -> None:
@@ -69,7 +61,7 @@ def distribute(dsn: str | None = None) -> list[str]:
     refuses (nothing is changed then).
     """
     resolved = resolve_dsn(dsn)
-    with contextlib.closing(_connect(resolved)) as conn:  # closing: whatever is left open rolls back
+    with contextlib.closing(connect_to_primary(resolved)) as conn:  # closing: whatever is left open rolls back
         try:
             _check(conn, resolved)
             conn.execute(_q.define)

@@ -7,6 +7,8 @@ Every error a caller sees derives from StoreError; the driver's exception is cha
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import asyncpg
@@ -40,7 +42,8 @@ class SecretKeyError(ConfigurationError):
 
 
 class StoreUnavailable(StoreError):
-    """The server cannot be reached, refused the credentials, or dropped the connection."""
+    """The server cannot be reached, refused the credentials, or dropped the connection; or no
+    server a multi-host DSN lists is a primary."""
 
 
 class ReadOnlyServer(StoreError):
@@ -222,6 +225,57 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+_STANDBY_WANTED = ("standby", "read-only")
+
+
+def no_primary(servers: Sequence[str], wanted: str = "read-write") -> StoreUnavailable:
+    """Every server listed answered and none is what `target_session_attrs=wanted` asks for: a
+    primary (read-write, primary), or a standby (standby, read-only). `servers` as the DSN lists
+    them (connection/dsn.py `servers`), never a password."""
+    standby = wanted in _STANDBY_WANTED
+    role, found = ("a standby", "takes writes") if standby else ("a primary", "is a standby or read-only")
+    if not servers:
+        return StoreUnavailable(f"no listed server is {role} (target_session_attrs={wanted})")
+    which = "it" if len(servers) == 1 else "each"
+    return StoreUnavailable(
+        f"no listed server is {role}: {', '.join(servers)} answered, but {which} {found} (target_session_attrs={wanted})"
+    )
+
+
+def _any_of(servers: Sequence[str]) -> str:
+    return servers[0] if len(servers) == 1 else f"any of {', '.join(servers)}"
+
+
+def cannot_connect(servers: Sequence[str], reason: str) -> StoreUnavailable:
+    """No connection could be opened to any of `servers` (every one is named); `reason` is the
+    driver's, for the last one tried."""
+    return StoreUnavailable(f"cannot connect to {_any_of(servers)}: {reason}")
+
+
+def cannot_connect_each(reasons: Sequence[tuple[str, str]]) -> StoreUnavailable:
+    """`cannot_connect` where the driver said why for each server it tried: (server, reason)."""
+    return StoreUnavailable(f"cannot connect to any listed server: {'; '.join(f'{s} ({r})' for s, r in reasons)}")
+
+
+def _wanted(exc: BaseException) -> str:
+    """The target_session_attrs asyncpg's TargetServerAttributeNotMatched names (`<...: 'read-write'>`)."""
+    match = re.search(r"'([a-z-]+)'>?\s*$", str(exc))
+    return match[1] if match else "read-write"
+
+
+def translate_connect(exc: BaseException, servers: Sequence[str]) -> BaseException:
+    """`translate` for a failure to open a connection to `servers` (all a DSN lists, or the DSN
+    redacted when it lists none): the message names every one tried, not only the last (asyncpg's
+    error is the last host's); every server answering and none a primary is StoreUnavailable too."""
+    if isinstance(exc, asyncpg.TargetServerAttributeNotMatched):
+        return no_primary(servers, _wanted(exc))
+    if isinstance(exc, TimeoutError):
+        return StoreTimeout(f"timed out connecting to {_any_of(servers)}")
+    if isinstance(exc, _UNAVAILABLE) and _pooler_cause(exc) is None:
+        return cannot_connect(servers, first_line(exc))
+    return translate(exc)
+
+
 _DRIVER_ERRORS = (
     asyncpg.PostgresError,  # the server's (every SQLSTATE)
     asyncpg.InterfaceError,  # the driver's: closed connection, argument it cannot encode, bad option
@@ -261,6 +315,8 @@ def translate(exc: BaseException) -> BaseException:
     pooler = _pooler_cause(exc)
     if pooler is not None:
         return ConfigurationError(pooler)
+    if isinstance(exc, asyncpg.TargetServerAttributeNotMatched):
+        return no_primary((), _wanted(exc))
     if isinstance(exc, asyncpg.QueryCanceledError):
         return StoreTimeout(f"statement cancelled: {exc}")
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):

@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from yoyo import get_backend, read_migrations
+from yoyo import read_migrations
+from yoyo.backends import PostgresqlPsycopgBackend
 from yoyo.backends.base import DatabaseBackend
+from yoyo.connections import DatabaseURI
 from yoyo.exceptions import LockTimeout
-from yoyo.migrations import MigrationList
+from yoyo.migrations import MigrationList, default_migration_table
 
-from optiinfra_store.connection.dsn import redact, resolve_dsn, to_yoyo_uri, unreadable
+from optiinfra_store.connection import primary
+from optiinfra_store.connection.dsn import redact, resolve_dsn
 from optiinfra_store.errors import InvalidArgument, MigrationError, StoreTimeout, StoreUnavailable, first_line
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -58,15 +61,29 @@ class MigrationState:
 
 @contextlib.contextmanager
 def _backend(dsn: str | None) -> Iterator[DatabaseBackend]:
+    """yoyo's backend on the primary among the servers `dsn` lists. yoyo reads a DSN with urllib,
+    which takes neither multi-host form, and opens a connection of its own for each migration: so
+    the primary is found first (connection/primary.py), and yoyo is given libpq's parameters pinned
+    to that server, never a DSN to parse."""
     resolved = resolve_dsn(dsn)
+    with primary.connect(resolved) as found:
+        params = primary.pinned(resolved, found)
+    uri = DatabaseURI(
+        scheme="postgresql+psycopg",  # yoyo's backend over psycopg 3
+        username=None,
+        password=None,
+        hostname=None,
+        port=None,
+        database=params.pop("dbname", None),
+        args=params,  # yoyo passes them to psycopg.connect as they are
+    )
     for attempt in range(3):
         try:
-            backend = get_backend(to_yoyo_uri(resolved))
+            backend = PostgresqlPsycopgBackend(uri, default_migration_table)
+            backend.init_database()
             break
-        except ValueError:  # yoyo could not parse it; its message may quote the password
-            raise unreadable(resolved) from None
         except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {first_line(exc)}") from exc
+            raise primary.connect_failed(exc, resolved) from exc
         except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable) as exc:
             # another process created yoyo's bookkeeping tables at the same moment: they exist now
             if attempt == 2:

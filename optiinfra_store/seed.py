@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 import psycopg
 
-from optiinfra_store.connection.dsn import redact, resolve_dsn, unreadable
-from optiinfra_store.errors import MigrationError, SchemaNotMigrated, StoreUnavailable, first_line
+from optiinfra_store.connection import primary
+from optiinfra_store.connection.dsn import redact, resolve_dsn
+from optiinfra_store.errors import MigrationError, SchemaNotMigrated, first_line
 from optiinfra_store.migrations import YOYO_TABLES, seed_dir
 
 _log = logging.getLogger(__name__)
@@ -21,16 +22,6 @@ def seed_files() -> list[str]:
     return sorted(p.name for p in seed_dir().glob("*.sql"))
 
 
-def _connect(dsn: str | None) -> psycopg.Connection:
-    resolved = resolve_dsn(dsn)
-    try:
-        return psycopg.connect(resolved, autocommit=False)
-    except psycopg.OperationalError as exc:
-        raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {redact(first_line(exc))}") from exc
-    except psycopg.Error as exc:  # libpq could not parse the DSN; its message quotes it
-        raise unreadable(resolved) from exc
-
-
 def load(dsn: str | None = None, *, on_file: Callable[[str], None] | None = None) -> list[str]:
     """Run every seed file in name order, all in one transaction; return the file names.
     `on_file` is called with each file's name once it has run (for progress).
@@ -38,7 +29,7 @@ def load(dsn: str | None = None, *, on_file: Callable[[str], None] | None = None
     Raises StoreUnavailable if the server cannot be reached, SchemaNotMigrated before the
     migrations are applied, MigrationError if a file fails (nothing is loaded then).
     """
-    conn = _connect(dsn)
+    conn = primary.connect(resolve_dsn(dsn))
     names = seed_files()
     with conn:
         current = None
@@ -68,7 +59,7 @@ def other_data(dsn: str | None = None) -> str | None:
     not write. Loading the demo there mixes it into real data. A database it cannot inspect counts
     as holding other data."""
     try:
-        with _connect(dsn) as conn:
+        with primary.connect(resolve_dsn(dsn)) as conn:
             tables = conn.execute(
                 "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                 " WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition"

@@ -22,9 +22,14 @@ from optiinfra_store.connection.executor import (
     raise_confinement_error,
     translated,
 )
-from optiinfra_store.connection.options import DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SLOW_STATEMENT, PoolOptions
+from optiinfra_store.connection.options import (
+    DEFAULT_MAX_DOCUMENT_BYTES,
+    DEFAULT_SLOW_STATEMENT,
+    PoolOptions,
+    connector,
+)
 from optiinfra_store.crypto.secrets import SecretKeys
-from optiinfra_store.errors import AccessDenied, ConfigurationError, InvalidArgument, StoreError, StoreUnavailable
+from optiinfra_store.errors import AccessDenied, ConfigurationError, InvalidArgument, StoreError
 from optiinfra_store.records import MaintenanceReport
 from optiinfra_store.repositories import Repositories, maintenance
 from optiinfra_store.repositories.base import as_optional_uuid, as_uuid
@@ -141,9 +146,13 @@ class Store(Repositories):
         Statements that take `slow_statement` seconds or more are logged (logger
         `optiinfra_store.statements`, WARNING: the statement's first line and its time, never its
         arguments); None logs none.
+        A DSN may list several servers (`postgresql://h1:p1,h2:p2/db`, or
+        `postgresql:///db?host=h1,h2&port=p1,p2`); with `target_session_attrs=read-write` every
+        connection goes to the one that takes writes, tried in the order listed.
         Other `pool_options` go to `asyncpg.create_pool` (server_settings, ...).
-        Raises ConfigurationError without a DSN, StoreUnavailable if the server cannot be reached,
-        InvalidArgument for options a transaction pooler cannot honour.
+        Raises ConfigurationError without a DSN, StoreUnavailable naming every listed server if
+        none can be reached or none is a primary, InvalidArgument for options a transaction
+        pooler cannot honour.
         """
         resolved = resolve_dsn(dsn)
         secret_keys = SecretKeys.from_option(secret_key)
@@ -163,22 +172,21 @@ class Store(Repositories):
         for each in (resolved, direct, *replicas):
             check_readable(each)
 
-        pool_kwargs = options.pool_kwargs()
-        # replicas connect when first used (a replica that is down does not stop the store opening)
-        # and give up on a connection attempt quickly, so that the read goes to the primary
-        replica_kwargs = {**pool_kwargs, "min_size": 0, "timeout": pool_kwargs.get("timeout", 5.0)}
+        pool_kwargs = options.pool_kwargs(resolved)
+
+        def replica_kwargs(replica: str) -> dict[str, Any]:
+            # replicas connect when first used (a replica that is down does not stop the store
+            # opening) and give up on a connection attempt quickly, so that the read goes to the primary
+            return {**options.pool_kwargs(replica), "min_size": 0, "timeout": pool_kwargs.get("timeout", 5.0)}
 
         async def open_store() -> Store:
-            try:
+            try:  # a failure to connect names the servers of the DSN (options.connector)
                 async with translated():
                     pool = await asyncpg.create_pool(resolved, **pool_kwargs)
-            except StoreUnavailable as exc:
-                reason = str(exc).removeprefix("database unavailable: ")
-                raise StoreUnavailable(f"cannot connect to {redact(resolved)}: {reason}") from exc
             except AccessDenied as exc:
                 raise _connect_refused(resolved, exc) from exc.__cause__
             async with translated():
-                read_pools = [await asyncpg.create_pool(r, **replica_kwargs) for r in replicas]
+                read_pools = [await asyncpg.create_pool(r, **replica_kwargs(r)) for r in replicas]
             return cls(
                 pool,
                 resolved,
@@ -351,9 +359,10 @@ class Store(Repositories):
             )
         dsn = self._events_dsn or self._dsn
         settings = {**self._server_settings, "application_name": "optiinfra-events"}
+        open_connection = connector(dsn)
 
         async def connect() -> asyncpg.Connection:
-            conn = await asyncpg.connect(dsn, server_settings=settings)
+            conn = await open_connection(dsn, server_settings=settings)
             try:
                 await init_connection(conn)
                 if confined_to is not None:  # a connection of its own: confined for its session

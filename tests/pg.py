@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -368,6 +368,20 @@ class ReplicatedCluster:
     def run(self, tool: str, *args: str) -> None:
         subprocess.run([*self._run_as, str(self.bindir / tool), *args], check=True, capture_output=True, cwd=self.work)
 
+    @staticmethod
+    def listing(*ports: int, form: str, database: str = "postgres", password: str | None = None, **query: str) -> str:
+        """A DSN listing the servers of 127.0.0.1 on `ports`, in that order, in one of the two
+        multi-host forms: `uri` (postgresql://h:p1,h:p2/db?...) or `host-list`
+        (postgresql:///db?host=h,h&port=p1,p2&...); `query` adds parameters (target_session_attrs)."""
+        login = f"postgres:{password}" if password else "postgres"
+        if form == "uri":
+            servers = ",".join(f"127.0.0.1:{port}" for port in ports)
+            return f"postgresql://{login}@{servers}/{database}" + (f"?{urlencode(query)}" if query else "")
+        assert form == "host-list", form
+        hosts = {"host": ",".join("127.0.0.1" for _ in ports), "port": ",".join(map(str, ports))}
+        login_query = {"user": "postgres"} | ({"password": password} if password else {})
+        return f"postgresql:///{database}?{urlencode(hosts | login_query | query, safe=',')}"
+
     def start(self, name: str, port: int) -> None:
         options = f"-p {port} -k {self.work} -c listen_addresses=127.0.0.1 -c fsync=off -c wal_level=replica"
         self.run(
@@ -377,6 +391,10 @@ class ReplicatedCluster:
     def stop(self, name: str, mode: str = "fast") -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.run("pg_ctl", "stop", "-w", "-m", mode, "-D", str(self.work / name))
+
+    def promote(self) -> None:
+        """Make the replica a primary (a failover: stop the primary first)."""
+        self.run("pg_ctl", "promote", "-w", "-D", str(self.work / "replica"))
 
     def caught_up(self, timeout: float = 30.0) -> None:
         """Wait until the replica has replayed everything the primary has written."""

@@ -1,10 +1,14 @@
-"""Where the database is: DSN resolution, redaction and the form yoyo wants."""
+"""Where the database is: DSN resolution, redaction, libpq's reading of a DSN and the servers it
+lists."""
 
 from __future__ import annotations
 
 import os
 import re
 from urllib.parse import urlsplit, urlunsplit
+
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
 
 from optiinfra_store.errors import ConfigurationError
 
@@ -57,12 +61,41 @@ def check_readable(dsn: str | None) -> None:
         raise unreadable(dsn) from None
 
 
-def to_yoyo_uri(dsn: str) -> str:
-    """Translate a postgresql:// DSN into the URI yoyo's psycopg 3 backend expects."""
-    scheme, rest = dsn.split("://", 1)
-    if scheme not in _SCHEMES:
-        raise ConfigurationError(f"expected a postgresql:// DSN, got {redact(dsn)!r}")
-    return f"postgresql+psycopg://{rest}"
+def parameters(dsn: str) -> dict[str, str]:
+    """The connection parameters of `dsn` as libpq reads them: both multi-host forms
+    (`postgresql://h1:p1,h2:p2/db` and `postgresql:///db?host=h1,h2&port=p1,p2`) give one `host`
+    and one `port` parameter, comma-separated. Raises ConfigurationError for one libpq cannot parse
+    (a parameter it does not know, or characters to percent-encode)."""
+    try:
+        return {key: str(value) for key, value in conninfo_to_dict(dsn).items()}
+    except ProgrammingError as exc:
+        message = str(exc).strip()
+        if message.startswith("invalid URI query parameter"):  # names the parameter, not a value
+            raise ConfigurationError(f"cannot read the DSN {redact(dsn)}: {message}") from None
+        raise unreadable(dsn) from None  # libpq's other messages may quote the password
+
+
+def servers(dsn: str) -> list[str]:
+    """The servers `dsn` lists, in order, each as `server_name` gives it: what messages name (a
+    host name holds no password). Empty when the DSN names no host (libpq's default) or cannot be
+    read."""
+    try:
+        params = parameters(dsn)
+    except ConfigurationError:
+        return []
+    hosts = (params.get("host") or params.get("hostaddr") or "").split(",")
+    ports = params.get("port", "").split(",")
+    if len(ports) == 1:  # one port serves every host
+        ports *= len(hosts)
+    return [server_name(host, port) for host, port in zip(hosts, ports, strict=False) if host]
+
+
+def server_name(host: str, port: str | int | None) -> str:
+    """`host:port` (`[v6]:port`), or a Unix socket's path; the host alone when no port is given."""
+    if host.startswith("/"):
+        return f"{host}/.s.PGSQL.{port}" if port else host
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port}" if port else shown
 
 
 def with_database(dsn: str, database: str) -> str:

@@ -3,6 +3,7 @@ asyncpg pool's options."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -11,10 +12,11 @@ from typing import Any
 import asyncpg
 
 from optiinfra_store.connection.codecs import DEFAULT_MAX_DOCUMENT_BYTES, init_connection, keep_session
+from optiinfra_store.connection.dsn import redact, servers
 from optiinfra_store.connection.executor import note_direct, unbind_always, unbind_session
-from optiinfra_store.errors import InvalidArgument
+from optiinfra_store.errors import InvalidArgument, StoreError, translate_connect
 
-__all__ = ["DEFAULT_MAX_DOCUMENT_BYTES", "DEFAULT_SLOW_STATEMENT", "PoolOptions"]
+__all__ = ["DEFAULT_MAX_DOCUMENT_BYTES", "DEFAULT_SLOW_STATEMENT", "PoolOptions", "connector"]
 
 DEFAULT_SLOW_STATEMENT = 1.0
 
@@ -80,8 +82,10 @@ class PoolOptions:
             settings["statement_timeout"] = str(max(1, round(self.statement_timeout * 1000)))
         return settings
 
-    def pool_kwargs(self) -> dict[str, Any]:
+    def pool_kwargs(self, dsn: str) -> dict[str, Any]:
+        """asyncpg.create_pool's options for a pool on `dsn`."""
         extra = dict(self.extra)
+        extra["connect"] = connector(dsn, extra.get("connect"))
         user_init: Callable[[asyncpg.Connection], Awaitable[None]] | None = extra.pop("init", None)
         limit = self.max_document_bytes
 
@@ -113,3 +117,50 @@ class PoolOptions:
             "init": init,
             "setup": setup,
         }
+
+
+Connect = Callable[..., Awaitable[asyncpg.Connection]]
+
+
+def connector(dsn: str, connect: Connect | None = None) -> Connect:
+    """What opens every connection on `dsn` (a pool's `connect=`, the live events' listener):
+    `connect` (asyncpg.connect by default) with its failure translated by `translate_connect`,
+    which names every server the DSN lists. Also quiets asyncpg's tracebacks about such failures
+    (see `_PoolFailures`)."""
+    named = servers(dsn) or [redact(dsn)]
+    opener = connect or asyncpg.connect
+    _asyncpg_pool_log.addFilter(_POOL_FAILURES)  # once: a filter added again is not added twice
+
+    async def open_connection(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+        try:
+            return await opener(*args, **kwargs)
+        except Exception as exc:
+            error = translate_connect(exc, named)
+            if error is exc:
+                raise
+            raise error from exc
+
+    return open_connection
+
+
+_asyncpg_pool_log = logging.getLogger("asyncpg.pool")
+_pool_log = logging.getLogger("optiinfra_store.pool")
+
+
+class _PoolFailures(logging.Filter):
+    """asyncpg's pool logs each failed attempt to restore its `min_size` connections ("Failed to
+    restore the pool connection floor; retrying", asyncpg/pool.py `_maintain_min_size`) at WARNING
+    with a traceback, retrying all through an outage; in an application that configured no logging,
+    Python prints every one whole on stderr. A record whose error is a StoreError came from the
+    store's `connector`: it becomes one line, at its level, on `optiinfra_store.pool`, without the
+    traceback. Other pools' records pass unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, StoreError):
+            return True
+        _pool_log.log(record.levelno, "%s: %s", record.getMessage(), error)
+        return False
+
+
+_POOL_FAILURES = _PoolFailures()

@@ -192,7 +192,7 @@ COMMANDS = [
 def test_an_unreachable_server_is_named_with_its_password_masked(args):
     done = cli(*args, "--dsn", UNREACHABLE, check=1)
     assert SECRET not in done.stderr + done.stdout
-    assert "postgresql://someone:***@127.0.0.1:1/db" in done.stderr, done.stderr
+    assert f"{args[0]}: error: cannot connect to 127.0.0.1:1: " in done.stderr, done.stderr
     assert done.stderr.count("\n") == 1
 
 
@@ -201,7 +201,7 @@ def test_passwords_are_masked_in_usage_errors_and_logs(monkeypatch):
         done = cli(*args, check=2)
         assert SECRET not in done.stderr + done.stdout
     done = subprocess.run([*CLI, "-vv", "status"], env={**env(), DSN_ENV: UNREACHABLE}, capture_output=True, text=True)
-    assert done.returncode == 1 and SECRET not in done.stderr and "***" in done.stderr
+    assert done.returncode == 1 and SECRET not in done.stderr and "cannot connect to 127.0.0.1:1" in done.stderr
 
 
 def test_rollback__refuses_when_what_was_confirmed_is_no_longer_what_it_would_do(scratch_dsn):

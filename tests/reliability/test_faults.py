@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -598,6 +602,69 @@ async def test_server_restart__calls_fail_unavailable_during_the_outage_then_the
         assert {e.id for e in (await store.workflow_executions.list()).items} == {before.id, after.id}
         assert all(e.metadata.get("m") != marker for e in (await store.workflow_executions.list()).items)
         await pool_settled(store, max_size=4)
+
+
+# An application that configured no logging: Python prints a WARNING record, traceback and all, on
+# stderr. The store's pool stays open through a stopped server, and its calls fail.
+OUTAGE_CHILD = """
+import asyncio, sys
+from optiinfra_store import Store
+from optiinfra_store.errors import StoreUnavailable
+
+async def main(dsn):
+    async with Store.connect(dsn, min_size=2, max_size=2) as store:
+        await store.customers.count()
+        print("ready", flush=True)
+        sys.stdin.readline()  # the server is stopped now
+        try:
+            await store.customers.count()
+        except StoreUnavailable:
+            print("unavailable", flush=True)
+        await asyncio.sleep(2.5)  # the pool retries restoring its min_size connections: at once, after 1 s, 2 s
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_server_stopped__the_pool_says_so_in_one_line_never_a_traceback(private_server, caplog):
+    dsn = private_server.get_uri()
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        OUTAGE_CHILD,
+        dsn,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert child.stdin is not None and child.stdout is not None
+    assert await asyncio.wait_for(child.stdout.readline(), 30) == b"ready\n"
+    async with Store.connect(dsn, min_size=2, max_size=2) as store:
+        await store.customers.count()
+        with caplog.at_level(logging.WARNING):
+            await asyncio.to_thread(stop_server, private_server)
+            child.stdin.write(b"stopped\n")
+            with pytest.raises(StoreUnavailable):
+                await store.customers.count()
+
+            async def pool_logged() -> bool:
+                return any(r.name == "optiinfra_store.pool" for r in caplog.records)
+
+            await eventually(pool_logged, "the pool logs that it cannot restore its connections", timeout=5)
+        out, err = await asyncio.wait_for(child.communicate(), 30)
+
+    # an application that configured logging: one line on the store's logger, no traceback, and
+    # nothing of asyncpg's about this pool
+    pool = [r for r in caplog.records if r.name == "optiinfra_store.pool"]
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in pool)
+    assert "Failed to restore the pool connection floor; retrying: cannot connect to" in pool[0].getMessage()
+    assert not [r for r in caplog.records if r.name.startswith("asyncpg")]
+    # one that configured none: the same lines on stderr, and no traceback
+    assert child.returncode == 0 and out.decode().split() == ["unavailable"], err.decode()
+    lines = err.decode().splitlines()
+    assert lines and all(line.startswith("Failed to restore the pool connection floor; retrying: ") for line in lines)
+    assert "Traceback" not in err.decode()
 
 
 async def test_server_unreachable__transaction_raises_unavailable(proxy, admin):

@@ -1,10 +1,12 @@
-"""Passwords never appear in a message: every form a DSN can carry one in."""
+"""Passwords never appear in a message: every form a DSN can carry one in; the servers a DSN lists,
+as messages name them."""
 
 from __future__ import annotations
 
 import pytest
 
-from optiinfra_store.connection.dsn import redact
+from optiinfra_store.connection.dsn import parameters, redact, servers
+from optiinfra_store.errors import ConfigurationError
 
 
 @pytest.mark.parametrize(
@@ -25,3 +27,35 @@ from optiinfra_store.connection.dsn import redact
 def test_redact__hides_the_password_wherever_it_is(dsn, shown):
     assert redact(dsn) == shown
     assert "s3cret" not in redact(f"error: cannot connect to {dsn}: refused")
+
+
+@pytest.mark.parametrize(
+    "dsn, listed",
+    [
+        ("postgresql://u:s3cret@h1:6001,h2:6002/db?target_session_attrs=read-write", ["h1:6001", "h2:6002"]),
+        ("postgresql:///db?host=h1,h2&port=6001,6002&password=s3cret", ["h1:6001", "h2:6002"]),
+        ("postgresql:///db?host=h1,h2&port=6001", ["h1:6001", "h2:6001"]),  # one port serves every host
+        ("postgresql://h1,h2:7/db", ["h1", "h2:7"]),  # no port given: the host alone
+        ("postgresql://[::1]:5,h2/db", ["[::1]:5", "h2"]),
+        ("postgresql://u@/db?host=/run/pg&port=5433", ["/run/pg/.s.PGSQL.5433"]),
+        ("postgresql://u@db.example/db", ["db.example"]),
+        ("postgresql:///db", []),  # libpq's default server: none named
+        ("postgresql://u:s3cret@h/db?no_such_parameter=1", []),  # libpq cannot read it
+    ],
+)
+def test_servers__both_multi_host_forms_in_order_without_a_password(dsn, listed):
+    assert servers(dsn) == listed
+    assert "s3cret" not in " ".join(servers(dsn))
+
+
+@pytest.mark.parametrize(
+    "dsn, said",
+    [
+        ("postgresql://u:s3cret@h/db?no_such_parameter=1", 'invalid URI query parameter: "no_such_parameter"'),
+        ("postgresql://u:s3%zzcret@h/db", "percent-encode special characters"),  # libpq would quote it
+    ],
+)
+def test_parameters__a_dsn_libpq_cannot_read_is_configuration_error_without_its_password(dsn, said):
+    with pytest.raises(ConfigurationError, match=said) as refused:
+        parameters(dsn)
+    assert "cret" not in str(refused.value)

@@ -1,13 +1,25 @@
 """errors.translate: the driver's and the server's errors become StoreErrors; a programming error
-is not disguised as one."""
+is not disguised as one. A failure to connect names every server the DSN lists."""
 
 from __future__ import annotations
+
+import logging
 
 import asyncpg
 import pytest
 
 from optiinfra_store.connection.executor import translated
-from optiinfra_store.errors import AlreadyExists, InvalidData, StoreError, StoreTimeout, StoreUnavailable, translate
+from optiinfra_store.connection.options import connector
+from optiinfra_store.errors import (
+    AlreadyExists,
+    InvalidData,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+    translate,
+    translate_connect,
+)
+from tests.pg import free_port
 
 
 @pytest.mark.parametrize("error", [TypeError("bad call"), AttributeError("no such"), KeyError("k"), ValueError("v")])
@@ -63,3 +75,52 @@ def test_enum_decoder__a_label_this_version_does_not_know_is_invalid_data():
     with pytest.raises(InvalidData, match="'paused'") as refused:
         decode(b"paused")
     assert refused.value.__context__ is None
+
+
+def test_translate__no_server_matching_target_session_attrs_is_store_unavailable():
+    error = asyncpg.TargetServerAttributeNotMatched(
+        "None of the hosts match the target attribute requirement <SessionAttribute.read_write: 'read-write'>"
+    )
+    assert type(translate(error)) is StoreUnavailable
+    assert str(translate(error)) == "no listed server is a primary (target_session_attrs=read-write)"
+    assert str(translate_connect(error, ["h1:6001", "h2:6002"])) == (
+        "no listed server is a primary: h1:6001, h2:6002 answered, but each is a standby or read-only "
+        "(target_session_attrs=read-write)"
+    )
+
+
+async def test_connect__no_listed_server_answers_names_every_one_without_the_password():
+    from optiinfra_store import Store, migrations
+
+    first, second = free_port(), free_port()  # nothing listens there
+    dsn = f"postgresql://agent:s3cret@127.0.0.1:{first},127.0.0.1:{second}/optiinfra?target_session_attrs=read-write"
+    with pytest.raises(StoreUnavailable) as by_asyncpg:
+        await Store.connect(dsn, timeout=5)
+    with pytest.raises(StoreUnavailable) as by_psycopg:
+        migrations.status(f"{dsn}&connect_timeout=5")
+    for refused in (by_asyncpg.value, by_psycopg.value):
+        message = str(refused)
+        assert f"127.0.0.1:{first}" in message and f"127.0.0.1:{second}" in message, message
+        assert "s3cret" not in message
+
+
+def test_pool_failure_logs__the_stores_become_one_line_on_its_logger_others_pass(caplog):
+    pool_log = logging.getLogger("asyncpg.pool")
+    connector("postgresql://agent@127.0.0.1:1/optiinfra")  # installs the filter, as every store pool does
+
+    def floor_failure(error: Exception) -> None:
+        try:
+            raise error
+        except Exception:
+            pool_log.warning("Failed to restore the pool connection floor; retrying", exc_info=True)
+
+    with caplog.at_level(logging.WARNING):
+        floor_failure(StoreUnavailable("cannot connect to 127.0.0.1:1: refused"))
+        floor_failure(ConnectionRefusedError("a pool of someone else's"))
+    ours, theirs = caplog.records
+    assert (ours.name, ours.levelno, ours.exc_info) == ("optiinfra_store.pool", logging.WARNING, None)
+    assert (
+        ours.getMessage()
+        == "Failed to restore the pool connection floor; retrying: cannot connect to 127.0.0.1:1: refused"
+    )
+    assert theirs.name == "asyncpg.pool" and theirs.exc_info is not None

@@ -1,0 +1,110 @@
+"""Multi-host DSNs on a real primary and its streaming replica (a throwaway pair), the replica
+listed first: with target_session_attrs=read-write the store's connections land on the primary in
+both forms; a DSN listing only the standby, or servers none of which answers, is StoreUnavailable
+naming every server, never its password; after the standby is promoted, the same store writes
+to it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from optiinfra_store import Store
+from optiinfra_store.errors import StoreUnavailable
+from optiinfra_store.records import CustomerCreate
+from tests.pg import free_port, replicated_cluster
+
+FORMS = ["uri", "host-list"]
+READ_WRITE = {"target_session_attrs": "read-write"}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with replicated_cluster() as made:
+        yield made
+
+
+async def server_of(conn: asyncpg.Connection) -> tuple[int, bool]:
+    """(port, in recovery) of the server `conn` talks to."""
+    row = await conn.fetchrow("SELECT inet_server_port() AS port, pg_is_in_recovery() AS standby")
+    assert row is not None
+    return row["port"], row["standby"]
+
+
+@pytest.mark.parametrize("form", FORMS)
+async def test_connect__read_write_lands_on_the_primary_listed_second(cluster, form):
+    dsn = cluster.listing(cluster.replica_port, cluster.primary_port, form=form, **READ_WRITE)
+    async with Store.connect(dsn, min_size=2, max_size=2, read_dsn=cluster.replica_dsn) as store:
+        async with store.pool.acquire() as first, store.pool.acquire() as second:
+            assert [await server_of(first), await server_of(second)] == [(cluster.primary_port, False)] * 2
+        customer = await store.customers.create(CustomerCreate(name="Listed second", email=f"{form}@multi.example"))
+        async with store.transaction() as tx:
+            assert await server_of(tx.connection) == (cluster.primary_port, False)
+            assert (await tx.customers.get(customer.id)).id == customer.id
+        async with store.read_pools[0].acquire() as replica:  # read_dsn names the standby itself
+            assert await server_of(replica) == (cluster.replica_port, True)
+
+
+@pytest.mark.parametrize("form", FORMS)
+async def test_connect__only_the_standby_listed_is_store_unavailable_naming_it(cluster, form):
+    dsn = cluster.listing(cluster.replica_port, form=form, password="s3cret", **READ_WRITE)
+    with pytest.raises(StoreUnavailable) as refused:
+        await Store.connect(dsn)
+    message = str(refused.value)
+    assert message.startswith(f"no listed server is a primary: 127.0.0.1:{cluster.replica_port} answered"), message
+    assert "s3cret" not in message
+    assert isinstance(refused.value.__cause__, asyncpg.TargetServerAttributeNotMatched)
+
+
+async def test_calls__no_listed_server_answering_names_every_one_then_the_store_recovers(cluster):
+    nowhere = free_port()
+    dsn = cluster.listing(nowhere, cluster.primary_port, form="host-list", password="s3cret", **READ_WRITE)
+    async with Store.connect(dsn, min_size=1, max_size=1) as store:
+        await store.customers.count()
+        cluster.stop("primary")
+        try:
+            messages = []
+            for _ in range(3):  # the first call may find its pooled connection lost; the next reconnects
+                with pytest.raises(StoreUnavailable) as refused:
+                    await store.customers.count()
+                messages.append(str(refused.value))
+                if messages[-1].startswith("cannot connect"):
+                    break
+            message = messages[-1]
+            assert message.startswith(
+                f"cannot connect to any of 127.0.0.1:{nowhere}, 127.0.0.1:{cluster.primary_port}:"
+            )
+            assert "s3cret" not in message
+        finally:
+            cluster.start("primary", cluster.primary_port)
+        for attempt in range(50):  # the same store works once the primary is back
+            try:
+                await store.customers.count()
+                break
+            except StoreUnavailable:
+                if attempt == 49:
+                    raise
+                await asyncio.sleep(0.1)
+
+
+async def test_failover__the_same_store_writes_to_the_promoted_standby():
+    with replicated_cluster() as pair:  # its own: the promotion leaves no replica behind
+        dsn = pair.listing(pair.primary_port, pair.replica_port, form="uri", **READ_WRITE)
+        async with Store.connect(dsn, min_size=1, max_size=2) as store:
+            before = await store.customers.create(CustomerCreate(name="Before", email="before@failover.example"))
+            pair.caught_up()
+            pair.stop("primary")
+            pair.promote()
+            for attempt in range(50):  # calls in flight fail; a new connection finds the new primary
+                try:
+                    after = await store.customers.create(CustomerCreate(name="After", email="after@failover.example"))
+                    break
+                except StoreUnavailable:
+                    if attempt == 49:
+                        raise
+                    await asyncio.sleep(0.1)
+            async with store.transaction() as tx:
+                assert await server_of(tx.connection) == (pair.replica_port, False)
+                assert {c.id for c in await tx.customers.list()} >= {before.id, after.id}
