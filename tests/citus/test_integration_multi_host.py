@@ -1,0 +1,1 @@
+from tests.integration.test_multi_host import *  # noqa: F403
