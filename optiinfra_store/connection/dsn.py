@@ -49,9 +49,13 @@ def unreadable(dsn: str) -> ConfigurationError:
 
 def check_readable(dsn: str | None) -> None:
     """`unreadable(dsn)` for a DSN whose ports the driver could not read (an unencoded '#' or '/' in
-    a password ends the host part early, and the driver's message would show what follows)."""
+    a password ends the host part early, and the driver's message would show what follows), or
+    whose password holds an unencoded '@' (the drivers end the user info at the first one, and
+    would look the rest of the password up as a host name)."""
     if dsn is None:
         return
+    if urlsplit(dsn).netloc.count("@") > 1:
+        raise unreadable(dsn)
     try:
         for host in urlsplit(dsn).netloc.rsplit("@", 1)[-1].split(","):
             address = host.rpartition("]")[2]  # an IPv6 address holds colons of its own
@@ -66,13 +70,19 @@ def parameters(dsn: str) -> dict[str, str]:
     (`postgresql://h1:p1,h2:p2/db` and `postgresql:///db?host=h1,h2&port=p1,p2`) give one `host`
     and one `port` parameter, comma-separated. Raises ConfigurationError for one libpq cannot parse
     (a parameter it does not know, or characters to percent-encode)."""
+    # libpq ends the user info at the first @ and the host part at a /: a password holding either
+    # unencoded would be read as (part of) a host name, and named in messages as one
+    check_readable(dsn)
     try:
-        return {key: str(value) for key, value in conninfo_to_dict(dsn).items()}
+        params = {key: str(value) for key, value in conninfo_to_dict(dsn).items()}
     except ProgrammingError as exc:
         message = str(exc).strip()
         if message.startswith("invalid URI query parameter"):  # names the parameter, not a value
             raise ConfigurationError(f"cannot read the DSN {redact(dsn)}: {message}") from None
         raise unreadable(dsn) from None  # libpq's other messages may quote the password
+    if "@" in params.get("host", ""):
+        raise unreadable(dsn)
+    return params
 
 
 def servers(dsn: str) -> list[str]:

@@ -37,10 +37,12 @@ _LIBPQ_ATTEMPT = re.compile(
 
 def writable(dsn: str) -> dict[str, str]:
     """libpq's parameters of `dsn`, asking for the server that takes writes
-    (`target_session_attrs=read-write`) unless the DSN asks for something else. Raises
-    ConfigurationError for a DSN libpq cannot read."""
+    (`target_session_attrs=read-write`, or `primary` if the DSN says so) whatever else the DSN
+    asks for: the schema commands write, and on a standby they would wait on a lock they can never
+    take. Raises ConfigurationError for a DSN libpq cannot read."""
     params = parameters(dsn)
-    params.setdefault("target_session_attrs", READ_WRITE)
+    if params.get("target_session_attrs") != "primary":
+        params["target_session_attrs"] = READ_WRITE
     return params
 
 

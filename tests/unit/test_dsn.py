@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from optiinfra_store.connection.dsn import parameters, redact, servers
+from optiinfra_store.connection.primary import writable
 from optiinfra_store.errors import ConfigurationError
 
 
@@ -53,9 +54,20 @@ def test_servers__both_multi_host_forms_in_order_without_a_password(dsn, listed)
     [
         ("postgresql://u:s3cret@h/db?no_such_parameter=1", 'invalid URI query parameter: "no_such_parameter"'),
         ("postgresql://u:s3%zzcret@h/db", "percent-encode special characters"),  # libpq would quote it
+        # an unencoded @ or / in the password: libpq would read part of it as the host name
+        ("postgresql://u:s3@cret@127.0.0.1:1/db", "percent-encode special characters"),
+        ("postgresql://u:s3/cret@127.0.0.1:1/db", "percent-encode special characters"),
+        ("postgresql://u:s3@cret@h1:1,h2:2/db", "percent-encode special characters"),
     ],
 )
 def test_parameters__a_dsn_libpq_cannot_read_is_configuration_error_without_its_password(dsn, said):
     with pytest.raises(ConfigurationError, match=said) as refused:
         parameters(dsn)
     assert "cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("asked", [None, "any", "prefer-standby", "standby", "read-only", "read-write"])
+def test_writable__schema_commands_always_ask_for_the_server_that_takes_writes(asked):
+    dsn = "postgresql://u@h1:1,h2:2/db" + (f"?target_session_attrs={asked}" if asked else "")
+    assert writable(dsn)["target_session_attrs"] == "read-write"
+    assert writable("postgresql://u@h1:1,h2:2/db?target_session_attrs=primary")["target_session_attrs"] == "primary"
