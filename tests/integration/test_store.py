@@ -106,4 +106,6 @@ async def test_slow_statements_are_logged_without_their_arguments(migrated_dsn, 
                 await tx.connection.fetchval("SELECT 1")
                 await tx.connection.fetchval("SELECT pg_sleep($1::float8 / 10) -- napping", 1)
     slow = [r.getMessage() for r in caplog.records if r.name == "optiinfra_store.statements"]
-    assert len(slow) == 1 and slow[0].startswith("slow statement (") and "pg_sleep($1" in slow[0]
+    # the nap, once, by its text ("SELECT 1" may pass the threshold too on a loaded machine)
+    napping = [message for message in slow if "napping" in message]
+    assert len(napping) == 1 and napping[0].startswith("slow statement (") and "pg_sleep($1" in napping[0]
