@@ -47,12 +47,12 @@ BEGIN
        AND c.relname <> ALL (skip)
        AND (c.relname IN (SELECT tab FROM optiinfra_placement)
             OR con.confrelid::regclass::text IN (SELECT tab FROM optiinfra_placement));
-    FOR k IN SELECT * FROM optiinfra_foreign_keys ORDER BY tab, name LOOP
+    FOR k IN SELECT tab, name FROM optiinfra_foreign_keys ORDER BY tab, name LOOP
         EXECUTE format('ALTER TABLE %I DROP CONSTRAINT %I', k.tab, k.name);
     END LOOP;
 
     -- every primary and unique key of a table to distribute includes its distribution column
-    FOR t IN SELECT * FROM optiinfra_placement WHERE by_column IS NOT NULL ORDER BY after_anchor, tab LOOP
+    FOR t IN SELECT tab, by_column FROM optiinfra_placement WHERE by_column IS NOT NULL ORDER BY after_anchor, tab LOOP
         FOR k IN
             SELECT con.conname::text AS name, con.contype = 'p' AS is_primary,
                    array(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY AS n (attnum, i)
@@ -88,11 +88,11 @@ BEGIN
       FROM pg_trigger g
      WHERE NOT g.tgisinternal AND g.tgenabled <> 'D' AND g.tgparentid = 0
        AND g.tgrelid::regclass::text IN (SELECT tab FROM optiinfra_placement);
-    FOR k IN SELECT * FROM optiinfra_triggers ORDER BY tab, name LOOP
+    FOR k IN SELECT tab, name FROM optiinfra_triggers ORDER BY tab, name LOOP
         EXECUTE format('ALTER TABLE %I DISABLE TRIGGER %I', k.tab, k.name);
     END LOOP;
 
-    FOR t IN SELECT * FROM optiinfra_placement ORDER BY after_anchor, tab LOOP
+    FOR t IN SELECT tab, by_column, after_anchor FROM optiinfra_placement ORDER BY after_anchor, tab LOOP
         IF t.by_column IS NULL THEN
             PERFORM create_reference_table(t.tab);
             RETURN NEXT format('%s: reference table', t.tab);
@@ -103,7 +103,7 @@ BEGIN
         END IF;
     END LOOP;
 
-    FOR k IN SELECT * FROM optiinfra_triggers ORDER BY tab, name LOOP
+    FOR k IN SELECT tab, name, mode FROM optiinfra_triggers ORDER BY tab, name LOOP
         EXECUTE format('ALTER TABLE %I %s TRIGGER %I', k.tab, k.mode, k.name);
     END LOOP;
     FOR k IN SELECT f.tab, f.name, f.definition, dt.partmethod AS tab_method, dp.partmethod AS parent_method

@@ -322,17 +322,12 @@ DO $$
 DECLARE
     k record;
 BEGIN
-    FOR k IN SELECT * FROM (VALUES
-        ('approvals', 'approvals_recommendation_id_fkey'),
-        ('optimizations', 'optimizations_recommendation_id_fkey'),
-        ('optimizations', 'optimizations_approval_id_fkey'),
-        ('workflow_steps', 'workflow_steps_workflow_execution_id_fkey'),
-        ('workflow_artifacts', 'workflow_artifacts_workflow_execution_id_fkey'),
-        ('workflow_artifacts', 'workflow_artifacts_workflow_step_id_fkey'),
-        ('workflow_transitions', 'workflow_transitions_workflow_execution_id_fkey'),
-        ('workflow_transitions', 'workflow_transitions_workflow_step_id_fkey')
-        ) AS v (tab, fkey) LOOP
-        CONTINUE WHEN NOT EXISTS (SELECT FROM pg_constraint WHERE conname = replace(k.fkey, '_fkey', '_customer_fkey'));
+    -- the keys added above and not swapped in yet (named <old name without _fkey>_customer_fkey)
+    FOR k IN SELECT c.conrelid::regclass::text AS tab, replace(c.conname, '_customer_fkey', '_fkey') AS fkey
+               FROM pg_constraint c
+              WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace
+                AND c.conname LIKE '%\_customer\_fkey'
+              ORDER BY 1, 2 LOOP
         EXECUTE format('ALTER TABLE %I VALIDATE CONSTRAINT %I', k.tab, replace(k.fkey, '_fkey', '_customer_fkey'));
         COMMIT;
         PERFORM pg_temp.optiinfra_locked(format('ALTER TABLE %I DROP CONSTRAINT IF EXISTS %I', k.tab, k.fkey));
