@@ -15,7 +15,6 @@ from optiinfra_store.enums import AgentStatus, AgentType, StepStatus, WorkflowSt
 from optiinfra_store.errors import InvalidArgument
 from optiinfra_store.queries import load
 from optiinfra_store.records import AgentCreate, CustomerCreate, WorkflowExecutionCreate, WorkflowStepCreate
-from optiinfra_store.rules import sketch
 from optiinfra_store.rules.tips import performance_tips
 
 FINISHED = {WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED, WorkflowStatus.TIMEOUT}
@@ -23,16 +22,16 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def ranked(values: list[float], q: float) -> float | None:
-    """The sample at rank q * (n - 1), rounded down: what the duration sketch estimates."""
+    """The nearest-rank q-quantile: the sample at rank ceil(q * n) (1-based, at least 1)."""
     if not values:
         return None
     ordered = sorted(values)
-    return ordered[math.floor(q * (len(ordered) - 1))]
+    return ordered[max(1, math.ceil(round(q * len(ordered), 9))) - 1]
 
 
 def near(value: float | None):
-    """The sketch's promise: within its relative error of the sample at the rank."""
-    return pytest.approx(value, rel=sketch.RELATIVE_ERROR * 1.0001, abs=1e-9)
+    """Exact: these samples hold at most sketch.EXACT_UP_TO durations."""
+    return pytest.approx(value, rel=1e-12, abs=1e-9)
 
 
 def expected_figures(rows: list[dict]) -> dict:
