@@ -375,7 +375,9 @@ WITH bounds AS (
     SELECT f.step_name, sum(f.steps)::bigint AS steps, sum(f.timed)::bigint AS timed,
            sum(f.duration_sum) AS duration_sum, sum(f.total_retries)::bigint AS total_retries,
            sum(f.retried)::bigint AS retried, sum(f.runs)::bigint AS runs, sum(f.failed)::bigint AS failed,
-           CASE WHEN sum(f.min_unknown) = 0 THEN min(f.dmin) END AS min, max(f.dmax) AS max,
+           -- a step row rolled up before 0023 has neither: both unknown then
+           CASE WHEN sum(f.min_unknown) = 0 THEN min(f.dmin) END AS min,
+           CASE WHEN sum(f.min_unknown) = 0 THEN max(f.dmax) END AS max,
            sum(f.sampled) = sum(f.timed) AND sum(f.timed) <= 100 AS exact
       FROM step_facts f GROUP BY f.step_name
 ), step_samples AS (  -- every duration, of the step names that have at most 100 and know each

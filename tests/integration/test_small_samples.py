@@ -187,19 +187,38 @@ async def test_rollups_made_before_0023__still_answer_from_the_sketch(store, age
         )
     )
     await read_from(store, rolled_up=True)
+    # and a shorter run of the step in the current hour, from the raw tables
+    [recent] = await store.pool.fetch(
+        """INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, status) VALUES ($1, $2, 'scaling_decision', 'pending')
+           RETURNING id""",
+        agent.id,
+        customer.id,
+    )
+    await store.workflow_steps.create(
+        WorkflowStepCreate(
+            workflow_execution_id=recent["id"],
+            step_name="execute_scaling",
+            step_order=1,
+            status=StepStatus.COMPLETED,
+            started_at=NOW,
+            completed_at=NOW + timedelta(minutes=1),
+        )
+    )
     # what 0014's function wrote: no minimum, no sample (nor a step maximum)
     await store.pool.execute("UPDATE workflow_rollups SET duration_min = NULL, duration_sample = NULL")
     await store.pool.execute(
         "UPDATE workflow_step_rollups SET duration_min = NULL, duration_max = NULL, duration_sample = NULL"
     )
-    stats = await store.workflow_executions.statistics(**WINDOW)
+    window = {**WINDOW, "until": datetime.now(UTC) + timedelta(minutes=5)}  # the recent one included
+    stats = await store.workflow_executions.statistics(**window)
     assert stats.p50_duration_seconds == pytest.approx(900.0, rel=sketch.RELATIVE_ERROR * 1.0001)
     assert stats.p95_duration_seconds == pytest.approx(1200.0, rel=sketch.RELATIVE_ERROR * 1.0001)
     assert stats.p95_duration_seconds <= stats.max_duration_seconds == 1200.0  # kept under the exact maximum
-    perf = await store.workflow_executions.performance(**WINDOW)
+    perf = await store.workflow_executions.performance(**window)
     assert perf.p95_duration_seconds == pytest.approx(1200.0, rel=sketch.RELATIVE_ERROR * 1.0001)
     [timing] = perf.slowest_steps
-    assert timing.p95_seconds == pytest.approx(780.0, rel=sketch.RELATIVE_ERROR * 1.0001)
+    # p95 of 13 min and 1 min: 13 min (the 1 min run is not the maximum of the step)
+    assert timing.count == 2 and timing.p95_seconds == pytest.approx(780.0, rel=sketch.RELATIVE_ERROR * 1.0001)
 
     # rolled up again, they are exact again
     await store.pool.execute("INSERT INTO workflow_rollup_pending (hour) VALUES ($1)", AT)
