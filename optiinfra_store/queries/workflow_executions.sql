@@ -167,7 +167,7 @@ SELECT (SELECT count(*) FROM doomed) AS executions,
        (SELECT count(*) FROM workflow_transitions WHERE workflow_execution_id IN (SELECT id FROM doomed)) AS transitions;
 
 -- name: statistics
--- Per workflow type, for executions created in [since, until) (default the last 30 days): counts per status, exact duration sums, the min and max, the merged duration sketch, and the durations themselves when there are at most 100 (sketch.EXACT_UP_TO) and every one is known (null otherwise; a min is null when a row rolled up before 0023 hides it). Whole days (and, over every customer and agent, whole hours) come from the rollups; the rest of the window from the raw table.
+-- Per workflow type, for executions created in [since, until) (default the last 30 days): counts per status, exact duration sums, the min and max, the merged duration sketch, and the durations themselves when there are at most 100 (sketch.EXACT_UP_TO) and every one is known (null otherwise; a min is null when a row rolled up before 0026 hides it). Whole days (and, over every customer and agent, whole hours) come from the rollups; the rest of the window from the raw table.
 WITH bounds AS (
     SELECT coalesce($4::timestamptz, now() - interval '30 days') AS since, coalesce($5::timestamptz, now()) AS until
 ), plan AS MATERIALIZED (
@@ -375,7 +375,7 @@ WITH bounds AS (
     SELECT f.step_name, sum(f.steps)::bigint AS steps, sum(f.timed)::bigint AS timed,
            sum(f.duration_sum) AS duration_sum, sum(f.total_retries)::bigint AS total_retries,
            sum(f.retried)::bigint AS retried, sum(f.runs)::bigint AS runs, sum(f.failed)::bigint AS failed,
-           -- a step row rolled up before 0023 has neither: both unknown then
+           -- a step row rolled up before 0026 has neither: both unknown then
            CASE WHEN sum(f.min_unknown) = 0 THEN min(f.dmin) END AS min,
            CASE WHEN sum(f.min_unknown) = 0 THEN max(f.dmax) END AS max,
            sum(f.sampled) = sum(f.timed) AND sum(f.timed) <= 100 AS exact

@@ -7,7 +7,7 @@ maximum: one run of 20m00s has p50 = p95 = 20m00s, and runs of 5, 15 and 20 minu
 and p95 = 20 minutes.
 
 Exact: a window (per workflow type, per step name) holding at most EXACT_UP_TO durations. The
-rollups keep a row's exact durations up to EXACT_UP_TO of them (`duration_sample`, migration 0023),
+rollups keep a row's exact durations up to EXACT_UP_TO of them (`duration_sample`, migration 0026),
 so such a window's durations are all known, from the rollups and the raw tables alike.
 
 Estimated, above EXACT_UP_TO: the duration sketch, how many durations fell in each logarithmic

@@ -1,6 +1,6 @@
 """Figures on small samples, as users reported them wrong: percentiles are nearest-rank and exact up
 to sketch.EXACT_UP_TO durations, from the raw tables and from the rollups alike; above it the
-sketch's estimate stays between the minimum and maximum; rollups made before 0023 still answer;
+sketch's estimate stays between the minimum and maximum; rollups made before 0026 still answer;
 the tips' words agree with the figures they print; one run is "1 run"."""
 
 from __future__ import annotations

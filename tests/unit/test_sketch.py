@@ -101,6 +101,6 @@ def test_quantile__of_nothing_is_none_and_a_single_value_is_itself_once_clamped(
     one = sketch_of([1200.0])
     assert sketch.quantile(one, 0.5) != 1200.0  # a bucket's middle, not the value
     assert sketch.quantile(one, 0.5, 1200.0, 1200.0) == 1200.0
-    # without a known minimum (rollups made before 0023) only the maximum holds it
+    # without a known minimum (rollups made before 0026) only the maximum holds it
     estimate = sketch.quantile(sketch_of([300.0, 900.0, 1200.0]), 0.95, 1200.0)
     assert estimate is not None and estimate <= 1200.0

@@ -9,7 +9,7 @@
 -- lock bounded by lock_timeout) and nothing is rewritten. Rows rolled up before this have no sample
 -- and no minimum: readers treat them as they did (the sketch, kept under the maximum) until their
 -- hours are rolled up again.
--- depends: 0022_customer_id_everywhere
+-- depends: 0025_rollup_marks_by_customer
 
 SET LOCAL lock_timeout = '5s';
 
