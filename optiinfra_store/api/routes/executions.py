@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query
 
 from optiinfra_store.api.dependencies import CustomerStore
-from optiinfra_store.api.models import ExecutionDetails, HistoryPage
+from optiinfra_store.api.models import ExecutionDetails, HistoryItem, HistoryPage
 from optiinfra_store.api.parameters import Cursor, Instant, Limit
 from optiinfra_store.api.problems import Problem, responses
 from optiinfra_store.api.routing import NotStoredRoute
@@ -46,7 +46,8 @@ async def details(store: CustomerStore, execution_id: UUID) -> ExecutionDetails:
     async with store.transaction() as tx:
         detail = await tx.workflow_executions.get_detail(execution_id)
         trail = await tx.workflow_executions.history(execution_id)
-    return ExecutionDetails.model_construct(**dict(detail), transitions=trail)
+        names = await tx.agents.names([detail.agent_id])
+    return ExecutionDetails.model_construct(**dict(detail), agent_name=names.get(detail.agent_id), transitions=trail)
 
 
 @router.get("/api/workflows/{workflow_type}/history", responses=HISTORY_PROBLEMS)
@@ -88,4 +89,6 @@ async def _history(
         if exc.argument != "cursor":  # since and until are within the store's range (Instant)
             raise
         raise Problem(400, "Invalid parameter", "cursor: not a cursor this service gave out") from None
-    return HistoryPage.model_construct(items=page.items, next_cursor=page.next_cursor)
+    names = await store.agents.names(item.agent_id for item in page.items)
+    items = [HistoryItem.model_construct(**dict(item), agent_name=names.get(item.agent_id)) for item in page.items]
+    return HistoryPage.model_construct(items=items, next_cursor=page.next_cursor)
