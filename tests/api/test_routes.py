@@ -95,6 +95,22 @@ async def test_details__steps_artifacts_and_trail_as_the_store_has_them(service)
         aware(transition["at"])
 
 
+async def test_agent_names__read_once_then_kept_a_while_through_the_callers_confined_store(store, customer, agent):
+    from uuid import uuid4
+
+    from optiinfra_store.api.agent_names import AgentNames
+    from optiinfra_store.records import AgentUpdate
+
+    confined = store.for_customer(customer.id)
+    kept, fresh = AgentNames(ttl=3600), AgentNames(ttl=0)
+    nobody = uuid4()
+    assert await kept.of(confined, [agent.id, nobody, agent.id]) == {agent.id: "Cost Optimizer"}
+    await store.agents.update(agent.id, AgentUpdate(name="Renamed"))
+    assert await kept.of(confined, [agent.id]) == {agent.id: "Cost Optimizer"}  # within its time
+    assert await fresh.of(confined, [agent.id]) == {agent.id: "Renamed"}  # read again once its time is up
+    assert await kept.of(confined, []) == {}
+
+
 async def test_statistics__the_stores_figures(service):
     response = await service.client.get("/api/workflows/statistics", headers=bearer(TECHSTART))
     assert response.status_code == 200
