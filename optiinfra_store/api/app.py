@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from optiinfra_store import __version__
-from optiinfra_store.api import openapi, problems
+from optiinfra_store.api import metrics, openapi, problems, tracing
 from optiinfra_store.api.access_log import RequestLog
 from optiinfra_store.api.auth import TokenVerifier
 from optiinfra_store.api.models import DemoCustomer
@@ -63,9 +63,12 @@ def create_app(
     settings: Settings = DEFAULTS,
     demo_customers: Sequence[DemoCustomer] = (),
     trusted_hosts: Sequence[str] = (),
+    tracer_provider: Any = None,
 ) -> FastAPI:
     """The ASGI app over an open (unconfined) store; the caller closes the store. Its lifespan
-    opens the events hub; on shutdown every event stream ends and the hub closes."""
+    opens the events hub; on shutdown every event stream ends and the hub closes. With a tracer
+    provider (`tracer_provider`, else OpenTelemetry's global one when set), each request is a span,
+    the parent of the store's statement spans (api/tracing.py)."""
     service = Service(store, verifier, settings, demo_customers=demo_customers)
 
     @asynccontextmanager
@@ -97,5 +100,9 @@ def create_app(
 
     if trusted_hosts:  # the demo: a page on another name (DNS rebinding) cannot ask it for tokens
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(trusted_hosts))
+    if settings.metrics:  # outside the host check: a refused host is counted too
+        app.state.metrics = metrics.install(app, service)
+    if tracer := tracing.tracer_of(tracer_provider, tracing.SERVICE):
+        app.add_middleware(tracing.RequestSpans, tracer=tracer)
     app.add_middleware(RequestLog)
     return app

@@ -25,6 +25,8 @@ from typing import Any, LiteralString
 
 from pydantic import BaseModel
 
+from optiinfra_store.connection.tracing import STATEMENT_NAMES
+
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
 
@@ -132,4 +134,7 @@ def load(table: str) -> Queries:
     """The named statements of `queries/<table>.sql`."""
     filename = f"{table}.sql"
     text = resources.files(__package__).joinpath(filename).read_text(encoding="utf-8")
-    return parse(filename, text)
+    queries = parse(filename, text)
+    for name, sql in queries._statements.items():  # what a span is named after (connection/tracing.py)
+        STATEMENT_NAMES.setdefault(sql, f"{table}.{name}")
+    return queries
