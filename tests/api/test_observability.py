@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from optiinfra_store import Store
 from optiinfra_store.api import TokenVerifier, create_app
-from optiinfra_store.api.settings import Settings
+from optiinfra_store.api.settings import DEFAULTS, Settings
 from tests.api.conftest import ACME, JWT_SECRET, TECHSTART, bearer
 
 ACME_RUNNING = "f1000000-0000-4000-8000-000000000002"  # Acme's
@@ -28,7 +28,7 @@ TENANT_DATA = (ACME, TECHSTART, ACME_RUNNING, TECHSTART_FAILED, "Acme", "TechSta
 
 
 @contextlib.asynccontextmanager
-async def client_of(store: Store, settings: Settings = Settings(), **options: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def client_of(store: Store, settings: Settings = DEFAULTS, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(store, TokenVerifier.hs256(JWT_SECRET), settings=settings, **options)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
