@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
+from inspect import signature
 from typing import Any
 
 from fastapi import FastAPI
@@ -45,6 +46,14 @@ class _Static(StaticFiles):
         response = await super().get_response(path, scope)
         response.headers.update(PAGE_HEADERS)
         return response
+
+
+# FastAPI's own OpenTelemetry (from 0.16x, on whenever a tracer provider is set) records the path
+# as requested and the query string (ids, cursors) on its spans, and validation errors with their
+# input in its logs: the service's own request spans (api/tracing.py) take their place
+_NO_FASTAPI_TRACES: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "logs": False}} if "telemetry" in signature(FastAPI.__init__).parameters else {}
+)
 
 
 class _App(FastAPI):
@@ -82,6 +91,7 @@ def create_app(
                 service.hub = None
 
     app = _App(
+        **_NO_FASTAPI_TRACES,
         title="OptiInfra workflow history",
         version=__version__,
         lifespan=lifespan,

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -134,17 +135,21 @@ def leaks(span: Any) -> list[str]:
 
 
 async def test_tracing__a_request_span_parents_the_store_statement_spans_without_arguments(
-    api_dsn: str, seeded: str, spans
+    api_dsn: str, seeded: str, spans, monkeypatch
 ):
+    """With the global provider set (as `opentelemetry-instrument` sets it), and FastAPI's own
+    request spans (which would record the path and query as requested) left out."""
     provider, exporter = spans
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)  # set_tracer_provider, undone after the test
     parent_trace = "0af7651916cd43dd8448eb211c80319c"
     caller = {**bearer(ACME), "traceparent": f"00-{parent_trace}-b7ad6b7169203331-01"}
-    async with Store.connect(api_dsn, max_size=2, tracer_provider=provider) as store:
-        async with client_of(store, tracer_provider=provider) as client:
+    async with Store.connect(api_dsn, max_size=2) as store:
+        async with client_of(store) as client:
             exporter.clear()  # the events hub's start
             assert (await client.get(f"/api/workflows/{ACME_RUNNING}/details", headers=caller)).status_code == 200
     finished = exporter.get_finished_spans()
     [request] = [s for s in finished if s.kind == SpanKind.SERVER]
+    assert {s.kind for s in finished} == {SpanKind.SERVER, SpanKind.CLIENT}
     assert request.name == f"GET {DETAILS}"
     assert request.attributes["http.route"] == DETAILS
     assert request.attributes["http.response.status_code"] == 200
