@@ -11,6 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
+from optiinfra_store import queries
 from optiinfra_store.connection.codecs import init_connection
 from optiinfra_store.connection.dsn import check_readable, redact, resolve_dsn
 from optiinfra_store.connection.executor import (
@@ -28,7 +29,7 @@ from optiinfra_store.connection.options import (
     PoolOptions,
     connector,
 )
-from optiinfra_store.connection.tracing import tracer_of
+from optiinfra_store.connection.tracing import STATEMENT_NAMES, failed, tracer_of
 from optiinfra_store.crypto.secrets import SecretKeys
 from optiinfra_store.errors import AccessDenied, ConfigurationError, InvalidArgument, StoreError
 from optiinfra_store.records import MaintenanceReport, PoolStats
@@ -37,7 +38,9 @@ from optiinfra_store.repositories.base import as_optional_uuid, as_uuid
 from optiinfra_store.repositories.maintenance import DEFAULT_METRIC_DAYS_AHEAD
 from optiinfra_store.workflow_events import EventsHub, WorkflowEvents
 
-__all__ = ["Repositories", "Store", "Transaction"]  # Repositories is defined in optiinfra_store.repositories
+# Repositories is defined in optiinfra_store.repositories; tracer_of and failed in connection/tracing.py,
+# for the service's request spans too (api/tracing.py: the service's layer reaches the store's only)
+__all__ = ["Repositories", "Store", "Transaction", "failed", "tracer_of"]
 
 
 class Transaction(Repositories):
@@ -166,6 +169,8 @@ class Store(Repositories):
         resolved = resolve_dsn(dsn)
         secret_keys = SecretKeys.from_option(secret_key)
         tracer = tracer_of(tracer_provider)
+        if tracer is not None and not STATEMENT_NAMES:
+            STATEMENT_NAMES.update(queries.named())
         options = PoolOptions(
             min_size=min_size,
             max_size=max_size,

@@ -14,7 +14,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from optiinfra_store.api.access_log import route_of
-from optiinfra_store.connection.tracing import failed, tracer_of
+from optiinfra_store.store import failed, tracer_of
 
 __all__ = ["SERVICE", "RequestSpans", "tracer_of"]
 

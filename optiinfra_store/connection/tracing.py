@@ -21,7 +21,8 @@ except ImportError:  # pragma: no cover - the otel extra is not installed
 INSTRUMENTATION = "optiinfra_store"
 
 STATEMENT_NAMES: dict[str, str] = {}
-"""The text of each named statement -> `<file>.<name>`; filled by optiinfra_store.queries as files load."""
+"""The text of each named statement -> `<file>.<name>`; filled (`queries.named()`) when a store opens
+with a tracer."""
 
 
 def tracer_of(provider: Any = None, name: str = INSTRUMENTATION) -> Any:

@@ -25,8 +25,6 @@ from typing import Any, LiteralString
 
 from pydantic import BaseModel
 
-from optiinfra_store.connection.tracing import STATEMENT_NAMES
-
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
 
@@ -134,7 +132,16 @@ def load(table: str) -> Queries:
     """The named statements of `queries/<table>.sql`."""
     filename = f"{table}.sql"
     text = resources.files(__package__).joinpath(filename).read_text(encoding="utf-8")
-    queries = parse(filename, text)
-    for name, sql in queries._statements.items():  # what a span is named after (connection/tracing.py)
-        STATEMENT_NAMES.setdefault(sql, f"{table}.{name}")
-    return queries
+    return parse(filename, text)
+
+
+def named() -> dict[str, str]:
+    """The text of every statement of every file -> `<file>.<name>` (`workflow_executions.get_by_id`):
+    what a statement's span is named after (connection/tracing.py)."""
+    names: dict[str, str] = {}
+    for entry in sorted(resources.files(__package__).iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".sql"):
+            table = entry.name.removesuffix(".sql")
+            for name, sql in load(table)._statements.items():
+                names.setdefault(sql, f"{table}.{name}")
+    return names
