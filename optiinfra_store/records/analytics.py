@@ -1,4 +1,4 @@
-"""Records returned by the workflow history analytics and retention."""
+"""Records returned by the workflow history analytics and retention, the upkeep, and the pool's statistics."""
 
 from __future__ import annotations
 
