@@ -12,25 +12,56 @@ interleaved round by round in one process on the same row (pools of 4 each):
   service exporting over OTLP would be set up (the export itself on the processor's thread);
 - `raw`: asyncpg's `fetchrow` of the same statement building the same record, for scale.
 
-Ratios are per round to `no tracer`, then the median.
+The ways take turns every CHUNK calls (the first of each turn moving on by one), so a load
+that comes and goes on a shared machine falls on all of them alike; each way's wall-clock time
+and this process's CPU time (all its threads: the batch processor's export thread counts) are
+added up per round. Ratios are per round to `no tracer`, then the median.
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import psycopg
 
-from benchmarks.confinement import interleaved_rounds
 from optiinfra_store import Store
 from optiinfra_store.enums import AgentType, WorkflowType
 from optiinfra_store.queries import load
 from optiinfra_store.records import AgentCreate, CustomerCreate, WorkflowExecution, WorkflowExecutionCreate
 
 WAYS = ("no tracer", "API, no SDK", "SDK, in-memory", "SDK, batch", "raw")
+CHUNK = 25
+
+
+async def interleaved(
+    ways: dict[str, Callable[[], Awaitable[Any]]], rounds: int, calls: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Calls per second and CPU microseconds per call of each way, round by round, the ways
+    taking turns every CHUNK calls."""
+    names = list(ways)
+    per_second: dict[str, list[float]] = {name: [] for name in names}
+    cpu_us: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(rounds):
+        wall = dict.fromkeys(names, 0.0)
+        cpu = dict.fromkeys(names, 0.0)
+        for turn in range(max(calls // CHUNK, 1)):
+            shift = turn % len(names)
+            for name in names[shift:] + names[:shift]:
+                call = ways[name]
+                began, began_cpu = time.perf_counter(), time.process_time()
+                for _ in range(CHUNK):
+                    await call()
+                wall[name] += time.perf_counter() - began
+                cpu[name] += time.process_time() - began_cpu
+        done = max(calls // CHUNK, 1) * CHUNK
+        for name in names:
+            per_second[name].append(done / wall[name])
+            cpu_us[name].append(cpu[name] / done * 1e6)
+    return per_second, cpu_us
 
 
 async def run(dsn: str, *, rounds: int = 5, calls: int = 2_000) -> dict[str, Any]:
@@ -91,7 +122,7 @@ async def run(dsn: str, *, rounds: int = 5, calls: int = 2_000) -> dict[str, Any
         spans_before = len(memory.get_finished_spans())
         await recorded.workflow_executions.get(execution.id)
         made = [s.name for s in memory.get_finished_spans()[spans_before:]]
-        per_round = await interleaved_rounds(ways, rounds, calls)
+        per_round, cpu_per_call = await interleaved(ways, rounds, calls)
     in_memory.shutdown()
     batch.shutdown()
     with psycopg.connect(dsn) as conn:
@@ -99,6 +130,10 @@ async def run(dsn: str, *, rounds: int = 5, calls: int = 2_000) -> dict[str, Any
     ratios = {
         way: [v / base for v, base in zip(values, per_round["no tracer"], strict=True)]
         for way, values in per_round.items()
+    }
+    cpu_ratios = {
+        way: [v / base for v, base in zip(values, cpu_per_call["no tracer"], strict=True)]
+        for way, values in cpu_per_call.items()
     }
     return {
         "server": server,
@@ -108,6 +143,9 @@ async def run(dsn: str, *, rounds: int = 5, calls: int = 2_000) -> dict[str, Any
         "per_second": {way: statistics.median(values) for way, values in per_round.items()},
         "ratio": {way: statistics.median(values) for way, values in ratios.items()},
         "ratios": ratios,
+        "cpu_us": {way: statistics.median(values) for way, values in cpu_per_call.items()},
+        "cpu_ratio": {way: statistics.median(values) for way, values in cpu_ratios.items()},
+        "cpu_ratios": cpu_ratios,
     }
 
 
@@ -115,28 +153,35 @@ def describe(result: dict[str, Any]) -> str:
     lines = [
         f"get() with and without tracing, PostgreSQL {result['server']}, {result['rounds']} rounds x "
         f"{result['calls']} calls; the span of one get: {', '.join(result['span'])}",
-        f"{'way':<16} {'calls/s':>9} {'vs none':>8}  per round",
+        f"{'way':<16} {'calls/s':>9} {'vs none':>8} {'CPU us/call':>12} {'vs none':>8}  per round (calls/s; CPU)",
     ]
     for way in WAYS:
         spread = ", ".join(f"{v:.2f}" for v in result["ratios"][way])
-        lines.append(f"{way:<16} {result['per_second'][way]:>9.0f} {result['ratio'][way]:>7.2f}x  ({spread})")
+        cpu_spread = ", ".join(f"{v:.2f}" for v in result["cpu_ratios"][way])
+        lines.append(
+            f"{way:<16} {result['per_second'][way]:>9.0f} {result['ratio'][way]:>7.2f}x "
+            f"{result['cpu_us'][way]:>12.1f} {result['cpu_ratio'][way]:>7.2f}x  ({spread}; {cpu_spread})"
+        )
     return "\n".join(lines)
 
 
 def markdown(result: dict[str, Any]) -> str:
     rows = "\n".join(
         f"| {way} | {result['per_second'][way]:,.0f} | {result['ratio'][way]:.2f}x | "
-        f"{min(result['ratios'][way]):.2f} - {max(result['ratios'][way]):.2f} |"
+        f"{min(result['ratios'][way]):.2f} - {max(result['ratios'][way]):.2f} | "
+        f"{result['cpu_us'][way]:.1f} | {result['cpu_ratio'][way]:.2f}x |"
         for way in WAYS
     )
     return f"""## Tracing
 
 `python -m benchmarks tracing`: `get()` of one execution, sequential awaited calls, median of
-{result["rounds"]} interleaved rounds of {result["calls"]:,} calls, PostgreSQL {result["server"]},
-pools of 4. One get makes one span, `{", ".join(result["span"])}`.
+{result["rounds"]} rounds of {result["calls"]:,} calls per way, the ways taking turns every {CHUNK}
+calls, PostgreSQL {result["server"]}, pools of 4. One get makes one span,
+`{", ".join(result["span"])}`. Wall-clock calls per second, and this process's CPU time per
+call (all its threads), which a load from other processes disturbs less.
 
-| way | calls/s | vs no tracer | per round |
-|---|---:|---:|---:|
+| way | calls/s | vs no tracer | per round | CPU µs per call | CPU vs no tracer |
+|---|---:|---:|---:|---:|---:|
 {rows}
 
 - `no tracer` is what a store runs whether opentelemetry is absent or installed with no tracer
