@@ -16,6 +16,10 @@ The ways take turns every CHUNK calls (the first of each turn moving on by one),
 that comes and goes on a shared machine falls on all of them alike; each way's wall-clock time
 and this process's CPU time (all its threads: the batch processor's export thread counts) are
 added up per round. Ratios are per round to `no tracer`, then the median.
+
+Then the executor alone, without a database (a pool and a connection that answer at once):
+this process's CPU time per `fetchrow` with no tracer, the API's proxy tracer and the SDK's two
+set-ups, so what a span costs shows apart from the round trip.
 """
 
 from __future__ import annotations
@@ -62,6 +66,41 @@ async def interleaved(
             per_second[name].append(done / wall[name])
             cpu_us[name].append(cpu[name] / done * 1e6)
     return per_second, cpu_us
+
+
+class _Connection:
+    async def fetchrow(self, sql: str, *args: Any) -> None:
+        return None
+
+
+class _Pool:
+    """What PoolExecutor needs of a pool, answering at once."""
+
+    def __init__(self) -> None:
+        self.connection = _Connection()
+
+    async def acquire(self) -> _Connection:
+        return self.connection
+
+    async def release(self, connection: _Connection) -> None:
+        return None
+
+
+async def executor_alone(tracers: dict[str, Any], rounds: int, calls: int) -> dict[str, float]:
+    """CPU microseconds per `fetchrow` of a PoolExecutor over `_Pool`, per tracer: the median of
+    `rounds` rounds of `calls`, the tracers taking turns round by round."""
+    from optiinfra_store.connection.executor import PoolExecutor
+
+    statement = load("workflow_executions").get_by_id
+    samples: dict[str, list[float]] = {name: [] for name in tracers}
+    for _ in range(rounds):
+        for name, tracer in tracers.items():
+            executor = PoolExecutor(_Pool(), None, None, tracer)  # type: ignore[arg-type]
+            began = time.process_time()
+            for _ in range(calls):
+                await executor.fetchrow(statement, 1)
+            samples[name].append((time.process_time() - began) / calls * 1e6)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 async def run(dsn: str, *, rounds: int = 5, calls: int = 2_000) -> dict[str, Any]:
@@ -123,6 +162,17 @@ async def run(dsn: str, *, rounds: int = 5, calls: int = 2_000) -> dict[str, Any
         await recorded.workflow_executions.get(execution.id)
         made = [s.name for s in memory.get_finished_spans()[spans_before:]]
         per_round, cpu_per_call = await interleaved(ways, rounds, calls)
+        alone = await executor_alone(
+            {
+                "no tracer": None,
+                "API, no SDK": proxied._executor.tracer,
+                "SDK, in-memory": recorded._executor.tracer,
+                "SDK, batch": batched._executor.tracer,
+            },
+            rounds,
+            calls * 5,
+        )
+        memory.clear()
     in_memory.shutdown()
     batch.shutdown()
     with psycopg.connect(dsn) as conn:
@@ -146,6 +196,7 @@ async def run(dsn: str, *, rounds: int = 5, calls: int = 2_000) -> dict[str, Any
         "cpu_us": {way: statistics.median(values) for way, values in cpu_per_call.items()},
         "cpu_ratio": {way: statistics.median(values) for way, values in cpu_ratios.items()},
         "cpu_ratios": cpu_ratios,
+        "executor_alone_us": alone,
     }
 
 
@@ -162,6 +213,10 @@ def describe(result: dict[str, Any]) -> str:
             f"{way:<16} {result['per_second'][way]:>9.0f} {result['ratio'][way]:>7.2f}x "
             f"{result['cpu_us'][way]:>12.1f} {result['cpu_ratio'][way]:>7.2f}x  ({spread}; {cpu_spread})"
         )
+    lines.append(
+        "the executor alone, no database, CPU us per fetchrow: "
+        + ", ".join(f"{way} {us:.2f}" for way, us in result["executor_alone_us"].items())
+    )
     return "\n".join(lines)
 
 
@@ -172,6 +227,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['cpu_us'][way]:.1f} | {result['cpu_ratio'][way]:.2f}x |"
         for way in WAYS
     )
+    alone = "\n".join(f"| {way} | {us:.2f} |" for way, us in result["executor_alone_us"].items())
     return f"""## Tracing
 
 `python -m benchmarks tracing`: `get()` of one execution, sequential awaited calls, median of
@@ -193,4 +249,11 @@ call (all its threads), which a load from other processes disturbs less.
   SimpleSpanProcessor handing each span to an InMemorySpanExporter; batch: a BatchSpanProcessor
   and an exporter that drops what it gets, the shape of an OTLP setup, its export off the loop).
 - `raw` is asyncpg's `fetchrow` building the same record, for scale.
+
+The executor alone, without a database (a pool and a connection that answer at once), CPU
+microseconds per `fetchrow`: what the executor and a span cost apart from the round trip.
+
+| way | CPU µs per fetchrow |
+|---|---:|
+{alone}
 """

@@ -72,6 +72,7 @@ async def test_tracing__every_way_runs_and_a_get_makes_one_span(clean_dsn):
     assert set(result["per_second"]) == set(tracing.WAYS)
     assert result["span"] == ["workflow_executions.get_by_id"]
     assert result["ratio"]["no tracer"] == 1.0
+    assert set(result["executor_alone_us"]) == set(tracing.WAYS) - {"raw"}
     assert "SDK, batch" in tracing.describe(result) and "| SDK, in-memory |" in tracing.markdown(result)
 
 
