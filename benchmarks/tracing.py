@@ -24,6 +24,7 @@ set-ups, so what a span costs shows apart from the round trip.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 import uuid
@@ -113,6 +114,7 @@ async def run(dsn: str, *, rounds: int = 5, calls: int = 2_000) -> dict[str, Any
         def export(self, spans: Sequence[Any]) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
+    load_before = os.getloadavg()[0]
     memory = InMemorySpanExporter()
     in_memory = TracerProvider()
     in_memory.add_span_processor(SimpleSpanProcessor(memory))
@@ -197,6 +199,7 @@ async def run(dsn: str, *, rounds: int = 5, calls: int = 2_000) -> dict[str, Any
         "cpu_ratio": {way: statistics.median(values) for way, values in cpu_ratios.items()},
         "cpu_ratios": cpu_ratios,
         "executor_alone_us": alone,
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1), os.cpu_count()],
     }
 
 
@@ -234,7 +237,9 @@ def markdown(result: dict[str, Any]) -> str:
 {result["rounds"]} rounds of {result["calls"]:,} calls per way, the ways taking turns every {CHUNK}
 calls, PostgreSQL {result["server"]}, pools of 4. One get makes one span,
 `{", ".join(result["span"])}`. Wall-clock calls per second, and this process's CPU time per
-call (all its threads), which a load from other processes disturbs less.
+call (all its threads), which a load from other processes disturbs less. The machine's load
+average was {result["load_average"][0]} at the start and {result["load_average"][1]} at the end
+({result["load_average"][2]} cores): read the ratios, not the rates.
 
 | way | calls/s | vs no tracer | per round | CPU µs per call | CPU vs no tracer |
 |---|---:|---:|---:|---:|---:|
