@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
             "pooler",
             "replicas",
             "http",
+            "tracing",
         ],
         help="compare the stacks (default); scale: history at 10k/100k/1M executions; "
         "profile: where the store's time goes on get(); hotpath: the store against raw asyncpg building "
@@ -44,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
         "for_customer() costs a get(); partitions: record_many into the partitioned metrics table "
         "against the plain one; pooler: concurrent workflows through pgbouncer against direct; "
         "replicas: statistics from a replica while the primary takes a bulk load; http: the "
-        "workflow-history service's routes beside the same store calls, and idle event streams",
+        "workflow-history service's routes beside the same store calls, and idle event streams; tracing: "
+        "get() with no tracer, the OpenTelemetry API alone, and the SDK recording spans",
     )
     parser.add_argument(
         "--dsn",
@@ -136,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
 
                 result = asyncio.run(hotpath.run(dsn, admin_dsn, quick=args.quick))
                 return _report(args, hotpath, "hotpath", result)
+            if args.command == "tracing":
+                from benchmarks import tracing
+
+                calls = 500 if args.quick else 2_000
+                result = asyncio.run(tracing.run(dsn, rounds=rounds, calls=calls))
+                return _report(args, tracing, "tracing", result)
             if args.command == "confinement":
                 from benchmarks import confinement
 

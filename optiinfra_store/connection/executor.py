@@ -26,6 +26,7 @@ from uuid import UUID
 
 import asyncpg
 
+from optiinfra_store.connection.tracing import failed, start_named, start_statement
 from optiinfra_store.errors import ConfigurationError, StoreTimeout, StoreUnavailable, raise_translated, translate
 
 CONFINE = "SELECT optiinfra_confine($1)"
@@ -246,51 +247,94 @@ class Executor:
     slow_statement: float | None = None
     """Statements taking at least this many seconds are logged (None: none is)."""
 
+    tracer: Any = None
+    """An OpenTelemetry tracer (connection/tracing.py): each statement is a span; None: no spans."""
+
+    # Each statement method tests `tracer` once; a span, when there is one, is ended in `finally`.
+    # Written out rather than shared through a helper or a context manager: the hot path (a get)
+    # would pay for the extra frame on every call, traced or not.
+
     async def fetch(self, sql: LiteralString, *args: Any) -> list[asyncpg.Record]:
-        async with self._scope() as conn:
-            if self.slow_statement is None:
-                rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-                return rows
-            began = _clock()
-            try:
-                rows = await conn.fetch(sql, *args)
-                return rows
-            finally:
-                self._timed(sql, began)
+        span = None if self.tracer is None else start_statement(self.tracer, sql)
+        try:
+            async with self._scope() as conn:
+                if self.slow_statement is None:
+                    rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+                    return rows
+                began = _clock()
+                try:
+                    rows = await conn.fetch(sql, *args)
+                    return rows
+                finally:
+                    self._timed(sql, began)
+        except BaseException as exc:
+            if span is not None:
+                failed(span, exc)
+            raise
+        finally:
+            if span is not None:
+                span.end()
 
     async def fetchrow(self, sql: LiteralString, *args: Any) -> asyncpg.Record | None:
-        async with self._scope() as conn:
-            if self.slow_statement is None:
-                row: asyncpg.Record | None = await conn.fetchrow(sql, *args)
-                return row
-            began = _clock()
-            try:
-                row = await conn.fetchrow(sql, *args)
-                return row
-            finally:
-                self._timed(sql, began)
+        span = None if self.tracer is None else start_statement(self.tracer, sql)
+        try:
+            async with self._scope() as conn:
+                if self.slow_statement is None:
+                    row: asyncpg.Record | None = await conn.fetchrow(sql, *args)
+                    return row
+                began = _clock()
+                try:
+                    row = await conn.fetchrow(sql, *args)
+                    return row
+                finally:
+                    self._timed(sql, began)
+        except BaseException as exc:
+            if span is not None:
+                failed(span, exc)
+            raise
+        finally:
+            if span is not None:
+                span.end()
 
     async def fetchval(self, sql: LiteralString, *args: Any) -> Any:
-        async with self._scope() as conn:
-            if self.slow_statement is None:
-                return await conn.fetchval(sql, *args)
-            began = _clock()
-            try:
-                return await conn.fetchval(sql, *args)
-            finally:
-                self._timed(sql, began)
+        span = None if self.tracer is None else start_statement(self.tracer, sql)
+        try:
+            async with self._scope() as conn:
+                if self.slow_statement is None:
+                    return await conn.fetchval(sql, *args)
+                began = _clock()
+                try:
+                    return await conn.fetchval(sql, *args)
+                finally:
+                    self._timed(sql, began)
+        except BaseException as exc:
+            if span is not None:
+                failed(span, exc)
+            raise
+        finally:
+            if span is not None:
+                span.end()
 
     async def execute(self, sql: LiteralString, *args: Any) -> str:
-        async with self._scope() as conn:
-            if self.slow_statement is None:
-                status: str = await conn.execute(sql, *args)
-                return status
-            began = _clock()
-            try:
-                status = await conn.execute(sql, *args)
-                return status
-            finally:
-                self._timed(sql, began)
+        span = None if self.tracer is None else start_statement(self.tracer, sql)
+        try:
+            async with self._scope() as conn:
+                if self.slow_statement is None:
+                    status: str = await conn.execute(sql, *args)
+                    return status
+                began = _clock()
+                try:
+                    status = await conn.execute(sql, *args)
+                    return status
+                finally:
+                    self._timed(sql, began)
+        except BaseException as exc:
+            if span is not None:
+                failed(span, exc)
+            raise
+        finally:
+            if span is not None:
+                span.end()
 
     async def fetch_planned(self, sql: LiteralString, *args: Any) -> list[asyncpg.Record]:
         """`fetch`, planned for these arguments every time. A statement the driver keeps prepared
@@ -298,17 +342,26 @@ class Executor:
         depends on the window and the filters, that plan ran 3-4x slower on a large history. So on
         a direct connection the statement is prepared afresh (one round trip more); through a
         pooler it goes unnamed, which PostgreSQL plans for its arguments anyway."""
-        async with self._scope() as conn:
-            began = _clock()
-            try:
-                if _driver_connection(conn) in _direct:
-                    statement = await conn.prepare(sql)
-                    rows: list[asyncpg.Record] = await statement.fetch(*args)
+        span = None if self.tracer is None else start_statement(self.tracer, sql)
+        try:
+            async with self._scope() as conn:
+                began = _clock()
+                try:
+                    if _driver_connection(conn) in _direct:
+                        statement = await conn.prepare(sql)
+                        rows: list[asyncpg.Record] = await statement.fetch(*args)
+                        return rows
+                    rows = await conn.fetch(sql, *args)
                     return rows
-                rows = await conn.fetch(sql, *args)
-                return rows
-            finally:
-                self._timed(sql, began)
+                finally:
+                    self._timed(sql, began)
+        except BaseException as exc:
+            if span is not None:
+                failed(span, exc)
+            raise
+        finally:
+            if span is not None:
+                span.end()
 
     async def fetchrow_planned(self, sql: LiteralString, *args: Any) -> asyncpg.Record | None:
         """`fetchrow`, planned for these arguments every time (see `fetch_planned`)."""
@@ -341,6 +394,7 @@ class Executor:
                     return
                 yield row
 
+        span = None if self.tracer is None else start_named(self.tracer, f"{table}.copy")
         try:
             async with self._copy_connection() as conn:
                 status: str = await conn.copy_records_to_table(table, records=rows(), columns=list(columns))
@@ -348,9 +402,14 @@ class Executor:
                     raise raised[0]  # inside the transaction: rolled back
                 return status
         except BaseException as exc:
+            if span is not None:
+                failed(span, exc)
             if not (raised and exc is raised[0]):
                 _raise_translated(exc)
             raise
+        finally:
+            if span is not None:
+                span.end()
 
     def _copy_connection(self) -> Any:
         """A connection in a transaction for `copy_records`."""
@@ -360,12 +419,19 @@ class Executor:
 class PoolExecutor(Executor):
     """Each statement on a pooled connection of its own, given back after it."""
 
-    __slots__ = ("pool", "acquire_timeout", "slow_statement")
+    __slots__ = ("pool", "acquire_timeout", "slow_statement", "tracer")
 
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float | None, slow_statement: float | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        acquire_timeout: float | None,
+        slow_statement: float | None = None,
+        tracer: Any = None,
+    ) -> None:
         self.pool = pool
         self.acquire_timeout = acquire_timeout
         self.slow_statement = slow_statement
+        self.tracer = tracer
 
     async def acquire(self) -> asyncpg.Connection:
         """A connection from the pool; StoreTimeout if none is free within `acquire_timeout`."""
@@ -405,7 +471,7 @@ class PoolExecutor(Executor):
                 await transaction.start()
             try:
                 await self._bind(conn)
-                yield ConnectionExecutor(conn)
+                yield ConnectionExecutor(conn, self.tracer)
             except BaseException:
                 with suppress(Exception):  # a broken connection: the caller's error matters more
                     await transaction.rollback()
@@ -479,8 +545,9 @@ class ConfinedExecutor(PoolExecutor):
         slow_statement: float | None = None,
         *,
         session: bool = False,
+        tracer: Any = None,
     ) -> None:
-        super().__init__(pool, acquire_timeout, slow_statement)
+        super().__init__(pool, acquire_timeout, slow_statement, tracer)
         self.customer_id = customer_id
         self._begin = begin_confined(customer_id)
         self._session = session and unbinds_sessions(pool)
@@ -582,10 +649,11 @@ class _SessionScope:
 class ConnectionExecutor(Executor):
     """Every statement on one connection, inside the transaction its creator opened."""
 
-    __slots__ = ("connection",)
+    __slots__ = ("connection", "tracer")
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: asyncpg.Connection, tracer: Any = None) -> None:
         self.connection = connection
+        self.tracer = tracer
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
