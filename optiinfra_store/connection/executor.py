@@ -154,9 +154,13 @@ def unread(conn: asyncpg.Connection) -> bool:
     return bool(poller.poll(0))
 
 
-class _ClosedWhileIdle(Exception):
-    """Raised by the pool's setup for a bound connection `unread` found closed by the server (the
-    pool closes it, and `PoolExecutor.acquire` takes another)."""
+class _ClosedWhileIdle(StoreUnavailable):
+    """Raised by the pool's setup for a bound connection `unread` found closed by the server: the
+    pool closes it, and `PoolExecutor.acquire` takes another (one who acquires from the pool
+    directly sees it as StoreUnavailable)."""
+
+    def __init__(self) -> None:
+        super().__init__("database unavailable: the server closed this pooled connection while it was idle")
 
 
 def _mark(conn: asyncpg.Connection) -> tuple[Any, int]:
@@ -546,8 +550,10 @@ class PoolExecutor(Executor):
             await self.pool.release(conn)
 
     async def _run(self, call: _Call, sql: LiteralString, args: tuple[Any, ...]) -> Any:
+        async with _TRANSLATED:  # _attempt(last=False), written out: the hot path
+            conn = await self.acquire()
         try:
-            return await self._attempt(call, sql, args, last=False)
+            return await self._statement(conn, call, sql, args, last=False)
         except _Again:
             return await self._attempt(call, sql, args, last=True)
 
@@ -593,7 +599,7 @@ class PoolExecutor(Executor):
         while True:
             try:
                 return await attempt()
-            except StoreUnavailable as exc:
+            except (StoreUnavailable, StoreTimeout) as exc:  # still unknown: the server not reached
                 if _clock() + pause > deadline:
                     raise OutcomeUnknown(
                         f"{unknown}; retried for {window:g} s without an answer: {first_line(exc)}"
@@ -699,6 +705,12 @@ class ConfinedExecutor(PoolExecutor):
         self.customer_id = customer_id
         self._begin = begin_confined(customer_id)
         self._session = session and unbinds_sessions(pool)
+
+    async def _run(self, call: _Call, sql: LiteralString, args: tuple[Any, ...]) -> Any:
+        try:
+            return await self._attempt(call, sql, args, last=False)
+        except _Again:
+            return await self._attempt(call, sql, args, last=True)
 
     async def _attempt(self, call: _Call, sql: LiteralString, args: tuple[Any, ...], *, last: bool) -> Any:
         if self._session:

@@ -502,7 +502,7 @@ async def test_idle_connection_killed__next_call_succeeds(proxy, admin, agent, c
         assert await backend_pid(faulty) != killed
 
 
-@pytest.mark.parametrize("call", ["write", "read"])
+@pytest.mark.parametrize("call", ["write", "read", "confined", "unconfined_after_confined"])
 async def test_idle_connection_killed_and_its_close_unread__a_prepared_statement_runs_on_a_fresh_connection(
     clean_dsn, admin, agent, customer, call
 ):
@@ -513,9 +513,14 @@ async def test_idle_connection_killed_and_its_close_unread__a_prepared_statement
     async with fault_store(clean_dsn, admin, max_size=1) as (faulty, backends, _):
         first = await faulty.workflow_executions.create(new_execution(agent, customer))
         assert (await faulty.workflow_executions.get(first.id)).id == first.id  # both statements prepared
+        confined = faulty.for_customer(customer.id)
+        if call in ("confined", "unconfined_after_confined"):  # bound for its session: unbound before reuse
+            assert (await confined.workflow_executions.get(first.id)).id == first.id
         (killed,) = await backends.pids()
         kill_unread(clean_dsn, killed)
-        if call == "write":
+        if call == "confined":
+            assert (await confined.workflow_executions.get(first.id)).id == first.id
+        elif call == "write":
             second = await faulty.workflow_executions.create(new_execution(agent, customer))
             assert await admin.fetchval("SELECT count(*) FROM workflow_executions") == 2
             assert second.id != first.id
