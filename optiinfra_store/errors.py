@@ -46,6 +46,14 @@ class StoreUnavailable(StoreError):
     server a multi-host DSN lists is a primary."""
 
 
+class OutcomeUnknown(StoreUnavailable):
+    """The connection was lost after a write was sent (a statement running on its own, or a
+    COMMIT) and before its reply came: the server may or may not have applied it. Read the row
+    back before acting on it; retry only a write that is safe to repeat (a create with an
+    `idempotency_key`, which the store itself retries, or an update with `expected_version`). A
+    read whose connection is lost is plain StoreUnavailable: retrying it is always safe."""
+
+
 class ReadOnlyServer(StoreError):
     """A write reached a read-only server (a hot standby replica): send writes to the primary."""
 

@@ -136,7 +136,9 @@ class Store(Repositories):
 
         Timeouts are in seconds (None: wait forever) and raise StoreTimeout: `command_timeout` for
         each call (the client cancels the statement), `statement_timeout` the same enforced by the
-        server, `acquire_timeout` for the wait for a free pooled connection. JSON documents larger
+        server, `acquire_timeout` for the wait for a free pooled connection (and for the server, when
+        a `workflow_executions.create` with an idempotency key is retried after its connection was
+        lost: see OutcomeUnknown in errors.py). JSON documents larger
         than `max_document_bytes` are refused with DocumentTooLarge before they are sent.
         With `secret_key` (a string, or a list newest first; default `$OPTIINFRA_SECRET_KEY`),
         sensitive agent configs are encrypted and decrypted in the client: the server never sees

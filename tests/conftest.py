@@ -17,6 +17,7 @@ from tests.pg import Databases, pgbouncer, session_server, sources
 SLOW_MODULES = {
     "tests/api/test_browser.py",
     "tests/api/test_limits.py",
+    "tests/api/test_outage.py",
     "tests/api/test_serve.py",
     "tests/benchmarks/test_bench_smoke.py",
     "tests/integration/test_metric_partitions.py",

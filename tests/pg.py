@@ -289,6 +289,27 @@ def private_embedded_server(prefix: str, *, migrated: bool = True) -> Iterator[A
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def stop_embedded(server: Any) -> None:
+    """Stop a `private_embedded_server` (pg_ctl stop, fast: the sessions are terminated)."""
+    import pgserver
+
+    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
+
+
+def start_embedded(server: Any) -> None:
+    """Start a stopped `private_embedded_server` again on the same data directory and socket
+    (pg_ctl start, the options pgserver used)."""
+    import pgserver
+
+    socket_dir = server.get_postmaster_info().socket_dir
+    pgserver.pg_ctl(
+        ["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(server.log), "start"],
+        pgdata=server.pgdata,
+        user=server.system_user,
+        timeout=30,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

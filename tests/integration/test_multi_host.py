@@ -58,6 +58,20 @@ async def test_connect__only_the_standby_listed_is_store_unavailable_naming_it(c
     assert isinstance(refused.value.__cause__, asyncpg.TargetServerAttributeNotMatched)
 
 
+@pytest.mark.parametrize("down_first", [True, False], ids=["down_first", "standby_first"])
+async def test_connect__one_listed_server_down_the_other_a_standby_names_both(cluster, down_first):
+    """asyncpg reports the last failure it met (the server that refused), not the standby it passed
+    over: the error names every server listed all the same."""
+    nowhere = free_port()
+    ports = (nowhere, cluster.replica_port) if down_first else (cluster.replica_port, nowhere)
+    dsn = cluster.listing(*ports, form="uri", password="s3cret", **READ_WRITE)
+    with pytest.raises(StoreUnavailable) as refused:
+        await Store.connect(dsn)
+    message = str(refused.value)
+    assert message.startswith(f"cannot connect to any of 127.0.0.1:{ports[0]}, 127.0.0.1:{ports[1]}: "), message
+    assert "s3cret" not in message
+
+
 async def test_calls__no_listed_server_answering_names_every_one_then_the_store_recovers(cluster):
     nowhere = free_port()
     dsn = cluster.listing(nowhere, cluster.primary_port, form="host-list", password="s3cret", **READ_WRITE)
