@@ -1,0 +1,1 @@
+DROP FUNCTION optiinfra_durable_lsn();
