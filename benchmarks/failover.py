@@ -153,9 +153,9 @@ Outage: the longest time without an acknowledged write from the fault on; writes
 |---|---:|---:|---:|---:|---:|
 {rows}
 
-Over all rounds: {result["acknowledged"]:,} acknowledged writes, {result["unknown"]} writes that
-failed with an unknown outcome (retried: a create with its key, a transition after reading it
-back); lost **{result["lost"]}**, applied twice **{result["duplicated"]}**; the subscriber:
+Over all rounds: {result["acknowledged"]:,} acknowledged writes, {result["unknown"]} write attempts
+that failed with an unknown outcome (`StoreUnavailable`: counted, never acknowledged, and retried:
+a create with its key, a transition after reading it back); lost **{result["lost"]}**, applied twice **{result["duplicated"]}**; the subscriber:
 transitions taken back by a failover **{result["taken_back"]}**, missed **{result["missed"]}**,
 delivered twice **{result["repeated"]}**. After an unplanned failover the new primary runs alone
 (wait_primary: no synchronous standby, commits wait for nobody) until the old one rejoins, hence

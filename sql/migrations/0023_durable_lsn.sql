@@ -30,9 +30,9 @@ BEGIN
         RETURN 'FFFFFFFF/FFFFFFFF'::pg_lsn;
     END IF;
     IF NOT pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') THEN
-        RAISE EXCEPTION 'optiinfra_durable_lsn(): its owner % may not read the standbys'' positions', current_user
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('GRANT pg_monitor TO %I (as a superuser)', current_user);
+        RAISE EXCEPTION 'optiinfra_durable_lsn(): its owner % may not read the synchronous standby''s position in pg_stat_replication; GRANT pg_monitor TO % (as a superuser)',
+            current_user, quote_ident(current_user)
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
     SELECT min(r.flush_lsn) INTO durable FROM pg_stat_replication r WHERE r.sync_state IN ('sync', 'quorum');
     RETURN durable;

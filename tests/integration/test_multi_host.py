@@ -14,7 +14,7 @@ import pytest
 
 from optiinfra_store import Store
 from optiinfra_store.enums import WorkflowType
-from optiinfra_store.errors import StoreUnavailable
+from optiinfra_store.errors import AccessDenied, StoreUnavailable
 from optiinfra_store.records import AgentCreate, CustomerCreate, WorkflowExecutionCreate
 from tests.pg import free_port, replicated_cluster
 
@@ -140,10 +140,21 @@ async def test_events__a_commit_the_synchronous_standby_has_not_flushed_is_held_
                 pair.start("replica", pair.replica_port)
                 delivered = await asyncio.wait_for(anext(events), 30)
                 assert delivered.workflow_execution_id == execution.id
+                # an owner that may not read the standbys' positions: refused, naming the grant
                 with psycopg.connect(pair.primary_dsn, autocommit=True) as admin:
-                    admin.execute("ALTER SYSTEM RESET synchronous_standby_names")
-                    admin.execute("SELECT pg_reload_conf()")
+                    admin.execute("CREATE ROLE optiinfra_test_plain_owner")
+                    admin.execute("ALTER FUNCTION optiinfra_durable_lsn() OWNER TO optiinfra_test_plain_owner")
+                await writer.workflow_executions.start(execution.id)
+                with pytest.raises(AccessDenied, match="GRANT pg_monitor TO optiinfra_test_plain_owner"):
+                    await asyncio.wait_for(anext(events), 10)
+            with psycopg.connect(pair.primary_dsn, autocommit=True) as admin:
+                admin.execute("ALTER FUNCTION optiinfra_durable_lsn() OWNER TO postgres")
+                admin.execute("ALTER SYSTEM RESET synchronous_standby_names")
+                admin.execute("SELECT pg_reload_conf()")
+            async with store.workflow_events(customer_id=customer.id, after=delivered.id, poll_interval=0.05) as events:
                 pair.stop("replica")  # no synchronous standby configured: committed is durable
-                await store.workflow_executions.start(execution.id)
-                started = await asyncio.wait_for(anext(events), 10)
+                started = await asyncio.wait_for(anext(events), 10)  # the transition written above
                 assert (started.workflow_execution_id, started.to_status) == (execution.id, "running")
+                await store.workflow_executions.complete(execution.id)
+                completed = await asyncio.wait_for(anext(events), 10)
+                assert (completed.workflow_execution_id, completed.to_status) == (execution.id, "completed")
