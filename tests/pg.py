@@ -800,8 +800,9 @@ class Formation:
 
 @contextlib.contextmanager
 def formation() -> Iterator[Formation]:
-    """A created Formation, stopped and removed afterwards, even when its creation fails. Skips,
-    in one line, where `autofailover_server()` finds none."""
+    """A created Formation, stopped and removed afterwards, even when its creation fails
+    ($OPTIINFRA_KEEP_FORMATION set: its directory, with each node's log, is kept). Skips, in one
+    line, where `autofailover_server()` finds none (fails instead under $OPTIINFRA_REQUIRE_TOOLS)."""
     bindir = autofailover_server()
     if isinstance(bindir, str):
         if os.environ.get("OPTIINFRA_REQUIRE_TOOLS"):  # .ci/run installed it: missing is a failure

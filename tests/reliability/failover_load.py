@@ -26,6 +26,7 @@ from optiinfra_store import Store
 from optiinfra_store.enums import AgentStatus, AgentType, WorkflowType
 from optiinfra_store.errors import InvalidTransition, StoreTimeout, StoreUnavailable
 from optiinfra_store.records import AgentCreate, CustomerCreate, WorkflowExecutionCreate
+from optiinfra_store.workflow_events import EventsHub
 
 T = TypeVar("T")
 TRANSIENT = (StoreUnavailable, StoreTimeout)
@@ -108,9 +109,9 @@ class Subscriber:
     error: BaseException | None = None
     reconnects: int = 0
 
-    async def run(self, store: Store, customer_id: UUID, ready: asyncio.Event) -> None:
+    async def run(self, store: Store, customer_id: UUID, ready: asyncio.Event, hub: EventsHub | None = None) -> None:
         try:
-            async with store.workflow_events(customer_id=customer_id, poll_interval=0.2) as events:
+            async with store.workflow_events(customer_id=customer_id, poll_interval=0.2, hub=hub) as events:
                 ready.set()
                 try:
                     async for t in events:
@@ -211,15 +212,23 @@ class Load:
     def __init__(self, store: Store, customer_id: UUID, agent_ids: list[UUID]) -> None:
         self.store, self.customer_id, self.agent_ids = store, customer_id, agent_ids
         self.ledger = Ledger()
-        self.subscriber = Subscriber()
-        self._listening: asyncio.Task[None] | None = None
+        self.subscribers: list[Subscriber] = []
+        self._listening: list[asyncio.Task[None]] = []
         self._agents: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
 
-    async def subscribe(self) -> None:
+    @property
+    def subscriber(self) -> Subscriber:
+        return self.subscribers[0]
+
+    async def subscribe(self, hub: EventsHub | None = None) -> Subscriber:
+        """A subscriber of the customer's transitions, on a connection of its own or through `hub`."""
         ready = asyncio.Event()
-        self._listening = asyncio.create_task(self.subscriber.run(self.store, self.customer_id, ready))
+        subscriber = Subscriber()
+        self.subscribers.append(subscriber)
+        self._listening.append(asyncio.create_task(subscriber.run(self.store, self.customer_id, ready, hub)))
         await ready.wait()
+        return subscriber
 
     def start(self) -> None:
         self._stop.clear()
@@ -235,10 +244,10 @@ class Load:
     async def close(self) -> None:
         self._stop.set()
         await asyncio.gather(*self._agents, return_exceptions=True)
-        if self._listening is not None:
-            self._listening.cancel()
+        for listening in self._listening:
+            listening.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._listening
+                await listening
 
 
 def longest_gap(times: list[float], start: float, end: float) -> float:

@@ -1,8 +1,9 @@
-"""Failovers of a pg_auto_failover formation under load (tests/pg.py `formation`): 32 agents and a
-live-events subscriber on one Store opened on the formation's multi-host URI, through a planned
-failover and a kill -9 of the primary's keeper and postmaster. After each: every acknowledged write
-is on the new primary, none twice, failures counted as unknown outcomes, and the subscriber saw
-every transition once and none that the failover took back."""
+"""Failovers of a pg_auto_failover formation under load (tests/pg.py `formation`): 32 agents and two
+live-events subscribers (one on a connection of its own, one through an events hub) on one Store
+opened on the formation's multi-host URI, through a planned failover and a kill -9 of the
+primary's keeper and postmaster. After each: every acknowledged write is on the new primary, none
+twice, failures counted as unknown outcomes, and each subscriber saw every transition once and
+none that the failover took back."""
 
 from __future__ import annotations
 
@@ -34,10 +35,11 @@ async def _through(load: Load, fault) -> None:  # type: ignore[no-untyped-def]
 
 
 async def test_failover__planned_and_kill_9__no_acknowledged_write_lost_and_no_event_taken_back(cluster):
-    async with Store.connect(cluster.uri, min_size=2, max_size=16) as store:
+    async with Store.connect(cluster.uri, min_size=2, max_size=16) as store, store.events_hub() as hub:
         customer_id, agent_ids = await setup(store, AGENTS)
         load = Load(store, customer_id, agent_ids)
-        await load.subscribe()
+        await load.subscribe()  # on a connection of its own
+        await load.subscribe(hub)  # through the hub, reading through the store's pool
         try:
             faults = {
                 "planned failover": cluster.perform_failover,
@@ -48,12 +50,14 @@ async def test_failover__planned_and_kill_9__no_acknowledged_write_lost_and_no_e
             for name, fault in faults.items():
                 before = load.ledger.acknowledged
                 await _through(load, fault)
-                report = await check(cluster.uri, customer_id, load.ledger, load.subscriber)
                 assert load.ledger.acknowledged > before, f"{name}: no write was acknowledged"
-                assert report.ok, f"{name}: {report}"
-                assert report.missed == [] and report.taken_back == []
+                for kind, subscriber in zip(("own connection", "hub"), load.subscribers, strict=True):
+                    report = await check(cluster.uri, customer_id, load.ledger, subscriber)
+                    assert report.ok, f"{name}, subscriber on its {kind}: {report}"
+                    assert report.missed == [] and report.taken_back == []
             # the faults did reach the clients: writes failed (unknown outcomes) and were retried
             assert load.ledger.unknown > 0, load.ledger.errors
-            assert load.subscriber.error is None
+            assert [s.error for s in load.subscribers] == [None, None]
+            assert hub.reconnects >= 2  # the hub's listening connection followed the primary too
         finally:
             await load.close()
