@@ -136,6 +136,16 @@ class Report:
     repeated: list[int]  # delivered more than once
     subscriber_error: str | None
 
+    def __str__(self) -> str:
+        def few(items: list[Any]) -> str:
+            return f"{len(items)} {items[:5]}{' ...' if len(items) > 5 else ''}"
+
+        return (
+            f"{self.acknowledged} acknowledged, {self.unknown} unknown; lost {few(self.lost)}, duplicated "
+            f"{few(self.duplicated)}; events taken back {few(self.taken_back)}, missed {few(self.missed)}, "
+            f"repeated {few(self.repeated)}; subscriber error {self.subscriber_error}"
+        )
+
     @property
     def ok(self) -> bool:
         return not (
