@@ -1,1 +1,1 @@
-DROP FUNCTION optiinfra_durable_lsn();
+DROP FUNCTION IF EXISTS optiinfra_durable_lsn();

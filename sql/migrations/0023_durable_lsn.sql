@@ -17,11 +17,12 @@
 -- the migrations, usually a superuser) and returns only that one position. An owner without those
 -- privileges is refused with insufficient_privilege naming the grant, never a NULL that would
 -- hold every subscriber back silently.
+-- It can run again over itself (`mark`/`unmark` and a re-run leave the same function and grants).
 -- depends: 0022_customer_id_everywhere
 
 SET LOCAL lock_timeout = '5s';
 
-CREATE FUNCTION optiinfra_durable_lsn() RETURNS pg_lsn
+CREATE OR REPLACE FUNCTION optiinfra_durable_lsn() RETURNS pg_lsn
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     durable pg_lsn;
