@@ -686,8 +686,9 @@ class Formation:
         common = ["--auth", "trust", "--no-ssl", "--hostname", "127.0.0.1", "--pgctl", str(self.bindir / "pg_ctl")]
         self.autoctl("create", "monitor", "--pgdata", str(self.work / "monitor"),
                      "--pgport", str(self.ports["monitor"]), *common)  # fmt: skip
-        # pg_autoctl has the monitor listen on every address; postgresql.auto.conf comes last
-        self._add_settings("monitor", {"listen_addresses": "127.0.0.1", **FORMATION_MONITOR_SETTINGS})
+        # pg_autoctl starts the monitor listening on every address unless its configuration says
+        self.autoctl("config", "set", "--pgdata", str(self.work / "monitor"), "postgresql.listen_addresses", "127.0.0.1")
+        self._add_settings("monitor", FORMATION_MONITOR_SETTINGS)
         self.run_keeper("monitor")
         self._wait(lambda: self._answers(self.dsn("monitor", "pg_auto_failover")), "the monitor to start")
         for node in ("node1", "node2"):
