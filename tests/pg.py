@@ -687,7 +687,9 @@ class Formation:
         self.autoctl("create", "monitor", "--pgdata", str(self.work / "monitor"),
                      "--pgport", str(self.ports["monitor"]), *common)  # fmt: skip
         # pg_autoctl starts the monitor listening on every address unless its configuration says
-        self.autoctl("config", "set", "--pgdata", str(self.work / "monitor"), "postgresql.listen_addresses", "127.0.0.1")
+        self.autoctl(
+            "config", "set", "--pgdata", str(self.work / "monitor"), "postgresql.listen_addresses", "127.0.0.1"
+        )
         self._add_settings("monitor", FORMATION_MONITOR_SETTINGS)
         self.run_keeper("monitor")
         self._wait(lambda: self._answers(self.dsn("monitor", "pg_auto_failover")), "the monitor to start")
