@@ -30,6 +30,7 @@ SLOW_MODULES = {
     "tests/migration/test_customer_columns.py",
     "tests/migration/test_migrations.py",
     "tests/migration/test_multi_host.py",
+    "tests/reliability/test_failover.py",
     "tests/reliability/test_faults.py",
     "tests/reliability/test_hostile_input.py",
     "tests/reliability/test_injection.py",
