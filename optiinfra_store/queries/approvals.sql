@@ -1,7 +1,9 @@
 -- name: insert
--- A new, pending approval.
-INSERT INTO approvals (recommendation_id, requested_by, comment, expires_at)
-VALUES (:recommendation_id, :requested_by, :comment, :expires_at)
+-- A new, pending approval, with its recommendation's customer (as a step's insert).
+INSERT INTO approvals (recommendation_id, customer_id, requested_by, comment, expires_at)
+SELECT :recommendation_id, r.customer_id, :requested_by, :comment, :expires_at
+  FROM (SELECT :recommendation_id::uuid AS id) AS parent
+  LEFT JOIN recommendations r ON r.id = parent.id
 RETURNING id, recommendation_id, customer_id, status, requested_by, decided_by, comment, decided_at, expires_at,
           created_at, updated_at;
 

@@ -1,8 +1,11 @@
 -- name: insert
 -- A new, pending optimization.
 -- The trigger optimizations_require_approval refuses it unless the approval is approved.
-INSERT INTO optimizations (recommendation_id, approval_id)
-VALUES (:recommendation_id, :approval_id)
+-- With its recommendation's customer (as a step's insert).
+INSERT INTO optimizations (recommendation_id, approval_id, customer_id)
+SELECT :recommendation_id, :approval_id, r.customer_id
+  FROM (SELECT :recommendation_id::uuid AS id) AS parent
+  LEFT JOIN recommendations r ON r.id = parent.id
 RETURNING id, recommendation_id, approval_id, customer_id, status, started_at, completed_at, result, error_details,
           created_at, updated_at;
 
