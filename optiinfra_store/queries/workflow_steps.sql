@@ -11,6 +11,16 @@ SELECT :workflow_execution_id, e.customer_id, :step_name, :step_order, :status, 
 RETURNING id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 
+-- name: insert_routed
+-- A new step with its customer given (a schema distributed by customer: the insert goes to its
+-- shard); the key to its execution refuses a customer other than the execution's.
+INSERT INTO workflow_steps (workflow_execution_id, customer_id, step_name, step_order, status, started_at,
+                            completed_at, input_data, output_data, error_details, retry_count, max_retries, metadata)
+VALUES (:workflow_execution_id, :customer_id, :step_name, :step_order, :status, :started_at, :completed_at,
+        :input_data, :output_data, :error_details, :retry_count, :max_retries, :metadata)
+RETURNING id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
+          input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
+
 -- name: insert_many
 -- Several steps in one statement (all or none); each parameter is one column as an array. Each
 -- with its execution's customer, as `insert`.
@@ -59,40 +69,53 @@ SELECT id, workflow_execution_id, customer_id, step_name, step_order, status, st
  LIMIT $5;
 
 -- name: start
--- pending or retrying -> running; started_at is kept from the first start.
-UPDATE workflow_steps SET status = 'running', started_at = coalesce(started_at, now()), completed_at = NULL,
+-- pending or retrying -> running; started_at is kept from the first start (the earlier of the two:
+-- least, not coalesce, which Citus refuses around now() in an UPDATE).
+-- $4: the row's customer, given on a schema distributed by customer (the write goes to one shard).
+UPDATE workflow_steps SET status = 'running', started_at = least(started_at, now()), completed_at = NULL,
        audit_actor = $2, audit_reason = $3
- WHERE id = $1 AND status IN ('pending', 'retrying')
+ WHERE id = $1 AND ($4::uuid IS NULL OR customer_id = $4) AND status IN ('pending', 'retrying')
 RETURNING id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 
 -- name: finish
 -- running -> completed or failed ($2), with the output and the error details (each kept as is when null).
+-- $7: the row's customer, given on a schema distributed by customer (the write goes to one shard).
 UPDATE workflow_steps
    SET status = $2::step_status, completed_at = greatest(now(), started_at),
        output_data = coalesce($3, output_data), error_details = coalesce($4, error_details),
        audit_actor = $5, audit_reason = $6
- WHERE id = $1 AND status = 'running' AND $2::step_status IN ('completed', 'failed')
+ WHERE id = $1 AND ($7::uuid IS NULL OR customer_id = $7) AND status = 'running' AND $2::step_status IN ('completed', 'failed')
 RETURNING id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 
 -- name: skip
 -- pending -> skipped.
+-- $4: the row's customer, given on a schema distributed by customer (the write goes to one shard).
 UPDATE workflow_steps SET status = 'skipped', completed_at = greatest(now(), started_at),
        audit_actor = $2, audit_reason = $3
- WHERE id = $1 AND status = 'pending'
+ WHERE id = $1 AND ($4::uuid IS NULL OR customer_id = $4) AND status = 'pending'
 RETURNING id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 
 -- name: retry
 -- failed or running -> retrying, spending one retry; the row lock makes concurrent retries queue,
 -- and each re-checks the budget, so none is lost and none overspends.
+-- $4: the row's customer, given on a schema distributed by customer (the write goes to one shard).
 UPDATE workflow_steps SET status = 'retrying', retry_count = retry_count + 1, completed_at = NULL,
        audit_actor = $2, audit_reason = $3
- WHERE id = $1 AND status IN ('failed', 'running') AND retry_count < max_retries
+ WHERE id = $1 AND ($4::uuid IS NULL OR customer_id = $4) AND status IN ('failed', 'running') AND retry_count < max_retries
 RETURNING id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 
 -- name: count
 -- How many rows the table holds.
 SELECT count(*) FROM workflow_steps;
+
+-- name: customer_of
+-- The customer of one row: a write on a schema distributed by customer names it, to go to one shard.
+SELECT customer_id FROM workflow_steps WHERE id = $1;
+
+-- name: parent_customer
+-- The customer of a new row's parent, named by its insert on a schema distributed by customer.
+SELECT customer_id FROM workflow_executions WHERE id = $1;

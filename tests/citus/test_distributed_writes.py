@@ -6,7 +6,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from optiinfra_store import distribution, migrations, seed
+from optiinfra_store import Store, distribution, migrations, seed
+from optiinfra_store.errors import MissingReference, NotFound
+from optiinfra_store.records import WorkflowExecutionCreate, WorkflowStepCreate
 
 CUSTOMER = "c1000000-0000-4000-8000-000000000001"
 OTHER = "c1000000-0000-4000-8000-000000000002"
@@ -95,3 +97,37 @@ def test_child__with_another_customer_than_its_parent_refused_by_the_key(distrib
         assert c.execute(
             "SELECT count(*) FROM workflow_steps WHERE workflow_execution_id = %s", (execution,)
         ).fetchone() == (0,)
+
+
+async def test_store__names_the_customer_in_every_write_so_each_goes_to_one_shard(distributed):
+    """The store tells a distributed schema on connecting, and its child inserts and transitions
+    name the customer: a write by id alone would reach every shard and commit on both workers,
+    which PostgreSQL refuses after the trail's NOTIFY."""
+    async with Store.connect(distributed) as store:
+        assert store.by_customer
+        execution = await store.workflow_executions.create(
+            WorkflowExecutionCreate(agent_id=AGENT, customer_id=OTHER, workflow_type="cost_analysis")
+        )
+        step = await store.workflow_steps.create(
+            WorkflowStepCreate(workflow_execution_id=execution.id, step_name="plan", step_order=1)
+        )
+        more = await store.workflow_steps.create_many(
+            [WorkflowStepCreate(workflow_execution_id=execution.id, step_name=f"s{n}", step_order=n) for n in (2, 3)]
+        )
+        await store.workflow_executions.start(execution.id, actor="planner", reason="go")
+        await store.workflow_steps.start(step.id)
+        await store.workflow_steps.complete(step.id, actor="worker")
+        trail = await store.workflow_executions.history(execution.id)
+        with pytest.raises(MissingReference) as missing:
+            await store.workflow_steps.create(
+                WorkflowStepCreate(workflow_execution_id=CUSTOMER, step_name="orphan", step_order=1)
+            )
+        with pytest.raises(NotFound):
+            await store.workflow_steps.start(CUSTOMER)
+    assert {s.customer_id for s in (step, *more)} == {execution.customer_id}
+    assert [(t.workflow_step_id, t.to_status, t.actor, t.reason) for t in trail if t.from_status is not None] == [
+        (None, "running", "planner", {"message": "go"}),
+        (step.id, "running", None, None),
+        (step.id, "completed", "worker", None),
+    ]
+    assert missing.value.constraint == "workflow_steps_workflow_execution_id_fkey"
