@@ -293,6 +293,20 @@ _DRIVER_ERRORS = (
 )
 
 
+_CONSTRAINT_IN_MESSAGE = re.compile(r'constraint "([^"]+)"')
+_SHARD_COPY = re.compile(r"(_(?:pkey|key|fkey|check|excl))_[0-9]+$")
+
+
+def _constraint_of(exc: BaseException) -> str | None:
+    """The name of the constraint a write broke, as the schema names it. On a Citus cluster the
+    error comes from the worker holding the shard, without the field, and names the shard's copy
+    (`workflow_steps_execution_id_step_order_key_102680`): read from the message, suffix dropped."""
+    name = getattr(exc, "constraint_name", None)
+    if name is None and (found := _CONSTRAINT_IN_MESSAGE.search(str(exc))):
+        name = found.group(1)
+    return None if name is None else _SHARD_COPY.sub(r"\1", name)
+
+
 def translate(exc: BaseException) -> BaseException:
     """Map a driver (or socket) exception to the StoreError a caller should see. Anything else,
     a programming error (TypeError, AttributeError, ...) or a cancellation, is returned as it is:
@@ -303,7 +317,7 @@ def translate(exc: BaseException) -> BaseException:
         return exc.__cause__
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         cls = _INTEGRITY.get(type(exc), ConstraintViolation)
-        constraint = getattr(exc, "constraint_name", None)
+        constraint = _constraint_of(exc)
         table = getattr(exc, "table_name", None)
         where = f" on {table}" if table else ""
         rule = f" ({constraint})" if constraint else ""

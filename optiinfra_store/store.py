@@ -91,6 +91,7 @@ class Store(Repositories):
         read_pools: Sequence[asyncpg.Pool] = (),
         slow_statement: float | None = None,
         tracer: Any = None,
+        by_customer: bool = False,
     ) -> None:
 
         def executor_of(pool: asyncpg.Pool) -> PoolExecutor:
@@ -103,7 +104,7 @@ class Store(Repositories):
 
         executor = executor_of(pool)
         reads = ReplicaExecutor([executor_of(p) for p in read_pools], executor) if read_pools else None
-        super().__init__(executor, secret_keys, customer_id, reads)
+        super().__init__(executor, secret_keys, customer_id, reads, by_customer)
         self.pool = pool
         self.read_pools = tuple(read_pools)
         """The replicas' pools (empty: every call goes to `pool`)."""
@@ -204,6 +205,12 @@ class Store(Repositories):
                 raise _connect_refused(resolved, exc) from exc.__cause__
             async with translated():
                 read_pools = [await asyncpg.create_pool(r, **replica_kwargs(r)) for r in replicas]
+            try:
+                by_customer = await maintenance.distributed_by_customer(PoolExecutor(pool, acquire_timeout))
+            except BaseException:
+                for each in (*read_pools, pool):
+                    await each.close()
+                raise
             return cls(
                 pool,
                 resolved,
@@ -215,6 +222,7 @@ class Store(Repositories):
                 read_pools=read_pools,
                 slow_statement=options.slow_statement,
                 tracer=tracer,
+                by_customer=by_customer,
             )
 
         return _Connecting(open_store)
@@ -251,6 +259,7 @@ class Store(Repositories):
             secret_keys=self._secret_keys,
             pooler=self._pooler,
             events_dsn=self._events_dsn,
+            by_customer=self.by_customer,
             read_pools=self.read_pools,
         )
 
@@ -270,6 +279,7 @@ class Store(Repositories):
             secret_keys=self._secret_keys,
             pooler=self._pooler,
             events_dsn=self._events_dsn,
+            by_customer=self.by_customer,
         )
 
     def pool_stats(self) -> PoolStats:
@@ -298,7 +308,7 @@ class Store(Repositories):
         Yields the repositories bound to that connection; `tx.transaction()` nests a savepoint.
         """
         async with self._executor.transaction() as executor:
-            yield Transaction(executor, self._secret_keys, self.customer_id)
+            yield Transaction(executor, self._secret_keys, self.customer_id, by_customer=self.by_customer)
 
     async def maintain(self, *, metric_days_ahead: int = DEFAULT_METRIC_DAYS_AHEAD) -> MaintenanceReport:
         """Run the periodic upkeep once: agent_metrics partitions from today to `metric_days_ahead`

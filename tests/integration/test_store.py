@@ -17,6 +17,7 @@ async def test_connect__awaited_then_closed(clean_dsn):
     store = await Store.connect(clean_dsn, min_size=1, max_size=2)
     try:
         assert await store.customers.count() == 0
+        assert not store.by_customer  # a schema on one server (or on a cluster, not distributed)
     finally:
         await store.close()
     assert store.pool.is_closing()
