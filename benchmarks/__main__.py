@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
             "pooler",
             "replicas",
             "http",
+            "tracing",
+            "failover",
         ],
         help="compare the stacks (default); scale: history at 10k/100k/1M executions; "
         "profile: where the store's time goes on get(); hotpath: the store against raw asyncpg building "
@@ -44,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
         "for_customer() costs a get(); partitions: record_many into the partitioned metrics table "
         "against the plain one; pooler: concurrent workflows through pgbouncer against direct; "
         "replicas: statistics from a replica while the primary takes a bulk load; http: the "
-        "workflow-history service's routes beside the same store calls, and idle event streams",
+        "workflow-history service's routes beside the same store calls, and idle event streams; tracing: "
+        "get() with no tracer, the OpenTelemetry API alone, and the SDK recording spans; failover: "
+        "planned and unplanned failovers of a pg_auto_failover formation under load (outage, writes/s)",
     )
     parser.add_argument(
         "--dsn",
@@ -93,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import replicas
 
         return _report(args, replicas, "replicas", asyncio.run(replicas.run(seconds=5.0 if args.quick else 15.0)))
+    if args.command == "failover":  # a formation of its own
+        from benchmarks import failover
+
+        return _report(args, failover, "failover", asyncio.run(failover.run(failovers=1 if args.quick else 5)))
     with admin_server(args.dsn) as (admin_dsn, origin):
         print(f"PostgreSQL from {origin}", flush=True)
         rounds = args.rounds or (3 if args.quick else 5)
@@ -136,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
 
                 result = asyncio.run(hotpath.run(dsn, admin_dsn, quick=args.quick))
                 return _report(args, hotpath, "hotpath", result)
+            if args.command == "tracing":
+                from benchmarks import tracing
+
+                calls = 500 if args.quick else 2_000
+                result = asyncio.run(tracing.run(dsn, rounds=rounds, calls=calls))
+                return _report(args, tracing, "tracing", result)
             if args.command == "confinement":
                 from benchmarks import confinement
 

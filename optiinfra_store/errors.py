@@ -46,6 +46,14 @@ class StoreUnavailable(StoreError):
     server a multi-host DSN lists is a primary."""
 
 
+class OutcomeUnknown(StoreUnavailable):
+    """The connection was lost after a write was sent (a statement running on its own, or a
+    COMMIT) and before its reply came: the server may or may not have applied it. Read the row
+    back before acting on it; retry only a write that is safe to repeat (a create with an
+    `idempotency_key`, which the store itself retries, or an update with `expected_version`). A
+    read whose connection is lost is plain StoreUnavailable: retrying it is always safe."""
+
+
 class ReadOnlyServer(StoreError):
     """A write reached a read-only server (a hot standby replica): send writes to the primary."""
 
@@ -285,6 +293,20 @@ _DRIVER_ERRORS = (
 )
 
 
+_CONSTRAINT_IN_MESSAGE = re.compile(r'constraint "([^"]+)"')
+_SHARD_COPY = re.compile(r"(_(?:pkey|key|fkey|check|excl))_[0-9]+$")
+
+
+def _constraint_of(exc: BaseException) -> str | None:
+    """The name of the constraint a write broke, as the schema names it. On a Citus cluster the
+    error comes from the worker holding the shard, without the field, and names the shard's copy
+    (`workflow_steps_execution_id_step_order_key_102680`): read from the message, suffix dropped."""
+    name = getattr(exc, "constraint_name", None)
+    if name is None and (found := _CONSTRAINT_IN_MESSAGE.search(str(exc))):
+        name = found.group(1)
+    return None if name is None else _SHARD_COPY.sub(r"\1", name)
+
+
 def translate(exc: BaseException) -> BaseException:
     """Map a driver (or socket) exception to the StoreError a caller should see. Anything else,
     a programming error (TypeError, AttributeError, ...) or a cancellation, is returned as it is:
@@ -295,7 +317,7 @@ def translate(exc: BaseException) -> BaseException:
         return exc.__cause__
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         cls = _INTEGRITY.get(type(exc), ConstraintViolation)
-        constraint = getattr(exc, "constraint_name", None)
+        constraint = _constraint_of(exc)
         table = getattr(exc, "table_name", None)
         where = f" on {table}" if table else ""
         rule = f" ({constraint})" if constraint else ""

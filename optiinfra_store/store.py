@@ -11,6 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
+from optiinfra_store import queries
 from optiinfra_store.connection.codecs import init_connection
 from optiinfra_store.connection.dsn import check_readable, redact, resolve_dsn
 from optiinfra_store.connection.executor import (
@@ -28,15 +29,18 @@ from optiinfra_store.connection.options import (
     PoolOptions,
     connector,
 )
+from optiinfra_store.connection.tracing import STATEMENT_NAMES, failed, tracer_of
 from optiinfra_store.crypto.secrets import SecretKeys
 from optiinfra_store.errors import AccessDenied, ConfigurationError, InvalidArgument, StoreError
-from optiinfra_store.records import MaintenanceReport
+from optiinfra_store.records import MaintenanceReport, PoolStats
 from optiinfra_store.repositories import Repositories, maintenance
 from optiinfra_store.repositories.base import as_optional_uuid, as_uuid
 from optiinfra_store.repositories.maintenance import DEFAULT_METRIC_DAYS_AHEAD
 from optiinfra_store.workflow_events import EventsHub, WorkflowEvents
 
-__all__ = ["Repositories", "Store", "Transaction"]  # Repositories is defined in optiinfra_store.repositories
+# Repositories is defined in optiinfra_store.repositories; tracer_of and failed in connection/tracing.py,
+# for the service's request spans too (api/tracing.py: the service's layer reaches the store's only)
+__all__ = ["Repositories", "Store", "Transaction", "failed", "tracer_of"]
 
 
 class Transaction(Repositories):
@@ -86,17 +90,21 @@ class Store(Repositories):
         events_dsn: str | None = None,
         read_pools: Sequence[asyncpg.Pool] = (),
         slow_statement: float | None = None,
+        tracer: Any = None,
+        by_customer: bool = False,
     ) -> None:
 
         def executor_of(pool: asyncpg.Pool) -> PoolExecutor:
             if customer_id is None:
-                return PoolExecutor(pool, acquire_timeout, slow_statement)
+                return PoolExecutor(pool, acquire_timeout, slow_statement, tracer)
             # bound for the session on a direct connection; behind a transaction pooler, per transaction
-            return ConfinedExecutor(pool, acquire_timeout, customer_id, slow_statement, session=pooler is None)
+            return ConfinedExecutor(
+                pool, acquire_timeout, customer_id, slow_statement, session=pooler is None, tracer=tracer
+            )
 
         executor = executor_of(pool)
         reads = ReplicaExecutor([executor_of(p) for p in read_pools], executor) if read_pools else None
-        super().__init__(executor, secret_keys, customer_id, reads)
+        super().__init__(executor, secret_keys, customer_id, reads, by_customer)
         self.pool = pool
         self.read_pools = tuple(read_pools)
         """The replicas' pools (empty: every call goes to `pool`)."""
@@ -122,13 +130,16 @@ class Store(Repositories):
         events_dsn: str | None = None,
         read_dsn: str | Sequence[str] | None = None,
         slow_statement: float | None = DEFAULT_SLOW_STATEMENT,
+        tracer_provider: Any = None,
         **pool_options: Any,
     ) -> _Connecting:
         """Open a pool on `dsn` (default `$OPTIINFRA_DATABASE_URL`); await it or use `async with`.
 
         Timeouts are in seconds (None: wait forever) and raise StoreTimeout: `command_timeout` for
         each call (the client cancels the statement), `statement_timeout` the same enforced by the
-        server, `acquire_timeout` for the wait for a free pooled connection. JSON documents larger
+        server, `acquire_timeout` for the wait for a free pooled connection (and for the server, when
+        a `workflow_executions.create` with an idempotency key is retried after its connection was
+        lost: see OutcomeUnknown in errors.py). JSON documents larger
         than `max_document_bytes` are refused with DocumentTooLarge before they are sent.
         With `secret_key` (a string, or a list newest first; default `$OPTIINFRA_SECRET_KEY`),
         sensitive agent configs are encrypted and decrypted in the client: the server never sees
@@ -146,6 +157,10 @@ class Store(Repositories):
         Statements that take `slow_statement` seconds or more are logged (logger
         `optiinfra_store.statements`, WARNING: the statement's first line and its time, never its
         arguments); None logs none.
+        With opentelemetry-api installed (the `otel` extra) and a tracer provider set, globally
+        (`opentelemetry.trace.set_tracer_provider`) before the store opens or given as
+        `tracer_provider`, each statement is a span named by its statement
+        (`workflow_executions.get_by_id`), with no argument in it; without one, no span is made.
         A DSN may list several servers (`postgresql://h1:p1,h2:p2/db`, or
         `postgresql:///db?host=h1,h2&port=p1,p2`); with `target_session_attrs=read-write` every
         connection goes to the one that takes writes, tried in the order listed.
@@ -156,6 +171,9 @@ class Store(Repositories):
         """
         resolved = resolve_dsn(dsn)
         secret_keys = SecretKeys.from_option(secret_key)
+        tracer = tracer_of(tracer_provider)
+        if tracer is not None and not STATEMENT_NAMES:
+            STATEMENT_NAMES.update(queries.named())
         options = PoolOptions(
             min_size=min_size,
             max_size=max_size,
@@ -187,6 +205,12 @@ class Store(Repositories):
                 raise _connect_refused(resolved, exc) from exc.__cause__
             async with translated():
                 read_pools = [await asyncpg.create_pool(r, **replica_kwargs(r)) for r in replicas]
+            try:
+                by_customer = await maintenance.distributed_by_customer(PoolExecutor(pool, acquire_timeout))
+            except BaseException:
+                for each in (*read_pools, pool):
+                    await each.close()
+                raise
             return cls(
                 pool,
                 resolved,
@@ -197,6 +221,8 @@ class Store(Repositories):
                 events_dsn=direct,
                 read_pools=read_pools,
                 slow_statement=options.slow_statement,
+                tracer=tracer,
+                by_customer=by_customer,
             )
 
         return _Connecting(open_store)
@@ -226,12 +252,14 @@ class Store(Repositories):
             self._dsn,
             acquire_timeout=self._executor.acquire_timeout,
             slow_statement=self._executor.slow_statement,
+            tracer=self._executor.tracer,
             customer_id=customer,
             owns_pool=False,
             server_settings=self._server_settings,
             secret_keys=self._secret_keys,
             pooler=self._pooler,
             events_dsn=self._events_dsn,
+            by_customer=self.by_customer,
             read_pools=self.read_pools,
         )
 
@@ -244,12 +272,27 @@ class Store(Repositories):
             self._dsn,
             acquire_timeout=self._executor.acquire_timeout,
             slow_statement=self._executor.slow_statement,
+            tracer=self._executor.tracer,
             customer_id=self.customer_id,
             owns_pool=False,
             server_settings=self._server_settings,
             secret_keys=self._secret_keys,
             pooler=self._pooler,
             events_dsn=self._events_dsn,
+            by_customer=self.by_customer,
+        )
+
+    def pool_stats(self) -> PoolStats:
+        """The connections of the store's pool (the primary's) now: open, in use, idle, and the
+        pool's bounds. Reads the pool's counters: no round trip."""
+        size = self.pool.get_size()
+        idle = self.pool.get_idle_size()
+        return PoolStats(
+            size=size,
+            in_use=size - idle,
+            idle=idle,
+            min_size=self.pool.get_min_size(),
+            max_size=self.pool.get_max_size(),
         )
 
     async def close(self) -> None:
@@ -265,7 +308,7 @@ class Store(Repositories):
         Yields the repositories bound to that connection; `tx.transaction()` nests a savepoint.
         """
         async with self._executor.transaction() as executor:
-            yield Transaction(executor, self._secret_keys, self.customer_id)
+            yield Transaction(executor, self._secret_keys, self.customer_id, by_customer=self.by_customer)
 
     async def maintain(self, *, metric_days_ahead: int = DEFAULT_METRIC_DAYS_AHEAD) -> MaintenanceReport:
         """Run the periodic upkeep once: agent_metrics partitions from today to `metric_days_ahead`

@@ -6,8 +6,16 @@ subscriber; the rows themselves are read from `workflow_transitions`. Identity v
 not at commit, so "everything after the last id" could skip a row whose transaction committed late.
 Instead the subscriber keeps a transaction horizon: every row written by a transaction at or above
 it is read again on each poll (minus those already delivered), and the horizon only moves up to the
-snapshot's xmin, below which no transaction is still running. After a dropped connection it
-reconnects and resumes from that state.
+snapshot's xmin, below which no transaction is still running. After a dropped connection, a
+server shutting down or a failover it reconnects (through the same DSN: a multi-host one with
+target_session_attrs=read-write finds the new primary), backing off, and reads again from that state.
+
+Nothing a failover can take back is handed out: PostgreSQL shows a commit on the primary before its
+synchronous standby has confirmed it when the wait is cut short (a terminated backend, a primary
+going down). Each read notes the primary's WAL position; rows are handed out once that position is
+durable (0023's `optiinfra_durable_lsn()`: flushed by every synchronous standby, or at once when no
+synchronous standby is configured, where a local commit is all there is). A read whose connection
+is lost before then hands out nothing, and the next one, on the new primary, reads again.
 
 A server process with many subscribers (the HTTP service's event streams) shares one listening
 connection among them: an `EventsHub`. A wake-up fans out to every subscriber, and each reads its
@@ -23,6 +31,7 @@ import hashlib
 import hmac
 import logging
 import re
+import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -31,13 +40,24 @@ from uuid import UUID
 
 import asyncpg
 
-from optiinfra_store.errors import InvalidArgument, NotFound, StoreUnavailable, raise_translated
+from optiinfra_store.errors import (
+    InvalidArgument,
+    NotFound,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+    raise_translated,
+)
 from optiinfra_store.queries import load
 from optiinfra_store.records import WorkflowTransition
 
 CHANNEL = "optiinfra_workflow_transitions"
 _log = logging.getLogger(__name__)
 _RECONNECT_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+GIVE_UP_AFTER = 60.0
+"""Seconds a subscriber keeps trying to read again (reconnecting, backing off) before it raises
+StoreUnavailable: longer than a failover of pg_auto_failover takes (README)."""
+_DURABLE_WAIT_WARNING = 10.0  # seconds waiting for the synchronous standby before it is logged
 
 
 class _Reader(Protocol):
@@ -48,13 +68,7 @@ class _Reader(Protocol):
     async def fetchval(self, sql: LiteralString, *args: Any) -> Any: ...
 
 
-_LOST_CONNECTION = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    OSError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CannotConnectNowError,
-)
+_RETRIED = (StoreUnavailable, StoreTimeout)  # the server went away, is shutting down, or no primary yet
 
 
 async def _listening(
@@ -139,7 +153,7 @@ class WorkflowEvents:
                 self._horizon, ids = self._resume
                 self._seen = dict.fromkeys(ids)
                 self._mark_position()
-                self._advance(await self._fetch_since(self._horizon), deliver=True)
+                self._advance(await self._read(self._horizon), deliver=True)
             elif self._after is None:
                 # start from now: what is already committed counts as seen
                 self._horizon = await self._source().fetchval(self._q.snapshot_xmin)
@@ -150,7 +164,7 @@ class WorkflowEvents:
                 if horizon is None:
                     raise NotFound("workflow transition", self._after)
                 self._horizon = horizon
-                rows = await self._fetch_since(horizon)
+                rows = await self._read(horizon)
                 self._position_horizon = horizon
                 self._position_ids = {r["id"] for r in rows if r["id"] is not None and r["id"] <= self._after}
                 self._advance(rows, deliver=True, seen_up_to=self._after)
@@ -238,24 +252,11 @@ class WorkflowEvents:
         assert self._connect_fn is not None
         self._conn = await _listening(self._connect_fn, self._notified)
 
-    async def _reconnect(self) -> None:
+    def _drop_connection(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.terminate()
             self._conn = None
-        for delay in (*_RECONNECT_DELAYS, *([_RECONNECT_DELAYS[-1]] * 25)):
-            if self._closed:
-                return
-            try:
-                await self._connect()
-            except StoreUnavailable as exc:
-                _log.warning("workflow events: cannot reconnect (%s), retrying in %.2f s", exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            self.reconnects += 1
-            _log.info("workflow events: reconnected")
-            return
-        raise StoreUnavailable("workflow events: could not reconnect to the database")
 
     async def _fetch_since(self, horizon: int) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self._source().fetch(
@@ -263,20 +264,60 @@ class WorkflowEvents:
         )
         return rows
 
-    async def _poll(self) -> None:
-        if self._hub is not None:  # the store's executor translates its errors and retries nothing
-            self._advance(await self._fetch_since(self._horizon), deliver=True)
-            return
+    async def _read(self, horizon: int) -> list[asyncpg.Record]:
+        """The rows written from `horizon` on, returned once they are durable (module docstring).
+        Raises StoreError (StoreUnavailable when the connection is lost meanwhile)."""
         try:
-            if self._conn is None:
-                await self._reconnect()
-            rows = await self._fetch_since(self._horizon)
-        except _LOST_CONNECTION:
-            await self._reconnect()  # the next poll catches up from the same horizon
-            return
+            if self._hub is None and self._conn is None:
+                await self._connect()
+                self.reconnects += 1
+                _log.info("workflow events: reconnected")
+            rows = await self._fetch_since(horizon)
+            if rows and not rows[0]["durable"] and any(r["id"] not in self._seen for r in rows if r["id"] is not None):
+                await self._wait_durable(rows[0]["lsn"])
+        except StoreError:
+            raise
         except Exception as exc:
             raise_translated(exc)
-        self._advance(rows, deliver=True)
+        return rows
+
+    async def _wait_durable(self, lsn: str) -> None:
+        """Until WAL position `lsn` is durable (on the synchronous standby too)."""
+        began = time.monotonic()
+        delay, warned = 0.002, False
+        while not await self._source().fetchval(self._q.durable_at, lsn):
+            if self._closed:
+                return
+            if not warned and time.monotonic() - began > _DURABLE_WAIT_WARNING:
+                _log.warning("workflow events: waiting for the synchronous standby to confirm WAL %s", lsn)
+                warned = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def _poll(self) -> None:
+        """Hand out what became durable since the horizon. A lost connection, a server shutting
+        down, a failover: back off and read again from the same horizon (a hub's subscription
+        through its store's pool, which finds the new primary; the others on a new connection of
+        their own), for up to GIVE_UP_AFTER seconds, then StoreUnavailable."""
+        failing_since: float | None = None
+        attempt = 0
+        while not self._closed:
+            try:
+                rows = await self._read(self._horizon)
+            except _RETRIED as exc:
+                now = time.monotonic()
+                failing_since = now if failing_since is None else failing_since
+                if now - failing_since > GIVE_UP_AFTER or self._closed:
+                    raise
+                self._drop_connection()
+                delay = _RECONNECT_DELAYS[min(attempt, len(_RECONNECT_DELAYS) - 1)]
+                attempt += 1
+                _log.warning("workflow events: cannot read (%s), retrying in %.2f s", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            if not self._closed:
+                self._advance(rows, deliver=True)
+            return
 
     def _advance(self, rows: list[asyncpg.Record], *, deliver: bool, seen_up_to: int = 0) -> None:
         xmin = rows[0]["xmin"] if rows else self._horizon
@@ -290,7 +331,7 @@ class WorkflowEvents:
             self._seen[row["id"]] = row["txid"]
             if deliver and row["id"] > seen_up_to:
                 values = dict(row)
-                del values["xmin"], values["txid"]
+                del values["xmin"], values["txid"], values["lsn"], values["durable"]
                 self._buffer.append(WorkflowTransition.model_construct(**values))
         for i in unread:  # named but not read: gone since (purged), or not this subscriber's
             if self._seen.get(i, 0) is None:

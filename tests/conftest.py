@@ -17,6 +17,7 @@ from tests.pg import Databases, pgbouncer, session_server, sources
 SLOW_MODULES = {
     "tests/api/test_browser.py",
     "tests/api/test_limits.py",
+    "tests/api/test_outage.py",
     "tests/api/test_serve.py",
     "tests/benchmarks/test_bench_smoke.py",
     "tests/integration/test_metric_partitions.py",
@@ -29,6 +30,7 @@ SLOW_MODULES = {
     "tests/migration/test_customer_columns.py",
     "tests/migration/test_migrations.py",
     "tests/migration/test_multi_host.py",
+    "tests/reliability/test_failover.py",
     "tests/reliability/test_faults.py",
     "tests/reliability/test_hostile_input.py",
     "tests/reliability/test_injection.py",

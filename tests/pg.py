@@ -289,6 +289,27 @@ def private_embedded_server(prefix: str, *, migrated: bool = True) -> Iterator[A
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def stop_embedded(server: Any) -> None:
+    """Stop a `private_embedded_server` (pg_ctl stop, fast: the sessions are terminated)."""
+    import pgserver
+
+    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
+
+
+def start_embedded(server: Any) -> None:
+    """Start a stopped `private_embedded_server` again on the same data directory and socket
+    (pg_ctl start, the options pgserver used)."""
+    import pgserver
+
+    socket_dir = server.get_postmaster_info().socket_dir
+    pgserver.pg_ctl(
+        ["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(server.log), "start"],
+        pgdata=server.pgdata,
+        user=server.system_user,
+        timeout=30,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -592,3 +613,233 @@ def citus_cluster() -> Iterator[CitusCluster]:
         for name in cluster.nodes:
             cluster.stop(name)
         shutil.rmtree(work, ignore_errors=True)
+
+
+FORMATION_MONITOR_SETTINGS = {
+    # the monitor probes each node every second, gives up on a probe after one, retries once
+    "pgautofailover.health_check_period": "1000",
+    "pgautofailover.health_check_timeout": "1000",
+    "pgautofailover.health_check_max_retries": "1",
+    "pgautofailover.health_check_retry_delay": "500",
+    # a node that failed its probes and has not reported for 3 s is unhealthy (default 20 s)
+    "pgautofailover.node_considered_unhealthy_timeout": "3000",
+    # how long a primary that stopped reporting is given to demote itself (default 30 s)
+    "pgautofailover.primary_demote_timeout": "5000",
+    # after the monitor starts, how long before it may declare a node unhealthy (default 10 s)
+    "pgautofailover.startup_grace_period": "2000",
+}
+"""The monitor's settings that make an unplanned failover short (units: ms): README, "Against a
+pg_auto_failover formation"."""
+
+FORMATION_KEEPER_SETTINGS = {
+    # a primary that reaches neither monitor nor standby for this long demotes itself (default 20 s)
+    "timeout.network_partition_timeout": "5",
+    # how long a standby being promoted waits to catch up (default 30 s)
+    "timeout.prepare_promotion_catchup": "10",
+    "timeout.prepare_promotion_walreceiver": "2",
+    # how long a keeper tries to restart its postgres before reporting it down (default 20 s)
+    "timeout.postgresql_restart_failure_timeout": "3",
+}
+"""Each keeper's settings (units: s), set with `pg_autoctl config set`."""
+
+
+def autofailover_server() -> Path | str:
+    """The bindir of the newest PostgreSQL server of this machine with pg_auto_failover (pg_autoctl
+    and the monitor's pgautofailover extension); where there is none, one line saying why."""
+    if shutil.which("pg_autoctl") is None:
+        return "pg_autoctl is not installed (Debian: apt-get install postgresql-15-auto-failover)"
+    for _version, bindir in reversed(postgres_versions()):
+        configured = subprocess.run([str(bindir / "pg_config"), "--sharedir"], capture_output=True, text=True)
+        if (Path(configured.stdout.strip()) / "extension" / "pgautofailover.control").exists():
+            return bindir
+    return "pg_autoctl is installed, but no PostgreSQL server has its pgautofailover extension"
+
+
+class Formation:
+    """A throwaway pg_auto_failover formation on free ports of 127.0.0.1: a monitor and two data
+    nodes (`node1` starts as the primary, `node2` as its synchronous standby), each run by its own
+    `pg_autoctl run`, with `FORMATION_*_SETTINGS` applied. `uri` is the formation's multi-host URI
+    (target_session_attrs=read-write) of database `optiinfra`, migrated."""
+
+    DATABASE = "optiinfra"
+
+    def __init__(self, bindir: Path, work: Path, run_as: list[str]) -> None:
+        self.bindir, self.work, self._run_as = bindir, work, run_as
+        self.ports = {"monitor": free_port(), "node1": free_port(), "node2": free_port()}
+        self.keepers: dict[str, subprocess.Popen[bytes]] = {}
+        self.monitor_dsn = f"postgresql://autoctl_node@127.0.0.1:{self.ports['monitor']}/pg_auto_failover"
+        self.uri = ReplicatedCluster.listing(
+            self.ports["node1"], self.ports["node2"], form="uri", database=self.DATABASE,
+            target_session_attrs="read-write",
+        )  # fmt: skip
+        self._env = {
+            **os.environ,
+            "PATH": f"{bindir}:{os.environ.get('PATH', '')}",
+            "PG_CONFIG": str(bindir / "pg_config"),
+            "XDG_CONFIG_HOME": str(work / "config"),
+            "XDG_DATA_HOME": str(work / "data"),
+            "XDG_RUNTIME_DIR": str(work / "run"),
+        }
+        self._env.pop("PGHOST", None)
+
+    def dsn(self, node: str, database: str = DATABASE) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.ports[node]}/{database}"
+
+    def autoctl(self, *args: str, timeout: float = 120) -> str:
+        done = subprocess.run(
+            [*self._run_as, "pg_autoctl", *args], capture_output=True, text=True, cwd=self.work, env=self._env,
+            timeout=timeout,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_autoctl {' '.join(args)} failed: {done.stderr[-3000:]}")
+        return done.stdout
+
+    def run_keeper(self, node: str) -> None:
+        """Start `pg_autoctl run` for `node` (its postgres too), logging to <work>/<node>.log."""
+        log = open(self.work / f"{node}.log", "ab")  # noqa: SIM115 - closed with the keeper
+        self.keepers[node] = subprocess.Popen(
+            [*self._run_as, "pg_autoctl", "run", "--pgdata", str(self.work / node)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.work, env=self._env, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+
+    def create(self) -> None:
+        common = ["--auth", "trust", "--no-ssl", "--hostname", "127.0.0.1", "--pgctl", str(self.bindir / "pg_ctl")]
+        self.autoctl("create", "monitor", "--pgdata", str(self.work / "monitor"),
+                     "--pgport", str(self.ports["monitor"]), *common)  # fmt: skip
+        # pg_autoctl starts the monitor listening on every address unless its configuration says
+        self.autoctl(
+            "config", "set", "--pgdata", str(self.work / "monitor"), "postgresql.listen_addresses", "127.0.0.1"
+        )
+        self._add_settings("monitor", FORMATION_MONITOR_SETTINGS)
+        self.run_keeper("monitor")
+        self._wait(lambda: self._answers(self.dsn("monitor", "pg_auto_failover")), "the monitor to start")
+        for node in ("node1", "node2"):
+            self.autoctl(
+                "create", "postgres", "--pgdata", str(self.work / node), "--pgport", str(self.ports[node]),
+                "--listen", "127.0.0.1", "--dbname", self.DATABASE, "--name", node, "--monitor", self.monitor_dsn,
+                *common,
+            )  # fmt: skip
+            for name, value in FORMATION_KEEPER_SETTINGS.items():
+                self.autoctl("config", "set", "--pgdata", str(self.work / node), name, value)
+            if node == "node1":  # node2 is a base backup of it, settings included
+                self._add_settings(node, {"fsync": "off"})
+            self.run_keeper(node)
+            if node == "node1":
+                self.wait_states({"node1": "single"})
+                self._wait(lambda: self._answers(self.dsn("node1")), "node1 to start")
+                migrations.apply(self.dsn("node1"))
+        self.wait_states({"node1": "primary", "node2": "secondary"})
+
+    def _add_settings(self, node: str, settings: dict[str, str]) -> None:
+        with open(self.work / node / "postgresql.auto.conf", "a", encoding="utf-8") as conf:
+            conf.writelines(f"{name} = '{value}'\n" for name, value in settings.items())
+
+    @staticmethod
+    def _answers(dsn: str) -> bool:
+        try:
+            with psycopg.connect(dsn, connect_timeout=2):
+                return True
+        except psycopg.Error:
+            return False
+
+    @staticmethod
+    def _wait(done: Callable[[], bool], what: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {what}")
+            time.sleep(0.1)
+
+    def states(self) -> dict[str, tuple[str, str]]:
+        """(reported, goal) state of each data node, as the monitor has them."""
+        with psycopg.connect(self.dsn("monitor", "pg_auto_failover"), autocommit=True) as conn:
+            rows = conn.execute("SELECT nodename, reportedstate, goalstate FROM pgautofailover.node").fetchall()
+        return {name: (reported, goal) for name, reported, goal in rows}
+
+    def wait_states(self, wanted: dict[str, str], timeout: float = 120) -> None:
+        """Until each named node has reached (reported and been assigned) the state given."""
+
+        def reached() -> bool:
+            states = self.states()
+            return all(states.get(node) == (state, state) for node, state in wanted.items())
+
+        try:
+            self._wait(reached, f"states {wanted}", timeout)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; the monitor has {self.states()}") from None
+
+    def primary(self) -> str:
+        """The node the monitor has as primary (or wait_primary/single)."""
+        for node, (reported, goal) in self.states().items():
+            if goal in ("primary", "wait_primary", "single") and reported == goal:
+                return node
+        raise LookupError(f"no primary: {self.states()}")
+
+    def other(self, node: str) -> str:
+        return "node2" if node == "node1" else "node1"
+
+    def perform_failover(self) -> None:
+        """A planned failover (`pg_autoctl perform failover`), waiting for it to finish."""
+        self.autoctl("perform", "failover", "--pgdata", str(self.work / "monitor"), "--wait", "60", timeout=90)
+
+    def kill_primary(self) -> str:
+        """Kill -9 the primary's keeper (every process of it) and postmaster; returns that node."""
+        node = self.primary()
+        keeper = self.keepers.pop(node)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(keeper.pid, 9)
+        postmaster = self.work / node / "postmaster.pid"
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(postmaster.read_text().split()[0]), 9)
+        keeper.wait()
+        return node
+
+    def rejoin(self, node: str, timeout: float = 180) -> None:
+        """Run `node`'s keeper again and wait until it is the secondary of the other."""
+        self.run_keeper(node)
+        self.wait_states({node: "secondary", self.other(node): "primary"}, timeout)
+
+    def stop(self) -> None:
+        for node in ("node1", "node2", "monitor"):
+            keeper = self.keepers.pop(node, None)
+            if keeper is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(keeper.pid, 15)
+                try:
+                    keeper.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(keeper.pid, 9)
+                    keeper.wait()
+            if (self.work / node / "postmaster.pid").exists():
+                with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+                    subprocess.run(
+                        [*self._run_as, str(self.bindir / "pg_ctl"), "stop", "-w", "-m", "immediate",
+                         "-D", str(self.work / node)],
+                        check=True, capture_output=True, cwd=self.work, timeout=30,
+                    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def formation() -> Iterator[Formation]:
+    """A created Formation, stopped and removed afterwards, even when its creation fails
+    ($OPTIINFRA_KEEP_FORMATION set: its directory, with each node's log, is kept). Skips, in one
+    line, where `autofailover_server()` finds none (fails instead under $OPTIINFRA_REQUIRE_TOOLS)."""
+    bindir = autofailover_server()
+    if isinstance(bindir, str):
+        if os.environ.get("OPTIINFRA_REQUIRE_TOOLS"):  # .ci/run installed it: missing is a failure
+            pytest.fail(bindir)
+        pytest.skip(bindir)
+    work = Path(tempfile.mkdtemp(prefix="optiinfra-formation-"))
+    work.chmod(0o777)
+    run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # PostgreSQL refuses root
+    cluster = Formation(bindir, work, run_as)
+    try:
+        cluster.create()
+        yield cluster
+    finally:
+        cluster.stop()
+        if not os.environ.get("OPTIINFRA_KEEP_FORMATION"):
+            shutil.rmtree(work, ignore_errors=True)

@@ -11,6 +11,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 _access = logging.getLogger("optiinfra_store.api.access")
 
 
+def route_of(scope: Scope) -> str:
+    """What a request is logged and counted under: its route's template, `/static` for the page's
+    files, else `unmatched`; never the path as requested (ids, anything a client typed)."""
+    route = scope.get("route")
+    return getattr(route, "path", None) or ("/static" if scope["path"].startswith("/static/") else "unmatched")
+
+
 class RequestLog:
     """One JSON line per request: method, route template, status, duration and customer (set by
     the principal dependency); never the token, the query string or a raw path."""
@@ -34,11 +41,9 @@ class RequestLog:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = scope.get("route")
             line = {
                 "method": scope["method"],
-                "route": getattr(route, "path", None)
-                or ("/static" if scope["path"].startswith("/static/") else "unmatched"),
+                "route": route_of(scope),
                 "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 "customer_id": scope.get("state", {}).get("customer_id"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
+from inspect import signature
 from typing import Any
 
 from fastapi import FastAPI
@@ -21,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from optiinfra_store import __version__
-from optiinfra_store.api import openapi, problems
+from optiinfra_store.api import metrics, openapi, problems, tracing
 from optiinfra_store.api.access_log import RequestLog
 from optiinfra_store.api.auth import TokenVerifier
 from optiinfra_store.api.models import DemoCustomer
@@ -47,6 +48,14 @@ class _Static(StaticFiles):
         return response
 
 
+# FastAPI's own OpenTelemetry (from 0.16x, on whenever a tracer provider is set) records the path
+# as requested and the query string (ids, cursors) on its spans, and validation errors with their
+# input in its logs: the service's own request spans (api/tracing.py) take their place
+_NO_FASTAPI_TRACES: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "logs": False}} if "telemetry" in signature(FastAPI.__init__).parameters else {}
+)
+
+
 class _App(FastAPI):
     """FastAPI, with the OpenAPI document completed by openapi.document."""
 
@@ -63,9 +72,12 @@ def create_app(
     settings: Settings = DEFAULTS,
     demo_customers: Sequence[DemoCustomer] = (),
     trusted_hosts: Sequence[str] = (),
+    tracer_provider: Any = None,
 ) -> FastAPI:
     """The ASGI app over an open (unconfined) store; the caller closes the store. Its lifespan
-    opens the events hub; on shutdown every event stream ends and the hub closes."""
+    opens the events hub; on shutdown every event stream ends and the hub closes. With a tracer
+    provider (`tracer_provider`, else OpenTelemetry's global one when set), each request is a span,
+    the parent of the store's statement spans (api/tracing.py)."""
     service = Service(store, verifier, settings, demo_customers=demo_customers)
 
     @asynccontextmanager
@@ -79,6 +91,7 @@ def create_app(
                 service.hub = None
 
     app = _App(
+        **_NO_FASTAPI_TRACES,
         title="OptiInfra workflow history",
         version=__version__,
         lifespan=lifespan,
@@ -97,5 +110,9 @@ def create_app(
 
     if trusted_hosts:  # the demo: a page on another name (DNS rebinding) cannot ask it for tokens
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(trusted_hosts))
+    if settings.metrics:  # outside the host check: a refused host is counted too
+        app.state.metrics = metrics.install(app, service)
+    if tracer := tracing.tracer_of(tracer_provider, tracing.SERVICE):
+        app.add_middleware(tracing.RequestSpans, tracer=tracer)
     app.add_middleware(RequestLog)
     return app

@@ -19,10 +19,24 @@ class StreamCaps:
         self.per_customer = per_customer
         self._open = 0
         self._of: dict[UUID, int] = {}
+        self.refused = {"process": 0, "customer": 0}  # streams refused, by the cap that was full
+
+    @property
+    def total(self) -> int:
+        """Streams open in the process."""
+        return self._open
 
     def open(self, customer_id: UUID) -> None:
         """Count a stream in, or refuse it (429)."""
-        if self._open >= self.per_process or self._of.get(customer_id, 0) >= self.per_customer:
+        full = (
+            "process"
+            if self._open >= self.per_process
+            else "customer"
+            if self._of.get(customer_id, 0) >= self.per_customer
+            else None
+        )
+        if full is not None:
+            self.refused[full] += 1
             raise Problem(
                 429, "Too many requests", "too many event streams open; close one or retry later", retry_after="30"
             )
@@ -49,6 +63,12 @@ class SharedAnalytics:
         self.queued_per_customer = queued_per_customer
         self._computing: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self._slots: dict[UUID, tuple[asyncio.Semaphore, int]] = {}  # and its users
+        self.refused = 0  # requests refused (429)
+
+    @property
+    def in_flight(self) -> int:
+        """Computations running or waiting for a slot (identical requests share one)."""
+        return len(self._computing)
 
     async def compute(self, key: tuple[Any, ...], compute: Callable[[], Awaitable[Any]]) -> Any:
         """The figures of `compute`, shared with the requests in flight of the same `key`, whose
@@ -56,6 +76,7 @@ class SharedAnalytics:
         running = self._computing.get(key)
         if running is None:
             if sum(1 for k in self._computing if k[0] == key[0]) >= self.queued_per_customer:
+                self.refused += 1
                 raise Problem(
                     429, "Too many requests", "too many analytics requests of this customer at once", retry_after="5"
                 )

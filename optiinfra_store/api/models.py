@@ -8,17 +8,26 @@ from pydantic import BaseModel, Field
 
 from optiinfra_store.records import TrendBucket, WorkflowExecution, WorkflowExecutionDetail, WorkflowTransition
 
+AGENT_NAME = "the name of the agent that ran it (null if that agent is not on record)"
+
+
+class HistoryItem(WorkflowExecution):
+    """An execution, with its agent's name."""
+
+    agent_name: str | None = Field(description=AGENT_NAME)
+
 
 class HistoryPage(BaseModel):
     """One page of executions, newest first; pass `next_cursor` back as `cursor` (null on the last)."""
 
-    items: list[WorkflowExecution]
+    items: list[HistoryItem]
     next_cursor: str | None
 
 
 class ExecutionDetails(WorkflowExecutionDetail):
-    """An execution with its steps, artifacts and every status change (oldest first)."""
+    """An execution with its agent's name, its steps, artifacts and every status change (oldest first)."""
 
+    agent_name: str | None = Field(description=AGENT_NAME)
     transitions: list[WorkflowTransition]
 
 

@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from optiinfra_store.api.agent_names import AgentNames
 from optiinfra_store.api.auth import TokenVerifier
 from optiinfra_store.api.limits import SharedAnalytics, StreamCaps
 from optiinfra_store.api.models import DemoCustomer
@@ -27,6 +28,7 @@ class Service:
     streams: weakref.WeakSet[WorkflowEvents] = field(default_factory=weakref.WeakSet)
     caps: StreamCaps = field(init=False)
     analytics: SharedAnalytics = field(init=False)
+    agent_names: AgentNames = field(default_factory=AgentNames)
 
     def __post_init__(self) -> None:
         self.caps = StreamCaps(self.settings.max_streams, self.settings.max_customer_streams)

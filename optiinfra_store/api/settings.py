@@ -33,6 +33,9 @@ class Settings:
     jwt_max_lifetime: int = 24 * 3600
     verified_tokens: int = 4096  # how many verified tokens are remembered until they expire
 
+    # GET /metrics for a Prometheus scraper, without a token (it holds no customer's data); False: not served
+    metrics: bool = True
+
     # answers: how long a client may reuse statistics and performance (Cache-Control max-age)
     cache_max_age: int = 15
 

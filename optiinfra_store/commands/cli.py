@@ -365,6 +365,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         dsn_source=args.dsn_source,
         quiet=bool(args.quiet),
         log_level=getattr(logging, args.log_level.upper()) if args.log_level else None,
+        metrics=not args.no_metrics,
     )
 
 
@@ -545,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     serve.add_argument("--data-dir", help="keep the embedded server's data in this directory")
+    serve.add_argument("--no-metrics", action="store_true", help="do not serve GET /metrics (Prometheus)")
     token = command(
         "token", "print an HS256 token for the service, signed with $OPTIINFRA_JWT_SECRET", _cmd_token, needs_dsn=False
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import secrets
@@ -133,6 +134,7 @@ def serve(
     dsn_source: str | None = None,
     quiet: bool = False,
     log_level: int | None = None,
+    metrics: bool = True,
 ) -> None:
     """Serve `dsn`, with the settings of the environment (read here, once), or the embedded demo
     when it is None: then tokens are printed for each seeded customer, signed with a secret made
@@ -141,7 +143,8 @@ def serve(
 
     `dsn_source` (`--dsn`, `$OPTIINFRA_DATABASE_URL`) is named when the settings refuse to serve
     `dsn`. `quiet` prints nothing on stdout; the service's logs (the access log is INFO) are at
-    `log_level`, by default INFO, or ERROR when quiet. Raises ConfigurationError."""
+    `log_level`, by default INFO, or ERROR when quiet. `metrics=False` leaves out GET /metrics.
+    Raises ConfigurationError."""
     _configure_logging(log_level or (logging.ERROR if quiet else logging.INFO))
 
     def say(line: str) -> None:
@@ -150,7 +153,7 @@ def serve(
 
     if dsn is not None:
         try:
-            settings = Settings.from_environ()
+            settings = dataclasses.replace(Settings.from_environ(), metrics=metrics)
             verifier = TokenVerifier.from_settings(settings)
         except ConfigurationError as exc:
             given = f" (from {dsn_source}; without a DSN, serve runs the embedded demo)" if dsn_source else ""
@@ -164,4 +167,5 @@ def serve(
     # a secret of its own, never the service's: the tokens it hands out must not work elsewhere
     secret = secrets.token_urlsafe(32)
     with _demo_database(data_dir, say) as demo_dsn:
-        asyncio.run(_serve(demo_dsn, host, port, DEFAULTS, TokenVerifier.hs256(secret), secret, say))
+        settings = dataclasses.replace(DEFAULTS, metrics=metrics)
+        asyncio.run(_serve(demo_dsn, host, port, settings, TokenVerifier.hs256(secret), secret, say))

@@ -16,17 +16,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import select
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from contextvars import ContextVar
-from typing import Any, LiteralString, NoReturn
+from typing import Any, LiteralString, NoReturn, TypeVar
 from uuid import UUID
 
 import asyncpg
 
-from optiinfra_store.errors import ConfigurationError, StoreTimeout, StoreUnavailable, raise_translated, translate
+from optiinfra_store.connection.tracing import failed, start_named, start_statement
+from optiinfra_store.errors import (
+    ConfigurationError,
+    OutcomeUnknown,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+    first_line,
+    raise_translated,
+    translate,
+)
 
 CONFINE = "SELECT optiinfra_confine($1)"
 """Confine the current transaction to one customer: take on `optiinfra_tenant`, whatever role the
@@ -88,6 +100,8 @@ async def _unbind(conn: asyncpg.Connection, *, spare: bool) -> None:
         mark.clear()
     raw = _driver_connection(conn)
     if raw in _bound and not (spare and marked):
+        if unread(conn):  # closed by the server while idle: UNBIND would fail on it (see `unread`)
+            raise _ClosedWhileIdle()
         await conn.execute(UNBIND)
         _bound.discard(raw)
 
@@ -116,6 +130,118 @@ def begin_confined(customer_id: UUID) -> str:
     nothing a caller passes can reach the statement's text."""
     digits = UUID(bytes=customer_id.bytes).hex
     return "BEGIN; SELECT optiinfra_confine('" + digits + "')"
+
+
+# -- a pooled connection the server closed while it was idle -------------------------------------
+
+_POLL_READABLE = select.POLLIN | select.POLLPRI
+
+
+def unread(conn: asyncpg.Connection) -> bool:
+    """Whether an idle connection has bytes (or the close) from the server that the client has
+    not read yet. The server sends nothing on a connection nobody is using, except when it ends the
+    session: its FATAL message (pg_terminate_backend, a shutdown, idle_session_timeout) and the
+    close. Until the event loop reads them the driver takes the connection for alive, and a call
+    made in that window (a few ms after the kill) would fail; one non-blocking poll of the socket
+    (no round trip) tells before anything is sent on it."""
+    try:
+        fd = _driver_connection(conn)._transport.get_extra_info("socket").fileno()
+    except AttributeError:  # no transport (closed), or one without a socket
+        return False
+    if fd < 0:
+        return True
+    poller = select.poll()
+    poller.register(fd, _POLL_READABLE)
+    return bool(poller.poll(0))
+
+
+class _ClosedWhileIdle(StoreUnavailable):
+    """Raised by the pool's setup for a bound connection `unread` found closed by the server: the
+    pool closes it, and `PoolExecutor.acquire` takes another (one who acquires from the pool
+    directly sees it as StoreUnavailable)."""
+
+    def __init__(self) -> None:
+        super().__init__("database unavailable: the server closed this pooled connection while it was idle")
+
+
+def _mark(conn: asyncpg.Connection) -> tuple[Any, int]:
+    """Where the connection stands before a statement: its protocol and how many statements the
+    driver has handed to its socket so far (asyncpg counts each bind-execute and each simple query
+    as it writes it, not a preparation, which runs nothing); -1 where the driver does not say. Taken
+    while the connection is held: one lost later is detached from its pool proxy."""
+    protocol = getattr(_driver_connection(conn), "_protocol", None)
+    count = getattr(protocol, "queries_count", None)
+    return protocol, count if isinstance(count, int) else -1
+
+
+def _unsent(exc: BaseException, mark: tuple[Any, int]) -> bool:
+    """The call failed because its connection was lost, and the statement was never written to
+    it (`mark` taken before it): the driver refused before writing (it had read the server's FATAL
+    message already), or only the statement's preparation went out. Running it again on another
+    connection is safe."""
+    protocol, before = mark
+    if before < 0 or not isinstance(exc, Exception) or isinstance(exc, StoreError):
+        return False
+    return getattr(protocol, "queries_count", None) == before and isinstance(translate(exc), StoreUnavailable)
+
+
+_WRITE_WORDS = re.compile(
+    r"\b(insert|update|delete|merge|truncate|copy|create|drop|alter|grant|revoke|lock|call|do|notify|"
+    r"nextval|setval|set_config|pg_notify|pg_advisory\w*|pg_try_advisory\w*)\b",
+    re.IGNORECASE,
+)
+_OUR_FUNCTIONS = re.compile(r"\b(?:pg_temp\.)?(optiinfra_\w+)\s*\(", re.IGNORECASE)
+READ_ONLY_FUNCTIONS = frozenset(
+    {
+        "optiinfra_everyone",
+        "optiinfra_sketch_key",
+        "optiinfra_rollup_plan",
+        "optiinfra_executions_in",
+        "optiinfra_notify_key",
+        "optiinfra_audit",  # transaction-local settings the audit trigger reads, nothing stored
+    }
+)
+"""The schema's functions a read may call: they store nothing (stable or immutable, which
+PostgreSQL holds to that; optiinfra_audit only sets transaction-local settings).
+tests/reliability/test_outcomes.py checks it against the catalog."""
+_READ_STARTS = ("select", "with", "values", "table", "show")
+_reads: dict[str, bool] = {}
+
+
+def reads_only(sql: str) -> bool:
+    """Whether `sql` only reads: a SELECT (or WITH, VALUES, ...) naming no data-changing command
+    and calling none of the schema's functions but READ_ONLY_FUNCTIONS. Conservative: what it cannot
+    tell (a SELECT ... FOR UPDATE, a function not listed) counts as a write. Decided once per text,
+    and only when a call has failed."""
+    known = _reads.get(sql)
+    if known is None:
+        text = sql.lstrip().lower()
+        known = (
+            text.startswith(_READ_STARTS)
+            and _WRITE_WORDS.search(text) is None
+            and all(name.lower() in READ_ONLY_FUNCTIONS for name in _OUR_FUNCTIONS.findall(text))
+        )
+        _reads[sql] = known
+    return known
+
+
+def outcome_unknown(exc: BaseException, what: str) -> OutcomeUnknown:
+    """The connection was lost after `what` (a write, or a COMMIT) was sent, before its reply."""
+    return OutcomeUnknown(
+        f"database unavailable: the connection was lost after {what} was sent and before its reply, so whether "
+        f"it was applied is unknown ({exc}); read it back, or retry it only if it is safe to repeat"
+    )
+
+
+def _raise_failure(exc: BaseException, sql: str, *, committing: bool = False) -> NoReturn:
+    """Raise what a statement's failure means once it may have reached the server: OutcomeUnknown
+    for a write (or the COMMIT of one) whose connection was lost, else the translated error."""
+    error = translate(exc) if isinstance(exc, Exception) else exc
+    if type(error) is StoreUnavailable and not reads_only(sql):
+        error = outcome_unknown(exc, "the COMMIT of a write" if committing else "a write")
+    if error is exc:
+        raise exc
+    raise error from exc
 
 
 def _raise_translated(exc: BaseException | None) -> None:
@@ -219,6 +345,36 @@ def raise_confinement_error(exc: Exception, conn: asyncpg.Connection) -> NoRetur
     raise_translated(exc)
 
 
+_Call = Callable[[asyncpg.Connection, str, tuple[Any, ...]], Awaitable[Any]]
+_T = TypeVar("_T")
+RETRY_WINDOW = 30.0
+"""How long a write that is safe to repeat is retried when its outcome is unknown, for a store
+that waits for its pooled connections forever (acquire_timeout=None)."""
+
+
+def _fetch(conn: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> Awaitable[Any]:
+    return conn.fetch(sql, *args)  # type: ignore[no-any-return]
+
+
+def _fetchrow(conn: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> Awaitable[Any]:
+    return conn.fetchrow(sql, *args)  # type: ignore[no-any-return]
+
+
+def _fetchval(conn: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> Awaitable[Any]:
+    return conn.fetchval(sql, *args)  # type: ignore[no-any-return]
+
+
+def _execute(conn: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> Awaitable[Any]:
+    return conn.execute(sql, *args)  # type: ignore[no-any-return]
+
+
+async def _fetch_planned(conn: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> Any:
+    if _driver_connection(conn) in _direct:
+        statement = await conn.prepare(sql)
+        return await statement.fetch(*args)
+    return await conn.fetch(sql, *args)
+
+
 class Executor:
     """Runs statements; subclasses say how a statement gets its connection (`_connection`) and
     how a transaction is opened (`transaction`). Statements are typed `LiteralString`: a type
@@ -246,51 +402,44 @@ class Executor:
     slow_statement: float | None = None
     """Statements taking at least this many seconds are logged (None: none is)."""
 
+    tracer: Any = None
+    """An OpenTelemetry tracer (connection/tracing.py): each statement is a span; None: no spans."""
+
+    # Each statement method tests `tracer` once: untraced, the hot path (a get) pays no extra frame.
+
     async def fetch(self, sql: LiteralString, *args: Any) -> list[asyncpg.Record]:
-        async with self._scope() as conn:
-            if self.slow_statement is None:
-                rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-                return rows
-            began = _clock()
-            try:
-                rows = await conn.fetch(sql, *args)
-                return rows
-            finally:
-                self._timed(sql, began)
+        if self.tracer is not None:
+            return await self._traced(_fetch, sql, args)  # type: ignore[no-any-return]
+        rows: list[asyncpg.Record] = await self._run(_fetch, sql, args)
+        return rows
 
     async def fetchrow(self, sql: LiteralString, *args: Any) -> asyncpg.Record | None:
-        async with self._scope() as conn:
-            if self.slow_statement is None:
-                row: asyncpg.Record | None = await conn.fetchrow(sql, *args)
-                return row
-            began = _clock()
-            try:
-                row = await conn.fetchrow(sql, *args)
-                return row
-            finally:
-                self._timed(sql, began)
+        if self.tracer is not None:
+            return await self._traced(_fetchrow, sql, args)
+        row: asyncpg.Record | None = await self._run(_fetchrow, sql, args)
+        return row
 
     async def fetchval(self, sql: LiteralString, *args: Any) -> Any:
-        async with self._scope() as conn:
-            if self.slow_statement is None:
-                return await conn.fetchval(sql, *args)
-            began = _clock()
-            try:
-                return await conn.fetchval(sql, *args)
-            finally:
-                self._timed(sql, began)
+        if self.tracer is not None:
+            return await self._traced(_fetchval, sql, args)
+        return await self._run(_fetchval, sql, args)
 
     async def execute(self, sql: LiteralString, *args: Any) -> str:
-        async with self._scope() as conn:
-            if self.slow_statement is None:
-                status: str = await conn.execute(sql, *args)
-                return status
-            began = _clock()
-            try:
-                status = await conn.execute(sql, *args)
-                return status
-            finally:
-                self._timed(sql, began)
+        if self.tracer is not None:
+            return await self._traced(_execute, sql, args)  # type: ignore[no-any-return]
+        status: str = await self._run(_execute, sql, args)
+        return status
+
+    async def _traced(self, call: _Call, sql: LiteralString, args: tuple[Any, ...]) -> Any:
+        """`_run` inside a span named by the statement (connection/tracing.py)."""
+        span = start_statement(self.tracer, sql)
+        try:
+            return await self._run(call, sql, args)
+        except BaseException as exc:
+            failed(span, exc)
+            raise
+        finally:
+            span.end()
 
     async def fetch_planned(self, sql: LiteralString, *args: Any) -> list[asyncpg.Record]:
         """`fetch`, planned for these arguments every time. A statement the driver keeps prepared
@@ -298,22 +447,29 @@ class Executor:
         depends on the window and the filters, that plan ran 3-4x slower on a large history. So on
         a direct connection the statement is prepared afresh (one round trip more); through a
         pooler it goes unnamed, which PostgreSQL plans for its arguments anyway."""
-        async with self._scope() as conn:
-            began = _clock()
-            try:
-                if _driver_connection(conn) in _direct:
-                    statement = await conn.prepare(sql)
-                    rows: list[asyncpg.Record] = await statement.fetch(*args)
-                    return rows
-                rows = await conn.fetch(sql, *args)
-                return rows
-            finally:
-                self._timed(sql, began)
+        if self.tracer is not None:
+            return await self._traced(_fetch_planned, sql, args)  # type: ignore[no-any-return]
+        rows: list[asyncpg.Record] = await self._run(_fetch_planned, sql, args)
+        return rows
 
     async def fetchrow_planned(self, sql: LiteralString, *args: Any) -> asyncpg.Record | None:
         """`fetchrow`, planned for these arguments every time (see `fetch_planned`)."""
         rows = await self.fetch_planned(sql, *args)
         return rows[0] if rows else None
+
+    async def _run(self, call: _Call, sql: LiteralString, args: tuple[Any, ...]) -> Any:
+        """Run one statement (`call` on a connection of `_scope()`), timed."""
+        async with self._scope() as conn:
+            began = _clock()
+            try:
+                return await call(conn, sql, args)
+            finally:
+                self._timed(sql, began)
+
+    async def retrying(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        """Run `attempt`, a write that is safe to repeat (it lands once however often it runs).
+        Inside a transaction it runs once: the transaction cannot outlive its connection."""
+        return await attempt()
 
     def _timed(self, sql: str, began: float) -> None:
         elapsed = _clock() - began
@@ -341,44 +497,89 @@ class Executor:
                     return
                 yield row
 
+        span = None if self.tracer is None else start_named(self.tracer, f"{table}.copy")
+        copied = False
         try:
             async with self._copy_connection() as conn:
                 status: str = await conn.copy_records_to_table(table, records=rows(), columns=list(columns))
                 if raised:
                     raise raised[0]  # inside the transaction: rolled back
+                copied = True
                 return status
         except BaseException as exc:
+            if span is not None:
+                failed(span, exc)
             if not (raised and exc is raised[0]):
+                if copied and self._copy_commits:  # the COMMIT of its own transaction was in flight
+                    _raise_failure(exc, "COPY", committing=True)
                 _raise_translated(exc)
             raise
+        finally:
+            if span is not None:
+                span.end()
+
+    _copy_commits = False
+    """Whether `copy_records` commits a transaction of its own (not a savepoint in the caller's)."""
 
     def _copy_connection(self) -> Any:
         """A connection in a transaction for `copy_records`."""
         return self._connection()
 
 
+class _Again(Exception):
+    """An attempt's connection was lost before its statement was sent: run it once more."""
+
+
 class PoolExecutor(Executor):
-    """Each statement on a pooled connection of its own, given back after it."""
+    """Each statement on a pooled connection of its own, given back after it.
 
-    __slots__ = ("pool", "acquire_timeout", "slow_statement")
+    A connection the server closed while it sat idle in the pool is never used: the one found so
+    before anything is sent (`unread`) is closed and another taken, and a statement whose
+    connection turns out lost before the statement was written (`_unsent`) runs once more on
+    another connection, invisibly. Past that point a lost connection is StoreUnavailable for a
+    read and OutcomeUnknown for a write (`reads_only`), never retried here."""
 
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float | None, slow_statement: float | None = None) -> None:
+    __slots__ = ("pool", "acquire_timeout", "slow_statement", "tracer")
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        acquire_timeout: float | None,
+        slow_statement: float | None = None,
+        tracer: Any = None,
+    ) -> None:
         self.pool = pool
         self.acquire_timeout = acquire_timeout
         self.slow_statement = slow_statement
+        self.tracer = tracer
 
     async def acquire(self) -> asyncpg.Connection:
-        """A connection from the pool; StoreTimeout if none is free within `acquire_timeout`."""
+        """A live connection from the pool; StoreTimeout if none is free within `acquire_timeout`."""
         if self.acquire_timeout is None:
-            return await self.pool.acquire()
+            return await self._live()
         try:
             async with asyncio.timeout(self.acquire_timeout):
-                return await self.pool.acquire()
+                return await self._live()
         except TimeoutError:
             raise StoreTimeout(
                 f"no pooled connection came free within {self.acquire_timeout} s "
                 f"(all {self.pool.get_max_size()} in use)"
             ) from None
+
+    async def _live(self) -> asyncpg.Connection:
+        """A pooled connection the server has not closed while it was idle, as far as one poll of its
+        socket tells: each one found closed is closed here too, and its place in the pool connects
+        anew when next taken."""
+        for _ in range(self.pool.get_max_size()):
+            try:
+                conn: asyncpg.Connection = await self.pool.acquire()
+            except _ClosedWhileIdle:  # the pool's setup found it (a bound connection) and closed it
+                continue
+            if not unread(conn):
+                return conn
+            conn.terminate()
+            await self.pool.release(conn)
+        return await self.pool.acquire()  # a fresh connection by now, or the pool's error
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -388,36 +589,112 @@ class PoolExecutor(Executor):
         finally:
             await self.pool.release(conn)
 
-    def _scope(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
-        # the hot path: a class instead of generator-based context managers (half the overhead)
-        return _PooledScope(self)
+    async def _run(self, call: _Call, sql: LiteralString, args: tuple[Any, ...]) -> Any:
+        async with _TRANSLATED:  # _attempt(last=False), written out: the hot path
+            conn = await self.acquire()
+        try:
+            return await self._statement(conn, call, sql, args, last=False)
+        except _Again:
+            return await self._attempt(call, sql, args, last=True)
+
+    async def _attempt(self, call: _Call, sql: LiteralString, args: tuple[Any, ...], *, last: bool) -> Any:
+        async with _TRANSLATED:
+            conn = await self.acquire()
+        return await self._statement(conn, call, sql, args, last=last)
+
+    async def _statement(
+        self, conn: asyncpg.Connection, call: _Call, sql: LiteralString, args: tuple[Any, ...], *, last: bool
+    ) -> Any:
+        """Run the statement on `conn`, which it releases; raises _Again (unless `last`) when the
+        connection was lost before the statement was written to it."""
+        before = _mark(conn)
+        began = _clock()
+        try:
+            result = await call(conn, sql, args)
+        except BaseException as exc:
+            unsent = _unsent(exc, before)
+            await self.pool.release(conn)
+            self._timed(sql, began)
+            if unsent:
+                if not last:
+                    raise _Again from None
+                raise_translated(exc)  # never sent: not applied, whatever it was
+            _raise_failure(exc, sql)
+        await self.pool.release(conn)
+        self._timed(sql, began)
+        return result
+
+    async def retrying(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        """Run `attempt`, a write that is safe to repeat. When its outcome is unknown (the
+        connection was lost after it was sent) it runs again on a fresh connection, and again while
+        the server cannot be reached (a restart, a failover), pausing a little longer each time, for
+        up to `acquire_timeout` seconds (RETRY_WINDOW without one); past that, OutcomeUnknown."""
+        try:
+            return await attempt()
+        except OutcomeUnknown as exc:
+            unknown = exc
+        window = RETRY_WINDOW if self.acquire_timeout is None else self.acquire_timeout
+        deadline = _clock() + window
+        pause = 0.05
+        while True:
+            try:
+                return await attempt()
+            except (StoreUnavailable, StoreTimeout) as exc:  # still unknown: the server not reached
+                if _clock() + pause > deadline:
+                    raise OutcomeUnknown(
+                        f"{unknown}; retried for {window:g} s without an answer: {first_line(exc)}"
+                    ) from exc
+                _log.warning("retrying a write whose outcome is unknown: %s", first_line(exc))
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[ConnectionExecutor]:
-        async with translated():
-            conn = await self.acquire()
+        conn, transaction = await self._start()
         logger = None if self.slow_statement is None else slow_statement_logger(self.slow_statement)
         try:
             if logger is not None:  # every statement of the transaction, its own included
                 conn.add_query_logger(logger)
-            transaction = conn.transaction()
-            async with translated():
-                await transaction.start()
             try:
                 await self._bind(conn)
-                yield ConnectionExecutor(conn)
+                yield ConnectionExecutor(conn, self.tracer)
             except BaseException:
                 with suppress(Exception):  # a broken connection: the caller's error matters more
                     await transaction.rollback()
                 raise
-            async with translated():
+            before = _mark(conn)
+            try:
                 await transaction.commit()
+            except Exception as exc:
+                if _unsent(exc, before):  # never sent: rolled back with the session
+                    raise_translated(exc)
+                _raise_failure(exc, "COMMIT", committing=True)
         finally:
             if logger is not None:
                 # a connection closed underneath is detached from its proxy already: nothing to remove
                 with suppress(asyncpg.InterfaceError):
                     conn.remove_query_logger(logger)
             await self.pool.release(conn)
+
+    async def _start(self) -> tuple[asyncpg.Connection, Any]:
+        """A pooled connection with a transaction started on it. A connection lost during the BEGIN
+        is replaced once: nothing of the caller's was sent on it."""
+        for attempt in (1, 2):
+            async with _TRANSLATED:
+                conn = await self.acquire()
+            transaction = conn.transaction()
+            try:
+                await transaction.start()
+            except Exception as exc:
+                await self.pool.release(conn)
+                if attempt == 1 and isinstance(translate(exc), StoreUnavailable):
+                    continue
+                raise_translated(exc)
+            except BaseException:
+                await self.pool.release(conn)
+                raise
+            return conn, transaction
+        raise AssertionError("unreachable")
 
     async def _bind(self, conn: asyncpg.Connection) -> None:
         """What a transaction does first (nothing, unconfined)."""
@@ -427,24 +704,7 @@ class PoolExecutor(Executor):
         async with self._connection() as conn, conn.transaction():
             yield conn
 
-
-class _PooledScope:
-    """`_Scope` of a PoolExecutor, written out: acquire, release, translate."""
-
-    __slots__ = ("_executor", "_conn")
-
-    def __init__(self, executor: PoolExecutor) -> None:
-        self._executor = executor
-
-    async def __aenter__(self) -> asyncpg.Connection:
-        async with _TRANSLATED:
-            self._conn = await self._executor.acquire()
-        return self._conn
-
-    async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> bool:
-        await self._executor.pool.release(self._conn)
-        _raise_translated(exc)
-        return False
+    _copy_commits = True
 
 
 class ConfinedExecutor(PoolExecutor):
@@ -467,7 +727,8 @@ class ConfinedExecutor(PoolExecutor):
       confinement in it (BEGIN with CONFINE), the statement, COMMIT. Nothing stays on the
       connection.
 
-    Transactions and COPY always take the second way."""
+    Transactions and COPY always take the second way. A connection lost during the binding or the
+    BEGIN is replaced once, as one lost before the statement was sent (see PoolExecutor)."""
 
     __slots__ = ("customer_id", "_begin", "_session")
 
@@ -479,16 +740,106 @@ class ConfinedExecutor(PoolExecutor):
         slow_statement: float | None = None,
         *,
         session: bool = False,
+        tracer: Any = None,
     ) -> None:
-        super().__init__(pool, acquire_timeout, slow_statement)
+        super().__init__(pool, acquire_timeout, slow_statement, tracer)
         self.customer_id = customer_id
         self._begin = begin_confined(customer_id)
         self._session = session and unbinds_sessions(pool)
 
-    def _scope(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    async def _run(self, call: _Call, sql: LiteralString, args: tuple[Any, ...]) -> Any:
+        try:
+            return await self._attempt(call, sql, args, last=False)
+        except _Again:
+            return await self._attempt(call, sql, args, last=True)
+
+    async def _attempt(self, call: _Call, sql: LiteralString, args: tuple[Any, ...], *, last: bool) -> Any:
         if self._session:
-            return _SessionScope(self)
-        return _Scope(self._connection())
+            conn = await self._acquire_bound(last=last)
+            if conn is not None:
+                return await self._statement(conn, call, sql, args, last=last)
+        return await self._in_transaction(call, sql, args, last=last)
+
+    async def _acquire_bound(self, *, last: bool) -> asyncpg.Connection | None:
+        """A direct pooled connection bound to the customer for its session (checked by the
+        database); None through a pooler (the statement then takes a transaction of its own)."""
+        token = _confining.set([True])
+        try:
+            async with _TRANSLATED:
+                conn = await self.acquire()
+        finally:
+            _confining.reset(token)
+        raw = _driver_connection(conn)
+        if raw not in _direct:  # through a pooler: a transaction of its own, as pooler="transaction"
+            await self.pool.release(conn)
+            return None
+        _bound.add(raw)  # from here on the pool unbinds it for anyone else
+        try:
+            bound = await conn.fetchrow(BIND_SESSION, self.customer_id, conn.get_server_pid())
+        except Exception as exc:
+            # lost while binding: only the session, which died with it, was changed
+            again = not last and isinstance(translate(exc), StoreUnavailable)
+            try:
+                if not again:
+                    raise_confinement_error(exc, conn)
+            finally:
+                await self.pool.release(conn)
+            raise _Again from None
+        except BaseException:
+            _drop(conn)  # cut short: what the session holds is unknown
+            await self.pool.release(conn)
+            raise
+        if bound is None:
+            _drop(conn)
+            await self.pool.release(conn)
+            raise ConfigurationError(
+                "a confined call's binding ran in another server process than its connection's: "
+                "a pooler sits between the store and the server; open the store with pooler='transaction'"
+            )
+        return conn
+
+    async def _in_transaction(self, call: _Call, sql: LiteralString, args: tuple[Any, ...], *, last: bool) -> Any:
+        """BEGIN with CONFINE, the statement, COMMIT (see the class). A statement whose connection
+        is lost before its COMMIT was sent was not applied; after, a write's outcome is unknown."""
+        async with _TRANSLATED:
+            conn = await self.acquire()
+        try:
+            try:
+                await conn.execute(self._begin)
+            except Exception as exc:
+                await _roll_back(conn)
+                if not last and isinstance(translate(exc), StoreUnavailable):
+                    raise _Again from None
+                raise_confinement_error(exc, conn)
+            except BaseException:
+                _drop(conn)
+                raise
+            before = _mark(conn)
+            began = _clock()
+            try:
+                result = await call(conn, sql, args)
+            except BaseException as exc:
+                unsent = _unsent(exc, before)
+                await _roll_back(conn)
+                if unsent and not last:
+                    raise _Again from None
+                _raise_translated(exc)  # in its transaction, never committed
+                raise
+            finally:
+                self._timed(sql, began)
+            before = _mark(conn)
+            try:
+                await conn.execute("COMMIT")
+            except asyncio.CancelledError:
+                _drop(conn)
+                raise
+            except Exception as exc:
+                if _unsent(exc, before):
+                    raise_translated(exc)
+                _raise_failure(exc, sql, committing=True)
+            return result
+        finally:
+            await self.pool.release(conn)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -525,67 +876,14 @@ class ConfinedExecutor(PoolExecutor):
             raise_confinement_error(exc, conn)
 
 
-class _SessionScope:
-    """A ConfinedExecutor's scope on a direct connection: acquire, bind the session to the
-    customer (checked by the database), run, release still bound (see ConfinedExecutor)."""
-
-    __slots__ = ("_executor", "_conn", "_fallback")
-
-    def __init__(self, executor: ConfinedExecutor) -> None:
-        self._executor = executor
-
-    async def __aenter__(self) -> asyncpg.Connection:
-        executor = self._executor
-        token = _confining.set([True])
-        try:
-            async with _TRANSLATED:
-                conn = await executor.acquire()
-        finally:
-            _confining.reset(token)
-        raw = _driver_connection(conn)
-        if raw not in _direct:  # through a pooler: a transaction of its own, as pooler="transaction"
-            await executor.pool.release(conn)
-            self._fallback: AbstractAsyncContextManager[asyncpg.Connection] | None = _Scope(executor._connection())
-            return await self._fallback.__aenter__()
-        self._fallback = None
-        _bound.add(raw)  # from here on the pool unbinds it for anyone else
-        try:
-            if await conn.fetchrow(BIND_SESSION, executor.customer_id, conn.get_server_pid()) is None:
-                _drop(conn)
-                raise ConfigurationError(
-                    "a confined call's binding ran in another server process than its connection's: "
-                    "a pooler sits between the store and the server; open the store with pooler='transaction'"
-                )
-        except ConfigurationError:
-            await executor.pool.release(conn)
-            raise
-        except Exception as exc:
-            try:
-                raise_confinement_error(exc, conn)
-            finally:
-                await executor.pool.release(conn)
-        except BaseException:
-            _drop(conn)  # cut short: what the session holds is unknown
-            await executor.pool.release(conn)
-            raise
-        self._conn = conn
-        return conn
-
-    async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> bool:
-        if self._fallback is not None:
-            return bool(await self._fallback.__aexit__(kind, exc, traceback))
-        await self._executor.pool.release(self._conn)
-        _raise_translated(exc)
-        return False
-
-
 class ConnectionExecutor(Executor):
     """Every statement on one connection, inside the transaction its creator opened."""
 
-    __slots__ = ("connection",)
+    __slots__ = ("connection", "tracer")
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: asyncpg.Connection, tracer: Any = None) -> None:
         self.connection = connection
+        self.tracer = tracer
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -647,7 +945,7 @@ class ReplicaExecutor(Executor):
         order = [(start + i) % count for i in range(count)]
         return [(i, self.replicas[i]) for i in order if self._down_until[i] <= now]
 
-    async def _run(self, method: str, sql: LiteralString, args: tuple[Any, ...]) -> Any:
+    async def _read(self, method: str, sql: LiteralString, args: tuple[Any, ...]) -> Any:
         for index, replica in self._candidates():
             try:
                 return await getattr(replica, method)(sql, *args)
@@ -657,22 +955,22 @@ class ReplicaExecutor(Executor):
         return await getattr(self.primary, method)(sql, *args)
 
     async def fetch(self, sql: LiteralString, *args: Any) -> list[asyncpg.Record]:
-        rows: list[asyncpg.Record] = await self._run("fetch", sql, args)
+        rows: list[asyncpg.Record] = await self._read("fetch", sql, args)
         return rows
 
     async def fetchrow(self, sql: LiteralString, *args: Any) -> asyncpg.Record | None:
-        row: asyncpg.Record | None = await self._run("fetchrow", sql, args)
+        row: asyncpg.Record | None = await self._read("fetchrow", sql, args)
         return row
 
     async def fetchval(self, sql: LiteralString, *args: Any) -> Any:
-        return await self._run("fetchval", sql, args)
+        return await self._read("fetchval", sql, args)
 
     async def fetch_planned(self, sql: LiteralString, *args: Any) -> list[asyncpg.Record]:
-        rows: list[asyncpg.Record] = await self._run("fetch_planned", sql, args)
+        rows: list[asyncpg.Record] = await self._read("fetch_planned", sql, args)
         return rows
 
     async def fetchrow_planned(self, sql: LiteralString, *args: Any) -> asyncpg.Record | None:
-        row: asyncpg.Record | None = await self._run("fetchrow_planned", sql, args)
+        row: asyncpg.Record | None = await self._read("fetchrow_planned", sql, args)
         return row
 
     async def execute(self, sql: LiteralString, *args: Any) -> str:

@@ -133,3 +133,15 @@ def load(table: str) -> Queries:
     filename = f"{table}.sql"
     text = resources.files(__package__).joinpath(filename).read_text(encoding="utf-8")
     return parse(filename, text)
+
+
+def named() -> dict[str, str]:
+    """The text of every statement of every file -> `<file>.<name>` (`workflow_executions.get_by_id`):
+    what a statement's span is named after (connection/tracing.py)."""
+    names: dict[str, str] = {}
+    for entry in sorted(resources.files(__package__).iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".sql"):
+            table = entry.name.removesuffix(".sql")
+            for name, sql in load(table)._statements.items():
+                names.setdefault(sql, f"{table}.{name}")
+    return names

@@ -59,3 +59,7 @@ SELECT a.id, a.type, a.name, a.version, a.status, a.endpoint, a.capabilities, a.
 -- name: count
 -- How many rows the table holds.
 SELECT count(*) FROM agents;
+
+-- name: names_by_id
+-- The name of each agent of a set of ids (agents are shared: a confined store reads them too).
+SELECT id, name FROM agents WHERE id = ANY($1::uuid[]);

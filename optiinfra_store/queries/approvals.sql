@@ -1,7 +1,16 @@
 -- name: insert
--- A new, pending approval.
-INSERT INTO approvals (recommendation_id, requested_by, comment, expires_at)
-VALUES (:recommendation_id, :requested_by, :comment, :expires_at)
+-- A new, pending approval, with its recommendation's customer (as a step's insert).
+INSERT INTO approvals (recommendation_id, customer_id, requested_by, comment, expires_at)
+SELECT :recommendation_id, r.customer_id, :requested_by, :comment, :expires_at
+  FROM (SELECT :recommendation_id::uuid AS id) AS parent
+  LEFT JOIN recommendations r ON r.id = parent.id
+RETURNING id, recommendation_id, customer_id, status, requested_by, decided_by, comment, decided_at, expires_at,
+          created_at, updated_at;
+
+-- name: insert_routed
+-- A new, pending approval with its customer given (as a step's insert_routed).
+INSERT INTO approvals (recommendation_id, customer_id, requested_by, comment, expires_at)
+VALUES (:recommendation_id, :customer_id, :requested_by, :comment, :expires_at)
 RETURNING id, recommendation_id, customer_id, status, requested_by, decided_by, comment, decided_at, expires_at,
           created_at, updated_at;
 
@@ -32,28 +41,39 @@ SELECT id, recommendation_id, customer_id, status, requested_by, decided_by, com
 
 -- name: approve
 -- pending -> approved, by whom and why (the request's comment is kept when $3 is null).
+-- $4: the row's customer, given on a schema distributed by customer (the write goes to one shard).
 UPDATE approvals
    SET status = 'approved', decided_at = now(), decided_by = $2, comment = coalesce($3, comment)
- WHERE id = $1 AND status = 'pending'
+ WHERE id = $1 AND ($4::uuid IS NULL OR customer_id = $4) AND status = 'pending'
 RETURNING id, recommendation_id, customer_id, status, requested_by, decided_by, comment, decided_at, expires_at,
           created_at, updated_at;
 
 -- name: reject
 -- pending -> rejected, by whom and why (the request's comment is kept when $3 is null).
+-- $4: the row's customer, given on a schema distributed by customer (the write goes to one shard).
 UPDATE approvals
    SET status = 'rejected', decided_at = now(), decided_by = $2, comment = coalesce($3, comment)
- WHERE id = $1 AND status = 'pending'
+ WHERE id = $1 AND ($4::uuid IS NULL OR customer_id = $4) AND status = 'pending'
 RETURNING id, recommendation_id, customer_id, status, requested_by, decided_by, comment, decided_at, expires_at,
           created_at, updated_at;
 
 -- name: expire
 -- pending -> expired: nobody decided in time.
+-- $2: the row's customer, given on a schema distributed by customer (the write goes to one shard).
 UPDATE approvals
    SET status = 'expired', decided_at = now()
- WHERE id = $1 AND status = 'pending'
+ WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2) AND status = 'pending'
 RETURNING id, recommendation_id, customer_id, status, requested_by, decided_by, comment, decided_at, expires_at,
           created_at, updated_at;
 
 -- name: count
 -- How many approvals there are.
 SELECT count(*) FROM approvals;
+
+-- name: customer_of
+-- The customer of one row: a write on a schema distributed by customer names it, to go to one shard.
+SELECT customer_id FROM approvals WHERE id = $1;
+
+-- name: parent_customer
+-- The customer of a new row's parent, named by its insert on a schema distributed by customer.
+SELECT customer_id FROM recommendations WHERE id = $1;

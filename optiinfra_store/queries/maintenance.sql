@@ -9,3 +9,13 @@ SELECT optiinfra_roll_up($1);
 -- name: applied_migrations
 -- The ids of the migrations yoyo has applied (readiness: is the schema current?).
 SELECT migration_id FROM _yoyo_migration;
+
+-- name: citus_installed
+-- Whether the database has the citus extension (a distributed schema is possible).
+SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus');
+
+-- name: distributed_by_customer
+-- Whether the schema is distributed by customer: workflow_executions hash-distributed by customer_id
+-- (`optiinfra-store distribute`). Asked only where citus is installed (its catalog).
+SELECT EXISTS (SELECT FROM pg_dist_partition
+                WHERE logicalrelid = to_regclass('public.workflow_executions') AND partmethod = 'h');

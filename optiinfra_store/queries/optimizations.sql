@@ -1,8 +1,18 @@
 -- name: insert
 -- A new, pending optimization.
 -- The trigger optimizations_require_approval refuses it unless the approval is approved.
-INSERT INTO optimizations (recommendation_id, approval_id)
-VALUES (:recommendation_id, :approval_id)
+-- With its recommendation's customer (as a step's insert).
+INSERT INTO optimizations (recommendation_id, approval_id, customer_id)
+SELECT :recommendation_id, :approval_id, r.customer_id
+  FROM (SELECT :recommendation_id::uuid AS id) AS parent
+  LEFT JOIN recommendations r ON r.id = parent.id
+RETURNING id, recommendation_id, approval_id, customer_id, status, started_at, completed_at, result, error_details,
+          created_at, updated_at;
+
+-- name: insert_routed
+-- A new, pending optimization with its customer given (as a step's insert_routed).
+INSERT INTO optimizations (recommendation_id, approval_id, customer_id)
+VALUES (:recommendation_id, :approval_id, :customer_id)
 RETURNING id, recommendation_id, approval_id, customer_id, status, started_at, completed_at, result, error_details,
           created_at, updated_at;
 
@@ -34,34 +44,46 @@ SELECT id, recommendation_id, approval_id, customer_id, status, started_at, comp
 
 -- name: start
 -- pending -> in_progress.
+-- $2: the row's customer, given on a schema distributed by customer (the write goes to one shard).
 UPDATE optimizations SET status = 'in_progress', started_at = now()
- WHERE id = $1 AND status = 'pending'
+ WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2) AND status = 'pending'
 RETURNING id, recommendation_id, approval_id, customer_id, status, started_at, completed_at, result, error_details,
           created_at, updated_at;
 
 -- name: complete
 -- in_progress -> completed, with the result (kept as is when $2 is null).
+-- $3: the row's customer, given on a schema distributed by customer (the write goes to one shard).
 UPDATE optimizations
    SET status = 'completed', completed_at = greatest(now(), started_at), result = coalesce($2, result)
- WHERE id = $1 AND status = 'in_progress'
+ WHERE id = $1 AND ($3::uuid IS NULL OR customer_id = $3) AND status = 'in_progress'
 RETURNING id, recommendation_id, approval_id, customer_id, status, started_at, completed_at, result, error_details,
           created_at, updated_at;
 
 -- name: fail
 -- in_progress -> failed, with what went wrong.
+-- $3: the row's customer, given on a schema distributed by customer (the write goes to one shard).
 UPDATE optimizations
    SET status = 'failed', completed_at = greatest(now(), started_at), error_details = coalesce($2, error_details)
- WHERE id = $1 AND status = 'in_progress'
+ WHERE id = $1 AND ($3::uuid IS NULL OR customer_id = $3) AND status = 'in_progress'
 RETURNING id, recommendation_id, approval_id, customer_id, status, started_at, completed_at, result, error_details,
           created_at, updated_at;
 
 -- name: roll_back
 -- completed or failed -> rolled_back.
+-- $2: the row's customer, given on a schema distributed by customer (the write goes to one shard).
 UPDATE optimizations SET status = 'rolled_back'
- WHERE id = $1 AND status IN ('completed', 'failed')
+ WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2) AND status IN ('completed', 'failed')
 RETURNING id, recommendation_id, approval_id, customer_id, status, started_at, completed_at, result, error_details,
           created_at, updated_at;
 
 -- name: count
 -- How many optimizations there are.
 SELECT count(*) FROM optimizations;
+
+-- name: customer_of
+-- The customer of one row: a write on a schema distributed by customer names it, to go to one shard.
+SELECT customer_id FROM optimizations WHERE id = $1;
+
+-- name: parent_customer
+-- The customer of a new row's parent, named by its insert on a schema distributed by customer.
+SELECT customer_id FROM recommendations WHERE id = $1;

@@ -1,8 +1,20 @@
 -- name: insert
--- A new artifact.
-INSERT INTO workflow_artifacts (workflow_execution_id, workflow_step_id, artifact_type, artifact_name,
+-- A new artifact, with its execution's customer (as a step's insert).
+INSERT INTO workflow_artifacts (workflow_execution_id, workflow_step_id, customer_id, artifact_type, artifact_name,
                                 artifact_path, artifact_size_bytes, content_type, metadata)
-VALUES (:workflow_execution_id, :workflow_step_id, :artifact_type, :artifact_name, :artifact_path, :artifact_size_bytes, :content_type, :metadata)
+SELECT :workflow_execution_id, :workflow_step_id, e.customer_id, :artifact_type, :artifact_name, :artifact_path,
+       :artifact_size_bytes, :content_type, :metadata
+  FROM (SELECT :workflow_execution_id::uuid AS id) AS parent
+  LEFT JOIN workflow_executions e ON e.id = parent.id
+RETURNING id, workflow_execution_id, workflow_step_id, customer_id, artifact_type, artifact_name, artifact_path,
+          artifact_size_bytes, content_type, metadata, created_at, updated_at;
+
+-- name: insert_routed
+-- A new artifact with its customer given (as a step's insert_routed).
+INSERT INTO workflow_artifacts (workflow_execution_id, workflow_step_id, customer_id, artifact_type, artifact_name,
+                                artifact_path, artifact_size_bytes, content_type, metadata)
+VALUES (:workflow_execution_id, :workflow_step_id, :customer_id, :artifact_type, :artifact_name, :artifact_path,
+        :artifact_size_bytes, :content_type, :metadata)
 RETURNING id, workflow_execution_id, workflow_step_id, customer_id, artifact_type, artifact_name, artifact_path,
           artifact_size_bytes, content_type, metadata, created_at, updated_at;
 
@@ -31,3 +43,7 @@ SELECT id, workflow_execution_id, workflow_step_id, customer_id, artifact_type, 
 -- name: count
 -- How many rows the table holds.
 SELECT count(*) FROM workflow_artifacts;
+
+-- name: parent_customer
+-- The customer of a new row's parent, named by its insert on a schema distributed by customer.
+SELECT customer_id FROM workflow_executions WHERE id = $1;

@@ -27,10 +27,8 @@ SELECT id, agent_id, customer_id, workflow_type, status, started_at, completed_a
 SELECT version FROM workflow_executions WHERE id = $1;
 
 -- name: get_status
--- The current status, to explain why a transition matched nothing; also spends the audit settings
--- that transition set, so a later change in the same transaction does not inherit them.
-SELECT (SELECT status FROM workflow_executions WHERE id = $1)
-  FROM (SELECT optiinfra_audit(NULL, NULL)) AS spent;
+-- The current status, to explain why a transition matched nothing.
+SELECT status FROM workflow_executions WHERE id = $1;
 
 -- name: delete_by_id
 -- Delete an execution with its steps and artifacts.
@@ -49,28 +47,32 @@ RETURNING id, agent_id, customer_id, workflow_type, status, started_at, complete
 
 -- name: start
 -- pending -> running.
-UPDATE workflow_executions SET status = 'running', started_at = now()
- WHERE id = $1 AND optiinfra_audit($2::text, $3::jsonb) AND status = 'pending'
+-- $4: the row's customer, given on a schema distributed by customer (the write goes to one shard).
+UPDATE workflow_executions SET status = 'running', started_at = now(), audit_actor = $2, audit_reason = $3
+ WHERE id = $1 AND ($4::uuid IS NULL OR customer_id = $4) AND status = 'pending'
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 
 -- name: finish
 -- running -> completed, failed or timeout ($2), with the output and the error details (each kept as is when null).
+-- $7: the row's customer, given on a schema distributed by customer (the write goes to one shard).
 UPDATE workflow_executions
    SET status = $2::workflow_status, completed_at = greatest(now(), started_at),
-       output_data = coalesce($3, output_data), error_details = coalesce($4, error_details)
- WHERE id = $1 AND optiinfra_audit($5::text, $6::jsonb) AND status = 'running'
-   AND $2::workflow_status IN ('completed', 'failed', 'timeout')
+       output_data = coalesce($3, output_data), error_details = coalesce($4, error_details),
+       audit_actor = $5, audit_reason = $6
+ WHERE id = $1 AND ($7::uuid IS NULL OR customer_id = $7) AND status = 'running' AND $2::workflow_status IN ('completed', 'failed', 'timeout')
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 
 -- name: cancel
 -- pending or running -> cancelled; the reason, if any, goes to error_details and the audit trail.
+-- $4: the row's customer, given on a schema distributed by customer (the write goes to one shard).
 UPDATE workflow_executions
    SET status = 'cancelled', completed_at = greatest(now(), started_at),
        error_details = CASE WHEN $2::jsonb IS NULL THEN error_details
-                            ELSE jsonb_build_object('error_type', 'Cancelled') || $2::jsonb END
- WHERE id = $1 AND optiinfra_audit($3::text, $2::jsonb) AND status IN ('pending', 'running')
+                            ELSE jsonb_build_object('error_type', 'Cancelled') || $2::jsonb END,
+       audit_actor = $3, audit_reason = $2
+ WHERE id = $1 AND ($4::uuid IS NULL OR customer_id = $4) AND status IN ('pending', 'running')
 RETURNING id, agent_id, customer_id, workflow_type, status, started_at, completed_at,
           input_data, output_data, error_details, metadata, idempotency_key, version, created_at, updated_at;
 
@@ -416,3 +418,7 @@ SELECT b.since, b.until,
        (SELECT coalesce(jsonb_agg(r ORDER BY r.count DESC, r.last_seen DESC, r.source, r.error_type), '[]')
           FROM errors r) AS error_patterns
   FROM bounds b;
+
+-- name: customer_of
+-- The customer of one row: a write on a schema distributed by customer names it, to go to one shard.
+SELECT customer_id FROM workflow_executions WHERE id = $1;

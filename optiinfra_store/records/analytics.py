@@ -1,4 +1,4 @@
-"""Records returned by the workflow history analytics and retention."""
+"""Records returned by the workflow history analytics and retention, the upkeep, and the pool's statistics."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from optiinfra_store.records._base import Record
 
 __all__ = [
     "MaintenanceReport",
+    "PoolStats",
     "PurgeReport",
     "TypeStatistics",
     "WorkflowStatistics",
@@ -40,6 +41,21 @@ class MaintenanceReport(Record):
     """Daily agent_metrics partitions created (ahead of time, or for points the default partition caught)."""
     rollup_hours: int = 0
     """Hours of workflow history rolled up (newly closed, or changed since they were rolled up)."""
+
+
+class PoolStats(Record):
+    """The connections of a store's pool at one moment (`Store.pool_stats()`)."""
+
+    size: int
+    """Connections open: in use and idle."""
+    in_use: int
+    """Held by a call, a transaction or an event stream's read."""
+    idle: int
+    """Open and free."""
+    min_size: int
+    """The pool keeps at least this many open."""
+    max_size: int
+    """It opens at most this many; a call waits (up to `acquire_timeout`) when all are in use."""
 
 
 # -- workflow statistics, performance analysis and trend (workflow_executions.statistics / performance / trend)

@@ -55,12 +55,16 @@ class Repositories:
         secret_keys: SecretKeys | None = None,
         customer_id: UUID | None = None,
         reads: Executor | None = None,
+        by_customer: bool = False,
     ) -> None:
         self._executor = executor
         self._secret_keys = secret_keys
         self._reads = reads
         self.customer_id = customer_id
         """The customer these repositories are confined to (None: not confined)."""
+        self.by_customer = by_customer
+        """The schema is distributed by customer (a Citus cluster, `optiinfra-store distribute`):
+        every write names its customer, to go to the one shard holding it."""
 
 
 class _MadeOnFirstUse:
@@ -75,7 +79,7 @@ class _MadeOnFirstUse:
     def __get__(self, owner: Repositories | None, cls: type[Repositories]) -> Any:
         if owner is None:
             return self
-        repository = self._type(owner._executor, owner.customer_id, owner._secret_keys, owner._reads)
+        repository = self._type(owner._executor, owner.customer_id, owner._secret_keys, owner._reads, owner.by_customer)
         owner.__dict__[self._name] = repository  # read from the instance from now on
         return repository
 

@@ -11,6 +11,8 @@ from optiinfra_store.repositories.base import Repository, as_optional_uuid, as_u
 
 
 class Approvals(Repository[Approval], table="approvals"):
+    parent = ("recommendations", "recommendation_id")
+
     async def create(self, data: ApprovalCreate) -> Approval:
         """Request a decision (always pending). Raises MissingReference for an unknown recommendation."""
         return await self._insert(ApprovalCreate.model_validate(data))

@@ -19,7 +19,14 @@ from pydantic import BaseModel, create_model
 
 from optiinfra_store.connection.executor import Executor
 from optiinfra_store.crypto.secrets import SecretKeys
-from optiinfra_store.errors import AccessDenied, InvalidArgument, InvalidTransition, NotFound, StaleVersion
+from optiinfra_store.errors import (
+    AccessDenied,
+    InvalidArgument,
+    InvalidTransition,
+    MissingReference,
+    NotFound,
+    StaleVersion,
+)
 from optiinfra_store.queries import Queries, load
 from optiinfra_store.records._base import (
     Input,
@@ -215,18 +222,37 @@ class Repository(Generic[R]):
         cls.page_type = Page[record_type]  # type: ignore[valid-type]  # made once: Page[R] per call costs ~0.1 ms
         cls.entity = re.sub(r"(?<!^)(?=[A-Z])", " ", record_type.__name__).lower()
 
+    parent: ClassVar[tuple[str, str] | None] = None
+    """(table, column) of the parent a new row takes its customer from (a child of a customer's
+    row); None for the others."""
+
     def __init__(
         self,
         executor: Executor,
         customer_id: UUID | None = None,
         secret_keys: SecretKeys | None = None,
         reads: Executor | None = None,
+        by_customer: bool = False,
     ) -> None:
         self._db = executor
         self._reads = executor if reads is None else reads  # lists and analytics: a replica, if any
         self._customer_id = customer_id  # the customer a confined store is bound to
         self._keys = secret_keys  # only agent_configs reads them
         self._q: Queries = load(self.table)
+        # the schema is distributed by customer (a Citus cluster): every write names its customer,
+        # so that it goes to the one shard holding it (see SCALING.md)
+        self._by_customer = by_customer
+
+    async def _customer_of(self, id: UUID) -> UUID | None:
+        """The customer a write to row `id` names: on a schema distributed by customer, the
+        confined store's, else the row's (one read; None if there is no such row); None on one
+        server, where a write needs none."""
+        if not self._by_customer:
+            return None
+        if self._customer_id is not None:
+            return self._customer_id
+        customer: UUID | None = await self._db.fetchval(self._q.customer_of, id)
+        return customer
 
     async def _page(
         self,
@@ -264,12 +290,17 @@ class Repository(Generic[R]):
         return self._one(row)
 
     async def _transition(self, sql: str, id: UUID, requested: str, *args: Any) -> R:
-        """Run a conditional UPDATE; when it matches nothing, tell NotFound from InvalidTransition."""
+        """Run a conditional UPDATE (its last parameter the row's customer, `_customer_of`); when it
+        matches nothing, tell NotFound from InvalidTransition."""
 
         async def status() -> Any:
             return await self._db.fetchval(self._q.get_status, id)
 
-        row, current = await self._apply(sql, id, args, status)
+        customer = await self._customer_of(id)
+        if self._by_customer and customer is None:  # no such row: nothing to route the write to
+            row, current = None, await status()
+        else:
+            row, current = await self._apply(sql, id, (*args, customer), status)
         if row is not None:
             return row
         if current is None:
@@ -314,7 +345,34 @@ class Repository(Generic[R]):
     # -- the methods every repository has --------------------------------------------------------
 
     async def _insert(self, data: Input) -> R:
+        if self._by_customer and self.parent is not None:
+            return await self._insert_routed(data)
         row = await self._db.fetchrow(self._q.insert, *self._q.args("insert", data))
+        assert row is not None  # INSERT ... RETURNING always returns the row
+        return self._one(row)
+
+    async def _customer_of_parent(self, parent_id: UUID) -> UUID:
+        """The customer of a new row's parent (`parent`): the confined store's, or the parent's.
+        Raises MissingReference, as the key to the parent would, if there is no such parent."""
+        if self._customer_id is not None:
+            return self._customer_id
+        assert self.parent is not None
+        table, column = self.parent
+        customer: UUID | None = await self._db.fetchval(self._q.parent_customer, parent_id)
+        if customer is None:
+            raise MissingReference(
+                f"{self.entity}: no {table.removesuffix('s').replace('_', ' ')} {parent_id}",
+                constraint=f"{self.table}_{column}_fkey",
+            )
+        return customer
+
+    async def _insert_routed(self, data: Input) -> R:
+        """A child's insert on a schema distributed by customer: its parent's customer read
+        first, then named in the insert, which goes to one shard (the key to the parent refuses a
+        customer other than the parent's)."""
+        assert self.parent is not None
+        customer = await self._customer_of_parent(getattr(data, self.parent[1]))
+        row = await self._db.fetchrow(self._q.insert_routed, *self._q.args("insert_routed", data, customer_id=customer))
         assert row is not None  # INSERT ... RETURNING always returns the row
         return self._one(row)
 

@@ -47,3 +47,10 @@ async def pending_migrations(executor: Executor) -> list[str]:
     except SchemaNotMigrated:  # yoyo has never run here
         applied = set()
     return [id_ for id_ in migrations.ids() if id_ not in applied]
+
+
+async def distributed_by_customer(executor: Executor) -> bool:
+    """Whether the schema is distributed by customer (a Citus cluster after `distribute`)."""
+    if not await executor.fetchval(_q.citus_installed):
+        return False
+    return bool(await executor.fetchval(_q.distributed_by_customer))

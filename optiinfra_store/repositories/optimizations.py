@@ -12,6 +12,8 @@ from optiinfra_store.repositories.base import Repository, as_optional_uuid, as_u
 
 
 class Optimizations(Repository[Optimization], table="optimizations"):
+    parent = ("recommendations", "recommendation_id")
+
     async def create(self, data: OptimizationCreate) -> Optimization:
         """Insert a pending optimization. Raises ConstraintViolation
         (optimizations_approval_approved_check) unless the approval is approved, and

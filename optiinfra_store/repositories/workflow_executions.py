@@ -79,8 +79,17 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         written and the row the first call made is returned, so a create retried after a lost reply
         makes one row. Keys are the customer's own: another customer's use of a key changes nothing.
         Raises MissingReference for an unknown agent or customer, AlreadyExists if the key was
-        used for an execution of another workflow type."""
+        used for an execution of another workflow type.
+
+        With a key, a create whose connection is lost after it was sent (OutcomeUnknown otherwise)
+        is retried on a fresh connection, waiting for the server within the store's
+        `acquire_timeout`, and lands once (outside a transaction: in one, the transaction is lost)."""
         data = WorkflowExecutionCreate.model_validate(data)
+        if data.idempotency_key is None:
+            return await self._create(data)
+        return await self._db.retrying(lambda: self._create(data))
+
+    async def _create(self, data: WorkflowExecutionCreate) -> WorkflowExecution:
         key = (data.customer_id, data.agent_id, data.idempotency_key)
         for _ in range(2):  # a second time if the first row went between the two statements
             row = await self._db.fetchrow(self._q.insert, *self._q.args("insert", data))

@@ -17,6 +17,7 @@ _RETRYABLE = (StepStatus.FAILED, StepStatus.RUNNING)
 
 class WorkflowSteps(Finishing[WorkflowStep], table="workflow_steps"):
     status_type = StepStatus
+    parent = ("workflow_executions", "workflow_execution_id")
 
     async def create(self, data: WorkflowStepCreate) -> WorkflowStep:
         """Insert a step. Raises MissingReference for an unknown execution, AlreadyExists
@@ -31,6 +32,23 @@ class WorkflowSteps(Finishing[WorkflowStep], table="workflow_steps"):
         columns: list[list[Any]] = [
             [getattr(step, field) for step in validated] for field in WorkflowStepCreate.model_fields
         ]
+        if self._by_customer:
+            # one routed insert a step, in one transaction: a statement reading its rows from the
+            # client goes through the coordinator, and commits on two nodes (SCALING.md)
+            async with self._db.transaction() as db:
+                customers = {
+                    execution: await self._customer_of_parent(execution)
+                    for execution in dict.fromkeys(s.workflow_execution_id for s in validated)
+                }
+                return [
+                    self._one(
+                        await db.fetchrow(
+                            self._q.insert_routed,
+                            *self._q.args("insert_routed", s, customer_id=customers[s.workflow_execution_id]),
+                        )
+                    )
+                    for s in validated
+                ]
         columns[3] = [status.value for status in columns[3]]  # status as text[]: cast to step_status[] in SQL
         rows = await self._db.fetch(self._q.insert_many, *columns)
         by_order = {(r["workflow_execution_id"], r["step_order"]): r for r in rows}
@@ -78,7 +96,11 @@ class WorkflowSteps(Finishing[WorkflowStep], table="workflow_steps"):
             state = await self._db.fetchrow(self._q.get_retry_state, key)
             return None if state is None or state["status"] is None else tuple(state)
 
-        row, state = await self._apply(self._q.retry, key, audit(actor, reason), retry_state)
+        customer = await self._customer_of(key)
+        if self._by_customer and customer is None:  # no such step: nothing to route the write to
+            row, state = None, await retry_state()
+        else:
+            row, state = await self._apply(self._q.retry, key, (*audit(actor, reason), customer), retry_state)
         if row is not None:
             return row
         if state is None:

@@ -108,4 +108,14 @@ async def test_openapi__the_readme_lists_every_route(document):
     section = readme.split("## The workflow-history service (HTTP)", 1)[1].split("\n## ", 1)[0]
     rows = [line.split(" | ", 1)[0] for line in section.splitlines() if line.startswith("| `GET ")]
     listed = {route for row in rows for route in re.findall(r"`(GET [^`]+)`", row)}
-    assert listed == {name for name, _ in operations(document)} | {"GET /openapi.json"}
+    # the document and the scrape are not in the document
+    assert listed == {name for name, _ in operations(document)} | {"GET /openapi.json", "GET /metrics"}
+    assert "/metrics" not in document["paths"]
+
+
+async def test_openapi__history_items_and_details_name_their_agent(document):
+    schemas = document["components"]["schemas"]
+    history_items = schemas["HistoryPage"]["properties"]["items"]["items"]["$ref"].rsplit("/", 1)[-1]
+    for name in (history_items, "ExecutionDetails"):
+        agent_name = schemas[name]["properties"]["agent_name"]
+        assert "agent_name" in schemas[name]["required"] and "name of the agent" in agent_name["description"], name

@@ -50,6 +50,7 @@ async def test_history__the_customers_executions_newest_first_page_by_page(servi
         aware(item["created_at"])
         assert UUID(item["id"]) and UUID(item["agent_id"])
         assert "duration_seconds" in item
+        assert item["agent_name"] == (await service.store.agents.get(item["agent_id"])).name
 
 
 async def test_history__filters(service):
@@ -83,6 +84,7 @@ async def test_details__steps_artifacts_and_trail_as_the_store_has_them(service)
     detail = await store.workflow_executions.get_detail(SCALING_WITH_RETRIES)
     trail = await store.workflow_executions.history(SCALING_WITH_RETRIES)
     assert body["id"] == SCALING_WITH_RETRIES and body["status"] == "completed"
+    assert body["agent_name"] == "Resource Allocator" == (await store.agents.get(detail.agent_id)).name
     assert [s["id"] for s in body["steps"]] == [str(s.id) for s in detail.steps]
     assert [s["retry_count"] for s in body["steps"]] == [s.retry_count for s in detail.steps]
     assert max(s["retry_count"] for s in body["steps"]) == 2
@@ -91,6 +93,22 @@ async def test_details__steps_artifacts_and_trail_as_the_store_has_them(service)
     assert body["duration_seconds"] == pytest.approx(detail.duration_seconds)
     for transition in body["transitions"]:
         aware(transition["at"])
+
+
+async def test_agent_names__read_once_then_kept_a_while_through_the_callers_confined_store(store, customer, agent):
+    from uuid import uuid4
+
+    from optiinfra_store.api.agent_names import AgentNames
+    from optiinfra_store.records import AgentUpdate
+
+    confined = store.for_customer(customer.id)
+    kept, fresh = AgentNames(ttl=3600), AgentNames(ttl=0)
+    nobody = uuid4()
+    assert await kept.of(confined, [agent.id, nobody, agent.id]) == {agent.id: "Cost Optimizer"}
+    await store.agents.update(agent.id, AgentUpdate(name="Renamed"))
+    assert await kept.of(confined, [agent.id]) == {agent.id: "Cost Optimizer"}  # within its time
+    assert await fresh.of(confined, [agent.id]) == {agent.id: "Renamed"}  # read again once its time is up
+    assert await kept.of(confined, []) == {}
 
 
 async def test_statistics__the_stores_figures(service):
@@ -141,7 +159,8 @@ async def test_trend__whole_days_with_the_current_one_last(service):
 async def test_me__who_the_token_speaks_for(service):
     body = (await service.client.get("/api/me", headers=bearer(ACME, subject="ana"))).json()
     assert body == {"sub": "ana", "customer_id": ACME, "customer_name": "Acme Corp", "scopes": ["workflows:read"]}
-    assert (await service.client.get("/api/demo/customers")).status_code == 404  # not the demo
+    demo = await service.client.get("/api/demo/customers")
+    assert (demo.status_code, demo.json()) == (200, [])  # not the demo: none (the page asks on every load)
 
 
 async def test_statistics__etag_answers_304_until_something_changes(service, store, agent):

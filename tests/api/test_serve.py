@@ -91,6 +91,10 @@ def test_serve__the_readme_examples_and_a_clean_stop_on_sigterm(api_dsn, seeded)
         assert details["status"] == "failed" and details["transitions"] and details["steps"]
         assert stats["total"] == 2 and perf["tips"] and typed["items"][0]["workflow_type"] == "scaling_decision"
         assert len(trend["buckets"]) == 7
+        scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)  # no token
+        assert scrape.status_code == 200 and TECHSTART not in scrape.text
+        details_route = 'route="/api/workflows/{execution_id}/details",status="200"} 1.0'
+        assert f'optiinfra_http_requests_total{{method="GET",{details_route}' in scrape.text
         assert stream is not None
         time.sleep(0.5)
         out, err = stop(process)  # with the stream still open
@@ -165,3 +169,10 @@ def test_token__a_ttl_beyond_the_maximum_lifetime_is_refused():
     issued = subprocess.run(args, env=longer, capture_output=True, text=True, check=True).stdout.strip()
     service = TokenVerifier.from_env(longer)
     assert str(service.verify(f"Bearer {issued}").customer_id) == TECHSTART
+
+
+def test_serve__no_metrics_leaves_the_scrape_out(api_dsn):
+    port = free_port()
+    with serving(["--dsn", api_dsn, "--no-metrics"], cli_env(OPTIINFRA_JWT_SECRET=JWT_SECRET), port) as process:
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).status_code == 404
+        stop(process)

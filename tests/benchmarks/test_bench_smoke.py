@@ -65,6 +65,17 @@ async def test_scale__generated_history_respects_the_schema_and_is_measured(clea
     assert "Execution Time" in measured["plans"]["statistics"]
 
 
+async def test_tracing__every_way_runs_and_a_get_makes_one_span(clean_dsn):
+    from benchmarks import tracing
+
+    result = await tracing.run(clean_dsn, rounds=1, calls=3)
+    assert set(result["per_second"]) == set(tracing.WAYS)
+    assert result["span"] == ["workflow_executions.get_by_id"]
+    assert result["ratio"]["no tracer"] == 1.0
+    assert set(result["executor_alone_us"]) == set(tracing.WAYS) - {"raw"}
+    assert "SDK, batch" in tracing.describe(result) and "| SDK, in-memory |" in tracing.markdown(result)
+
+
 async def test_confinement__every_way_in_runs(databases, clean_dsn):
     from benchmarks import confinement
 

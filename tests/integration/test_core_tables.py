@@ -214,6 +214,18 @@ async def test_list__agents_by_type_and_status(store, agent):
     assert await store.agents.list(type="cost", status="registered") == []
 
 
+async def test_names__of_the_agents_that_exist_in_one_call_also_for_a_confined_store(store, customer, agent):
+    perf = await store.agents.create(AgentCreate(type=AgentType.PERFORMANCE, name="Perf", version="1"))
+    nobody = uuid4()
+    expected = {agent.id: "Cost Optimizer", perf.id: "Perf"}
+    assert await store.agents.names([agent.id, str(perf.id), nobody, agent.id]) == expected
+    assert await store.for_customer(customer.id).agents.names(iter([perf.id, agent.id])) == expected
+    assert await store.agents.names([]) == {}
+    assert await store.agents.names([nobody]) == {}
+    with pytest.raises(ValidationError, match="ids"):
+        await store.agents.names(["not-a-uuid"])
+
+
 async def test_heartbeat__sets_database_now(store, agent):
     before = datetime.now(UTC) - timedelta(minutes=1)
     beat = await store.agents.heartbeat(agent.id)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 import pytest
 
 from optiinfra_store import Store
 from optiinfra_store.connection.dsn import DSN_ENV
 from optiinfra_store.enums import WorkflowType
 from optiinfra_store.errors import ConfigurationError, InvalidArgument, StoreUnavailable
-from optiinfra_store.records import WorkflowExecutionCreate
+from optiinfra_store.records import PoolStats, WorkflowExecutionCreate
 
 
 async def test_connect__awaited_then_closed(clean_dsn):
     store = await Store.connect(clean_dsn, min_size=1, max_size=2)
     try:
         assert await store.customers.count() == 0
+        assert not store.by_customer  # a schema on one server (or on a cluster, not distributed)
     finally:
         await store.close()
     assert store.pool.is_closing()
@@ -25,6 +28,21 @@ async def test_connect__context_manager_and_environment(clean_dsn, monkeypatch):
     async with Store.connect(max_size=2) as store:
         assert await store.agents.list() == []
     assert store.pool.is_closing()
+
+
+async def test_pool_stats__connections_open_in_use_and_idle_and_the_bounds(clean_dsn):
+    async with Store.connect(clean_dsn, min_size=2, max_size=5) as store:
+        assert store.pool_stats() == PoolStats(size=2, in_use=0, idle=2, min_size=2, max_size=5)
+        async with store.transaction() as tx:  # holds one connection until it ends
+            await tx.customers.count()
+            assert store.pool_stats() == PoolStats(size=2, in_use=1, idle=1, min_size=2, max_size=5)
+            async with store.transaction() as other:
+                await other.customers.count()
+                async with store.transaction() as third:  # beyond min_size: the pool opens one more
+                    await third.customers.count()
+                    assert store.pool_stats() == PoolStats(size=3, in_use=3, idle=0, min_size=2, max_size=5)
+        assert store.pool_stats().in_use == 0
+        assert store.for_customer(uuid4()).pool_stats() == store.pool_stats()  # the same pool
 
 
 async def test_connect__no_dsn_is_configuration_error(monkeypatch):

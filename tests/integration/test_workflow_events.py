@@ -175,3 +175,113 @@ async def test_events__a_position_resumes_exactly_across_overlapping_transaction
     with pytest.raises(InvalidArgument):
         async with store.workflow_events(resume="not a position"):
             pass
+
+
+async def _terminate(dsn: str, query: str, *args: object) -> int:
+    admin = await asyncpg.connect(dsn)
+    try:
+        return int(await admin.fetchval(query, *args))
+    finally:
+        await admin.close()
+
+
+async def _under_load(store, agent, customer, body, writers: int = 4) -> list:
+    """Run `body()` while `writers` tasks run workflows; returns the executions they finished."""
+    finished: list = []
+    stop = asyncio.Event()
+
+    async def write() -> None:
+        while not stop.is_set():
+            finished.append(await run_one(store, agent, customer, steps=1))
+
+    tasks = [asyncio.create_task(write()) for _ in range(writers)]
+    try:
+        await body()
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    return finished
+
+
+@pytest.mark.parametrize("attempt", range(5))
+async def test_events__listener_terminated_under_load_loses_and_repeats_nothing(
+    store, clean_dsn, agent, customer, attempt
+):
+    """pg_terminate_backend of the listening connection while writers run: the terminate can land
+    while a poll is in flight (asyncpg then refuses the next query with InternalClientError, not a
+    connection error); the subscriber reconnects and delivers every transition once."""
+    delivered: list = []
+    async with store.workflow_events(customer_id=customer.id, poll_interval=0.05) as events:
+
+        async def consume() -> None:
+            async for transition in events:
+                delivered.append(transition.id)
+
+        consumer = asyncio.create_task(consume())
+
+        async def kill_listener_twice() -> None:
+            killed = None
+            for _ in range(2):
+                await asyncio.sleep(0.3)
+                while events.backend_pid in (None, killed):  # listening again, on a new connection
+                    await asyncio.sleep(0.02)
+                killed = events.backend_pid
+                await _terminate(clean_dsn, "SELECT count(pg_terminate_backend($1::int))", killed)
+            await asyncio.sleep(0.3)
+
+        finished = await _under_load(store, agent, customer, kill_listener_twice)
+        expected = [t.id for e in finished for t in await store.workflow_executions.history(e.id)]
+        deadline = asyncio.get_running_loop().time() + 15
+        while len(delivered) < len(expected) and not consumer.done():
+            assert asyncio.get_running_loop().time() < deadline, "not every transition was delivered"
+            await asyncio.sleep(0.05)
+        assert not consumer.done(), consumer.exception()  # the subscriber is still running
+        assert events.reconnects >= 1
+        consumer.cancel()
+    assert len(set(delivered)) == len(delivered), "a transition was delivered twice"
+    assert sorted(delivered) == sorted(expected)
+
+
+@pytest.mark.parametrize("attempt", range(3))
+async def test_events__hub_subscription_survives_its_stores_connections_killed_under_load(
+    store, clean_dsn, agent, customer, attempt
+):
+    """A hub's subscription reads through its store's pool: every connection of that pool, and the
+    hub's own, terminated while writers run: it keeps going, each transition delivered once."""
+    from optiinfra_store import Store
+
+    reader = "optiinfra-test-hub-reader"
+    delivered: list = []
+    async with (
+        Store.connect(clean_dsn, min_size=2, max_size=2, server_settings={"application_name": reader}) as other,
+        other.events_hub() as hub,
+        other.workflow_events(customer_id=customer.id, hub=hub, poll_interval=0.05) as events,
+    ):
+
+        async def consume() -> None:
+            async for transition in events:
+                delivered.append(transition.id)
+
+        consumer = asyncio.create_task(consume())
+
+        async def kill_readers() -> None:
+            for _ in range(3):
+                await asyncio.sleep(0.3)
+                await _terminate(
+                    clean_dsn,
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name IN ($1, 'optiinfra-events') AND datname = current_database()",
+                    reader,
+                )
+            await asyncio.sleep(0.3)
+
+        finished = await _under_load(store, agent, customer, kill_readers)
+        expected = [t.id for e in finished for t in await store.workflow_executions.history(e.id)]
+        deadline = asyncio.get_running_loop().time() + 15
+        while len(delivered) < len(expected) and not consumer.done():
+            assert asyncio.get_running_loop().time() < deadline, "not every transition was delivered"
+            await asyncio.sleep(0.05)
+        assert not consumer.done(), consumer.exception()
+        consumer.cancel()
+    assert len(set(delivered)) == len(delivered), "a transition was delivered twice"
+    assert sorted(delivered) == sorted(expected)

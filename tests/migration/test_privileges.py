@@ -26,6 +26,10 @@ OWNER_FUNCTIONS_A_CONFINED_TRANSACTION_MAY_RUN = {
         "every analytics call asks it which hours are rolled up; it reads the rollup watermark and the"
         " pending hours, nothing of any customer, and writes nothing"
     ),
+    "optiinfra_durable_lsn()": (
+        "a confined subscriber's own connection asks it how far commits are durable on the synchronous"
+        " standby before delivering events; it returns one WAL position, nothing of any customer"
+    ),
 }
 
 NOBODY = "optiinfra_test_nobody"

@@ -112,6 +112,8 @@ BAD_ROWS = {
     "workflow_executions_version_check": "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, version) "
     f"VALUES ('{A1}', '{C1}', 'cost_analysis', 0)",
     # (an UPDATE cannot break it: the trigger sets the next version over any value given)
+    "workflow_executions_audit_not_stored": "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, audit_actor) "
+    f"VALUES ('{A1}', '{C1}', 'cost_analysis', 'someone')",
     "agent_states_version_check": f"INSERT INTO agent_states (agent_id, version) VALUES ('{A1}', 0)",
     "optiinfra_notify_key_one_row_check": "INSERT INTO optiinfra_notify_key (id, key, inner_key, outer_key) "
     "SELECT false, key, inner_key, outer_key FROM optiinfra_notify_key",
@@ -121,6 +123,9 @@ BAD_ROWS = {
     "workflow_steps_step_order_check": f"INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order) VALUES ('{E1}', 'x', 0)",
     "workflow_steps_retry_count_check": "INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, retry_count) "
     f"VALUES ('{E1}', 'x', 9, -1)",
+    # (an UPDATE cannot break it: the take_audit trigger clears what a transition sets)
+    "workflow_steps_audit_not_stored": "INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, audit_reason) "
+    f"VALUES ('{E1}', 'x', 9, '{{}}')",
     "workflow_steps_max_retries_check": "INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, max_retries) "
     f"VALUES ('{E1}', 'x', 9, -1)",
     "workflow_steps_retries_within_max_check": "INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, retry_count, max_retries) "
@@ -487,12 +492,17 @@ def test_enums__python_enums_match_database(seeded_dsn):
 # columns a record shows in another form: the encrypted value is returned decrypted as config_value,
 # and whether it is encrypted as is_encrypted (the id of its key stays in the database)
 RECORD_FORMS = {("agent_configs", "config_secret"): "is_encrypted", ("agent_configs", "secret_key_id"): "is_encrypted"}
+# written by transitions, never stored (the *_audit_not_stored checks): no field of a record
+WRITE_ONLY = {
+    (table, column) for table in ("workflow_executions", "workflow_steps") for column in ("audit_actor", "audit_reason")
+}
 
 
 def test_records__every_column_is_a_field(seeded_dsn):
     columns: dict[str, set[str]] = {}
     for table, column, *_ in snapshot(seeded_dsn)["columns"]:
-        columns.setdefault(table, set()).add(RECORD_FORMS.get((table, column), column))
+        if (table, column) not in WRITE_ONLY:
+            columns.setdefault(table, set()).add(RECORD_FORMS.get((table, column), column))
     for repo in repository_types().values():
         assert set(repo.record_type.model_fields) == columns[repo.table], repo.table
 

@@ -27,7 +27,7 @@ import pytest
 
 from optiinfra_store import Store
 from optiinfra_store.enums import AgentStatus, AgentStatusDetail, AgentType, WorkflowStatus, WorkflowType
-from optiinfra_store.errors import StaleVersion, StoreError, StoreTimeout, StoreUnavailable
+from optiinfra_store.errors import OutcomeUnknown, StaleVersion, StoreError, StoreTimeout, StoreUnavailable
 from optiinfra_store.records import (
     AgentCreate,
     AgentStateUpsert,
@@ -36,7 +36,7 @@ from optiinfra_store.records import (
     WorkflowExecutionUpdate,
     WorkflowStepCreate,
 )
-from tests.pg import private_embedded_server
+from tests.pg import private_embedded_server, start_embedded, stop_embedded
 
 # -- helpers ---------------------------------------------------------------------------------------
 
@@ -226,6 +226,8 @@ class _Link:
                 self.proxy.mode = "pass"
                 self.client.transport.abort()
                 self.server.transport.abort()
+                if self.proxy.outage_after_loss is not None:
+                    self.proxy.outage(self.proxy.outage_after_loss)
                 return
             if kind in (b"C", b"s") or self.completions:
                 self.completions += message
@@ -258,13 +260,16 @@ class WireProxy:
         self._target = (host, port)
         self.mode = "pass"
         self.replies_lost = 0
+        self.outage_after_loss: float | None = None
+        """With lose_reply: the server looks gone for this many seconds once the reply is lost."""
+        self.refusals = 0
         self.links: list[_Link] = []
         self._closed_before_hold = 0
         self._tasks: set[asyncio.Task] = set()
 
     async def __aenter__(self) -> WireProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
+        self.port = port = self._server.sockets[0].getsockname()[1]
         parts = urlsplit(self.target_dsn)
         userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
         query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("host", "port", "sslmode")]
@@ -299,6 +304,19 @@ class WireProxy:
         for link in self.links:
             link.client.transport.abort()
             link.server.transport.abort()
+
+    def outage(self, seconds: float) -> None:
+        """refuse(), then listen again on the same port after `seconds` (while the proxy is shut,
+        a connection attempt is refused and counted in `refusals`)."""
+        self.refuse()
+
+        async def back() -> None:
+            await asyncio.sleep(seconds)
+            self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+
+        task = asyncio.create_task(back())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def hold(self) -> None:
         self.mode = "hold"
@@ -360,10 +378,19 @@ async def release_later(proxy: WireProxy, delay: float = 0.2) -> None:
     proxy.release(close=True)
 
 
-FIRST_CALL = (
-    "the first call after an idle pooled connection was killed fails with StoreUnavailable when the "
-    "client has not yet processed the close (a few ms after the kill); only the call after it succeeds"
-)
+def kill_unread(dsn: str, pid: int) -> None:
+    """Terminate backend `pid` and wait until it has exited, all without letting the event loop run
+    (a blocking connection of its own): the server's FATAL message sits in the client's socket,
+    unread, as it does for a call made a few ms after the kill."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+        deadline = time.monotonic() + 10
+        while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() != (0,):
+            assert time.monotonic() < deadline, f"backend {pid} did not exit"
+            time.sleep(0.01)
+
 
 # -- killed connections ----------------------------------------------------------------------------
 
@@ -458,14 +485,7 @@ async def test_transaction__backend_killed_before_commit_raises_unavailable_and_
         assert_unavailable(info.value)
 
 
-@pytest.mark.parametrize(
-    "learns",
-    [
-        pytest.param("unnoticed", marks=pytest.mark.xfail(strict=True, reason=FIRST_CALL)),
-        pytest.param("half_noticed", marks=pytest.mark.xfail(strict=True, reason=FIRST_CALL)),
-        "noticed",
-    ],
-)
+@pytest.mark.parametrize("learns", LEARNS)
 async def test_idle_connection_killed__next_call_succeeds(proxy, admin, agent, customer, learns):
     async with fault_store(proxy.dsn, admin, max_size=1) as (faulty, backends, closures):
         (killed,) = await backends.pids()
@@ -480,6 +500,69 @@ async def test_idle_connection_killed__next_call_succeeds(proxy, admin, agent, c
             await releaser
         assert (await faulty.workflow_executions.get(created.id)).id == created.id
         assert await backend_pid(faulty) != killed
+
+
+@pytest.mark.parametrize("call", ["write", "read", "confined", "unconfined_after_confined"])
+async def test_idle_connection_killed_and_its_close_unread__a_prepared_statement_runs_on_a_fresh_connection(
+    clean_dsn, admin, agent, customer, call
+):
+    """The FATAL message is in the client's socket, not yet read: the store sees it before sending
+    (one poll of the socket) and runs the call on a fresh connection, once, with nothing lost or
+    doubled. The statement is prepared on the killed connection already, so the driver would have
+    sent it at once: without the poll, this call fails)."""
+    async with fault_store(clean_dsn, admin, max_size=1) as (faulty, backends, _):
+        first = await faulty.workflow_executions.create(new_execution(agent, customer))
+        assert (await faulty.workflow_executions.get(first.id)).id == first.id  # both statements prepared
+        confined = faulty.for_customer(customer.id)
+        if call in ("confined", "unconfined_after_confined"):  # bound for its session: unbound before reuse
+            assert (await confined.workflow_executions.get(first.id)).id == first.id
+        (killed,) = await backends.pids()
+        kill_unread(clean_dsn, killed)
+        if call == "confined":
+            assert (await confined.workflow_executions.get(first.id)).id == first.id
+        elif call == "write":
+            second = await faulty.workflow_executions.create(new_execution(agent, customer))
+            assert await admin.fetchval("SELECT count(*) FROM workflow_executions") == 2
+            assert second.id != first.id
+        else:
+            assert (await faulty.workflow_executions.get(first.id)).id == first.id
+        assert await backend_pid(faulty) != killed
+        await pool_settled(faulty, max_size=1)
+
+
+async def test_idle_connection_killed_in_flight__a_sent_write_is_outcome_unknown_a_read_plain_unavailable(
+    proxy, admin, agent, customer
+):
+    """The server's close is still on its way when a prepared statement is sent: the store cannot
+    tell that it never ran, so it does not run it again. A write says its outcome is unknown (here
+    it did not land: the server was gone); a read is plain StoreUnavailable, safe to retry."""
+    async with fault_store(proxy.dsn, admin, max_size=1) as (faulty, backends, closures):
+        first = await faulty.workflow_executions.create(new_execution(agent, customer, metadata={"m": "first"}))
+        assert (await faulty.workflow_executions.get(first.id)).id == first.id
+        for call, killed_count in (("write", 1), ("read", 2)):
+            assert (await faulty.workflow_executions.get(first.id)).id == first.id  # prepared on this connection
+            (killed,) = await backends.pids()
+            proxy.hold()
+            await backends.kill(killed)
+            await proxy.wait_server_closed()
+            releaser = asyncio.create_task(release_later(proxy))
+            try:
+                with pytest.raises(StoreUnavailable) as info:
+                    if call == "write":
+                        await faulty.workflow_executions.create(new_execution(agent, customer, metadata={"m": "2nd"}))
+                    else:
+                        await faulty.workflow_executions.get(first.id)
+            finally:
+                await releaser
+            await closures.wait(killed_count)
+            assert_unavailable(info.value)
+            if call == "write":
+                assert isinstance(info.value, OutcomeUnknown), info.value
+                assert "unknown" in str(info.value)
+                assert await marked_executions(admin, "2nd") == 0
+            else:
+                assert type(info.value) is StoreUnavailable, info.value
+        assert (await faulty.workflow_executions.get(first.id)).id == first.id
 
 
 @pytest.mark.parametrize("learns", LEARNS)
@@ -535,23 +618,8 @@ def private_server() -> Any:
             stop_server(server)
 
 
-def stop_server(server: Any) -> None:
-    import pgserver
-
-    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
-
-
-def start_server(server: Any) -> None:
-    """Start it again on the same data directory and socket (pg_ctl start, the options pgserver used)."""
-    import pgserver
-
-    socket_dir = server.get_postmaster_info().socket_dir
-    pgserver.pg_ctl(
-        ["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(server.log), "start"],
-        pgdata=server.pgdata,
-        user=server.system_user,
-        timeout=30,
-    )
+stop_server = stop_embedded
+start_server = start_embedded
 
 
 async def test_server_restart__calls_fail_unavailable_during_the_outage_then_the_store_works_again(private_server):
@@ -754,7 +822,7 @@ async def test_acquire_timeout__pool_exhausted_raises_store_timeout_then_recover
 # -- idempotent creates ----------------------------------------------------------------------------
 
 
-async def test_create__backend_killed_in_flight_then_retried_with_the_key_makes_one_row(
+async def test_create__backend_killed_in_flight_with_the_key_is_retried_by_the_store_and_makes_one_row(
     store, clean_dsn, admin, agent, customer
 ):
     async with fault_store(clean_dsn, admin) as (faulty, backends, _):
@@ -763,22 +831,39 @@ async def test_create__backend_killed_in_flight_then_retried_with_the_key_makes_
             attempt = asyncio.create_task(
                 faulty.workflow_executions.create(new_execution(agent, customer, idempotency_key="run-1"))
             )
-            await backends.kill(await backends.wait_lock_waiter())
-            with pytest.raises(StoreError) as info:
-                await attempt
-            assert_unavailable(info.value)
-            await release()
-            assert await store.workflow_executions.count() == 0  # the killed insert was rolled back
+            killed = await backends.wait_lock_waiter()
+            await backends.kill(killed)
 
-            first = await faulty.workflow_executions.create(new_execution(agent, customer, idempotency_key="run-1"))
+            async def retried() -> bool:  # the store sent it again, on another connection
+                return bool(set(await backends.lock_waiters()) - {killed})
+
+            await eventually(retried, "the store retries the create")
+            assert await store.workflow_executions.count() == 0  # the killed insert was rolled back
+            await release()
+            first = await attempt
+            assert await store.workflow_executions.count() == 1
+
             again = await faulty.workflow_executions.create(new_execution(agent, customer, idempotency_key="run-1"))
             assert again.id == first.id
             assert await store.workflow_executions.count() == 1
 
 
-@pytest.mark.parametrize("in_transaction", [False, True], ids=["single_call", "transaction"])
-async def test_create__reply_lost_after_commit_then_retried_with_the_key_returns_that_row(
-    store, proxy, admin, agent, customer, in_transaction
+async def test_create__backend_killed_in_flight_without_a_key_is_outcome_unknown(
+    store, clean_dsn, admin, agent, customer
+):
+    async with fault_store(clean_dsn, admin) as (faulty, backends, _):
+        async with row_locked(clean_dsn, LOCK_AGENT, agent.id) as release:
+            attempt = asyncio.create_task(faulty.workflow_executions.create(new_execution(agent, customer)))
+            await backends.kill(await backends.wait_lock_waiter())
+            with pytest.raises(OutcomeUnknown) as info:
+                await attempt
+            assert_unavailable(info.value)
+            await release()
+            assert await store.workflow_executions.count() == 0  # not applied, but the store could not know
+
+
+async def test_create__reply_lost_after_commit_with_the_key_is_retried_by_the_store_and_lands_once(
+    store, proxy, admin, agent, customer
 ):
     other_agent = await store.agents.create(
         AgentCreate(
@@ -791,28 +876,98 @@ async def test_create__reply_lost_after_commit_then_retried_with_the_key_returns
     async with fault_store(proxy.dsn, admin, max_size=1) as (faulty, _, _):
         request = new_execution(agent, customer, idempotency_key="run-7")
         proxy.mode = "lose_reply"
-        with pytest.raises(StoreError) as info:
-            if in_transaction:
-                async with faulty.transaction() as tx:
-                    await tx.workflow_executions.create(request)
-            else:
-                await faulty.workflow_executions.create(request)
-        assert_unavailable(info.value)
+        created = await faulty.workflow_executions.create(request)  # the store retried it
         assert proxy.replies_lost == 1
-        # the write is durable although the caller never heard of it
         committed = await admin.fetch(
             "SELECT id FROM workflow_executions WHERE agent_id = $1 AND idempotency_key = 'run-7'", agent.id
         )
-        assert len(committed) == 1
+        assert [row["id"] for row in committed] == [created.id]
+        assert created.idempotency_key == "run-7" and created.version == 1
 
-        retried = await faulty.workflow_executions.create(request)
-        assert retried.id == committed[0]["id"]
-        assert retried.idempotency_key == "run-7" and retried.version == 1
+        again = await faulty.workflow_executions.create(request)
+        assert again.id == created.id
         assert await store.workflow_executions.count() == 1
 
         theirs = await faulty.workflow_executions.create(new_execution(other_agent, customer, idempotency_key="run-7"))
-        assert theirs.id != retried.id
+        assert theirs.id != created.id
         assert await store.workflow_executions.count() == 2
+
+
+async def test_create__reply_lost_in_a_transaction_is_outcome_unknown_then_retried_with_the_key_returns_that_row(
+    store, proxy, admin, agent, customer
+):
+    async with fault_store(proxy.dsn, admin, max_size=1) as (faulty, _, _):
+        request = new_execution(agent, customer, idempotency_key="run-7")
+        proxy.mode = "lose_reply"
+        with pytest.raises(OutcomeUnknown) as info:  # the COMMIT's reply was lost: the transaction is gone
+            async with faulty.transaction() as tx:
+                await tx.workflow_executions.create(request)
+        assert_unavailable(info.value)
+        assert "COMMIT" in str(info.value)
+        assert proxy.replies_lost == 1
+        committed = await admin.fetch("SELECT id FROM workflow_executions WHERE idempotency_key = 'run-7'")
+        assert len(committed) == 1  # durable although the caller never heard of it
+
+        retried = await faulty.workflow_executions.create(request)
+        assert retried.id == committed[0]["id"]
+        assert await store.workflow_executions.count() == 1
+
+
+async def test_create__reply_lost_with_the_key_waits_for_the_server_then_lands_once(
+    store, proxy, admin, agent, customer
+):
+    """The server looks gone for a moment after the reply is lost (a restart, a failover): the
+    retries are refused until it is back, then the create lands once."""
+    async with fault_store(proxy.dsn, admin, max_size=1, acquire_timeout=10) as (faulty, _, _):
+        request = new_execution(agent, customer, idempotency_key="run-8")
+        proxy.mode = "lose_reply"
+        proxy.outage_after_loss = 0.5
+        created = await faulty.workflow_executions.create(request)
+        assert proxy.replies_lost == 1
+        rows = await admin.fetch("SELECT id FROM workflow_executions WHERE idempotency_key = 'run-8'")
+        assert [row["id"] for row in rows] == [created.id]
+        assert await store.workflow_executions.count() == 1
+
+
+async def test_create__reply_lost_with_the_key_and_no_server_within_the_window_is_outcome_unknown(
+    store, proxy, admin, agent, customer
+):
+    async with fault_store(proxy.dsn, admin, max_size=1, acquire_timeout=1) as (faulty, _, _):
+        proxy.mode = "lose_reply"
+        proxy.outage_after_loss = 30
+        with pytest.raises(OutcomeUnknown) as info:
+            await faulty.workflow_executions.create(new_execution(agent, customer, idempotency_key="run-9"))
+        assert "retried for 1 s" in str(info.value)
+        assert await admin.fetchval("SELECT count(*) FROM workflow_executions WHERE idempotency_key = 'run-9'") == 1
+
+
+@pytest.mark.parametrize("write", ["complete", "create_without_key", "update"])
+async def test_write__reply_lost_after_commit_is_outcome_unknown_and_was_applied(
+    store, proxy, admin, agent, customer, write
+):
+    """The write was applied, and the caller is told it cannot know: OutcomeUnknown (a
+    StoreUnavailable), never a plain StoreUnavailable that a caller could take for "not applied"."""
+    running = await store.workflow_executions.create(new_execution(agent, customer))
+    await store.workflow_executions.start(running.id)
+    async with fault_store(proxy.dsn, admin, max_size=1) as (faulty, _, _):
+        proxy.mode = "lose_reply"
+        with pytest.raises(OutcomeUnknown) as info:
+            if write == "complete":
+                await faulty.workflow_executions.complete(running.id, {"ok": True})
+            elif write == "create_without_key":
+                await faulty.workflow_executions.create(new_execution(agent, customer, metadata={"m": "lost"}))
+            else:
+                await faulty.workflow_executions.update(running.id, WorkflowExecutionUpdate(metadata={"m": "lost"}))
+        assert proxy.replies_lost == 1
+        assert_unavailable(info.value)
+        if write == "complete":
+            assert await admin.fetchval("SELECT status::text FROM workflow_executions WHERE id = $1", running.id) == (
+                "completed"
+            )
+        else:
+            assert await marked_executions(admin, "lost") == 1
+        # the same store goes on: the outcome read back
+        assert (await faulty.workflow_executions.get(running.id)).id == running.id
 
 
 @pytest.mark.parametrize("first_ends", ["commit", "rollback"])

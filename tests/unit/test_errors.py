@@ -124,3 +124,19 @@ def test_pool_failure_logs__the_stores_become_one_line_on_its_logger_others_pass
         == "Failed to restore the pool connection floor; retrying: cannot connect to 127.0.0.1:1: refused"
     )
     assert theirs.name == "asyncpg.pool" and theirs.exc_info is not None
+
+
+@pytest.mark.parametrize(
+    "message, expected",
+    [
+        ('duplicate key value violates unique constraint "workflow_steps_execution_id_step_order_key_102680"',
+         "workflow_steps_execution_id_step_order_key"),
+        ('insert or update on table "workflow_artifacts_102505" violates foreign key constraint '
+         '"workflow_artifacts_workflow_step_id_fkey_102505"', "workflow_artifacts_workflow_step_id_fkey"),
+        ('new row violates check constraint "workflow_steps_step_order_check"', "workflow_steps_step_order_check"),
+    ],
+)  # fmt: skip
+def test_translate__a_shards_constraint_named_as_the_schema_names_it(message, expected):
+    """On a Citus cluster the worker's error names the shard's copy and carries no constraint field."""
+    error = translate(asyncpg.IntegrityConstraintViolationError(message))
+    assert error.constraint == expected

@@ -13,6 +13,9 @@ const WORKFLOW_TYPES = [
 ];
 const EXECUTION_STATUSES = ["pending", "running", "completed", "failed", "cancelled", "timeout"];
 const FINISHED_STATUSES = ["completed", "failed", "cancelled", "timeout"];
+const RELATIVE_EVERY_MS = 30_000;
+const UUID_PATTERN = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
+const HISTORY_FILTERS = ["status", "type", "since", "until", "q"];
 
 const state = freshState();
 
@@ -20,7 +23,7 @@ function freshState() {
   return {
     me: null,
     view: null,
-    history: { cursors: [null], items: [], nextCursor: null },
+    history: { cursors: [null], items: [], nextCursor: null, filterKey: null, hash: "#history" },
     executionId: null,
     stream: null,
     lastEventId: null,
@@ -60,7 +63,8 @@ function badge(status, testid) {
 
 function facts(pairs) {
   return h("dl", { class: "facts" },
-    pairs.map(([term, value]) => h("div", {}, h("dt", { text: term }), h("dd", { text: value }))));
+    pairs.map(([term, value]) => h("div", {}, h("dt", { text: term }),
+      value instanceof Node ? h("dd", {}, value) : h("dd", { text: value }))));
 }
 
 function fillTable(tbodyId, items, cells, emptyText) {
@@ -80,17 +84,49 @@ function clipped(text) {
 
 /* ---------- formatting ---------- */
 
+/* Times show in the browser's zone, named ("GMT+1", "UTC"); the exact UTC instant is in each title. */
 const timeFormat = new Intl.DateTimeFormat(undefined, {
-  month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+  month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
 });
 const dayFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
 
 const fmtTime = (when) => (when ? timeFormat.format(new Date(when)) : "—");
+const fmtUtc = (when) => new Date(when).toISOString().replace("T", " ").replace("Z", " UTC");
 const fmtDay = (iso) => dayFormat.format(new Date(iso));
 const fmtPercent = (ratio) => (ratio == null ? "—" : `${(ratio * 100).toFixed(1)}%`);
+const fmtAxisPercent = (ratio) => `${Math.round(ratio * 100)}%`;
 const fmtCount = (value) => String(Math.round(value));
-const shortId = (id) => (id ? String(id).slice(0, 8) : "—");
+/* Ids are time-ordered: their heads repeat for everything made in the same minute, their tails do not. */
+const shortId = (id) => (id ? `…${String(id).slice(-8)}` : "—");
 const compactJson = (value) => (value == null ? "—" : JSON.stringify(value));
+
+/** "just now", "45 s ago", "3 min ago", "2 h ago", "4 days ago" (or "in …" for a time ahead). */
+function fmtRelative(when, now = Date.now()) {
+  const seconds = Math.round((now - Date.parse(when)) / 1000);
+  const size = Math.abs(seconds);
+  if (size < 10) return "just now";
+  let text;
+  if (size < 60) text = `${size} s`;
+  else if (size < 3600) text = `${Math.floor(size / 60)} min`;
+  else if (size < 86400) text = `${Math.floor(size / 3600)} h`;
+  else {
+    const days = Math.floor(size / 86400);
+    text = `${days} day${days === 1 ? "" : "s"}`;
+  }
+  return seconds >= 0 ? `${text} ago` : `in ${text}`;
+}
+
+/** A time: local with its zone, then how long ago; the exact UTC instant in the title. */
+function timeNode(when, { relative = true } = {}) {
+  if (!when) return h("span", { class: "muted", text: "—" });
+  return h("time", { datetime: when, title: fmtUtc(when), testid: "time" },
+    h("span", { class: "local", text: fmtTime(when) }),
+    relative && h("span", { class: "relative", data: { relative: when }, text: fmtRelative(when) }));
+}
+
+function refreshRelativeTimes() {
+  for (const node of document.querySelectorAll("[data-relative]")) node.textContent = fmtRelative(node.dataset.relative);
+}
 
 function fmtDuration(seconds) {
   if (seconds == null || !Number.isFinite(seconds)) return "—";
@@ -189,20 +225,28 @@ function ticket(key) {
   return () => state.seq[key] === number;
 }
 
-async function load(key, request, render) {
+/** Runs `request`, then `render` its answer, or `fail` (the cards settle) and report the error. */
+async function load(key, request, render, fail) {
   const current = ticket(key);
   try {
     const data = await request();
     if (current()) render(data);
   } catch (error) {
-    if (current()) report(error);
+    if (!current()) return;
+    if (error.problem?.status === 401) return;
+    const shown = fail?.(error);
+    if (!shown) report(error);
   }
+}
+
+function problemText(error) {
+  const problem = error.problem;
+  return problem ? `${problem.title}${problem.detail ? `: ${problem.detail}` : ""}` : `Request failed: ${error.message}`;
 }
 
 function report(error) {
   if (error.problem?.status === 401) return;
-  const problem = error.problem;
-  showBanner(problem ? `${problem.title}${problem.detail ? `: ${problem.detail}` : ""}` : `Request failed: ${error.message}`);
+  showBanner(problemText(error));
 }
 
 function showBanner(text) {
@@ -251,6 +295,7 @@ async function loadDemoCustomers() {
   const box = $("demo-customers");
   box.hidden = true;
   try {
+    // an empty list outside the demo (never an error status: nothing is logged on a normal load)
     const res = await fetch("/api/demo/customers", { headers: { Accept: "application/json" } });
     if (!res.ok) return;
     const customers = await res.json();
@@ -271,12 +316,20 @@ function demoButton(customer) {
   });
 }
 
-/* ---------- routing ---------- */
+/* ---------- routing: the view, its filters and the open execution live in the URL's hash ---------- */
 
-function parseRoute() {
-  const [name, id] = location.hash.replace(/^#\/?/, "").split("/");
-  if (name === "execution" && id) return { view: "execution", id: decodeURIComponent(id) };
-  return { view: name === "stats" ? "stats" : "history" };
+/** `#history?status=failed&status=timeout&type=…`, `#execution/<id>`, `#stats?days=7` → { view, id, params }. */
+function parseRoute(hash = location.hash) {
+  const [path, query = ""] = hash.replace(/^#\/?/, "").split("?");
+  const [name, id] = path.split("/");
+  const params = new URLSearchParams(query);
+  if (name === "execution" && id) return { view: "execution", id: decodeURIComponent(id), params };
+  return { view: name === "stats" ? "stats" : "history", params };
+}
+
+function routeHash(view, params) {
+  const query = params.toString();
+  return `#${view}${query ? `?${query}` : ""}`;
 }
 
 function showView(name) {
@@ -296,8 +349,27 @@ function route() {
   const target = parseRoute();
   showView(target.view);
   if (target.view === "execution") openExecution(target.id);
-  else if (target.view === "stats") loadStats();
-  else loadHistory();
+  else if (target.view === "stats") {
+    setStatsControls(target.params);
+    loadStats();
+  } else {
+    setHistoryControls(target.params);
+    state.history.hash = routeHash("history", historyQuery());
+    for (const link of document.querySelectorAll('a[href^="#history"]')) link.setAttribute("href", state.history.hash);
+    const key = historyQuery();
+    key.delete("q");
+    if (state.history.filterKey !== key.toString()) {
+      state.history.filterKey = key.toString();
+      state.history.cursors = [null];
+    }
+    loadHistory();
+  }
+}
+
+/** Goes to `hash` (a new history entry, so back and forward step through filters); route() follows. */
+function navigate(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
 }
 
 /* ---------- history ---------- */
@@ -308,13 +380,42 @@ function localDayStart(dateValue, addDays = 0) {
   return date.toISOString();
 }
 
+const isDate = (value) => /^\d{4}-\d{2}-\d{2}$/.test(value ?? "");
+
+function checkedStatuses() {
+  return [...$("status-filter").querySelectorAll("input:checked")].map((box) => box.value);
+}
+
+/** The history filters as the controls hold them, in URL form. */
+function historyQuery() {
+  const params = new URLSearchParams();
+  for (const status of checkedStatuses()) params.append("status", status);
+  if ($("type-filter").value) params.set("type", $("type-filter").value);
+  if ($("since-filter").value) params.set("since", $("since-filter").value);
+  if ($("until-filter").value) params.set("until", $("until-filter").value);
+  const q = $("find-input").value.trim();
+  if (q) params.set("q", q);
+  return params;
+}
+
+/** Sets the controls from the URL (values the page does not know are ignored). */
+function setHistoryControls(params) {
+  const statuses = new Set(params.getAll("status"));
+  for (const box of $("status-filter").querySelectorAll("input")) box.checked = statuses.has(box.value);
+  const type = params.get("type");
+  $("type-filter").value = WORKFLOW_TYPES.includes(type) ? type : "";
+  $("since-filter").value = isDate(params.get("since")) ? params.get("since") : "";
+  $("until-filter").value = isDate(params.get("until")) ? params.get("until") : "";
+  $("find-input").value = params.get("q") ?? "";
+}
+
 function historyParams() {
   const since = $("since-filter").value;
   const until = $("until-filter").value;
   return {
     limit: PAGE_SIZE,
     cursor: state.history.cursors.at(-1),
-    status: $("status-filter").value,
+    status: checkedStatuses(),
     workflow_type: $("type-filter").value,
     since: since && localDayStart(since),
     until: until && localDayStart(until, 1),
@@ -322,7 +423,20 @@ function historyParams() {
 }
 
 function loadHistory() {
-  return load("history", () => api("/api/workflows/history", historyParams()), renderHistory);
+  return load("history", () => api("/api/workflows/history", historyParams()), renderHistory, (error) => {
+    state.history.items = [];
+    $("history-body").replaceChildren(emptyRow(6, `Could not load executions (${problemText(error)}).`));
+    $("find-note").textContent = "";
+    return false;
+  });
+}
+
+function applyHistoryFilters() {
+  navigate(routeHash("history", historyQuery()));
+}
+
+function clearHistoryFilters() {
+  navigate("#history");
 }
 
 function showFirstPage() {
@@ -336,20 +450,86 @@ function showNextPage() {
   loadHistory();
 }
 
+/** The search box: a whole id (or a link holding one) opens that execution; other text narrows this page. */
+function find(event) {
+  event.preventDefault();
+  const text = $("find-input").value.trim();
+  const id = text.match(UUID_PATTERN)?.[0];
+  if (id) {
+    $("find-input").value = "";
+    navigate(`#execution/${encodeURIComponent(id.toLowerCase())}`);
+  } else {
+    applyHistoryFilters();
+  }
+}
+
+function matches(execution, needle) {
+  const words = [execution.id, execution.agent_id, execution.agent_name, execution.workflow_type, execution.status];
+  return words.some((word) => word != null && String(word).toLowerCase().includes(needle));
+}
+
 function renderHistory(page) {
   state.history.items = page.items;
   state.history.nextCursor = page.next_cursor;
-  const rows = page.items.map(historyRow);
-  $("history-body").replaceChildren(...(rows.length ? rows : [emptyRow(6, "No executions match these filters.")]));
+  const needle = $("find-input").value.trim().toLowerCase();
+  const shown = needle ? page.items.filter((execution) => matches(execution, needle)) : page.items;
+  const rows = shown.map(historyRow);
+  const emptyText = needle ? "No execution on this page matches the search." : "No executions match these filters.";
+  $("history-body").replaceChildren(...(rows.length ? rows : [emptyRow(6, emptyText)]));
+  $("find-note").textContent = needle
+    ? `${shown.length} of ${page.items.length} executions on this page match “${needle}”. `
+      + "Paste a whole execution id to open it from any page."
+    : "";
   $("next-page").disabled = !page.next_cursor;
   $("first-page").disabled = state.history.cursors.length === 1;
   $("page-label").textContent = `Page ${state.history.cursors.length}`;
 }
 
+async function copyText(text, button) {
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(text);
+    copied = true;
+  } catch {
+    // No clipboard access (an insecure origin, or refused): select the text for a manual copy.
+    const code = button.previousElementSibling;
+    const range = document.createRange();
+    range.selectNodeContents(code);
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    code.textContent = text;
+  }
+  button.textContent = copied ? "Copied" : "Select";
+  setTimeout(() => {
+    button.textContent = "Copy";
+  }, 1500);
+}
+
+function idCell(id) {
+  return h("span", { class: "id-cell" },
+    h("code", { class: "exec-id", title: id, testid: "execution-id", text: shortId(id) }),
+    h("button", {
+      type: "button",
+      class: "copy",
+      testid: "copy-id",
+      "aria-label": `Copy execution id ${id}`,
+      title: "Copy the whole id",
+      text: "Copy",
+      onclick: (event) => {
+        event.stopPropagation();
+        copyText(id, event.currentTarget);
+      },
+      onkeydown: (event) => event.stopPropagation(),
+    }));
+}
+
+function agentNode(execution) {
+  if (execution.agent_name) return h("span", { title: execution.agent_id, testid: "agent", text: execution.agent_name });
+  return h("code", { title: execution.agent_id, testid: "agent", text: shortId(execution.agent_id) });
+}
+
 function historyRow(execution) {
-  const open = () => {
-    location.hash = `#execution/${encodeURIComponent(execution.id)}`;
-  };
+  const open = () => navigate(`#execution/${encodeURIComponent(execution.id)}`);
   return h("tr", {
     class: "clickable",
     tabindex: 0,
@@ -360,26 +540,54 @@ function historyRow(execution) {
   },
   h("td", { text: execution.workflow_type }),
   h("td", {}, badge(execution.status)),
-  h("td", { class: "nowrap", text: fmtTime(execution.started_at) }),
+  h("td", { class: "nowrap" }, timeNode(execution.started_at)),
   h("td", { class: "nowrap", text: durationText(execution) }),
-  h("td", {}, h("code", { title: execution.agent_id, text: shortId(execution.agent_id) })),
-  h("td", {}, h("code", { title: execution.id, text: shortId(execution.id) })));
+  h("td", {}, agentNode(execution)),
+  h("td", {}, idCell(execution.id)));
 }
 
 /* ---------- execution view ---------- */
 
+/** Fills every card of the execution view with the same message (loading, or why there is nothing). */
+function settleExecutionCards(summary, text) {
+  $("execution-summary").replaceChildren(...summary);
+  $("timeline").replaceChildren(h("p", { class: "muted", text }));
+  $("trail-body").replaceChildren(emptyRow(5, text));
+  $("artifact-list").replaceChildren(h("li", { class: "muted", text }));
+  $("execution-data").replaceChildren(h("p", { class: "muted", text }));
+}
+
 function openExecution(id) {
   if (state.executionId !== id) {
     state.executionId = id;
-    for (const part of ["execution-summary", "timeline", "trail-body", "artifact-list", "execution-data"]) {
-      $(part).replaceChildren();
-    }
-    $("execution-summary").append(h("p", { class: "muted", text: "Loading…" }));
+    $("execution-view").dataset.state = "loading";
+    settleExecutionCards([h("p", { class: "muted", text: "Loading…" })], "Loading…");
   }
-  return load("execution", () => api(`/api/workflows/${encodeURIComponent(id)}/details`), renderExecution);
+  return load("execution", () => api(`/api/workflows/${encodeURIComponent(id)}/details`), renderExecution,
+    (error) => executionFailed(id, error));
+}
+
+/** A failed load settles every card: a 404 (none of the caller's has this id) is said in the view itself. */
+function executionFailed(id, error) {
+  const status = error.problem?.status;
+  const notFound = status === 404 || status === 422;
+  $("execution-view").dataset.state = "failed";
+  settleExecutionCards([
+    h("h1", { text: notFound ? "Execution not found" : "Execution unavailable" }),
+    h("p", {
+      role: "alert",
+      testid: "execution-problem",
+      text: notFound
+        ? `None of your executions has the id ${id}.`
+        : `It could not be loaded (${problemText(error)}). It loads again when the page is reloaded.`,
+    }),
+    h("p", {}, h("a", { href: state.history.hash, text: "Back to history" })),
+  ], "Not available.");
+  return true;
 }
 
 function renderExecution(execution) {
+  $("execution-view").dataset.state = "loaded";
   const steps = [...(execution.steps ?? [])].sort((a, b) => a.step_order - b.step_order);
   const stepNames = new Map(steps.map((step) => [step.id, step.step_name]));
   $("execution-summary").replaceChildren(...executionSummary(execution));
@@ -398,11 +606,12 @@ function executionSummary(execution) {
       h("h1", { text: execution.workflow_type }),
       badge(execution.status, "execution-status")),
     facts([
-      ["Started", fmtTime(execution.started_at)],
-      ["Completed", fmtTime(execution.completed_at)],
+      ["Started", timeNode(execution.started_at)],
+      ["Completed", timeNode(execution.completed_at)],
       ["Duration", durationText(execution)],
-      ["Agent", execution.agent_id],
-      ["Execution", execution.id],
+      ["Agent", h("span", { testid: "execution-agent" }, execution.agent_name ?? "—", " ",
+        h("code", { class: "muted", text: execution.agent_id }))],
+      ["Execution", h("code", { testid: "execution-full-id", text: execution.id })],
       ["Version", execution.version],
       ["Idempotency key", execution.idempotency_key ?? "—"],
     ]),
@@ -445,9 +654,9 @@ function timeline(execution, steps) {
     ...steps.map((step) => timelineRow(step, span)),
     h("div", { class: "tl-row" }, h("span"),
       h("div", { class: "tl-axis" },
-        h("span", { text: fmtTime(span.start) }),
+        h("span", { title: fmtUtc(span.start), text: fmtTime(span.start) }),
         h("span", { text: fmtDuration((span.stop - span.start) / 1000) }),
-        h("span", { text: fmtTime(span.stop) }))),
+        h("span", { title: fmtUtc(span.stop), text: fmtTime(span.stop) }))),
   ];
 }
 
@@ -485,7 +694,7 @@ function trailRow(transition, stepNames) {
     ? stepNames.get(transition.workflow_step_id) ?? `step ${shortId(transition.workflow_step_id)}`
     : "execution";
   return h("tr", { testid: "transition-row", data: { transitionId: transition.id } },
-    h("td", { class: "nowrap", text: fmtTime(transition.at) }),
+    h("td", { class: "nowrap" }, timeNode(transition.at, { relative: false })),
     h("td", { text: subject }),
     h("td", { class: "nowrap" },
       transition.from_status ? badge(transition.from_status) : h("span", { class: "muted", text: "new" }),
@@ -521,17 +730,44 @@ function renderDataBlocks(execution) {
 
 /* ---------- statistics ---------- */
 
+function statsQuery() {
+  const params = new URLSearchParams();
+  if ($("days-select").value !== "30") params.set("days", $("days-select").value);
+  if ($("stats-type-filter").value) params.set("type", $("stats-type-filter").value);
+  return params;
+}
+
+function setStatsControls(params) {
+  const days = params.get("days");
+  $("days-select").value = [...$("days-select").options].some((option) => option.value === days) ? days : "30";
+  const type = params.get("type");
+  $("stats-type-filter").value = WORKFLOW_TYPES.includes(type) ? type : "";
+}
+
 function loadStats() {
   const params = { days: $("days-select").value, workflow_type: $("stats-type-filter").value };
   return load("stats", () => Promise.all([
     api("/api/workflows/statistics", params),
     api("/api/workflows/performance-metrics", params),
     api("/api/workflows/trend", { ...params, bucket: "day" }),
-  ]), renderStats);
+  ]), renderStats, statsFailed);
+}
+
+/** A failed load settles every card and chart on "Not available."; the banner says why. */
+function statsFailed() {
+  for (const id of ["stats-total", "stats-success-rate", "stats-p50", "stats-p95", "stats-max"]) $(id).textContent = "—";
+  $("stats-range").textContent = "";
+  $("status-counts").replaceChildren();
+  for (const id of ["trend-chart", "duration-chart"]) $(id).replaceChildren(h("p", { class: "muted", text: "Not available." }));
+  $("perf-summary").textContent = "";
+  for (const id of ["type-body", "errors-body", "slowest-body", "retry-body"]) fillTable(id, [], () => [], "Not available.");
+  $("tips").replaceChildren(h("li", { class: "muted", text: "Not available." }));
+  return false;
 }
 
 function renderStats([stats, perf, trend]) {
-  $("stats-range").textContent = `${fmtTime(stats.since)} – ${fmtTime(stats.until)}`;
+  $("stats-range").replaceChildren(timeNode(stats.since, { relative: false }), " – ",
+    timeNode(stats.until, { relative: false }));
   $("stats-total").textContent = stats.total;
   $("stats-success-rate").textContent = fmtPercent(stats.success_rate);
   $("stats-p50").textContent = fmtDuration(stats.p50_duration_seconds);
@@ -557,10 +793,10 @@ function renderPerformance(perf) {
     + ` · p50 ${fmtDuration(perf.p50_duration_seconds)} · p95 ${fmtDuration(perf.p95_duration_seconds)}`;
   const buckets = perf.duration_buckets ?? [];
   $("duration-chart").replaceChildren(buckets.length
-    ? barChart(buckets.map((b) => ({ label: b.label, value: b.count })), fmtCount)
+    ? barChart(buckets.map((b) => ({ label: b.label, value: b.count })), { format: fmtCount, integer: true })
     : h("p", { class: "muted", text: "No finished executions." }));
   fillTable("errors-body", perf.error_patterns ?? [], (p) => [
-    p.source, h("code", { text: p.error_type }), p.count, h("span", { class: "nowrap", text: fmtTime(p.last_seen) }),
+    p.source, h("code", { text: p.error_type }), p.count, timeNode(p.last_seen),
     clipped(p.sample_message),
   ], "No errors in this window.");
   fillTable("slowest-body", perf.slowest_steps ?? [], (row) => [
@@ -585,31 +821,68 @@ function trendCharts(buckets) {
   return [
     h("figure", {},
       h("figcaption", { text: "Success rate" }),
-      lineChart(buckets.map((b) => ({ label: label(b), value: bucketSuccessRate(b) })), fmtPercent, 1)),
+      lineChart(buckets.map((b) => ({ label: label(b), value: bucketSuccessRate(b) })), fmtPercent)),
     h("figure", {},
       h("figcaption", { text: "Average duration" }),
-      barChart(buckets.map((b) => ({ label: label(b), value: b.avg_duration_seconds ?? 0 })), fmtAxisDuration,
-        fmtDuration)),
+      barChart(buckets.map((b) => ({ label: label(b), value: b.avg_duration_seconds ?? 0 })),
+        { format: fmtAxisDuration, valueFormat: fmtDuration, duration: true })),
   ];
 }
 
 /* ---------- SVG charts ---------- */
 
-const CHART = { width: 360, height: 160, left: 50, right: 8, top: 10, bottom: 22 };
+const CHART = { width: 360, height: 160, right: 8, top: 10, bottom: 22, gap: 6, fontSize: 11 };
 
-/** Axes, gridlines and labels shared by both chart kinds; returns scales for the marks. */
-function chartFrame(points, top, axisFormat) {
+let labelCanvas = null;
+
+/** How wide `text` is in the charts' axis font (.chart .axis: 11px of the page's font). */
+function labelWidth(text) {
+  labelCanvas ??= document.createElement("canvas").getContext("2d");
+  if (!labelCanvas) return text.length * CHART.fontSize * 0.75;
+  labelCanvas.font = `${CHART.fontSize}px ${getComputedStyle(document.documentElement).fontFamily}`;
+  return labelCanvas.measureText(text).width;
+}
+
+/** 1, 2, 2.5 or 5 times a power of ten, at least `raw` (a whole number when `integer`). */
+function niceStep(raw, integer) {
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const factors = integer && power < 10 ? [1, 2, 5, 10] : [1, 2, 2.5, 5, 10];
+  const step = factors.map((f) => f * power).find((candidate) => candidate >= raw * (1 - 1e-9));
+  return integer ? Math.max(1, Math.round(step)) : step;
+}
+
+/** Evenly spaced ticks from 0 to at least `max`, about four steps, no two alike. */
+function niceTicks(max, { integer = false } = {}) {
+  const step = niceStep(max > 0 ? max / 4 : 1, integer);
+  const count = Math.max(1, Math.ceil(max / step - 1e-9));
+  return Array.from({ length: count + 1 }, (_, index) => +(index * step).toPrecision(12));
+}
+
+/** Ticks for durations in seconds: nice steps in the unit the largest value reads in. */
+function durationTicks(max) {
+  const unit = max < 60 ? 1 : max < 3600 ? 60 : 3600;
+  return niceTicks(max / unit).map((tick) => tick * unit);
+}
+
+/** Axes, gridlines and labels shared by both chart kinds; returns scales for the marks. The left
+    margin fits the longest tick label, so none is cut off. */
+function chartFrame(points, ticks, axisFormat) {
   const svg = s("svg", { viewBox: `0 0 ${CHART.width} ${CHART.height}`, class: "chart", role: "img" });
-  const plotWidth = CHART.width - CHART.left - CHART.right;
+  const labels = ticks.map(axisFormat);
+  const left = Math.ceil(Math.max(...labels.map(labelWidth))) + CHART.gap + 4;
+  const top = ticks.at(-1);
+  const plotWidth = CHART.width - left - CHART.right;
   const plotHeight = CHART.height - CHART.top - CHART.bottom;
   const band = plotWidth / Math.max(points.length, 1);
-  const x = (index) => CHART.left + index * band;
+  const x = (index) => left + index * band;
   const y = (value) => CHART.top + plotHeight * (1 - value / top);
-  for (const value of [0, top / 2, top]) {
+  ticks.forEach((value, index) => {
     svg.append(
-      s("line", { class: "grid", x1: CHART.left, x2: CHART.width - CHART.right, y1: y(value), y2: y(value) }),
-      s("text", { class: "axis", x: CHART.left - 4, y: y(value) + 3, "text-anchor": "end", text: axisFormat(value) }));
-  }
+      s("line", { class: "grid", x1: left, x2: CHART.width - CHART.right, y1: y(value), y2: y(value) }),
+      s("text", {
+        class: "axis y-tick", x: left - CHART.gap, y: y(value) + 3, "text-anchor": "end", text: labels[index],
+      }));
+  });
   const every = Math.ceil(points.length / 8);
   points.forEach((point, index) => {
     if (index % every !== 0) return;
@@ -620,9 +893,10 @@ function chartFrame(points, top, axisFormat) {
   return { svg, x, y, band };
 }
 
-function barChart(points, axisFormat, valueFormat = axisFormat) {
-  const top = Math.max(0, ...points.map((point) => point.value)) || 1;
-  const { svg, x, y, band } = chartFrame(points, top, axisFormat);
+function barChart(points, { format, valueFormat = format, integer = false, duration = false }) {
+  const max = Math.max(0, ...points.map((point) => point.value));
+  const ticks = duration ? durationTicks(max) : niceTicks(max, { integer });
+  const { svg, x, y, band } = chartFrame(points, ticks, format);
   points.forEach((point, index) => {
     svg.append(s("rect", {
       class: "bar", x: x(index) + band * 0.15, width: band * 0.7, y: y(point.value), height: y(0) - y(point.value),
@@ -631,8 +905,9 @@ function barChart(points, axisFormat, valueFormat = axisFormat) {
   return svg;
 }
 
-function lineChart(points, format, top) {
-  const { svg, x, y, band } = chartFrame(points, top, format);
+/** Ratios from 0 to 1, one per point (null: no value there, the line breaks). */
+function lineChart(points, format) {
+  const { svg, x, y, band } = chartFrame(points, [0, 0.25, 0.5, 0.75, 1], fmtAxisPercent);
   const cx = (index) => x(index) + band / 2;
   let path = "";
   let pen = "M";
@@ -774,15 +1049,24 @@ function wireEvents() {
   });
   $("error-dismiss").addEventListener("click", hideBanner);
   $("history-filters").addEventListener("submit", (event) => event.preventDefault());
-  $("history-filters").addEventListener("change", showFirstPage);
+  $("history-filters").addEventListener("change", applyHistoryFilters);
+  $("clear-filters").addEventListener("click", clearHistoryFilters);
+  $("find-form").addEventListener("submit", find);
   $("first-page").addEventListener("click", showFirstPage);
   $("next-page").addEventListener("click", showNextPage);
-  $("days-select").addEventListener("change", loadStats);
-  $("stats-type-filter").addEventListener("change", loadStats);
+  const applyStats = () => navigate(routeHash("stats", statsQuery()));
+  $("days-select").addEventListener("change", applyStats);
+  $("stats-type-filter").addEventListener("change", applyStats);
+  setInterval(refreshRelativeTimes, RELATIVE_EVERY_MS);
+}
+
+function statusChecks(fieldset, statuses) {
+  fieldset.append(...statuses.map((status) => h("label", { class: `check st-${status}` },
+    h("input", { type: "checkbox", value: status, testid: `status-${status}` }), status)));
 }
 
 function init() {
-  fillSelect($("status-filter"), EXECUTION_STATUSES);
+  statusChecks($("status-filter"), EXECUTION_STATUSES);
   fillSelect($("type-filter"), WORKFLOW_TYPES);
   fillSelect($("stats-type-filter"), WORKFLOW_TYPES);
   wireEvents();

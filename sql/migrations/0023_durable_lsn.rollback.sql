@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS optiinfra_durable_lsn();

@@ -1,0 +1,1 @@
+from tests.integration.test_workflow_lifecycle import *  # noqa: F403

@@ -1,0 +1,63 @@
+"""Failovers of a pg_auto_failover formation under load (tests/pg.py `formation`): 32 agents and two
+live-events subscribers (one on a connection of its own, one through an events hub) on one Store
+opened on the formation's multi-host URI, through a planned failover and a kill -9 of the
+primary's keeper and postmaster. After each: every acknowledged write is on the new primary, none
+twice, failures counted as unknown outcomes, and each subscriber saw every transition once and
+none that the failover took back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from optiinfra_store import Store
+from tests.pg import formation
+from tests.reliability.failover_load import Load, check, setup
+
+pytestmark = pytest.mark.slow
+
+AGENTS = 32
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with formation() as created:
+        yield created
+
+
+async def _through(load: Load, fault) -> None:  # type: ignore[no-untyped-def]
+    load.start()
+    await asyncio.sleep(2)
+    await asyncio.to_thread(fault)
+    await asyncio.sleep(3)  # writes go on against the new primary
+    await load.stop()
+
+
+async def test_failover__planned_and_kill_9__no_acknowledged_write_lost_and_no_event_taken_back(cluster):
+    async with Store.connect(cluster.uri, min_size=2, max_size=16) as store, store.events_hub() as hub:
+        customer_id, agent_ids = await setup(store, AGENTS)
+        load = Load(store, customer_id, agent_ids)
+        await load.subscribe()  # on a connection of its own
+        await load.subscribe(hub)  # through the hub, reading through the store's pool
+        try:
+            faults = {
+                "planned failover": cluster.perform_failover,
+                "kill -9 of the primary": lambda: cluster.wait_states(
+                    {cluster.other(cluster.kill_primary()): "wait_primary"}
+                ),
+            }
+            for name, fault in faults.items():
+                before = load.ledger.acknowledged
+                await _through(load, fault)
+                assert load.ledger.acknowledged > before, f"{name}: no write was acknowledged"
+                for kind, subscriber in zip(("own connection", "hub"), load.subscribers, strict=True):
+                    report = await check(cluster.uri, customer_id, load.ledger, subscriber)
+                    assert report.ok, f"{name}, subscriber on its {kind}: {report}"
+                    assert report.missed == [] and report.taken_back == []
+            # the faults did reach the clients: writes failed (unknown outcomes) and were retried
+            assert load.ledger.unknown > 0, load.ledger.errors
+            assert [s.error for s in load.subscribers] == [None, None]
+            assert hub.reconnects >= 2  # the hub's listening connection followed the primary too
+        finally:
+            await load.close()
