@@ -119,9 +119,9 @@ BEGIN ATOMIC
 END;
 
 ALTER TABLE workflow_step_rollups
-    DROP COLUMN duration_sample,
-    DROP COLUMN duration_max,
-    DROP COLUMN duration_min;
+    DROP COLUMN IF EXISTS duration_sample,
+    DROP COLUMN IF EXISTS duration_max,
+    DROP COLUMN IF EXISTS duration_min;
 ALTER TABLE workflow_rollups
-    DROP COLUMN duration_sample,
-    DROP COLUMN duration_min;
+    DROP COLUMN IF EXISTS duration_sample,
+    DROP COLUMN IF EXISTS duration_min;

@@ -14,12 +14,12 @@
 SET LOCAL lock_timeout = '5s';
 
 ALTER TABLE workflow_rollups
-    ADD COLUMN duration_min double precision,
-    ADD COLUMN duration_sample double precision[];
+    ADD COLUMN IF NOT EXISTS duration_min double precision,
+    ADD COLUMN IF NOT EXISTS duration_sample double precision[];
 ALTER TABLE workflow_step_rollups
-    ADD COLUMN duration_min double precision,
-    ADD COLUMN duration_max double precision,
-    ADD COLUMN duration_sample double precision[];
+    ADD COLUMN IF NOT EXISTS duration_min double precision,
+    ADD COLUMN IF NOT EXISTS duration_max double precision,
+    ADD COLUMN IF NOT EXISTS duration_sample double precision[];
 
 -- Rebuild the rollup rows of `buckets` (hours or days, by `width`; each ends at the same place in
 -- `bucket_ends`) from the raw tables. Day rows
