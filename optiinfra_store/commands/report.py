@@ -19,8 +19,14 @@ def seconds(value: float | None) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 run', '3 runs'."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
+    """A ratio as a percentage to one decimal, as the tips print it: 79.5%, 80%."""
+    return "-" if value is None else f"{value * 100:.1f}".removesuffix(".0") + "%"
 
 
 async def print_statistics(
@@ -51,12 +57,13 @@ async def print_statistics(
         )
     for step in perf.slowest_steps[:5]:
         print(
-            f"  slow step {step.step_name}: {step.count} runs, avg {seconds(step.avg_seconds)}, "
+            f"  slow step {step.step_name}: {count(step.count, 'run')}, avg {seconds(step.avg_seconds)}, "
             f"p95 {seconds(step.p95_seconds)}"
         )
     for hotspot in perf.retry_hotspots[:5]:
         print(
-            f"  retries in {hotspot.step_name}: {hotspot.total_retries} over {hotspot.steps} runs "
+            f"  retries in {hotspot.step_name}: {count(hotspot.total_retries, 'retry', 'retries')} over "
+            f"{count(hotspot.steps, 'run')} "
             f"({percent(hotspot.share_retried)} retried)"
         )
     for tip in perf.tips:

@@ -169,7 +169,7 @@ SELECT (SELECT count(*) FROM doomed) AS executions,
        (SELECT count(*) FROM workflow_transitions WHERE workflow_execution_id IN (SELECT id FROM doomed)) AS transitions;
 
 -- name: statistics
--- Per workflow type, for executions created in [since, until) (default the last 30 days): counts per status, exact duration sums, the max, and the merged duration sketch. Whole days (and, over every customer and agent, whole hours) come from the rollups; the rest of the window from the raw table.
+-- Per workflow type, for executions created in [since, until) (default the last 30 days): counts per status, exact duration sums, the min and max, the merged duration sketch, and the durations themselves when there are at most 100 (sketch.EXACT_UP_TO) and every one is known (null otherwise; a min is null when a row rolled up before 0026 hides it). Whole days (and, over every customer and agent, whole hours) come from the rollups; the rest of the window from the raw table.
 WITH bounds AS (
     SELECT coalesce($4::timestamptz, now() - interval '30 days') AS since, coalesce($5::timestamptz, now()) AS until
 ), plan AS MATERIALIZED (
@@ -181,11 +181,11 @@ WITH bounds AS (
            optiinfra_executions_in(p.los, p.his, $1::uuid, $2::uuid, $3::text) x
 ), rolled AS MATERIALIZED (
     SELECT r.workflow_type, r.total, r.pending, r.running, r.completed, r.failed, r.cancelled, r.timeout,
-           r.timed, r.duration_sum, r.duration_max, r.duration_sketch
+           r.timed, r.duration_sum, r.duration_max, r.duration_sketch, r.duration_min, r.duration_sample
       FROM plan p
      CROSS JOIN LATERAL (  -- by key, one plan row at a time (OFFSET 0: not flattened into a join)
            SELECT r.workflow_type, r.total, r.pending, r.running, r.completed, r.failed, r.cancelled, r.timeout,
-                  r.timed, r.duration_sum, r.duration_max, r.duration_sketch
+                  r.timed, r.duration_sum, r.duration_max, r.duration_sketch, r.duration_min, r.duration_sample
              FROM workflow_rollups r
             WHERE r.width = p.kind AND r.bucket = p.lo
               AND r.customer_id = coalesce($1::uuid, optiinfra_everyone())
@@ -193,19 +193,29 @@ WITH bounds AS (
               AND r.workflow_type IS NOT NULL AND ($3::text IS NULL OR r.workflow_type = $3::workflow_type) OFFSET 0) r
 ), facts AS (
     SELECT workflow_type, total, pending, running, completed, failed, cancelled, timeout, timed, duration_sum,
-           duration_max
+           duration_max, duration_min, (timed > 0 AND duration_min IS NULL)::int AS min_unknown,
+           coalesce(cardinality(duration_sample), 0) AS sampled
       FROM rolled
     UNION ALL
     SELECT workflow_type, 1, (status = 'pending')::int, (status = 'running')::int, (status = 'completed')::int,
            (status = 'failed')::int, (status = 'cancelled')::int, (status = 'timeout')::int, (d IS NOT NULL)::int,
-           coalesce(d, 0), d::float8
+           coalesce(d, 0), d::float8, d::float8, 0, (d IS NOT NULL)::int
       FROM raw
 ), per_type AS (
     SELECT workflow_type, sum(total)::bigint AS total, sum(pending)::bigint AS pending,
            sum(running)::bigint AS running, sum(completed)::bigint AS completed, sum(failed)::bigint AS failed,
            sum(cancelled)::bigint AS cancelled, sum(timeout)::bigint AS timeout, sum(timed)::bigint AS timed,
-           sum(duration_sum) AS duration_sum, max(duration_max) AS duration_max
+           sum(duration_sum) AS duration_sum, max(duration_max) AS duration_max,
+           CASE WHEN sum(min_unknown) = 0 THEN min(duration_min) END AS duration_min,
+           sum(sampled) = sum(timed) AND sum(timed) <= 100 AS exact
       FROM facts GROUP BY workflow_type
+), samples AS (  -- every duration, of the types that have at most 100 and know each
+    SELECT workflow_type, array_agg(v) AS sample
+      FROM (SELECT r.workflow_type, v FROM rolled r, unnest(r.duration_sample) v
+            UNION ALL
+            SELECT workflow_type, d::float8 FROM raw WHERE d IS NOT NULL) known
+     WHERE workflow_type IN (SELECT workflow_type FROM per_type WHERE exact)
+     GROUP BY workflow_type
 ), sketches AS (
     SELECT workflow_type, jsonb_object_agg(key, n) AS sketch
       FROM (SELECT workflow_type, key, sum(n) AS n
@@ -217,10 +227,12 @@ WITH bounds AS (
      GROUP BY workflow_type
 )
 SELECT b.since, b.until, t.workflow_type, t.total, t.pending, t.running, t.completed, t.failed, t.cancelled,
-       t.timeout, t.timed, t.duration_sum, t.duration_max, coalesce(s.sketch, '{}') AS sketch
+       t.timeout, t.timed, t.duration_sum, t.duration_max, coalesce(s.sketch, '{}') AS sketch, t.duration_min,
+       CASE WHEN t.exact THEN coalesce(x.sample, '{}') END AS sample
   FROM bounds b
   LEFT JOIN per_type t ON true
   LEFT JOIN sketches s ON s.workflow_type = t.workflow_type
+  LEFT JOIN samples x ON x.workflow_type = t.workflow_type
  ORDER BY t.workflow_type;
 
 -- name: trend
@@ -273,7 +285,7 @@ SELECT k.start, k.start + b.width AS "end",
  ORDER BY k.start;
 
 -- name: performance
--- For executions created in [since, until) (default the last 30 days) and their steps, as jsonb: execution counts, duration buckets and sketch; per step name counts, exact duration sums and sketches; error patterns. Whole days (per customer or overall) and, over every customer, whole hours come from the rollups ($6: may rollups be used, false with an agent filter); the rest from the raw tables.
+-- For executions created in [since, until) (default the last 30 days) and their steps, as jsonb: execution counts, duration buckets, min, max and sketch; per step name counts, exact duration sums, min, max and sketches; error patterns. The durations themselves (of the executions, of each step name) when there are at most 100 (sketch.EXACT_UP_TO) and every one is known; null otherwise. Whole days (per customer or overall) and, over every customer, whole hours come from the rollups ($6: may rollups be used, false with an agent filter); the rest from the raw tables.
 WITH bounds AS (
     SELECT coalesce($4::timestamptz, now() - interval '30 days') AS since, coalesce($5::timestamptz, now()) AS until
 ), plan AS MATERIALIZED (
@@ -293,7 +305,7 @@ WITH bounds AS (
     SELECT r.* FROM plan p
      CROSS JOIN LATERAL (
            SELECT r.completed, r.failed, r.cancelled, r.timeout, r.timed, r.duration_sketch, r.under_1m, r.under_5m,
-                  r.under_15m, r.under_1h, r.over_1h
+                  r.under_15m, r.under_1h, r.over_1h, r.duration_min, r.duration_max, r.duration_sample
              FROM workflow_rollups r
             WHERE r.width = p.kind AND r.bucket = p.lo AND r.customer_id = coalesce($1::uuid, optiinfra_everyone()) AND r.agent_id = optiinfra_everyone()
               AND r.workflow_type IS NOT DISTINCT FROM $3::text::workflow_type OFFSET 0) r
@@ -301,7 +313,7 @@ WITH bounds AS (
     SELECT r.* FROM plan p
      CROSS JOIN LATERAL (
            SELECT r.step_name, r.steps, r.timed, r.duration_sum, r.duration_sketch, r.total_retries, r.retried,
-                  r.runs, r.failed
+                  r.runs, r.failed, r.duration_min, r.duration_max, r.duration_sample
              FROM workflow_step_rollups r
             WHERE r.width = p.kind AND r.bucket = p.lo AND r.customer_id = coalesce($1::uuid, optiinfra_everyone())
               AND r.workflow_type IS NOT DISTINCT FROM $3::text::workflow_type OFFSET 0) r
@@ -317,14 +329,24 @@ WITH bounds AS (
            coalesce(sum(completed + failed + cancelled + timeout), 0)::bigint AS ended,
            coalesce(sum(timed), 0)::bigint AS timed,
            jsonb_build_array(coalesce(sum(under_1m), 0), coalesce(sum(under_5m), 0), coalesce(sum(under_15m), 0),
-                             coalesce(sum(under_1h), 0), coalesce(sum(over_1h), 0)) AS buckets
-      FROM (SELECT completed, failed, cancelled, timeout, timed, under_1m, under_5m, under_15m, under_1h, over_1h
+                             coalesce(sum(under_1h), 0), coalesce(sum(over_1h), 0)) AS buckets,
+           CASE WHEN coalesce(sum(min_unknown), 0) = 0 THEN min(dmin) END AS min, max(dmax) AS max,
+           coalesce(sum(sampled), 0) = coalesce(sum(timed), 0) AND coalesce(sum(timed), 0) <= 100 AS exact
+      FROM (SELECT completed, failed, cancelled, timeout, timed, under_1m, under_5m, under_15m, under_1h, over_1h,
+                   duration_min AS dmin, duration_max AS dmax, (timed > 0 AND duration_min IS NULL)::int AS min_unknown,
+                   coalesce(cardinality(duration_sample), 0) AS sampled
               FROM rolled
             UNION ALL
             SELECT (status = 'completed')::int, (status = 'failed')::int, (status = 'cancelled')::int,
                    (status = 'timeout')::int, (d IS NOT NULL)::int, (d < 60)::int, (d >= 60 AND d < 300)::int,
-                   (d >= 300 AND d < 900)::int, (d >= 900 AND d < 3600)::int, (d >= 3600)::int
+                   (d >= 300 AND d < 900)::int, (d >= 900 AND d < 3600)::int, (d >= 3600)::int,
+                   d::float8, d::float8, 0, (d IS NOT NULL)::int
               FROM e) f
+), execution_sample AS (  -- read only when `exact`
+    SELECT coalesce(array_agg(v), '{}') AS sample
+      FROM (SELECT v FROM rolled r, unnest(r.duration_sample) v
+            UNION ALL
+            SELECT d::float8 FROM e WHERE d IS NOT NULL) known
 ), execution_sketch AS (
     SELECT coalesce(jsonb_object_agg(key, n), '{}') AS sketch
       FROM (SELECT key, sum(n) AS n
@@ -333,10 +355,14 @@ WITH bounds AS (
                     SELECT optiinfra_sketch_key(d), 1 FROM e WHERE d IS NOT NULL) keyed
              GROUP BY key) merged
 ), step_facts AS (
-    SELECT step_name, steps, timed, duration_sum, total_retries, retried, runs, failed FROM rolled_steps
+    SELECT step_name, steps, timed, duration_sum, total_retries, retried, runs, failed, duration_min AS dmin,
+           duration_max AS dmax, (timed > 0 AND duration_min IS NULL)::int AS min_unknown,
+           coalesce(cardinality(duration_sample), 0) AS sampled
+      FROM rolled_steps
     UNION ALL
     SELECT step_name, 1, (d IS NOT NULL)::int, coalesce(d, 0), retry_count, (retry_count > 0)::int,
-           (status IN ('completed', 'failed'))::int, (status = 'failed')::int
+           (status IN ('completed', 'failed'))::int, (status = 'failed')::int, d::float8, d::float8, 0,
+           (d IS NOT NULL)::int
       FROM s
 ), step_sketches AS (
     SELECT step_name, jsonb_object_agg(key, n) AS sketch
@@ -350,8 +376,19 @@ WITH bounds AS (
 ), per_step AS (
     SELECT f.step_name, sum(f.steps)::bigint AS steps, sum(f.timed)::bigint AS timed,
            sum(f.duration_sum) AS duration_sum, sum(f.total_retries)::bigint AS total_retries,
-           sum(f.retried)::bigint AS retried, sum(f.runs)::bigint AS runs, sum(f.failed)::bigint AS failed
+           sum(f.retried)::bigint AS retried, sum(f.runs)::bigint AS runs, sum(f.failed)::bigint AS failed,
+           -- a step row rolled up before 0026 has neither: both unknown then
+           CASE WHEN sum(f.min_unknown) = 0 THEN min(f.dmin) END AS min,
+           CASE WHEN sum(f.min_unknown) = 0 THEN max(f.dmax) END AS max,
+           sum(f.sampled) = sum(f.timed) AND sum(f.timed) <= 100 AS exact
       FROM step_facts f GROUP BY f.step_name
+), step_samples AS (  -- every duration, of the step names that have at most 100 and know each
+    SELECT step_name, array_agg(v) AS sample
+      FROM (SELECT r.step_name, v FROM rolled_steps r, unnest(r.duration_sample) v
+            UNION ALL
+            SELECT step_name, d::float8 FROM s WHERE d IS NOT NULL) known
+     WHERE step_name IN (SELECT step_name FROM per_step WHERE exact)
+     GROUP BY step_name
 ), error_facts AS (
     SELECT source, error_type, occurrences, last_seen, message, message_seen FROM rolled_errors
     UNION ALL
@@ -370,11 +407,14 @@ WITH bounds AS (
 SELECT b.since, b.until,
        (SELECT to_jsonb(x) FROM executions x) AS executions,
        (SELECT sketch FROM execution_sketch) AS execution_sketch,
+       CASE WHEN (SELECT exact FROM executions) THEN (SELECT sample FROM execution_sample) END AS execution_sample,
        (SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'step_name', p.step_name, 'steps', p.steps, 'timed', p.timed, 'duration_sum', p.duration_sum,
                    'total_retries', p.total_retries, 'retried', p.retried, 'runs', p.runs, 'failed', p.failed,
-                   'sketch', coalesce(k.sketch, '{}')) ORDER BY p.step_name), '[]')
-          FROM per_step p LEFT JOIN step_sketches k ON k.step_name = p.step_name) AS steps,
+                   'sketch', coalesce(k.sketch, '{}'), 'min', p.min, 'max', p.max,
+                   'sample', CASE WHEN p.exact THEN coalesce(x.sample, '{}') END) ORDER BY p.step_name), '[]')
+          FROM per_step p LEFT JOIN step_sketches k ON k.step_name = p.step_name
+          LEFT JOIN step_samples x ON x.step_name = p.step_name) AS steps,
        (SELECT coalesce(jsonb_agg(r ORDER BY r.count DESC, r.last_seen DESC, r.source, r.error_type), '[]')
           FROM errors r) AS error_patterns
   FROM bounds b;

@@ -215,8 +215,10 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
 
         Whole days (and, without a customer or agent filter, whole hours) are read from the rollups
         `Store.maintain()` keeps, the rest of the window from the executions themselves. Counts,
-        averages and the max are exact; p50 and p95 come from a duration sketch and are within 2%
-        of the exact sample at their rank (see `optiinfra_store.rules.sketch`)."""
+        averages and the max are exact. p50 and p95 are nearest-rank percentiles (the duration at
+        rank ceil(q * n)): exact when the window holds at most `sketch.EXACT_UP_TO` (100) durations
+        of the type (or overall), else estimated from a duration sketch within 2% of that duration
+        and never outside the window's minimum and maximum (see `optiinfra_store.rules.sketch`)."""
         rows = await self._reads.fetch_planned(self._q.statistics, *self._filters(scope))
         typed = [row for row in rows if row["workflow_type"] is not None]
         by_type = {WorkflowType(row["workflow_type"]): _figures(row) for row in typed}
@@ -229,7 +231,10 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         """Duration histogram, error patterns, slowest steps, retry hotspots and plain-English tips
         for the executions created in [since, until) (default the last 30 days) and their steps.
         Read from the rollups and the raw tables like `statistics` (with an agent filter, from the
-        raw tables only); percentiles within 2%, everything else exact."""
+        raw tables only). Percentiles (of the executions, and each step name's p95) as in
+        `statistics`: nearest-rank, exact up to `sketch.EXACT_UP_TO` (100) durations, else within
+        2% and between the minimum and maximum; everything else exact. The tips compare the
+        figures they print (see `optiinfra_store.rules.tips`)."""
         filters = self._filters(scope)
         row = await self._reads.fetchrow_planned(self._q.performance, *filters, filters[1] is None)
         assert row is not None  # one row per call: the window
@@ -250,7 +255,7 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
                 step_name=p["step_name"],
                 count=p["timed"],
                 avg_seconds=p["duration_sum"] / p["timed"],
-                p95_seconds=sketch.quantile(p["sketch"], 0.95),
+                p95_seconds=_percentile(p, 0.95),
             )
             for p in steps
             if p["timed"] > 0
@@ -266,8 +271,9 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
             for p in sorted(steps, key=lambda p: (-p["total_retries"], p["step_name"]))
             if p["total_retries"] > 0
         ][:10]
-        p50 = sketch.quantile(row["execution_sketch"], 0.5)
-        p95 = sketch.quantile(row["execution_sketch"], 0.95)
+        durations = {"sketch": row["execution_sketch"], "sample": row["execution_sample"], **ex}
+        p50 = _percentile(durations, 0.5)
+        p95 = _percentile(durations, 0.95)
         tips = performance_tips(
             success_rate=success_rate,
             completed=ex["completed"],
@@ -442,13 +448,16 @@ def _aligned(since: datetime, width: timedelta, unit: timedelta) -> bool:
 
 @dataclass(frozen=True)
 class _Figures:
-    """One statistics row: counts per status, the exact duration sum, the max and the sketch."""
+    """One statistics row: counts per status, the exact duration sum, the min (None when unknown) and
+    max, the sketch, and every duration (`sample`) when there are at most sketch.EXACT_UP_TO."""
 
     counts: dict[WorkflowStatus, int]
     timed: int
     duration_sum: Decimal
     duration_max: float | None
+    duration_min: float | None
     sketch: dict[str, int]
+    sample: list[float] | None
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> _Figures:
@@ -457,18 +466,26 @@ class _Figures:
             timed=row["timed"],
             duration_sum=row["duration_sum"],
             duration_max=row["duration_max"],
+            duration_min=row["duration_min"],
             sketch=row["sketch"],
+            sample=row["sample"],
         )
 
     @classmethod
     def total(cls, parts: Sequence[_Figures]) -> _Figures:
         maxima = [p.duration_max for p in parts if p.duration_max is not None]
+        timed = [p for p in parts if p.timed]
+        known = all(p.duration_min is not None for p in timed)
+        samples = [p.sample for p in parts]
+        exact = sum(p.timed for p in parts) <= sketch.EXACT_UP_TO and all(s is not None for s in samples)
         return cls(
             counts={s: sum(p.counts[s] for p in parts) for s in WorkflowStatus},
             timed=sum(p.timed for p in parts),
             duration_sum=sum((p.duration_sum for p in parts), Decimal(0)),
             duration_max=max(maxima) if maxima else None,
+            duration_min=min(p.duration_min for p in timed if p.duration_min is not None) if timed and known else None,
             sketch=sketch.merge(p.sketch for p in parts),
+            sample=[v for s in samples for v in s or ()] if exact else None,
         )
 
     def statistics(self) -> TypeStatistics:
@@ -478,10 +495,23 @@ class _Figures:
             count_by_status=self.counts,
             success_rate=self.counts[WorkflowStatus.COMPLETED] / ended if ended else None,
             avg_duration_seconds=float(self.duration_sum / self.timed) if self.timed else None,
-            p50_duration_seconds=sketch.quantile(self.sketch, 0.5, self.duration_max),
-            p95_duration_seconds=sketch.quantile(self.sketch, 0.95, self.duration_max),
+            p50_duration_seconds=self.percentile(0.5),
+            p95_duration_seconds=self.percentile(0.95),
             max_duration_seconds=self.duration_max,
         )
+
+    def percentile(self, q: float) -> float | None:
+        return sketch.percentile(
+            q, sample=self.sample, sketch=self.sketch, minimum=self.duration_min, maximum=self.duration_max
+        )
+
+
+def _percentile(durations: Mapping[str, Any], q: float) -> float | None:
+    """A percentile of the durations `performance` reads (the executions', or one step name's):
+    `sample`, `sketch`, `min` and `max` as the statement gives them."""
+    return sketch.percentile(
+        q, sample=durations["sample"], sketch=durations["sketch"], minimum=durations["min"], maximum=durations["max"]
+    )
 
 
 def _figures(row: Mapping[str, Any]) -> TypeStatistics:

@@ -120,8 +120,8 @@ def test_cli__stats_for_all_and_for_one_customer(scratch_dsn, capsys):
     code, out, err = run(capsys, "stats", "--dsn", scratch_dsn)
     assert code == 0, err
     overall = next(line for line in out.splitlines() if line.strip().startswith("all "))
-    assert overall.split()[1:3] == ["4", "67%"]  # 2 of 3 finished seed workflows completed
-    assert "tip: Success rate is 67%" in out
+    assert overall.split()[1:3] == ["4", "66.7%"]  # 2 of 3 finished seed workflows completed
+    assert "tip: Success rate is 66.7%" in out
     code, out, _ = run(capsys, "stats", "--dsn", scratch_dsn, "--customer", "platform@acme.example", "--days", "7")
     overall = next(line for line in out.splitlines() if line.strip().startswith("all "))
     assert code == 0 and overall.split()[1:3] == ["2", "100%"]

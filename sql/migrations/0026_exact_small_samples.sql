@@ -1,0 +1,151 @@
+-- Exact percentiles on small samples. The rollups keep, beside the sketch, the smallest duration
+-- (and for steps the largest too) and, for a row of at most 100 durations, the durations
+-- themselves (`duration_sample`, in no order; null above 100): a window holding at most 100
+-- durations (per workflow type, per step name) then has its percentiles computed exactly, and a
+-- larger one has its sketch estimate kept between the exact minimum and maximum
+-- (optiinfra_store/rules/sketch.py).
+--
+-- Online: the columns are added without a default (a change of the catalog only, under a short
+-- lock bounded by lock_timeout) and nothing is rewritten. Rows rolled up before this have no sample
+-- and no minimum: readers treat them as they did (the sketch, kept under the maximum) until their
+-- hours are rolled up again.
+-- depends: 0025_rollup_marks_by_customer
+
+SET LOCAL lock_timeout = '5s';
+
+ALTER TABLE workflow_rollups
+    ADD COLUMN IF NOT EXISTS duration_min double precision,
+    ADD COLUMN IF NOT EXISTS duration_sample double precision[];
+ALTER TABLE workflow_step_rollups
+    ADD COLUMN IF NOT EXISTS duration_min double precision,
+    ADD COLUMN IF NOT EXISTS duration_max double precision,
+    ADD COLUMN IF NOT EXISTS duration_sample double precision[];
+
+-- Rebuild the rollup rows of `buckets` (hours or days, by `width`; each ends at the same place in
+-- `bucket_ends`) from the raw tables. Day rows
+-- are kept per customer and agent, per customer, per agent and overall (steps and errors: per
+-- customer and overall); hour rows overall only; each per workflow type and for every type.
+CREATE OR REPLACE FUNCTION optiinfra_roll_up_buckets(width text, buckets timestamptz[], bucket_ends timestamptz[]) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, public, pg_temp
+SET timezone = 'UTC'
+BEGIN ATOMIC
+    INSERT INTO workflow_rollups (width, bucket, customer_id, agent_id, workflow_type, total, pending, running,
+                                  completed, failed, cancelled, timeout, timed, duration_sum, duration_max,
+                                  duration_sketch, under_1m, under_5m, under_15m, under_1h, over_1h,
+                                  duration_min, duration_sample)
+    WITH x AS MATERIALIZED (
+        SELECT date_trunc(width, e.created_at) AS bucket, e.customer_id, e.agent_id, e.workflow_type, e.status,
+               e.duration AS d
+          FROM optiinfra_executions_in(buckets, bucket_ends, NULL, NULL, NULL) e
+    ), m AS (
+        SELECT bucket,
+               CASE WHEN grouping(customer_id) = 1 THEN optiinfra_everyone() ELSE customer_id END AS c,
+               CASE WHEN grouping(agent_id) = 1 THEN optiinfra_everyone() ELSE agent_id END AS a,
+               CASE WHEN grouping(workflow_type) = 0 THEN workflow_type END AS t,
+               count(*) AS total,
+               count(*) FILTER (WHERE status = 'pending') AS pending,
+               count(*) FILTER (WHERE status = 'running') AS running,
+               count(*) FILTER (WHERE status = 'completed') AS completed,
+               count(*) FILTER (WHERE status = 'failed') AS failed,
+               count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+               count(*) FILTER (WHERE status = 'timeout') AS timeout,
+               count(d) AS timed, coalesce(sum(d), 0) AS duration_sum, max(d)::float8 AS duration_max,
+               min(d)::float8 AS duration_min,
+               CASE WHEN count(d) <= 100
+                    THEN coalesce(array_agg(d::float8) FILTER (WHERE d IS NOT NULL), '{}') END AS duration_sample,
+               count(*) FILTER (WHERE d < 60) AS under_1m,
+               count(*) FILTER (WHERE d >= 60 AND d < 300) AS under_5m,
+               count(*) FILTER (WHERE d >= 300 AND d < 900) AS under_15m,
+               count(*) FILTER (WHERE d >= 900 AND d < 3600) AS under_1h,
+               count(*) FILTER (WHERE d >= 3600) AS over_1h
+          FROM x
+         GROUP BY bucket, CUBE (customer_id, agent_id, workflow_type)
+        HAVING width = 'day' OR (grouping(customer_id) = 1 AND grouping(agent_id) = 1)
+    ), k AS (
+        SELECT bucket, c, a, t, jsonb_object_agg(key, n) AS sketch
+          FROM (SELECT bucket, optiinfra_sketch_key(d) AS key, count(*) AS n,
+                       CASE WHEN grouping(customer_id) = 1 THEN optiinfra_everyone() ELSE customer_id END AS c,
+                       CASE WHEN grouping(agent_id) = 1 THEN optiinfra_everyone() ELSE agent_id END AS a,
+                       CASE WHEN grouping(workflow_type) = 0 THEN workflow_type END AS t
+                  FROM x WHERE d IS NOT NULL
+                 GROUP BY bucket, optiinfra_sketch_key(d), CUBE (customer_id, agent_id, workflow_type)
+                HAVING width = 'day' OR (grouping(customer_id) = 1 AND grouping(agent_id) = 1)) per_key
+         GROUP BY bucket, c, a, t
+    )
+    SELECT width, m.bucket, m.c, m.a, m.t, m.total, m.pending, m.running, m.completed, m.failed,
+           m.cancelled, m.timeout, m.timed, m.duration_sum, m.duration_max, coalesce(k.sketch, '{}'),
+           m.under_1m, m.under_5m, m.under_15m, m.under_1h, m.over_1h, m.duration_min, m.duration_sample
+      FROM m
+      LEFT JOIN k ON k.bucket = m.bucket AND k.c = m.c AND k.a = m.a AND k.t IS NOT DISTINCT FROM m.t;
+
+    INSERT INTO workflow_step_rollups (width, bucket, customer_id, workflow_type, step_name, steps, timed,
+                                       duration_sum, duration_sketch, total_retries, retried, runs, failed,
+                                       duration_min, duration_max, duration_sample)
+    WITH e AS MATERIALIZED (
+        SELECT x.id, date_trunc(width, x.created_at) AS bucket, x.customer_id, x.workflow_type
+          FROM optiinfra_executions_in(buckets, bucket_ends, NULL, NULL, NULL) x
+    ), s AS MATERIALIZED (  -- the steps by their execution id: an index probe each, whatever the planner guesses
+        SELECT e.bucket, e.customer_id, e.workflow_type, st.step_name, st.status, st.retry_count,
+               extract(epoch FROM st.completed_at - st.started_at) AS d
+          FROM workflow_steps st JOIN e ON e.id = st.workflow_execution_id
+         WHERE st.workflow_execution_id = ANY (ARRAY(SELECT id FROM e))
+    ), m AS (
+        SELECT bucket, step_name,
+               CASE WHEN grouping(customer_id) = 1 THEN optiinfra_everyone() ELSE customer_id END AS c,
+               CASE WHEN grouping(workflow_type) = 0 THEN workflow_type END AS t,
+               count(*) AS steps, count(d) AS timed, coalesce(sum(d), 0) AS duration_sum,
+               min(d)::float8 AS duration_min, max(d)::float8 AS duration_max,
+               CASE WHEN count(d) <= 100
+                    THEN coalesce(array_agg(d::float8) FILTER (WHERE d IS NOT NULL), '{}') END AS duration_sample,
+               sum(retry_count) AS total_retries, count(*) FILTER (WHERE retry_count > 0) AS retried,
+               count(*) FILTER (WHERE status IN ('completed', 'failed')) AS runs,
+               count(*) FILTER (WHERE status = 'failed') AS failed
+          FROM s
+         GROUP BY bucket, step_name, CUBE (customer_id, workflow_type)
+        HAVING width = 'day' OR grouping(customer_id) = 1
+    ), k AS (
+        SELECT bucket, step_name, c, t, jsonb_object_agg(key, n) AS sketch
+          FROM (SELECT bucket, step_name, optiinfra_sketch_key(d) AS key, count(*) AS n,
+                       CASE WHEN grouping(customer_id) = 1 THEN optiinfra_everyone() ELSE customer_id END AS c,
+                       CASE WHEN grouping(workflow_type) = 0 THEN workflow_type END AS t
+                  FROM s WHERE d IS NOT NULL
+                 GROUP BY bucket, step_name, optiinfra_sketch_key(d), CUBE (customer_id, workflow_type)
+                HAVING width = 'day' OR grouping(customer_id) = 1) per_key
+         GROUP BY bucket, step_name, c, t
+    )
+    SELECT width, m.bucket, m.c, m.t, m.step_name, m.steps, m.timed, m.duration_sum,
+           coalesce(k.sketch, '{}'), m.total_retries, m.retried, m.runs, m.failed, m.duration_min, m.duration_max,
+           m.duration_sample
+      FROM m
+      LEFT JOIN k ON k.bucket = m.bucket AND k.step_name = m.step_name AND k.c = m.c
+                 AND k.t IS NOT DISTINCT FROM m.t;
+
+    INSERT INTO workflow_error_rollups (width, bucket, customer_id, workflow_type, source, error_type, occurrences,
+                                        last_seen, message, message_seen)
+    WITH e AS MATERIALIZED (
+        SELECT date_trunc(width, x.created_at) AS bucket, x.id, x.customer_id, x.workflow_type, x.status,
+               x.error_details, x.seen_at
+          FROM optiinfra_executions_in(buckets, bucket_ends, NULL, NULL, NULL) x
+    ), failures AS (
+        SELECT bucket, customer_id, workflow_type, 'execution' AS source, error_details, seen_at
+          FROM e WHERE status = 'failed'
+        UNION ALL
+        SELECT e.bucket, e.customer_id, e.workflow_type, 'step', st.error_details,
+               coalesce(st.completed_at, st.updated_at)
+          FROM workflow_steps st JOIN e ON e.id = st.workflow_execution_id
+         WHERE st.workflow_execution_id = ANY (ARRAY(SELECT id FROM e)) AND st.status = 'failed'
+    ), f AS (
+        SELECT bucket, customer_id, workflow_type, source, seen_at,
+               coalesce(error_details->>'error_type', 'unspecified') AS error_type,
+               coalesce(error_details->>'error_message', error_details->>'error') AS message
+          FROM failures
+    )
+    SELECT width, bucket, CASE WHEN grouping(customer_id) = 1 THEN optiinfra_everyone() ELSE customer_id END,
+           CASE WHEN grouping(workflow_type) = 0 THEN workflow_type END, source, error_type, count(*),
+           max(seen_at), (array_agg(message ORDER BY seen_at DESC) FILTER (WHERE message IS NOT NULL))[1],
+           max(seen_at) FILTER (WHERE message IS NOT NULL)
+      FROM f
+     GROUP BY bucket, source, error_type, CUBE (customer_id, workflow_type)
+    HAVING width = 'day' OR grouping(customer_id) = 1;
+END;
