@@ -199,6 +199,7 @@ READ_ONLY_FUNCTIONS = frozenset(
         "optiinfra_executions_in",
         "optiinfra_notify_key",
         "optiinfra_audit",  # transaction-local settings the audit trigger reads, nothing stored
+        "optiinfra_durable_lsn",  # how far commits are durable (live events), nothing stored
     }
 )
 """The schema's functions a read may call: they store nothing (stable or immutable, which

@@ -4,11 +4,11 @@
 -- name: events_since
 -- Transitions written by transactions from $1 on (a txid), with the snapshot's xmin: every transaction
 -- below it has finished, so its rows are final. Filters: customer $2, execution $3. `lsn`: the WAL
--- written when the statement ran (every commit it sees ends at or before it; `CASE`: a standby has
--- no WAL of its own); `durable`: whether that is durable already (0023: on the synchronous standby
+-- inserted when the statement ran (every commit it sees ends at or before it, even one made with
+-- synchronous_commit = off, whose WAL may not be written yet; `CASE`: a standby has no WAL of its own); `durable`: whether that is durable already (0023: on the synchronous standby
 -- too, or no synchronous standby is configured), else the subscriber waits with `durable_at`.
 WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
-                     CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END AS lsn),
+                     CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END AS lsn),
      wal AS (SELECT snap.lsn::text AS lsn, coalesce(optiinfra_durable_lsn() >= snap.lsn, false) AS durable FROM snap)
 SELECT snap.xmin, wal.lsn, wal.durable, t.id, t.workflow_execution_id, t.workflow_step_id, t.customer_id, t.from_status, t.to_status, t.at,
        t.actor, t.reason, t.txid

@@ -35,7 +35,9 @@ BEGIN
             current_user, quote_ident(current_user)
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    SELECT min(r.flush_lsn) INTO durable FROM pg_stat_replication r WHERE r.sync_state IN ('sync', 'quorum');
+    -- a standby that has not reported its position yet holds everything back (null: not durable)
+    SELECT CASE WHEN bool_or(r.flush_lsn IS NULL) THEN NULL ELSE min(r.flush_lsn) END INTO durable
+      FROM pg_stat_replication r WHERE r.sync_state IN ('sync', 'quorum');
     RETURN durable;
 END;
 $$;

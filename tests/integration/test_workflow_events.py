@@ -264,14 +264,18 @@ async def test_events__hub_subscription_survives_its_stores_connections_killed_u
 
         consumer = asyncio.create_task(consume())
 
+        killed: list[int] = []
+
         async def kill_readers() -> None:
             for _ in range(3):
                 await asyncio.sleep(0.3)
-                await _terminate(
-                    clean_dsn,
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE application_name IN ($1, 'optiinfra-events') AND datname = current_database()",
-                    reader,
+                killed.append(
+                    await _terminate(
+                        clean_dsn,
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE application_name IN ($1, 'optiinfra-events') AND datname = current_database()",
+                        reader,
+                    )
                 )
             await asyncio.sleep(0.3)
 
@@ -283,5 +287,6 @@ async def test_events__hub_subscription_survives_its_stores_connections_killed_u
             await asyncio.sleep(0.05)
         assert not consumer.done(), consumer.exception()
         consumer.cancel()
+        assert all(killed) and hub.reconnects >= 1, (killed, hub.reconnects)  # the kills landed
     assert len(set(delivered)) == len(delivered), "a transition was delivered twice"
     assert sorted(delivered) == sorted(expected)

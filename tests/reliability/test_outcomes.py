@@ -69,7 +69,13 @@ async def test_statements__what_the_store_takes_for_a_read_the_server_runs_read_
 
 def test_statements__each_kind_classified():
     kinds = {name: reads_only(sql) for name, sql in STATEMENTS}
-    for read in ("workflow_executions.get_by_id", "workflow_executions.list", "customers.count"):
+    for read in (
+        "workflow_executions.get_by_id",
+        "workflow_executions.list",
+        "customers.count",
+        "workflow_transitions.events_since",
+        "workflow_transitions.durable_at",
+    ):
         assert kinds[read], read
     for write in (
         "workflow_executions.insert",
