@@ -193,3 +193,26 @@ async def test_tracing__no_provider_no_tracer(migrated_dsn: str):
     async with Store.connect(migrated_dsn, max_size=1) as store:
         assert store._executor.tracer is None
         assert store.for_customer(ACME)._executor.tracer is None
+
+
+async def test_tracing__every_way_a_statement_runs_makes_its_span(migrated_dsn: str, clean_dsn: str, spans):
+    """A confined call (bound for its session, its own path through the executor), a statement of
+    a transaction, and a COPY each make the span of their statement."""
+    from optiinfra_store.enums import AgentType, MetricType
+    from optiinfra_store.records import AgentCreate, AgentMetricCreate, CustomerCreate
+
+    provider, exporter = spans
+    async with Store.connect(migrated_dsn, max_size=2, tracer_provider=provider) as store:
+        customer = await store.customers.create(CustomerCreate(name="Traced", email="traced@example.com"))
+        agent = await store.agents.create(AgentCreate(type=AgentType.COST, name="traced", version="1.0"))
+        exporter.clear()
+        await store.for_customer(customer.id).workflow_executions.count()
+        async with store.transaction() as tx:
+            await tx.customers.count()
+        await store.agent_metrics.record_many(
+            [AgentMetricCreate(agent_id=agent.id, metric_name="gpu", metric_type=MetricType.GAUGE, metric_value=1.0)]
+        )
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert "workflow_executions.count" in names  # the confined call
+    assert "customers.count" in names  # in the transaction
+    assert "agent_metrics.copy" in names  # the COPY
