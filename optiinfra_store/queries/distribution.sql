@@ -108,22 +108,15 @@ BEGIN
     END LOOP;
     -- the rollups' statement triggers read transition tables, which a shard does not have: on the
     -- cluster each changed row marks its hour for its customer (optiinfra_rollup_mark)
-    IF EXISTS (SELECT FROM optiinfra_placement WHERE tab = 'workflow_executions') THEN
-        DROP TRIGGER IF EXISTS workflow_executions_rollup_insert ON workflow_executions;
-        DROP TRIGGER IF EXISTS workflow_executions_rollup_update ON workflow_executions;
-        DROP TRIGGER IF EXISTS workflow_executions_rollup_delete ON workflow_executions;
-        CREATE OR REPLACE TRIGGER workflow_executions_rollup_mark AFTER INSERT OR UPDATE OR DELETE ON workflow_executions
-            FOR EACH ROW EXECUTE FUNCTION optiinfra_rollup_mark('execution');
-        RETURN NEXT 'workflow_executions: rollup marks by row';
-    END IF;
-    IF EXISTS (SELECT FROM optiinfra_placement WHERE tab = 'workflow_steps') THEN
-        DROP TRIGGER IF EXISTS workflow_steps_rollup_insert ON workflow_steps;
-        DROP TRIGGER IF EXISTS workflow_steps_rollup_update ON workflow_steps;
-        DROP TRIGGER IF EXISTS workflow_steps_rollup_delete ON workflow_steps;
-        CREATE OR REPLACE TRIGGER workflow_steps_rollup_mark AFTER INSERT OR UPDATE OR DELETE ON workflow_steps
-            FOR EACH ROW EXECUTE FUNCTION optiinfra_rollup_mark('step');
-        RETURN NEXT 'workflow_steps: rollup marks by row';
-    END IF;
+    FOR t IN SELECT tab FROM optiinfra_placement WHERE tab IN ('workflow_executions', 'workflow_steps') ORDER BY tab LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I', t.tab || '_rollup_insert', t.tab);
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I', t.tab || '_rollup_update', t.tab);
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I', t.tab || '_rollup_delete', t.tab);
+        EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %I '
+                       'FOR EACH ROW EXECUTE FUNCTION optiinfra_rollup_mark(%L)', t.tab || '_rollup_mark', t.tab,
+                       CASE t.tab WHEN 'workflow_steps' THEN 'step' ELSE 'execution' END);
+        RETURN NEXT format('%s: rollup marks by row', t.tab);
+    END LOOP;
     FOR k IN SELECT f.tab, f.name, f.definition, dt.partmethod AS tab_method, dp.partmethod AS parent_method
                FROM optiinfra_foreign_keys f
                JOIN pg_dist_partition dt ON dt.logicalrelid = format('public.%I', f.tab)::regclass

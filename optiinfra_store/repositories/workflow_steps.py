@@ -29,17 +29,16 @@ class WorkflowSteps(Finishing[WorkflowStep], table="workflow_steps"):
         validated = [WorkflowStepCreate.model_validate(s) for s in steps]
         if not validated:
             return []
-        columns: list[list[Any]] = [
-            [getattr(step, field) for step in validated] for field in WorkflowStepCreate.model_fields
-        ]
         if self._by_customer:
             # one routed insert a step, in one transaction: a statement reading its rows from the
-            # client goes through the coordinator, and commits on two nodes (SCALING.md)
+            # client goes through the coordinator, and commits on two nodes (SCALING.md). The
+            # customers are read first: read inside, each would take a second pooled connection
+            # while the transaction holds one, and callers as many as the pool would wait forever.
+            customers = {
+                execution: await self._customer_of_parent(execution)
+                for execution in dict.fromkeys(s.workflow_execution_id for s in validated)
+            }
             async with self._db.transaction() as db:
-                customers = {
-                    execution: await self._customer_of_parent(execution)
-                    for execution in dict.fromkeys(s.workflow_execution_id for s in validated)
-                }
                 return [
                     self._one(
                         await db.fetchrow(
@@ -49,6 +48,9 @@ class WorkflowSteps(Finishing[WorkflowStep], table="workflow_steps"):
                     )
                     for s in validated
                 ]
+        columns: list[list[Any]] = [
+            [getattr(step, field) for step in validated] for field in WorkflowStepCreate.model_fields
+        ]
         columns[3] = [status.value for status in columns[3]]  # status as text[]: cast to step_status[] in SQL
         rows = await self._db.fetch(self._q.insert_many, *columns)
         by_order = {(r["workflow_execution_id"], r["step_order"]): r for r in rows}

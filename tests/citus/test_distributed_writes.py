@@ -103,7 +103,8 @@ async def test_store__names_the_customer_in_every_write_so_each_goes_to_one_shar
     """The store tells a distributed schema on connecting, and its child inserts and transitions
     name the customer: a write by id alone would reach every shard and commit on both workers,
     which PostgreSQL refuses after the trail's NOTIFY."""
-    async with Store.connect(distributed) as store:
+    # one pooled connection: no call may need a second while it holds one (create_many did)
+    async with Store.connect(distributed, min_size=1, max_size=1, acquire_timeout=5) as store:
         assert store.by_customer
         execution = await store.workflow_executions.create(
             WorkflowExecutionCreate(agent_id=AGENT, customer_id=OTHER, workflow_type="cost_analysis")
