@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
             "http",
             "tracing",
             "failover",
+            "citus",
         ],
         help="compare the stacks (default); scale: history at 10k/100k/1M executions; "
         "profile: where the store's time goes on get(); hotpath: the store against raw asyncpg building "
@@ -48,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
         "replicas: statistics from a replica while the primary takes a bulk load; http: the "
         "workflow-history service's routes beside the same store calls, and idle event streams; tracing: "
         "get() with no tracer, the OpenTelemetry API alone, and the SDK recording spans; failover: "
-        "planned and unplanned failovers of a pg_auto_failover formation under load (outage, writes/s)",
+        "planned and unplanned failovers of a pg_auto_failover formation under load (outage, writes/s); citus: the workflow load on one "
+        "server against a Citus coordinator with two workers (latency, throughput, statements by shard)",
     )
     parser.add_argument(
         "--dsn",
@@ -101,6 +103,16 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import failover
 
         return _report(args, failover, "failover", asyncio.run(failover.run(failovers=1 if args.quick else 5)))
+    if args.command == "citus":  # a server and a cluster of its own
+        from benchmarks import citus
+
+        options = {"agents": 8, "workflows": 2, "rounds": 1} if args.quick else {}
+        try:
+            result = asyncio.run(citus.run(**options))
+        except citus.Unavailable as exc:
+            print(f"citus: {exc}")
+            return 1
+        return _report(args, citus, "citus", result)
     with admin_server(args.dsn) as (admin_dsn, origin):
         print(f"PostgreSQL from {origin}", flush=True)
         rounds = args.rounds or (3 if args.quick else 5)

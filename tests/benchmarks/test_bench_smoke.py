@@ -112,6 +112,22 @@ async def test_pooler__both_ways_in_run_workflows(clean_dsn):
     assert "| pgbouncer, transaction mode |" in pooler.markdown(result)
 
 
+async def test_citus__the_workflows_run_and_are_routed_on_the_cluster():
+    from benchmarks import citus
+
+    try:
+        result = await citus.run(agents=2, customers=2, workflows=1, rounds=1, log=lambda message: None)
+    except citus.Unavailable as exc:  # no Citus for this machine's PostgreSQL
+        pytest.skip(str(exc))
+    assert result["error_count"] == {"one server": 0, "citus": 0}
+    assert all(check["ok"] for check in result["checks"].values()), result["checks"]
+    routes = result["routes"]
+    assert routes["workflow_executions.insert"]["single_shard"] and routes["workflow_steps.start"]["single_shard"]
+    assert not routes["workflow_executions.get_detail"]["single_shard"]
+    assert 0 < result["single_shard_share"] < 1
+    assert "| `workflow_executions.get_detail` |" in citus.markdown(result)
+
+
 async def test_replicas__reads_and_writes_run_on_both_servers():
     from benchmarks import replicas
 
