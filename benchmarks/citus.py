@@ -303,10 +303,8 @@ async def run(
     if isinstance(found, str):
         raise Unavailable(found)
     version, bindir = found
-    # one more connection than agents: on the cluster, `create_many` holds a transaction's
-    # connection while it reads the execution's customer on another one from the pool, so with as
-    # many agents as connections every connection can be held by a transaction waiting for one
-    # (each then fails with StoreTimeout); see RESULTS.md
+    # one more connection than agents, as in the run RESULTS.md records (made when `create_many` on
+    # the cluster needed a second pooled connection inside its transaction; it no longer does)
     pool_size = agents + 1 if pool_size is None else pool_size
     with single_server(bindir) as single_dsn, citus_cluster() as cluster:
         citus_dsn = cluster.create_database("optiinfra_bench")
