@@ -30,9 +30,11 @@ SELECT s.workflow_execution_id, e.customer_id, s.step_name, s.step_order, s.stat
        s.input_data, s.output_data, s.error_details, s.retry_count, s.max_retries, s.metadata
   FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[]::step_status[], $5::timestamptz[],
               $6::timestamptz[], $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::int[], $11::int[], $12::jsonb[])
+       WITH ORDINALITY
        AS s (workflow_execution_id, step_name, step_order, status, started_at, completed_at,
-             input_data, output_data, error_details, retry_count, max_retries, metadata)
+             input_data, output_data, error_details, retry_count, max_retries, metadata, n)
   LEFT JOIN workflow_executions e ON e.id = s.workflow_execution_id
+ ORDER BY s.n  -- inserted, and given their time-ordered ids, in the order given, whatever the join's plan
 RETURNING id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
           input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at;
 

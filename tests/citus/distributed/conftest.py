@@ -5,6 +5,8 @@ store passes on the distributed schema so far (SCALING.md says what does not run
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import psycopg
 import pytest
 
@@ -36,3 +38,30 @@ def _reset_sql(migrated_dsn: str) -> str:
             if row[0] not in YOYO_TABLES and row[0] != "optiinfra_notify_key"
         ]
     return f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"
+
+
+@pytest.fixture(scope="session")
+def _reset_connection(migrated_dsn: str) -> Iterator[list[psycopg.Connection]]:
+    """This directory's own connection for emptying its tables: the session's other tests empty
+    another database on theirs (tests/conftest.py)."""
+    held: list[psycopg.Connection] = []
+    yield held
+    for conn in held:
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+async def distributed_store(migrated_dsn: str):
+    """The store on this directory's database. A fixture of its own name: a session fixture of
+    tests/conftest.py is made once per session, for whichever database its first test asked for."""
+    from optiinfra_store import Store
+
+    async with Store.connect(migrated_dsn, min_size=2, max_size=24) as store:
+        yield store
+
+
+@pytest.fixture
+async def store(distributed_store, clean_dsn):
+    """The store over empty tables, on the distributed schema (asserted: what these tests are for)."""
+    assert distributed_store.by_customer
+    return distributed_store
