@@ -208,8 +208,9 @@ class RawStack:
         return row["id"]
 
     async def _transition(self, sql: str, get_status: str, id: UUID, *args: Any) -> asyncpg.Record:
-        """The conditional UPDATE; when it matches nothing, the same look-up the store makes."""
-        row = await self.pool.fetchrow(sql, id, *args)
+        """The conditional UPDATE; when it matches nothing, the same look-up the store makes. Its
+        last parameter is the row's customer, which one server does not need (null)."""
+        row = await self.pool.fetchrow(sql, id, *args, None)
         if row is not None:
             return row
         status = await self.pool.fetchval(get_status, id)
@@ -256,7 +257,7 @@ class RawStack:
         return await self.complete_execution(id)
 
     async def step_retry(self, id: UUID) -> asyncpg.Record:
-        row = await self.pool.fetchrow(self.steps.retry, id, None, None)
+        row = await self.pool.fetchrow(self.steps.retry, id, None, None, None)  # actor, reason, customer
         if row is not None:
             return row
         state = await self.pool.fetchrow(self.steps.get_retry_state, id)

@@ -86,6 +86,9 @@ class _Pool:
     async def release(self, connection: _Connection) -> None:
         return None
 
+    def get_max_size(self) -> int:
+        return 1
+
 
 async def executor_alone(tracers: dict[str, Any], rounds: int, calls: int) -> dict[str, float]:
     """CPU microseconds per `fetchrow` of a PoolExecutor over `_Pool`, per tracer: the median of
