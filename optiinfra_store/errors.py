@@ -301,10 +301,10 @@ def _constraint_of(exc: BaseException) -> str | None:
     """The name of the constraint a write broke, as the schema names it. On a Citus cluster the
     error comes from the worker holding the shard, without the field, and names the shard's copy
     (`workflow_steps_execution_id_step_order_key_102680`): read from the message, suffix dropped."""
-    name = getattr(exc, "constraint_name", None)
+    name: str | None = getattr(exc, "constraint_name", None)
     if name is None and (found := _CONSTRAINT_IN_MESSAGE.search(str(exc))):
-        name = found.group(1)
-    return None if name is None else _SHARD_COPY.sub(r"\1", name)
+        name = _SHARD_COPY.sub(r"\1", found.group(1))
+    return name
 
 
 def translate(exc: BaseException) -> BaseException:

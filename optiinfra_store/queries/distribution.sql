@@ -15,6 +15,18 @@ DECLARE
     wanted text[];
     twin text;
 BEGIN
+    -- the store's triggers run on the shards; one transaction, one connection per node
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+
+    -- a cluster distributed before 0025 holds the rollup marks as a reference table: placed again,
+    -- by customer, below
+    IF EXISTS (SELECT FROM pg_dist_partition d
+                WHERE d.logicalrelid = to_regclass('public.workflow_rollup_pending') AND d.repmodel = 't') THEN
+        PERFORM undistribute_table('workflow_rollup_pending');
+        RETURN NEXT 'workflow_rollup_pending: no longer a reference table';
+    END IF;
+
     -- where each table goes: by agent (the tables named), by customer (a NOT NULL customer_id),
     -- else a reference table; the anchor first, so the others can be co-located with it
     CREATE TEMP TABLE optiinfra_placement ON COMMIT DROP AS
@@ -31,12 +43,29 @@ BEGIN
        -- node, 't'); a table Citus made a coordinator-only table on its own ('n', 's') is not
        AND NOT EXISTS (SELECT FROM pg_dist_partition d
                         WHERE d.logicalrelid = c.oid AND (d.partmethod = 'h' OR d.repmodel = 't'));
+
+    -- the rollups' statement triggers read transition tables, which a shard does not have: on the
+    -- cluster each changed row marks its hour for its customer (optiinfra_rollup_mark). Swapped on
+    -- the tables to distribute, and on those a release before 0025 distributed.
+    FOR t IN SELECT c.relname::text AS tab
+               FROM pg_class c
+              WHERE c.relnamespace = 'public'::regnamespace AND c.relname IN ('workflow_executions', 'workflow_steps')
+                AND EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname = c.relname || '_rollup_insert')
+                AND (c.relname IN (SELECT tab FROM optiinfra_placement)
+                     OR EXISTS (SELECT FROM pg_dist_partition d WHERE d.logicalrelid = c.oid AND d.partmethod = 'h'))
+              ORDER BY 1 LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I', t.tab || '_rollup_insert', t.tab);
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I', t.tab || '_rollup_update', t.tab);
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I', t.tab || '_rollup_delete', t.tab);
+        EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %I '
+                       'FOR EACH ROW EXECUTE FUNCTION optiinfra_rollup_mark(%L)', t.tab || '_rollup_mark', t.tab,
+                       CASE t.tab WHEN 'workflow_steps' THEN 'step' ELSE 'execution' END);
+        RETURN NEXT format('%s: rollup marks by row', t.tab);
+    END LOOP;
+
     IF NOT EXISTS (SELECT FROM optiinfra_placement) THEN
         RETURN;
     END IF;
-    -- the store's triggers run on the shards; one transaction, one connection per node
-    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
-    PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
 
     -- foreign keys between the store's tables: dropped for the conversion, added back after it
     CREATE TEMP TABLE optiinfra_foreign_keys ON COMMIT DROP AS
@@ -105,17 +134,6 @@ BEGIN
 
     FOR k IN SELECT tab, name, mode FROM optiinfra_triggers ORDER BY tab, name LOOP
         EXECUTE format('ALTER TABLE %I %s TRIGGER %I', k.tab, k.mode, k.name);
-    END LOOP;
-    -- the rollups' statement triggers read transition tables, which a shard does not have: on the
-    -- cluster each changed row marks its hour for its customer (optiinfra_rollup_mark)
-    FOR t IN SELECT tab FROM optiinfra_placement WHERE tab IN ('workflow_executions', 'workflow_steps') ORDER BY tab LOOP
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I', t.tab || '_rollup_insert', t.tab);
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I', t.tab || '_rollup_update', t.tab);
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I', t.tab || '_rollup_delete', t.tab);
-        EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %I '
-                       'FOR EACH ROW EXECUTE FUNCTION optiinfra_rollup_mark(%L)', t.tab || '_rollup_mark', t.tab,
-                       CASE t.tab WHEN 'workflow_steps' THEN 'step' ELSE 'execution' END);
-        RETURN NEXT format('%s: rollup marks by row', t.tab);
     END LOOP;
     FOR k IN SELECT f.tab, f.name, f.definition, dt.partmethod AS tab_method, dp.partmethod AS parent_method
                FROM optiinfra_foreign_keys f

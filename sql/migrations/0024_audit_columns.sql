@@ -72,3 +72,7 @@ BEGIN
     END IF;
 END;
 $$;
+
+-- this migration runs outside a transaction: its settings would last for the rest of the run
+RESET citus.enable_unsafe_triggers;
+RESET lock_timeout;

@@ -143,3 +143,39 @@ def test_distribute__refused_by_citus_changes_nothing(scratch_dsn):
     with pytest.raises(MigrationError, match="distributing failed, nothing was changed"):
         distribution.distribute(scratch_dsn)
     assert placements(scratch_dsn) == {}
+
+
+def test_distribute__again_where_an_earlier_release_distributed_puts_the_rollup_marks_right(scratch_dsn):
+    """A cluster distributed before 0025: the rollups' statement triggers on the distributed tables
+    (they cannot run on a shard) and the marks a reference table. `distribute` again swaps the one
+    and places the other by customer."""
+    migrations.apply(scratch_dsn)
+    seed.load(scratch_dsn)
+    distribution.distribute(scratch_dsn)
+    with psycopg.connect(scratch_dsn, autocommit=True) as c:  # as the earlier release left it
+        c.execute("SET citus.enable_unsafe_triggers = on")
+        c.execute("DROP TRIGGER workflow_executions_rollup_mark ON workflow_executions")
+        c.execute(
+            "CREATE TRIGGER workflow_executions_rollup_insert AFTER INSERT ON workflow_executions"
+            " FOR EACH STATEMENT EXECUTE FUNCTION optiinfra_rollup_touch_executions()"
+        )
+        c.execute("SELECT undistribute_table('workflow_rollup_pending')")
+        c.execute("SELECT create_reference_table('workflow_rollup_pending')")
+
+    done = distribution.distribute(scratch_dsn)
+
+    assert done == [
+        "workflow_rollup_pending: no longer a reference table",
+        "workflow_executions: rollup marks by row",
+        "workflow_rollup_pending: by customer_id",
+    ]
+    assert placements(scratch_dsn)["workflow_rollup_pending"][:2] == ("h", "customer_id")
+    with psycopg.connect(scratch_dsn) as c:
+        triggers = {
+            name
+            for (name,) in c.execute(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = 'workflow_executions'::regclass AND tgname LIKE '%rollup%'"
+            )
+        }
+    assert triggers == {"workflow_executions_rollup_mark", "workflow_executions_rollup_truncate"}
+    assert distribution.distribute(scratch_dsn) == []
