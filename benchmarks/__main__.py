@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         "workflow-history service's routes beside the same store calls, and idle event streams; tracing: "
         "get() with no tracer, the OpenTelemetry API alone, and the SDK recording spans; failover: "
         "planned and unplanned failovers of a pg_auto_failover formation under load (outage, writes/s); citus: the workflow load on one "
-        "server against a Citus coordinator with two workers (latency, throughput, statements by shard)",
+        "server against a Citus coordinator with two workers (latency, throughput, statements by shard, a confined get, analytics)",
     )
     parser.add_argument(
         "--dsn",
@@ -106,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "citus":  # a server and a cluster of its own
         from benchmarks import citus
 
-        options = {"agents": 8, "workflows": 2, "rounds": 1} if args.quick else {}
+        options: dict[str, Any] = (
+            {"agents": 8, "workflows": 2, "rounds": 1, "analytics_executions": 300, "analytics_calls": 5}
+            if args.quick
+            else {}
+        )
         try:
             result = asyncio.run(citus.run(**options))
         except citus.Unavailable as exc:

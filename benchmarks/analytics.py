@@ -43,14 +43,13 @@ async def _measure(dsn: str, calls: int) -> dict[str, Any]:
             times.append((time.perf_counter() - began) * 1e3)
         async with store.pool.acquire() as conn:
             q = load("workflow_executions")
+            planned = await conn.fetchrow(q.rollup_plan, None, None, True, True, None)  # as performance() plans
             rows = await conn.fetch(
                 f"EXPLAIN (ANALYZE, BUFFERS) {q.performance}",  # noqa: S608 - the store's own statement
                 None,
                 None,
                 None,
-                None,
-                None,
-                True,
+                *planned[2:],
             )
             plan = "\n".join(row[0] for row in rows)
     return {"times_ms": times, "median_ms": statistics.median(times), "plan": plan}

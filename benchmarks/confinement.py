@@ -67,7 +67,7 @@ async def run(dsn: str, admin_dsn: str, *, rounds: int = 5, calls: int = 2_000) 
 
         async def raw() -> Any:
             async with owner.pool.acquire() as conn:
-                return await conn.fetchrow(statement, execution.id)
+                return await conn.fetchrow(statement, execution.id, None)  # no customer: one server
 
         ways: dict[str, Callable[[], Awaitable[Any]]] = {
             "owner": lambda: owner.workflow_executions.get(execution.id),

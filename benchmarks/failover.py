@@ -28,6 +28,7 @@ def _rate(times: list[float], start: float, end: float) -> float:
 async def _round(cluster: Formation, load: Load, kind: str) -> dict[str, Any]:
     load.start()
     await asyncio.sleep(3.0)
+    await asyncio.to_thread(cluster.synchronous)  # a fault in wait_primary may lose writes (README)
     fault = time.monotonic()
     if kind == "planned":
         await asyncio.to_thread(cluster.perform_failover)

@@ -71,8 +71,8 @@ async def components(store: StoreStack, raw: RawStack, ids: list, detail_id: Any
 
     pool = raw.pool
     q = load("workflow_executions")
-    row = await pool.fetchrow(q.get_by_id, ids[0])
-    detail = await pool.fetchrow(q.get_detail, detail_id)
+    row = await pool.fetchrow(q.get_by_id, ids[0], None)  # no customer: one server
+    detail = await pool.fetchrow(q.get_detail, detail_id, None)
     doc = b"\x01" + json.dumps(row["input_data"]).encode()
     label = _label_decoder(WorkflowStatus)
     text_id = str(ids[0])

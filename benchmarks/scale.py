@@ -221,9 +221,11 @@ async def measure(dsn: str, size: int) -> dict[str, Any]:
             plans["list_page"] = await _explain(
                 conn, q_exec.list, customer, None, None, ["completed"], None, None, None, None, 51
             )
-            plans["get_detail"] = await _explain(conn, q_exec.get_detail, sample[0])
-            plans["statistics"] = await _explain(conn, q_exec.statistics, customer, None, None, since, None)
-            plans["performance"] = await _explain(conn, q_exec.performance, None, None, None, None, None, True)
+            plans["get_detail"] = await _explain(conn, q_exec.get_detail, sample[0], None)
+            planned = await conn.fetchrow(q_exec.rollup_plan, since, None, False, True, customer)
+            plans["statistics"] = await _explain(conn, q_exec.statistics, customer, None, None, *planned[2:])
+            planned = await conn.fetchrow(q_exec.rollup_plan, None, None, True, True, None)
+            plans["performance"] = await _explain(conn, q_exec.performance, None, None, None, *planned[2:])
             plans["metric_aggregate"] = await _explain(
                 conn, q_metrics.aggregate_buckets, agent, name, start, end, timedelta(hours=1), start
             )

@@ -213,7 +213,7 @@ class RawStack:
         row = await self.pool.fetchrow(sql, id, *args, None)
         if row is not None:
             return row
-        status = await self.pool.fetchval(get_status, id)
+        status = await self.pool.fetchval(get_status, id, None)
         if status is None:
             raise NotFoundError(id)
         raise TransitionRefused(id, status)
@@ -233,13 +233,13 @@ class RawStack:
         )
 
     async def get_execution(self, id: UUID) -> asyncpg.Record:
-        row = await self.pool.fetchrow(self.executions.get_by_id, id)
+        row = await self.pool.fetchrow(self.executions.get_by_id, id, None)  # no customer: one server
         if row is None:
             raise NotFoundError(id)
         return row
 
     async def get_detail(self, id: UUID) -> asyncpg.Record:
-        row = await self.pool.fetchrow(self.executions.get_detail, id)
+        row = await self.pool.fetchrow(self.executions.get_detail, id, None)
         if row is None:
             raise NotFoundError(id)
         return row
@@ -260,7 +260,7 @@ class RawStack:
         row = await self.pool.fetchrow(self.steps.retry, id, None, None, None)  # actor, reason, customer
         if row is not None:
             return row
-        state = await self.pool.fetchrow(self.steps.get_retry_state, id)
+        state = await self.pool.fetchrow(self.steps.get_retry_state, id, None)
         if state is None or state["status"] is None:
             raise NotFoundError(id)
         raise TransitionRefused(id, state["status"], state["retry_count"], state["max_retries"])
@@ -308,7 +308,9 @@ class RawStack:
         return rows[:50]
 
     async def statistics(self, customer_id: UUID, since: datetime) -> list[asyncpg.Record]:
-        return await self.pool.fetch(self.executions.statistics, customer_id, None, None, since, None)
+        # as the store: the window's plan, then the statement it plans
+        plan = await self.pool.fetchrow(self.executions.rollup_plan, since, None, False, True, customer_id)
+        return await self.pool.fetch(self.executions.statistics, customer_id, None, None, *plan[2:])
 
     @staticmethod
     def _tuples(points: Sequence[dict[str, Any]]) -> list[tuple]:

@@ -144,7 +144,8 @@ async def run(dsn: str, *, rounds: int = 5, calls: int = 2_000) -> dict[str, Any
 
         async def raw() -> Any:
             async with raw_store.pool.acquire() as conn:
-                return WorkflowExecution.from_row(await conn.fetchrow(statement, execution.id))
+                row = await conn.fetchrow(statement, execution.id, None)  # one server: no customer
+                return WorkflowExecution.from_row(row)
 
         async def in_memory_get() -> Any:
             got = await recorded.workflow_executions.get(execution.id)

@@ -18,6 +18,13 @@ one: `agent_states.current_workflow_id`) is reported. The work itself is SQL
 (`queries/distribution.sql`), reading the catalog.
 
 All of it is one transaction: it ends distributed, or as it was. Running it again changes nothing.
+
+Then each node is asked whether row-level security holds for `optiinfra_tenant` on every
+placement of every table with a policy (a confined statement reaches the shards as that role):
+Citus copies a table's row-level security and policies to its shards, and a placement where it
+does not hold would show every customer's rows there. One is refused with MigrationError naming
+it (on a cluster distributed already too: running distribute again checks again). The check runs
+once the placement is committed: no other connection sees the shards before.
 """
 
 from __future__ import annotations
@@ -58,7 +65,8 @@ def distribute(dsn: str | None = None) -> list[str]:
 
     Raises StoreUnavailable if the server cannot be reached, ConfigurationError where the database
     has no citus extension, SchemaNotMigrated with migrations pending, MigrationError if Citus
-    refuses (nothing is changed then).
+    refuses (nothing is changed then), or if row-level security is not confirmed for
+    optiinfra_tenant on every placement of a guarded table (the tables are placed by then).
     """
     resolved = resolve_dsn(dsn)
     with contextlib.closing(connect_to_primary(resolved)) as conn:  # closing: whatever is left open rolls back
@@ -79,4 +87,32 @@ def distribute(dsn: str | None = None) -> list[str]:
                 "the connection failed while committing, so whether the schema was distributed is not known "
                 f"({redact(first_line(exc))}): run distribute again, it finishes what is not done"
             ) from exc
+        unguarded = unguarded_placements(conn)
+    if unguarded:
+        raise MigrationError(
+            "row-level security is not confirmed for optiinfra_tenant on every placement of the guarded tables, so "
+            "calls confined to a customer could see other customers' rows there: "
+            + "; ".join(unguarded)
+            + ". Enable it on the table on the coordinator (ALTER TABLE ... ENABLE ROW LEVEL SECURITY, which Citus "
+            "passes to every shard; optiinfra_tenant must not own, or bypass row-level security on, any shard), then "
+            "run distribute again; until then, open no store confined to a customer on this cluster"
+        )
     return [line for (line,) in rows]
+
+
+def unguarded_placements(conn: psycopg.Connection) -> list[str]:
+    """The placements of the tables with a row-level security policy where that security does
+    not hold for optiinfra_tenant, or cannot be confirmed, a line each (each node asked over a
+    connection of its own; a node that cannot be reached is named with its error). Raises
+    StoreUnavailable if the coordinator cannot be asked, MigrationError if it refuses."""
+    try:
+        lines = [line for (line,) in conn.execute(_q.unguarded_placements)]
+        conn.rollback()  # read only: nothing of it stays open
+    except psycopg.Error as exc:
+        with contextlib.suppress(psycopg.Error):
+            conn.rollback()
+        what = f"could not ask the nodes whether row-level security holds on every shard: {redact(first_line(exc))}"
+        if isinstance(exc, psycopg.OperationalError):
+            raise StoreUnavailable(what) from exc
+        raise MigrationError(what) from exc
+    return lines

@@ -204,6 +204,48 @@ def _pooler_cause(exc: BaseException) -> str | None:
     return None
 
 
+_TENANT_AT_WORKER = re.compile(
+    r"connection to the remote node optiinfra_tenant@(?P<node>\S+) failed with the following error: (?P<reason>.*)",
+    re.DOTALL,
+)
+_DATABASE_DENIED = re.compile(r'permission denied for database "(?P<database>.+?)"(?=\s|$)')
+_AUTHENTICATION = ("pg_hba.conf", "authentication failed", "no password supplied", "password is required")
+_CLUSTER_TENANT = 'SCALING.md, "Confined calls on the cluster"'
+
+
+def _worker_refused_tenant(exc: BaseException) -> str | None:
+    """What to do when a Citus worker refused the connection the coordinator opened as
+    optiinfra_tenant for a confined statement (Citus connects to the workers as the current role):
+    the role may not log in, may not connect to the database there, or is not authenticated from
+    the coordinator. None for any other failure (a worker that is down is StoreUnavailable)."""
+    if not isinstance(exc, asyncpg.PostgresConnectionError):
+        return None
+    found = _TENANT_AT_WORKER.search(str(exc))
+    if found is None:
+        return None
+    node, reason = found["node"], " ".join(found["reason"].split())
+    where = f"the Citus worker {node} refused optiinfra_tenant ({reason}), so calls confined to a customer cannot run"
+    if "is not permitted to log in" in reason:
+        return (
+            f"{where}: confined statements reach the workers as optiinfra_tenant. As an administrator, in this "
+            f"database on the coordinator: ALTER ROLE optiinfra_tenant LOGIN (Citus makes it on every node), with "
+            f"the workers admitting it from the coordinator only ({_CLUSTER_TENANT})"
+        )
+    denied = _DATABASE_DENIED.search(reason)
+    if denied is not None:
+        database = '"' + denied["database"].replace('"', '""') + '"'
+        return (
+            f"{where}: on each worker, as an administrator: GRANT CONNECT ON DATABASE {database} TO "
+            f"optiinfra_tenant (on the worker itself, not through the coordinator: {_CLUSTER_TENANT})"
+        )
+    if any(word in reason for word in _AUTHENTICATION):
+        return (
+            f"{where}: let the workers admit optiinfra_tenant from the coordinator (pg_hba.conf), or give the "
+            f"coordinator its credentials in pg_dist_authinfo ({_CLUSTER_TENANT})"
+        )
+    return None
+
+
 def _schema_missing(exc: BaseException) -> bool:
     """A table, function or type of the schema does not exist (not: an operator or a setting
     that does not exist, which share the SQLSTATEs of the last two)."""
@@ -344,6 +386,9 @@ def translate(exc: BaseException) -> BaseException:
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return StoreTimeout("timed out waiting for the database")
     if isinstance(exc, _UNAVAILABLE):
+        tenant = _worker_refused_tenant(exc)
+        if tenant is not None:
+            return ConfigurationError(tenant)
         return StoreUnavailable(f"database unavailable: {exc}")
     if _schema_missing(exc):
         return SchemaNotMigrated(

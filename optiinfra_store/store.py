@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from contextlib import asynccontextmanager
@@ -13,7 +14,7 @@ import asyncpg
 
 from optiinfra_store import queries
 from optiinfra_store.connection.codecs import init_connection
-from optiinfra_store.connection.dsn import check_readable, redact, resolve_dsn
+from optiinfra_store.connection.dsn import check_readable, parameters, redact, resolve_dsn, server_name
 from optiinfra_store.connection.executor import (
     CONFINE_SESSION,
     ConfinedExecutor,
@@ -29,6 +30,7 @@ from optiinfra_store.connection.options import (
     PoolOptions,
     connector,
 )
+from optiinfra_store.connection.routes import Routes
 from optiinfra_store.connection.tracing import STATEMENT_NAMES, failed, tracer_of
 from optiinfra_store.crypto.secrets import SecretKeys
 from optiinfra_store.errors import AccessDenied, ConfigurationError, InvalidArgument, StoreError
@@ -92,19 +94,29 @@ class Store(Repositories):
         slow_statement: float | None = None,
         tracer: Any = None,
         by_customer: bool = False,
+        routes: Routes | None = None,
     ) -> None:
 
         def executor_of(pool: asyncpg.Pool) -> PoolExecutor:
             if customer_id is None:
                 return PoolExecutor(pool, acquire_timeout, slow_statement, tracer)
-            # bound for the session on a direct connection; behind a transaction pooler, per transaction
+            # bound for the session on a direct connection; behind a transaction pooler, and on a
+            # Citus cluster (whose workers never see a session's binding), per transaction
             return ConfinedExecutor(
-                pool, acquire_timeout, customer_id, slow_statement, session=pooler is None, tracer=tracer
+                pool,
+                acquire_timeout,
+                customer_id,
+                slow_statement,
+                session=pooler is None and not by_customer,
+                tracer=tracer,
             )
 
         executor = executor_of(pool)
+        executor.wants_primary = dsn is not None and _wants_primary(dsn)
         reads = ReplicaExecutor([executor_of(p) for p in read_pools], executor) if read_pools else None
-        super().__init__(executor, secret_keys, customer_id, reads, by_customer)
+        # the customers of the rows seen, shared by the stores and transactions made from this one
+        routes = Routes() if by_customer and routes is None else routes
+        super().__init__(executor, secret_keys, customer_id, reads, by_customer, routes)
         self.pool = pool
         self.read_pools = tuple(read_pools)
         """The replicas' pools (empty: every call goes to `pool`)."""
@@ -231,12 +243,13 @@ class Store(Repositories):
         """The same repositories, confined to one customer by the database: every call takes on
         the role `optiinfra_tenant` and binds `customer_id` first (for its statement on a direct
         connection, which the pool unbinds before anyone else gets it; in a transaction of its own
-        through a pooler), whatever role the pool logs in as, and row-level security shows only
-        that customer's rows. Another
-        customer's row reads as NotFound; writing one raises AccessDenied, and so does a change to
-        what every customer shares (see the README's table). If the pool's role cannot take on
-        `optiinfra_tenant`, the first call raises ConfigurationError: it never runs unconfined.
-        Shares this store's pool: closing it does nothing.
+        through a pooler and on a Citus cluster, where the binding reaches the workers too),
+        whatever role the pool logs in as, and row-level security shows only that customer's rows.
+        Another customer's row reads as NotFound; writing one raises AccessDenied, and so does a
+        change to what every customer shares (see the README's table). If the pool's role cannot
+        take on `optiinfra_tenant`, or (on a Citus cluster) `optiinfra_tenant` cannot log in to
+        the workers, the first call raises ConfigurationError naming the fix: it never runs
+        unconfined. Shares this store's pool: closing it does nothing.
 
         A confined store stays confined: its `for_customer` of its own customer is itself, of
         another customer AccessDenied."""
@@ -260,6 +273,7 @@ class Store(Repositories):
             pooler=self._pooler,
             events_dsn=self._events_dsn,
             by_customer=self.by_customer,
+            routes=self._routes,
             read_pools=self.read_pools,
         )
 
@@ -280,6 +294,7 @@ class Store(Repositories):
             pooler=self._pooler,
             events_dsn=self._events_dsn,
             by_customer=self.by_customer,
+            routes=self._routes,
         )
 
     def pool_stats(self) -> PoolStats:
@@ -308,7 +323,9 @@ class Store(Repositories):
         Yields the repositories bound to that connection; `tx.transaction()` nests a savepoint.
         """
         async with self._executor.transaction() as executor:
-            yield Transaction(executor, self._secret_keys, self.customer_id, by_customer=self.by_customer)
+            yield Transaction(
+                executor, self._secret_keys, self.customer_id, by_customer=self.by_customer, routes=self._routes
+            )
 
     async def maintain(self, *, metric_days_ahead: int = DEFAULT_METRIC_DAYS_AHEAD) -> MaintenanceReport:
         """Run the periodic upkeep once: agent_metrics partitions from today to `metric_days_ahead`
@@ -318,7 +335,9 @@ class Store(Repositories):
         right either way, only slower). Platform work: a store confined to a customer raises
         AccessDenied."""
         self._refuse_if_confined("maintain()")
-        return await maintenance.maintain(self._executor, metric_days_ahead=metric_days_ahead)
+        return await maintenance.maintain(
+            self._executor, metric_days_ahead=metric_days_ahead, by_customer=self.by_customer
+        )
 
     async def pending_migrations(self) -> list[str]:
         """The ids of the package's migrations this database has not applied, in order: empty when
@@ -347,6 +366,11 @@ class Store(Repositories):
 
         With `hub` (from `events_hub()`) it opens no connection: the hub's wakes it, and it reads
         through this store's pool, holding a connection only while it reads.
+
+        On a schema distributed on a Citus cluster (`by_customer`) it listens and reads on each
+        node holding shards of the trail, on connections of its own (with a hub too), and its
+        position names each node's; `after` is refused there (InvalidArgument: ids are not ordered
+        across nodes), as is a position of one server.
         Raises NotFound for an unknown `after`, StoreUnavailable if the server cannot be reached."""
         customer = as_optional_uuid(customer_id, "customer_id")
         if self.customer_id is not None:
@@ -356,7 +380,9 @@ class Store(Repositories):
         if after is not None and resume is not None:
             raise InvalidArgument("pass after= or resume=, not both")
         stream = WorkflowEvents(
-            None if hub is not None else self._listener_factory("workflow_events", self.customer_id),
+            None
+            if hub is not None or self.by_customer
+            else self._listener_factory("workflow_events", self.customer_id),
             customer_id=customer,
             execution_id=as_optional_uuid(execution_id, "execution_id"),
             after=after,
@@ -364,6 +390,8 @@ class Store(Repositories):
             hub=hub,
             reader=self._executor,
             resume=resume,
+            # on a Citus cluster: a connection of its own to each node, hub or not (module docstring)
+            connect_node=self._events_connector("workflow_events", self.customer_id) if self.by_customer else None,
         )
         try:
             await stream.open()
@@ -392,6 +420,18 @@ class Store(Repositories):
     def _listener_factory(self, caller: str, confined_to: UUID | None) -> Callable[[], Awaitable[asyncpg.Connection]]:
         """Opens a connection of its own for LISTEN (not through a transaction pooler: a
         notification there can reach any client or none), confined for its whole session if asked."""
+        open_events = self._events_connector(caller, confined_to)
+
+        async def connect() -> asyncpg.Connection:
+            return await open_events(None, None)
+
+        return connect
+
+    def _events_connector(
+        self, caller: str, confined_to: UUID | None
+    ) -> Callable[[str | None, int | None], Awaitable[asyncpg.Connection]]:
+        """`_listener_factory`'s connection, to the server of the DSN, or (host, port given) to
+        that node of a Citus cluster with the same credentials and settings."""
         if self._dsn is None:
             raise ConfigurationError(f"{caller} needs a Store opened with Store.connect()")
         if self._pooler is not None and self._events_dsn is None:
@@ -404,8 +444,13 @@ class Store(Repositories):
         settings = {**self._server_settings, "application_name": "optiinfra-events"}
         open_connection = connector(dsn)
 
-        async def connect() -> asyncpg.Connection:
-            conn = await open_connection(dsn, server_settings=settings)
+        async def connect(host: str | None, port: int | None) -> asyncpg.Connection:
+            if host is None:
+                conn = await open_connection(dsn, server_settings=settings)
+            else:  # errors name the node, not the DSN's server
+                conn = await connector(f"postgresql://{server_name(host, port)}")(
+                    dsn, host=host, port=port, server_settings=settings
+                )
             try:
                 await init_connection(conn)
                 if confined_to is not None:  # a connection of its own: confined for its session
@@ -472,3 +517,10 @@ class _Connecting:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._store is not None:
             await self._store.close()
+
+
+@functools.lru_cache(maxsize=64)
+def _wants_primary(dsn: str) -> bool:
+    """Whether `dsn` asks for a server that takes writes (`target_session_attrs` read-write or
+    primary): a server refusing a write as read-only is then one that stopped being the primary."""
+    return parameters(dsn).get("target_session_attrs") in ("read-write", "primary")

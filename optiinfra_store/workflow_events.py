@@ -21,6 +21,29 @@ A server process with many subscribers (the HTTP service's event streams) shares
 connection among them: an `EventsHub`. A wake-up fans out to every subscriber, and each reads its
 new transitions through its own store (so a confined store's subscriber sees only its customer's,
 as the database decides), holding a pooled connection only while it reads.
+
+On a Citus cluster (a schema distributed by customer, `store.by_customer`) the transition trigger
+runs on the worker holding the changed row: the row is written, and its NOTIFY sent, there. Each
+node counts its own transaction ids, so a horizon means something only on its node, and transition
+ids come from a range of each node's (Citus gives node group g the ids from g * 2^48 on): unique,
+not ordered across nodes. So a subscription there
+- learns from the coordinator the nodes holding shards of the trail (`event_nodes`: pg_dist_node,
+  as the coordinator reaches them) and opens a connection of its own to each, with the store's
+  credentials and settings (confined as its store is), where it LISTENs;
+- keeps everything above per node (its group id): a horizon, the ids delivered above it, and its
+  position; each node's new rows are read on that node (0027's `optiinfra_node_transitions()`: its
+  local shards, the rows written there) with that node's snapshot xmin and WAL position, and
+  handed out once durable there;
+- hands out a position holding each node's: `<group>.<horizon>:<ids>` joined by `;`, so a resume
+  continues on every node exactly where it stopped. A node the position does not name (added
+  since) is read from its start, one it names that no longer holds shards is dropped;
+- refreshes the list of nodes every NODES_CHECK seconds. A node that cannot be read is retried
+  (backing off) while the others' transitions are handed out, up to GIVE_UP_AFTER seconds.
+`after=` (a transition id) cannot say where to start on the other nodes: refused there. A hub's
+subscriptions on a cluster listen and read on connections of their own like the others (the hub
+does not share them yet). A shard moved to another node keeps its rows' ids, so they are not read
+again there; not covered: a row written on the old node and moved before a subscription read it
+there is not handed out to that subscription.
 """
 
 from __future__ import annotations
@@ -86,20 +109,100 @@ async def _listening(
     return conn
 
 
+class _Horizon:
+    """What a subscription has read and handed out of one node's transitions (on one server, of
+    the server's): rows of transactions at or above `horizon` are read again on each poll."""
+
+    __slots__ = ("horizon", "position_horizon", "position_ids", "seen")
+
+    def __init__(self, horizon: int = 0, ids: set[int] | None = None) -> None:
+        self.horizon = horizon  # txid: rows from transactions at or above it are read again
+        # id -> txid (None: not read yet) of rows at or above it, delivered
+        self.seen: dict[int, int | None] = dict.fromkeys(ids or ())
+        # the position after the last transition handed out: every row of a transaction below
+        # `position_horizon` has been, and of the others those in `position_ids`
+        self.position_horizon = horizon
+        self.position_ids: set[int] = set(self.seen)
+
+    def mark(self) -> None:
+        """Everything read so far has been handed out."""
+        self.position_horizon = self.horizon
+        self.position_ids = set(self.seen)
+
+    def advance(
+        self,
+        rows: list[asyncpg.Record],
+        buffer: deque[tuple[_Horizon, WorkflowTransition]],
+        *,
+        deliver: bool,
+        seen_up_to: int = 0,
+    ) -> None:
+        """Note the rows read (those not seen yet into `buffer` if `deliver`), and move the horizon
+        up to the snapshot's xmin."""
+        xmin = rows[0]["xmin"] if rows else self.horizon
+        unread = [i for i, txid in self.seen.items() if txid is None]  # ids a resumed position named
+        for row in rows:
+            if row["id"] is None:
+                continue
+            if row["id"] in self.seen:
+                self.seen[row["id"]] = row["txid"]
+                continue
+            self.seen[row["id"]] = row["txid"]
+            if deliver and row["id"] > seen_up_to:
+                values = dict(row)
+                del values["xmin"], values["txid"], values["lsn"], values["durable"]
+                buffer.append((self, WorkflowTransition.model_construct(**values)))
+        for i in unread:  # named but not read: gone since (purged), or not this subscriber's
+            if self.seen.get(i, 0) is None:
+                del self.seen[i]
+        # rows of transactions below xmin are final: stop re-reading them
+        if xmin > self.horizon:
+            self.horizon = xmin
+            self.seen = {i: t for i, t in self.seen.items() if t is not None and t >= xmin}
+
+
+NodeConnect = Callable[[str, int], Awaitable[asyncpg.Connection]]
+"""Opens a connection of the store's own to a node of a cluster (host, port), as `connect` does to
+the server."""
+
+NODES_CHECK = 30.0
+"""Seconds between two looks at a cluster's list of nodes (module docstring)."""
+
+
+class _Node:
+    """A node of a Citus cluster holding shards of the trail, as one subscription reads it."""
+
+    __slots__ = ("conn", "failing_since", "group", "host", "opened", "port", "state")
+
+    def __init__(self, group: int, host: str, port: int, state: _Horizon) -> None:
+        self.group, self.host, self.port, self.state = group, host, port, state
+        self.conn: asyncpg.Connection | None = None
+        self.failing_since: float | None = None
+        self.opened = 0  # connections opened so far
+
+    def drop(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.terminate()
+            self.conn = None
+
+
 class WorkflowEvents:
     """An async iterator of WorkflowTransition as they are committed: each poll delivers what became
-    visible since the last one, in id order. Use through `store.workflow_events(...)`.
+    visible since the last one, in id order (on a cluster: in id order per node). Use through
+    `store.workflow_events(...)`.
 
     `position` (after each transition delivered) says exactly what has been delivered: pass it
     back as `resume=` to a new subscription and it delivers what this one had not, nothing lost or
     repeated even when transactions overlapped (identity values are handed out at insert, not at
     commit, so a lower id can commit after a higher one). `after=` (a transition id) delivers every
     transition with a greater id; it resumes exactly only when the transactions around that id did
-    not overlap. While any transaction on the server stays open, each poll re-reads the transitions
-    written since it began.
+    not overlap (one server only: module docstring). While any transaction on the server stays
+    open, each poll re-reads the transitions written since it began.
 
     It listens on a connection of its own, or, given a hub, shares the hub's and reads through
-    `reader` (the store's executor) only when woken."""
+    `reader` (the store's executor) only when woken. With `connect_node` (a schema distributed on a
+    Citus cluster) it listens and reads on every node holding shards of the trail instead."""
 
     def __init__(
         self,
@@ -112,6 +215,7 @@ class WorkflowEvents:
         hub: EventsHub | None = None,
         reader: _Reader | None = None,
         resume: str | None = None,
+        connect_node: NodeConnect | None = None,
     ) -> None:
         self._connect_fn = connect
         self._customer_id = customer_id
@@ -123,51 +227,64 @@ class WorkflowEvents:
         self._q = load("workflow_transitions")
         self._conn: asyncpg.Connection | None = None
         self._wakeup = asyncio.Event()
-        self._buffer: deque[WorkflowTransition] = deque()
-        self._horizon = 0  # txid: rows from transactions at or above it are read again
-        self._seen: dict[int, int | None] = {}  # id -> txid (None: not read yet) of rows at or above it, delivered
-        self._resume = None if resume is None else parse_position(resume)
-        # the position after the last transition handed out: every row of a transaction below
-        # `_position_horizon` has been, and of the others those in `_position_ids`
-        self._position_horizon = 0
-        self._position_ids: set[int] = set()
+        self._buffer: deque[tuple[_Horizon, WorkflowTransition]] = deque()
+        self._main = _Horizon()  # one server's
+        self._connect_node = connect_node
+        self._nodes: dict[int, _Node] | None = None if connect_node is None else {}  # a cluster's, by group
+        self._nodes_checked = 0.0
+        self._resume = None if resume is None else parse_positions(resume)
         self._closed = False
         self.reconnects = 0
 
     @property
     def backend_pid(self) -> int | None:
-        """The server process of the listening connection (for operators and tests)."""
+        """The server process of the listening connection (for operators and tests; on a cluster
+        see `node_pids`)."""
+        if self._nodes is not None:
+            return None
         if self._hub is not None:
             return self._hub.backend_pid
         return None if self._conn is None else self._conn.get_server_pid()
 
+    @property
+    def node_pids(self) -> dict[int, int]:
+        """On a cluster: the server process of the connection to each node, by group."""
+        nodes = self._nodes or {}
+        return {g: n.conn.get_server_pid() for g, n in nodes.items() if n.conn is not None and not n.conn.is_closed()}
+
     async def open(self) -> None:
+        if self._nodes is not None:
+            try:
+                await self._open_nodes()
+            except BaseException:
+                await self.close()
+                raise
+            return
         if self._hub is not None:
             self._hub.register(self._wakeup, self._customer_id)
         else:
             await self._connect()
         try:
-            if self._resume is not None or self._after is not None:
+            resume = self._resume_of(None)
+            if resume is not None or self._after is not None:
                 await self._check_replay()
-            if self._resume is not None:
-                self._horizon, ids = self._resume
-                self._seen = dict.fromkeys(ids)
-                self._mark_position()
-                self._advance(await self._read(self._horizon), deliver=True)
+            if resume is not None:
+                self._main = _Horizon(*resume)
+                self._main.advance(await self._read(self._main.horizon), self._buffer, deliver=True)
             elif self._after is None:
                 # start from now: what is already committed counts as seen
-                self._horizon = await self._source().fetchval(self._q.snapshot_xmin)
-                self._advance(await self._fetch_since(self._horizon), deliver=False)
-                self._mark_position()
+                self._main.horizon = await self._source().fetchval(self._q.snapshot_xmin)
+                self._main.advance(await self._fetch_since(self._main.horizon), self._buffer, deliver=False)
+                self._main.mark()
             else:
                 horizon = await self._source().fetchval(self._q.txid_of, self._after)
                 if horizon is None:
                     raise NotFound("workflow transition", self._after)
-                self._horizon = horizon
+                self._main.horizon = horizon
                 rows = await self._read(horizon)
-                self._position_horizon = horizon
-                self._position_ids = {r["id"] for r in rows if r["id"] is not None and r["id"] <= self._after}
-                self._advance(rows, deliver=True, seen_up_to=self._after)
+                self._main.position_horizon = horizon
+                self._main.position_ids = {r["id"] for r in rows if r["id"] is not None and r["id"] <= self._after}
+                self._main.advance(rows, self._buffer, deliver=True, seen_up_to=self._after)
         except BaseException:
             await self.close()
             raise
@@ -182,18 +299,31 @@ class WorkflowEvents:
             with contextlib.suppress(Exception):
                 await self._conn.close()
             self._conn = None
+        for node in (self._nodes or {}).values():
+            if node.conn is not None:
+                with contextlib.suppress(Exception):
+                    await node.conn.close()
+                node.conn = None
 
     @property
     def position(self) -> str | None:
         """Where this subscription stands, after the last transition it handed out: pass it as
         `resume=` to continue exactly from here (a short string: a transaction horizon and the ids
-        above it already delivered, as ranges). None while a transaction left open on the server
-        holds the horizon back so long that more than MAX_POSITION_RANGES ranges would be needed
-        (then only `after=<last id>` can resume, exact only without overlapping transactions)."""
-        if len(self._position_ids) > MAX_POSITION_RANGES * 4:
+        above it already delivered, as ranges; on a cluster one such per node, `<group>.` before
+        each, joined by `;`). None while a transaction left open on the server holds the horizon
+        back so long that more than MAX_POSITION_RANGES ranges would be needed (then only
+        `after=<last id>` can resume, exact only without overlapping transactions)."""
+        if self._nodes is None:
+            if len(self._main.position_ids) > MAX_POSITION_RANGES * 4:
+                return None
+            position = format_position(self._main.position_horizon, self._main.position_ids)
+            return position if position.count(",") < MAX_POSITION_RANGES else None
+        states = [(group, node.state) for group, node in sorted(self._nodes.items())]
+        if sum(len(state.position_ids) for _, state in states) > MAX_POSITION_RANGES * 4:
             return None
-        position = format_position(self._position_horizon, self._position_ids)
-        return position if position.count(",") < MAX_POSITION_RANGES else None
+        parts = [f"{group}.{format_position(state.position_horizon, state.position_ids)}" for group, state in states]
+        ranges = sum(part.count(",") + (not part.endswith(":")) for part in parts)
+        return ";".join(parts) if ranges <= MAX_POSITION_RANGES else None
 
     def __aiter__(self) -> WorkflowEvents:
         return self
@@ -204,13 +334,16 @@ class WorkflowEvents:
                 raise StopAsyncIteration
             self._wakeup.clear()  # before reading, so a NOTIFY arriving meanwhile is not lost
             self._mark_position()  # everything read so far has been handed out
-            await self._poll()
+            if self._nodes is None:
+                await self._poll()
+            else:
+                await self._poll_nodes()
             if self._buffer:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
-        transition = self._buffer.popleft()
-        self._position_ids.add(transition.id)
+        state, transition = self._buffer.popleft()
+        state.position_ids.add(transition.id)
         return transition
 
     # -- internals ---------------------------------------------------------------------------------
@@ -218,13 +351,28 @@ class WorkflowEvents:
     def _notified(self, *_: Any) -> None:
         self._wakeup.set()
 
+    def _resume_of(self, group: int | None) -> tuple[int, set[int]] | None:
+        """The resumed position's horizon and ids of one server (None) or a cluster's node; refuses
+        (InvalidArgument) a position of the other kind."""
+        if self._resume is None:
+            return None
+        if (None in self._resume) != (group is None):
+            raise InvalidArgument(
+                "this event position is of one server, and the schema is distributed: resume only from a position "
+                "of the cluster"
+                if group is not None
+                else "this event position is of a cluster's nodes: resume only from a position of this server"
+            )
+        return self._resume.get(group, (0, set()))  # a node the position does not name: from its start
+
     async def _check_replay(self) -> None:
         """Refuse (NotFound) a resume that would hand out more than MAX_REPLAY transitions again: a
         client that fell that far behind starts afresh instead of loading the history at once."""
         delivered: list[int] = []
         after = None
-        if self._resume is not None:
-            horizon, ids = self._resume
+        resume = self._resume_of(None)
+        if resume is not None:
+            horizon, ids = resume
             delivered = sorted(ids)
         else:
             after = self._after
@@ -239,8 +387,11 @@ class WorkflowEvents:
             raise NotFound("event position", f"{where} (more than {MAX_REPLAY:,} transitions back)")
 
     def _mark_position(self) -> None:
-        self._position_horizon = self._horizon
-        self._position_ids = set(self._seen)
+        if self._nodes is None:
+            self._main.mark()
+            return
+        for node in self._nodes.values():
+            node.state.mark()
 
     def _source(self) -> _Reader:
         """The hub's subscribers read through the store; the others through their own connection."""
@@ -273,19 +424,23 @@ class WorkflowEvents:
                 self.reconnects += 1
                 _log.info("workflow events: reconnected")
             rows = await self._fetch_since(horizon)
-            if rows and not rows[0]["durable"] and any(r["id"] not in self._seen for r in rows if r["id"] is not None):
-                await self._wait_durable(rows[0]["lsn"])
+            if (
+                rows
+                and not rows[0]["durable"]
+                and any(r["id"] not in self._main.seen for r in rows if r["id"] is not None)
+            ):
+                await self._wait_durable(rows[0]["lsn"], self._source())
         except StoreError:
             raise
         except Exception as exc:
             raise_translated(exc)
         return rows
 
-    async def _wait_durable(self, lsn: str) -> None:
+    async def _wait_durable(self, lsn: str, source: _Reader) -> None:
         """Until WAL position `lsn` is durable (on the synchronous standby too)."""
         began = time.monotonic()
         delay, warned = 0.002, False
-        while not await self._source().fetchval(self._q.durable_at, lsn):
+        while not await source.fetchval(self._q.durable_at, lsn):
             if self._closed:
                 return
             if not warned and time.monotonic() - began > _DURABLE_WAIT_WARNING:
@@ -303,7 +458,7 @@ class WorkflowEvents:
         attempt = 0
         while not self._closed:
             try:
-                rows = await self._read(self._horizon)
+                rows = await self._read(self._main.horizon)
             except _RETRIED as exc:
                 now = time.monotonic()
                 failing_since = now if failing_since is None else failing_since
@@ -316,34 +471,145 @@ class WorkflowEvents:
                 await asyncio.sleep(delay)
                 continue
             if not self._closed:
-                self._advance(rows, deliver=True)
+                self._main.advance(rows, self._buffer, deliver=True)
             return
 
-    def _advance(self, rows: list[asyncpg.Record], *, deliver: bool, seen_up_to: int = 0) -> None:
-        xmin = rows[0]["xmin"] if rows else self._horizon
-        unread = [i for i, txid in self._seen.items() if txid is None]  # ids a resumed position named
-        for row in rows:
-            if row["id"] is None:
+    # -- on a cluster (module docstring) -----------------------------------------------------------
+
+    async def _open_nodes(self) -> None:
+        if self._after is not None:
+            raise InvalidArgument(
+                "after= on a distributed schema: transition ids are not ordered across its nodes, so an id cannot "
+                "say where to start on the others; resume from a position (resume=)"
+            )
+        resuming = self._resume is not None
+        await self._refresh_nodes()
+        assert self._nodes is not None
+        nodes = list(self._nodes.values())
+        await asyncio.gather(*(self._connect_to(node) for node in nodes))
+        if resuming:
+            await self._check_replay_nodes(nodes)
+            for node, rows in zip(nodes, await asyncio.gather(*(self._read_node(n) for n in nodes)), strict=True):
+                node.state.advance(rows, self._buffer, deliver=True)
+            return
+        # start from now on every node: what is already committed there counts as seen
+        for node in nodes:
+            assert node.conn is not None
+            node.state.horizon = await node.conn.fetchval(self._q.snapshot_xmin)
+        for node, rows in zip(nodes, await asyncio.gather(*(self._read_node(n) for n in nodes)), strict=True):
+            node.state.advance(rows, self._buffer, deliver=False)
+            node.state.mark()
+
+    async def _refresh_nodes(self) -> None:
+        """Learn the nodes holding shards of the trail from the coordinator (through the store): a
+        node new to this subscription is read from its start (or from where a resumed position
+        left it), one gone is dropped."""
+        assert self._nodes is not None and self._reader is not None
+        found = {row["groupid"]: row for row in await self._reader.fetch(self._q.event_nodes)}
+        self._nodes_checked = time.monotonic()
+        for group in [g for g in self._nodes if g not in found]:
+            _log.info("workflow events: node group %d holds no shard of the trail any more", group)
+            self._nodes.pop(group).drop()
+        for group, row in found.items():
+            node = self._nodes.get(group)
+            if node is not None and (node.host, node.port) == (row["nodename"], row["nodeport"]):
                 continue
-            if row["id"] in self._seen:
-                self._seen[row["id"]] = row["txid"]
+            if node is not None:  # the group's primary moved (a failover of the worker): same state
+                node.drop()
+                node.host, node.port = row["nodename"], row["nodeport"]
                 continue
-            self._seen[row["id"]] = row["txid"]
-            if deliver and row["id"] > seen_up_to:
-                values = dict(row)
-                del values["xmin"], values["txid"], values["lsn"], values["durable"]
-                self._buffer.append(WorkflowTransition.model_construct(**values))
-        for i in unread:  # named but not read: gone since (purged), or not this subscriber's
-            if self._seen.get(i, 0) is None:
-                del self._seen[i]
-        # rows of transactions below xmin are final: stop re-reading them
-        if xmin > self._horizon:
-            self._horizon = xmin
-            self._seen = {i: t for i, t in self._seen.items() if t is not None and t >= xmin}
+            resumed = self._resume_of(group) if self._resume is not None else None
+            self._nodes[group] = _Node(group, row["nodename"], row["nodeport"], _Horizon(*(resumed or (0, set()))))
+
+    async def _connect_to(self, node: _Node) -> None:
+        assert self._connect_node is not None
+        connect, host, port = self._connect_node, node.host, node.port
+        node.conn = await _listening(lambda: connect(host, port), self._notified)
+        node.opened += 1
+        if node.opened > 1:
+            self.reconnects += 1
+            _log.info("workflow events: reconnected to node group %d", node.group)
+
+    async def _check_replay_nodes(self, nodes: list[_Node]) -> None:
+        """_check_replay over the nodes of a cluster: MAX_REPLAY counts what all of them would hand
+        out again."""
+        total = 0
+        for node in nodes:
+            assert node.conn is not None
+            total += await node.conn.fetchval(
+                self._q.replay_size_on_node,
+                node.state.horizon,
+                self._customer_id,
+                self._execution_id,
+                MAX_REPLAY - total,
+                "{" + ",".join(str(i) for i in sorted(node.state.seen)) + "}",
+            )
+            if total > MAX_REPLAY:
+                raise NotFound("event position", f"given (more than {MAX_REPLAY:,} transitions back)")
+
+    async def _read_node(self, node: _Node) -> list[asyncpg.Record]:
+        """_read on one node of a cluster, on the node's connection (opened again if lost)."""
+        try:
+            if node.conn is None:
+                await self._connect_to(node)
+            assert node.conn is not None
+            rows: list[asyncpg.Record] = await node.conn.fetch(
+                self._q.events_on_node, node.state.horizon, self._customer_id, self._execution_id
+            )
+            if (
+                rows
+                and not rows[0]["durable"]
+                and any(r["id"] not in node.state.seen for r in rows if r["id"] is not None)
+            ):
+                await self._wait_durable(rows[0]["lsn"], node.conn)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise_translated(exc)
+        return rows
+
+    async def _poll_nodes(self) -> None:
+        """_poll over the nodes of a cluster, read at once. The transitions of the nodes that
+        answered are handed out; a node that did not is read again (on a new connection, backing
+        off while nothing else is to hand out) until it has failed for GIVE_UP_AFTER seconds, then
+        StoreUnavailable."""
+        assert self._nodes is not None
+        attempt = 0
+        while not self._closed:
+            if time.monotonic() - self._nodes_checked > NODES_CHECK:
+                try:
+                    await self._refresh_nodes()
+                except _RETRIED as exc:  # the coordinator, for now: the nodes known are read
+                    _log.warning("workflow events: cannot read the cluster's nodes (%s)", exc)
+            nodes = list(self._nodes.values())
+            results = await asyncio.gather(*(self._read_node(n) for n in nodes), return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException) and not isinstance(result, _RETRIED):
+                    raise result
+            failed = False
+            now = time.monotonic()
+            for node, result in zip(nodes, results, strict=True):
+                if isinstance(result, BaseException):
+                    failed = True
+                    node.failing_since = now if node.failing_since is None else node.failing_since
+                    if now - node.failing_since > GIVE_UP_AFTER or self._closed:
+                        raise result
+                    node.drop()
+                    _log.warning("workflow events: cannot read node group %d (%s)", node.group, result)
+                    continue
+                node.failing_since = None
+                if not self._closed:
+                    node.state.advance(result, self._buffer, deliver=True)
+            if not failed or self._buffer:
+                return
+            delay = _RECONNECT_DELAYS[min(attempt, len(_RECONNECT_DELAYS) - 1)]
+            attempt += 1
+            await asyncio.sleep(delay)
 
 
 MAX_POSITION_IDS = 100_000
 MAX_POSITION_RANGES = 1000  # what parse_position takes, and so what `position` gives
+MAX_POSITION_NODES = 1000  # the nodes a cluster's position may name (a Citus cluster's workers)
 MAX_REPLAY = 10_000  # transitions a resume may read again
 _INT8 = 2**63 - 1
 _RANGE = r"[0-9]{1,19}(?:-[0-9]{1,19})?"
@@ -382,6 +648,33 @@ def parse_position(text: str) -> tuple[int, set[int]]:
     if horizon > _INT8:
         raise InvalidArgument(f"not an event position: {text[:80]!r}")
     return horizon, ids
+
+
+_NODE_POSITION = re.compile(r"([0-9]{1,10})[.](.*)")
+
+
+def parse_positions(text: str) -> dict[int | None, tuple[int, set[int]]]:
+    """The horizon and ids of a position, by node: of one server (`parse_position`) under None, of
+    a cluster's nodes (`<group>.<position>` joined by `;`) under each group. InvalidArgument for
+    anything that is not one (more than MAX_POSITION_NODES nodes, MAX_POSITION_RANGES ranges or
+    MAX_POSITION_IDS ids in all, a group named twice)."""
+    if not isinstance(text, str) or ";" not in text and "." not in text:
+        return {None: parse_position(text)}
+    if text.count(";") >= MAX_POSITION_NODES:
+        raise InvalidArgument(f"not an event position: {text[:80]!r} names more than {MAX_POSITION_NODES:,} nodes")
+    nodes: dict[int | None, tuple[int, set[int]]] = {}
+    ranges = ids = 0
+    for part in text.split(";"):
+        match = _NODE_POSITION.fullmatch(part)
+        if match is None or int(match[1]) in nodes or int(match[1]) > 2**31 - 1:
+            raise InvalidArgument(f"not an event position: {text[:80]!r}")
+        horizon, node_ids = parse_position(match[2])
+        ranges += len(match[2].partition(":")[2].split(",")) if node_ids else 0
+        ids += len(node_ids)
+        if ranges > MAX_POSITION_RANGES or ids > MAX_POSITION_IDS:
+            raise InvalidArgument(f"not an event position: {text[:80]!r}")
+        nodes[int(match[1])] = (horizon, node_ids)
+    return nodes
 
 
 def customer_tag(key: bytes, customer_id: UUID) -> str:

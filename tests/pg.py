@@ -289,11 +289,12 @@ def private_embedded_server(prefix: str, *, migrated: bool = True) -> Iterator[A
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def stop_embedded(server: Any) -> None:
-    """Stop a `private_embedded_server` (pg_ctl stop, fast: the sessions are terminated)."""
+def stop_embedded(server: Any, mode: str = "fast") -> None:
+    """Stop a `private_embedded_server` (pg_ctl stop; fast: the sessions are terminated;
+    immediate: every process quits at once, releasing nothing, and the next start recovers)."""
     import pgserver
 
-    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
+    pgserver.pg_ctl(["-w", "-m", mode, "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
 
 
 def start_embedded(server: Any) -> None:
@@ -570,6 +571,37 @@ class CitusCluster:
                 conn.execute("SELECT citus_add_node('127.0.0.1', %s)", (port,))
         return coordinator
 
+    def admit_tenant(self, dsn: str) -> None:
+        """What SCALING.md has an operator do for confined calls on a cluster, for the database of
+        `dsn` (a distributed one): `optiinfra_tenant` may log in (altered through the coordinator's
+        copy of the database, which passes it to every node), and may connect
+        to the database on each worker (granted on the worker itself, from its `postgres`
+        database: granted through the coordinator it would reach the coordinator too, where every
+        member of optiinfra_tenant would inherit it). Roles are the whole cluster's: this cluster
+        is the test session's own."""
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("ALTER ROLE optiinfra_tenant LOGIN")
+        grant = sql.SQL("GRANT CONNECT ON DATABASE {} TO optiinfra_tenant").format(sql.Identifier(database_of(dsn)))
+        for port in self.worker_ports:
+            with psycopg.connect(self.dsn(port), autocommit=True) as conn:
+                conn.execute(grant)
+
+    def reference_writes_through_the_coordinator(self, dsn: str, *, on: bool = True) -> None:
+        """SCALING.md's setting for confined writes of agent states, for the database of `dsn` on
+        every node (the sessions opened after it): writes to reference tables go through the
+        coordinator only (`citus.allow_modifications_from_workers_to_replicated_tables` off), so it
+        serializes them itself, without the lock on the first worker that optiinfra_tenant may not
+        take. `on=False` resets it."""
+        database = sql.Identifier(database_of(dsn))
+        statement = (
+            sql.SQL("ALTER DATABASE {} SET citus.allow_modifications_from_workers_to_replicated_tables = off")
+            if on
+            else sql.SQL("ALTER DATABASE {} RESET citus.allow_modifications_from_workers_to_replicated_tables")
+        ).format(database)
+        for port in self.nodes.values():
+            with psycopg.connect(self.dsn(port), autocommit=True) as conn:
+                conn.execute(statement)
+
     def drop_all(self) -> None:
         """Drop the databases made here from every node, the coordinator first."""
         for port in self.nodes.values():
@@ -775,6 +807,44 @@ class Formation:
             if goal in ("primary", "wait_primary", "single") and reported == goal:
                 return node
         raise LookupError(f"no primary: {self.states()}")
+
+    def synchronous(self, timeout: float = 120) -> str:
+        """Until one node is `primary` with the other its `secondary`, and that standby has flushed
+        all the WAL the primary had written by then; returns the primary. Before that (the primary
+        in `wait_primary`, or the standby only just caught up), what was acknowledged while
+        replication was asynchronous is on the primary alone, and a failover may take it back."""
+        primaries: list[str] = []
+
+        def settled() -> bool:
+            states = self.states()
+            primaries[:] = [
+                node
+                for node in ("node1", "node2")
+                if states.get(node) == ("primary", "primary")
+                and states.get(self.other(node)) == ("secondary", "secondary")
+            ]
+            return bool(primaries)
+
+        try:
+            self._wait(settled, "a primary and its synchronous standby", timeout)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; the monitor has {self.states()}") from None
+        primary = primaries[0]
+        with psycopg.connect(self.dsn(primary, "postgres"), autocommit=True) as conn:
+            row = conn.execute("SELECT pg_current_wal_lsn()").fetchone()
+            assert row is not None
+            written = row[0]
+
+            def flushed() -> bool:
+                row = conn.execute(
+                    "SELECT coalesce(bool_or(flush_lsn >= %s::pg_lsn), false) FROM pg_stat_replication"
+                    " WHERE sync_state IN ('sync', 'quorum')",
+                    (written,),
+                ).fetchone()
+                return bool(row and row[0])
+
+            self._wait(flushed, f"the synchronous standby to flush the primary's WAL up to {written}", timeout)
+        return primary
 
     def other(self, node: str) -> str:
         return "node2" if node == "node1" else "node1"

@@ -18,6 +18,20 @@ def route_of(scope: Scope) -> str:
     return getattr(route, "path", None) or ("/static" if scope["path"].startswith("/static/") else "unmatched")
 
 
+class StatusSent:
+    """An ASGI `send` that passes every message on and notes the response's status: 500 until a
+    response starts (what the server answers for a request that ends without one)."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
+
+
 class RequestLog:
     """One JSON line per request: method, route template, status, duration and customer (set by
     the principal dependency); never the token, the query string or a raw path."""
@@ -30,21 +44,14 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        sending = StatusSent(send)
         try:
             await self.app(scope, receive, sending)
         finally:
             line = {
                 "method": scope["method"],
                 "route": route_of(scope),
-                "status": status,
+                "status": sending.status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 "customer_id": scope.get("state", {}).get("customer_id"),
             }

@@ -16,13 +16,15 @@ from starlette.types import Receive, Scope, Send
 from optiinfra_store.api.limits import retrieve
 from optiinfra_store.api.problems import Problem
 from optiinfra_store.errors import InvalidArgument, StoreError
-from optiinfra_store.workflow_events import WorkflowEvents, parse_position
+from optiinfra_store.workflow_events import WorkflowEvents, parse_positions
 
 _log = logging.getLogger("optiinfra_store.api")
 
 MEDIA_TYPE = "text/event-stream"
-# an event's id, `<transition id>@<position>`, or a bare transition id
-EVENT_ID = r"^[0-9]{1,19}(@[0-9]{1,19}:([0-9]{1,19}(-[0-9]{1,19})?(,[0-9]{1,19}(-[0-9]{1,19})?)*)?)?$"
+# an event's id, `<transition id>@<position>`, or a bare transition id; the position is one
+# server's (`<horizon>:<ids>`) or, on a Citus cluster, one per node (`<group>.<horizon>:<ids>;...`)
+_POSITION = r"[0-9]{1,19}:([0-9]{1,19}(-[0-9]{1,19})?(,[0-9]{1,19}(-[0-9]{1,19})?)*)?"
+EVENT_ID = rf"^[0-9]{{1,19}}(@({_POSITION}|[0-9]{{1,10}}[.]{_POSITION}(;[0-9]{{1,10}}[.]{_POSITION})*))?$"
 # one frame, for the OpenAPI document
 TRANSITION_EVENT = {
     "type": "object",
@@ -48,7 +50,7 @@ def resume_from(last_event_id: str | None) -> tuple[int | None, str | None]:
     transition, at, position = last_event_id.partition("@")
     try:
         if at:
-            parse_position(position)
+            parse_positions(position)
             return None, position
         if int(transition) < 2**63:
             return int(transition), None

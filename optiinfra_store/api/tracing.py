@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from optiinfra_store.api.access_log import route_of
+from optiinfra_store.api.access_log import StatusSent, route_of
 from optiinfra_store.store import failed, tracer_of
 
 __all__ = ["SERVICE", "RequestSpans", "tracer_of"]
@@ -48,14 +48,7 @@ class RequestSpans:
             attributes={"http.request.method": method, "url.scheme": scope.get("scheme", "http")},
         )
         token = self._context.attach(trace.set_span_in_context(span, parent))
-        status = 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        sending = StatusSent(send)
         try:
             await self.app(scope, receive, sending)
         except BaseException as exc:
@@ -65,8 +58,8 @@ class RequestSpans:
             route = route_of(scope)
             span.update_name(f"{method} {route}")
             span.set_attribute("http.route", route)
-            span.set_attribute("http.response.status_code", status)
-            if status >= 500:
+            span.set_attribute("http.response.status_code", sending.status)
+            if sending.status >= 500:
                 span.set_status(trace.Status(trace.StatusCode.ERROR))
             self._context.detach(token)
             span.end()

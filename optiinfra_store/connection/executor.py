@@ -333,7 +333,7 @@ def raise_confinement_error(exc: Exception, conn: asyncpg.Connection) -> NoRetur
             f"{who} cannot take on optiinfra_tenant, so calls confined to a customer cannot run: "
             f"GRANT optiinfra_tenant TO {role or '<that role>'} (as an administrator). ({exc})"
         ) from exc
-    if sqlstate == "OI001":
+    if sqlstate in ("OI001", "OI002"):  # row-level security would not hold; a session on a Citus cluster
         detail = getattr(exc, "detail", None)
         raise ConfigurationError(
             f"confinement cannot hold: {exc}{f': {detail}' if detail else ''} ({getattr(exc, 'hint', '')})"
@@ -472,6 +472,12 @@ class Executor:
         Inside a transaction it runs once: the transaction cannot outlive its connection."""
         return await attempt()
 
+    async def on_one_server(self, reads: Callable[[Executor], Awaitable[_T]]) -> _T:
+        """Run `reads` (reads through the executor it is given) on one server: statements whose
+        answers must agree, such as a plan and the reads it plans (a replica further behind than
+        the one that planned would lack what the plan names). Here: this executor's server."""
+        return await reads(self)
+
     def _timed(self, sql: str, began: float) -> None:
         elapsed = _clock() - began
         if self.slow_statement is not None and elapsed >= self.slow_statement:
@@ -538,9 +544,15 @@ class PoolExecutor(Executor):
     before anything is sent (`unread`) is closed and another taken, and a statement whose
     connection turns out lost before the statement was written (`_unsent`) runs once more on
     another connection, invisibly. Past that point a lost connection is StoreUnavailable for a
-    read and OutcomeUnknown for a write (`reads_only`), never retried here."""
+    read and OutcomeUnknown for a write (`reads_only`), never retried here.
 
-    __slots__ = ("pool", "acquire_timeout", "slow_statement", "tracer")
+    With `wants_primary` (the DSN asks for a server that takes writes), a statement a server
+    refuses as read-only met a primary that stopped taking writes (a failover under way: a
+    draining primary turns read-only before it is demoted): nothing of it was applied, so its
+    connection is closed and it runs once more on another; refused again, it is StoreUnavailable,
+    as when no listed server is a primary."""
+
+    __slots__ = ("pool", "acquire_timeout", "slow_statement", "tracer", "wants_primary")
 
     def __init__(
         self,
@@ -553,6 +565,7 @@ class PoolExecutor(Executor):
         self.acquire_timeout = acquire_timeout
         self.slow_statement = slow_statement
         self.tracer = tracer
+        self.wants_primary = False
 
     async def acquire(self) -> asyncpg.Connection:
         """A live connection from the pool; StoreTimeout if none is free within `acquire_timeout`."""
@@ -614,11 +627,18 @@ class PoolExecutor(Executor):
             result = await call(conn, sql, args)
         except BaseException as exc:
             unsent = _unsent(exc, before)
+            demoted = self.wants_primary and isinstance(exc, asyncpg.ReadOnlySQLTransactionError)
+            if demoted:
+                conn.terminate()  # the pool connects anew, to whichever server is the primary now
             await self.pool.release(conn)
             self._timed(sql, began)
-            if unsent:
+            if unsent or demoted:
                 if not last:
                     raise _Again from None
+                if demoted:
+                    raise StoreUnavailable(
+                        f"the server stopped taking writes (a failover under way?): {first_line(exc)}"
+                    ) from None
                 raise_translated(exc)  # never sent: not applied, whatever it was
             _raise_failure(exc, sql)
         await self.pool.release(conn)
@@ -724,9 +744,12 @@ class ConfinedExecutor(PoolExecutor):
       connection stays bound when it goes back to the pool, and the pool unbinds it before any
       other caller gets it (an unconfined one, a transaction, the pool's own users).
     - otherwise (behind a transaction pooler, which may hand each transaction another server
-      connection, or on a pool of the caller's own): three round trips, a transaction with the
-      confinement in it (BEGIN with CONFINE), the statement, COMMIT. Nothing stays on the
-      connection.
+      connection, on a pool of the caller's own, or on a schema distributed by customer): three
+      round trips, a transaction with the confinement in it (BEGIN with CONFINE), the statement,
+      COMMIT. Nothing stays on the connection. On a Citus coordinator the confinement binds the
+      customer for the transaction's worker connections too (migration 0030: a SET LOCAL that
+      Citus replays on each of them, opened as optiinfra_tenant); a session's binding would reach
+      no worker, and the database refuses it there.
 
     Transactions and COPY always take the second way. A connection lost during the binding or the
     BEGIN is replaced once, as one lost before the statement was sent (see PoolExecutor)."""
@@ -954,6 +977,17 @@ class ReplicaExecutor(Executor):
                 self._down_until[index] = time.monotonic() + self.retry_after
                 _log.warning("read replica %d unavailable, reading from the primary: %s", index, exc)
         return await getattr(self.primary, method)(sql, *args)
+
+    async def on_one_server(self, reads: Callable[[Executor], Awaitable[_T]]) -> _T:
+        """`reads` on one replica (the next in turn), or all of them on the primary when none can
+        be reached: never some on one replica and some on another."""
+        for index, replica in self._candidates():
+            try:
+                return await reads(replica)
+            except StoreUnavailable as exc:
+                self._down_until[index] = time.monotonic() + self.retry_after
+                _log.warning("read replica %d unavailable, reading from the primary: %s", index, exc)
+        return await reads(self.primary)
 
     async def fetch(self, sql: LiteralString, *args: Any) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self._read("fetch", sql, args)

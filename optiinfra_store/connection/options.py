@@ -88,9 +88,10 @@ class PoolOptions:
         extra["connect"] = connector(dsn, extra.get("connect"))
         user_init: Callable[[asyncpg.Connection], Awaitable[None]] | None = extra.pop("init", None)
         limit = self.max_document_bytes
+        session = self.pooler is None
 
         async def init(conn: asyncpg.Connection) -> None:
-            await init_connection(conn, max_document_bytes=limit)
+            await init_connection(conn, max_document_bytes=limit, session=session)
             if user_init is not None:
                 await user_init(conn)
             await note_direct(conn)  # after the caller's init: the role it leaves counts

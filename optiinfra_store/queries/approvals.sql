@@ -16,17 +16,26 @@ RETURNING id, recommendation_id, customer_id, status, requested_by, decided_by, 
 
 -- name: get_by_id
 -- One approval.
+-- $2: a confined store's customer on a schema distributed by customer (the read goes to one shard); else null.
 SELECT id, recommendation_id, customer_id, status, requested_by, decided_by, comment, decided_at, expires_at,
        created_at, updated_at
-  FROM approvals WHERE id = $1;
+  FROM approvals WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2);
 
 -- name: get_status
--- The current status, to explain why a transition matched nothing.
-SELECT status FROM approvals WHERE id = $1;
+-- The current status, to explain why a transition matched nothing, once it is durable: the status
+-- may be a commit whose wait for the synchronous standby was cut short (its client timed out or
+-- was cut off), which a failover would take back, and a caller may take it for its own transition
+-- applied. `durable`, an empty transactional WAL message written for the row found (a select
+-- list is computed for the rows returned only), gives this statement's transaction WAL of its own,
+-- so that its commit waits for the standby to flush the WAL up to it, and so all committed before.
+-- $2: the row's customer when known on a schema distributed by customer (the read goes to one shard); else null.
+SELECT status, pg_logical_emit_message(true, 'optiinfra.durable', '') AS durable
+  FROM approvals WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2);
 
 -- name: delete_by_id
 -- Delete an approval with the optimizations carried out under it.
-DELETE FROM approvals WHERE id = $1 RETURNING id;
+-- $2: the row's customer, given on a schema distributed by customer (the write goes to one shard).
+DELETE FROM approvals WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2) RETURNING id;
 
 -- name: list
 -- Approvals, oldest first, optionally of one recommendation and statuses; one page, keyset after $3, $4 (the cursor).

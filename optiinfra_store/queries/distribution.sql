@@ -152,3 +152,17 @@ $fn$;
 -- name: distribute
 -- Run the conversion defined above: skip (the migration library's tables), the anchor, the tables by agent.
 SELECT line FROM pg_temp.optiinfra_distribute(%s, %s, %s) AS line;
+
+-- name: unguarded_placements
+-- Every placement (a shard's copy on its node) of a table with a row-level security policy where
+-- that security does not hold for optiinfra_tenant, as the placement's node answers: a confined
+-- statement that reached it would see every customer's rows there. Asked on each node over a
+-- connection of its own, as optiinfra_tenant for the one statement.
+SELECT format('%s (shard %s on %s:%s): %s', g.tab, r.shardid, r.nodename, r.nodeport,
+              CASE WHEN r.success THEN 'row-level security not in force' ELSE r.result END) AS line
+  FROM (SELECT DISTINCT p.polrelid::regclass AS tab
+          FROM pg_policy p JOIN pg_dist_partition d ON d.logicalrelid = p.polrelid) AS g,
+       run_command_on_placements(g.tab, $$WITH tenant AS MATERIALIZED (SELECT set_config('role', 'optiinfra_tenant', true))
+                                          SELECT row_security_active('%s') FROM tenant$$) AS r
+ WHERE NOT r.success OR r.result IS DISTINCT FROM 't'
+ ORDER BY g.tab::text, r.shardid, r.nodename, r.nodeport;

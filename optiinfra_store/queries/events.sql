@@ -7,13 +7,15 @@ RETURNING id, customer_id, agent_id, event_type, severity, title, description, d
 
 -- name: get_by_id
 -- One event.
+-- $2: a confined store's customer on a schema distributed by customer (the read goes to one shard); else null.
 SELECT id, customer_id, agent_id, event_type, severity, title, description, data, occurred_at,
        created_at, updated_at
-  FROM events WHERE id = $1;
+  FROM events WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2);
 
 -- name: delete_by_id
 -- Delete an event.
-DELETE FROM events WHERE id = $1 RETURNING id;
+-- $2: the row's customer, given on a schema distributed by customer (the write goes to one shard).
+DELETE FROM events WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2) RETURNING id;
 
 -- name: list
 -- Events, newest first, optionally of one customer, agent, types and severities; one page, keyset after $5, $6 (the cursor).
@@ -31,3 +33,7 @@ SELECT id, customer_id, agent_id, event_type, severity, title, description, data
 -- name: count
 -- How many events there are.
 SELECT count(*) FROM events;
+
+-- name: customer_of
+-- The customer of one row: a write on a schema distributed by customer names it, to go to one shard.
+SELECT customer_id FROM events WHERE id = $1;

@@ -20,13 +20,15 @@ RETURNING id, workflow_execution_id, workflow_step_id, customer_id, artifact_typ
 
 -- name: get_by_id
 -- One artifact.
+-- $2: a confined store's customer on a schema distributed by customer (the read goes to one shard); else null.
 SELECT id, workflow_execution_id, workflow_step_id, customer_id, artifact_type, artifact_name, artifact_path,
        artifact_size_bytes, content_type, metadata, created_at, updated_at
-  FROM workflow_artifacts WHERE id = $1;
+  FROM workflow_artifacts WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2);
 
 -- name: delete_by_id
 -- Delete an artifact record.
-DELETE FROM workflow_artifacts WHERE id = $1 RETURNING id;
+-- $2: the row's customer, given on a schema distributed by customer (the write goes to one shard).
+DELETE FROM workflow_artifacts WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2) RETURNING id;
 
 -- name: list
 -- Artifacts, filtered by execution, step and type, oldest first; one page, keyset after $4, $5 (the cursor).
@@ -47,3 +49,7 @@ SELECT count(*) FROM workflow_artifacts;
 -- name: parent_customer
 -- The customer of a new row's parent, named by its insert on a schema distributed by customer.
 SELECT customer_id FROM workflow_executions WHERE id = $1;
+
+-- name: customer_of
+-- The customer of one row: a write on a schema distributed by customer names it, to go to one shard.
+SELECT customer_id FROM workflow_artifacts WHERE id = $1;

@@ -40,24 +40,35 @@ RETURNING id, workflow_execution_id, customer_id, step_name, step_order, status,
 
 -- name: get_by_id
 -- One step.
+-- $2: a confined store's customer on a schema distributed by customer (the read goes to one shard); else null.
 SELECT id, workflow_execution_id, customer_id, step_name, step_order, status, started_at, completed_at,
        input_data, output_data, error_details, retry_count, max_retries, metadata, created_at, updated_at
-  FROM workflow_steps WHERE id = $1;
+  FROM workflow_steps WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2);
 
 -- name: get_status
--- The current status, to explain why a transition matched nothing.
-SELECT status FROM workflow_steps WHERE id = $1;
+-- The current status, to explain why a transition matched nothing, once it is durable: the status
+-- may be a commit whose wait for the synchronous standby was cut short (its client timed out or
+-- was cut off), which a failover would take back, and a caller may take it for its own transition
+-- applied. `durable`, an empty transactional WAL message written for the row found (a select
+-- list is computed for the rows returned only), gives this statement's transaction WAL of its own,
+-- so that its commit waits for the standby to flush the WAL up to it, and so all committed before.
+-- $2: the row's customer when known on a schema distributed by customer (the read goes to one shard); else null.
+SELECT status, pg_logical_emit_message(true, 'optiinfra.durable', '') AS durable
+  FROM workflow_steps WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2);
 
 -- name: get_retry_state
 -- Status and retries used, to tell an exhausted retry from another refusal (null status: no such
--- step).
-SELECT s.status, s.retry_count, s.max_retries
+-- step), once they are durable (as get_status: a caller may take them for its own retry applied).
+-- $2: the row's customer when known on a schema distributed by customer (the read goes to one shard); else null.
+SELECT s.status, s.retry_count, s.max_retries,
+       CASE WHEN s.id IS NOT NULL THEN pg_logical_emit_message(true, 'optiinfra.durable', '') END AS durable
   FROM (SELECT $1::uuid AS id) AS wanted
-  LEFT JOIN workflow_steps s ON s.id = wanted.id;
+  LEFT JOIN workflow_steps s ON s.id = wanted.id AND ($2::uuid IS NULL OR s.customer_id = $2);
 
 -- name: delete_by_id
 -- Delete a step with its artifacts.
-DELETE FROM workflow_steps WHERE id = $1 RETURNING id;
+-- $2: the row's customer, given on a schema distributed by customer (the write goes to one shard).
+DELETE FROM workflow_steps WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2) RETURNING id;
 
 -- name: list
 -- The steps of an execution, in order (optionally of some statuses); one page, keyset after $3, $4 (the cursor).

@@ -10,6 +10,7 @@ from typing import Any, get_type_hints
 from uuid import UUID
 
 from optiinfra_store.connection.executor import Executor
+from optiinfra_store.connection.routes import Routes
 from optiinfra_store.crypto.secrets import SecretKeys
 from optiinfra_store.repositories.agent_capabilities import AgentCapabilities
 from optiinfra_store.repositories.agent_configs import AgentConfigs
@@ -56,6 +57,7 @@ class Repositories:
         customer_id: UUID | None = None,
         reads: Executor | None = None,
         by_customer: bool = False,
+        routes: Routes | None = None,
     ) -> None:
         self._executor = executor
         self._secret_keys = secret_keys
@@ -65,6 +67,7 @@ class Repositories:
         self.by_customer = by_customer
         """The schema is distributed by customer (a Citus cluster, `optiinfra-store distribute`):
         every write names its customer, to go to the one shard holding it."""
+        self._routes = routes if by_customer else None
 
 
 class _MadeOnFirstUse:
@@ -79,7 +82,9 @@ class _MadeOnFirstUse:
     def __get__(self, owner: Repositories | None, cls: type[Repositories]) -> Any:
         if owner is None:
             return self
-        repository = self._type(owner._executor, owner.customer_id, owner._secret_keys, owner._reads, owner.by_customer)
+        repository = self._type(
+            owner._executor, owner.customer_id, owner._secret_keys, owner._reads, owner.by_customer, owner._routes
+        )
         owner.__dict__[self._name] = repository  # read from the instance from now on
         return repository
 

@@ -50,9 +50,11 @@ class AgentStates(Repository[AgentState], table="agent_states"):
         data = AgentStateUpsert.model_validate(data)
         expected = check_version(expected_version)
         given = sorted(data.model_fields_set)
-        row = await self._db.fetchrow(
-            self._q.upsert, *self._q.args("upsert", data, given=given, expected_version=expected)
-        )
+        if expected is None:
+            row = await self._db.fetchrow(self._q.upsert, *self._q.args("upsert", data, given=given))
+        else:
+            args = self._q.args("update_versioned", data, given=given, expected_version=expected)
+            row = await self._db.fetchrow(self._q.update_versioned, *args)
         if row is not None:
             return self._one(row)
         return await self._stale(data.agent_id, expected)

@@ -12,6 +12,7 @@ from optiinfra_store.repositories.base import Repository, as_optional_uuid, as_u
 
 class Approvals(Repository[Approval], table="approvals"):
     parent = ("recommendations", "recommendation_id")
+    customer_owned = True
 
     async def create(self, data: ApprovalCreate) -> Approval:
         """Request a decision (always pending). Raises MissingReference for an unknown recommendation."""

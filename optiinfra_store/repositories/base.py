@@ -18,6 +18,7 @@ import asyncpg
 from pydantic import BaseModel, create_model
 
 from optiinfra_store.connection.executor import Executor
+from optiinfra_store.connection.routes import Routes
 from optiinfra_store.crypto.secrets import SecretKeys
 from optiinfra_store.errors import (
     AccessDenied,
@@ -26,6 +27,7 @@ from optiinfra_store.errors import (
     MissingReference,
     NotFound,
     StaleVersion,
+    StoreError,
 )
 from optiinfra_store.queries import Queries, load
 from optiinfra_store.records._base import (
@@ -226,6 +228,11 @@ class Repository(Generic[R]):
     """(table, column) of the parent a new row takes its customer from (a child of a customer's
     row); None for the others."""
 
+    customer_owned: ClassVar[bool] = False
+    """Each row is one customer's (`customer_id` NOT NULL): on a Citus cluster the table is
+    distributed by it, so its statements by id take the customer last (`$n::uuid IS NULL OR
+    customer_id = $n`), null on one server, and its file has `customer_of`."""
+
     def __init__(
         self,
         executor: Executor,
@@ -233,6 +240,7 @@ class Repository(Generic[R]):
         secret_keys: SecretKeys | None = None,
         reads: Executor | None = None,
         by_customer: bool = False,
+        routes: Routes | None = None,
     ) -> None:
         self._db = executor
         self._reads = executor if reads is None else reads  # lists and analytics: a replica, if any
@@ -242,17 +250,52 @@ class Repository(Generic[R]):
         # the schema is distributed by customer (a Citus cluster): every write names its customer,
         # so that it goes to the one shard holding it (see SCALING.md)
         self._by_customer = by_customer
+        # there, the customers of the rows an unconfined store has seen (a confined one names its own)
+        self._routes = routes if by_customer and customer_id is None and self.customer_owned else None
 
     async def _customer_of(self, id: UUID) -> UUID | None:
         """The customer a write to row `id` names: on a schema distributed by customer, the
-        confined store's, else the row's (one read; None if there is no such row); None on one
-        server, where a write needs none."""
+        confined store's, else the row's (as the store saw it, or one read; None if there is no
+        such row); None on one server, where a write needs none."""
         if not self._by_customer:
             return None
         if self._customer_id is not None:
             return self._customer_id
-        customer: UUID | None = await self._db.fetchval(self._q.customer_of, id)
+        return await self._customer_read(self.table, id, self._q.customer_of)
+
+    async def _customer_read(self, table: str, id: UUID, sql: str) -> UUID | None:
+        """The customer of row `id` of `table`: as this store saw it (`routes`), else read with
+        `sql` (by the id; None if there is no such row) and kept."""
+        if self._routes is not None and (known := self._routes.get(table, id)) is not None:
+            return known
+        customer: UUID | None = await self._db.fetchval(sql, id)
+        if customer is not None and self._routes is not None:
+            self._routes.remember(table, id, customer)
         return customer
+
+    async def _route(self, id: UUID) -> tuple[UUID | None, ...]:
+        """What a write by id to this table takes last, to go to one shard: the row's customer
+        (`_customer_of`; None on one server) on a customer-owned table, nothing on the others.
+        Raises NotFound when a schema distributed by customer has no such row: there is nowhere
+        to send the write."""
+        if not self.customer_owned:
+            return ()
+        customer = await self._customer_of(id)
+        if self._by_customer and customer is None:
+            raise NotFound(self.entity, id)
+        return (customer,)
+
+    def _read_route(self, id: UUID) -> tuple[UUID | None, ...]:
+        """What a read of row `id` of this table takes last: on a schema distributed by customer,
+        the confined store's customer, or the row's as the store saw it, so the read goes to one
+        shard; None (every shard) where it is not known, since reading it first would cost a round
+        trip more than the read itself; None on one server; nothing for a table that is not
+        customer-owned."""
+        if not self.customer_owned:
+            return ()
+        if self._routes is not None:
+            return (self._routes.get(self.table, id),)
+        return (self._customer_id if self._by_customer else None,)
 
     async def _page(
         self,
@@ -278,9 +321,12 @@ class Repository(Generic[R]):
     # -- records ---------------------------------------------------------------------------------
 
     def _one(self, row: asyncpg.Record) -> R:
+        if self._routes is not None:
+            self._routes.remember(self.table, row["id"], row["customer_id"])
         return self.record_type.from_row(row)  # type: ignore[return-value]
 
     def _many(self, rows: Iterable[asyncpg.Record]) -> list[R]:
+        # lists are not remembered (routes): a page of thousands would push out the rows in use
         from_row = self.record_type.from_row
         return [from_row(row) for row in rows]  # type: ignore[misc]
 
@@ -293,10 +339,11 @@ class Repository(Generic[R]):
         """Run a conditional UPDATE (its last parameter the row's customer, `_customer_of`); when it
         matches nothing, tell NotFound from InvalidTransition."""
 
-        async def status() -> Any:
-            return await self._db.fetchval(self._q.get_status, id)
-
         customer = await self._customer_of(id)
+
+        async def status() -> Any:
+            return await self._db.fetchval(self._q.get_status, id, customer)
+
         if self._by_customer and customer is None:  # no such row: nothing to route the write to
             row, current = None, await status()
         else:
@@ -358,7 +405,7 @@ class Repository(Generic[R]):
             return self._customer_id
         assert self.parent is not None
         table, column = self.parent
-        customer: UUID | None = await self._db.fetchval(self._q.parent_customer, parent_id)
+        customer = await self._customer_read(table, parent_id, self._q.parent_customer)
         if customer is None:
             raise MissingReference(
                 f"{self.entity}: no {table.removesuffix('s').replace('_', ' ')} {parent_id}",
@@ -368,18 +415,34 @@ class Repository(Generic[R]):
 
     async def _insert_routed(self, data: Input) -> R:
         """A child's insert on a schema distributed by customer: its parent's customer read
-        first, then named in the insert, which goes to one shard (the key to the parent refuses a
-        customer other than the parent's)."""
+        first (a confined store names its own), then named in the insert, which goes to one shard
+        (the key to the parent refuses a customer other than the parent's)."""
         assert self.parent is not None
         customer = await self._customer_of_parent(getattr(data, self.parent[1]))
-        row = await self._db.fetchrow(self._q.insert_routed, *self._q.args("insert_routed", data, customer_id=customer))
+        try:
+            row = await self._db.fetchrow(
+                self._q.insert_routed, *self._q.args("insert_routed", data, customer_id=customer)
+            )
+        except MissingReference as exc:
+            raise self._not_under_this_customer(exc) from exc
         assert row is not None  # INSERT ... RETURNING always returns the row
         return self._one(row)
+
+    def _not_under_this_customer(self, exc: MissingReference) -> StoreError:
+        """What a routed insert refused by the key to its parent means. In a confined store the
+        insert named the store's customer, so the parent is another customer's or none at all: the
+        answer is AccessDenied either way, naming no id, as row-level security answers on one
+        server. Unconfined (or refused by another key), the error as it is."""
+        assert self.parent is not None
+        if self._customer_id is None or exc.constraint != f"{self.table}_{self.parent[1]}_fkey":
+            return exc
+        parent = self.parent[0].removesuffix("s").replace("_", " ")
+        return AccessDenied(f"not this customer's to write: the {self.entity}'s {parent} is none of this customer's")
 
     async def get(self, id: UUID | str) -> R:
         """The row with this id. Raises NotFound."""
         key = as_uuid(id)
-        return self._found(await self._db.fetchrow(self._q.get_by_id, key), key)
+        return self._found(await self._db.fetchrow(self._q.get_by_id, key, *self._read_route(key)), key)
 
     async def count(self) -> int:
         """How many rows the table holds."""
@@ -389,25 +452,33 @@ class Repository(Generic[R]):
     async def delete(self, id: UUID | str) -> None:
         """Delete the row with this id (and what cascades from it). Raises NotFound."""
         key = as_uuid(id)
-        if await self._db.fetchval(self._q.delete_by_id, key) is None:
+        if await self._db.fetchval(self._q.delete_by_id, key, *await self._route(key)) is None:
             raise NotFound(self.entity, key)
 
     async def _update(self, id: UUID | str, data: Input) -> R:
+        """A partial update by id: `update` takes `:id` and, on a customer-owned table,
+        `:customer_id` (`_route`). Raises NotFound."""
         key = as_uuid(id)
-        return self._found(await self._db.fetchrow(self._q.update, *self._q.args("update", data, id=key)), key)
+        route = await self._route(key)
+        args = self._q.args("update", data, id=key, customer_id=route[0] if route else None)
+        return self._found(await self._db.fetchrow(self._q.update, *args), key)
 
     async def _update_versioned(self, id: UUID | str, data: Input, expected_version: int | None) -> R:
-        """`_update` whose statement takes the expected version last (null: any version)."""
+        """`_update` whose statement takes the expected version too (`:expected_version`, null:
+        any version). Raises NotFound, StaleVersion."""
         key = as_uuid(id)
         expected = check_version(expected_version)
-        row = await self._db.fetchrow(self._q.update, *self._q.args("update", data, id=key, expected_version=expected))
+        route = await self._route(key)
+        args = self._q.args("update", data, id=key, customer_id=route[0] if route else None, expected_version=expected)
+        row = await self._db.fetchrow(self._q.update, *args)
         if row is not None:
             return self._one(row)
-        return await self._stale(key, expected)
+        return await self._stale(key, expected, *route)
 
-    async def _stale(self, key: Any, expected: int | None) -> R:
-        """Explain a versioned write that matched nothing: NotFound or StaleVersion."""
-        current = None if expected is None else await self._db.fetchval(self._q.get_version, key)
+    async def _stale(self, key: Any, expected: int | None, *route: UUID | None) -> R:
+        """Explain a versioned write that matched nothing: NotFound or StaleVersion (`route`:
+        what `get_version` takes after the key, as `_route` gave it)."""
+        current = None if expected is None else await self._db.fetchval(self._q.get_version, key, *route)
         if expected is None or current is None:
             raise NotFound(self.entity, key)
         raise StaleVersion(self.entity, key, expected, current)

@@ -11,6 +11,8 @@ from optiinfra_store.repositories.base import Repository, as_optional_uuid, enum
 
 
 class Events(Repository[Event], table="events"):
+    customer_owned = True
+
     async def create(self, data: EventCreate) -> Event:
         """Record an event (occurred_at defaults to the database's now()).
         Raises MissingReference for an unknown customer or agent."""

@@ -26,10 +26,20 @@ than that, or writers changing old hours faster than they are rolled up, waits f
 _q = load("maintenance")
 
 
-async def maintain(executor: Executor, *, metric_days_ahead: int = DEFAULT_METRIC_DAYS_AHEAD) -> MaintenanceReport:
-    """Run every upkeep task once; see the module's docstring."""
+async def maintain(
+    executor: Executor, *, metric_days_ahead: int = DEFAULT_METRIC_DAYS_AHEAD, by_customer: bool = False
+) -> MaintenanceReport:
+    """Run every upkeep task once; see the module's docstring. `by_customer`: the schema is
+    distributed (a Citus cluster), where each metric partition is made in a transaction of its
+    own: every write of points waits while one is being made (Citus locks each partition for it,
+    and attaching one locks the default partition), so a write waits for one partition at most."""
     check_int(metric_days_ahead, "metric_days_ahead", 0, 366)
-    created: int = await executor.fetchval(_q.metric_partitions, metric_days_ahead)
+    if by_customer:
+        created = 0
+        for row in await executor.fetch(_q.metric_days_wanted, metric_days_ahead):
+            created += await executor.fetchval(_q.create_metric_partition, row["day"])
+    else:
+        created = await executor.fetchval(_q.metric_partitions, metric_days_ahead)
     hours = 0
     for _ in range(MAX_ROLL_UPS):
         rolled: int = await executor.fetchval(_q.roll_up, ROLL_UP_HOURS)

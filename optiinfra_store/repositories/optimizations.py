@@ -13,6 +13,7 @@ from optiinfra_store.repositories.base import Repository, as_optional_uuid, as_u
 
 class Optimizations(Repository[Optimization], table="optimizations"):
     parent = ("recommendations", "recommendation_id")
+    customer_owned = True
 
     async def create(self, data: OptimizationCreate) -> Optimization:
         """Insert a pending optimization. Raises ConstraintViolation

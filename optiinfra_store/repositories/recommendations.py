@@ -11,6 +11,8 @@ from optiinfra_store.repositories.base import Repository, as_optional_uuid, enum
 
 
 class Recommendations(Repository[Recommendation], table="recommendations"):
+    customer_owned = True
+
     async def create(self, data: RecommendationCreate) -> Recommendation:
         """Insert a recommendation. Raises MissingReference for an unknown customer or agent."""
         return await self._insert(RecommendationCreate.model_validate(data))

@@ -11,6 +11,7 @@ from optiinfra_store.repositories.base import Repository, as_optional_uuid, enum
 
 class WorkflowArtifacts(Repository[WorkflowArtifact], table="workflow_artifacts"):
     parent = ("workflow_executions", "workflow_execution_id")
+    customer_owned = True
 
     async def create(self, data: WorkflowArtifactCreate) -> WorkflowArtifact:
         """Insert an artifact, of the execution as a whole or of one of its steps.

@@ -5,15 +5,17 @@ from __future__ import annotations
 import builtins
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypedDict, TypeVar, Unpack
 from uuid import UUID
 
+import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
+from optiinfra_store.connection.executor import Executor
 from optiinfra_store.enums import WorkflowStatus, WorkflowType
 from optiinfra_store.errors import AlreadyExists, InvalidArgument, NotFound
 from optiinfra_store.records import (
@@ -55,6 +57,7 @@ from optiinfra_store.rules.tips import performance_tips
 _STEPS = TypeAdapter(list[WorkflowStep])
 _ARTIFACTS = TypeAdapter(list[WorkflowArtifact])
 C = TypeVar("C", WorkflowStep, WorkflowArtifact)
+_R = TypeVar("_R")
 
 _purge_log = logging.getLogger("optiinfra_store.purge")
 
@@ -71,6 +74,7 @@ def _children(records: TypeAdapter[list[C]], text: str) -> list[C]:
 
 class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_executions"):
     status_type = WorkflowStatus
+    customer_owned = True
 
     async def create(self, data: WorkflowExecutionCreate) -> WorkflowExecution:
         """Insert an execution (pending unless `data` imports a status).
@@ -155,12 +159,18 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
     async def get_detail(self, id: UUID | str) -> WorkflowExecutionDetail:
         """The execution with its steps (ordered by step_order) and artifacts. Raises NotFound."""
         key = as_uuid(id)
-        row = await self._reads.fetchrow(self._q.get_detail, key)
+        row = await self._reads.fetchrow(self._q.get_detail, key, *self._read_route(key))
         if row is None:
             raise NotFound(self.entity, key)
         values = dict(row)
         values["steps"] = _children(_STEPS, values["steps"])
         values["artifacts"] = _children(_ARTIFACTS, values["artifacts"])
+        if self._routes is not None:  # the execution's, its steps' and artifacts' customer
+            customer = values["customer_id"]
+            self._routes.remember(self.table, key, customer)
+            for table in ("steps", "artifacts"):
+                for child in values[table]:
+                    self._routes.remember(f"workflow_{table}", child.id, customer)
         return WorkflowExecutionDetail.from_row(values)
 
     async def list(
@@ -197,10 +207,16 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         """Every status change of the execution and of its steps, oldest first, with who made it
         and why. Raises NotFound."""
         key = as_uuid(id)
-        rows = await self._reads.fetch(self._q.history, key)
-        if not rows and await self._reads.fetchval(self._q.get_status, key) is None:
-            raise NotFound(self.entity, key)
-        return [WorkflowTransition.from_row(row) for row in rows]
+        route = self._read_route(key)
+
+        async def read(reads: Executor) -> builtins.list[asyncpg.Record]:
+            # both on one server: a replica further behind would not know an execution just made
+            rows = await reads.fetch(self._q.history, key, *route)
+            if not rows and await reads.fetchval(self._q.exists, key, *route) is None:
+                raise NotFound(self.entity, key)
+            return rows
+
+        return [WorkflowTransition.from_row(row) for row in await self._reads.on_one_server(read)]
 
     async def list_active(self) -> builtins.list[WorkflowExecution]:
         """Every pending and running execution, oldest first."""
@@ -219,12 +235,16 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         rank ceil(q * n)): exact when the window holds at most `sketch.EXACT_UP_TO` (100) durations
         of the type (or overall), else estimated from a duration sketch within 2% of that duration
         and never outside the window's minimum and maximum (see `optiinfra_store.rules.sketch`)."""
-        rows = await self._reads.fetch_planned(self._q.statistics, *self._filters(scope))
-        typed = [row for row in rows if row["workflow_type"] is not None]
-        by_type = {WorkflowType(row["workflow_type"]): _figures(row) for row in typed}
-        overall = _Figures.total([_Figures.of(row) for row in typed])
+        filters = self._filters(scope)
+
+        async def read(reads: Executor, plan: asyncpg.Record) -> builtins.list[asyncpg.Record]:
+            return await reads.fetch_planned(self._q.statistics, *filters[:3], *plan[2:])
+
+        plan, rows = await self._planned(filters, read, hours=filters[0] is None and filters[1] is None, days=True)
+        by_type = {WorkflowType(row["workflow_type"]): _figures(row) for row in rows}
+        overall = _Figures.total([_Figures.of(row) for row in rows])
         return WorkflowStatistics.model_construct(
-            since=rows[0]["since"], until=rows[0]["until"], by_type=by_type, **dict(overall.statistics())
+            since=plan["since"], until=plan["until"], by_type=by_type, **dict(overall.statistics())
         )
 
     async def performance(self, **scope: Unpack[Scope]) -> WorkflowPerformance:
@@ -236,7 +256,12 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         2% and between the minimum and maximum; everything else exact. The tips compare the
         figures they print (see `optiinfra_store.rules.tips`)."""
         filters = self._filters(scope)
-        row = await self._reads.fetchrow_planned(self._q.performance, *filters, filters[1] is None)
+        rolled = filters[1] is None  # the rollups keep no agent's steps or errors
+
+        async def read(reads: Executor, plan: asyncpg.Record) -> asyncpg.Record | None:
+            return await reads.fetchrow_planned(self._q.performance, *filters[:3], *plan[2:])
+
+        plan, row = await self._planned(filters, read, hours=rolled and filters[0] is None, days=rolled)
         assert row is not None  # one row per call: the window
         ex = row["executions"]
         ended = ex["ended"]
@@ -285,8 +310,8 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
             total_retries=sum(p["total_retries"] for p in steps),
         )
         return WorkflowPerformance.model_construct(
-            since=row["since"],
-            until=row["until"],
+            since=plan["since"],
+            until=plan["until"],
             finished=ex["timed"],
             success_rate=success_rate,
             p50_duration_seconds=p50,
@@ -327,7 +352,12 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         )
         hours = _aligned(since, bucket, timedelta(hours=1)) and args[0] is None and args[1] is None
         days = _aligned(since, bucket, timedelta(days=1))
-        rows = await self._reads.fetch_planned(self._q.trend, *args, bucket // timedelta(microseconds=1), hours, days)
+        width = bucket // timedelta(microseconds=1)
+
+        async def read(reads: Executor, plan: asyncpg.Record) -> builtins.list[asyncpg.Record]:
+            return await reads.fetch_planned(self._q.trend, *args[:3], plan["since"], plan["until"], width, *plan[2:])
+
+        _, rows = await self._planned(args, read, hours=hours, days=days)
         return [
             TrendBucket.model_construct(
                 start=row["start"],
@@ -338,6 +368,29 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
             )
             for row in rows
         ]
+
+    async def _planned(
+        self,
+        filters: builtins.list[Any],
+        read: Callable[[Executor, asyncpg.Record], Awaitable[_R]],
+        *,
+        hours: bool,
+        days: bool,
+    ) -> tuple[asyncpg.Record, _R]:
+        """The plan of an analytics call (`rollup_plan`: its window, since and until, and where each
+        part of it is read: the raw ranges, and the days and hours read from the rollups), and what
+        `read` then reads by it, both on one server (a replica behind the one that planned would
+        lack rollups the plan names). The plan is a statement of its own: on a Citus cluster it
+        reads the rollups' bookkeeping on the coordinator, and the statement it plans then goes to
+        the node holding the customer's rows."""
+        customer, _, _, since, until = filters
+
+        async def reads(executor: Executor) -> tuple[asyncpg.Record, _R]:
+            plan = await executor.fetchrow(self._q.rollup_plan, since, until, hours, days, customer)
+            assert plan is not None  # one row per call
+            return plan, await read(executor, plan)
+
+        return await self._reads.on_one_server(reads)
 
     def _filters(self, scope: Scope) -> builtins.list[Any]:
         """$1..$5 of the analytics statements; a confined store's customer unless another is named
@@ -367,7 +420,10 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         transaction the batches share it. `dry_run` counts what would go and deletes nothing.
         `on_batch` is called after each batch with the counts so far (for progress); each batch
         is also logged (logger `optiinfra_store.purge`, INFO). Returns the counts. Raises
-        InvalidArgument."""
+        InvalidArgument.
+
+        On a schema distributed by customer (`by_customer`) the batches go shard by shard, oldest
+        shard first, each naming the customers it deletes for (`_purge_by_shard`)."""
         if finished_before is None:
             raise InvalidArgument("finished_before must be a timezone-aware datetime, got None")
         cutoff = optional_aware(finished_before, "finished_before")
@@ -376,15 +432,13 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
         if not keep_failed:
             finished += [WorkflowStatus.FAILED.value, WorkflowStatus.TIMEOUT.value]
         if dry_run:
-            row = await self._db.fetchrow(self._q.purge_count, cutoff, finished)
+            count = self._q.purge_count_by_customer if self._by_customer else self._q.purge_count
+            row = await self._db.fetchrow(count, cutoff, finished)
             assert row is not None  # aggregates without GROUP BY return one row
             return PurgeReport.from_row(row)
         totals = dict.fromkeys(PurgeReport.model_fields, 0)
-        while True:
-            row = await self._db.fetchrow(self._q.purge_batch, cutoff, finished, batch_size)
-            assert row is not None
-            if row["executions"] == 0:
-                break
+
+        def tally(row: Mapping[str, Any]) -> None:
             for name in totals:
                 totals[name] += row[name]
             _purge_log.info(
@@ -392,7 +446,41 @@ class WorkflowExecutions(Finishing[WorkflowExecution], table="workflow_execution
             )
             if on_batch is not None:
                 on_batch(PurgeReport(**totals))
+
+        if self._by_customer:
+            await self._purge_by_shard(cutoff, finished, batch_size, tally)
+            return PurgeReport(**totals)
+        while True:
+            row = await self._db.fetchrow(self._q.purge_batch, cutoff, finished, batch_size)
+            assert row is not None
+            if row["executions"] == 0:
+                break
+            tally(row)
         return PurgeReport(**totals)
+
+    async def _purge_by_shard(
+        self,
+        cutoff: datetime | None,
+        finished: builtins.list[str],
+        batch_size: int,
+        tally: Callable[[Mapping[str, Any]], None],
+    ) -> None:
+        """purge's batches on a schema distributed by customer. Citus refuses row locks in a
+        statement that reaches several shards, so the customers with something to purge are read
+        first, in groups that share a shard, and each group's batches name its customers: each
+        batch goes to one shard, and locks and skips rows there as on one server. A group is done
+        when a batch comes back short (every row it could lock went); what finishes before the
+        cutoff after the groups were read waits for the next purge."""
+        for group in await self._db.fetch(self._q.purge_shards, cutoff, finished):
+            while True:
+                row = await self._db.fetchrow(
+                    self._q.purge_batch_by_customers, cutoff, finished, batch_size, group["customers"]
+                )
+                assert row is not None
+                if row["executions"] > 0:
+                    tally(row)
+                if row["executions"] < batch_size:
+                    break
 
 
 # -- analytics helpers -----------------------------------------------------------------------------

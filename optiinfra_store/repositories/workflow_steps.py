@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from optiinfra_store.enums import StepStatus
-from optiinfra_store.errors import InvalidTransition, NotFound, RetriesExhausted
+from optiinfra_store.errors import InvalidTransition, MissingReference, NotFound, RetriesExhausted
 from optiinfra_store.records import Page, WorkflowStep, WorkflowStepCreate
 from optiinfra_store.records._base import JsonObject
 from optiinfra_store.repositories.base import Finishing, as_uuid, audit, enum_values, keyword_filters
@@ -18,6 +18,7 @@ _RETRYABLE = (StepStatus.FAILED, StepStatus.RUNNING)
 class WorkflowSteps(Finishing[WorkflowStep], table="workflow_steps"):
     status_type = StepStatus
     parent = ("workflow_executions", "workflow_execution_id")
+    customer_owned = True
 
     async def create(self, data: WorkflowStepCreate) -> WorkflowStep:
         """Insert a step. Raises MissingReference for an unknown execution, AlreadyExists
@@ -38,16 +39,19 @@ class WorkflowSteps(Finishing[WorkflowStep], table="workflow_steps"):
                 execution: await self._customer_of_parent(execution)
                 for execution in dict.fromkeys(s.workflow_execution_id for s in validated)
             }
-            async with self._db.transaction() as db:
-                return [
-                    self._one(
-                        await db.fetchrow(
-                            self._q.insert_routed,
-                            *self._q.args("insert_routed", s, customer_id=customers[s.workflow_execution_id]),
+            try:
+                async with self._db.transaction() as db:
+                    return [
+                        self._one(
+                            await db.fetchrow(
+                                self._q.insert_routed,
+                                *self._q.args("insert_routed", s, customer_id=customers[s.workflow_execution_id]),
+                            )
                         )
-                    )
-                    for s in validated
-                ]
+                        for s in validated
+                    ]
+            except MissingReference as exc:
+                raise self._not_under_this_customer(exc) from exc
         columns: list[list[Any]] = [
             [getattr(step, field) for step in validated] for field in WorkflowStepCreate.model_fields
         ]
@@ -94,11 +98,16 @@ class WorkflowSteps(Finishing[WorkflowStep], table="workflow_steps"):
         NotFound or InvalidTransition."""
         key = as_uuid(id)
 
-        async def retry_state() -> tuple[Any, ...] | None:
-            state = await self._db.fetchrow(self._q.get_retry_state, key)
-            return None if state is None or state["status"] is None else tuple(state)
-
         customer = await self._customer_of(key)
+
+        async def retry_state() -> tuple[Any, ...] | None:
+            state = await self._db.fetchrow(self._q.get_retry_state, key, customer)
+            return (
+                None
+                if state is None or state["status"] is None
+                else (state["status"], state["retry_count"], state["max_retries"])
+            )
+
         if self._by_customer and customer is None:  # no such step: nothing to route the write to
             row, state = None, await retry_state()
         else:

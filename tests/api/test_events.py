@@ -89,7 +89,8 @@ async def test_events__an_unknown_or_foreign_last_event_id_is_not_found(api_stor
             response = await client.get(EVENTS, headers={**bearer(TECHSTART), "Last-Event-ID": bad})
             assert response.status_code == 422 and response.json()["detail"].startswith("last-event-id"), bad
         # of an event id's form, but no event can carry them: not found, as an unknown id
-        for impossible in (str(2**63), "5@1:3-2", "5@1:1-999999999", f"5@{2**63}:"):
+        # ... and a cluster's position, which names its nodes: none of this server's
+        for impossible in (str(2**63), "5@1:3-2", "5@1:1-999999999", f"5@{2**63}:", "5@1.7421:;2.7422:"):
             response = await client.get(EVENTS, headers={**bearer(TECHSTART), "Last-Event-ID": impossible})
             assert response.status_code == 404 and response.json()["detail"].startswith("last-event-id"), impossible
 

@@ -116,16 +116,34 @@ async def test_citus__the_workflows_run_and_are_routed_on_the_cluster():
     from benchmarks import citus
 
     try:
-        result = await citus.run(agents=2, customers=2, workflows=1, rounds=1, log=lambda message: None)
+        result = await citus.run(
+            agents=2,
+            customers=2,
+            workflows=1,
+            rounds=1,
+            confined_calls=5,
+            analytics_executions=20,
+            analytics_calls=2,
+            log=lambda message: None,
+        )
     except citus.Unavailable as exc:  # no Citus for this machine's PostgreSQL
         pytest.skip(str(exc))
     assert result["error_count"] == {"one server": 0, "citus": 0}
     assert all(check["ok"] for check in result["checks"].values()), result["checks"]
     routes = result["routes"]
+    # the agents' store made every row it calls by id: it names each row's customer, reads included
     assert routes["workflow_executions.insert"]["single_shard"] and routes["workflow_steps.start"]["single_shard"]
-    assert not routes["workflow_executions.get_detail"]["single_shard"]
-    assert 0 < result["single_shard_share"] < 1
+    assert routes["workflow_executions.get_detail"]["single_shard"]
+    assert "workflow_executions.customer_of" not in routes and result["single_shard_share"] == 1
     assert "| `workflow_executions.get_detail` |" in citus.markdown(result)
+    assert result["confined_get"]["citus"]["confined"]["median_ms"] > 0  # confined calls run on the coordinator
+    assert "### A confined get" in citus.markdown(result)
+    analytics = result["analytics"]
+    assert analytics["one server"]["one_customer_total"] == analytics["citus"]["one_customer_total"] == 20
+    assert analytics["operations"]["trend, every customer"]["citus"]["median_ms"] > 0
+    assert analytics["operations"]["statistics, one customer"]["citus_tasks"] == 1  # one node's task
+    assert analytics["operations"]["statistics, every customer"]["citus_tasks"] > 1
+    assert "### Analytics" in citus.markdown(result)
 
 
 async def test_replicas__reads_and_writes_run_on_both_servers():

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from optiinfra_store import migrations
 from optiinfra_store.commands import cli
@@ -31,9 +32,15 @@ def partitions(dsn: str) -> dict[str, tuple[datetime | None, datetime | None]]:
 
 
 def placement(dsn: str) -> dict[str, str]:
-    """{metric name: the partition holding its point}."""
+    """{metric name: the partition holding its point}, each partition read by name (on a Citus
+    cluster a row's tableoid is its shard's, on a worker)."""
     with psycopg.connect(dsn) as conn:
-        return dict(conn.execute("SELECT metric_name, tableoid::regclass::text FROM agent_metrics").fetchall())
+        names = [row[0] for row in conn.execute("SELECT partition::text FROM optiinfra_metric_partitions()")]
+        return {
+            metric: name
+            for name in names
+            for (metric,) in conn.execute(sql.SQL("SELECT metric_name FROM {}").format(sql.Identifier(name)))
+        }
 
 
 def day_partition(day: date) -> str:

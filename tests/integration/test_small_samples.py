@@ -22,20 +22,21 @@ SOURCES = pytest.mark.parametrize("rolled_up", [False, True], ids=["raw", "rolle
 
 
 async def add_executions(store, agent, customer, durations: list[float], statuses: list[str] | None = None):
-    """Executions created at AT that ran `durations` seconds (completed unless `statuses` says), in one statement."""
+    """Executions created at AT that ran `durations` seconds (completed unless `statuses` says), in one
+    statement (its rows of one customer: one shard on a cluster)."""
+    rows = list(zip(durations, statuses or ["completed"] * len(durations), strict=True))
+    values = ", ".join(
+        f"($1, $2, 'scaling_decision', ${4 + 2 * i}::workflow_status, $3::timestamptz,"
+        f" $3::timestamptz + ${5 + 2 * i}::float8 * interval '1 second', $3::timestamptz)"
+        for i in range(len(rows))
+    )
     return await store.pool.fetch(
-        """
-        INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, status, started_at, completed_at,
-                                         created_at)
-        SELECT $1, $2, 'scaling_decision', s::workflow_status, $3::timestamptz, $3::timestamptz + d * interval '1 second', $3::timestamptz
-          FROM unnest($4::float8[], $5::text[]) AS x (d, s)
-        RETURNING id
-        """,
+        "INSERT INTO workflow_executions (agent_id, customer_id, workflow_type, status, started_at, completed_at,"
+        f" created_at) VALUES {values} RETURNING id",
         agent.id,
         customer.id,
         AT,
-        durations,
-        statuses or ["completed"] * len(durations),
+        *(value for d, status in rows for value in (status, d)),
     )
 
 
@@ -134,7 +135,9 @@ async def test_exact_up_to_the_threshold__then_the_sketch_between_min_and_max(st
     assert (stats.p50_duration_seconds, stats.p95_duration_seconds) == (durations[49], durations[94])
 
     # one more: the sketch takes over, within its error and never beyond the extremes
-    await store.pool.execute("DELETE FROM workflow_executions WHERE id = $1", rows[0]["id"])
+    await store.pool.execute(
+        "DELETE FROM workflow_executions WHERE customer_id = $1 AND id = $2", customer.id, rows[0]["id"]
+    )
     await add_executions(store, agent, customer, [1234.5] * 2)
     if rolled_up:
         await store.maintain()
@@ -157,11 +160,13 @@ async def test_above_the_threshold__a_sample_of_one_value_reads_that_value(store
     [execution, *_] = await add_executions(store, agent, customer, [1200.0] * (sketch.EXACT_UP_TO + 1))
     for order in range(sketch.EXACT_UP_TO + 1):
         await store.pool.execute(
-            """INSERT INTO workflow_steps (workflow_execution_id, step_name, step_order, status, started_at, completed_at)
-               VALUES ($1, 'execute_scaling', $2, 'completed', $3::timestamptz, $3::timestamptz + interval '13 minutes')""",
+            """INSERT INTO workflow_steps (customer_id, workflow_execution_id, step_name, step_order, status, started_at,
+                                          completed_at)
+               VALUES ($4, $1, 'execute_scaling', $2, 'completed', $3::timestamptz, $3::timestamptz + interval '13 minutes')""",
             execution["id"],
             order + 1,
             AT,
+            customer.id,
         )
     await read_from(store, rolled_up)
     if rolled_up:

@@ -113,6 +113,14 @@ async def test_connect__jit_off_unless_asked_for(clean_dsn):
         assert await store.pool.fetchval("SHOW jit") == "on"
 
 
+async def test_connect__on_a_citus_node_catalog_reads_show_the_shards(clean_dsn):
+    # asyncpg's type introspection reads pg_class, which Citus filters row by row (codecs.py)
+    async with Store.connect(clean_dsn, max_size=1) as store:
+        citus = await store.pool.fetchval("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")
+        setting = await store.pool.fetchval("SELECT current_setting('citus.override_table_visibility', true)")
+    assert setting == "off" if citus else setting in (None, "on")  # "on": a server that preloads citus
+
+
 async def test_slow_statements_are_logged_without_their_arguments(migrated_dsn, caplog):
     import logging
 

@@ -8,6 +8,7 @@ import math
 import re
 import statistics as pystats
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -97,8 +98,14 @@ async def add_execution(
     }
 
 
-async def set_created_at(store, execution_id, at: datetime) -> None:
-    await store.pool.execute("UPDATE workflow_executions SET created_at = $2 WHERE id = $1", execution_id, at)
+async def set_created_at(store, row: dict[str, Any], at: datetime) -> None:
+    """Move an execution (a row of `create`) to `at`; by customer and id, one shard on a cluster."""
+    await store.pool.execute(
+        "UPDATE workflow_executions SET created_at = $3 WHERE customer_id = $1 AND id = $2",
+        row["customer_id"],
+        row["id"],
+        at,
+    )
 
 
 @pytest.fixture
@@ -202,7 +209,7 @@ async def test_statistics__filters_combine(store, population, customer, agent):
 async def test_statistics__window_on_created_at(store, population):
     old = population[:7]
     for r in old:
-        await set_created_at(store, r["id"], NOW - timedelta(days=40))
+        await set_created_at(store, r, NOW - timedelta(days=40))
     recent = await store.workflow_executions.statistics()
     assert_figures(recent, expected_figures(population[7:]))
     earlier = await store.workflow_executions.statistics(since=NOW - timedelta(days=41), until=NOW - timedelta(days=39))
@@ -251,13 +258,13 @@ async def test_trend__buckets_with_empty_ones(store, agent, customer, other_cust
     for hour, items in placed.items():
         for minute, (status, duration) in enumerate(items):
             row = await add_execution(store, agent, customer, status, duration)
-            await set_created_at(store, row["id"], origin + timedelta(hours=hour, minutes=10 * minute))
+            await set_created_at(store, row, origin + timedelta(hours=hour, minutes=10 * minute))
     # another customer's execution in bucket 2: seen without the filter only
     stray = await add_execution(store, agent, other_customer, WorkflowStatus.COMPLETED, 10)
-    await set_created_at(store, stray["id"], origin + timedelta(hours=2, minutes=59))
+    await set_created_at(store, stray, origin + timedelta(hours=2, minutes=59))
     # outside the window
     late = await add_execution(store, agent, customer, WorkflowStatus.COMPLETED, 10)
-    await set_created_at(store, late["id"], origin + timedelta(hours=6))
+    await set_created_at(store, late, origin + timedelta(hours=6))
 
     buckets = await store.workflow_executions.trend(
         bucket=timedelta(hours=1), since=origin, until=origin + timedelta(hours=6), customer_id=customer.id
@@ -284,7 +291,7 @@ async def test_trend__buckets_with_empty_ones(store, agent, customer, other_cust
 async def test_trend__origin_is_since_and_last_bucket_partial(store, agent, customer):
     origin = datetime(2026, 3, 1, 0, 7, tzinfo=UTC)
     row = await add_execution(store, agent, customer, WorkflowStatus.COMPLETED, 5)
-    await set_created_at(store, row["id"], origin + timedelta(minutes=44))
+    await set_created_at(store, row, origin + timedelta(minutes=44))
     buckets = await store.workflow_executions.trend(
         bucket=timedelta(minutes=30), since=origin, until=origin + timedelta(minutes=75)
     )
@@ -525,8 +532,9 @@ async def test_explain__statistics_and_list_for_one_customer_use_an_index(store,
     await store.pool.execute("ANALYZE workflow_executions")
     q = load("workflow_executions")
     one = customers[3].id
+    plan = await store.pool.fetchrow(q.rollup_plan, None, None, False, True, one)  # the last 30 days
     statements = {
-        "statistics": (q.statistics, [one, None, None, None, None]),
+        "statistics": (q.statistics, [one, None, None, *plan[2:]]),
         "list": (q.list, [one, None, None, None, None, None, None, None, 51]),
     }
     async with store.pool.acquire() as conn:

@@ -33,7 +33,12 @@ SINCE = NOW - timedelta(hours=75, minutes=17)  # not on an hour: raw edge, hours
 
 async def create_at(store, at: datetime, **fields: Any):
     execution = await store.workflow_executions.create(WorkflowExecutionCreate(**fields))
-    await store.pool.execute("UPDATE workflow_executions SET created_at = $2 WHERE id = $1", execution.id, at)
+    await store.pool.execute(
+        "UPDATE workflow_executions SET created_at = $3 WHERE customer_id = $1 AND id = $2",
+        execution.customer_id,
+        execution.id,
+        at,
+    )
     return execution
 
 
@@ -119,7 +124,13 @@ async def rolled_up_rows(store) -> int:
 
 
 async def pending_hours(store) -> int:
-    return await store.pool.fetchval("SELECT count(DISTINCT hour) FROM workflow_rollup_pending")
+    """Hours rolled up and marked since: what the next maintain() rolls up again. (A Citus cluster
+    also keeps the marks of hours not rolled up yet: a writer's lock is on its worker, where
+    maintain() cannot see it, so every write marks its hour, and those marks change nothing.)"""
+    return await store.pool.fetchval(
+        "SELECT count(DISTINCT p.hour) FROM workflow_rollup_pending p, workflow_rollup_state s"
+        " WHERE p.hour < s.rolled_up_to"
+    )
 
 
 @pytest.fixture
@@ -311,3 +322,23 @@ async def test_confined_store__reads_its_customers_rollups_only(store, fleet):
         for table in ("workflow_rollups", "workflow_step_rollups", "workflow_error_rollups"):
             seen = {row[0] for row in await conn.fetch(f"SELECT DISTINCT customer_id FROM {table}")}
             assert seen == {customers[0].id}, table  # not the others', not the all-customer rows
+
+
+async def test_rollup_plan__a_confined_transaction_reads_its_own_customers_marks_whoever_it_asks_for(store, fleet):
+    customers, agents = fleet
+    mine, theirs = customers[0].id, customers[1].id
+    day = hour(NOW).replace(hour=0) - timedelta(days=2)
+    await create_at(store, day + timedelta(hours=3), agent_id=agents[0].id, customer_id=mine, workflow_type=TYPES[0])
+    await store.maintain()
+    # another customer's late change in that day (as a Citus cluster marks it: for that customer)
+    await store.pool.execute(
+        "INSERT INTO workflow_rollup_pending (customer_id, hour) VALUES ($1, $2)", theirs, day + timedelta(hours=5)
+    )
+    query = "SELECT array_agg(lo) FILTER (WHERE kind = 'day') FROM optiinfra_rollup_plan($1, $2, false, true, $3)"
+    window = (day - timedelta(days=1), day + timedelta(days=2))
+    assert day not in await store.pool.fetchval(query, *window, theirs)  # their day is read raw
+    assert day in await store.pool.fetchval(query, *window, mine)
+    async with store.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT optiinfra_confine($1)", mine)
+        assert day in await conn.fetchval(query, *window, theirs)  # its own plan: nothing of theirs shows
+        assert day in await conn.fetchval(query, *window, None)

@@ -26,6 +26,11 @@ OWNER_FUNCTIONS_A_CONFINED_TRANSACTION_MAY_RUN = {
         "every analytics call asks it which hours are rolled up; it reads the rollup watermark and the"
         " pending hours, nothing of any customer, and writes nothing"
     ),
+    "optiinfra_rollup_plan(timestamp with time zone,timestamp with time zone,boolean,boolean,uuid)": (
+        "every analytics call asks it where to read each part of its window; it reads the rollup watermark"
+        " and the hours marked pending for every customer and the one asked for (in a confined transaction"
+        " always the bound one, whichever is asked for), and writes nothing"
+    ),
     "optiinfra_durable_lsn()": (
         "a confined subscriber's own connection asks it how far commits are durable on the synchronous"
         " standby before delivering events; it returns one WAL position, nothing of any customer"

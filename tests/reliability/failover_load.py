@@ -92,9 +92,9 @@ async def agent_loop(store: Store, agent_id: UUID, customer_id: UUID, ledger: Le
             async def transition(move: Any = move, status: str = status, execution_id: UUID = execution.id) -> None:
                 try:
                     await move(execution_id)
-                except InvalidTransition:  # an attempt whose reply was lost did apply it
-                    current = await store.workflow_executions.get(execution_id)
-                    if RANK[current.status] < RANK[status]:
+                except InvalidTransition as refused:  # an attempt whose reply was lost did apply it
+                    # (a refusal names a status the standby has too, as a retried create's row is)
+                    if RANK.get(refused.current_status, -1) < RANK[status]:
                         raise
 
             await _retrying(ledger, transition)

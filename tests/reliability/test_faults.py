@@ -27,7 +27,14 @@ import pytest
 
 from optiinfra_store import Store
 from optiinfra_store.enums import AgentStatus, AgentStatusDetail, AgentType, WorkflowStatus, WorkflowType
-from optiinfra_store.errors import OutcomeUnknown, StaleVersion, StoreError, StoreTimeout, StoreUnavailable
+from optiinfra_store.errors import (
+    InvalidTransition,
+    OutcomeUnknown,
+    StaleVersion,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+)
 from optiinfra_store.records import (
     AgentCreate,
     AgentStateUpsert,
@@ -672,6 +679,85 @@ async def test_server_restart__calls_fail_unavailable_during_the_outage_then_the
         await pool_settled(store, max_size=4)
 
 
+# -- a commit whose wait for the synchronous standby was cut short ----------------------------------
+
+
+async def _cut_short(admin: asyncpg.Connection, call: Awaitable[Any], statement: str) -> BaseException:
+    """Run `call` (a write) until its commit waits for the synchronous standby, then terminate its
+    backend (the one whose statement starts with `statement`): PostgreSQL has committed it locally
+    and shows it, and a failover would take it back. Returns what the call raised."""
+    waiting = "SELECT pid, query FROM pg_stat_activity WHERE wait_event = 'SyncRep'"
+
+    async def none_waiting() -> bool:  # a call cancelled before may still be leaving its wait
+        return not await admin.fetch(waiting)
+
+    await eventually(none_waiting, "no commit waits for the standby")
+    task = asyncio.ensure_future(call)
+    pids: list[int] = []
+
+    async def ours_waiting() -> bool:
+        pids[:] = [row["pid"] for row in await admin.fetch(waiting) if row["query"].lstrip().startswith(statement)]
+        return bool(pids)
+
+    await eventually(ours_waiting, "the commit waits for the standby")
+    await admin.execute("SELECT pg_terminate_backend($1::int)", pids[0])
+    with pytest.raises(StoreError) as info:
+        await task
+    return info.value
+
+
+async def test_sync_standby_wait_cut_short__a_retry_is_not_acknowledged_until_the_standby_has_it(private_server):
+    """A keyed create whose first commit was cut off while it waited for the synchronous standby is
+    not returned as created, nor a transition's refusal or a versioned update's StaleVersion given,
+    from a row the standby lacks: their reads wait for the standby too; once it has the row (here:
+    once none is required), they answer."""
+    dsn = private_server.get_uri()
+    async with Store.connect(dsn, command_timeout=1, acquire_timeout=3) as store:
+        customer = await store.customers.create(CustomerCreate(name="Sync Co", email="ops@sync.example"))
+        agent = await store.agents.create(AgentCreate(type=AgentType.COST, name="Cost", version="1"))
+        admin = await asyncpg.connect(dsn)
+        try:
+            await admin.execute("ALTER SYSTEM SET synchronous_standby_names = 'optiinfra_no_such_standby'")
+            await admin.execute("SELECT pg_reload_conf()")
+            request = new_execution(agent, customer, idempotency_key="sync-1")
+
+            # the store retries the keyed create on fresh connections; the row it finds is never durable
+            cut = await _cut_short(admin, store.workflow_executions.create(request), "INSERT")
+            assert isinstance(cut, OutcomeUnknown)
+            row = await admin.fetchrow(
+                "SELECT id, status::text, version FROM workflow_executions WHERE idempotency_key = 'sync-1'"
+            )
+            assert row is not None and row["status"] == "pending"  # committed on this server alone
+
+            # a transition cut short the same way; repeating it is neither applied nor refused
+            cut = await _cut_short(admin, store.workflow_executions.start(row["id"]), "UPDATE")
+            assert isinstance(cut, OutcomeUnknown)
+            with pytest.raises(StoreTimeout):
+                await store.workflow_executions.start(row["id"])
+            # and a versioned update: repeating it is not told StaleVersion
+            versioned = WorkflowExecutionUpdate(metadata={"attempt": 1})
+            version = row["version"] + 1  # after the start
+            cut = await _cut_short(
+                admin, store.workflow_executions.update(row["id"], versioned, expected_version=version), "UPDATE"
+            )
+            assert isinstance(cut, OutcomeUnknown)
+            with pytest.raises(StoreTimeout):
+                await store.workflow_executions.update(row["id"], versioned, expected_version=version)
+        finally:
+            await admin.execute("ALTER SYSTEM RESET synchronous_standby_names")
+            await admin.execute("SELECT pg_reload_conf()")
+            await admin.close()
+
+        created = await store.workflow_executions.create(request)
+        assert (created.id, created.status) == (row["id"], WorkflowStatus.RUNNING)
+        with pytest.raises(InvalidTransition) as refused:
+            await store.workflow_executions.start(row["id"])
+        assert refused.value.current_status == WorkflowStatus.RUNNING
+        with pytest.raises(StaleVersion) as stale:
+            await store.workflow_executions.update(row["id"], versioned, expected_version=version)
+        assert stale.value.current_version == version + 1
+
+
 # An application that configured no logging: Python prints a WARNING record, traceback and all, on
 # stderr. The store's pool stays open through a stopped server, and its calls fail.
 OUTAGE_CHILD = """
@@ -1121,3 +1207,43 @@ async def test_confined_call_cancelled_during_its_begin__connection_comes_back_c
                 assert role != "optiinfra_tenant" and not bound
         assert (await confined.customers.get(customer.id)).id == customer.id
     assert not [r for r in caplog.records if "active transaction" in r.getMessage()]
+
+
+# -- a primary that stops taking writes ------------------------------------------------------------
+
+
+async def test_primary_turned_read_only__writes_unavailable_while_it_is_then_written_again(private_server):
+    """A draining primary (pg_auto_failover's planned failover) turns read-only before it is
+    demoted. A store whose DSN asks for a server that takes writes tells that from a write sent to
+    a replica: StoreUnavailable, as when no listed server is a primary, and nothing written."""
+    from optiinfra_store.errors import ReadOnlyServer
+
+    dsn = private_server.get_uri()
+    wants_primary = f"{dsn}{'&' if '?' in dsn else '?'}target_session_attrs=read-write"
+    admin = await asyncpg.connect(dsn)
+
+    async def read_only(on: bool) -> None:
+        await admin.execute(f"ALTER SYSTEM SET default_transaction_read_only = {'on' if on else 'off'}")
+        await admin.execute("SELECT pg_reload_conf()")
+        while await admin.fetchval("SHOW default_transaction_read_only") != ("on" if on else "off"):
+            await asyncio.sleep(0.02)
+
+    try:
+        async with (
+            Store.connect(wants_primary, min_size=2, max_size=2) as store,
+            Store.connect(dsn, min_size=1, max_size=1) as as_given,
+        ):
+            await store.customers.create(CustomerCreate(name="Before", email="before@draining.example"))
+            await read_only(True)
+            with pytest.raises(StoreUnavailable, match="stopped taking writes|no listed server is a primary"):
+                await store.customers.create(CustomerCreate(name="During", email="during@draining.example"))
+            with pytest.raises(ReadOnlyServer):  # no target_session_attrs: a read-only server, as given
+                await as_given.customers.create(CustomerCreate(name="During", email="during@draining.example"))
+            await read_only(False)
+            await store.customers.create(CustomerCreate(name="After", email="after@draining.example"))
+            names = {c.name for c in await store.customers.list()}
+            assert names == {"Before", "After"}
+    finally:
+        with contextlib.suppress(Exception):
+            await read_only(False)
+        await admin.close()

@@ -12,6 +12,7 @@ from optiinfra_store.connection.executor import translated
 from optiinfra_store.connection.options import connector
 from optiinfra_store.errors import (
     AlreadyExists,
+    ConfigurationError,
     InvalidData,
     StoreError,
     StoreTimeout,
@@ -140,3 +141,38 @@ def test_translate__a_shards_constraint_named_as_the_schema_names_it(message, ex
     """On a Citus cluster the worker's error names the shard's copy and carries no constraint field."""
     error = translate(asyncpg.IntegrityConstraintViolationError(message))
     assert error.constraint == expected
+
+
+REFUSED_AT = "connection to the remote node optiinfra_tenant@10.0.0.2:5432 failed with the following error: "
+
+
+@pytest.mark.parametrize(
+    "reason, fix",
+    [
+        ('FATAL:  role "optiinfra_tenant" is not permitted to log in', "ALTER ROLE optiinfra_tenant LOGIN"),
+        ('FATAL:  permission denied for database "opti"infra"\nDETAIL:  User does not have CONNECT privilege.',
+         'GRANT CONNECT ON DATABASE "opti""infra" TO optiinfra_tenant'),  # the name quoted as an identifier
+        ('FATAL:  pg_hba.conf rejects connection for host "10.0.0.1", user "optiinfra_tenant", database "o"',
+         "pg_dist_authinfo"),
+        ('FATAL:  password authentication failed for user "optiinfra_tenant"', "pg_hba.conf"),
+        ("fe_sendauth: no password supplied", "pg_dist_authinfo"),
+    ],
+)  # fmt: skip
+def test_translate__a_worker_refusing_the_tenant_is_configuration_error_naming_the_fix(reason, fix):
+    """On a Citus cluster the coordinator connects to the workers as optiinfra_tenant for a confined
+    statement (tests/citus/test_distributed_confinement.py has the real ones)."""
+    error = translate(asyncpg.ConnectionFailureError(REFUSED_AT + reason))
+    assert isinstance(error, ConfigurationError)
+    assert "10.0.0.2:5432" in str(error) and fix in str(error)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        REFUSED_AT + "could not connect to server: Connection refused",  # a worker that is down
+        "connection to the remote node optiinfra_app_login@10.0.0.2:5432 failed with the following error: "
+        'FATAL:  role "optiinfra_app_login" is not permitted to log in',  # not the tenant: not ours to explain
+    ],
+)
+def test_translate__other_worker_connection_failures_stay_store_unavailable(message):
+    assert type(translate(asyncpg.ConnectionFailureError(message))) is StoreUnavailable

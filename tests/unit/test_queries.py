@@ -96,7 +96,28 @@ def test_update__a_value_and_whether_it_was_given_for_each_update_model_field(re
     q = load(repo.table)
     fields = set(update_model.model_fields)
     version = {"expected_version"} if versioned(repo) else set()
-    assert set(q.params("update")) == {"id"} | fields | {f"given_{f}" for f in fields} | version
+    customer = {"customer_id"} if repo.customer_owned else set()  # the row's, on a cluster (below)
+    assert set(q.params("update")) == {"id"} | fields | {f"given_{f}" for f in fields} | version | customer
+
+
+BY_ID = (
+    "get_by_id", "get_detail", "get_status", "get_version", "get_retry_state", "history", "exists", "delete_by_id",
+    "update",
+)  # fmt: skip
+"""The statements by id that a customer-owned table's repository sends with the customer (last)."""
+ROUTED = re.compile(r"\((?P<p>\$\d+)::uuid IS NULL OR (\w+\.)?customer_id = (?P=p)\)")
+
+
+@pytest.mark.parametrize("repo", [r for r in REPOSITORIES if r.customer_owned], ids=lambda r: r.table)
+def test_customer_owned__statements_by_id_take_the_customer_null_on_one_server(repo):
+    """On a schema distributed by customer, a statement by id names the row's customer so that it
+    goes to one shard; null (one server) leaves it as it was."""
+    q = load(repo.table)
+    assert "customer_of" in q.names()
+    named = sorted(set(BY_ID) & q.names())
+    assert {"get_by_id", "delete_by_id"} <= set(named)
+    for name in named:
+        assert ROUTED.search(getattr(q, name)), f"{repo.table}.{name} does not name the customer"
 
 
 def test_named_parameters__sent_in_order_of_first_use_with_casts_and_quoted_text_left_alone():

@@ -22,7 +22,10 @@ EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
     **responses(
         401,
         403,
-        (404, "Last-Event-ID names no event to resume after (unknown, or too far back): start without it"),
+        (
+            404,
+            "Last-Event-ID names no event to resume after here (unknown, too far back, or another kind of server's): start without it",
+        ),
         422,
         429,
         503,
@@ -46,6 +49,15 @@ async def events(
     if current.hub is None or current.stopping:
         raise Problem(503, "Service unavailable", "this server is not streaming events; retry shortly", retry_after="5")
     after, position = resume_from(last_event_id)
+    # A cluster's position names its nodes (`<group>.`). On a cluster, a bare id (sent when a
+    # position grew too long) says nothing of the other nodes, and one server's position is none of
+    # its; on one server, a cluster's position is none either (a schema distributed since, or back).
+    if store.by_customer:
+        foreign = after is not None or (position is not None and "." not in position)
+    else:
+        foreign = position is not None and "." in position
+    if foreign:
+        raise Problem(404, "Not found", "last-event-id: cannot resume here from this id; start without it")
     current.caps.open(caller.customer_id)
     stack = AsyncExitStack()
     stack.callback(current.caps.close, caller.customer_id)

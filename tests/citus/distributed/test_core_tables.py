@@ -1,0 +1,1 @@
+from tests.integration.test_core_tables import *  # noqa: F403

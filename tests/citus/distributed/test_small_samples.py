@@ -1,0 +1,1 @@
+from tests.integration.test_small_samples import *  # noqa: F403
