@@ -1,7 +1,7 @@
 """Failovers under load: a pg_auto_failover formation of its own (tests/pg.py `formation`: a
-monitor, a primary and its synchronous standby from pg_autoctl, tuned for short failovers), 32
-agents running workflows (create with an idempotency key, start, complete) and a live-events
-subscriber on one Store opened on the formation's multi-host URI. Each round runs the load, then
+monitor, a primary and two standbys from pg_autoctl, each commit waiting for one of them, tuned
+for short failovers), 32 agents running workflows (create with an idempotency key, start,
+complete) and a live-events subscriber on one Store opened on the formation's multi-host URI. Each round runs the load, then
 fails over (planned: `pg_autoctl perform failover`; unplanned: kill -9 of the primary's keeper and
 postmaster, the killed node rejoining afterwards, outside the measure), then runs on. The outage is
 the longest time without an acknowledged write from the fault to the end of the round; throughput
@@ -35,7 +35,7 @@ async def _round(cluster: Formation, load: Load, kind: str) -> dict[str, Any]:
         killed = None
     else:
         killed = await asyncio.to_thread(cluster.kill_primary)
-        await asyncio.to_thread(cluster.wait_states, {cluster.other(killed): "wait_primary"})
+        await asyncio.to_thread(cluster.wait_new_primary, killed)
     await asyncio.sleep(1.0)
     while time.monotonic() - load.ledger.ack_times[-1] > 0.5:  # until writes flow again
         await asyncio.sleep(0.1)

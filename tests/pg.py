@@ -688,20 +688,24 @@ def autofailover_server() -> Path | str:
 
 
 class Formation:
-    """A throwaway pg_auto_failover formation on free ports of 127.0.0.1: a monitor and two data
-    nodes (`node1` starts as the primary, `node2` as its synchronous standby), each run by its own
-    `pg_autoctl run`, with `FORMATION_*_SETTINGS` applied. `uri` is the formation's multi-host URI
-    (target_session_attrs=read-write) of database `optiinfra`, migrated."""
+    """A throwaway pg_auto_failover formation on free ports of 127.0.0.1: a monitor and three data
+    nodes (`node1` starts as the primary, `node2` and `node3` as its standbys), each run by its own
+    `pg_autoctl run`, with `FORMATION_*_SETTINGS` applied and `number_sync_standbys` at 1: every
+    commit waits for one of the two standbys, and the monitor never turns synchronous replication
+    off while one of them is healthy (with one standby, it does so whenever that standby is not
+    `secondary`, a planned failover's `prepare_promotion` included: README). `uri` is the
+    formation's multi-host URI (target_session_attrs=read-write) of database `optiinfra`, migrated."""
 
     DATABASE = "optiinfra"
+    NODES = ("node1", "node2", "node3")
 
     def __init__(self, bindir: Path, work: Path, run_as: list[str]) -> None:
         self.bindir, self.work, self._run_as = bindir, work, run_as
-        self.ports = {"monitor": free_port(), "node1": free_port(), "node2": free_port()}
+        self.ports = {"monitor": free_port(), **{node: free_port() for node in self.NODES}}
         self.keepers: dict[str, subprocess.Popen[bytes]] = {}
         self.monitor_dsn = f"postgresql://autoctl_node@127.0.0.1:{self.ports['monitor']}/pg_auto_failover"
         self.uri = ReplicatedCluster.listing(
-            self.ports["node1"], self.ports["node2"], form="uri", database=self.DATABASE,
+            *(self.ports[node] for node in self.NODES), form="uri", database=self.DATABASE,
             target_session_attrs="read-write",
         )  # fmt: skip
         self._env = {
@@ -746,7 +750,7 @@ class Formation:
         self._add_settings("monitor", FORMATION_MONITOR_SETTINGS)
         self.run_keeper("monitor")
         self._wait(lambda: self._answers(self.dsn("monitor", "pg_auto_failover")), "the monitor to start")
-        for node in ("node1", "node2"):
+        for node in self.NODES:
             self.autoctl(
                 "create", "postgres", "--pgdata", str(self.work / node), "--pgport", str(self.ports[node]),
                 "--listen", "127.0.0.1", "--dbname", self.DATABASE, "--name", node, "--monitor", self.monitor_dsn,
@@ -754,14 +758,16 @@ class Formation:
             )  # fmt: skip
             for name, value in FORMATION_KEEPER_SETTINGS.items():
                 self.autoctl("config", "set", "--pgdata", str(self.work / node), name, value)
-            if node == "node1":  # node2 is a base backup of it, settings included
+            if node == "node1":  # the standbys are base backups of it, settings included
                 self._add_settings(node, {"fsync": "off"})
             self.run_keeper(node)
             if node == "node1":
                 self.wait_states({"node1": "single"})
                 self._wait(lambda: self._answers(self.dsn("node1")), "node1 to start")
                 migrations.apply(self.dsn("node1"))
-        self.wait_states({"node1": "primary", "node2": "secondary"})
+        self.wait_states({"node1": "primary", "node2": "secondary", "node3": "secondary"}, timeout=240)
+        self.autoctl("set", "formation", "number-sync-standbys", "1", "--pgdata", str(self.work / "node1"))
+        self.synchronous()
 
     def _add_settings(self, node: str, settings: dict[str, str]) -> None:
         with open(self.work / node / "postgresql.auto.conf", "a", encoding="utf-8") as conf:
@@ -789,6 +795,17 @@ class Formation:
             rows = conn.execute("SELECT nodename, reportedstate, goalstate FROM pgautofailover.node").fetchall()
         return {name: (reported, goal) for name, reported, goal in rows}
 
+    def events(self, since: float = 0.0) -> list[str]:
+        """The monitor's events from `since` (a time.time()) on, oldest first: what a failure
+        message shows of the formation."""
+        with psycopg.connect(self.dsn("monitor", "pg_auto_failover"), autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT eventtime, description FROM pgautofailover.event WHERE eventtime >= to_timestamp(%s)"
+                " ORDER BY eventid",
+                (since,),
+            ).fetchall()
+        return [f"{at:%H:%M:%S.%f} {description}" for at, description in rows]
+
     def wait_states(self, wanted: dict[str, str], timeout: float = 120) -> None:
         """Until each named node has reached (reported and been assigned) the state given."""
 
@@ -808,28 +825,49 @@ class Formation:
                 return node
         raise LookupError(f"no primary: {self.states()}")
 
+    def wait_new_primary(self, old: str, timeout: float = 120) -> str:
+        """Until a node other than `old` is the primary (in `primary` or `wait_primary`); returns it."""
+        found: list[str] = []
+
+        def promoted() -> bool:
+            found[:] = [
+                node
+                for node, (reported, goal) in self.states().items()
+                if node != old and reported == goal and goal in ("primary", "wait_primary")
+            ]
+            return bool(found)
+
+        try:
+            self._wait(promoted, f"a primary other than {old}", timeout)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; the monitor has {self.states()}") from None
+        return found[0]
+
     def synchronous(self, timeout: float = 120) -> str:
-        """Until one node is `primary` with the other its `secondary`, and that standby has flushed
-        all the WAL the primary had written by then; returns the primary. Before that (the primary
-        in `wait_primary`, or the standby only just caught up), what was acknowledged while
-        replication was asynchronous is on the primary alone, and a failover may take it back."""
+        """Until one node is `primary` with each other node running its `secondary`, and each of
+        those standbys has flushed all the WAL the primary had written by then; returns the
+        primary. Before that (the primary in `wait_primary`, or a standby only just caught up),
+        what was acknowledged while replication was asynchronous is on the primary alone, and a
+        failover may take it back. A node whose keeper is not running (killed) is left out."""
         primaries: list[str] = []
+        running = [node for node in self.NODES if node in self.keepers]
 
         def settled() -> bool:
             states = self.states()
             primaries[:] = [
                 node
-                for node in ("node1", "node2")
+                for node in running
                 if states.get(node) == ("primary", "primary")
-                and states.get(self.other(node)) == ("secondary", "secondary")
+                and all(states.get(other) == ("secondary", "secondary") for other in running if other != node)
             ]
             return bool(primaries)
 
         try:
-            self._wait(settled, "a primary and its synchronous standby", timeout)
+            self._wait(settled, "a primary and its synchronous standbys", timeout)
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}; the monitor has {self.states()}") from None
         primary = primaries[0]
+        standbys = len(running) - 1
         with psycopg.connect(self.dsn(primary, "postgres"), autocommit=True) as conn:
             row = conn.execute("SELECT pg_current_wal_lsn()").fetchone()
             assert row is not None
@@ -837,17 +875,14 @@ class Formation:
 
             def flushed() -> bool:
                 row = conn.execute(
-                    "SELECT coalesce(bool_or(flush_lsn >= %s::pg_lsn), false) FROM pg_stat_replication"
+                    "SELECT count(*) FILTER (WHERE flush_lsn >= %s::pg_lsn) FROM pg_stat_replication"
                     " WHERE sync_state IN ('sync', 'quorum')",
                     (written,),
                 ).fetchone()
-                return bool(row and row[0])
+                return bool(row and row[0] >= standbys)
 
-            self._wait(flushed, f"the synchronous standby to flush the primary's WAL up to {written}", timeout)
+            self._wait(flushed, f"the synchronous standbys to flush the primary's WAL up to {written}", timeout)
         return primary
-
-    def other(self, node: str) -> str:
-        return "node2" if node == "node1" else "node1"
 
     def perform_failover(self) -> None:
         """A planned failover (`pg_autoctl perform failover`), waiting for it to finish."""
@@ -867,12 +902,13 @@ class Formation:
         return node
 
     def rejoin(self, node: str, timeout: float = 180) -> None:
-        """Run `node`'s keeper again and wait until it is the secondary of the other."""
+        """Run `node`'s keeper again and wait until it is a secondary of the primary."""
         self.run_keeper(node)
-        self.wait_states({node: "secondary", self.other(node): "primary"}, timeout)
+        self.wait_states({node: "secondary"}, timeout)
+        self.synchronous(timeout)
 
     def stop(self) -> None:
-        for node in ("node1", "node2", "monitor"):
+        for node in (*self.NODES, "monitor"):
             keeper = self.keepers.pop(node, None)
             if keeper is not None:
                 with contextlib.suppress(ProcessLookupError):
