@@ -692,8 +692,8 @@ class Formation:
     nodes (`node1` starts as the primary, `node2` and `node3` as its standbys), each run by its own
     `pg_autoctl run`, with `FORMATION_*_SETTINGS` applied and `number_sync_standbys` at 1: every
     commit waits for one of the two standbys, and the monitor never turns synchronous replication
-    off while one of them is healthy (with one standby, it does so whenever that standby is not
-    `secondary`, a planned failover's `prepare_promotion` included: README). `uri` is the
+    off on a primary that was not just promoted (with one standby it does whenever that standby is
+    unavailable, which under load happened in a planned failover: README). `uri` is the
     formation's multi-host URI (target_session_attrs=read-write) of database `optiinfra`, migrated."""
 
     DATABASE = "optiinfra"
@@ -766,6 +766,8 @@ class Formation:
                 self._wait(lambda: self._answers(self.dsn("node1")), "node1 to start")
                 migrations.apply(self.dsn("node1"))
         self.wait_states({"node1": "primary", "node2": "secondary", "node3": "secondary"}, timeout=240)
+        # pg_auto_failover sets it to 1 itself once a second standby joins; said here, the test does
+        # not depend on that (the command returns once the primary has applied it)
         self.autoctl("set", "formation", "number-sync-standbys", "1", "--pgdata", str(self.work / "node1"))
         self.synchronous()
 

@@ -38,9 +38,18 @@ async def _through(cluster: Formation, load: Load, fault) -> None:  # type: igno
         await asyncio.to_thread(fault)
         await asyncio.sleep(3)  # writes go on against the new primary
         await load.stop()
-    except BaseException as exc:
-        exc.add_note("the monitor's events since the load started:\n" + "\n".join(cluster.events(began)))
+    except Exception as exc:
+        exc.add_note(await _events(cluster, began))
         raise
+
+
+async def _events(cluster: Formation, since: float) -> str:
+    """The monitor's events since `since`, for a failure's message (never an error of its own)."""
+    try:
+        events = await asyncio.to_thread(cluster.events, since)
+    except Exception as exc:  # the failure matters more than the monitor's story of it
+        return f"the monitor's events could not be read: {exc!r}"
+    return "the monitor's events:\n" + "\n".join(events)
 
 
 async def test_failover__planned_and_kill_9__no_acknowledged_write_lost_and_no_event_taken_back(cluster):
@@ -61,8 +70,7 @@ async def test_failover__planned_and_kill_9__no_acknowledged_write_lost_and_no_e
                 for kind, subscriber in zip(("own connection", "hub"), load.subscribers, strict=True):
                     report = await check(cluster.uri, customer_id, load.ledger, subscriber)
                     if not report.ok:
-                        events = "\n".join(cluster.events(began))
-                        pytest.fail(f"{name}, subscriber on its {kind}: {report}\nthe monitor's events:\n{events}")
+                        pytest.fail(f"{name}, subscriber on its {kind}: {report}\n{await _events(cluster, began)}")
             # the faults did reach the clients: writes failed (unknown outcomes) and were retried
             assert load.ledger.unknown > 0, load.ledger.errors
             assert [s.error for s in load.subscribers] == [None, None]
