@@ -82,6 +82,8 @@ async def test_browser__sign_in_history_failed_execution_retries_and_live_update
             # live: a new execution appears in the table, then its start shows on its open view
             await page.goto(f"{url}/")
             await expect(rows).to_have_count(2)
+            # the stream reads from when it connected: a row made before that is never pushed
+            await expect(page.get_by_test_id("live-status")).to_have_text("live")
             created_at = time.monotonic()
             execution = await store.workflow_executions.create(
                 WorkflowExecutionCreate(
