@@ -766,8 +766,8 @@ class Formation:
                 self._wait(lambda: self._answers(self.dsn("node1")), "node1 to start")
                 migrations.apply(self.dsn("node1"))
         self.wait_states({"node1": "primary", "node2": "secondary", "node3": "secondary"}, timeout=240)
-        # pg_auto_failover sets it to 1 itself once a second standby joins; said here, the test does
-        # not depend on that (the command returns once the primary has applied it)
+        # pg_auto_failover sets it to 1 itself once a second standby joins; set here too, so that the
+        # formation does not depend on that (the command returns once the primary has applied it)
         self.autoctl("set", "formation", "number-sync-standbys", "1", "--pgdata", str(self.work / "node1"))
         self.synchronous()
 

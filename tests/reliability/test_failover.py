@@ -1,9 +1,10 @@
 """Failovers of a pg_auto_failover formation under load (tests/pg.py `formation`: a primary and two
 standbys, each commit waiting for one of them): 32 agents and two live-events subscribers (one on
 a connection of its own, one through an events hub) on one Store opened on the formation's
-multi-host URI, through a planned failover and a kill -9 of the primary's keeper and postmaster. After each: every acknowledged write is on the new primary, none
-twice, failures counted as unknown outcomes, and each subscriber saw every transition once and
-none that the failover took back."""
+multi-host URI, through a planned failover and a kill -9 of the primary's keeper and postmaster.
+After each: every acknowledged write is on the new primary, none twice, failures counted as
+unknown outcomes, and each subscriber saw every transition once and none that the failover took
+back; a failure shows the monitor's events."""
 
 from __future__ import annotations
 
